@@ -1,0 +1,325 @@
+//! Recursive-descent decoding and basic-block formation.
+//!
+//! Phase 1 decodes runs of instructions from a worklist of addresses, recording for
+//! every instruction that ends a block how control leaves it. Phase 2 cuts the decoded
+//! instructions into blocks at every leader (entry, branch target, return site).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+use wiper_elf::Binary;
+
+use crate::jumptable::{self, JumpTable};
+use crate::{Block, CallTarget, DecodeError, Disassembler, Function, Successor, MAX_INSTRUCTIONS};
+
+/// Linux i386 system call numbers that end the process.
+const SYS_EXIT: u32 = 1;
+const SYS_EXIT_GROUP: u32 = 252;
+
+/// What phase 1 knows about one function.
+struct Decoded {
+    insns: BTreeMap<u32, Instruction>,
+    /// Successors of instructions that end a block.
+    exits: BTreeMap<u32, (Vec<Successor>, Option<JumpTable>)>,
+    leaders: BTreeSet<u32>,
+}
+
+/// Decodes the function at `entry` and forms its basic blocks.
+pub(crate) fn build(dis: &mut Disassembler<'_>, entry: u32) -> Result<Function, DecodeError> {
+    let binary = dis.binary();
+    if !binary.is_executable(entry) {
+        return Err(DecodeError::NotExecutable(entry));
+    }
+    let scope = Scope::of(binary, entry);
+    let mut d = Decoded {
+        insns: BTreeMap::new(),
+        exits: BTreeMap::new(),
+        leaders: BTreeSet::from([entry]),
+    };
+    let mut work = vec![entry];
+    while let Some(addr) = work.pop() {
+        if d.insns.contains_key(&addr) {
+            continue;
+        }
+        decode_run(dis, &scope, &mut d, addr, &mut work)?;
+    }
+    Ok(Function {
+        name: binary.function_at(entry).map(|s| s.name.clone()),
+        entry,
+        blocks: form_blocks(d),
+    })
+}
+
+/// What belongs to the function: used to tell tail calls from local jumps.
+struct Scope {
+    entry: u32,
+    /// `[start, end)` of the function's symbol, when it has a size.
+    range: Option<(u32, u32)>,
+    name: Option<String>,
+}
+
+impl Scope {
+    fn of(binary: &Binary, entry: u32) -> Scope {
+        let sym = binary.function_at(entry);
+        Scope {
+            entry,
+            range: sym
+                .filter(|s| s.size > 0)
+                .map(|s| (s.addr, s.addr.wrapping_add(s.size))),
+            name: sym.map(|s| s.name.clone()),
+        }
+    }
+
+    /// Whether a jump to `target` leaves the function (a tail call).
+    fn is_tail_call(&self, binary: &Binary, target: u32) -> bool {
+        if target == self.entry {
+            return false;
+        }
+        if let Some((lo, hi)) = self.range {
+            if (lo..hi).contains(&target) {
+                return false;
+            }
+        }
+        if binary.plt.contains_key(&target) {
+            return true;
+        }
+        match binary.function_at(target) {
+            // gcc moves unlikely code of `f` into `f.cold`, reached by plain jumps.
+            Some(sym) => !self
+                .name
+                .as_ref()
+                .is_some_and(|n| sym.name.starts_with(&format!("{n}.cold"))),
+            None => false,
+        }
+    }
+}
+
+fn decode_one(binary: &Binary, addr: u32) -> Result<Instruction, DecodeError> {
+    let bytes = binary
+        .bytes_from(addr)
+        .ok_or(DecodeError::NotExecutable(addr))?;
+    let mut decoder = Decoder::with_ip(32, bytes, addr as u64, DecoderOptions::NONE);
+    let ins = decoder.decode();
+    if ins.is_invalid() {
+        let shown = &bytes[..bytes.len().min(8)];
+        if decoder.last_error() == iced_x86::DecoderError::NoMoreBytes {
+            return Err(DecodeError::Truncated(addr));
+        }
+        return Err(DecodeError::Invalid {
+            addr,
+            bytes: shown
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        });
+    }
+    Ok(ins)
+}
+
+/// Checks that `addr` is not inside an already decoded instruction, and that an
+/// instruction of `len` bytes at `addr` does not run into a decoded one.
+fn check_overlap(d: &Decoded, addr: u32, len: u32) -> Result<(), DecodeError> {
+    if let Some((&prev, ins)) = d.insns.range(..addr).next_back() {
+        if ins.next_ip32() > addr {
+            return Err(DecodeError::Overlap(addr, prev));
+        }
+    }
+    if let Some((&next, _)) = d.insns.range(addr + 1..).next() {
+        if addr.wrapping_add(len) > next {
+            return Err(DecodeError::Overlap(next, addr));
+        }
+    }
+    Ok(())
+}
+
+fn call_target(binary: &Binary, ins: &Instruction) -> CallTarget {
+    if !matches!(ins.op0_kind(), OpKind::NearBranch32 | OpKind::NearBranch16) {
+        return CallTarget::Indirect;
+    }
+    let t = ins.near_branch32();
+    match binary.plt.get(&t) {
+        Some(name) => CallTarget::Import {
+            addr: t,
+            name: name.clone(),
+        },
+        None => CallTarget::Function(t),
+    }
+}
+
+fn branch_target(
+    binary: &Binary,
+    ins: &Instruction,
+    what: &'static str,
+) -> Result<u32, DecodeError> {
+    let to = ins.near_branch32();
+    if !binary.is_executable(to) {
+        return Err(DecodeError::BadTarget {
+            what,
+            from: ins.ip32(),
+            to,
+        });
+    }
+    Ok(to)
+}
+
+/// Decodes straight-line code from `start` until an instruction ends the run.
+fn decode_run(
+    dis: &mut Disassembler<'_>,
+    scope: &Scope,
+    d: &mut Decoded,
+    start: u32,
+    work: &mut Vec<u32>,
+) -> Result<(), DecodeError> {
+    let binary = dis.binary();
+    if let Some((&prev, ins)) = d.insns.range(..start).next_back() {
+        if ins.next_ip32() > start {
+            return Err(DecodeError::Overlap(start, prev));
+        }
+    }
+    let mut pc = start;
+    // The constant in eax, to recognise `mov eax, 1; int 0x80` (exit).
+    let mut eax_const: Option<u32> = None;
+    loop {
+        if d.insns.contains_key(&pc) {
+            return Ok(());
+        }
+        if d.insns.len() >= MAX_INSTRUCTIONS {
+            return Err(DecodeError::TooLarge(scope.entry));
+        }
+        let ins = decode_one(binary, pc)?;
+        check_overlap(d, pc, ins.len() as u32)?;
+        d.insns.insert(pc, ins);
+        let next = ins.next_ip32();
+        let mut follow = |d: &mut Decoded, target: u32| {
+            d.leaders.insert(target);
+            work.push(target);
+        };
+        let exit = match ins.flow_control() {
+            FlowControl::Next if ins.mnemonic() == Mnemonic::Hlt => Some(vec![Successor::Halt]),
+            FlowControl::Next => None,
+            FlowControl::Interrupt => {
+                let is_exit = ins.mnemonic() == Mnemonic::Int
+                    && ins.immediate8() == 0x80
+                    && matches!(eax_const, Some(SYS_EXIT | SYS_EXIT_GROUP));
+                if ins.mnemonic() == Mnemonic::Int3 || is_exit {
+                    Some(vec![Successor::Halt])
+                } else {
+                    None
+                }
+            }
+            FlowControl::Exception => Some(vec![Successor::Halt]),
+            FlowControl::Return => Some(vec![Successor::Return]),
+            FlowControl::UnconditionalBranch => {
+                let to = branch_target(binary, &ins, "jump")?;
+                if scope.is_tail_call(binary, to) {
+                    Some(vec![Successor::TailCall(call_target(binary, &ins))])
+                } else {
+                    follow(d, to);
+                    Some(vec![Successor::Jump(to)])
+                }
+            }
+            FlowControl::ConditionalBranch => {
+                let to = branch_target(binary, &ins, "jump")?;
+                follow(d, to);
+                follow(d, next);
+                Some(vec![Successor::Taken(to), Successor::NotTaken(next)])
+            }
+            FlowControl::IndirectBranch => match jumptable::resolve(binary, &d.insns, &ins) {
+                Some(table) => {
+                    let succs = table
+                        .targets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| Successor::Case {
+                            index: i as u32,
+                            target: t,
+                        })
+                        .collect();
+                    for &t in &table.targets {
+                        follow(d, t);
+                    }
+                    d.exits.insert(pc, (succs, Some(table)));
+                    return Ok(());
+                }
+                None => Some(vec![Successor::IndirectJump]),
+            },
+            FlowControl::Call | FlowControl::IndirectCall => {
+                if ins.flow_control() == FlowControl::Call {
+                    branch_target(binary, &ins, "call")?;
+                }
+                let target = call_target(binary, &ins);
+                let returns =
+                    target == CallTarget::Function(scope.entry) || dis.call_returns(&target);
+                let mut succs = vec![Successor::Call(target)];
+                if returns {
+                    follow(d, next);
+                    succs.push(Successor::FallThrough(next));
+                }
+                Some(succs)
+            }
+            // Transactional memory and far transfers: not produced by gcc for user code.
+            _ => Some(vec![Successor::IndirectJump]),
+        };
+        eax_const = track_eax_constant(&ins, eax_const);
+        if let Some(succs) = exit {
+            d.exits.insert(pc, (succs, None));
+            return Ok(());
+        }
+        pc = next;
+    }
+}
+
+/// Follows `mov eax, imm` so that an `int 0x80` exit call is known to halt.
+fn track_eax_constant(ins: &Instruction, before: Option<u32>) -> Option<u32> {
+    let writes_eax = (0..ins.op_count()).any(|i| {
+        ins.op_kind(i) == OpKind::Register && ins.op_register(i).full_register32() == Register::EAX
+    }) || matches!(ins.mnemonic(), Mnemonic::Int | Mnemonic::Call);
+    if ins.mnemonic() == Mnemonic::Mov
+        && ins.op0_kind() == OpKind::Register
+        && ins.op0_register() == Register::EAX
+        && ins.op1_kind() == OpKind::Immediate32
+    {
+        Some(ins.immediate32())
+    } else if writes_eax {
+        None
+    } else {
+        before
+    }
+}
+
+/// Phase 2: cuts decoded instructions into blocks at leaders and block exits.
+fn form_blocks(mut d: Decoded) -> BTreeMap<u32, Block> {
+    let mut blocks = BTreeMap::new();
+    let leaders: Vec<u32> = d
+        .leaders
+        .iter()
+        .copied()
+        .filter(|a| d.insns.contains_key(a))
+        .collect();
+    for &start in &leaders {
+        let mut instructions = Vec::new();
+        let mut pc = start;
+        let (successors, jump_table) = loop {
+            let ins = d.insns[&pc];
+            instructions.push(ins);
+            if let Some(exit) = d.exits.remove(&pc) {
+                break exit;
+            }
+            pc = ins.next_ip32();
+            if d.leaders.contains(&pc) || !d.insns.contains_key(&pc) {
+                break (vec![Successor::FallThrough(pc)], None);
+            }
+        };
+        blocks.insert(
+            start,
+            Block {
+                start,
+                instructions,
+                successors,
+                jump_table,
+            },
+        );
+    }
+    blocks
+}

@@ -1,0 +1,256 @@
+//! Printing instructions and control-flow graphs: listings and Graphviz.
+//!
+//! Intel syntax follows GNU objdump's `-M intel` conventions (`DWORD PTR`, `0x` hex,
+//! mnemonic padded to seven columns, branch targets annotated `<symbol+offset>`), so
+//! a listing reads like the tool users already know; `Syntax::Gas` gives AT&T.
+
+use std::fmt::Write as _;
+
+use iced_x86::{Formatter, GasFormatter, Instruction, IntelFormatter, OpKind};
+use wiper_elf::Binary;
+
+use crate::{Block, CallTarget, Function, Successor};
+
+/// Assembly syntax of listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Syntax {
+    /// Intel syntax as GNU objdump prints it with `-M intel`.
+    #[default]
+    Intel,
+    /// AT&T syntax as GNU as and objdump print it by default.
+    Gas,
+}
+
+/// Output format of a CFG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// One block after another, with successors.
+    #[default]
+    Text,
+    /// Graphviz `digraph`.
+    Dot,
+}
+
+/// Formats single instructions in one syntax, annotating branch targets with symbols.
+pub struct InstructionPrinter<'a> {
+    binary: &'a Binary,
+    formatter: Box<dyn Formatter>,
+}
+
+impl<'a> InstructionPrinter<'a> {
+    /// A printer for instructions of `binary`.
+    pub fn new(binary: &'a Binary, syntax: Syntax) -> Self {
+        let mut formatter: Box<dyn Formatter> = match syntax {
+            Syntax::Intel => Box::new(IntelFormatter::new()),
+            Syntax::Gas => Box::new(GasFormatter::new()),
+        };
+        let o = formatter.options_mut();
+        o.set_hex_prefix("0x");
+        o.set_hex_suffix("");
+        o.set_uppercase_hex(false);
+        o.set_small_hex_numbers_in_decimal(false);
+        o.set_branch_leading_zeros(false);
+        o.set_show_branch_size(false);
+        o.set_first_operand_char_index(7);
+        o.set_always_show_scale(true);
+        if syntax == Syntax::Intel {
+            o.set_uppercase_keywords(true);
+            o.set_space_after_operand_separator(false);
+            o.set_memory_size_options(iced_x86::MemorySizeOptions::Always);
+        } else {
+            o.set_space_after_operand_separator(true);
+        }
+        InstructionPrinter { binary, formatter }
+    }
+
+    /// The instruction as text, with `<symbol+offset>` after a direct branch target.
+    pub fn format(&mut self, ins: &Instruction) -> String {
+        let mut text = String::new();
+        self.formatter.format(ins, &mut text);
+        if matches!(ins.op0_kind(), OpKind::NearBranch32 | OpKind::NearBranch16) {
+            if let Some(sym) = symbolize(self.binary, ins.near_branch32()) {
+                let _ = write!(text, " <{sym}>");
+            }
+        }
+        text
+    }
+}
+
+/// `name` or `name+0xoff` for an address inside a known function or PLT stub.
+pub fn symbolize(binary: &Binary, addr: u32) -> Option<String> {
+    if let Some(name) = binary.name_of(addr) {
+        return Some(name);
+    }
+    let sym = binary.function_containing(addr)?;
+    Some(format!("{}+{:#x}", sym.name, addr - sym.addr))
+}
+
+fn target_text(binary: &Binary, target: &CallTarget) -> String {
+    match target {
+        CallTarget::Function(a) => match symbolize(binary, *a) {
+            Some(s) => format!("{a:#010x} <{s}>"),
+            None => format!("{a:#010x}"),
+        },
+        CallTarget::Import { addr, name } => format!("{addr:#010x} <{name}@plt>"),
+        CallTarget::Indirect => "indirect".to_string(),
+    }
+}
+
+/// One successor as text: `taken 0x08049a2b`, `call 0x08049b00 <gcd>`, `return`.
+pub fn successor_text(binary: &Binary, s: &Successor) -> String {
+    match s {
+        Successor::FallThrough(a) => format!("fall-through {a:#010x}"),
+        Successor::Jump(a) => format!("jump {a:#010x}"),
+        Successor::Taken(a) => format!("taken {a:#010x}"),
+        Successor::NotTaken(a) => format!("not-taken {a:#010x}"),
+        Successor::Case { index, target } => format!("case {index} {target:#010x}"),
+        Successor::Call(t) => format!("call {}", target_text(binary, t)),
+        Successor::TailCall(t) => format!("tail-call {}", target_text(binary, t)),
+        Successor::Return => "return".to_string(),
+        Successor::IndirectJump => "indirect-jump".to_string(),
+        Successor::Halt => "halt".to_string(),
+    }
+}
+
+fn header(f: &Function) -> String {
+    let bytes: u32 = f.blocks.values().map(|b| b.end() - b.start).sum();
+    format!(
+        "function {} at {:#010x}: {} blocks, {} instructions, {} bytes",
+        f.name.as_deref().unwrap_or("?"),
+        f.entry,
+        f.blocks.len(),
+        f.instruction_count(),
+        bytes
+    )
+}
+
+fn instruction_lines(
+    binary: &Binary,
+    printer: &mut InstructionPrinter<'_>,
+    block: &Block,
+    bytes_width: usize,
+) -> Vec<String> {
+    block
+        .instructions
+        .iter()
+        .map(|ins| {
+            let bytes = binary
+                .read(ins.ip32(), ins.len() as u32)
+                .unwrap_or_default()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            format!(
+                "{:08x}  {bytes:<bytes_width$}  {}",
+                ins.ip32(),
+                printer.format(ins)
+            )
+        })
+        .collect()
+}
+
+/// The CFG as a text listing: per block its instructions (address, bytes, text) and
+/// its successors.
+pub fn listing(binary: &Binary, f: &Function, syntax: Syntax) -> String {
+    let mut printer = InstructionPrinter::new(binary, syntax);
+    let widest = f.instructions().map(|i| i.len()).max().unwrap_or(1);
+    let bytes_width = widest * 3 - 1;
+    let mut out = header(f);
+    out.push('\n');
+    for block in f.blocks.values() {
+        let _ = writeln!(out, "\nblock {:#010x}:", block.start);
+        for line in instruction_lines(binary, &mut printer, block, bytes_width) {
+            let _ = writeln!(out, "  {line}");
+        }
+        if let Some(t) = &block.jump_table {
+            let _ = writeln!(
+                out,
+                "  jump table at {:#010x}: {} entries{}",
+                t.table,
+                t.targets.len(),
+                t.relative_to
+                    .map(|g| format!(", relative to {g:#010x}"))
+                    .unwrap_or_default()
+            );
+        }
+        let succs: Vec<String> = block
+            .successors
+            .iter()
+            .map(|s| successor_text(binary, s))
+            .collect();
+        let _ = writeln!(out, "  -> {}", succs.join(", "));
+    }
+    out
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// The CFG as a Graphviz digraph: one box per block, labelled edges; calls, tail
+/// calls and returns point to ellipses.
+pub fn dot(binary: &Binary, f: &Function, syntax: Syntax) -> String {
+    let mut printer = InstructionPrinter::new(binary, syntax);
+    let name = f
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{:#010x}", f.entry));
+    let mut out = format!(
+        "digraph \"{}\" {{\n  label=\"{}\";\n  node [shape=box fontname=\"monospace\"];\n",
+        dot_escape(&name),
+        dot_escape(&header(f))
+    );
+    for block in f.blocks.values() {
+        let mut label = format!("{:#010x}:\\l", block.start);
+        for ins in &block.instructions {
+            let _ = write!(
+                label,
+                "{:08x}  {}\\l",
+                ins.ip32(),
+                dot_escape(&printer.format(ins))
+            );
+        }
+        let _ = writeln!(out, "  \"b{:08x}\" [label=\"{label}\"];", block.start);
+    }
+    let mut externals = std::collections::BTreeSet::new();
+    for block in f.blocks.values() {
+        for s in &block.successors {
+            let from = format!("b{:08x}", block.start);
+            let (to, label, style) = match s {
+                Successor::FallThrough(a) => (format!("b{a:08x}"), "fall-through".into(), ""),
+                Successor::Jump(a) => (format!("b{a:08x}"), "jump".into(), ""),
+                Successor::Taken(a) => (format!("b{a:08x}"), "taken".into(), ""),
+                Successor::NotTaken(a) => (format!("b{a:08x}"), "not-taken".into(), ""),
+                Successor::Case { index, target } => {
+                    (format!("b{target:08x}"), format!("case {index}"), "")
+                }
+                Successor::Call(t) | Successor::TailCall(t) => {
+                    let text = target_text(binary, t);
+                    externals.insert(text.clone());
+                    let kind = if matches!(s, Successor::Call(_)) {
+                        "call"
+                    } else {
+                        "tail-call"
+                    };
+                    (text, kind.to_string(), " style=dashed")
+                }
+                Successor::Return | Successor::IndirectJump | Successor::Halt => {
+                    let text = successor_text(binary, s);
+                    externals.insert(text.clone());
+                    (text, String::new(), "")
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  \"{from}\" -> \"{}\" [label=\"{label}\"{style}];",
+                dot_escape(&to)
+            );
+        }
+    }
+    for e in externals {
+        let _ = writeln!(out, "  \"{}\" [shape=ellipse];", dot_escape(&e));
+    }
+    out.push_str("}\n");
+    out
+}

@@ -1,0 +1,304 @@
+//! Disassembly of IA-32 functions into control-flow graphs: the *decode* stage of wiper.
+//!
+//! [`Disassembler::function`] decodes a function by recursive descent from its entry
+//! (iced-x86 in 32-bit mode) and cuts it into basic blocks whose [`Successor`]s say
+//! how control leaves them: fall-through, jumps, conditional branches, jump-table
+//! cases, calls (with their targets), tail calls and returns. gcc `switch` jump
+//! tables are resolved into one edge per case ([`jumptable`]); calls to functions
+//! that never return (`exit`, `abort`, an `exit` system call) get no fall-through
+//! edge, so code after them is not mistaken for part of the function.
+
+mod cfg;
+pub mod format;
+pub mod jumptable;
+mod locate;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use iced_x86::Instruction;
+use wiper_elf::Binary;
+
+pub use format::{Format, Syntax};
+pub use jumptable::JumpTable;
+pub use locate::{find_main, resolve_function};
+
+/// Why a function could not be decoded. Each message is one line and names the address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// `--function NAME` names no function symbol (and it is not a `main` found from `_start`).
+    #[error("unknown function `{0}`: no function symbol of that name")]
+    UnknownFunction(String),
+    /// A function given as an address that is not the address of code.
+    #[error("address {0:#x} is outside the executable segments")]
+    NotExecutable(u32),
+    /// A `--function` argument that is neither a name nor a hex address.
+    #[error("invalid function address `{0}`: expected a name or 0x followed by hex digits")]
+    BadAddress(String),
+    /// Bytes that are not a valid IA-32 instruction.
+    #[error("undecodable instruction bytes at {addr:#x}: {bytes}")]
+    Invalid {
+        /// Address of the first byte.
+        addr: u32,
+        /// Up to 8 bytes in hex.
+        bytes: String,
+    },
+    /// An instruction that runs past the end of its segment's file image.
+    #[error("instruction at {0:#x} runs past the end of its segment")]
+    Truncated(u32),
+    /// A branch or call whose target is not code.
+    #[error("{what} at {from:#x} targets {to:#x}, outside the executable segments")]
+    BadTarget {
+        /// "jump" or "call".
+        what: &'static str,
+        /// Address of the branch.
+        from: u32,
+        /// Its target.
+        to: u32,
+    },
+    /// Two decoded instructions overlap (a jump into the middle of an instruction).
+    #[error("overlapping instructions: {0:#x} lies inside the instruction at {1:#x}")]
+    Overlap(u32, u32),
+    /// The function grew past [`MAX_INSTRUCTIONS`].
+    #[error("function at {0:#x} has more than {MAX_INSTRUCTIONS} instructions")]
+    TooLarge(u32),
+}
+
+/// Upper bound on the instructions of one function, against runaway decoding of data.
+pub const MAX_INSTRUCTIONS: usize = 200_000;
+
+/// The target of a call or tail call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallTarget {
+    /// A function in the binary, by entry address.
+    Function(u32),
+    /// A PLT stub: an imported function (or a glibc IFUNC), by stub address and name.
+    Import {
+        /// Address of the PLT stub.
+        addr: u32,
+        /// Name of the function it jumps to.
+        name: String,
+    },
+    /// A register or memory operand.
+    Indirect,
+}
+
+/// How control can leave a basic block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Successor {
+    /// Straight on into the block at this address (the next block starts at a branch
+    /// target, or a call returned).
+    FallThrough(u32),
+    /// Unconditional direct jump.
+    Jump(u32),
+    /// Conditional branch, condition true.
+    Taken(u32),
+    /// Conditional branch, condition false (the next instruction).
+    NotTaken(u32),
+    /// One entry of a resolved jump table: switch case `index` goes to `target`.
+    Case {
+        /// Index into the table (the switch value minus its lowest case).
+        index: u32,
+        /// Where that entry jumps.
+        target: u32,
+    },
+    /// A call; when the callee returns, a [`Successor::FallThrough`] edge follows.
+    Call(CallTarget),
+    /// A jump to another function, which returns to our caller.
+    TailCall(CallTarget),
+    /// `ret`.
+    Return,
+    /// An indirect jump whose targets are unknown.
+    IndirectJump,
+    /// Execution stops: `hlt`, `ud2`, `int3`, or an `exit` system call.
+    Halt,
+}
+
+/// A basic block: straight-line instructions, entered at the top, left at the bottom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// Address of the first instruction.
+    pub start: u32,
+    /// Decoded instructions in address order.
+    pub instructions: Vec<Instruction>,
+    /// How control leaves the block.
+    pub successors: Vec<Successor>,
+    /// The jump table behind the block's final indirect jump, when resolved.
+    pub jump_table: Option<JumpTable>,
+}
+
+impl Block {
+    /// Address one past the last byte.
+    pub fn end(&self) -> u32 {
+        self.instructions
+            .last()
+            .map_or(self.start, |i| i.next_ip32())
+    }
+
+    /// Addresses of blocks in the same function that control can reach next.
+    pub fn local_successors(&self) -> impl Iterator<Item = u32> + '_ {
+        self.successors.iter().filter_map(|s| match s {
+            Successor::FallThrough(a)
+            | Successor::Jump(a)
+            | Successor::Taken(a)
+            | Successor::NotTaken(a)
+            | Successor::Case { target: a, .. } => Some(*a),
+            _ => None,
+        })
+    }
+}
+
+/// A function's control-flow graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    /// Symbol name, when the binary has one.
+    pub name: Option<String>,
+    /// Entry address.
+    pub entry: u32,
+    /// Basic blocks by start address.
+    pub blocks: BTreeMap<u32, Block>,
+}
+
+impl Function {
+    /// Number of instructions in all blocks.
+    pub fn instruction_count(&self) -> usize {
+        self.blocks.values().map(|b| b.instructions.len()).sum()
+    }
+
+    /// Every instruction, in address order.
+    pub fn instructions(&self) -> impl Iterator<Item = &Instruction> {
+        self.blocks.values().flat_map(|b| b.instructions.iter())
+    }
+
+    /// Whether some path through the function returns to its caller; `returns` says
+    /// whether a tail-called function does.
+    pub fn may_return(&self, mut returns: impl FnMut(&CallTarget) -> bool) -> bool {
+        self.blocks
+            .values()
+            .flat_map(|b| &b.successors)
+            .any(|s| match s {
+                Successor::Return | Successor::IndirectJump => true,
+                Successor::TailCall(t) => returns(t),
+                _ => false,
+            })
+    }
+}
+
+/// Decodes functions of one binary, caching what it learns (which functions return).
+pub struct Disassembler<'a> {
+    binary: &'a Binary,
+    /// Functions known to return (or not).
+    returns: BTreeMap<u32, bool>,
+    /// Functions being decoded: assumed to return, the safe guess for recursion.
+    in_progress: BTreeSet<u32>,
+}
+
+impl<'a> Disassembler<'a> {
+    /// A disassembler for `binary`.
+    pub fn new(binary: &'a Binary) -> Self {
+        Disassembler {
+            binary,
+            returns: BTreeMap::new(),
+            in_progress: BTreeSet::new(),
+        }
+    }
+
+    /// The binary being decoded.
+    pub fn binary(&self) -> &'a Binary {
+        self.binary
+    }
+
+    /// Decodes the function starting at `entry` into its control-flow graph.
+    pub fn function(&mut self, entry: u32) -> Result<Function, DecodeError> {
+        self.in_progress.insert(entry);
+        let result = cfg::build(self, entry);
+        self.in_progress.remove(&entry);
+        result
+    }
+
+    /// Whether a call to `target` may come back (false for `exit`, `abort`, ...).
+    pub fn call_returns(&mut self, target: &CallTarget) -> bool {
+        match target {
+            CallTarget::Indirect => true,
+            CallTarget::Import { name, .. } => !is_noreturn_name(name),
+            CallTarget::Function(addr) => self.function_returns(*addr),
+        }
+    }
+
+    fn function_returns(&mut self, addr: u32) -> bool {
+        if let Some(&known) = self.returns.get(&addr) {
+            return known;
+        }
+        if self.in_progress.contains(&addr) {
+            return true;
+        }
+        if let Some(sym) = self.binary.function_at(addr) {
+            if is_noreturn_name(&sym.name) {
+                self.returns.insert(addr, false);
+                return false;
+            }
+        }
+        let returns = match self.function(addr) {
+            Ok(f) => f.may_return(|t| self.call_returns(t)),
+            Err(_) => true,
+        };
+        self.returns.insert(addr, returns);
+        returns
+    }
+
+    /// Entry addresses of all functions: function symbols, the entry point, `main`,
+    /// and every direct call target reachable from them.
+    pub fn discover_functions(&mut self) -> Vec<u32> {
+        let binary = self.binary;
+        let mut seen: BTreeSet<u32> = binary.function_symbol_addrs().into_iter().collect();
+        if binary.is_executable(binary.entry) {
+            seen.insert(binary.entry);
+        }
+        if let Some(main) = find_main(binary) {
+            seen.insert(main);
+        }
+        let mut work: Vec<u32> = seen.iter().copied().collect();
+        while let Some(addr) = work.pop() {
+            let Ok(f) = self.function(addr) else { continue };
+            for s in f.blocks.values().flat_map(|b| &b.successors) {
+                if let Successor::Call(CallTarget::Function(t))
+                | Successor::TailCall(CallTarget::Function(t)) = s
+                {
+                    if seen.insert(*t) {
+                        work.push(*t);
+                    }
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+}
+
+/// Functions known never to return, by name (libc and the kernel interface).
+pub fn is_noreturn_name(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "exit",
+        "_exit",
+        "_Exit",
+        "abort",
+        "__assert_fail",
+        "__assert_perror_fail",
+        "__stack_chk_fail",
+        "__stack_chk_fail_local",
+        "__libc_start_main",
+        "__libc_fatal",
+        "__fortify_fail",
+        "__chk_fail",
+        "longjmp",
+        "_longjmp",
+        "siglongjmp",
+        "__longjmp_chk",
+        "pthread_exit",
+        "err",
+        "errx",
+        "verr",
+        "verrx",
+        "__cxa_throw",
+        "_Unwind_Resume",
+    ];
+    NAMES.contains(&name)
+}

@@ -1,0 +1,104 @@
+//! Finding functions: by name, by address, and `main` of a stripped glibc binary.
+
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Mnemonic, OpKind, Register};
+use wiper_elf::Binary;
+
+use crate::DecodeError;
+
+/// Instructions of `_start` examined when looking for `main`.
+const START_SCAN: usize = 48;
+
+/// Resolves a `--function` argument: a function symbol name, or `0x` and a hex address.
+///
+/// `main` is found from `_start` when the binary has no symbol for it.
+pub fn resolve_function(binary: &Binary, spec: &str) -> Result<u32, DecodeError> {
+    if let Some(hex) = spec.strip_prefix("0x").or_else(|| spec.strip_prefix("0X")) {
+        let addr =
+            u32::from_str_radix(hex, 16).map_err(|_| DecodeError::BadAddress(spec.to_string()))?;
+        if !binary.is_executable(addr) {
+            return Err(DecodeError::NotExecutable(addr));
+        }
+        return Ok(addr);
+    }
+    if let Some(sym) = binary.functions_named(spec).first() {
+        return Ok(sym.addr);
+    }
+    if spec == "main" {
+        if let Some(addr) = find_main(binary) {
+            return Ok(addr);
+        }
+    }
+    Err(DecodeError::UnknownFunction(spec.to_string()))
+}
+
+/// The address of `main`: its symbol, or else the first argument `_start` passes to
+/// `__libc_start_main` (glibc's i386 `_start` pushes `main` last before that call,
+/// as a constant, a register loaded with a constant, or a GOT slot in PIE).
+pub fn find_main(binary: &Binary) -> Option<u32> {
+    if let Some(sym) = binary.functions_named("main").first() {
+        return Some(sym.addr);
+    }
+    let bytes = binary.bytes_from(binary.entry)?;
+    let mut decoder = Decoder::with_ip(32, bytes, binary.entry as u64, DecoderOptions::NONE);
+    let mut regs = [None::<u32>; 8];
+    let mut last_push = None;
+    for ins in decoder.iter().take(START_SCAN) {
+        if ins.is_invalid() {
+            return None;
+        }
+        let reg_slot = |r: Register| {
+            r.full_register32()
+                .number()
+                .checked_sub(Register::EAX.number())
+        };
+        match (ins.mnemonic(), ins.op0_kind()) {
+            (Mnemonic::Mov, OpKind::Register) if ins.op1_kind() == OpKind::Immediate32 => {
+                if let Some(i) = reg_slot(ins.op0_register()) {
+                    regs[i] = Some(ins.immediate32());
+                }
+            }
+            (Mnemonic::Lea, OpKind::Register) if ins.memory_base() == Register::EBX => {
+                if let Some(i) = reg_slot(ins.op0_register()) {
+                    regs[i] = binary
+                        .got
+                        .map(|g| g.wrapping_add(ins.memory_displacement32()));
+                }
+            }
+            (Mnemonic::Push, OpKind::Immediate32 | OpKind::Immediate8to32) => {
+                last_push = Some(ins.immediate32to64() as u32);
+            }
+            (Mnemonic::Push, OpKind::Register) => {
+                last_push = reg_slot(ins.op0_register()).and_then(|i| regs[i]);
+            }
+            (Mnemonic::Push, OpKind::Memory) => {
+                last_push = match (ins.memory_base(), ins.memory_index()) {
+                    (Register::EBX, Register::None) => binary
+                        .got
+                        .and_then(|g| binary.read_u32(g.wrapping_add(ins.memory_displacement32()))),
+                    (Register::None, Register::None) => {
+                        binary.read_u32(ins.memory_displacement32())
+                    }
+                    _ => None,
+                };
+            }
+            (Mnemonic::Call, OpKind::NearBranch32) if is_pc_thunk(binary, ins.near_branch32()) => {}
+            _ if matches!(
+                ins.flow_control(),
+                FlowControl::Call | FlowControl::IndirectCall
+            ) =>
+            {
+                return last_push.filter(|&m| binary.is_executable(m));
+            }
+            _ if ins.flow_control() != FlowControl::Next => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether `addr` holds `mov reg, [esp]; ret`: gcc's `__x86.get_pc_thunk.*`.
+fn is_pc_thunk(binary: &Binary, addr: u32) -> bool {
+    binary
+        .read(addr, 4)
+        .is_some_and(|b| b[0] == 0x8b && b[1] & 0xc7 == 0x04 && b[2] == 0x24 && b[3] == 0xc3)
+}

@@ -1,0 +1,104 @@
+//! `wiper`: the command line of the IA-32 partial evaluator.
+//!
+//! Every failure is reported as one line on stderr (`wiper: error: ...`) with exit
+//! status 2; usage errors come from clap with the same status.
+
+mod commands;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Partial evaluation of IA-32 machine code.
+#[derive(Parser)]
+#[command(name = "wiper", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarize an i386 ELF executable: type, entry, segments, functions, symbols.
+    Info {
+        /// The ELF file.
+        binary: PathBuf,
+    },
+    /// Print a function's control-flow graph: blocks, instructions, successors.
+    Disasm {
+        /// The ELF file.
+        binary: PathBuf,
+        /// Function name, or its entry address as 0x followed by hex digits.
+        #[arg(short, long, value_name = "NAME|0xADDR")]
+        function: String,
+        /// Assembly syntax.
+        #[arg(long, value_enum, default_value_t = SyntaxArg::Intel)]
+        syntax: SyntaxArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+        format: FormatArg,
+    },
+}
+
+/// `--syntax` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum SyntaxArg {
+    /// Intel syntax, as `objdump -M intel` prints it.
+    Intel,
+    /// AT&T syntax, as GNU as and `objdump` print it.
+    Gas,
+}
+
+/// `--format` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// A text listing.
+    Text,
+    /// Graphviz dot.
+    Dot,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { binary } => commands::info(&binary),
+        Command::Disasm {
+            binary,
+            function,
+            syntax,
+            format,
+        } => {
+            let syntax = match syntax {
+                SyntaxArg::Intel => wiper_x86::Syntax::Intel,
+                SyntaxArg::Gas => wiper_x86::Syntax::Gas,
+            };
+            let format = match format {
+                FormatArg::Text => wiper_x86::Format::Text,
+                FormatArg::Dot => wiper_x86::Format::Dot,
+            };
+            commands::disasm(&binary, &function, syntax, format)
+        }
+    };
+    match result.and_then(|text| write_stdout(&text)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wiper: error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes the command's output; a closed pipe (`wiper ... | head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
