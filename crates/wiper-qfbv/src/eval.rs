@@ -1,10 +1,11 @@
 //! Concrete evaluation of expressions under an environment that gives
 //! variable values, with the same SMT-LIB semantics as the Z3 translation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::fx::FxHashMap;
 use crate::{bv, ExprId, ExprPool, Op, Sort, VarId};
 
 /// The value of an expression.
@@ -173,7 +174,7 @@ impl ExprPool {
     /// branch of an `ite` is evaluated, so unknown values in the other branch
     /// do no harm. Each shared sub-term is evaluated once.
     pub fn eval(&self, e: ExprId, env: &(impl Env + ?Sized)) -> Result<Value, EvalError> {
-        let mut memo: HashMap<ExprId, Value> = HashMap::new();
+        let mut memo: FxHashMap<ExprId, Value> = FxHashMap::default();
         let mut stack = vec![e];
         while let Some(&top) = stack.last() {
             if memo.contains_key(&top) {
@@ -205,7 +206,7 @@ impl ExprPool {
     fn eval_node(
         &self,
         e: ExprId,
-        memo: &HashMap<ExprId, Value>,
+        memo: &FxHashMap<ExprId, Value>,
         env: &(impl Env + ?Sized),
     ) -> Result<Value, EvalError> {
         let args = self.args(e);
@@ -239,9 +240,10 @@ impl ExprPool {
             Op::Load(n) => {
                 let (m, addr) = (mem(0), bits(1) as u32);
                 let mut v = 0u64;
-                for i in (0..u32::from(n)).rev() {
+                for i in 0..u32::from(n) {
                     let a = addr.wrapping_add(i);
-                    v = (v << 8) | u64::from(m.read(env, a).ok_or_else(|| unknown_byte(&m, a))?);
+                    let byte = m.read(env, a).ok_or_else(|| unknown_byte(&m, a))?;
+                    v |= u64::from(byte) << (8 * i);
                 }
                 v
             }

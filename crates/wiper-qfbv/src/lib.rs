@@ -33,6 +33,7 @@
 mod build;
 pub mod bv;
 mod eval;
+mod fx;
 mod pool;
 mod print;
 pub mod simplify;

@@ -1,10 +1,10 @@
 //! The hash-consing arena: sorts, operators, ids, sort checking and the
 //! builder API.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::fx::FxHashMap;
 use crate::{bv, simplify, QfbvError};
 
 /// The sort of an expression: a bit-vector of 1..=64 bits, or memory (an array
@@ -245,9 +245,9 @@ pub struct ExprPool {
     tag: u32,
     nodes: Vec<Node>,
     sorts: Vec<Sort>,
-    index: HashMap<Node, ExprId>,
+    index: FxHashMap<Node, ExprId>,
     vars: Vec<VarInfo>,
-    var_index: HashMap<Box<str>, VarId>,
+    var_index: FxHashMap<Box<str>, VarId>,
 }
 
 impl Default for ExprPool {
@@ -287,9 +287,9 @@ impl ExprPool {
             tag: NEXT_POOL_TAG.fetch_add(1, Ordering::Relaxed),
             nodes: Vec::new(),
             sorts: Vec::new(),
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             vars: Vec::new(),
-            var_index: HashMap::new(),
+            var_index: FxHashMap::default(),
         }
     }
 

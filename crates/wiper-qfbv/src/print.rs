@@ -4,11 +4,11 @@
 //! Output size stays linear in the DAG size, never in the tree size: a
 //! non-leaf sub-term used more than once is printed once and let-bound
 //! (`let %3 = …; …` / `(let ((%3 …)) …)`). On top of that every piece, and
-//! the whole output, is cut at [`Printer::max_len`] characters (marked `…`).
+//! the whole output, is cut at [`Printer::max_len`] bytes (marked `…`).
 
-use std::collections::HashMap;
 use std::fmt;
 
+use crate::fx::FxHashMap;
 use crate::{ExprId, ExprPool, Op};
 
 /// Which notation a [`Printer`] writes.
@@ -22,12 +22,12 @@ pub enum Syntax {
     Smt,
 }
 
-/// Prints expressions in a [`Syntax`], at most `max_len` characters.
+/// Prints expressions in a [`Syntax`], at most `max_len` bytes (plus `…`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Printer {
     /// The notation.
     pub syntax: Syntax,
-    /// Cap on the output length (and on every let-bound piece), in characters.
+    /// Cap on the output length (and on every let-bound piece), in bytes.
     pub max_len: usize,
 }
 
@@ -46,9 +46,14 @@ struct Piece {
     compound: bool,
 }
 
-/// Cuts `s` to at most `max` characters, marking the cut with `…`.
+/// Cuts `s` to at most `max` bytes (at a character boundary), marking the cut
+/// with `…`.
 fn cap(mut s: String, max: usize) -> String {
-    if let Some((i, _)) = s.char_indices().nth(max) {
+    if s.len() > max {
+        let mut i = max;
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
         s.truncate(i);
         s.push('…');
     }
@@ -77,13 +82,13 @@ impl Printer {
     /// Renders `e`.
     pub fn print(&self, pool: &ExprPool, e: ExprId) -> String {
         let order = pool.subterms(&[e]);
-        let mut uses: HashMap<ExprId, usize> = HashMap::new();
+        let mut uses: FxHashMap<ExprId, usize> = FxHashMap::default();
         for &s in &order {
             for &a in pool.args(s) {
                 *uses.entry(a).or_default() += 1;
             }
         }
-        let mut pieces: HashMap<ExprId, Piece> = HashMap::new();
+        let mut pieces: FxHashMap<ExprId, Piece> = FxHashMap::default();
         let mut lets: Vec<(String, String)> = Vec::new();
         for &s in &order {
             let args: Vec<&Piece> = pool.args(s).iter().map(|a| &pieces[a]).collect();
@@ -135,6 +140,15 @@ impl Printer {
     }
 }
 
+/// An infix constant: hex, with `:width` unless the width is 32.
+fn infix_const(val: u64, width: u32) -> String {
+    if width == 32 {
+        format!("{val:#x}")
+    } else {
+        format!("{val:#x}:{width}")
+    }
+}
+
 /// Renders one node in infix notation from its operands' pieces.
 fn infix(pool: &ExprPool, e: ExprId, args: &[&Piece]) -> Piece {
     let operand = |i: usize| -> String {
@@ -151,8 +165,7 @@ fn infix(pool: &ExprPool, e: ExprId, args: &[&Piece]) -> Piece {
     };
     let op = pool.op(e);
     let sym = match op {
-        Op::Const { val, width } if width == 32 => return atom(format!("{val:#x}")),
-        Op::Const { val, width } => return atom(format!("{val:#x}:{width}")),
+        Op::Const { val, width } => return atom(infix_const(val, width)),
         Op::Var(v) => return atom(pool.var_name(v).to_owned()),
         Op::Not => return atom(format!("~{}", operand(0))),
         Op::Neg => return atom(format!("-{}", operand(0))),
@@ -189,12 +202,7 @@ fn infix(pool: &ExprPool, e: ExprId, args: &[&Piece]) -> Piece {
             let w = pool.width(e);
             match pool.as_const(pool.args(e)[1]) {
                 Some(c) if w > 1 && crate::bv::msb(c, w) => {
-                    let m = c.wrapping_neg() & crate::bv::mask(w);
-                    let m = if w == 32 {
-                        format!("{m:#x}")
-                    } else {
-                        format!("{m:#x}:{w}")
-                    };
+                    let m = infix_const(c.wrapping_neg() & crate::bv::mask(w), w);
                     return Piece {
                         text: format!("{} - {m}", operand(0)),
                         compound: true,
@@ -283,7 +291,7 @@ impl fmt::Display for Shown<'_> {
 }
 
 impl ExprPool {
-    /// `e` in infix notation with the default [`Printer`] (4096 characters).
+    /// `e` in infix notation with the default [`Printer`] (4096 bytes).
     pub fn display(&self, e: ExprId) -> impl fmt::Display + '_ {
         Shown {
             pool: self,

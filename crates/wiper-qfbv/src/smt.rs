@@ -7,11 +7,12 @@
 //! Z3 objects live in the thread's implicit context, so a [`Prover`] is
 //! neither `Send` nor `Sync`: use one per thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use z3::ast::{Array, Ast, Bool, BV};
 use z3::{Params, SatResult, Solver};
 
+use crate::fx::FxHashMap;
 use crate::{Assignment, ExprId, ExprPool, MemImage, Op, Sort, VarId};
 
 /// A translated expression: a Z3 bit-vector, or a Z3 array for memory.
@@ -63,8 +64,8 @@ fn offset(addr: &BV, i: u32) -> BV {
 #[derive(Default)]
 pub struct Z3Translator {
     pool_tag: Option<u32>,
-    memo: HashMap<ExprId, Z3Term>,
-    vars: HashMap<VarId, Z3Term>,
+    memo: FxHashMap<ExprId, Z3Term>,
+    vars: FxHashMap<VarId, Z3Term>,
 }
 
 impl Z3Translator {
@@ -212,7 +213,7 @@ pub struct Prover {
     qf_bv: Option<Solver>,
     qf_abv: Option<Solver>,
     translator: Z3Translator,
-    cache: HashMap<(ExprId, ExprId), ProofResult>,
+    cache: FxHashMap<(ExprId, ExprId), ProofResult>,
     probe_addr: BV,
     stats: ProverStats,
 }
@@ -225,7 +226,7 @@ impl Prover {
             qf_bv: None,
             qf_abv: None,
             translator: Z3Translator::new(),
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
             probe_addr: BV::new_const("wiper!probe_addr", 32),
             stats: ProverStats::default(),
         }
@@ -346,7 +347,7 @@ impl Prover {
         };
         let timeout = self.timeout_ms;
         slot.get_or_insert_with(|| {
-            let s = Solver::new_for_logic(logic).unwrap_or_else(Solver::new);
+            let s = Solver::new_for_logic(logic).unwrap_or_default();
             let mut params = Params::new();
             params.set_u32("timeout", timeout);
             s.set_params(&params);

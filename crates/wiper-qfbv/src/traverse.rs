@@ -4,8 +4,10 @@
 //! Every walk is iterative and visits each distinct node once, so deep or
 //! heavily shared DAGs neither overflow the stack nor blow up exponentially.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 
+use crate::fx::{FxHashMap, FxHashSet};
 use crate::{ExprId, ExprPool, QfbvError, VarId};
 
 impl ExprPool {
@@ -22,7 +24,7 @@ impl ExprPool {
         roots: &[ExprId],
         known: impl Fn(ExprId) -> bool,
     ) -> Vec<ExprId> {
-        let mut seen: HashSet<ExprId> = HashSet::new();
+        let mut seen: FxHashSet<ExprId> = FxHashSet::default();
         let mut stack: Vec<ExprId> = roots.to_vec();
         while let Some(e) = stack.pop() {
             if !known(e) && seen.insert(e) {
@@ -52,7 +54,7 @@ impl ExprPool {
 
     /// Length of the longest path from `e` to a leaf; a leaf has depth 0.
     pub fn depth(&self, e: ExprId) -> usize {
-        let mut depth: HashMap<ExprId, usize> = HashMap::new();
+        let mut depth: FxHashMap<ExprId, usize> = FxHashMap::default();
         for s in self.subterms(&[e]) {
             let d = self.args(s).iter().map(|a| depth[a] + 1).max().unwrap_or(0);
             depth.insert(s, d);
@@ -63,7 +65,11 @@ impl ExprPool {
     /// Replaces variables by expressions (`map` from variable to replacement of
     /// the same sort) and simplifies what changed. Fails if a replacement has
     /// the wrong sort. Sub-terms without a substituted variable keep their ids.
-    pub fn subst(&mut self, e: ExprId, map: &HashMap<VarId, ExprId>) -> Result<ExprId, QfbvError> {
+    pub fn subst<S: BuildHasher>(
+        &mut self,
+        e: ExprId,
+        map: &HashMap<VarId, ExprId, S>,
+    ) -> Result<ExprId, QfbvError> {
         for (&v, &r) in map {
             if self.sort(r) != self.var_sort(v) {
                 return Err(QfbvError::IllSorted {
@@ -99,7 +105,7 @@ impl ExprPool {
         leaf: impl Fn(&ExprPool, ExprId) -> Option<ExprId>,
         force: bool,
     ) -> ExprId {
-        let mut new: HashMap<ExprId, ExprId> = HashMap::new();
+        let mut new: FxHashMap<ExprId, ExprId> = FxHashMap::default();
         for s in self.subterms(&[e]) {
             let r = match leaf(self, s) {
                 Some(r) => r,

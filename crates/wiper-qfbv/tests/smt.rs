@@ -8,15 +8,32 @@ mod common;
 use common::Gen;
 use proptest::prelude::*;
 use wiper_qfbv::{
-    bv, Assignment, ExprId, ExprPool, MemImage, Op, ProofResult, Prover, Sort, Z3Term,
-    Z3Translator,
+    bv, Assignment, ExprId, ExprPool, MemImage, Op, ProofResult, Prover, Sort, Z3Term, Z3Translator,
 };
 use z3::ast::{Array, Ast, BV};
 
 const BINARY: [Op; 21] = [
-    Op::Add, Op::Sub, Op::Mul, Op::Udiv, Op::Urem, Op::Sdiv, Op::Srem, Op::And, Op::Or, Op::Xor,
-    Op::Shl, Op::Lshr, Op::Ashr, Op::Rotl, Op::Rotr, Op::Concat, Op::Eq, Op::Ult, Op::Ule,
-    Op::Slt, Op::Sle,
+    Op::Add,
+    Op::Sub,
+    Op::Mul,
+    Op::Udiv,
+    Op::Urem,
+    Op::Sdiv,
+    Op::Srem,
+    Op::And,
+    Op::Or,
+    Op::Xor,
+    Op::Shl,
+    Op::Lshr,
+    Op::Ashr,
+    Op::Rotl,
+    Op::Rotr,
+    Op::Concat,
+    Op::Eq,
+    Op::Ult,
+    Op::Ule,
+    Op::Slt,
+    Op::Sle,
 ];
 
 /// Evaluates `e` with Z3: translate, substitute constants for the variables
@@ -33,7 +50,10 @@ fn z3_eval(p: &ExprPool, tr: &mut Z3Translator, e: ExprId, env: &Assignment) -> 
                 let default = BV::from_u64(u64::from(image.default.expect("default")), 8);
                 let mut arr = Array::const_array(&z3::Sort::bitvector(32), &default);
                 for (&a, &b) in &image.bytes {
-                    arr = arr.store(&BV::from_u64(u64::from(a), 32), &BV::from_u64(u64::from(b), 8));
+                    arr = arr.store(
+                        &BV::from_u64(u64::from(a), 32),
+                        &BV::from_u64(u64::from(b), 8),
+                    );
                 }
                 mems.push((t.clone(), arr));
             }
@@ -42,8 +62,13 @@ fn z3_eval(p: &ExprPool, tr: &mut Z3Translator, e: ExprId, env: &Assignment) -> 
     }
     let bv_pairs: Vec<(&BV, &BV)> = bvs.iter().map(|(a, b)| (a, b)).collect();
     let mem_pairs: Vec<(&Array, &Array)> = mems.iter().map(|(a, b)| (a, b)).collect();
-    let t = root.bv().substitute(&bv_pairs).substitute(&mem_pairs).simplify();
-    t.as_u64().unwrap_or_else(|| panic!("z3 did not fold {}", p.display(e)))
+    let t = root
+        .bv()
+        .substitute(&bv_pairs)
+        .substitute(&mem_pairs)
+        .simplify();
+    t.as_u64()
+        .unwrap_or_else(|| panic!("z3 did not fold {}", p.display(e)))
 }
 
 /// Checks every operator on the given operand values at width `w` against
@@ -55,13 +80,25 @@ fn check_ops_on(values: &[u64], w: u32) {
     for &a in values {
         let ca = p.bv(a, w);
         let a = p.as_const(ca).unwrap();
-        for op in [Op::Not, Op::Neg, Op::Extract { hi: w - 1, lo: w / 2 }, Op::ZeroExt(w + 1), Op::SignExt(w + 3)]
-        {
+        for op in [
+            Op::Not,
+            Op::Neg,
+            Op::Extract {
+                hi: w - 1,
+                lo: w / 2,
+            },
+            Op::ZeroExt(w + 1),
+            Op::SignExt(w + 3),
+        ] {
             if w == 64 && matches!(op, Op::ZeroExt(_) | Op::SignExt(_)) {
                 continue;
             }
             let e = p.mk_raw(op, &[ca]).unwrap();
-            assert_eq!(z3_eval(&p, &mut tr, e, &env), bv::apply(op, &[(a, w)]).unwrap(), "{op:?} {a:#x}");
+            assert_eq!(
+                z3_eval(&p, &mut tr, e, &env),
+                bv::apply(op, &[(a, w)]).unwrap(),
+                "{op:?} {a:#x}"
+            );
         }
         for &b in values {
             let cb = p.bv(b, w);
@@ -72,7 +109,11 @@ fn check_ops_on(values: &[u64], w: u32) {
                 }
                 let e = p.mk_raw(op, &[ca, cb]).unwrap();
                 let want = bv::apply(op, &[(a, w), (b, w)]).unwrap();
-                assert_eq!(z3_eval(&p, &mut tr, e, &env), want, "{op:?} w{w} {a:#x} {b:#x}");
+                assert_eq!(
+                    z3_eval(&p, &mut tr, e, &env),
+                    want,
+                    "{op:?} w{w} {a:#x} {b:#x}"
+                );
             }
         }
     }
@@ -87,7 +128,21 @@ fn z3_agrees_with_bv_semantics_exhaustively_at_width_4() {
 fn z3_agrees_with_bv_semantics_on_corner_values() {
     check_ops_on(&[0, 1, 2, 7, 8, 9, 0x7f, 0x80, 0x81, 0xfe, 0xff], 8);
     let m = u64::MAX;
-    check_ops_on(&[0, 1, 63, 64, 65, 1 << 63, (1 << 63) - 1, m - 1, m, 0x1234_5678_9abc_def0], 64);
+    check_ops_on(
+        &[
+            0,
+            1,
+            63,
+            64,
+            65,
+            1 << 63,
+            (1 << 63) - 1,
+            m - 1,
+            m,
+            0x1234_5678_9abc_def0,
+        ],
+        64,
+    );
     check_ops_on(&[0, 1, 4, 5, 0x10, 0x1f], 5);
     check_ops_on(&[0, 1], 1);
 }
@@ -101,17 +156,33 @@ fn z3_agrees_on_loads_and_stores() {
     let v = p.var("v", 32);
     let s = p.mk_raw(Op::Store, &[m, a, v]).unwrap();
     let mut env = Assignment::new();
-    let bytes = (0..8u32).map(|i| (0xffff_fffc_u32.wrapping_add(i), 0x10 + i as u8)).collect();
-    env.set_mem(p.lookup_var("m").unwrap(), MemImage { bytes, default: Some(0xaa) });
+    let bytes = (0..8u32)
+        .map(|i| (0xffff_fffc_u32.wrapping_add(i), 0x10 + i as u8))
+        .collect();
+    env.set_mem(
+        p.lookup_var("m").unwrap(),
+        MemImage {
+            bytes,
+            default: Some(0xaa),
+        },
+    );
     env.set_bv(p.lookup_var("v").unwrap(), 0xdead_beef);
     for addr in [0xffff_fffe_u64, 0xffff_fffc, 0, 0x1000] {
         env.set_bv(p.lookup_var("a").unwrap(), addr);
-        for (at, n) in [(addr, 4u8), (addr.wrapping_add(1) & 0xffff_ffff, 2), (0xffff_fffd, 8)] {
+        for (at, n) in [
+            (addr, 4u8),
+            (addr.wrapping_add(1) & 0xffff_ffff, 2),
+            (0xffff_fffd, 8),
+        ] {
             let c = p.bv(at, 32);
             for mem in [m, s] {
                 let l = p.mk_raw(Op::Load(n), &[mem, c]).unwrap();
                 let want = p.eval(l, &env).unwrap().as_u64().unwrap();
-                assert_eq!(z3_eval(&p, &mut tr, l, &env), want, "load{n} at {at:#x} addr {addr:#x}");
+                assert_eq!(
+                    z3_eval(&p, &mut tr, l, &env),
+                    want,
+                    "load{n} at {at:#x} addr {addr:#x}"
+                );
             }
         }
     }
@@ -265,7 +336,10 @@ fn prover_handles_memory_equalities() {
     // Replaying needs the byte at `addr` of m; any value will do since both
     // stores cover it when they alias.
     let mut env = cex.assignment.clone();
-    env.mems.entry(p.lookup_var("m").unwrap()).or_default().default = Some(0);
+    env.mems
+        .entry(p.lookup_var("m").unwrap())
+        .or_default()
+        .default = Some(0);
     assert_ne!(p.eval(l1, &env).unwrap(), p.eval(l2, &env).unwrap());
     // A store then a load of the same slot gives the value back (Z3 agrees
     // with the simplifier's rule).
@@ -286,6 +360,8 @@ fn prover_proves_validity() {
     let nlt = p.not(lt);
     let claim = p.or(nlt, ne);
     assert_eq!(prover.prove_valid(&p, claim), ProofResult::Proved);
-    let ProofResult::Refuted(cex) = prover.prove_valid(&p, lt) else { panic!("x <u y is not valid") };
+    let ProofResult::Refuted(cex) = prover.prove_valid(&p, lt) else {
+        panic!("x <u y is not valid")
+    };
     assert_eq!(p.eval(lt, &cex.assignment).unwrap().as_u64(), Some(0));
 }

@@ -275,3 +275,21 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> io::Result<Option
         pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
+
+/// Writes `bytes` to a fresh file named `name` in a directory of its own under the
+/// system temp directory, and returns its path: for tests that need a damaged or
+/// hand-made input file. Each call gets a new directory, so parallel tests never
+/// share a file.
+pub fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "wiper-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create scratch directory");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write scratch file");
+    path
+}

@@ -114,13 +114,14 @@ pub fn successor_text(binary: &Binary, s: &Successor) -> String {
 
 fn header(f: &Function) -> String {
     let bytes: u32 = f.blocks.values().map(|b| b.end() - b.start).sum();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!(
-        "function {} at {:#010x}: {} blocks, {} instructions, {} bytes",
+        "function {} at {:#010x}: {}, {}, {}",
         f.name.as_deref().unwrap_or("?"),
         f.entry,
-        f.blocks.len(),
-        f.instruction_count(),
-        bytes
+        plural(f.blocks.len(), "block"),
+        plural(f.instruction_count(), "instruction"),
+        plural(bytes as usize, "byte")
     )
 }
 

@@ -20,7 +20,7 @@ use wiper_elf::Binary;
 
 pub use format::{Format, Syntax};
 pub use jumptable::JumpTable;
-pub use locate::{find_main, resolve_function};
+pub use locate::{find_main, main_from_start, resolve_function};
 
 /// Why a function could not be decoded. Each message is one line and names the address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -31,13 +31,18 @@ pub fn resolve_function(binary: &Binary, spec: &str) -> Result<u32, DecodeError>
     Err(DecodeError::UnknownFunction(spec.to_string()))
 }
 
-/// The address of `main`: its symbol, or else the first argument `_start` passes to
-/// `__libc_start_main` (glibc's i386 `_start` pushes `main` last before that call,
-/// as a constant, a register loaded with a constant, or a GOT slot in PIE).
+/// The address of `main`: its symbol, or else [`main_from_start`].
 pub fn find_main(binary: &Binary) -> Option<u32> {
-    if let Some(sym) = binary.functions_named("main").first() {
-        return Some(sym.addr);
+    match binary.functions_named("main").first() {
+        Some(sym) => Some(sym.addr),
+        None => main_from_start(binary),
     }
+}
+
+/// The first argument `_start` passes to `__libc_start_main`, which is `main`:
+/// glibc's i386 `_start` pushes it last before that call, as a constant, a register
+/// loaded with a constant, or a GOT slot (PIE). Calls to pc thunks are stepped over.
+pub fn main_from_start(binary: &Binary) -> Option<u32> {
     let bytes = binary.bytes_from(binary.entry)?;
     let mut decoder = Decoder::with_ip(32, bytes, binary.entry as u64, DecoderOptions::NONE);
     let mut regs = [None::<u32>; 8];

@@ -1,0 +1,186 @@
+//! Control-flow graphs of the testdata programs: jump tables, calls that do not
+//! return, `main` of stripped and PIE binaries, snapshots of the slides' examples.
+
+use wiper_elf::Binary;
+use wiper_testkit::{opt_levels, testdata_bin, testdata_dir};
+use wiper_x86::{format, main_from_start, CallTarget, Disassembler, Function, Successor, Syntax};
+
+fn load(name: &str) -> Binary {
+    Binary::open(&testdata_bin(name)).unwrap()
+}
+
+fn decode(binary: &Binary, name: &str) -> Function {
+    let entry = wiper_x86::resolve_function(binary, name).unwrap();
+    Disassembler::new(binary).function(entry).unwrap()
+}
+
+/// Number of `case` labels in the body of `function` in a testdata source.
+fn case_labels(source: &str, function: &str) -> usize {
+    let text = std::fs::read_to_string(testdata_dir().join("src").join(source)).unwrap();
+    let is_definition = |l: &&str| {
+        !l.starts_with(char::is_whitespace) && l.contains(&format!("{function}(")) && !l.ends_with(';')
+    };
+    text.lines()
+        .skip_while(|l| !is_definition(l))
+        .take_while(|l| *l != "}")
+        .filter(|l| l.trim_start().starts_with("case "))
+        .count()
+}
+
+/// The one block ending in a resolved jump table, its case edges, and its default.
+fn switch_of(f: &Function) -> (Vec<(u32, u32)>, u32) {
+    let tables: Vec<_> = f.blocks.values().filter(|b| b.jump_table.is_some()).collect();
+    assert_eq!(tables.len(), 1, "{:?}: one jump table", f.name);
+    let cases: Vec<(u32, u32)> = tables[0]
+        .successors
+        .iter()
+        .map(|s| match s {
+            Successor::Case { index, target } => (*index, *target),
+            other => panic!("jump-table block has a {other:?} edge"),
+        })
+        .collect();
+    // The bounds check before the table sends everything else to the default label.
+    let guard = f
+        .blocks
+        .values()
+        .find(|b| b.successors.contains(&Successor::NotTaken(tables[0].start)) || b.end() == tables[0].start)
+        .expect("a block leading to the table");
+    let default = guard
+        .successors
+        .iter()
+        .find_map(|s| match s {
+            Successor::Taken(t) => Some(*t),
+            _ => None,
+        })
+        .expect("bounds check");
+    (cases, default)
+}
+
+#[test]
+fn switch_dispatch_has_one_edge_per_case() {
+    let cases_in_source = case_labels("switch.c", "dispatch");
+    assert_eq!(cases_in_source, 10);
+    for opt in opt_levels() {
+        let binary = load(&format!("switch-{opt}"));
+        let f = decode(&binary, "dispatch");
+        let (cases, default) = switch_of(&f);
+        assert_eq!(cases.len(), cases_in_source, "switch-{opt}");
+        let indices: Vec<u32> = cases.iter().map(|c| c.0).collect();
+        assert_eq!(indices, (0..cases_in_source as u32).collect::<Vec<_>>());
+        for (i, target) in &cases {
+            assert!(f.blocks.contains_key(target), "switch-{opt}: case {i} target {target:#x} is a block");
+            assert_ne!(*target, default, "switch-{opt}: case {i} is a real case, not the default");
+        }
+        let distinct: std::collections::BTreeSet<u32> = cases.iter().map(|c| c.1).collect();
+        assert_eq!(distinct.len(), cases_in_source, "switch-{opt}: every case has its own code");
+    }
+}
+
+#[test]
+fn interpreters_dispatch_through_resolved_tables() {
+    let vm_cases = case_labels("interp.c", "run_vm");
+    let bf_cases = case_labels("interp.c", "bf");
+    assert_eq!((vm_cases, bf_cases), (13, 8));
+    for opt in opt_levels() {
+        let binary = load(&format!("interp-{opt}"));
+        // run_vm: opcodes 0..12 are all cases, a dense table.
+        let (cases, _) = switch_of(&decode(&binary, "run_vm"));
+        assert_eq!(cases.len(), vm_cases, "interp-{opt} run_vm");
+        // bf: characters '+' (0x2b) to ']' (0x5d): 51 entries, 8 of them cases, the
+        // rest the default.
+        let (cases, default) = switch_of(&decode(&binary, "bf"));
+        assert_eq!(cases.len(), usize::from(b']' - b'+') + 1, "interp-{opt} bf");
+        let real: std::collections::BTreeSet<u32> =
+            cases.iter().map(|c| c.1).filter(|&t| t != default).collect();
+        assert_eq!(real.len(), bf_cases, "interp-{opt} bf");
+    }
+}
+
+#[test]
+fn exit_paths_do_not_fall_into_the_next_function() {
+    for opt in opt_levels() {
+        let binary = load(&format!("power-{opt}"));
+        let start = decode(&binary, "_start");
+        let sym = binary.functions_named("_start")[0];
+        assert!(start.instructions().all(|i| i.ip32() < sym.addr + sym.size), "power-{opt} _start");
+        let last = start.blocks.values().last().unwrap();
+        assert_eq!(last.successors, vec![Successor::Halt], "exit system call halts");
+        let calls_main = start.blocks.values().any(|b| {
+            b.successors
+                .contains(&Successor::Call(CallTarget::Function(binary.functions_named("main")[0].addr)))
+        });
+        assert!(calls_main);
+    }
+}
+
+#[test]
+fn main_is_found_from_start() {
+    let with_symbols = load("libc_demo-O2");
+    let main = with_symbols.functions_named("main")[0].addr;
+    let stripped = load("libc_demo-stripped");
+    assert!(stripped.symbols.is_empty());
+    assert_eq!(wiper_x86::find_main(&stripped), Some(main));
+    assert_eq!(wiper_x86::resolve_function(&stripped, "main"), Ok(main));
+    for name in ["libc_demo-O0", "libc_demo-dyn", "libc_demo-pie"] {
+        let binary = load(name);
+        let main = binary.functions_named("main")[0].addr;
+        assert_eq!(main_from_start(&binary), Some(main), "{name}");
+    }
+}
+
+#[test]
+fn plt_calls_are_named() {
+    let binary = load("libc_demo-dyn");
+    let main = decode(&binary, "main");
+    let imports: std::collections::BTreeSet<String> = main
+        .blocks
+        .values()
+        .flat_map(|b| &b.successors)
+        .filter_map(|s| match s {
+            Successor::Call(CallTarget::Import { name, .. }) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    for expected in ["printf", "strtol"] {
+        assert!(imports.contains(expected), "main calls {expected}: {imports:?}");
+    }
+}
+
+#[test]
+fn slides_examples_listing_snapshots() {
+    for program in ["power", "prod", "abn"] {
+        for opt in ["O0", "O2"] {
+            let binary = load(&format!("{program}-{opt}"));
+            let f = decode(&binary, program);
+            insta::assert_snapshot!(
+                format!("{program}-{opt}"),
+                format::listing(&binary, &f, Syntax::Intel)
+            );
+        }
+    }
+}
+
+/// Every function of damaged binaries decodes or fails with an error, never a panic.
+#[test]
+fn damaged_code_never_panics() {
+    let original = std::fs::read(testdata_bin("interp-O2")).unwrap();
+    let pristine = Binary::parse(original.clone()).unwrap();
+    let text = pristine.section(".text").unwrap().clone();
+    let entries = pristine.function_symbol_addrs();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..200 {
+        let mut bytes = original.clone();
+        for _ in 0..8 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let at = text.offset as usize + (seed as usize % text.size as usize);
+            bytes[at] = (seed >> 32) as u8;
+        }
+        let binary = Binary::parse(bytes).unwrap();
+        let mut dis = Disassembler::new(&binary);
+        for &entry in &entries {
+            let _ = dis.function(entry);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The disassembler against GNU objdump, instruction for instruction, for every
+//! function defined in the testdata sources, in every testdata binary.
+//!
+//! For each function: every instruction wiper decodes must be at an address where
+//! objdump starts an instruction, with the same text after normalizing notation
+//! (see [`normalize`]); and every instruction objdump lists inside the function's
+//! symbol that wiper did not reach must be padding (nop forms) or an unreachable
+//! `hlt` after an exit system call.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use wiper_elf::Binary;
+use wiper_testkit::{all_binaries, testdata_dir};
+use wiper_x86::format::InstructionPrinter;
+use wiper_x86::{Disassembler, Syntax};
+
+/// Names of the functions a C (or assembly) source file defines: a line at column 0
+/// that names `identifier(` and does not end in `;`, followed by a `{` line; or an
+/// assembly label `name:` that is declared `.globl`. Each name comes with whether it
+/// is `static` (gcc may inline a static function away entirely).
+fn defined_functions(source: &Path) -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string(source).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut names = Vec::new();
+    if source.extension().is_some_and(|e| e == "S") {
+        for l in &lines {
+            if let Some(name) = l.trim().strip_prefix(".globl") {
+                names.push((name.trim().to_string(), false));
+            }
+        }
+        return names;
+    }
+    for (i, l) in lines.iter().enumerate() {
+        let starts_definition = l
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        let opens_body = l.trim_end().ends_with('{')
+            || lines.get(i + 1).is_some_and(|n| n.trim_start().starts_with('{'));
+        if !starts_definition || l.trim_end().ends_with(';') || !opens_body {
+            continue;
+        }
+        let Some(paren) = l.find('(') else { continue };
+        let before = l[..paren].trim_end();
+        let name: String = before
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if !name.is_empty() && name != "WIPER_TARGET" {
+            names.push((name, l.starts_with("static")));
+        }
+    }
+    names
+}
+
+/// The sources a testdata binary was built from (see testdata/Makefile).
+fn sources_of(binary: &Path) -> Vec<std::path::PathBuf> {
+    let file = binary.file_name().unwrap().to_str().unwrap();
+    let program = file.split('-').next().unwrap();
+    let dir = testdata_dir();
+    let mut sources = vec![dir.join("src").join(format!("{program}.c"))];
+    if program != "libc_demo" {
+        sources.push(dir.join("rt/rt.c"));
+        sources.push(dir.join("rt/start.S"));
+    }
+    sources
+}
+
+/// Rewrites objdump's and wiper's notation into one form. Each rule is a pure
+/// notation difference:
+/// - `<symbol+off>` annotations are dropped and spaces collapsed;
+/// - objdump's bare hex branch targets (`jmp 8049a20`) get a `0x` prefix;
+/// - objdump's `ds:0x804c010` for an absolute memory operand is `[0x804c010]`;
+/// - objdump's `movs`/`stos`/`lods`/`scas`/`cmps` with `es:`/`ds:` operands are
+///   the sized mnemonics `movsb`, `stosd`, ...;
+/// - objdump's `eiz*1` pseudo-index and `+0x0` zero displacements are dropped;
+/// - objdump's shift count `1` (the D1 encoding) is `0x1`;
+/// - objdump prints no operand size for `mov` between the accumulator and an
+///   absolute address (the `moffs` opcodes A0-A3).
+fn normalize(text: &str) -> String {
+    let mut s = String::new();
+    let mut depth = 0;
+    for c in text.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            _ if depth == 0 => s.push(c),
+            _ => {}
+        }
+    }
+    let mut words: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+    if words.is_empty() {
+        return String::new();
+    }
+    let branch = words[0].starts_with('j') || words[0] == "call" || words[0] == "loop";
+    if branch && words.len() == 2 && words[1].chars().all(|c| c.is_ascii_hexdigit()) {
+        words[1] = format!("0x{}", words[1]);
+    }
+    let mnemonic_at = usize::from(matches!(words[0].as_str(), "rep" | "repz" | "repnz" | "repe" | "repne"));
+    if let (Some(m), Some(ops)) = (words.get(mnemonic_at).cloned(), words.get(mnemonic_at + 1).cloned()) {
+        if matches!(m.as_str(), "movs" | "stos" | "lods" | "scas" | "cmps" | "ins" | "outs") {
+            let suffix = match ops.split(' ').next().unwrap_or("") {
+                o if o.starts_with("BYTE") => "b",
+                o if o.starts_with("WORD") => "w",
+                o if o.starts_with("DWORD") => "d",
+                _ => "",
+            };
+            words[mnemonic_at] = format!("{m}{suffix}");
+        }
+    }
+    let mut s = words.join(" ");
+    for (from, to) in [("es:[", "["), ("ds:[", "["), ("+eiz*1", ""), ("+0x0]", "]")] {
+        s = s.replace(from, to);
+    }
+    // `ds:0x1234` (no brackets) is an absolute address.
+    while let Some(at) = s.find("ds:0x") {
+        let end = s[at + 3..]
+            .find(|c: char| !(c.is_ascii_hexdigit() || c == 'x'))
+            .map_or(s.len(), |e| at + 3 + e);
+        s = format!("{}[{}]{}", &s[..at], &s[at + 3..end], &s[end..]);
+    }
+    let accumulator = ["al", "ax", "eax"]
+        .iter()
+        .any(|r| s.ends_with(&format!(",{r}")) || s.starts_with(&format!("mov {r},")));
+    if words[0] == "mov" && accumulator {
+        for size in ["DWORD PTR [0x", "BYTE PTR [0x", "WORD PTR [0x"] {
+            s = s.replace(size, "[0x");
+        }
+    }
+    if matches!(words[0].as_str(), "shl" | "shr" | "sar" | "sal" | "rol" | "ror" | "rcl" | "rcr") && s.ends_with(",1") {
+        s.push_str("x1");
+        s.replace_range(s.len() - 3.., "0x1");
+    }
+    s
+}
+
+fn is_padding(text: &str) -> bool {
+    let n = normalize(text);
+    n == "hlt"
+        || n.starts_with("nop")
+        || n == "xchg ax,ax"
+        || n.starts_with("lea esi,[esi")
+        || n.starts_with("lea edi,[edi")
+        || n == "mov esi,esi"
+        || n == "mov edi,edi"
+        || n.starts_with("data16")
+        || n.starts_with("cs nop")
+}
+
+/// objdump's Intel listing of all executable sections: address -> text.
+fn objdump(path: &Path) -> BTreeMap<u32, String> {
+    let out = Command::new("objdump")
+        .args(["-d", "-M", "intel", "--no-show-raw-insn", "-w"])
+        .arg(path)
+        .output()
+        .expect("objdump (binutils) must be installed");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (addr, text) = l.split_once(":\t")?;
+            let addr = u32::from_str_radix(addr.trim(), 16).ok()?;
+            Some((addr, text.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn normalization_rules() {
+    assert_eq!(normalize("jmp    804903c <abn+0x1c>"), "jmp 0x804903c");
+    assert_eq!(normalize("mov    edx,DWORD PTR ds:0x804b15c"), "mov edx,DWORD PTR [0x804b15c]");
+    assert_eq!(
+        normalize("rep movs BYTE PTR es:[edi],BYTE PTR ds:[esi]"),
+        "rep movsb BYTE PTR [edi],BYTE PTR [esi]"
+    );
+    assert_eq!(normalize("lea    esi,[esi+eiz*1+0x0]"), "lea esi,[esi]");
+    assert_eq!(normalize("shr    eax,1"), "shr eax,0x1");
+    assert_eq!(normalize("add    eax,1"), "add eax,1");
+    assert_eq!(normalize("mov    ds:0x804b15c,eax"), "mov [0x804b15c],eax");
+    assert_eq!(normalize("mov DWORD PTR [0x804b15c],eax"), "mov [0x804b15c],eax");
+    assert_eq!(normalize("mov DWORD PTR [0x804b15c],edx"), "mov DWORD PTR [0x804b15c],edx");
+}
+
+#[test]
+fn disassembly_matches_objdump_for_every_source_function() {
+    let mut functions_checked = 0;
+    let mut instructions_checked = 0;
+    for path in all_binaries() {
+        let binary = Binary::open(&path).unwrap();
+        let reference = objdump(&path);
+        let mut printer = InstructionPrinter::new(&binary, Syntax::Intel);
+        let mut dis = Disassembler::new(&binary);
+        let names: Vec<(String, bool)> =
+            sources_of(&path).iter().flat_map(|s| defined_functions(s)).collect();
+        assert!(names.len() >= 3, "{}: sources define {names:?}", path.display());
+        let stripped = binary.symbols.is_empty();
+        for (name, is_static) in &names {
+            let Some(sym) = binary.functions_named(name).first().copied().cloned() else {
+                // The stripped binary has no names.
+                assert!(stripped || *is_static, "{}: {name} missing", path.display());
+                continue;
+            };
+            let f = dis
+                .function(sym.addr)
+                .unwrap_or_else(|e| panic!("{}: {name}: {e}", path.display()));
+            for ins in f.instructions() {
+                let theirs = reference.get(&ins.ip32()).unwrap_or_else(|| {
+                    panic!("{}: {name}: objdump has no instruction at {:#x}", path.display(), ins.ip32())
+                });
+                assert_eq!(
+                    normalize(&printer.format(ins)),
+                    normalize(theirs),
+                    "{}: {name} at {:#x}",
+                    path.display(),
+                    ins.ip32()
+                );
+                instructions_checked += 1;
+            }
+            let ours: std::collections::BTreeSet<u32> = f.instructions().map(|i| i.ip32()).collect();
+            for (addr, text) in reference.range(sym.addr..sym.addr + sym.size) {
+                assert!(
+                    ours.contains(addr) || is_padding(text),
+                    "{}: {name}: objdump's {addr:#x} `{text}` was not decoded",
+                    path.display()
+                );
+            }
+            functions_checked += 1;
+        }
+    }
+    assert!(functions_checked > 300, "{functions_checked} functions");
+    assert!(instructions_checked > 10_000, "{instructions_checked} instructions");
+}
