@@ -26,12 +26,19 @@ fn assert_fails(args: &[&str], expected: &str) {
     assert!(out.stdout.is_empty(), "{args:?}: no output on failure");
     assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
     assert!(stderr.starts_with("wiper: error: "), "{stderr}");
-    assert!(stderr.contains(expected), "{args:?}: `{stderr}` should mention `{expected}`");
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: `{stderr}` should mention `{expected}`"
+    );
 }
 
 fn stdout_of(args: &[&str]) -> String {
     let out = wiper(args);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -48,7 +55,10 @@ fn patched(name: &str, patch: impl FnOnce(&mut Vec<u8>)) -> std::path::PathBuf {
 
 #[test]
 fn missing_file() {
-    assert_fails(&["info", "/nonexistent/binary"], "cannot read /nonexistent/binary: no such file");
+    assert_fails(
+        &["info", "/nonexistent/binary"],
+        "cannot read /nonexistent/binary: no such file",
+    );
     assert_fails(
         &["disasm", "/nonexistent/binary", "--function", "main"],
         "cannot read /nonexistent/binary: no such file",
@@ -70,7 +80,10 @@ fn elf64_is_rejected() {
 #[test]
 fn other_machine_is_rejected() {
     let f = patched("arm", |b| b[18..20].copy_from_slice(&40u16.to_le_bytes()));
-    assert_fails(&["info", path_arg(&f)], "unsupported machine ARM (e_machine 40)");
+    assert_fails(
+        &["info", path_arg(&f)],
+        "unsupported machine ARM (e_machine 40)",
+    );
 }
 
 #[test]
@@ -106,18 +119,27 @@ fn unknown_function() {
         &["disasm", path_arg(&bin), "--function", "no_such_function"],
         "unknown function `no_such_function`",
     );
-    assert_fails(&["disasm", path_arg(&bin), "--function", "0xzz"], "invalid function address `0xzz`");
+    assert_fails(
+        &["disasm", path_arg(&bin), "--function", "0xzz"],
+        "invalid function address `0xzz`",
+    );
 }
 
 #[test]
 fn address_outside_executable_segments() {
     let bin = testdata_bin("power-O0");
-    assert_fails(&["disasm", path_arg(&bin), "--function", "0x10"], "address 0x10 is outside the executable segments");
+    assert_fails(
+        &["disasm", path_arg(&bin), "--function", "0x10"],
+        "address 0x10 is outside the executable segments",
+    );
     // .rodata is loaded, but not executable.
     let binary = wiper_elf::Binary::open(&bin).unwrap();
     let rodata = binary.section(".rodata").unwrap().addr;
     let arg = format!("{rodata:#x}");
-    assert_fails(&["disasm", path_arg(&bin), "--function", &arg], &format!("address {rodata:#x} is outside"));
+    assert_fails(
+        &["disasm", path_arg(&bin), "--function", &arg],
+        &format!("address {rodata:#x} is outside"),
+    );
 }
 
 #[test]
@@ -127,7 +149,9 @@ fn undecodable_bytes() {
     let seg = binary.segment_at(power).unwrap();
     let offset = (power - seg.vaddr + seg.offset) as usize;
     // 0f 04 is not an IA-32 instruction.
-    let f = patched("undecodable", |b| b[offset..offset + 2].copy_from_slice(&[0x0f, 0x04]));
+    let f = patched("undecodable", |b| {
+        b[offset..offset + 2].copy_from_slice(&[0x0f, 0x04])
+    });
     assert_fails(
         &["disasm", path_arg(&f), "--function", "power"],
         &format!("undecodable instruction bytes at {power:#x}: 0f 04"),
@@ -140,7 +164,14 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = wiper(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = wiper(&["disasm", path_arg(&testdata_bin("power-O0")), "--function", "power", "--syntax", "att"]);
+    let out = wiper(&[
+        "disasm",
+        path_arg(&testdata_bin("power-O0")),
+        "--function",
+        "power",
+        "--syntax",
+        "att",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -159,11 +190,17 @@ fn info_summarizes_static_dynamic_and_pie() {
     assert!(text.contains("  LOAD r-x"));
 
     let pie = stdout_of(&["info", path_arg(&testdata_bin("libc_demo-pie"))]);
-    assert!(pie.contains("type:        DYN (position-independent executable)"), "{pie}");
+    assert!(
+        pie.contains("type:        DYN (position-independent executable)"),
+        "{pie}"
+    );
     assert!(pie.contains("linking:     dynamic, interpreter /lib/ld-linux.so.2"));
 
     let stripped = stdout_of(&["info", path_arg(&testdata_bin("libc_demo-stripped"))]);
-    assert!(stripped.contains("symbols:     0 (0 functions)"), "{stripped}");
+    assert!(
+        stripped.contains("symbols:     0 (0 functions)"),
+        "{stripped}"
+    );
     assert!(!stripped.contains("main:        not found"));
 }
 
@@ -182,7 +219,14 @@ fn disasm_by_name_and_by_address_agree() {
 
 #[test]
 fn disasm_gas_syntax() {
-    let text = stdout_of(&["disasm", path_arg(&testdata_bin("power-O0")), "--function", "power", "--syntax", "gas"]);
+    let text = stdout_of(&[
+        "disasm",
+        path_arg(&testdata_bin("power-O0")),
+        "--function",
+        "power",
+        "--syntax",
+        "gas",
+    ]);
     assert!(text.contains("push   %ebp"), "{text}");
     assert!(text.contains("mov    %esp, %ebp"), "{text}");
 }
@@ -194,7 +238,14 @@ fn disasm_dot_has_a_node_per_block_and_an_edge_per_successor() {
     let f = wiper_x86::Disassembler::new(&binary)
         .function(binary.functions_named("dispatch")[0].addr)
         .unwrap();
-    let dot = stdout_of(&["disasm", path_arg(&bin), "--function", "dispatch", "--format", "dot"]);
+    let dot = stdout_of(&[
+        "disasm",
+        path_arg(&bin),
+        "--function",
+        "dispatch",
+        "--format",
+        "dot",
+    ]);
     assert!(dot.starts_with("digraph \"dispatch\" {"), "{dot}");
     assert!(dot.trim_end().ends_with('}'));
     let nodes = dot.lines().filter(|l| l.contains("[label=\"0x")).count();

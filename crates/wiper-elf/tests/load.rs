@@ -14,7 +14,11 @@ fn tool(program: &str, args: &[&str], file: &Path) -> String {
         .arg(file)
         .output()
         .unwrap_or_else(|e| panic!("{program} must be installed (binutils): {e}"));
-    assert!(out.status.success(), "{program} failed on {}", file.display());
+    assert!(
+        out.status.success(),
+        "{program} failed on {}",
+        file.display()
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -154,10 +158,16 @@ fn read_only_data_and_memory_reads() {
     // Bytes read by address equal the file bytes at the section's offset.
     let by_addr = binary.read(rodata.addr, rodata.size).unwrap();
     let off = rodata.offset as usize;
-    assert_eq!(by_addr, &binary.file_bytes()[off..off + rodata.size as usize]);
+    assert_eq!(
+        by_addr,
+        &binary.file_bytes()[off..off + rodata.size as usize]
+    );
     // .bss reads as zeros.
     if let Some(bss) = binary.section(".bss") {
-        assert_eq!(binary.read(bss.addr, bss.size.min(16)).unwrap(), vec![0; bss.size.min(16) as usize]);
+        assert_eq!(
+            binary.read(bss.addr, bss.size.min(16)).unwrap(),
+            vec![0; bss.size.min(16) as usize]
+        );
     }
     assert_eq!(binary.read(0xffff_fff0, 32), None);
 }

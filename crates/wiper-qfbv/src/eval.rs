@@ -182,13 +182,12 @@ impl ExprPool {
                 continue;
             }
             let args = self.args(top);
-            let needed = match (
-                self.op(top),
-                memo.get(&args.first().copied().unwrap_or(top)),
-            ) {
-                (Op::Ite, None) => &args[..1],
-                (Op::Ite, Some(c)) if c.as_u64() == Some(1) => &args[1..2],
-                (Op::Ite, Some(_)) => &args[2..],
+            let needed = match self.op(top) {
+                Op::Ite => match memo.get(&args[0]).and_then(Value::as_u64) {
+                    None => &args[..1],
+                    Some(1) => &args[1..2],
+                    Some(_) => &args[2..],
+                },
                 _ => args,
             };
             let before = stack.len();

@@ -7,7 +7,7 @@
 //!   [`ExprId`]s: structurally equal expressions get equal ids, so comparing
 //!   and hashing terms is O(1).
 //! * Every builder method (`p.add(a, b)`, `p.bv(0x10, 32)`, `p.var("eax", 32)`,
-//!   …) **simplifies at construction** (see [`simplify`](crate::simplify) for
+//!   …) **simplifies at construction** (see [`simplify`] for
 //!   the rule list), so formulas stay small while the specializer substitutes
 //!   static values into them. [`ExprPool::mk_raw`] builds a node verbatim.
 //! * [`ExprPool::eval`] evaluates concretely with SMT-LIB semantics (division

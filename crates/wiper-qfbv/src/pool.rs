@@ -554,7 +554,11 @@ impl ExprPool {
         if let Some(&id) = self.index.get(&node) {
             return id;
         }
-        let id = ExprId(u32::try_from(self.nodes.len()).expect("ExprPool overflow"));
+        let id = u32::try_from(self.nodes.len())
+            .ok()
+            .filter(|&i| i != NO_ARG.0)
+            .map(ExprId)
+            .expect("ExprPool overflow: more than 2^32 - 1 nodes");
         self.nodes.push(node);
         self.sorts.push(sort);
         self.index.insert(node, id);

@@ -19,7 +19,7 @@ proptest! {
         let mut p = ExprPool::new();
         let mut g = Gen::new(seed, &WIDTHS);
         let w = g.width();
-        let raw = g.bv(&mut p, w, 5);
+        let raw = g.bv(&mut p, w, 6);
         let simple = p.simplify(raw);
         for _ in 0..4 {
             let env = g.env(&p);
@@ -37,7 +37,7 @@ proptest! {
     fn simplification_preserves_memory_contents(seed in any::<u64>()) {
         let mut p = ExprPool::new();
         let mut g = Gen::new(seed, &WIDTHS);
-        let raw = g.mem(&mut p, 5);
+        let raw = g.mem(&mut p, 6);
         let simple = p.simplify(raw);
         let env = g.env(&p);
         let (Value::Mem(a), Value::Mem(b)) =
@@ -61,7 +61,7 @@ proptest! {
         let mut p = ExprPool::new();
         let mut g = Gen::new(seed, &WIDTHS);
         let w = g.width();
-        let raw = g.bv(&mut p, w, 5);
+        let raw = g.bv(&mut p, w, 6);
         let once = p.simplify(raw);
         prop_assert_eq!(p.simplify(once), once);
     }
@@ -71,7 +71,7 @@ proptest! {
         let mut p = ExprPool::new();
         let mut g = Gen::new(seed, &WIDTHS);
         let w = g.width();
-        let e = g.bv(&mut p, w, 5);
+        let e = g.bv(&mut p, w, 6);
         let e = p.simplify(e);
         let env = g.env(&p);
         // Substitute constants for about half of the bit-vector variables.

@@ -18,7 +18,9 @@ fn decode(binary: &Binary, name: &str) -> Function {
 fn case_labels(source: &str, function: &str) -> usize {
     let text = std::fs::read_to_string(testdata_dir().join("src").join(source)).unwrap();
     let is_definition = |l: &&str| {
-        !l.starts_with(char::is_whitespace) && l.contains(&format!("{function}(")) && !l.ends_with(';')
+        !l.starts_with(char::is_whitespace)
+            && l.contains(&format!("{function}("))
+            && !l.ends_with(';')
     };
     text.lines()
         .skip_while(|l| !is_definition(l))
@@ -29,7 +31,11 @@ fn case_labels(source: &str, function: &str) -> usize {
 
 /// The one block ending in a resolved jump table, its case edges, and its default.
 fn switch_of(f: &Function) -> (Vec<(u32, u32)>, u32) {
-    let tables: Vec<_> = f.blocks.values().filter(|b| b.jump_table.is_some()).collect();
+    let tables: Vec<_> = f
+        .blocks
+        .values()
+        .filter(|b| b.jump_table.is_some())
+        .collect();
     assert_eq!(tables.len(), 1, "{:?}: one jump table", f.name);
     let cases: Vec<(u32, u32)> = tables[0]
         .successors
@@ -43,7 +49,10 @@ fn switch_of(f: &Function) -> (Vec<(u32, u32)>, u32) {
     let guard = f
         .blocks
         .values()
-        .find(|b| b.successors.contains(&Successor::NotTaken(tables[0].start)) || b.end() == tables[0].start)
+        .find(|b| {
+            b.successors.contains(&Successor::NotTaken(tables[0].start))
+                || b.end() == tables[0].start
+        })
         .expect("a block leading to the table");
     let default = guard
         .successors
@@ -68,11 +77,21 @@ fn switch_dispatch_has_one_edge_per_case() {
         let indices: Vec<u32> = cases.iter().map(|c| c.0).collect();
         assert_eq!(indices, (0..cases_in_source as u32).collect::<Vec<_>>());
         for (i, target) in &cases {
-            assert!(f.blocks.contains_key(target), "switch-{opt}: case {i} target {target:#x} is a block");
-            assert_ne!(*target, default, "switch-{opt}: case {i} is a real case, not the default");
+            assert!(
+                f.blocks.contains_key(target),
+                "switch-{opt}: case {i} target {target:#x} is a block"
+            );
+            assert_ne!(
+                *target, default,
+                "switch-{opt}: case {i} is a real case, not the default"
+            );
         }
         let distinct: std::collections::BTreeSet<u32> = cases.iter().map(|c| c.1).collect();
-        assert_eq!(distinct.len(), cases_in_source, "switch-{opt}: every case has its own code");
+        assert_eq!(
+            distinct.len(),
+            cases_in_source,
+            "switch-{opt}: every case has its own code"
+        );
     }
 }
 
@@ -90,8 +109,11 @@ fn interpreters_dispatch_through_resolved_tables() {
         // rest the default.
         let (cases, default) = switch_of(&decode(&binary, "bf"));
         assert_eq!(cases.len(), usize::from(b']' - b'+') + 1, "interp-{opt} bf");
-        let real: std::collections::BTreeSet<u32> =
-            cases.iter().map(|c| c.1).filter(|&t| t != default).collect();
+        let real: std::collections::BTreeSet<u32> = cases
+            .iter()
+            .map(|c| c.1)
+            .filter(|&t| t != default)
+            .collect();
         assert_eq!(real.len(), bf_cases, "interp-{opt} bf");
     }
 }
@@ -102,12 +124,20 @@ fn exit_paths_do_not_fall_into_the_next_function() {
         let binary = load(&format!("power-{opt}"));
         let start = decode(&binary, "_start");
         let sym = binary.functions_named("_start")[0];
-        assert!(start.instructions().all(|i| i.ip32() < sym.addr + sym.size), "power-{opt} _start");
+        assert!(
+            start.instructions().all(|i| i.ip32() < sym.addr + sym.size),
+            "power-{opt} _start"
+        );
         let last = start.blocks.values().last().unwrap();
-        assert_eq!(last.successors, vec![Successor::Halt], "exit system call halts");
+        assert_eq!(
+            last.successors,
+            vec![Successor::Halt],
+            "exit system call halts"
+        );
         let calls_main = start.blocks.values().any(|b| {
-            b.successors
-                .contains(&Successor::Call(CallTarget::Function(binary.functions_named("main")[0].addr)))
+            b.successors.contains(&Successor::Call(CallTarget::Function(
+                binary.functions_named("main")[0].addr,
+            )))
         });
         assert!(calls_main);
     }
@@ -142,7 +172,10 @@ fn plt_calls_are_named() {
         })
         .collect();
     for expected in ["printf", "strtol"] {
-        assert!(imports.contains(expected), "main calls {expected}: {imports:?}");
+        assert!(
+            imports.contains(expected),
+            "main calls {expected}: {imports:?}"
+        );
     }
 }
 

@@ -38,7 +38,9 @@ fn defined_functions(source: &Path) -> Vec<(String, bool)> {
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
         let opens_body = l.trim_end().ends_with('{')
-            || lines.get(i + 1).is_some_and(|n| n.trim_start().starts_with('{'));
+            || lines
+                .get(i + 1)
+                .is_some_and(|n| n.trim_start().starts_with('{'));
         if !starts_definition || l.trim_end().ends_with(';') || !opens_body {
             continue;
         }
@@ -102,9 +104,18 @@ fn normalize(text: &str) -> String {
     if branch && words.len() == 2 && words[1].chars().all(|c| c.is_ascii_hexdigit()) {
         words[1] = format!("0x{}", words[1]);
     }
-    let mnemonic_at = usize::from(matches!(words[0].as_str(), "rep" | "repz" | "repnz" | "repe" | "repne"));
-    if let (Some(m), Some(ops)) = (words.get(mnemonic_at).cloned(), words.get(mnemonic_at + 1).cloned()) {
-        if matches!(m.as_str(), "movs" | "stos" | "lods" | "scas" | "cmps" | "ins" | "outs") {
+    let mnemonic_at = usize::from(matches!(
+        words[0].as_str(),
+        "rep" | "repz" | "repnz" | "repe" | "repne"
+    ));
+    if let (Some(m), Some(ops)) = (
+        words.get(mnemonic_at).cloned(),
+        words.get(mnemonic_at + 1).cloned(),
+    ) {
+        if matches!(
+            m.as_str(),
+            "movs" | "stos" | "lods" | "scas" | "cmps" | "ins" | "outs"
+        ) {
             let suffix = match ops.split(' ').next().unwrap_or("") {
                 o if o.starts_with("BYTE") => "b",
                 o if o.starts_with("WORD") => "w",
@@ -133,7 +144,11 @@ fn normalize(text: &str) -> String {
             s = s.replace(size, "[0x");
         }
     }
-    if matches!(words[0].as_str(), "shl" | "shr" | "sar" | "sal" | "rol" | "ror" | "rcl" | "rcr") && s.ends_with(",1") {
+    if matches!(
+        words[0].as_str(),
+        "shl" | "shr" | "sar" | "sal" | "rol" | "ror" | "rcl" | "rcr"
+    ) && s.ends_with(",1")
+    {
         s.push_str("x1");
         s.replace_range(s.len() - 3.., "0x1");
     }
@@ -174,7 +189,10 @@ fn objdump(path: &Path) -> BTreeMap<u32, String> {
 #[test]
 fn normalization_rules() {
     assert_eq!(normalize("jmp    804903c <abn+0x1c>"), "jmp 0x804903c");
-    assert_eq!(normalize("mov    edx,DWORD PTR ds:0x804b15c"), "mov edx,DWORD PTR [0x804b15c]");
+    assert_eq!(
+        normalize("mov    edx,DWORD PTR ds:0x804b15c"),
+        "mov edx,DWORD PTR [0x804b15c]"
+    );
     assert_eq!(
         normalize("rep movs BYTE PTR es:[edi],BYTE PTR ds:[esi]"),
         "rep movsb BYTE PTR [edi],BYTE PTR [esi]"
@@ -183,8 +201,14 @@ fn normalization_rules() {
     assert_eq!(normalize("shr    eax,1"), "shr eax,0x1");
     assert_eq!(normalize("add    eax,1"), "add eax,1");
     assert_eq!(normalize("mov    ds:0x804b15c,eax"), "mov [0x804b15c],eax");
-    assert_eq!(normalize("mov DWORD PTR [0x804b15c],eax"), "mov [0x804b15c],eax");
-    assert_eq!(normalize("mov DWORD PTR [0x804b15c],edx"), "mov DWORD PTR [0x804b15c],edx");
+    assert_eq!(
+        normalize("mov DWORD PTR [0x804b15c],eax"),
+        "mov [0x804b15c],eax"
+    );
+    assert_eq!(
+        normalize("mov DWORD PTR [0x804b15c],edx"),
+        "mov DWORD PTR [0x804b15c],edx"
+    );
 }
 
 #[test]
@@ -196,9 +220,15 @@ fn disassembly_matches_objdump_for_every_source_function() {
         let reference = objdump(&path);
         let mut printer = InstructionPrinter::new(&binary, Syntax::Intel);
         let mut dis = Disassembler::new(&binary);
-        let names: Vec<(String, bool)> =
-            sources_of(&path).iter().flat_map(|s| defined_functions(s)).collect();
-        assert!(names.len() >= 3, "{}: sources define {names:?}", path.display());
+        let names: Vec<(String, bool)> = sources_of(&path)
+            .iter()
+            .flat_map(|s| defined_functions(s))
+            .collect();
+        assert!(
+            names.len() >= 3,
+            "{}: sources define {names:?}",
+            path.display()
+        );
         let stripped = binary.symbols.is_empty();
         for (name, is_static) in &names {
             let Some(sym) = binary.functions_named(name).first().copied().cloned() else {
@@ -211,7 +241,11 @@ fn disassembly_matches_objdump_for_every_source_function() {
                 .unwrap_or_else(|e| panic!("{}: {name}: {e}", path.display()));
             for ins in f.instructions() {
                 let theirs = reference.get(&ins.ip32()).unwrap_or_else(|| {
-                    panic!("{}: {name}: objdump has no instruction at {:#x}", path.display(), ins.ip32())
+                    panic!(
+                        "{}: {name}: objdump has no instruction at {:#x}",
+                        path.display(),
+                        ins.ip32()
+                    )
                 });
                 assert_eq!(
                     normalize(&printer.format(ins)),
@@ -222,7 +256,8 @@ fn disassembly_matches_objdump_for_every_source_function() {
                 );
                 instructions_checked += 1;
             }
-            let ours: std::collections::BTreeSet<u32> = f.instructions().map(|i| i.ip32()).collect();
+            let ours: std::collections::BTreeSet<u32> =
+                f.instructions().map(|i| i.ip32()).collect();
             for (addr, text) in reference.range(sym.addr..sym.addr + sym.size) {
                 assert!(
                     ours.contains(addr) || is_padding(text),
@@ -234,5 +269,8 @@ fn disassembly_matches_objdump_for_every_source_function() {
         }
     }
     assert!(functions_checked > 300, "{functions_checked} functions");
-    assert!(instructions_checked > 10_000, "{instructions_checked} instructions");
+    assert!(
+        instructions_checked > 10_000,
+        "{instructions_checked} instructions"
+    );
 }
