@@ -255,6 +255,9 @@ fn testdata_layout() {
     for v in ["O0", "O1", "O2", "dyn", "pie", "stripped"] {
         expected.push(format!("libc_demo-{v}"));
     }
+    for v in ["O0", "O2"] {
+        expected.push(format!("pie_switch-{v}"));
+    }
     expected.sort();
     assert_eq!(names, expected);
 }
@@ -496,4 +499,39 @@ fn large_stdin_and_early_exit() {
     let out = run("loops-O1", &[], &input);
     assert_eq!(out.stdout_lines()[0], sum_to(3).to_string());
     assert!(matches!(out.status, Termination::Exited(_)));
+}
+
+/// `step` of pie_switch.c: the result, and the global `calls` after one call from 0.
+fn pie_step(op: i32, a: i32, b: i32) -> (i32, i32) {
+    match op {
+        0 => (a.wrapping_add(b), 1),
+        1 => (a.wrapping_sub(b), 2),
+        2 => (a.wrapping_mul(b), 3),
+        3 => (a & b, -1),
+        4 => (a | b, 5),
+        5 => (a ^ b, a),
+        6 => (a.wrapping_shl((b & 7) as u32), b),
+        7 => (((a as u32) >> (b & 7)) as i32, 0),
+        _ => (-1, 0),
+    }
+}
+
+#[test]
+fn pie_switch() {
+    for o in ["O0", "O2"] {
+        for op in -1..=9 {
+            for (a, b) in [(7, 3), (-100, 9), (i32::MAX, 2)] {
+                let (r, calls) = pie_step(op, a, b);
+                let args = [op.to_string(), a.to_string(), b.to_string()];
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                check(
+                    &format!("pie_switch-{o}"),
+                    &args,
+                    b"",
+                    &lines(&[r, calls]),
+                    status(r),
+                );
+            }
+        }
+    }
 }

@@ -26,6 +26,8 @@ use std::collections::BTreeMap;
 use iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic, OpKind, Register};
 use wiper_elf::Binary;
 
+use crate::locate::pc_thunk_register;
+
 /// How many instructions before the jump are examined.
 pub const WINDOW: usize = 24;
 /// Largest table accepted (a bound above this is not a gcc switch).
@@ -38,8 +40,8 @@ pub struct JumpTable {
     pub jump: u32,
     /// Address of the first table entry.
     pub table: u32,
-    /// For PIC tables, the address each entry is relative to (the GOT); `None` when
-    /// entries are absolute.
+    /// The address each entry is relative to (the GOT for PIC tables); `None` when
+    /// entries are absolute addresses.
     pub relative_to: Option<u32>,
     /// Target of each entry, in table order.
     pub targets: Vec<u32>,
@@ -52,9 +54,17 @@ enum Source {
     /// The word at `reg + offset`, `reg` as it was at the window start; `epoch`
     /// counts memory writes, so a slot reread after a store is a different source.
     Slot(Register, u32, u32),
-    /// Whatever the instruction at this address wrote into this register, when the
-    /// domain does not model it (`movsx eax, al`): unknown, but a value to bound.
-    Def(u32, Register),
+    /// A value the domain does not model (what `movsx eax, al` wrote, or what an
+    /// operand read): unknown, but a value to bound. Named by the instruction's
+    /// address and what it defines.
+    Def(u32, Defined),
+}
+
+/// What an unmodelled instruction defines: a register it writes, or operand `i` it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defined {
+    Reg(Register),
+    Operand(u32),
 }
 
 /// `scale * source + offset`, modulo 2^32.
@@ -70,15 +80,28 @@ enum Value {
     Unknown,
     Const(u32),
     Lin(Linear),
-    /// The 32-bit word at `table + 4 * index`; with `got_reg`, the table address is
-    /// relative to the GOT held in that register, and `relative` says the GOT was
-    /// added to the loaded entry too (the PIC table form).
+    /// The 32-bit word at `table + 4 * index` (the table address relative to `got`,
+    /// when set), plus `plus`.
     Entry {
         index: Source,
         table: u32,
-        got_reg: Option<Register>,
-        relative: bool,
+        /// The value PIC code holds the GOT address in, when the table address was
+        /// formed from it: `got + table + 4 * index`.
+        got: Option<Linear>,
+        plus: Plus,
+        /// The same value seen as a plain unknown, for any use other than a table
+        /// target (a VM's opcode fetch `mov eax, [edi+ebx]` looks like a PIC entry).
+        plain: Linear,
     },
+}
+
+/// What was added to a loaded table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plus {
+    Nothing,
+    Const(u32),
+    /// The GOT value the table address was formed from (PIC entries are GOT-relative).
+    Got,
 }
 
 struct State {
@@ -90,6 +113,8 @@ struct State {
     last_cmp: Option<(Value, u32)>,
     /// Upper bounds (inclusive) on values proven by `cmp; ja`.
     bounds: Vec<(Linear, u32)>,
+    /// Calls in the window to `__x86.get_pc_thunk.*`: call address -> register set.
+    thunks: BTreeMap<u32, Register>,
 }
 
 impl State {
@@ -127,11 +152,6 @@ impl State {
         }
     }
 
-    /// Whether `r` still holds its value from the window start.
-    fn pristine(&self, r: Register) -> bool {
-        !self.regs.contains_key(&r.full_register32())
-    }
-
     fn operand(&self, ins: &Instruction, i: u32) -> Value {
         match ins.op_kind(i) {
             OpKind::Register if ins.op_register(i).size() == 4 => self.reg(ins.op_register(i)),
@@ -140,7 +160,7 @@ impl State {
                 Value::Const(ins.immediate(i) as u32)
             }
             OpKind::Memory if ins.memory_size().size() == 4 => self.load(ins),
-            _ => fresh(ins, Register::None),
+            _ => operand_value(ins, i),
         }
     }
 
@@ -166,47 +186,58 @@ impl State {
         add(add(base_value, scaled), Value::Const(disp))
     }
 
+    /// Value loaded by the memory operand: a table entry when the address is
+    /// `4 * index + constant`, or `4 * index + g + constant` with `g` a second unknown
+    /// (PIC code's GOT register); a stack slot when it is `reg + constant`.
     fn load(&self, ins: &Instruction) -> Value {
-        let (base, index, scale, disp) = (
-            ins.memory_base(),
-            ins.memory_index(),
-            ins.memory_index_scale(),
-            ins.memory_displacement32(),
-        );
-        // PIC: [got_reg + index*4 + disp], with got_reg untouched in the window.
-        if base != Register::None && index != Register::None && scale == 4 && self.pristine(base) {
-            if let Value::Lin(idx) = self.reg(index) {
-                if idx.scale == 1 {
-                    return Value::Entry {
-                        index: idx.source,
-                        table: disp.wrapping_add(idx.offset.wrapping_mul(4)),
-                        got_reg: Some(base.full_register32()),
-                        relative: false,
-                    };
-                }
+        let address = self.address(ins);
+        if let Value::Lin(l) = address {
+            if l.scale == 4 {
+                return Value::Entry {
+                    index: l.source,
+                    table: l.offset,
+                    got: None,
+                    plus: Plus::Nothing,
+                    plain: unknown_linear(ins, Defined::Operand(u32::MAX)),
+                };
+            }
+            if let (Source::Reg(r), 1) = (l.source, l.scale) {
+                return Value::Lin(Linear {
+                    source: Source::Slot(r, l.offset, self.epoch),
+                    scale: 1,
+                    offset: 0,
+                });
             }
         }
-        match self.address(ins) {
-            Value::Lin(l) if l.scale == 4 => Value::Entry {
-                index: l.source,
-                table: l.offset,
-                got_reg: None,
-                relative: false,
-            },
-            Value::Lin(Linear {
-                source: Source::Reg(r),
-                scale: 1,
-                offset,
-            }) => Value::Lin(Linear {
-                source: Source::Slot(r, offset, self.epoch),
-                scale: 1,
-                offset: 0,
-            }),
-            _ => fresh(ins, Register::None),
+        let two_registers =
+            ins.memory_base() != Register::None && ins.memory_index() != Register::None;
+        if address == Value::Unknown && two_registers {
+            let base = self.reg(ins.memory_base());
+            let index = mul(self.reg(ins.memory_index()), ins.memory_index_scale());
+            let (Value::Lin(a), Value::Lin(b)) = (base, index) else {
+                return operand_value(ins, u32::MAX);
+            };
+            let (idx, got) = match (a.scale, b.scale) {
+                (4, 1) => (a, b),
+                (1, 4) => (b, a),
+                _ => return operand_value(ins, u32::MAX),
+            };
+            return Value::Entry {
+                index: idx.source,
+                table: idx.offset.wrapping_add(ins.memory_displacement32()),
+                got: Some(got),
+                plus: Plus::Nothing,
+                plain: unknown_linear(ins, Defined::Operand(u32::MAX)),
+            };
         }
+        operand_value(ins, u32::MAX)
     }
 
     fn step(&mut self, ins: &Instruction) {
+        // A conditional jump tests the flags of the last instruction that wrote them.
+        if ins.mnemonic() != Mnemonic::Cmp && ins.rflags_modified() != 0 {
+            self.last_cmp = None;
+        }
         let dest_reg = (ins.op_count() > 0 && ins.op0_kind() == OpKind::Register)
             .then(|| ins.op0_register())
             .filter(|r| r.size() == 4);
@@ -221,30 +252,16 @@ impl State {
                         offset: 0,
                         ..
                     }) => v,
-                    _ => fresh(ins, Register::None),
+                    _ => fresh(ins, ins.op0_register()),
                 })
             }
-            (Mnemonic::Add, Some(r)) => {
-                let (a, b) = (self.reg(r), self.operand(ins, 1));
-                Some(match (a, ins.op1_kind()) {
-                    // entry + got_reg: a PIC table target.
-                    (
-                        Value::Entry {
-                            index,
-                            table,
-                            got_reg: Some(g),
-                            relative: false,
-                        },
-                        OpKind::Register,
-                    ) if ins.op1_register() == g && self.pristine(g) => Value::Entry {
-                        index,
-                        table,
-                        got_reg: Some(g),
-                        relative: true,
-                    },
-                    _ => add(a, b),
-                })
-            }
+            (Mnemonic::Add, Some(r)) => Some(match (self.reg(r), self.operand(ins, 1)) {
+                (entry @ Value::Entry { .. }, added) => {
+                    add_to_entry(entry, added, unknown_linear(ins, Defined::Reg(r)))
+                        .unwrap_or_else(|| fresh(ins, r))
+                }
+                (a, b) => add(a, b),
+            }),
             (Mnemonic::Sub, Some(r)) => Some(match self.operand(ins, 1) {
                 Value::Const(c) => add(self.reg(r), Value::Const(c.wrapping_neg())),
                 _ => fresh(ins, r),
@@ -265,9 +282,16 @@ impl State {
                 }
                 None
             }
+            // `call __x86.get_pc_thunk.reg` puts the return address in reg.
+            (Mnemonic::Call, _) => {
+                if let Some(r) = self.thunks.get(&ins.ip32()) {
+                    self.write_reg(*r, Value::Const(ins.next_ip32()), ins);
+                }
+                None
+            }
             (Mnemonic::Cmp, _) => {
                 if let Value::Const(n) = self.operand(ins, 1) {
-                    self.last_cmp = Some((self.operand(ins, 0), n));
+                    self.last_cmp = Some((plain(self.operand(ins, 0)), n));
                 }
                 None
             }
@@ -345,17 +369,65 @@ fn implicit_writes(ins: &Instruction) -> Vec<Register> {
     }
 }
 
-/// A new unknown value defined by `ins` (in register `r`).
-fn fresh(ins: &Instruction, r: Register) -> Value {
-    Value::Lin(Linear {
-        source: Source::Def(ins.ip32(), r.full_register32()),
-        scale: 1,
-        offset: 0,
+/// A loaded table entry plus `added`: a constant (absolute tables), or the GOT
+/// value its table address was formed from (PIC tables).
+fn add_to_entry(entry: Value, added: Value, sum: Linear) -> Option<Value> {
+    let Value::Entry {
+        index,
+        table,
+        got,
+        plus: Plus::Nothing,
+        ..
+    } = entry
+    else {
+        return None;
+    };
+    let plus = match (got, added) {
+        (None, Value::Const(c)) => Plus::Const(c),
+        (Some(g), Value::Lin(l)) if g == l => Plus::Got,
+        _ => return None,
+    };
+    Some(Value::Entry {
+        index,
+        table,
+        got,
+        plus,
+        plain: sum,
     })
 }
 
+/// A new unknown value: what `ins` wrote into register `r`.
+fn fresh(ins: &Instruction, r: Register) -> Value {
+    unknown(ins, Defined::Reg(r))
+}
+
+/// A new unknown value: what `ins` read through operand `i` (`u32::MAX`: its memory operand).
+fn operand_value(ins: &Instruction, i: u32) -> Value {
+    unknown(ins, Defined::Operand(i))
+}
+
+fn unknown(ins: &Instruction, what: Defined) -> Value {
+    Value::Lin(unknown_linear(ins, what))
+}
+
+fn unknown_linear(ins: &Instruction, what: Defined) -> Linear {
+    Linear {
+        source: Source::Def(ins.ip32(), what),
+        scale: 1,
+        offset: 0,
+    }
+}
+
+/// A table entry used as an ordinary number.
+fn plain(v: Value) -> Value {
+    match v {
+        Value::Entry { plain, .. } => Value::Lin(plain),
+        other => other,
+    }
+}
+
 fn add(a: Value, b: Value) -> Value {
-    match (a, b) {
+    match (plain(a), plain(b)) {
         (Value::Const(x), Value::Const(y)) => Value::Const(x.wrapping_add(y)),
         (Value::Lin(l), Value::Const(c)) | (Value::Const(c), Value::Lin(l)) => Value::Lin(Linear {
             offset: l.offset.wrapping_add(c),
@@ -366,7 +438,7 @@ fn add(a: Value, b: Value) -> Value {
 }
 
 fn mul(v: Value, k: u32) -> Value {
-    match v {
+    match plain(v) {
         Value::Const(x) => Value::Const(x.wrapping_mul(k)),
         Value::Lin(l) => Value::Lin(Linear {
             scale: l.scale.wrapping_mul(k),
@@ -378,18 +450,23 @@ fn mul(v: Value, k: u32) -> Value {
 }
 
 /// The instructions that lead to `jump`, in address order: the linear chain of
-/// decoded instructions that fall through to it.
-fn window(insns: &BTreeMap<u32, Instruction>, jump: &Instruction) -> Vec<Instruction> {
+/// decoded instructions that fall through to it (calls to pc thunks included).
+fn window(
+    binary: &Binary,
+    insns: &BTreeMap<u32, Instruction>,
+    jump: &Instruction,
+) -> Vec<Instruction> {
     let mut out = Vec::new();
     let mut at = jump.ip32();
     while out.len() < WINDOW {
         let Some((_, prev)) = insns.range(..at).next_back() else {
             break;
         };
-        let falls_through = matches!(
-            prev.flow_control(),
-            FlowControl::Next | FlowControl::ConditionalBranch
-        );
+        let falls_through = match prev.flow_control() {
+            FlowControl::Next | FlowControl::ConditionalBranch => true,
+            FlowControl::Call => pc_thunk_register(binary, prev.near_branch32()).is_some(),
+            _ => false,
+        };
         if prev.next_ip32() != at || !falls_through {
             break;
         }
@@ -406,15 +483,22 @@ pub fn resolve(
     insns: &BTreeMap<u32, Instruction>,
     jump: &Instruction,
 ) -> Option<JumpTable> {
+    let window = window(binary, insns, jump);
+    let thunks = window
+        .iter()
+        .filter(|i| i.flow_control() == FlowControl::Call)
+        .filter_map(|i| Some((i.ip32(), pc_thunk_register(binary, i.near_branch32())?)))
+        .collect();
     let mut state = State {
         regs: BTreeMap::new(),
         narrow: BTreeMap::new(),
         epoch: 0,
         last_cmp: None,
         bounds: Vec::new(),
+        thunks,
     };
-    for ins in window(insns, jump) {
-        state.step(&ins);
+    for ins in &window {
+        state.step(ins);
     }
     let target = match jump.op0_kind() {
         OpKind::Register => state.reg(jump.op0_register()),
@@ -424,16 +508,22 @@ pub fn resolve(
     let Value::Entry {
         index,
         table,
-        got_reg,
-        relative,
+        got,
+        plus,
+        ..
     } = target
     else {
         return None;
     };
-    let relative_to = match (got_reg, relative) {
-        (None, _) => None,
-        (Some(_), true) => Some(binary.got?),
-        (Some(_), false) => return None,
+    // PIC code holds the GOT address (`_GLOBAL_OFFSET_TABLE_`) in its base register.
+    let (table, added, relative_to) = match (got, plus) {
+        (None, Plus::Nothing) => (table, 0, None),
+        (None, Plus::Const(c)) => (table, c, Some(c)),
+        (Some(_), Plus::Got) => {
+            let g = binary.got?;
+            (table.wrapping_add(g), g, Some(g))
+        }
+        _ => return None,
     };
     // A bound on `v = index + o` numbers the cases by v: case i reads entry `i - o`.
     let (checked, bound) = state
@@ -443,13 +533,12 @@ pub fn resolve(
         .find(|(v, _)| v.source == index && v.scale == 1)
         .copied()
         .filter(|&(_, b)| b < MAX_ENTRIES)?;
-    let table = table
-        .wrapping_add(relative_to.unwrap_or(0))
-        .wrapping_sub(checked.offset.wrapping_mul(4));
+    let table = table.wrapping_sub(checked.offset.wrapping_mul(4));
     let mut targets = Vec::with_capacity(bound as usize + 1);
     for i in 0..=bound {
-        let entry = binary.read_u32(table.wrapping_add(4 * i))?;
-        let t = entry.wrapping_add(relative_to.unwrap_or(0));
+        let t = binary
+            .read_u32(table.wrapping_add(4 * i))?
+            .wrapping_add(added);
         if !binary.is_executable(t) {
             return None;
         }

@@ -96,6 +96,27 @@ fn switch_dispatch_has_one_edge_per_case() {
 }
 
 #[test]
+fn pic_switch_has_got_relative_table() {
+    let cases_in_source = case_labels("pie_switch.c", "step");
+    assert_eq!(cases_in_source, 8);
+    for opt in ["O0", "O2"] {
+        let binary = load(&format!("pie_switch-{opt}"));
+        let f = decode(&binary, "step");
+        let (cases, default) = switch_of(&f);
+        assert_eq!(cases.len(), cases_in_source, "pie_switch-{opt}");
+        let table = f
+            .blocks
+            .values()
+            .find_map(|b| b.jump_table.clone())
+            .unwrap();
+        assert_eq!(table.relative_to, binary.got, "entries are GOT-relative");
+        let distinct: std::collections::BTreeSet<u32> = cases.iter().map(|c| c.1).collect();
+        assert_eq!(distinct.len(), cases_in_source);
+        assert!(!distinct.contains(&default));
+    }
+}
+
+#[test]
 fn interpreters_dispatch_through_resolved_tables() {
     let vm_cases = case_labels("interp.c", "run_vm");
     let bf_cases = case_labels("interp.c", "bf");
