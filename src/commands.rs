@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use wiper_elf::{Binary, ElfError, FileType};
+use wiper_sem::wiper_qfbv::ExprPool;
 use wiper_x86::{format, Disassembler, Format, Syntax};
 
 /// Loads the ELF at `path`, naming the file in every error.
@@ -80,4 +81,52 @@ pub fn disasm(path: &Path, function: &str, syntax: Syntax, fmt: Format) -> Resul
         Format::Text => format::listing(&binary, &f, syntax),
         Format::Dot => format::dot(&binary, &f, syntax),
     })
+}
+
+/// Longest formula `wiper lift` prints, in bytes (longer ones are cut with `…`).
+const LIFT_FORMULA_LEN: usize = 240;
+
+/// `wiper lift`: every instruction of one function with its decoupled parts
+/// and their formulas, block by block.
+pub fn lift(path: &Path, function: &str) -> Result<String> {
+    let binary = load(path)?;
+    let entry = wiper_x86::resolve_function(&binary, function)
+        .with_context(|| format!("{}", path.display()))?;
+    let f = Disassembler::new(&binary)
+        .function(entry)
+        .with_context(|| format!("{}: function {function}", path.display()))?;
+    let mut pool = ExprPool::new();
+    let mut printer = format::InstructionPrinter::new(&binary, Syntax::Intel);
+    let mut body = String::new();
+    let mut parts = 0;
+    for block in f.blocks.values() {
+        let _ = writeln!(body, "\nblock {:#010x}:", block.start);
+        for ins in &block.instructions {
+            let lifted = wiper_sem::lift(&mut pool, ins)
+                .with_context(|| format!("{}: function {function}", path.display()))?;
+            let _ = writeln!(body, "{:08x}  {}", ins.ip32(), printer.format(ins));
+            for part in &lifted.parts {
+                for line in wiper_sem::display::part_lines(&pool, part, LIFT_FORMULA_LEN) {
+                    let _ = writeln!(body, "{line}");
+                }
+            }
+            parts += lifted.parts.len();
+        }
+        let succs: Vec<String> = block
+            .successors
+            .iter()
+            .map(|s| format::successor_text(&binary, s))
+            .collect();
+        let _ = writeln!(body, "  -> {}", succs.join(", "));
+    }
+    let name = f
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{:#010x}", f.entry));
+    Ok(format!(
+        "function {name} at {:#010x}: {} blocks, {} instructions, {parts} parts\n{body}",
+        f.entry,
+        f.blocks.len(),
+        f.instruction_count()
+    ))
 }

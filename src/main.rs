@@ -40,6 +40,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FormatArg::Text)]
         format: FormatArg,
     },
+    /// Print a function's decoupled instructions, each part with its formula.
+    Lift {
+        /// The ELF file.
+        binary: PathBuf,
+        /// Function name, or its entry address as 0x followed by hex digits.
+        #[arg(short, long, value_name = "NAME|0xADDR")]
+        function: String,
+    },
 }
 
 /// `--syntax` values.
@@ -80,6 +88,7 @@ fn main() -> ExitCode {
             };
             commands::disasm(&binary, &function, syntax, format)
         }
+        Command::Lift { binary, function } => commands::lift(&binary, &function),
     };
     match result.and_then(|text| write_stdout(&text)) {
         Ok(()) => ExitCode::SUCCESS,

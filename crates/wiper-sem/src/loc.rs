@@ -1,0 +1,303 @@
+//! Locations: the eight 32-bit general registers, the seven modelled flags,
+//! the temporaries of decoupled sequences, memory and EIP; and the formula
+//! variable that stands for each of them.
+
+use std::fmt;
+
+use wiper_qfbv::{ExprId, ExprPool, Sort, VarId};
+
+/// A 32-bit general register, in encoding order. Byte and word registers
+/// (`al`, `ah`, `ax`, …) are parts of these.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reg {
+    /// `eax` (encoding 0).
+    Eax,
+    /// `ecx` (encoding 1).
+    Ecx,
+    /// `edx` (encoding 2).
+    Edx,
+    /// `ebx` (encoding 3).
+    Ebx,
+    /// `esp` (encoding 4).
+    Esp,
+    /// `ebp` (encoding 5).
+    Ebp,
+    /// `esi` (encoding 6).
+    Esi,
+    /// `edi` (encoding 7).
+    Edi,
+}
+
+impl Reg {
+    /// All registers in encoding order.
+    pub const ALL: [Reg; 8] = [
+        Reg::Eax,
+        Reg::Ecx,
+        Reg::Edx,
+        Reg::Ebx,
+        Reg::Esp,
+        Reg::Ebp,
+        Reg::Esi,
+        Reg::Edi,
+    ];
+
+    /// The encoding number (0 for `eax` … 7 for `edi`), also the index into
+    /// [`crate::MachineState::regs`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The full 32-bit register that iced's `reg` is (a part of): `al`, `ah`,
+    /// `ax` and `eax` all give [`Reg::Eax`]. `None` for registers that are not
+    /// general-purpose (segment, x87, SSE, …).
+    pub fn from_iced(reg: iced_x86::Register) -> Option<Reg> {
+        use iced_x86::Register as R;
+        Some(match reg {
+            R::AL | R::AH | R::AX | R::EAX => Reg::Eax,
+            R::CL | R::CH | R::CX | R::ECX => Reg::Ecx,
+            R::DL | R::DH | R::DX | R::EDX => Reg::Edx,
+            R::BL | R::BH | R::BX | R::EBX => Reg::Ebx,
+            R::SP | R::ESP => Reg::Esp,
+            R::BP | R::EBP => Reg::Ebp,
+            R::SI | R::ESI => Reg::Esi,
+            R::DI | R::EDI => Reg::Edi,
+            _ => return None,
+        })
+    }
+
+    /// The iced register of this register's full 32 bits.
+    pub fn to_iced(self) -> iced_x86::Register {
+        use iced_x86::Register as R;
+        [
+            R::EAX,
+            R::ECX,
+            R::EDX,
+            R::EBX,
+            R::ESP,
+            R::EBP,
+            R::ESI,
+            R::EDI,
+        ][self.index()]
+    }
+
+    /// Lower-case name, also the name of the register's formula variable.
+    pub fn name(self) -> &'static str {
+        ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"][self.index()]
+    }
+}
+
+/// A modelled EFLAGS bit. Each is a separate one-bit location.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Flag {
+    /// Carry flag.
+    Cf,
+    /// Parity flag (even parity of the result's low byte).
+    Pf,
+    /// Auxiliary carry flag (carry out of bit 3).
+    Af,
+    /// Zero flag.
+    Zf,
+    /// Sign flag.
+    Sf,
+    /// Overflow flag.
+    Of,
+    /// Direction flag (string instructions step down when set).
+    Df,
+}
+
+impl Flag {
+    /// All flags, in the order of [`crate::MachineState::flags`].
+    pub const ALL: [Flag; 7] = [
+        Flag::Cf,
+        Flag::Pf,
+        Flag::Af,
+        Flag::Zf,
+        Flag::Sf,
+        Flag::Of,
+        Flag::Df,
+    ];
+
+    /// The flag's bit in EFLAGS.
+    pub fn eflags_bit(self) -> u32 {
+        match self {
+            Flag::Cf => 0x1,
+            Flag::Pf => 0x4,
+            Flag::Af => 0x10,
+            Flag::Zf => 0x40,
+            Flag::Sf => 0x80,
+            Flag::Df => 0x400,
+            Flag::Of => 0x800,
+        }
+    }
+
+    /// Position in [`Flag::ALL`] and [`crate::MachineState::flags`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case name, also the name of the flag's formula variable.
+    pub fn name(self) -> &'static str {
+        ["cf", "pf", "af", "zf", "sf", "of", "df"][self.index()]
+    }
+
+    /// The flag's bit in iced's `RflagsBits` masks (for comparing footprints).
+    pub fn rflags_bit(self) -> u32 {
+        use iced_x86::RflagsBits as B;
+        match self {
+            Flag::Cf => B::CF,
+            Flag::Pf => B::PF,
+            Flag::Af => B::AF,
+            Flag::Zf => B::ZF,
+            Flag::Sf => B::SF,
+            Flag::Of => B::OF,
+            Flag::Df => B::DF,
+        }
+    }
+}
+
+/// A temporary: a 32-bit pseudo-register that holds a value between the parts
+/// of one decoupled sequence and is dead after it. Printed `t0`, `t1`, …
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Temp(pub u8);
+
+impl fmt::Display for Temp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+/// A location an instruction can read or write.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Loc {
+    /// A 32-bit general register.
+    Reg(Reg),
+    /// A one-bit flag.
+    Flag(Flag),
+    /// A temporary of a decoupled sequence.
+    Temp(Temp),
+    /// All of memory (one location: the binding-time analysis refines it).
+    Mem,
+    /// The instruction pointer; assigned only by parts that transfer control.
+    Eip,
+}
+
+impl fmt::Display for Loc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loc::Reg(r) => f.write_str(r.name()),
+            Loc::Flag(fl) => f.write_str(fl.name()),
+            Loc::Temp(t) => write!(f, "{t}"),
+            Loc::Mem => f.write_str("mem"),
+            Loc::Eip => f.write_str("eip"),
+        }
+    }
+}
+
+impl Loc {
+    /// The sort of the location's formula variable.
+    pub fn sort(self) -> Sort {
+        match self {
+            Loc::Reg(_) | Loc::Temp(_) | Loc::Eip => Sort::Bv(32),
+            Loc::Flag(_) => Sort::Bv(1),
+            Loc::Mem => Sort::Mem,
+        }
+    }
+
+    /// The location a formula variable name stands for (`"eax"`, `"zf"`,
+    /// `"t3"`, `"mem"`, `"eip"`), or `None` for any other name (for example
+    /// the [`undefined_var`] names).
+    pub fn from_var_name(name: &str) -> Option<Loc> {
+        if let Some(r) = Reg::ALL.iter().find(|r| r.name() == name) {
+            return Some(Loc::Reg(*r));
+        }
+        if let Some(fl) = Flag::ALL.iter().find(|fl| fl.name() == name) {
+            return Some(Loc::Flag(*fl));
+        }
+        match name {
+            "mem" => return Some(Loc::Mem),
+            "eip" => return Some(Loc::Eip),
+            _ => {}
+        }
+        let digits = name.strip_prefix('t')?;
+        if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+            return None;
+        }
+        digits.parse().ok().map(|n| Loc::Temp(Temp(n)))
+    }
+
+    /// The location `var` of `pool` stands for, if it is a location variable.
+    pub fn of_var(pool: &ExprPool, var: VarId) -> Option<Loc> {
+        let loc = Loc::from_var_name(pool.var_name(var))?;
+        (pool.var_sort(var) == loc.sort()).then_some(loc)
+    }
+}
+
+/// The formula variable of `loc`: registers are 32-bit variables named
+/// `eax`…`edi`, flags 1-bit variables `cf`, `pf`, `af`, `zf`, `sf`, `of`, `df`,
+/// temporaries 32-bit `t0`, `t1`, …, memory the memory variable `mem`, EIP a
+/// 32-bit `eip`. In a part's formulas it means the location's value before
+/// the part.
+pub fn loc_var(pool: &mut ExprPool, loc: Loc) -> ExprId {
+    match loc {
+        Loc::Mem => pool.mem_var("mem"),
+        Loc::Temp(t) => pool.var(&t.to_string(), 32),
+        _ => {
+            let w = loc.sort().width().expect("bit-vector location");
+            pool.var(&loc.to_string(), w)
+        }
+    }
+}
+
+/// Prefix of the names of *undefined-value* variables (`?cf`, `?of`, …).
+pub const UNDEFINED_PREFIX: char = '?';
+
+/// The variable `?<flag>`: "whatever value the processor leaves in the flag".
+///
+/// A flag that is undefined on some inputs only (e.g. OF after `shl eax, cl`,
+/// undefined unless the count is 0 or 1) gets a formula that yields this
+/// variable on those inputs, e.g. `ite(cl & 0x1f == 0, of, ite(… == 1, …, ?of))`.
+/// It is a free variable, so Z3 treats the value as unknown; the evaluator
+/// reports the flag as undefined when the formula reaches it. A flag undefined
+/// on every input is [`crate::Value::Undefined`] instead.
+pub fn undefined_var(pool: &mut ExprPool, flag: Flag) -> ExprId {
+    pool.var(&format!("{UNDEFINED_PREFIX}{}", flag.name()), 1)
+}
+
+/// Whether `var` is an undefined-value variable ([`undefined_var`]).
+pub fn is_undefined_var(pool: &ExprPool, var: VarId) -> bool {
+    pool.var_name(var).starts_with(UNDEFINED_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let mut pool = ExprPool::new();
+        let mut locs: Vec<Loc> = Reg::ALL.iter().map(|&r| Loc::Reg(r)).collect();
+        locs.extend(Flag::ALL.iter().map(|&f| Loc::Flag(f)));
+        locs.extend([Loc::Temp(Temp(0)), Loc::Temp(Temp(12)), Loc::Mem, Loc::Eip]);
+        for loc in locs {
+            let v = loc_var(&mut pool, loc);
+            let var = pool.as_var(v).unwrap();
+            assert_eq!(Loc::of_var(&pool, var), Some(loc), "{loc}");
+        }
+        assert_eq!(Loc::from_var_name("t01"), None);
+        assert_eq!(Loc::from_var_name("?cf"), None);
+        let u = undefined_var(&mut pool, Flag::Of);
+        assert!(is_undefined_var(&pool, pool.as_var(u).unwrap()));
+    }
+
+    #[test]
+    fn iced_registers() {
+        use iced_x86::Register as R;
+        assert_eq!(Reg::from_iced(R::AH), Some(Reg::Eax));
+        assert_eq!(Reg::from_iced(R::DI), Some(Reg::Edi));
+        assert_eq!(Reg::from_iced(R::ES), None);
+        for r in Reg::ALL {
+            assert_eq!(Reg::from_iced(r.to_iced()), Some(r));
+        }
+        assert_eq!(Flag::Of.eflags_bit(), 0x800);
+    }
+}

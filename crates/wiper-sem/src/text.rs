@@ -1,0 +1,78 @@
+//! Texts of parts: IA-32 instructions in Intel syntax as GNU objdump prints
+//! them (`mov    DWORD PTR [esp],ebp`), and pseudo-instructions in the same
+//! layout.
+
+use std::cell::RefCell;
+
+use iced_x86::{Formatter, Instruction, IntelFormatter, MemorySizeOptions, Register};
+
+thread_local! {
+    static FORMATTER: RefCell<IntelFormatter> = RefCell::new(objdump_formatter());
+}
+
+/// An Intel-syntax formatter configured like `objdump -M intel` (the same
+/// conventions as `wiper_x86::InstructionPrinter`).
+fn objdump_formatter() -> IntelFormatter {
+    let mut f = IntelFormatter::new();
+    let o = f.options_mut();
+    o.set_hex_prefix("0x");
+    o.set_hex_suffix("");
+    o.set_uppercase_hex(false);
+    o.set_small_hex_numbers_in_decimal(false);
+    o.set_branch_leading_zeros(false);
+    o.set_show_branch_size(false);
+    o.set_first_operand_char_index(7);
+    o.set_always_show_scale(true);
+    o.set_uppercase_keywords(true);
+    o.set_space_after_operand_separator(false);
+    o.set_memory_size_options(MemorySizeOptions::Always);
+    f
+}
+
+/// The whole instruction.
+pub(crate) fn instruction(ins: &Instruction) -> String {
+    FORMATTER.with(|f| {
+        let mut s = String::new();
+        f.borrow_mut().format(ins, &mut s);
+        s
+    })
+}
+
+/// Instruction operand `op` of `ins` (e.g. `DWORD PTR [esp+0x4]`).
+pub(crate) fn operand(ins: &Instruction, op: u32) -> String {
+    FORMATTER.with(|f| {
+        let mut f = f.borrow_mut();
+        let mut s = String::new();
+        let fop = f
+            .get_formatter_operand(ins, op)
+            .ok()
+            .flatten()
+            .unwrap_or(op);
+        let _ = f.format_operand(ins, &mut s, fop);
+        s
+    })
+}
+
+/// The mnemonic of `ins` with its prefixes (`rep stos`, `repz cmps`).
+pub(crate) fn mnemonic(ins: &Instruction) -> String {
+    FORMATTER.with(|f| {
+        let mut s = String::new();
+        f.borrow_mut().format_mnemonic(ins, &mut s);
+        s
+    })
+}
+
+/// A register's name (`eax`, `al`, `ah`).
+pub(crate) fn register(r: Register) -> String {
+    format!("{r:?}").to_lowercase()
+}
+
+/// A pseudo-instruction laid out like objdump's output: the mnemonic padded
+/// to seven columns, then comma-separated operands.
+pub(crate) fn pseudo(mnemonic: &str, operands: &[&str]) -> String {
+    if operands.is_empty() {
+        mnemonic.to_owned()
+    } else {
+        format!("{mnemonic:<6} {}", operands.join(","))
+    }
+}

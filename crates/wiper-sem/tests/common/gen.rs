@@ -1,0 +1,1079 @@
+//! Random instances of instruction forms (iced `Code`s) and random machine
+//! states for them that the processor runs without faulting.
+//!
+//! An [`Instance`] fixes one instruction, built from the form's iced
+//! `OpCodeInfo` operand kinds and encoded at [`CODE_BASE`] (then decoded back,
+//! and rejected unless it decodes to the same form): random registers (all
+//! eight, `esp`/`ebp` and the byte registers `ah`..`bh` included), register
+//! or memory for `r/m` operands (half each), memory operands of every shape
+//! (absolute, base, base+disp8/disp32, base+index*scale(+disp), index*scale+
+//! disp32, base = index), immediates with edge values, branch targets in the
+//! landing zone (`rel8` targets within reach on both sides, `rel32` anywhere).
+//!
+//! [`Instance::states`] draws states for it: [`CpuState::random`] (registers
+//! with edge values, `esp` in the middle half of a [`WINDOW`]-byte window)
+//! plus random CF PF AF ZF SF OF DF and window bytes, then:
+//! * **memory operands**: the base and index registers are solved so that
+//!   the access lies in the window (`index*scale` with the wrap-around
+//!   multiples, base = index through the modular inverse of `1+scale`; an
+//!   `esp` base keeps `esp` and uses a small displacement); `lea` and `nop`
+//!   keep random registers;
+//! * **shifts/rotates by `cl`**: counts 0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31,
+//!   32, 33, 63, 64, 255 (three in four) or random; immediate counts alike;
+//! * **string instructions**: with no prefix, `rep`, or (`cmps`/`scas`)
+//!   `repne`; `ecx` 0..12 for `rep`; `esi`/`edi` placed so the whole range
+//!   fits in the window for either DF; for `repe`/`repne` comparisons, runs
+//!   of equal (or different) elements ending at a random point;
+//! * **`div`/`idiv`**: a divisor with edge values (never 0), then a dividend
+//!   whose quotient fits (high half below the divisor, or `q*d+r` for idiv,
+//!   or a sign-extended low half); the check recomputes the trap condition;
+//! * **`bsf`/`bsr`**: a zero source one time in four;
+//! * **`bt*` with a register offset into memory**: an offset (positive or
+//!   negative, beyond the operand) whose addressed word is in the window;
+//!   instances where the offset register also addresses the operand are
+//!   rejected;
+//! * **`cmpxchg`**: the accumulator equals the destination half the time;
+//! * **`ret`, `jmp`/`call r/m32`**: a landing address on the stack, in the
+//!   register or memory slot ([`landing`]: outside [`RESERVED`] bytes after
+//!   the code, so longer replacement sequences fit);
+//! * **`leave`**: `ebp` points into the window; `loop`/`jecxz`: `ecx` 0, 1,
+//!   2 or -1 mostly; `popfd`: a popped value with only modelled flags;
+//! * **barriers** (`int 0x80`, `hlt`, traps): instances only, never run.
+//!
+//! Every state is then checked ([`Instance::check`]): every memory access
+//! iced-x86 computes for the instruction (stack slots included) lies at least
+//! 8 bytes inside the window, string ranges and bit-test words likewise, no
+//! division traps, and every return or indirect target is a landing address.
+//! States failing the check are drawn again; an instance admitting no states
+//! is replaced by another.
+
+use iced_x86::{
+    Code, Decoder, DecoderOptions, Encoder, Formatter, Instruction, InstructionInfoFactory,
+    MemoryOperand, Mnemonic, NasmFormatter, OpCodeOperandKind as K, OpKind, Register,
+    RepPrefixKind,
+};
+use wiper_oracle::{
+    flags, is_landing_address, CpuState, Rng, CODE_BASE, ESP, LANDING_BASE, LANDING_SIZE,
+    SCRATCH_BASE,
+};
+
+/// Bytes in the scratch window of every generated state.
+pub const WINDOW: u32 = 128;
+/// Bytes after [`CODE_BASE`] that are never used as indirect branch or return
+/// targets, so that a longer replacement sequence placed at `CODE_BASE` (the
+/// decoupled parts of an instruction) does not cover a target.
+pub const RESERVED: u32 = 0x100;
+/// Distance every memory access keeps from the window's ends.
+const MARGIN: u32 = 8;
+/// Attempts to draw one valid state before giving up on an instance.
+const STATE_ATTEMPTS: usize = 300;
+
+/// The 32-bit general-purpose registers in encoding order.
+const R32: [Register; 8] = [
+    Register::EAX,
+    Register::ECX,
+    Register::EDX,
+    Register::EBX,
+    Register::ESP,
+    Register::EBP,
+    Register::ESI,
+    Register::EDI,
+];
+const R16: [Register; 8] = [
+    Register::AX,
+    Register::CX,
+    Register::DX,
+    Register::BX,
+    Register::SP,
+    Register::BP,
+    Register::SI,
+    Register::DI,
+];
+const R8: [Register; 8] = [
+    Register::AL,
+    Register::CL,
+    Register::DL,
+    Register::BL,
+    Register::AH,
+    Register::CH,
+    Register::DH,
+    Register::BH,
+];
+
+/// Shift and rotate counts worth testing (masked to 5 bits by the processor).
+const COUNTS: [u32; 16] = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 255];
+
+/// One generated instruction, placed at [`CODE_BASE`].
+#[derive(Clone, Debug)]
+pub struct Instance {
+    /// The form asked for.
+    pub code: Code,
+    /// The instruction as decoded from [`Self::bytes`] at [`CODE_BASE`].
+    pub ins: Instruction,
+    /// Its encoding.
+    pub bytes: Vec<u8>,
+    /// NASM text, for messages.
+    pub text: String,
+}
+
+/// Operand values while an instance is built.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    R(Register),
+    M(MemoryOperand),
+    I(u32),
+    B(u32),
+}
+
+/// Where an operand's value lives in a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpLoc {
+    /// A register (8, 16 or 32 bits).
+    Reg(Register),
+    /// `size` bytes at an address.
+    Mem(u32, u32),
+}
+
+/// Whether `code`'s instructions are barriers: they are lifted but never run
+/// (a system call, `hlt`, a trap).
+pub fn is_barrier(code: Code) -> bool {
+    matches!(
+        code.mnemonic(),
+        Mnemonic::Int
+            | Mnemonic::Int3
+            | Mnemonic::Int1
+            | Mnemonic::Hlt
+            | Mnemonic::Ud2
+            | Mnemonic::Into
+            | Mnemonic::Syscall
+            | Mnemonic::Sysenter
+    )
+}
+
+/// Element size of a string instruction form, if `code` is one.
+fn string_elem(code: Code) -> Option<u32> {
+    use Code as C;
+    Some(match code {
+        C::Movsb_m8_m8 | C::Cmpsb_m8_m8 | C::Stosb_m8_AL | C::Lodsb_AL_m8 | C::Scasb_AL_m8 => 1,
+        C::Movsw_m16_m16
+        | C::Cmpsw_m16_m16
+        | C::Stosw_m16_AX
+        | C::Lodsw_AX_m16
+        | C::Scasw_AX_m16 => 2,
+        C::Movsd_m32_m32
+        | C::Cmpsd_m32_m32
+        | C::Stosd_m32_EAX
+        | C::Lodsd_EAX_m32
+        | C::Scasd_EAX_m32 => 4,
+        _ => return None,
+    })
+}
+
+/// Builds a string instruction with the given prefix.
+fn string_instruction(code: Code, rep: RepPrefixKind) -> Result<Instruction, String> {
+    use Code as C;
+    let n = Register::None;
+    let r = match code {
+        C::Movsb_m8_m8 => Instruction::with_movsb(32, n, rep),
+        C::Movsw_m16_m16 => Instruction::with_movsw(32, n, rep),
+        C::Movsd_m32_m32 => Instruction::with_movsd(32, n, rep),
+        C::Cmpsb_m8_m8 => Instruction::with_cmpsb(32, n, rep),
+        C::Cmpsw_m16_m16 => Instruction::with_cmpsw(32, n, rep),
+        C::Cmpsd_m32_m32 => Instruction::with_cmpsd(32, n, rep),
+        C::Lodsb_AL_m8 => Instruction::with_lodsb(32, n, rep),
+        C::Lodsw_AX_m16 => Instruction::with_lodsw(32, n, rep),
+        C::Lodsd_EAX_m32 => Instruction::with_lodsd(32, n, rep),
+        C::Stosb_m8_AL => Instruction::with_stosb(32, rep),
+        C::Stosw_m16_AX => Instruction::with_stosw(32, rep),
+        C::Stosd_m32_EAX => Instruction::with_stosd(32, rep),
+        C::Scasb_AL_m8 => Instruction::with_scasb(32, rep),
+        C::Scasw_AX_m16 => Instruction::with_scasw(32, rep),
+        C::Scasd_EAX_m32 => Instruction::with_scasd(32, rep),
+        _ => return Err(format!("{code:?} is not a string instruction")),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+/// Calls the iced-x86 constructor matching the operand types.
+fn build(code: Code, ops: &[Op]) -> Result<Instruction, String> {
+    use Op::*;
+    let r = match *ops {
+        [] => Ok(Instruction::with(code)),
+        [B(t)] => Instruction::with_branch(code, u64::from(t)),
+        [R(a)] => Instruction::with1(code, a),
+        [M(a)] => Instruction::with1(code, a),
+        [I(a)] => Instruction::with1(code, a),
+        [R(a), R(b)] => Instruction::with2(code, a, b),
+        [R(a), M(b)] => Instruction::with2(code, a, b),
+        [M(a), R(b)] => Instruction::with2(code, a, b),
+        [R(a), I(b)] => Instruction::with2(code, a, b),
+        [M(a), I(b)] => Instruction::with2(code, a, b),
+        [I(a), I(b)] => Instruction::with2(code, a, b),
+        [R(a), R(b), I(c)] => Instruction::with3(code, a, b, c),
+        [R(a), M(b), I(c)] => Instruction::with3(code, a, b, c),
+        [M(a), R(b), I(c)] => Instruction::with3(code, a, b, c),
+        [R(a), R(b), R(c)] => Instruction::with3(code, a, b, c),
+        [M(a), R(b), R(c)] => Instruction::with3(code, a, b, c),
+        _ => return Err(format!("no iced-x86 constructor for operands {ops:?}")),
+    };
+    r.map_err(|e| e.to_string())
+}
+
+/// Encodes `ins` at [`CODE_BASE`] and decodes it back.
+fn encode(ins: &Instruction) -> Result<(Instruction, Vec<u8>), String> {
+    let mut enc = Encoder::new(32);
+    enc.encode(ins, u64::from(CODE_BASE))
+        .map_err(|e| e.to_string())?;
+    let bytes = enc.take_buffer();
+    let mut dec = Decoder::with_ip(32, &bytes, u64::from(CODE_BASE), DecoderOptions::NONE);
+    let d = dec.decode();
+    if d.is_invalid() || d.len() != bytes.len() {
+        return Err(format!("{bytes:02x?} does not decode back"));
+    }
+    Ok((d, bytes))
+}
+
+/// NASM text of an instruction.
+pub fn text(ins: &Instruction) -> String {
+    let mut s = String::new();
+    NasmFormatter::new().format(ins, &mut s);
+    s
+}
+
+/// A random landing address outside the reserved code area.
+pub fn landing(rng: &mut Rng) -> u32 {
+    loop {
+        let t = match rng.below(8) {
+            0 => LANDING_BASE,
+            1 => LANDING_BASE + LANDING_SIZE - 1,
+            2 => CODE_BASE - 1,
+            3 => CODE_BASE + RESERVED + 5,
+            _ => LANDING_BASE + rng.below(LANDING_SIZE),
+        };
+        if is_target(t) {
+            return t;
+        }
+    }
+}
+
+/// Whether `t` is a landing address outside the reserved code area.
+pub fn is_target(t: u32) -> bool {
+    is_landing_address(t, RESERVED as usize)
+}
+
+fn imm8(rng: &mut Rng) -> u32 {
+    match rng.below(3) {
+        0 => *rng.choose(&[0, 1, 2, 0x7f, 0x80, 0x81, 0xfe, 0xff]),
+        _ => rng.below(256),
+    }
+}
+
+fn imm16(rng: &mut Rng) -> u32 {
+    match rng.below(3) {
+        0 => *rng.choose(&[
+            0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff,
+        ]),
+        _ => rng.interesting_u32() & 0xffff,
+    }
+}
+
+fn simm8(rng: &mut Rng) -> i32 {
+    match rng.below(3) {
+        0 => *rng.choose(&[0, 1, 2, -1, -2, 127, -128, 126, -127]),
+        _ => rng.below(256) as u8 as i8 as i32,
+    }
+}
+
+/// A random memory operand shape: absolute, base, base+disp, base+index*scale(+disp)
+/// or index*scale+disp32, any registers (esp as a base with a small displacement).
+fn memory_operand(rng: &mut Rng, lea: bool) -> MemoryOperand {
+    let scale = *rng.choose(&[1, 2, 4, 8]);
+    let index = loop {
+        let r = *rng.choose(&R32);
+        if r != Register::ESP {
+            break r;
+        }
+    };
+    let base = *rng.choose(&R32);
+    let disp8 = simm8(rng) as i64;
+    let disp32 = i64::from(rng.interesting_u32() as i32);
+    let disp_esp = rng.range(0, 49) as i64 - 24;
+    let (b, i, s, d) = match rng.below(10) {
+        0 if !lea => (
+            Register::None,
+            Register::None,
+            1,
+            i64::from(SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN - 8)),
+        ),
+        0 => (Register::None, Register::None, 1, disp32),
+        1 => (base, Register::None, 1, 0),
+        2 | 3 => (base, Register::None, 1, disp8),
+        4 => (base, Register::None, 1, disp32),
+        5 => (base, index, scale, 0),
+        6 | 7 => (base, index, scale, disp8),
+        8 => (base, index, scale, disp32),
+        _ => (Register::None, index, scale, disp32),
+    };
+    // esp-based operands keep the displacement small: esp itself must stay in
+    // the window for the stack.
+    let d = if b == Register::ESP && !lea {
+        disp_esp
+    } else {
+        d
+    };
+    let size = if b == Register::None {
+        4
+    } else if d == 0 {
+        0
+    } else {
+        1
+    };
+    MemoryOperand::new(b, i, s, d, size, false, Register::None)
+}
+
+impl Instance {
+    /// A random instance of `code`, trying several register and operand
+    /// choices until one encodes to `code` and admits valid states.
+    pub fn generate(code: Code, rng: &mut Rng) -> Result<Instance, String> {
+        let mut last = String::new();
+        for _ in 0..200 {
+            match Self::try_generate(code, rng) {
+                Ok(inst) => {
+                    if is_barrier(code) {
+                        return Ok(inst);
+                    }
+                    // The instance must admit states.
+                    let mut probe = rng.clone();
+                    if (0..20).all(|_| inst.state(&mut probe).is_some()) {
+                        return Ok(inst);
+                    }
+                    last = format!("no valid state for `{}`", inst.text);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(format!("cannot generate an instance of {code:?}: {last}"))
+    }
+
+    fn try_generate(code: Code, rng: &mut Rng) -> Result<Instance, String> {
+        let oc = code.op_code();
+        if !oc.mode32() {
+            return Err(format!("{code:?} is not available in 32-bit mode"));
+        }
+        let mn = code.mnemonic();
+        let ins = if string_elem(code).is_some() {
+            let rep = match (mn, rng.below(3)) {
+                (_, 0) => RepPrefixKind::None,
+                (Mnemonic::Cmpsb | Mnemonic::Cmpsw | Mnemonic::Cmpsd, 1)
+                | (Mnemonic::Scasb | Mnemonic::Scasw | Mnemonic::Scasd, 1) => RepPrefixKind::Repne,
+                _ => RepPrefixKind::Repe,
+            };
+            string_instruction(code, rep)?
+        } else {
+            let ops = Self::operands(code, rng, CODE_BASE + 2)?;
+            let ins = build(code, &ops)?;
+            // Branches: choose the target once the length is known.
+            if let Some(pos) = ops.iter().position(|o| matches!(o, Op::B(_))) {
+                let (_, bytes) = encode(&ins)?;
+                let len = bytes.len() as u32;
+                let target = if oc.op_kind(pos as u32) == K::br32_1 {
+                    let next = CODE_BASE + len;
+                    let rel = match rng.below(4) {
+                        0 => *rng.choose(&[-128i32, 127, -3 - len as i32, 5]),
+                        _ => rng.range(0, 256) as i32 - 128,
+                    };
+                    let t = next.wrapping_add(rel as u32);
+                    if !is_landing_address(t, len as usize) {
+                        return Err(format!("rel8 target {t:#x} is not a landing address"));
+                    }
+                    t
+                } else {
+                    landing(rng)
+                };
+                let mut ops = ops;
+                ops[pos] = Op::B(target);
+                build(code, &ops)?
+            } else {
+                ins
+            }
+        };
+        let (ins, bytes) = encode(&ins)?;
+        if matches!(
+            mn,
+            Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+        ) && ins.op_kind(0) == OpKind::Memory
+            && ins.op_kind(1) == OpKind::Register
+        {
+            // The bit offset register must be free to choose.
+            let r = ins.op_register(1).full_register32();
+            if r == ins.memory_base() || r == ins.memory_index() {
+                return Err("bit offset register addresses the operand".into());
+            }
+        }
+        if ins.code() != code {
+            return Err(format!(
+                "`{}` decodes as {:?}, not {code:?}",
+                text(&ins),
+                ins.code()
+            ));
+        }
+        Ok(Instance {
+            code,
+            text: text(&ins),
+            ins,
+            bytes,
+        })
+    }
+
+    /// Random operands for `code` (branch targets provisional).
+    fn operands(code: Code, rng: &mut Rng, provisional: u32) -> Result<Vec<Op>, String> {
+        let oc = code.op_code();
+        let mn = code.mnemonic();
+        let lea = mn == Mnemonic::Lea;
+        let is_shift = matches!(
+            mn,
+            Mnemonic::Shl
+                | Mnemonic::Shr
+                | Mnemonic::Sar
+                | Mnemonic::Sal
+                | Mnemonic::Rol
+                | Mnemonic::Ror
+                | Mnemonic::Rcl
+                | Mnemonic::Rcr
+                | Mnemonic::Shld
+                | Mnemonic::Shrd
+        );
+        let mut ops = Vec::new();
+        for i in 0..oc.op_count() {
+            let kind = oc.op_kind(i);
+            let mem = |rng: &mut Rng| Op::M(memory_operand(rng, lea));
+            let op = match kind {
+                K::r8_reg | K::r8_opcode => Op::R(*rng.choose(&R8)),
+                K::r16_reg | K::r16_opcode | K::r16_rm => Op::R(*rng.choose(&R16)),
+                K::r32_reg | K::r32_opcode | K::r32_rm => Op::R(*rng.choose(&R32)),
+                K::r8_or_mem if rng.coin() => Op::R(*rng.choose(&R8)),
+                K::r16_or_mem if rng.coin() => Op::R(*rng.choose(&R16)),
+                K::r32_or_mem if rng.coin() => Op::R(*rng.choose(&R32)),
+                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::mem => mem(rng),
+                K::mem_offs => {
+                    let addr = SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN - 4);
+                    Op::M(MemoryOperand::new(
+                        Register::None,
+                        Register::None,
+                        1,
+                        i64::from(addr),
+                        4,
+                        false,
+                        Register::None,
+                    ))
+                }
+                K::al => Op::R(Register::AL),
+                K::cl => Op::R(Register::CL),
+                K::ax => Op::R(Register::AX),
+                K::eax => Op::R(Register::EAX),
+                K::imm8_const_1 => Op::I(1),
+                K::imm8 if is_shift => Op::I(if rng.chance(3, 4) {
+                    *rng.choose(&COUNTS)
+                } else {
+                    rng.below(256)
+                }),
+                K::imm8 if mn == Mnemonic::Int => Op::I(0x80),
+                K::imm8 => Op::I(imm8(rng)),
+                K::imm8sex16 => Op::I(u32::from(simm8(rng) as i16 as u16)),
+                K::imm8sex32 => Op::I(simm8(rng) as u32),
+                K::imm16 if mn == Mnemonic::Ret => Op::I(match rng.below(3) {
+                    0 => *rng.choose(&[0, 4, 8, 12, 0xfffc, 0xffff, 1, 2]),
+                    1 => 4 * rng.below(16),
+                    _ => imm16(rng),
+                }),
+                K::imm16 => Op::I(imm16(rng)),
+                K::imm32 => Op::I(rng.interesting_u32()),
+                K::br32_1 | K::br32_4 => Op::B(provisional),
+                other => return Err(format!("{code:?}: operand kind {other:?} is not generated")),
+            };
+            ops.push(op);
+        }
+        Ok(ops)
+    }
+
+    /// The memory-operand index (0-based) of the instance, if it has one.
+    fn mem_op(&self) -> Option<u32> {
+        (0..self.ins.op_count()).find(|&i| self.ins.op_kind(i) == OpKind::Memory)
+    }
+
+    /// Where operand `i` lives in state `s`.
+    pub fn op_loc(&self, s: &CpuState, i: u32) -> Option<OpLoc> {
+        match self.ins.op_kind(i) {
+            OpKind::Register => Some(OpLoc::Reg(self.ins.op_register(i))),
+            OpKind::Memory => {
+                let addr = self.ins.virtual_address(i, 0, |r, _, _| reg_value(s, r))? as u32;
+                Some(OpLoc::Mem(addr, self.ins.memory_size().size() as u32))
+            }
+            _ => None,
+        }
+    }
+
+    /// Operand size in bytes of operand `i` (register or memory).
+    fn op_size(&self, i: u32) -> u32 {
+        match self.ins.op_kind(i) {
+            OpKind::Register => self.ins.op_register(i).size() as u32,
+            _ => self.ins.memory_size().size() as u32,
+        }
+    }
+
+    /// `n` valid states, or an error when the instance does not admit them.
+    pub fn states(&self, n: usize, rng: &mut Rng) -> Result<Vec<CpuState>, String> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            match self.state(rng) {
+                Some(s) => out.push(s),
+                None => {
+                    return Err(format!(
+                        "`{}` ({:?}): no valid state after {STATE_ATTEMPTS} attempts ({})",
+                        self.text,
+                        self.code,
+                        self.why_invalid(rng)
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The reason the last random state was invalid (for messages).
+    fn why_invalid(&self, rng: &mut Rng) -> String {
+        let s = self.candidate(rng);
+        self.check(&s).err().unwrap_or_else(|| "flaky".into())
+    }
+
+    /// One valid state, or `None` after [`STATE_ATTEMPTS`] attempts.
+    pub fn state(&self, rng: &mut Rng) -> Option<CpuState> {
+        (0..STATE_ATTEMPTS).find_map(|_| {
+            let s = self.candidate(rng);
+            self.check(&s).is_ok().then_some(s)
+        })
+    }
+
+    /// A random state with the fix-ups for this instance applied (not yet checked).
+    fn candidate(&self, rng: &mut Rng) -> CpuState {
+        let mut s = CpuState::random(rng, WINDOW as usize);
+        s.eflags = rng.next_u32() & flags::MASK;
+        if rng.chance(1, 8) {
+            s.regs[ESP] += rng.below(4);
+        }
+        let mn = self.ins.mnemonic();
+        let code = self.code;
+        // Before the memory operand is placed.
+        if self.has_cl() {
+            let c = if rng.chance(3, 4) {
+                *rng.choose(&COUNTS)
+            } else {
+                rng.below(256)
+            };
+            set_reg(&mut s, Register::CL, c);
+        }
+        match mn {
+            Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jecxz
+                if rng.chance(3, 4) =>
+            {
+                s.regs[1] = *rng.choose(&[0, 1, 2, u32::MAX]);
+            }
+            Mnemonic::Leave | Mnemonic::Enter => {
+                s.regs[5] = SCRATCH_BASE + rng.range(MARGIN + 16, WINDOW - MARGIN - 16);
+            }
+            _ => {}
+        }
+        if let Some(elem) = string_elem(code) {
+            self.string_setup(&mut s, elem, rng);
+        }
+        // Place the memory operand.
+        if let Some(i) = self.mem_op() {
+            if mn != Mnemonic::Lea && mn != Mnemonic::Nop {
+                self.place_memory(&mut s, i, rng);
+            }
+        }
+        // After: values that depend on where the operands are.
+        match mn {
+            Mnemonic::Div | Mnemonic::Idiv => self.division_setup(&mut s, rng),
+            Mnemonic::Bsf | Mnemonic::Bsr | Mnemonic::Tzcnt | Mnemonic::Lzcnt
+                if rng.chance(1, 4) =>
+            {
+                if let Some(l) = self.op_loc(&s, 1) {
+                    write_loc(&mut s, l, 0);
+                }
+            }
+            Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+                if self.is_bit_test_mem_reg() =>
+            {
+                self.bit_offset_setup(&mut s, rng);
+            }
+            Mnemonic::Cmpxchg if rng.coin() => {
+                if let Some(l) = self.op_loc(&s, 0) {
+                    let v = read_loc(&s, l).unwrap_or(0);
+                    let acc = match self.op_size(0) {
+                        1 => Register::AL,
+                        2 => Register::AX,
+                        _ => Register::EAX,
+                    };
+                    set_reg(&mut s, acc, v);
+                }
+            }
+            Mnemonic::Ret => {
+                let t = landing(rng);
+                let sp = s.regs[ESP];
+                if s.mem_offset(sp, 4).is_some() {
+                    s.write_u32(sp, t);
+                }
+            }
+            Mnemonic::Jmp | Mnemonic::Call if self.ins.op_kind(0) != OpKind::NearBranch32 => {
+                let t = landing(rng);
+                if let Some(l) = self.op_loc(&s, 0) {
+                    write_loc(&mut s, l, t);
+                }
+            }
+            Mnemonic::Popfd | Mnemonic::Popf => {
+                let v = (rng.next_u32() & flags::MASK) | 2;
+                let sp = s.regs[ESP];
+                if s.mem_offset(sp, 4).is_some() {
+                    s.write_u32(sp, v);
+                }
+            }
+            Mnemonic::Xlatb => {
+                let al = s.regs[0] & 0xff;
+                s.regs[3] = (SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN)).wrapping_sub(al);
+            }
+            _ => {}
+        }
+        s
+    }
+
+    /// Whether the instruction has CL as an explicit operand (shift counts).
+    fn has_cl(&self) -> bool {
+        (0..self.ins.op_count()).any(|i| {
+            self.ins.op_kind(i) == OpKind::Register && self.ins.op_register(i) == Register::CL
+        }) && self.ins.mnemonic() != Mnemonic::Mov
+    }
+
+    fn is_bit_test_mem_reg(&self) -> bool {
+        self.ins.op_kind(0) == OpKind::Memory && self.ins.op_kind(1) == OpKind::Register
+    }
+
+    /// Sets the base and index registers so that the memory operand lies in
+    /// the window (esp as a base stays where it is: its displacement is small).
+    fn place_memory(&self, s: &mut CpuState, i: u32, rng: &mut Rng) {
+        let ins = &self.ins;
+        if ins.op_kind(i) != OpKind::Memory {
+            return;
+        }
+        let size = ins.memory_size().size().max(1) as u32;
+        let base = ins.memory_base();
+        let index = ins.memory_index();
+        let scale = ins.memory_index_scale();
+        let disp = ins.memory_displacement32();
+        let hi = WINDOW.saturating_sub(MARGIN + size).max(MARGIN + 1);
+        let mut ea = SCRATCH_BASE + rng.range(MARGIN, hi);
+        if rng.chance(1, 2) && size > 1 {
+            ea &= !(size - 1);
+        }
+        let bi = wiper_oracle::reg_index(base);
+        let ii = wiper_oracle::reg_index(index);
+        match (bi, ii) {
+            (None, None) => {}
+            (Some(ESP), None) => {}
+            (Some(b), None) => s.regs[b] = ea.wrapping_sub(disp),
+            (None, Some(x)) | (Some(ESP), Some(x)) => {
+                let from = if bi.is_some() { s.regs[ESP] } else { 0 };
+                let mut t = ea.wrapping_sub(disp).wrapping_sub(from);
+                // Make t a multiple of the scale (moving ea down a little).
+                t = t.wrapping_sub(t % scale);
+                let wrap = if scale == 1 {
+                    0
+                } else {
+                    (1u64 << 32) / u64::from(scale)
+                };
+                let j = u64::from(rng.below(scale));
+                s.regs[x] = ((u64::from(t / scale) + j * wrap) & 0xffff_ffff) as u32;
+            }
+            (Some(b), Some(x)) if b == x => {
+                let f = scale + 1;
+                let mut t = ea.wrapping_sub(disp);
+                if f % 2 == 1 {
+                    s.regs[b] = t.wrapping_mul(inverse(f));
+                } else {
+                    t &= !1;
+                    s.regs[b] = (t >> 1).wrapping_add(if rng.coin() { 1 << 31 } else { 0 });
+                }
+            }
+            (Some(b), Some(x)) => {
+                let iv = if rng.coin() {
+                    rng.below(64)
+                } else {
+                    rng.interesting_u32()
+                };
+                s.regs[x] = iv;
+                s.regs[b] = ea.wrapping_sub(disp).wrapping_sub(iv.wrapping_mul(scale));
+            }
+        }
+    }
+
+    /// Pointers, count and data for a string instruction.
+    fn string_setup(&self, s: &mut CpuState, elem: u32, rng: &mut Rng) {
+        let ins = &self.ins;
+        let rep = ins.has_rep_prefix() || ins.has_repne_prefix();
+        if rep && rng.chance(7, 8) {
+            s.regs[1] = if rng.chance(1, 4) {
+                *rng.choose(&[0, 1, 2])
+            } else {
+                rng.below(13)
+            };
+        }
+        let n = if rep { s.regs[1].min(64) } else { 1 };
+        let down = s.flag(flags::DF);
+        let span = n.max(1) * elem;
+        let place = |rng: &mut Rng| -> u32 {
+            let lo = MARGIN + if down { span - elem } else { 0 };
+            let hi = WINDOW.saturating_sub(MARGIN + if down { elem } else { span });
+            if lo >= hi {
+                return SCRATCH_BASE + MARGIN;
+            }
+            let mut off = rng.range(lo, hi + 1);
+            if rng.coin() {
+                off &= !(elem - 1);
+                off = off.max(lo);
+            }
+            SCRATCH_BASE + off
+        };
+        let (src, dst) = string_regs(ins.mnemonic());
+        if src {
+            s.regs[6] = place(rng);
+        }
+        if dst {
+            s.regs[7] = place(rng);
+        }
+        // Runs of equal or different elements for repe/repne comparisons.
+        let cmp = matches!(
+            ins.mnemonic(),
+            Mnemonic::Cmpsb
+                | Mnemonic::Cmpsw
+                | Mnemonic::Cmpsd
+                | Mnemonic::Scasb
+                | Mnemonic::Scasw
+                | Mnemonic::Scasd
+        );
+        if cmp && rng.chance(3, 4) {
+            let repe = ins.has_rep_prefix();
+            let k = rng.below(n + 1);
+            let step = |j: u32| -> u32 {
+                if down {
+                    0u32.wrapping_sub(j * elem)
+                } else {
+                    j * elem
+                }
+            };
+            let mask = if elem == 4 {
+                u32::MAX
+            } else {
+                (1 << (8 * elem)) - 1
+            };
+            for j in 0..=k.min(n.saturating_sub(1)) {
+                let d = s.regs[7].wrapping_add(step(j));
+                let want = if src {
+                    let a = s.regs[6].wrapping_add(step(j));
+                    read_mem(s, a, elem).unwrap_or(0)
+                } else {
+                    s.regs[0] & mask
+                };
+                // Elements before k: equal for repe, different for repne;
+                // element k: the opposite, ending the run.
+                let equal = (j < k) == repe || (!rep_any(ins) && rng.coin());
+                let v = if equal {
+                    want
+                } else {
+                    want ^ (1 + rng.below(mask)) & mask
+                };
+                let v = if !equal && v == want { want ^ 1 } else { v };
+                write_mem(s, d, elem, v);
+            }
+        }
+    }
+
+    /// Divisor and dividend that do not trap (most of the time; the check decides).
+    fn division_setup(&self, s: &mut CpuState, rng: &mut Rng) {
+        let size = self.op_size(0);
+        let bits = 8 * size;
+        let mask = if size == 4 {
+            u32::MAX
+        } else {
+            (1u32 << bits) - 1
+        };
+        let signed = self.ins.mnemonic() == Mnemonic::Idiv;
+        let Some(loc) = self.op_loc(s, 0) else { return };
+        let mut d = match rng.below(4) {
+            0 => *rng.choose(&[1, 2, 3, mask, mask - 1, mask >> 1, (mask >> 1) + 1, 7, 10]),
+            1 => rng.interesting_u32() & mask & 0xff,
+            _ => rng.interesting_u32() & mask,
+        };
+        if d == 0 {
+            d = 1 + rng.below(mask.min(1000));
+        }
+        write_loc(s, loc, d);
+        let (lo_reg, hi_reg) = match size {
+            1 => (Register::AL, Register::AH),
+            2 => (Register::AX, Register::DX),
+            _ => (Register::EAX, Register::EDX),
+        };
+        let d = read_loc(s, loc).unwrap_or(1);
+        if signed {
+            if rng.coin() {
+                // Sign-extend the low half (like cdq).
+                let lo = reg_value(s, lo_reg).unwrap_or(0) as u32;
+                let neg = lo >> (bits - 1) & 1 == 1;
+                set_reg(s, hi_reg, if neg { mask } else { 0 });
+            } else {
+                let dd = sext(d, bits);
+                let qmax = 1i64 << (bits - 1);
+                let q = rng.next_u64() as i64 % qmax;
+                let r = if dd.abs() > 1 {
+                    rng.next_u64() as i64 % dd.abs()
+                } else {
+                    0
+                };
+                let prod = q * dd;
+                let r = if prod < 0 { -r.abs() } else { r.abs() };
+                let dividend = prod + r;
+                set_reg(s, lo_reg, dividend as u32 & mask);
+                set_reg(s, hi_reg, (dividend >> bits) as u32 & mask);
+            }
+        } else if rng.chance(1, 4) {
+            set_reg(s, hi_reg, 0);
+        } else {
+            let h = if d <= 1 { 0 } else { rng.below(d) };
+            set_reg(s, hi_reg, h);
+        }
+    }
+
+    /// A bit offset register value whose addressed word lies in the window.
+    fn bit_offset_setup(&self, s: &mut CpuState, rng: &mut Rng) {
+        let size = self.op_size(0);
+        let Some(OpLoc::Mem(ea, _)) = self.op_loc(s, 0) else {
+            return;
+        };
+        let target = SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN - size);
+        let k = (i64::from(target) - i64::from(ea)).div_euclid(i64::from(size));
+        let v = k * 8 * i64::from(size) + i64::from(rng.below(8 * size));
+        set_reg(s, self.ins.op_register(1), v as u32);
+    }
+
+    /// Whether `s` is safe to run: every memory access in the window, no
+    /// division trap, branch and return targets in the landing zone.
+    pub fn check(&self, s: &CpuState) -> Result<(), String> {
+        let ins = &self.ins;
+        let mn = ins.mnemonic();
+        let in_window = |addr: u32, len: u32, what: &str| -> Result<(), String> {
+            let off = addr.wrapping_sub(SCRATCH_BASE);
+            if off >= MARGIN && off.checked_add(len).is_some_and(|e| e <= WINDOW - MARGIN) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what} of {len} bytes at {addr:#x} is outside the window"
+                ))
+            }
+        };
+        if let Some(elem) = string_elem(self.code) {
+            let rep = rep_any(ins);
+            let n = if rep { s.regs[1] } else { 1 };
+            if n > 64 {
+                return Err(format!("string count {n} too large"));
+            }
+            let down = s.flag(flags::DF);
+            let (src, dst) = string_regs(mn);
+            for (used, r) in [(src, 6), (dst, 7)] {
+                if used && n > 0 {
+                    let start = if down {
+                        s.regs[r].wrapping_sub((n - 1) * elem)
+                    } else {
+                        s.regs[r]
+                    };
+                    in_window(start, n * elem, "string range")?;
+                }
+            }
+        } else {
+            let mut factory = InstructionInfoFactory::new();
+            let info = factory.info(ins);
+            let bt_mem_reg = matches!(
+                mn,
+                Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
+            ) && self.is_bit_test_mem_reg();
+            for m in info.used_memory() {
+                let Some(addr) = m.virtual_address(0, |r, _, _| reg_value(s, r)) else {
+                    return Err("cannot compute an address".into());
+                };
+                let len = m.memory_size().size() as u32;
+                if bt_mem_reg {
+                    let r = ins.op_register(1);
+                    let v = sext(reg_value(s, r).unwrap_or(0) as u32, 8 * len);
+                    let log = if len == 4 { 5 } else { 4 };
+                    let a = (addr as u32).wrapping_add(((v >> log) * i64::from(len)) as u32);
+                    in_window(a, len, "bit-test word")?;
+                } else {
+                    in_window(addr as u32, len.max(1), "memory access")?;
+                }
+            }
+        }
+        match mn {
+            Mnemonic::Div | Mnemonic::Idiv => {
+                let size = self.op_size(0);
+                let bits = 8 * size;
+                let d = self
+                    .op_loc(s, 0)
+                    .and_then(|l| read_loc(s, l))
+                    .ok_or("divisor unreadable")?;
+                let (lo, hi) = match size {
+                    1 => (Register::AL, Register::AH),
+                    2 => (Register::AX, Register::DX),
+                    _ => (Register::EAX, Register::EDX),
+                };
+                let lo = reg_value(s, lo).unwrap_or(0);
+                let hi = reg_value(s, hi).unwrap_or(0);
+                let dividend = (hi << bits) | lo;
+                if d == 0 {
+                    return Err("division by zero".into());
+                }
+                let ok = if mn == Mnemonic::Div {
+                    dividend / u64::from(d) < 1u64 << bits
+                } else {
+                    let n = i128::from(sext_u64(dividend, 2 * bits));
+                    let q = n / i128::from(sext(d, bits));
+                    let lim = 1i128 << (bits - 1);
+                    (-lim..lim).contains(&q)
+                };
+                if !ok {
+                    return Err("quotient overflow".into());
+                }
+            }
+            Mnemonic::Ret => {
+                let t = s.read_u32(s.regs[ESP]).unwrap_or(0);
+                if !is_target(t) {
+                    return Err(format!("return address {t:#x} is not a landing address"));
+                }
+            }
+            Mnemonic::Jmp | Mnemonic::Call if ins.op_kind(0) != OpKind::NearBranch32 => {
+                let t = self.op_loc(s, 0).and_then(|l| read_loc(s, l)).unwrap_or(0);
+                if !is_target(t) {
+                    return Err(format!("branch target {t:#x} is not a landing address"));
+                }
+            }
+            Mnemonic::Popfd | Mnemonic::Popf => {
+                let v = s.read_u32(s.regs[ESP]).unwrap_or(0);
+                if v & !(flags::MASK | 2) != 0 {
+                    return Err(format!("popped flags {v:#x} would set TF/AC/..."));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Whether a string instruction has any repeat prefix.
+fn rep_any(ins: &Instruction) -> bool {
+    ins.has_rep_prefix() || ins.has_repne_prefix()
+}
+
+/// Whether a string mnemonic uses esi (source) and edi (destination).
+fn string_regs(mn: Mnemonic) -> (bool, bool) {
+    use Mnemonic as M;
+    match mn {
+        M::Movsb | M::Movsw | M::Movsd | M::Cmpsb | M::Cmpsw | M::Cmpsd => (true, true),
+        M::Lodsb | M::Lodsw | M::Lodsd => (true, false),
+        _ => (false, true),
+    }
+}
+
+/// The multiplicative inverse of an odd number modulo 2^32.
+fn inverse(a: u32) -> u32 {
+    let mut x: u32 = 1;
+    for _ in 0..5 {
+        x = x.wrapping_mul(2u32.wrapping_sub(a.wrapping_mul(x)));
+    }
+    x
+}
+
+fn sext(v: u32, bits: u32) -> i64 {
+    let sh = 64 - bits;
+    (i64::from(v) << sh) >> sh
+}
+
+fn sext_u64(v: u64, bits: u32) -> i64 {
+    let sh = 64 - bits;
+    ((v << sh) as i64) >> sh
+}
+
+/// Value of a general-purpose register (8, 16 or 32 bits) in `s`; segment
+/// registers read as base 0.
+pub fn reg_value(s: &CpuState, r: Register) -> Option<u64> {
+    if r.is_segment_register() {
+        return Some(0);
+    }
+    let full = wiper_oracle::reg_index(r.full_register32())?;
+    let v = s.regs[full];
+    Some(u64::from(if r.is_gpr8() {
+        if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
+            (v >> 8) & 0xff
+        } else {
+            v & 0xff
+        }
+    } else if r.is_gpr16() {
+        v & 0xffff
+    } else {
+        v
+    }))
+}
+
+/// Writes the low bits of `v` into register `r` of `s`.
+pub fn set_reg(s: &mut CpuState, r: Register, v: u32) {
+    let Some(full) = wiper_oracle::reg_index(r.full_register32()) else {
+        return;
+    };
+    let old = s.regs[full];
+    s.regs[full] = if r.is_gpr8() {
+        if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
+            (old & !0xff00) | ((v & 0xff) << 8)
+        } else {
+            (old & !0xff) | (v & 0xff)
+        }
+    } else if r.is_gpr16() {
+        (old & !0xffff) | (v & 0xffff)
+    } else {
+        v
+    };
+}
+
+fn read_mem(s: &CpuState, addr: u32, len: u32) -> Option<u32> {
+    let o = s.mem_offset(addr, len as usize)?;
+    let mut b = [0u8; 4];
+    b[..len as usize].copy_from_slice(&s.mem[o..o + len as usize]);
+    Some(u32::from_le_bytes(b))
+}
+
+fn write_mem(s: &mut CpuState, addr: u32, len: u32, v: u32) {
+    if s.mem_offset(addr, len as usize).is_some() {
+        s.write_bytes(addr, &v.to_le_bytes()[..len as usize]);
+    }
+}
+
+/// Reads an operand location (`None` outside the window).
+pub fn read_loc(s: &CpuState, l: OpLoc) -> Option<u32> {
+    match l {
+        OpLoc::Reg(r) => reg_value(s, r).map(|v| v as u32),
+        OpLoc::Mem(a, len) => read_mem(s, a, len.min(4)),
+    }
+}
+
+/// Writes an operand location (ignored outside the window).
+pub fn write_loc(s: &mut CpuState, l: OpLoc, v: u32) {
+    match l {
+        OpLoc::Reg(r) => set_reg(s, r, v),
+        OpLoc::Mem(a, len) => write_mem(s, a, len.min(4), v),
+    }
+}

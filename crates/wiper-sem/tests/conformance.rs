@@ -1,0 +1,650 @@
+//! CPU conformance suite: wiper's semantics against the processor.
+//!
+//! For every form in [`wiper_sem::supported_codes`] the suite generates
+//! random instances (registers, memory operand shapes, immediates, branch
+//! targets; see `common/gen.rs`) and random machine states for each, runs
+//! every state natively with `wiper-oracle` (one harness process per
+//! instance, all its states in one batch) and compares the processor's result
+//! with [`wiper_sem::execute`] of the lifted (decoupled) instruction:
+//!
+//! * all eight registers;
+//! * all seven flags (CF PF AF ZF SF OF DF) except those `execute` reports in
+//!   `Executed::undefined`; a flag reported undefined although iced-x86 says
+//!   the instruction defines it is itself a mismatch, so that the exemption
+//!   cannot hide a bug (one documented exception: CF of 8/16-bit `shl`/`shr`
+//!   by a count of at least the width, undefined per the Intel manual);
+//! * the next `eip` (fall-through address or branch target);
+//! * every byte of the 128-byte scratch window, and no store outside it.
+//!
+//! A processor fault on a generated state is a generator bug and fails the
+//! test, naming the form and the state. Mismatches are printed with the
+//! instruction, its decoupled parts, the input state and every differing
+//! location; the run goes on so that one run shows every failing form, and a
+//! single assertion at the end lists them. The barrier forms (`int 0x80`,
+//! `hlt`) are only lifted, never run.
+//!
+//! `decoupled_sequences_match_cpu` additionally runs the decoupled parts
+//! themselves on the processor, where every part is a real IA-32 instruction
+//! (`Part::native`), and compares them with the original instruction.
+//!
+//! # Environment
+//!
+//! * `WIPER_CONFORMANCE_STATES=N`: states per form (default 1000, spread over
+//!   20 instances of 50 states; larger counts use up to 100 instances). For
+//!   a long run: `WIPER_CONFORMANCE_STATES=100000 cargo test -p wiper-sem
+//!   --test conformance`, or `cargo test -p wiper-sem --test conformance --
+//!   --ignored conformance_long` (100,000 per form).
+//! * `WIPER_CONFORMANCE_CODES=a,b`: only forms whose iced `Code` name contains
+//!   one of the comma-separated substrings (e.g. `Shl_,Rcl_`), for debugging.
+//! * `WIPER_CONFORMANCE_SEED=N`: the random seed (default fixed, so runs are
+//!   reproducible).
+//!
+//! Forms are spread over two threads; nothing depends on timing.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use iced_x86::Code;
+use wiper_oracle::{CpuState, Rng, CODE_BASE};
+use wiper_sem::{barrier_codes, execute, supported_codes, Flag};
+
+use common::gen::{self, Instance};
+use common::{
+    differences, flag_name, run_code, run_instructions, show_parts, show_state,
+    suspicious_undefined, to_machine,
+};
+
+/// States per form in the default run.
+const DEFAULT_STATES: usize = 1000;
+/// States per form in `conformance_long`.
+const LONG_STATES: usize = 100_000;
+/// States per instance in the default run.
+const STATES_PER_INSTANCE: usize = 50;
+/// Most instances per form.
+const MAX_INSTANCES: usize = 100;
+/// Mismatching states printed in full per form.
+const SHOWN_PER_CODE: usize = 3;
+/// Default random seed.
+const DEFAULT_SEED: u64 = 0x5769_5045_7220_3332;
+
+/// What checking one form found.
+#[derive(Default)]
+struct Report {
+    /// States compared.
+    states: usize,
+    /// States on which wiper disagreed with the processor.
+    mismatches: usize,
+    /// Full descriptions of the first mismatches.
+    shown: Vec<String>,
+    /// Generator or harness problems (processor faults, no valid state, ...).
+    generator: Vec<String>,
+    /// Lift failures.
+    lift: Vec<String>,
+    /// Why the form was skipped (decoupled-sequence test only).
+    skipped: Option<String>,
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    let v = std::env::var(name).ok()?;
+    match v.trim().replace('_', "").parse() {
+        Ok(n) => Some(n),
+        Err(_) => panic!("{name}={v:?} is not a number"),
+    }
+}
+
+fn seed() -> u64 {
+    env_usize("WIPER_CONFORMANCE_SEED").map_or(DEFAULT_SEED, |s| s as u64)
+}
+
+/// The forms to check: supported and barrier forms, filtered by
+/// `WIPER_CONFORMANCE_CODES`.
+fn codes() -> Vec<Code> {
+    let filter: Vec<String> = std::env::var("WIPER_CONFORMANCE_CODES")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut all = supported_codes();
+    for b in barrier_codes() {
+        if !all.contains(&b) {
+            all.push(b);
+        }
+    }
+    all.into_iter()
+        .filter(|c| {
+            let name = format!("{c:?}");
+            filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+        })
+        .collect()
+}
+
+/// How `total` states are split: (instances, states per instance).
+fn split(total: usize) -> (usize, usize) {
+    let instances = total.div_ceil(STATES_PER_INSTANCE).clamp(1, MAX_INSTANCES);
+    (instances, total.div_ceil(instances))
+}
+
+/// Runs `check` on every form over two threads; returns the reports in form order.
+fn for_all_codes(check: impl Fn(Code, &mut Rng) -> Report + Sync) -> Vec<(Code, Report)> {
+    let codes = codes();
+    assert!(!codes.is_empty(), "no forms selected");
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 2));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&code) = codes.get(i) else { break };
+                let mut rng = Rng::new(seed() ^ (code as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let report = check(code, &mut rng);
+                done.lock().unwrap().push((i, code, report));
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap();
+    done.sort_by_key(|(i, _, _)| *i);
+    done.into_iter().map(|(_, c, r)| (c, r)).collect()
+}
+
+/// Describes a mismatch.
+fn describe(
+    inst: &Instance,
+    lifted: &wiper_sem::Lifted,
+    input: &CpuState,
+    diffs: &[String],
+) -> String {
+    format!(
+        "{:?} `{}` (bytes {:02x?}) at {CODE_BASE:#x}\n    parts:\n{}    input: {}\n    differences (cpu vs wiper):\n{}",
+        inst.code,
+        inst.text,
+        inst.bytes,
+        show_parts(lifted),
+        show_state(input),
+        diffs
+            .iter()
+            .map(|d| format!("      {d}\n"))
+            .collect::<String>()
+    )
+}
+
+/// What differs between the processor's outcome `o` and wiper's execution
+/// of `lifted` from state `s`.
+fn state_differences(
+    pool: &mut wiper_qfbv::ExprPool,
+    lifted: &wiper_sem::Lifted,
+    s: &CpuState,
+    o: &wiper_oracle::Outcome,
+) -> Vec<String> {
+    let ex = match execute(pool, lifted, &to_machine(s)) {
+        Ok(ex) => ex,
+        Err(e) => return vec![format!("execute failed: {e}")],
+    };
+    let mut d = differences(o, &ex);
+    let sus = suspicious_undefined(&lifted.original, s, &ex);
+    if !sus.is_empty() {
+        let names: Vec<&str> = sus.iter().map(|f| flag_name(*f)).collect();
+        d.push(format!(
+            "wiper reports {} undefined, but iced-x86 says the instruction defines it",
+            names.join(" ")
+        ));
+    }
+    d
+}
+
+/// Checks one form: instances × states against the processor.
+fn check_code(code: Code, total: usize, rng: &mut Rng) -> Report {
+    let mut rep = Report::default();
+    let barrier = gen::is_barrier(code) || barrier_codes().contains(&code);
+    let (instances, per) = split(total);
+    for _ in 0..instances {
+        let inst = match Instance::generate(code, rng) {
+            Ok(i) => i,
+            Err(e) => {
+                rep.generator.push(e);
+                return rep;
+            }
+        };
+        let (mut pool, lifted) = match common::lift(&inst.ins) {
+            Ok(x) => x,
+            Err(e) => {
+                rep.lift
+                    .push(format!("{code:?} `{}`: lift failed: {e}", inst.text));
+                return rep;
+            }
+        };
+        if barrier {
+            if lifted.barrier().is_none() {
+                rep.lift.push(format!(
+                    "{code:?} `{}`: a barrier form lifted without a barrier part",
+                    inst.text
+                ));
+            }
+            return rep;
+        }
+        let states = match inst.states(per, rng) {
+            Ok(s) => s,
+            Err(e) => {
+                rep.generator.push(e);
+                continue;
+            }
+        };
+        let outs = match run_code(&inst.bytes, &states) {
+            Ok(o) => o,
+            Err(e) => {
+                rep.generator
+                    .push(format!("{code:?} `{}`: oracle failed: {e}", inst.text));
+                continue;
+            }
+        };
+        for (s, o) in states.iter().zip(&outs) {
+            if let Some(f) = &o.fault {
+                rep.generator.push(format!(
+                    "{code:?} `{}`: the processor faulted ({f:?} at {:#x}) on a generated state \
+                     (a generator bug)\n    state: {}",
+                    inst.text,
+                    o.next_eip,
+                    show_state(s)
+                ));
+                continue;
+            }
+            rep.states += 1;
+            let diffs = state_differences(&mut pool, &lifted, s, o);
+            if !diffs.is_empty() {
+                rep.mismatches += 1;
+                if rep.shown.len() < SHOWN_PER_CODE {
+                    rep.shown.push(describe(&inst, &lifted, s, &diffs));
+                }
+            }
+        }
+    }
+    rep
+}
+
+/// Prints every report and fails with the list of failing forms.
+fn finish(title: &str, reports: &[(Code, Report)]) {
+    let mut failing = Vec::new();
+    let mut states = 0;
+    for (code, r) in reports {
+        states += r.states;
+        for g in r.generator.iter().take(5) {
+            println!("GENERATOR {g}\n");
+        }
+        for l in &r.lift {
+            println!("LIFT {l}\n");
+        }
+        for s in &r.shown {
+            println!("MISMATCH {s}");
+        }
+        if r.mismatches > 0 {
+            println!(
+                "  {code:?}: {} of {} states mismatch\n",
+                r.mismatches, r.states
+            );
+        }
+        if r.mismatches > 0 || !r.generator.is_empty() || !r.lift.is_empty() {
+            let mut why = Vec::new();
+            if r.mismatches > 0 {
+                why.push(format!("{}/{} states mismatch", r.mismatches, r.states));
+            }
+            if !r.generator.is_empty() {
+                why.push(format!("{} generator problem(s)", r.generator.len()));
+            }
+            if !r.lift.is_empty() {
+                why.push("lift failed".to_string());
+            }
+            failing.push(format!("{code:?} ({})", why.join(", ")));
+        }
+    }
+    println!(
+        "{title}: {} forms, {states} states compared, {} failing",
+        reports.len(),
+        failing.len()
+    );
+    assert!(
+        failing.is_empty(),
+        "{title}: {} of {} forms fail (details above):\n  {}",
+        failing.len(),
+        reports.len(),
+        failing.join("\n  ")
+    );
+}
+
+fn run_conformance(states_per_code: usize) {
+    let reports = for_all_codes(|code, rng| check_code(code, states_per_code, rng));
+    finish("conformance", &reports);
+}
+
+/// Every supported form against the processor, `WIPER_CONFORMANCE_STATES`
+/// (default 1000) states each.
+#[test]
+fn conformance() {
+    run_conformance(env_usize("WIPER_CONFORMANCE_STATES").unwrap_or(DEFAULT_STATES));
+}
+
+/// The long run: 100,000 states per form.
+#[test]
+#[ignore = "long: 100,000 states per form"]
+fn conformance_long() {
+    run_conformance(LONG_STATES);
+}
+
+/// The decoupled sequence of one form, natively, against the original.
+fn check_sequence(code: Code, total: usize, rng: &mut Rng) -> Report {
+    let mut rep = Report::default();
+    if gen::is_barrier(code) || barrier_codes().contains(&code) {
+        rep.skipped = Some("barrier".into());
+        return rep;
+    }
+    let (instances, per) = split(total);
+    let mut eligible = false;
+    let mut why_not = String::new();
+    for _ in 0..instances {
+        let inst = match Instance::generate(code, rng) {
+            Ok(i) => i,
+            Err(e) => {
+                rep.generator.push(e);
+                return rep;
+            }
+        };
+        let Ok((mut pool, lifted)) = common::lift(&inst.ins) else {
+            // The conformance test reports lift failures.
+            rep.skipped = Some("does not lift".into());
+            return rep;
+        };
+        let natives: Option<Vec<_>> = lifted.parts.iter().map(|p| p.native).collect();
+        let natives = match natives {
+            None => {
+                why_not = "a part has no native instruction".into();
+                continue;
+            }
+            Some(n) if n.is_empty() => {
+                why_not = "no parts".into();
+                continue;
+            }
+            Some(n) if n.len() == 1 && n[0].code() == inst.ins.code() => {
+                why_not = "not decoupled (one part, the instruction itself)".into();
+                continue;
+            }
+            Some(mut n) => {
+                // Distinct addresses for the block encoder (branch targets
+                // are absolute and stay as they are).
+                for (i, ins) in n.iter_mut().enumerate() {
+                    ins.set_ip(u64::from(CODE_BASE) + i as u64);
+                }
+                n
+            }
+        };
+        eligible = true;
+        let seq_code = match wiper_oracle::encode_instructions(&natives) {
+            Ok(c) => c,
+            Err(e) => {
+                rep.lift.push(format!(
+                    "{code:?} `{}`: the native parts do not encode: {e}\n{}",
+                    inst.text,
+                    show_parts(&lifted)
+                ));
+                return rep;
+            }
+        };
+        let states = match inst.states(per, rng) {
+            Ok(s) => s,
+            Err(e) => {
+                rep.generator.push(e);
+                continue;
+            }
+        };
+        let (orig, seq) = match (
+            run_code(&inst.bytes, &states),
+            run_instructions(&natives, &states),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                rep.generator
+                    .push(format!("{code:?} `{}`: oracle failed: {e}", inst.text));
+                continue;
+            }
+        };
+        let orig_ft = CODE_BASE + inst.bytes.len() as u32;
+        let seq_ft = CODE_BASE + seq_code.len() as u32;
+        for ((s, o), q) in states.iter().zip(&orig).zip(&seq) {
+            if let Some(f) = &o.fault {
+                rep.generator.push(format!(
+                    "{code:?} `{}`: the processor faulted ({f:?}) on a generated state\n    state: {}",
+                    inst.text,
+                    show_state(s)
+                ));
+                continue;
+            }
+            let want_eip = if o.next_eip == orig_ft {
+                seq_ft
+            } else if (CODE_BASE..seq_ft + 5).contains(&o.next_eip) {
+                continue; // the target lies inside the longer sequence's code
+            } else {
+                o.next_eip
+            };
+            rep.states += 1;
+            let undefined: BTreeSet<Flag> = match execute(&mut pool, &lifted, &to_machine(s)) {
+                Ok(ex) => ex.undefined,
+                Err(_) => common::iced_undefined(&inst.ins),
+            };
+            let mut diffs = Vec::new();
+            if let Some(f) = &q.fault {
+                diffs.push(format!(
+                    "the native sequence faulted: {f:?} at {:#x}",
+                    q.next_eip
+                ));
+            } else {
+                for (i, name) in wiper_oracle::REG_NAMES.iter().enumerate() {
+                    let (a, b) = (o.state.regs[i], q.state.regs[i]);
+                    if a != b {
+                        diffs.push(format!("{name}: original {a:#010x}, parts {b:#010x}"));
+                    }
+                }
+                for f in Flag::ALL {
+                    let (a, b) = (
+                        o.state.eflags & f.eflags_bit() != 0,
+                        q.state.eflags & f.eflags_bit() != 0,
+                    );
+                    if a != b && !undefined.contains(&f) {
+                        diffs.push(format!(
+                            "{}: original {}, parts {}",
+                            flag_name(f),
+                            u8::from(a),
+                            u8::from(b)
+                        ));
+                    }
+                }
+                if q.next_eip != want_eip {
+                    diffs.push(format!(
+                        "next eip: original {:#x} (expected {want_eip:#x} for the parts), parts {:#x}",
+                        o.next_eip, q.next_eip
+                    ));
+                }
+                for (i, (a, b)) in o.state.mem.iter().zip(&q.state.mem).enumerate() {
+                    if a != b {
+                        diffs.push(format!(
+                            "mem[{:#x}]: original {a:#04x}, parts {b:#04x}",
+                            wiper_oracle::SCRATCH_BASE + i as u32
+                        ));
+                    }
+                }
+            }
+            if !diffs.is_empty() {
+                rep.mismatches += 1;
+                if rep.shown.len() < SHOWN_PER_CODE {
+                    rep.shown.push(describe(&inst, &lifted, s, &diffs));
+                }
+            }
+        }
+    }
+    if !eligible {
+        rep.skipped = Some(why_not);
+    }
+    rep
+}
+
+/// The decoupled parts of every form whose parts are all real IA-32
+/// instructions, run natively as a sequence, against the original
+/// instruction: registers, defined flags, memory window and next `eip`.
+#[test]
+fn decoupled_sequences_match_cpu() {
+    let total = env_usize("WIPER_CONFORMANCE_STATES").map_or(DEFAULT_STATES / 2, |n| n / 2);
+    let reports = for_all_codes(|code, rng| check_sequence(code, total.max(1), rng));
+    let tested: Vec<String> = reports
+        .iter()
+        .filter(|(_, r)| r.skipped.is_none())
+        .map(|(c, _)| format!("{c:?}"))
+        .collect();
+    println!(
+        "decoupled sequences run natively for {} forms: {}",
+        tested.len(),
+        tested.join(" ")
+    );
+    let mut skipped: Vec<(String, String)> = reports
+        .iter()
+        .filter_map(|(c, r)| r.skipped.clone().map(|w| (w, format!("{c:?}"))))
+        .collect();
+    skipped.sort();
+    let mut last = String::new();
+    for (why, code) in &skipped {
+        if *why != last {
+            println!("\nnot run natively ({why}):");
+            last.clone_from(why);
+        }
+        print!(" {code}");
+    }
+    println!();
+    assert!(
+        !tested.is_empty() || std::env::var("WIPER_CONFORMANCE_CODES").is_ok(),
+        "no decoupled form has native parts: the test would be vacuous"
+    );
+    finish("decoupled sequences", &reports);
+}
+
+/// The comparison is not vacuous: each kind of wrong result is reported, and
+/// only flags reported undefined are exempt.
+#[test]
+fn comparison_reports_each_kind_of_difference() {
+    use iced_x86::{Decoder, DecoderOptions};
+    // add eax, ebx
+    let bytes = [0x01, 0xd8];
+    let ins = Decoder::with_ip(32, &bytes, u64::from(CODE_BASE), DecoderOptions::NONE).decode();
+    let (mut pool, lifted) = common::lift(&ins).expect("add lifts");
+    let mut rng = Rng::new(7);
+    let states: Vec<CpuState> = (0..20)
+        .map(|_| CpuState::random(&mut rng, gen::WINDOW as usize))
+        .collect();
+    let outs = run_code(&bytes, &states).unwrap();
+    for (s, o) in states.iter().zip(&outs) {
+        let good = execute(&mut pool, &lifted, &to_machine(s)).unwrap();
+        assert_eq!(differences(o, &good), Vec::<String>::new());
+        let mut cases: Vec<(&str, wiper_sem::Executed)> = Vec::new();
+        let mut e = good.clone();
+        e.state.regs[3] ^= 0x100;
+        cases.push(("ebx", e));
+        let mut e = good.clone();
+        e.state.flags[Flag::Of.index()] ^= true;
+        cases.push(("OF", e));
+        let mut e = good.clone();
+        e.state.eip += 1;
+        cases.push(("next eip", e));
+        let mut e = good.clone();
+        *e.state
+            .mem
+            .get_mut(&(wiper_oracle::SCRATCH_BASE + 17))
+            .unwrap() ^= 1;
+        cases.push(("mem[0x30000011]", e));
+        let mut e = good.clone();
+        e.state.mem.remove(&(wiper_oracle::SCRATCH_BASE + 3));
+        cases.push(("lost the byte", e));
+        let mut e = good.clone();
+        e.state.mem.insert(wiper_oracle::SCRATCH_BASE - 1, 0);
+        cases.push(("outside the window", e));
+        for (what, bad) in cases {
+            let d = differences(o, &bad);
+            assert!(
+                d.len() == 1 && d[0].contains(what),
+                "{what} not reported alone: {d:?}"
+            );
+        }
+        // An undefined flag is not compared.
+        let mut e = good.clone();
+        e.state.flags[Flag::Af.index()] ^= true;
+        e.undefined.insert(Flag::Af);
+        assert_eq!(differences(o, &e), Vec::<String>::new());
+        // ...but calling a defined flag undefined is suspicious.
+        assert_eq!(suspicious_undefined(&ins, s, &e), vec![Flag::Af]);
+    }
+}
+
+/// The generator reaches the cases the semantics is most likely to get
+/// wrong, and every state it makes passes its own safety check.
+#[test]
+fn generator_covers_edge_cases() {
+    use iced_x86::{OpKind, Register};
+    let mut rng = Rng::new(11);
+    let mut sample = |code: Code| -> Vec<(Instance, Vec<CpuState>)> {
+        (0..20)
+            .map(|_| {
+                let inst = Instance::generate(code, &mut rng).unwrap();
+                let states = inst.states(50, &mut rng).unwrap();
+                for s in &states {
+                    inst.check(s).unwrap();
+                }
+                (inst, states)
+            })
+            .collect()
+    };
+    // Shift counts in CL: 0, 1, 31, 32 and above 32 (masked to 5 bits).
+    let counts: BTreeSet<u32> = sample(Code::Shl_rm32_CL)
+        .iter()
+        .flat_map(|(_, ss)| ss.iter().map(|s| s.regs[1] & 0xff))
+        .collect();
+    for c in [0, 1, 31, 32] {
+        assert!(counts.contains(&c), "shift count {c} never generated");
+    }
+    assert!(counts.iter().any(|&c| c > 32));
+    // Register and memory forms, esp as a base, every register somewhere.
+    let add = sample(Code::Add_rm32_r32);
+    assert!(add
+        .iter()
+        .any(|(i, _)| i.ins.op_kind(0) == OpKind::Register));
+    assert!(add.iter().any(|(i, _)| i.ins.op_kind(0) == OpKind::Memory));
+    let push = sample(Code::Push_rm32);
+    assert!(push.iter().any(
+        |(i, _)| i.ins.memory_base() == Register::ESP || i.ins.op_register(0) == Register::ESP
+    ));
+    // String instructions: with and without rep, both directions, ecx = 0.
+    let movs = sample(Code::Movsb_m8_m8);
+    assert!(movs.iter().any(|(i, _)| i.ins.has_rep_prefix()));
+    assert!(movs.iter().any(|(i, _)| !i.ins.has_rep_prefix()));
+    let all: Vec<&CpuState> = movs.iter().flat_map(|(_, s)| s).collect();
+    assert!(all.iter().any(|s| s.flag(wiper_oracle::flags::DF)));
+    assert!(all.iter().any(|s| !s.flag(wiper_oracle::flags::DF)));
+    assert!(movs
+        .iter()
+        .any(|(i, ss)| i.ins.has_rep_prefix() && ss.iter().any(|s| s.regs[1] == 0)));
+    // bsf with a zero source.
+    let bsf = sample(Code::Bsf_r32_rm32);
+    assert!(bsf.iter().any(|(i, ss)| ss
+        .iter()
+        .any(|s| { i.op_loc(s, 1).and_then(|l| gen::read_loc(s, l)) == Some(0) })));
+    // Divisions: both signs of the quotient for idiv.
+    let idiv = sample(Code::Idiv_rm32);
+    assert!(idiv
+        .iter()
+        .any(|(_, ss)| ss.iter().any(|s| (s.regs[2] as i32) < 0)));
+    // Returns go to landing addresses.
+    for (_, ss) in sample(Code::Retnd) {
+        for s in ss {
+            assert!(gen::is_target(s.read_u32(s.regs[4]).unwrap()));
+        }
+    }
+}

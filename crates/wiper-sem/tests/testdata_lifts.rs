@@ -1,0 +1,68 @@
+//! Every instruction of every test binary's own functions lifts: all function
+//! symbols of the rt programs; `main`, `sort_and_sum`, `classify`, `power`
+//! and `cmp_int` of the `libc_demo` binaries (`main` from `_start` when the
+//! binary is stripped).
+
+use std::collections::BTreeMap;
+
+use wiper_elf::Binary;
+use wiper_qfbv::ExprPool;
+use wiper_sem::lift;
+use wiper_x86::Disassembler;
+
+/// The entries of the functions of `bin` (named `name`) the test covers.
+fn own_functions(name: &str, bin: &Binary) -> Vec<u32> {
+    if !name.starts_with("libc_demo") {
+        return bin.function_symbol_addrs();
+    }
+    let named: Vec<u32> = ["main", "sort_and_sum", "classify", "power", "cmp_int"]
+        .iter()
+        .filter_map(|f| bin.functions_named(f).first().map(|s| s.addr))
+        .collect();
+    if named.is_empty() {
+        vec![wiper_x86::find_main(bin).expect("main from _start")]
+    } else {
+        named
+    }
+}
+
+#[test]
+fn every_instruction_of_the_test_binaries_lifts() {
+    let mut failures = Vec::new();
+    let mut instructions = 0;
+    let mut decoupled: BTreeMap<String, usize> = BTreeMap::new();
+    for path in wiper_testkit::all_binaries() {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let bin = Binary::open(&path).unwrap();
+        let mut dis = Disassembler::new(&bin);
+        let entries = own_functions(&name, &bin);
+        assert!(!entries.is_empty(), "{name}: no functions");
+        for entry in entries {
+            let f = dis
+                .function(entry)
+                .unwrap_or_else(|e| panic!("{name}: {entry:#x}: {e}"));
+            let mut pool = ExprPool::new();
+            for ins in f.instructions() {
+                instructions += 1;
+                match lift(&mut pool, ins) {
+                    Ok(l) if l.parts.len() > 1 => {
+                        *decoupled
+                            .entry(format!("{:?}", ins.mnemonic()))
+                            .or_default() += 1;
+                    }
+                    Ok(_) => {}
+                    Err(e) => failures.push(format!("{name}: {e} ({ins})")),
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:#?}",
+        failures.len()
+    );
+    assert!(instructions > 5000, "only {instructions} instructions");
+    for m in ["Push", "Pop", "Call", "Ret"] {
+        assert!(decoupled.contains_key(m), "no decoupled {m}: {decoupled:?}");
+    }
+}
