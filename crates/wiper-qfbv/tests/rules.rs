@@ -2,6 +2,8 @@
 //! Rules run at construction, so each test builds the redex with the builder
 //! API and compares ids with the expected result.
 
+mod common;
+
 use wiper_qfbv::{bv, ExprId, ExprPool, Op};
 
 /// A pool with 32-bit variables `x`, `y`, `z`, a 1-bit `b`, 8-bit `al`,
@@ -57,29 +59,7 @@ impl T {
 #[test]
 fn folds_every_operator() {
     let mut p = ExprPool::new();
-    let ops = [
-        Op::Add,
-        Op::Sub,
-        Op::Mul,
-        Op::Udiv,
-        Op::Urem,
-        Op::Sdiv,
-        Op::Srem,
-        Op::And,
-        Op::Or,
-        Op::Xor,
-        Op::Shl,
-        Op::Lshr,
-        Op::Ashr,
-        Op::Rotl,
-        Op::Rotr,
-        Op::Concat,
-        Op::Eq,
-        Op::Ult,
-        Op::Ule,
-        Op::Slt,
-        Op::Sle,
-    ];
+    let ops = common::BINARY_OPS;
     for (a, b) in [(0xf3u64, 0x05u64), (0x80, 0xff), (0x7, 0x0), (0x10, 0x9)] {
         let (ca, cb) = (p.bv(a, 8), p.bv(b, 8));
         for op in ops {

@@ -5,36 +5,12 @@
 
 mod common;
 
-use common::Gen;
+use common::{Gen, BINARY_OPS as BINARY};
 use proptest::prelude::*;
 use wiper_qfbv::{
     bv, Assignment, ExprId, ExprPool, MemImage, Op, ProofResult, Prover, Sort, Z3Term, Z3Translator,
 };
 use z3::ast::{Array, Ast, BV};
-
-const BINARY: [Op; 21] = [
-    Op::Add,
-    Op::Sub,
-    Op::Mul,
-    Op::Udiv,
-    Op::Urem,
-    Op::Sdiv,
-    Op::Srem,
-    Op::And,
-    Op::Or,
-    Op::Xor,
-    Op::Shl,
-    Op::Lshr,
-    Op::Ashr,
-    Op::Rotl,
-    Op::Rotr,
-    Op::Concat,
-    Op::Eq,
-    Op::Ult,
-    Op::Ule,
-    Op::Slt,
-    Op::Sle,
-];
 
 /// Evaluates `e` with Z3: translate, substitute constants for the variables
 /// (memories become constant arrays with stores), `simplify`.

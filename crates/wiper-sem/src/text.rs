@@ -4,29 +4,12 @@
 
 use std::cell::RefCell;
 
-use iced_x86::{Formatter, Instruction, IntelFormatter, MemorySizeOptions, Register};
+use iced_x86::{Formatter, Instruction, Register};
 
 thread_local! {
-    static FORMATTER: RefCell<IntelFormatter> = RefCell::new(objdump_formatter());
-}
-
-/// An Intel-syntax formatter configured like `objdump -M intel` (the same
-/// conventions as `wiper_x86::InstructionPrinter`).
-fn objdump_formatter() -> IntelFormatter {
-    let mut f = IntelFormatter::new();
-    let o = f.options_mut();
-    o.set_hex_prefix("0x");
-    o.set_hex_suffix("");
-    o.set_uppercase_hex(false);
-    o.set_small_hex_numbers_in_decimal(false);
-    o.set_branch_leading_zeros(false);
-    o.set_show_branch_size(false);
-    o.set_first_operand_char_index(7);
-    o.set_always_show_scale(true);
-    o.set_uppercase_keywords(true);
-    o.set_space_after_operand_separator(false);
-    o.set_memory_size_options(MemorySizeOptions::Always);
-    f
+    /// wiper's Intel-syntax formatter (`wiper_x86::format::formatter`), as objdump prints.
+    static FORMATTER: RefCell<Box<dyn Formatter>> =
+        RefCell::new(wiper_x86::format::formatter(wiper_x86::Syntax::Intel));
 }
 
 /// The whole instruction.

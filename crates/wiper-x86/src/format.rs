@@ -31,6 +31,33 @@ pub enum Format {
     Dot,
 }
 
+/// An iced formatter set up the way wiper prints instructions: Intel syntax as
+/// `objdump -M intel` does (`DWORD PTR`, `0x` hex, mnemonic padded to seven
+/// columns, scale always shown), or AT&T. Every stage that prints instructions uses it.
+pub fn formatter(syntax: Syntax) -> Box<dyn Formatter> {
+    let mut formatter: Box<dyn Formatter> = match syntax {
+        Syntax::Intel => Box::new(IntelFormatter::new()),
+        Syntax::Gas => Box::new(GasFormatter::new()),
+    };
+    let o = formatter.options_mut();
+    o.set_hex_prefix("0x");
+    o.set_hex_suffix("");
+    o.set_uppercase_hex(false);
+    o.set_small_hex_numbers_in_decimal(false);
+    o.set_branch_leading_zeros(false);
+    o.set_show_branch_size(false);
+    o.set_first_operand_char_index(7);
+    o.set_always_show_scale(true);
+    if syntax == Syntax::Intel {
+        o.set_uppercase_keywords(true);
+        o.set_space_after_operand_separator(false);
+        o.set_memory_size_options(iced_x86::MemorySizeOptions::Always);
+    } else {
+        o.set_space_after_operand_separator(true);
+    }
+    formatter
+}
+
 /// Formats single instructions in one syntax, annotating branch targets with symbols.
 pub struct InstructionPrinter<'a> {
     binary: &'a Binary,
@@ -40,27 +67,10 @@ pub struct InstructionPrinter<'a> {
 impl<'a> InstructionPrinter<'a> {
     /// A printer for instructions of `binary`.
     pub fn new(binary: &'a Binary, syntax: Syntax) -> Self {
-        let mut formatter: Box<dyn Formatter> = match syntax {
-            Syntax::Intel => Box::new(IntelFormatter::new()),
-            Syntax::Gas => Box::new(GasFormatter::new()),
-        };
-        let o = formatter.options_mut();
-        o.set_hex_prefix("0x");
-        o.set_hex_suffix("");
-        o.set_uppercase_hex(false);
-        o.set_small_hex_numbers_in_decimal(false);
-        o.set_branch_leading_zeros(false);
-        o.set_show_branch_size(false);
-        o.set_first_operand_char_index(7);
-        o.set_always_show_scale(true);
-        if syntax == Syntax::Intel {
-            o.set_uppercase_keywords(true);
-            o.set_space_after_operand_separator(false);
-            o.set_memory_size_options(iced_x86::MemorySizeOptions::Always);
-        } else {
-            o.set_space_after_operand_separator(true);
+        InstructionPrinter {
+            binary,
+            formatter: formatter(syntax),
         }
-        InstructionPrinter { binary, formatter }
     }
 
     /// The instruction as text, with `<symbol+offset>` after a direct branch target.

@@ -7,6 +7,33 @@ use std::collections::BTreeMap;
 
 use wiper_qfbv::{Assignment, ExprId, ExprPool, MemImage, Op, Sort};
 
+/// Every binary operator: first the ones whose operands and result share a width,
+/// then `concat` and the comparisons.
+#[allow(dead_code)] // not every test file that includes `common` uses it
+pub const BINARY_OPS: [Op; 21] = [
+    Op::Add,
+    Op::Sub,
+    Op::Mul,
+    Op::Udiv,
+    Op::Urem,
+    Op::Sdiv,
+    Op::Srem,
+    Op::And,
+    Op::Or,
+    Op::Xor,
+    Op::Shl,
+    Op::Lshr,
+    Op::Ashr,
+    Op::Rotl,
+    Op::Rotr,
+    Op::Concat,
+    Op::Eq,
+    Op::Ult,
+    Op::Ule,
+    Op::Slt,
+    Op::Sle,
+];
+
 /// Address bases that make loads and stores collide often, including ones
 /// whose multi-byte accesses wrap around 2^32.
 pub const BASES: [u64; 4] = [0x1000, 0x1002, 0xffff_fffc, 0xffff_fffe];
@@ -173,23 +200,8 @@ impl Gen {
             }
         }
         let d = depth - 1;
-        const BIN: [Op; 15] = [
-            Op::Add,
-            Op::Sub,
-            Op::Mul,
-            Op::Udiv,
-            Op::Urem,
-            Op::Sdiv,
-            Op::Srem,
-            Op::And,
-            Op::Or,
-            Op::Xor,
-            Op::Shl,
-            Op::Lshr,
-            Op::Ashr,
-            Op::Rotl,
-            Op::Rotr,
-        ];
+        // The same-width arithmetic and bitwise operators.
+        const BIN: &[Op] = BINARY_OPS.split_at(15).0;
         loop {
             match self.below(13) {
                 0 => {
@@ -198,7 +210,7 @@ impl Gen {
                     return Self::raw(p, op, &[a]);
                 }
                 1 | 2 => {
-                    let op = self.pick(&BIN);
+                    let op = self.pick(BIN);
                     let a = self.bv(p, w, d);
                     let b = if self.chance(50) {
                         self.konst(p, w)
@@ -209,7 +221,7 @@ impl Gen {
                 }
                 3 => {
                     // x op x, x op ~x, (x op c1) op c2 and friends.
-                    let op = self.pick(&BIN);
+                    let op = self.pick(BIN);
                     let a = self.bv(p, w, d);
                     let b = match self.below(3) {
                         0 => a,
