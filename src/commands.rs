@@ -16,6 +16,18 @@ pub fn load(path: &Path) -> Result<Binary> {
     })
 }
 
+/// Loads the ELF at `path` and decodes the function `function` (a name or
+/// `0xADDR`) into its control-flow graph, naming file and function in errors.
+pub fn load_function(path: &Path, function: &str) -> Result<(Binary, wiper_x86::Function)> {
+    let binary = load(path)?;
+    let entry = wiper_x86::resolve_function(&binary, function)
+        .with_context(|| format!("{}", path.display()))?;
+    let f = Disassembler::new(&binary)
+        .function(entry)
+        .with_context(|| format!("{}: function {function}", path.display()))?;
+    Ok((binary, f))
+}
+
 /// `wiper info`: a summary of the executable.
 pub fn info(path: &Path) -> Result<String> {
     let binary = load(path)?;
@@ -71,12 +83,7 @@ pub fn info(path: &Path) -> Result<String> {
 
 /// `wiper disasm`: the control-flow graph of one function.
 pub fn disasm(path: &Path, function: &str, syntax: Syntax, fmt: Format) -> Result<String> {
-    let binary = load(path)?;
-    let entry = wiper_x86::resolve_function(&binary, function)
-        .with_context(|| format!("{}", path.display()))?;
-    let f = Disassembler::new(&binary)
-        .function(entry)
-        .with_context(|| format!("{}: function {function}", path.display()))?;
+    let (binary, f) = load_function(path, function)?;
     Ok(match fmt {
         Format::Text => format::listing(&binary, &f, syntax),
         Format::Dot => format::dot(&binary, &f, syntax),
@@ -89,12 +96,7 @@ const LIFT_FORMULA_LEN: usize = 240;
 /// `wiper lift`: every instruction of one function with its decoupled parts
 /// and their formulas, block by block.
 pub fn lift(path: &Path, function: &str) -> Result<String> {
-    let binary = load(path)?;
-    let entry = wiper_x86::resolve_function(&binary, function)
-        .with_context(|| format!("{}", path.display()))?;
-    let f = Disassembler::new(&binary)
-        .function(entry)
-        .with_context(|| format!("{}: function {function}", path.display()))?;
+    let (binary, f) = load_function(path, function)?;
     let mut pool = ExprPool::new();
     let mut printer = format::InstructionPrinter::new(&binary, Syntax::Intel);
     let mut body = String::new();

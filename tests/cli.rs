@@ -1,56 +1,18 @@
 //! The `wiper` command line: `info`, `disasm`, and every bad input giving one
 //! error line and exit status 2.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use common::{assert_fails, path_arg, stdout_of, wiper};
 use wiper_testkit::{scratch_file, testdata_bin};
-
-fn wiper(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wiper"))
-        .args(args)
-        .output()
-        .expect("run wiper")
-}
-
-fn path_arg(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs wiper expecting failure: exit status 2, empty stdout, and exactly one stderr
-/// line that contains `expected`.
-fn assert_fails(args: &[&str], expected: &str) {
-    let out = wiper(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert!(out.stdout.is_empty(), "{args:?}: no output on failure");
-    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
-    assert!(stderr.starts_with("wiper: error: "), "{stderr}");
-    assert!(
-        stderr.contains(expected),
-        "{args:?}: `{stderr}` should mention `{expected}`"
-    );
-}
-
-fn stdout_of(args: &[&str]) -> String {
-    let out = wiper(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn power_bytes() -> Vec<u8> {
     std::fs::read(testdata_bin("power-O0")).unwrap()
 }
 
 /// Copy of power-O0 with `patch` applied, in a scratch file.
-fn patched(name: &str, patch: impl FnOnce(&mut Vec<u8>)) -> std::path::PathBuf {
-    let mut bytes = power_bytes();
-    patch(&mut bytes);
-    scratch_file(name, &bytes)
+fn patched(file: &str, patch: impl FnOnce(&mut Vec<u8>)) -> std::path::PathBuf {
+    common::patched("power-O0", file, patch)
 }
 
 #[test]
@@ -146,8 +108,7 @@ fn address_outside_executable_segments() {
 fn undecodable_bytes() {
     let binary = wiper_elf::Binary::open(&testdata_bin("power-O0")).unwrap();
     let power = binary.functions_named("power")[0].addr;
-    let seg = binary.segment_at(power).unwrap();
-    let offset = (power - seg.vaddr + seg.offset) as usize;
+    let offset = common::file_offset("power-O0", power);
     // 0f 04 is not an IA-32 instruction.
     let f = patched("undecodable", |b| {
         b[offset..offset + 2].copy_from_slice(&[0x0f, 0x04])

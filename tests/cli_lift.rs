@@ -1,26 +1,10 @@
 //! `wiper lift`: decoupled instructions with their formulas, and unsupported
 //! instructions as one error line with exit status 2.
 
-use std::process::{Command, Output};
+mod common;
 
-use wiper_testkit::{scratch_file, testdata_bin};
-
-fn wiper(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wiper"))
-        .args(args)
-        .output()
-        .expect("run wiper")
-}
-
-fn stdout_of(args: &[&str]) -> String {
-    let out = wiper(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{assert_fails, stdout_of};
+use wiper_testkit::testdata_bin;
 
 #[test]
 fn lift_prod_o0() {
@@ -56,21 +40,14 @@ fn unsupported_instruction_is_one_error_line() {
     let bin = testdata_bin("prod-O0");
     let binary = wiper_elf::Binary::open(&bin).unwrap();
     let prod = binary.functions_named("prod")[0].addr;
-    let seg = binary.segment_at(prod).unwrap();
-    let offset = (prod + 1 - seg.vaddr + seg.offset) as usize;
-    let mut bytes = std::fs::read(&bin).unwrap();
+    let offset = common::file_offset("prod-O0", prod + 1);
     // `mov ebp,esp` (89 e5) after `push ebp` becomes `rcl eax,1` (d1 d0).
-    assert_eq!(bytes[offset..offset + 2], [0x89, 0xe5]);
-    bytes[offset..offset + 2].copy_from_slice(&[0xd1, 0xd0]);
-    let patched = scratch_file("prod-rcl", &bytes);
-    let out = wiper(&["lift", patched.to_str().unwrap(), "--function", "prod"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(out.stdout.is_empty());
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let expected = format!("unsupported instruction rcl at {:#x}", prod + 1);
-    assert!(
-        stderr.starts_with("wiper: error: ") && stderr.contains(&expected),
-        "`{stderr}` should mention `{expected}`"
+    let patched = common::patched("prod-O0", "prod-rcl", |bytes| {
+        assert_eq!(bytes[offset..offset + 2], [0x89, 0xe5]);
+        bytes[offset..offset + 2].copy_from_slice(&[0xd1, 0xd0]);
+    });
+    assert_fails(
+        &["lift", patched.to_str().unwrap(), "--function", "prod"],
+        &format!("unsupported instruction rcl at {:#x}", prod + 1),
     );
 }
