@@ -132,3 +132,30 @@ pub fn lift(path: &Path, function: &str) -> Result<String> {
         f.instruction_count()
     ))
 }
+
+/// Output formats of `wiper bta`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BtaFormat {
+    /// The classified listing.
+    Text,
+    /// The dependence graph in Graphviz dot.
+    Dot,
+    /// JSON.
+    Json,
+}
+
+/// `wiper bta`: the binding time of every part of one function under the
+/// given static inputs.
+pub fn bta(path: &Path, function: &str, statics: &[String], fmt: BtaFormat) -> Result<String> {
+    let spec = wiper_bta::StaticSpec::parse_all(statics)?;
+    let binary = load(path)?;
+    let entry = wiper_x86::resolve_function(&binary, function)
+        .with_context(|| format!("{}", path.display()))?;
+    let analysis = wiper_bta::analyze(&binary, entry, &spec)
+        .with_context(|| format!("{}: function {function}", path.display()))?;
+    Ok(match fmt {
+        BtaFormat::Text => wiper_bta::render::listing(&binary, &analysis),
+        BtaFormat::Dot => wiper_bta::render::dot(&binary, &analysis),
+        BtaFormat::Json => wiper_bta::render::json(&binary, &analysis),
+    })
+}

@@ -48,6 +48,32 @@ enum Command {
         #[arg(short, long, value_name = "NAME|0xADDR")]
         function: String,
     },
+    /// Binding-time analysis: mark every decoupled instruction Static, Dynamic or Lifted.
+    Bta {
+        /// The ELF file.
+        binary: PathBuf,
+        /// Function name, or its entry address as 0x followed by hex digits.
+        #[arg(short, long, value_name = "NAME|0xADDR")]
+        function: String,
+        /// A static input: argN=INT, argN=@str:TEXT, argN=@i32:1,2,3, argN=@bytes:HEX or
+        /// REG=INT (repeatable; every input not given is dynamic).
+        #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
+        statics: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = BtaFormatArg::Text)]
+        format: BtaFormatArg,
+    },
+}
+
+/// `wiper bta --format` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum BtaFormatArg {
+    /// The decoupled listing with S, D or L on every part.
+    Text,
+    /// The dependence graph in Graphviz dot, nodes coloured by binding time.
+    Dot,
+    /// JSON, for scripts.
+    Json,
 }
 
 /// `--syntax` values.
@@ -89,6 +115,19 @@ fn main() -> ExitCode {
             commands::disasm(&binary, &function, syntax, format)
         }
         Command::Lift { binary, function } => commands::lift(&binary, &function),
+        Command::Bta {
+            binary,
+            function,
+            statics,
+            format,
+        } => {
+            let format = match format {
+                BtaFormatArg::Text => commands::BtaFormat::Text,
+                BtaFormatArg::Dot => commands::BtaFormat::Dot,
+                BtaFormatArg::Json => commands::BtaFormat::Json,
+            };
+            commands::bta(&binary, &function, &statics, format)
+        }
     };
     match result.and_then(|text| write_stdout(&text)) {
         Ok(()) => ExitCode::SUCCESS,
