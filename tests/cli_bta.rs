@@ -2,26 +2,10 @@
 //! JSON output, and malformed static specs as one error line with exit
 //! status 2.
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{assert_fails, stdout_of};
 use wiper_testkit::testdata_bin;
-
-fn wiper(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wiper"))
-        .args(args)
-        .output()
-        .expect("run wiper")
-}
-
-fn stdout_of(args: &[&str]) -> String {
-    let out = wiper(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn bin(name: &str) -> String {
     testdata_bin(name).to_str().unwrap().to_owned()
@@ -106,21 +90,11 @@ fn malformed_specs_are_one_line_errors() {
         ("arg9=1", "static input arg9 is out of range: the function reads only 3 stack arguments (arg0..arg2)"),
     ];
     for (spec, expected) in cases {
-        let out = wiper(&["bta", &b, "-f", "prod", "--static", spec]);
-        assert_eq!(out.status.code(), Some(2), "{spec}");
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(err.lines().count(), 1, "{spec}: {err}");
-        assert!(err.starts_with("wiper: error: "), "{spec}: {err}");
-        assert!(err.contains(expected), "{spec}: {err}");
-        assert!(out.stdout.is_empty());
+        assert_fails(&["bta", &b, "-f", "prod", "--static", spec], expected);
     }
-    // A duplicate input.
-    let out = wiper(&["bta", &b, "-f", "prod", "--static", "arg1=1", "arg1=2"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("arg1 is given more than once"), "{err}");
-    // An unknown function.
-    let out = wiper(&["bta", &b, "-f", "nope"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+    assert_fails(
+        &["bta", &b, "-f", "prod", "--static", "arg1=1", "arg1=2"],
+        "arg1 is given more than once",
+    );
+    assert_fails(&["bta", &b, "-f", "nope"], "unknown function `nope`");
 }
