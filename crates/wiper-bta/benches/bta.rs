@@ -1,7 +1,7 @@
 //! Times the binding-time analysis of every function of the testdata
-//! programs (all `-O` levels; for the glibc `libc_demo` binaries their
-//! three target functions) under a typical spec: the first argument
-//! dynamic, every other argument the function reads static.
+//! programs (all `-O` levels; for the glibc binaries the functions their
+//! sources define) under a typical spec: the first argument dynamic, every
+//! other argument the function reads static.
 //!
 //! `cargo bench -p wiper-bta` prints the slowest functions and the maximum.
 
@@ -24,8 +24,11 @@ fn main() {
     for b in ["O0", "O1", "O2", "dyn", "pie"] {
         work.push((
             format!("libc_demo-{b}"),
-            Some(vec!["power", "sort_and_sum", "classify"]),
+            Some(vec!["main", "power", "sort_and_sum", "classify", "cmp_int"]),
         ));
+    }
+    for b in ["O0", "O2"] {
+        work.push((format!("pie_switch-{b}"), Some(vec!["main", "step"])));
     }
     for (name, only) in work {
         {
