@@ -338,17 +338,6 @@ pub fn json(binary: &Binary, a: &Analysis) -> String {
     }
     out.push_str("  ],\n  \"calls\": [\n");
     for (i, c) in a.calls.iter().enumerate() {
-        let outs: Vec<String> = c
-            .outputs
-            .iter()
-            .map(|(o, dy)| {
-                format!(
-                    "{{\"output\": {}, \"binding\": \"{}\"}}",
-                    json_str(&o.to_string()),
-                    if *dy { "dynamic" } else { "static" }
-                )
-            })
-            .collect();
         let static_args: Vec<String> = match c.pattern {
             Some(p) => (0..c.arg_count).map(|k| p.arg(k).to_string()).collect(),
             None => Vec::new(),
@@ -361,23 +350,27 @@ pub fn json(binary: &Binary, a: &Analysis) -> String {
             c.tail,
             c.analysed,
             static_args.join(", "),
-            outs.join(", ")
+            outputs_json(&c.outputs)
         );
         out.push_str(if i + 1 < a.calls.len() { ",\n" } else { "\n" });
     }
     out.push_str("  ],\n  \"outputs\": [");
-    let outs: Vec<String> = a
-        .outputs
+    out.push_str(&outputs_json(&a.outputs));
+    out.push_str("]\n}\n");
+    out
+}
+
+/// A JSON array body of call or function outputs with their binding times.
+fn outputs_json(outputs: &[(crate::CallOutput, bool)]) -> String {
+    outputs
         .iter()
-        .map(|(o, dy)| {
+        .map(|(o, dynamic)| {
             format!(
                 "{{\"output\": {}, \"binding\": \"{}\"}}",
                 json_str(&o.to_string()),
-                if *dy { "dynamic" } else { "static" }
+                if *dynamic { "dynamic" } else { "static" }
             )
         })
-        .collect();
-    out.push_str(&outs.join(", "));
-    out.push_str("]\n}\n");
-    out
+        .collect::<Vec<_>>()
+        .join(", ")
 }

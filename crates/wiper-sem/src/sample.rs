@@ -9,37 +9,7 @@ use iced_x86::{
     Register,
 };
 
-/// The 32-bit, 16-bit and 8-bit general registers in encoding order.
-const R32: [Register; 8] = [
-    Register::EAX,
-    Register::ECX,
-    Register::EDX,
-    Register::EBX,
-    Register::ESP,
-    Register::EBP,
-    Register::ESI,
-    Register::EDI,
-];
-const R16: [Register; 8] = [
-    Register::AX,
-    Register::CX,
-    Register::DX,
-    Register::BX,
-    Register::SP,
-    Register::BP,
-    Register::SI,
-    Register::DI,
-];
-const R8: [Register; 8] = [
-    Register::AL,
-    Register::CL,
-    Register::DL,
-    Register::BL,
-    Register::AH,
-    Register::CH,
-    Register::DH,
-    Register::BH,
-];
+use wiper_x86::{GPR16 as R16, GPR32 as R32, GPR8 as R8};
 
 /// A deterministic source of random instances (xorshift; no dependencies).
 #[derive(Clone, Debug)]

@@ -385,28 +385,12 @@ fn identity(ins: &Instruction) -> Option<bool> {
             Some(false)
         }
         Mnemonic::And if imm(ins, 1).is_some_and(|v| v & m == m) => Some(false),
-        mn if is_shift_or_rotate(mn) => {
+        mn if common::is_shift_or_rotate(mn) => {
             let last = ins.op_count().checked_sub(1)?;
             imm(ins, last).is_some_and(|c| c & 31 == 0).then_some(true)
         }
         _ => None,
     }
-}
-
-fn is_shift_or_rotate(m: Mnemonic) -> bool {
-    matches!(
-        m,
-        Mnemonic::Shl
-            | Mnemonic::Sal
-            | Mnemonic::Shr
-            | Mnemonic::Sar
-            | Mnemonic::Rol
-            | Mnemonic::Ror
-            | Mnemonic::Rcl
-            | Mnemonic::Rcr
-            | Mnemonic::Shld
-            | Mnemonic::Shrd
-    )
 }
 
 /// Every disagreement between iced's and wiper's footprints of `ins` that no
@@ -523,7 +507,7 @@ fn compare(ins: &Instruction, wiper: &Footprint) -> (Vec<String>, BTreeSet<u8>) 
     // Flags.
     let rep_string =
         ins.is_string_instruction() && (ins.has_rep_prefix() || ins.has_repne_prefix());
-    let count_shift = is_shift_or_rotate(mn);
+    let count_shift = common::is_shift_or_rotate(mn);
     let zero_imm_count = count_shift
         && (0..ins.op_count()).any(|i| {
             matches!(ins.op_kind(i), OpKind::Immediate8 | OpKind::Immediate8_2nd)

@@ -63,6 +63,22 @@ pub enum DecodeError {
     TooLarge(u32),
 }
 
+/// The 32-bit general registers in encoding order (the `reg` field of ModR/M).
+pub const GPR32: [iced_x86::Register; 8] = {
+    use iced_x86::Register::*;
+    [EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI]
+};
+/// The 16-bit general registers in encoding order.
+pub const GPR16: [iced_x86::Register; 8] = {
+    use iced_x86::Register::*;
+    [AX, CX, DX, BX, SP, BP, SI, DI]
+};
+/// The 8-bit general registers in encoding order.
+pub const GPR8: [iced_x86::Register; 8] = {
+    use iced_x86::Register::*;
+    [AL, CL, DL, BL, AH, CH, DH, BH]
+};
+
 /// Upper bound on the instructions of one function, against runaway decoding of data.
 pub const MAX_INSTRUCTIONS: usize = 200_000;
 

@@ -112,16 +112,5 @@ pub(crate) fn pc_thunk_register(binary: &Binary, addr: u32) -> Option<Register> 
     let b = binary.read(addr, 4)?;
     let is_thunk = b[0] == 0x8b && b[1] & 0xc7 == 0x04 && b[2] == 0x24 && b[3] == 0xc3;
     let number = usize::from((b[1] >> 3) & 7);
-    is_thunk.then(|| {
-        [
-            Register::EAX,
-            Register::ECX,
-            Register::EDX,
-            Register::EBX,
-            Register::ESP,
-            Register::EBP,
-            Register::ESI,
-            Register::EDI,
-        ][number]
-    })
+    is_thunk.then_some(crate::GPR32[number])
 }

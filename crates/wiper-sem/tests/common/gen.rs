@@ -68,37 +68,7 @@ const MARGIN: u32 = 8;
 /// Attempts to draw one valid state before giving up on an instance.
 const STATE_ATTEMPTS: usize = 300;
 
-/// The 32-bit general-purpose registers in encoding order.
-const R32: [Register; 8] = [
-    Register::EAX,
-    Register::ECX,
-    Register::EDX,
-    Register::EBX,
-    Register::ESP,
-    Register::EBP,
-    Register::ESI,
-    Register::EDI,
-];
-const R16: [Register; 8] = [
-    Register::AX,
-    Register::CX,
-    Register::DX,
-    Register::BX,
-    Register::SP,
-    Register::BP,
-    Register::SI,
-    Register::DI,
-];
-const R8: [Register; 8] = [
-    Register::AL,
-    Register::CL,
-    Register::DL,
-    Register::BL,
-    Register::AH,
-    Register::CH,
-    Register::DH,
-    Register::BH,
-];
+use wiper_x86::{GPR16 as R16, GPR32 as R32, GPR8 as R8};
 
 /// Shift and rotate counts worth testing (masked to 5 bits by the processor).
 const COUNTS: [u32; 16] = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 255];
@@ -430,19 +400,7 @@ impl Instance {
         let oc = code.op_code();
         let mn = code.mnemonic();
         let lea = mn == Mnemonic::Lea;
-        let is_shift = matches!(
-            mn,
-            Mnemonic::Shl
-                | Mnemonic::Shr
-                | Mnemonic::Sar
-                | Mnemonic::Sal
-                | Mnemonic::Rol
-                | Mnemonic::Ror
-                | Mnemonic::Rcl
-                | Mnemonic::Rcr
-                | Mnemonic::Shld
-                | Mnemonic::Shrd
-        );
+        let is_shift = super::is_shift_or_rotate(mn);
         let mut ops = Vec::new();
         for i in 0..oc.op_count() {
             let kind = oc.op_kind(i);

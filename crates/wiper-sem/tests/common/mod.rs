@@ -251,3 +251,21 @@ pub fn lift(ins: &Instruction) -> Result<(ExprPool, Lifted), String> {
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// Whether `m` is a shift or rotate (whose count is masked to 5 bits).
+pub fn is_shift_or_rotate(m: iced_x86::Mnemonic) -> bool {
+    use iced_x86::Mnemonic;
+    matches!(
+        m,
+        Mnemonic::Shl
+            | Mnemonic::Sal
+            | Mnemonic::Shr
+            | Mnemonic::Sar
+            | Mnemonic::Rol
+            | Mnemonic::Ror
+            | Mnemonic::Rcl
+            | Mnemonic::Rcr
+            | Mnemonic::Shld
+            | Mnemonic::Shrd
+    )
+}
