@@ -159,3 +159,123 @@ pub fn bta(path: &Path, function: &str, statics: &[String], fmt: BtaFormat) -> R
         BtaFormat::Json => wiper_bta::render::json(&binary, &analysis),
     })
 }
+
+/// What `wiper specialize` writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum EmitKind {
+    /// A runnable ELF.
+    Elf,
+    /// The annotated residual listing.
+    Asm,
+    /// The raw residual code.
+    Bin,
+}
+
+/// `wiper specialize`: specializes `function` for `statics` and writes the
+/// residual program. Returns the text for stdout (the listing for
+/// `--emit asm` without `-o`); the summary line goes to stderr.
+pub fn specialize(
+    path: &Path,
+    function: &str,
+    statics: &[String],
+    output: Option<&Path>,
+    emit: EmitKind,
+    max_residual: usize,
+) -> Result<String> {
+    let spec = wiper_bta::StaticSpec::parse_all(statics)?;
+    let binary = load(path)?;
+    let entry = wiper_x86::resolve_function(&binary, function)
+        .with_context(|| format!("{}", path.display()))?;
+    let name = binary
+        .function_at(entry)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| format!("fn_{entry:x}"));
+    if emit != EmitKind::Asm && output.is_none() {
+        return Err(anyhow!("-o OUTPUT is required for --emit elf and --emit bin"));
+    }
+    if let Some(out) = output {
+        if same_file(path, out) {
+            return Err(anyhow!(
+                "{}: refusing to overwrite the input binary",
+                out.display()
+            ));
+        }
+    }
+    let options = wiper_specialize::Options {
+        max_residual,
+        ..Default::default()
+    };
+    let s = wiper_specialize::specialize(&binary, entry, &spec, &options)
+        .with_context(|| format!("{}: function {name}", path.display()))?;
+    let encoded = wiper_emit::encode(&s.plan, &s.residual)
+        .with_context(|| format!("{}: function {name}", path.display()))?;
+    let mut stdout = String::new();
+    match emit {
+        EmitKind::Asm => {
+            let text = wiper_emit::listing(&binary, &encoded);
+            match output {
+                Some(out) => std::fs::write(out, text)
+                    .with_context(|| format!("cannot write {}", out.display()))?,
+                None => stdout = text,
+            }
+        }
+        EmitKind::Bin => {
+            let out = output.expect("checked");
+            std::fs::write(out, &encoded.code)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+        }
+        EmitKind::Elf => {
+            let out = output.expect("checked");
+            let symbol = format!("{name}.specialized");
+            let bytes = wiper_emit::write_elf(
+                binary.file_bytes(),
+                &binary,
+                &s.plan,
+                &s.residual,
+                &encoded,
+                entry,
+                &symbol,
+            )
+            .with_context(|| format!("{}: function {name}", path.display()))?;
+            write_executable(out, &bytes)?;
+        }
+    }
+    let st = &s.stats;
+    let mut summary = format!(
+        "wiper: specialized {name}: {} -> {} instructions, {} bytes, {} reduced ({} proved), {} fallbacks, {:.2} s",
+        st.original_instructions,
+        encoded.instruction_count,
+        encoded.code.len(),
+        st.reduced,
+        st.proved,
+        st.fallbacks,
+        st.time.as_secs_f64()
+    );
+    if emit == EmitKind::Bin {
+        let _ = write!(summary, "; code loads at {:#x}", encoded.load_vaddr);
+        if s.plan.pie {
+            summary.push_str(" (relative to the load base)");
+        }
+    }
+    eprintln!("{summary}");
+    Ok(stdout)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn write_executable(out: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = std::fs::metadata(out)?.permissions();
+        p.set_mode(p.mode() | 0o755);
+        std::fs::set_permissions(out, p)?;
+    }
+    Ok(())
+}

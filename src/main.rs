@@ -63,6 +63,38 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BtaFormatArg::Text)]
         format: BtaFormatArg,
     },
+    /// Specialize a function for static inputs and write the residual program.
+    Specialize {
+        /// The ELF file.
+        binary: PathBuf,
+        /// Function name, or its entry address as 0x followed by hex digits.
+        #[arg(short, long, value_name = "NAME|0xADDR")]
+        function: String,
+        /// A static input: argN=INT, argN=@str:TEXT, argN=@i32:1,2,3, argN=@bytes:HEX or
+        /// REG=INT (repeatable; every input not given is dynamic).
+        #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
+        statics: Vec<String>,
+        /// The output file (required for --emit elf and bin; never the input).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// What to write: a runnable ELF, the annotated residual listing, or the raw code.
+        #[arg(long, value_enum, default_value_t = EmitArg::Elf)]
+        emit: EmitArg,
+        /// Most residual instructions before specialization gives up.
+        #[arg(long, default_value_t = 100_000)]
+        max_residual: usize,
+    },
+}
+
+/// `wiper specialize --emit` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum EmitArg {
+    /// A runnable ELF: the input with the function's entry jumping to the residual code.
+    Elf,
+    /// The residual listing, each instruction annotated with where it came from.
+    Asm,
+    /// The raw residual code (its load address is in the summary line).
+    Bin,
 }
 
 /// `wiper bta --format` values.
@@ -127,6 +159,28 @@ fn main() -> ExitCode {
                 BtaFormatArg::Json => commands::BtaFormat::Json,
             };
             commands::bta(&binary, &function, &statics, format)
+        }
+        Command::Specialize {
+            binary,
+            function,
+            statics,
+            output,
+            emit,
+            max_residual,
+        } => {
+            let emit = match emit {
+                EmitArg::Elf => commands::EmitKind::Elf,
+                EmitArg::Asm => commands::EmitKind::Asm,
+                EmitArg::Bin => commands::EmitKind::Bin,
+            };
+            commands::specialize(
+                &binary,
+                &function,
+                &statics,
+                output.as_deref(),
+                emit,
+                max_residual,
+            )
         }
     };
     match result.and_then(|text| write_stdout(&text)) {

@@ -1,0 +1,1115 @@
+//! The specialization driver: specialization points, the memo table,
+//! control transfers, calls and the function exit.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Instant;
+
+use iced_x86::{Code, ConditionCode, FlowControl, Instruction, Mnemonic};
+use wiper_bta::{StaticInput, StaticSpec, StaticValue};
+use wiper_elf::{Binary, FileType};
+use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
+use wiper_qfbv::{ExprId, ExprPool};
+use wiper_sem::{loc_var, Flag, Loc, Reg};
+use crate::synth_shim::{Goal, Synthesizer};
+use wiper_x86::Disassembler;
+
+use crate::eval::{base_var_name, Evaluated, Evaluator, SExpr};
+use crate::function::{FunctionInfo, InstrInfo, ALL_FLAGS};
+use crate::materialize::Emitter;
+use crate::state::{value_bytes, Base, Byte, Known, Region, SVal, Store};
+use crate::{check, Options, SpecializeError, Specialization, Stats};
+
+/// An inlined call: where to go back to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Frame {
+    /// The caller's function entry.
+    caller: u32,
+    /// Stack offset of the return address slot.
+    ret_slot: u32,
+}
+
+/// The specializer's state at one point.
+#[derive(Clone, Debug)]
+struct State {
+    store: Store,
+    /// Entry of the function whose code runs.
+    func: u32,
+    /// Inlined calls, outermost first.
+    ctx: Vec<Frame>,
+}
+
+/// A location that can be generalized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum GenLoc {
+    Reg(Reg),
+    Flag(Flag),
+    /// An aligned 4-byte word of memory.
+    Word(Region, u32),
+}
+
+/// A memo key: the static part of a state at a program point.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    addr: u32,
+    func: u32,
+    ctx: Vec<Frame>,
+    regs: [Option<SVal>; 8],
+    flags: [Option<bool>; 7],
+    mem: Vec<((Region, u32), Byte)>,
+    escaped: bool,
+}
+
+impl Key {
+    fn of(addr: u32, s: &State) -> Key {
+        Key {
+            addr,
+            func: s.func,
+            ctx: s.ctx.clone(),
+            regs: s.store.regs.map(|r| r.map(|k| k.value)),
+            flags: s.store.flags.map(|f| f.map(|k| k.value)),
+            mem: s.store.mem.iter().map(|(k, v)| (*k, v.value)).collect(),
+            escaped: s.store.escaped,
+        }
+    }
+
+    /// The locations where two keys of one point differ.
+    fn diff(&self, other: &Key) -> Vec<GenLoc> {
+        let mut d = Vec::new();
+        for r in Reg::ALL {
+            if self.regs[r.index()] != other.regs[r.index()] {
+                d.push(GenLoc::Reg(r));
+            }
+        }
+        for f in Flag::ALL {
+            if self.flags[f.index()] != other.flags[f.index()] {
+                d.push(GenLoc::Flag(f));
+            }
+        }
+        let a: HashMap<(Region, u32), Byte> = self.mem.iter().copied().collect();
+        let b: HashMap<(Region, u32), Byte> = other.mem.iter().copied().collect();
+        let mut words = HashSet::new();
+        for (k, v) in &a {
+            if b.get(k) != Some(v) {
+                words.insert(GenLoc::Word(k.0, k.1 & !3));
+            }
+        }
+        for k in b.keys() {
+            if !a.contains_key(k) {
+                words.insert(GenLoc::Word(k.0, k.1 & !3));
+            }
+        }
+        let mut words: Vec<GenLoc> = words.into_iter().collect();
+        words.sort();
+        d.extend(words);
+        d
+    }
+}
+
+/// How specialization leaves an instruction.
+enum Next {
+    Continue(u32),
+    Branch {
+        cc: ConditionCode,
+        taken: (u32, State),
+        not_taken: (u32, State),
+        address: u32,
+    },
+    Exit,
+}
+
+/// Why a run stopped early.
+enum Stop {
+    Fail(SpecializeError),
+    Restart(Vec<(u32, u32, GenLoc)>),
+}
+
+impl From<SpecializeError> for Stop {
+    fn from(e: SpecializeError) -> Self {
+        Stop::Fail(e)
+    }
+}
+
+/// Specializes the function at `entry` of `binary` for the static inputs
+/// of `spec`.
+pub fn specialize(
+    binary: &Binary,
+    entry: u32,
+    spec: &StaticSpec,
+    options: &Options,
+) -> Result<Specialization, SpecializeError> {
+    let start = Instant::now();
+    check(binary, entry, spec)?;
+    let mut data = Vec::new();
+    let mut buffers = Vec::new();
+    for e in &spec.entries {
+        if let StaticInput::Arg {
+            index,
+            value: StaticValue::Pointer(buf),
+        } = e
+        {
+            while data.len() % 16 != 0 {
+                data.push(0);
+            }
+            buffers.push((*index, data.len() as u32, buf.bytes()));
+            data.extend(buf.bytes());
+        }
+    }
+    let plan = wiper_emit::plan(binary, data.len() as u32)?;
+    let pie = binary.file_type == FileType::PositionIndependent;
+    let mut sp = Specializer {
+        binary,
+        pie,
+        options: options.clone(),
+        pool: ExprPool::new(),
+        dis: Disassembler::new(binary),
+        functions: HashMap::new(),
+        synth: Synthesizer::new(options.proof_timeout_ms),
+        top: entry,
+        generalized: HashSet::new(),
+        buffer_ranges: Vec::new(),
+        run: RunState::default(),
+        stats: Stats::default(),
+    };
+    let top = sp.function(entry)?;
+    sp.stats.original_instructions = top.instrs.len();
+    // The entry store.
+    let mut store = Store::entry();
+    let region_of_data = if pie { Region::Of(Base::Load) } else { Region::Abs };
+    for e in &spec.entries {
+        match e {
+            StaticInput::Arg {
+                index,
+                value: StaticValue::Int(v),
+            } => write_known(&mut store, Region::Of(Base::Stack), 4 + 4 * index, SVal::Const(u64::from(*v)), false),
+            StaticInput::Arg { .. } => {}
+            StaticInput::Reg { reg, value } => store.set_reg(
+                *reg,
+                Some(Known {
+                    value: SVal::Const(u64::from(*value)),
+                    synced: false,
+                }),
+            ),
+        }
+    }
+    for (index, off, bytes) in &buffers {
+        let addr = plan.data_vaddr + off;
+        let value = if pie {
+            SVal::Addr(Base::Load, addr)
+        } else {
+            SVal::Const(u64::from(addr))
+        };
+        write_known(&mut store, Region::Of(Base::Stack), 4 + 4 * index, value, false);
+        for (i, b) in bytes.iter().enumerate() {
+            store.mem.insert(
+                (region_of_data, addr + i as u32),
+                Known {
+                    value: Byte::Const(*b),
+                    synced: true,
+                },
+            );
+        }
+        sp.buffer_ranges
+            .push((region_of_data, addr, addr + bytes.len() as u32));
+    }
+    let init = State {
+        store,
+        func: entry,
+        ctx: Vec::new(),
+    };
+    loop {
+        sp.run = RunState::default();
+        match sp.run_all(init.clone()) {
+            Ok(label) => {
+                let residual = Residual {
+                    entry: Some(label),
+                    blocks: std::mem::take(&mut sp.run.blocks),
+                    data,
+                };
+                let mut stats = sp.stats.clone();
+                stats.points = sp.run.memo.len();
+                stats.time = start.elapsed();
+                return Ok(Specialization {
+                    residual,
+                    plan,
+                    stats,
+                });
+            }
+            Err(Stop::Fail(e)) => return Err(e),
+            Err(Stop::Restart(locs)) => {
+                sp.stats.restarts += 1;
+                if sp.stats.restarts > 64 {
+                    return Err(SpecializeError::TooLarge {
+                        limit: sp.options.max_residual,
+                    });
+                }
+                sp.generalized.extend(locs);
+                sp.stats.reduced = 0;
+                sp.stats.proved = 0;
+                sp.stats.fallbacks = 0;
+                sp.stats.materialized = 0;
+            }
+        }
+    }
+}
+
+fn write_known(store: &mut Store, region: Region, off: u32, value: SVal, synced: bool) {
+    for (i, b) in value_bytes(value, 4).into_iter().enumerate() {
+        store
+            .mem
+            .insert((region, off + i as u32), Known { value: b, synced });
+    }
+}
+
+/// Per-run state (reset when generalization restarts the run).
+#[derive(Default)]
+struct RunState {
+    blocks: Vec<Block>,
+    next_label: u32,
+    memo: HashMap<Key, (Label, Store)>,
+    variants: HashMap<(u32, u32, Vec<Frame>), Vec<Key>>,
+    diff_counts: HashMap<(u32, u32, Vec<GenLoc>), usize>,
+    worklist: Vec<(Label, u32, State)>,
+    size: usize,
+}
+
+struct Specializer<'a> {
+    binary: &'a Binary,
+    pie: bool,
+    options: Options,
+    pool: ExprPool,
+    dis: Disassembler<'a>,
+    functions: HashMap<u32, Option<Rc<FunctionInfo>>>,
+    synth: Synthesizer,
+    top: u32,
+    /// (function, address, location): made dynamic on arrival there.
+    generalized: HashSet<(u32, u32, GenLoc)>,
+    /// Where the static buffers live (never written through unknown
+    /// pointers, by assumption).
+    buffer_ranges: Vec<(Region, u32, u32)>,
+    run: RunState,
+    stats: Stats,
+}
+
+impl Specializer<'_> {
+    fn function(&mut self, entry: u32) -> Result<Rc<FunctionInfo>, SpecializeError> {
+        if let Some(Some(f)) = self.functions.get(&entry) {
+            return Ok(f.clone());
+        }
+        let f = self.dis.function(entry)?;
+        match FunctionInfo::new(&mut self.pool, f) {
+            Ok(info) => {
+                let info = Rc::new(info);
+                self.functions.insert(entry, Some(info.clone()));
+                Ok(info)
+            }
+            Err(e) => {
+                self.functions.insert(entry, None);
+                Err(e)
+            }
+        }
+    }
+
+    fn new_label(&mut self) -> Label {
+        self.run.next_label += 1;
+        Label(self.run.next_label - 1)
+    }
+
+    fn run_all(&mut self, init: State) -> Result<Label, Stop> {
+        let (label, glue) = self.goto(init, self.top)?;
+        debug_assert!(glue.is_empty());
+        while let Some((label, addr, state)) = self.run.worklist.pop() {
+            self.process(label, addr, state)?;
+        }
+        Ok(label)
+    }
+
+    /// The label of the specialization point (`addr`, `state`), creating it
+    /// (and queueing its specialization) if new, with the glue code that
+    /// brings the machine into the point's expected state.
+    fn goto(&mut self, mut state: State, addr: u32) -> Result<(Label, Vec<Item>), Stop> {
+        let mut glue = Vec::new();
+        let f = self.function(state.func)?;
+        let mut em = Emitter {
+            items: &mut glue,
+            address: addr,
+            materialized: 0,
+        };
+        // Generalization: make chosen locations dynamic here.
+        let gens: Vec<GenLoc> = self
+            .generalized
+            .iter()
+            .filter(|(fu, a, _)| *fu == state.func && *a == addr)
+            .map(|g| g.2)
+            .collect();
+        for g in gens {
+            match g {
+                GenLoc::Reg(r) if r != Reg::Esp => {
+                    em.register(&mut state.store, r);
+                    state.store.set_reg(r, None);
+                }
+                GenLoc::Reg(_) => {}
+                GenLoc::Flag(fl) => {
+                    em.flags(&mut state.store, 1 << fl.index());
+                    state.store.flags[fl.index()] = None;
+                }
+                GenLoc::Word(region, off) => {
+                    em.memory(&mut state.store, region, off, 4)?;
+                    for i in 0..4 {
+                        state.store.mem.remove(&(region, off + i));
+                    }
+                }
+            }
+        }
+        self.stats.materialized += em.materialized;
+        // Dead registers and flags are dropped.
+        if let Some(info) = f.instrs.get(&addr) {
+            for r in Reg::ALL {
+                if r != Reg::Esp && info.live_regs_in & (1 << r.index()) == 0 {
+                    state.store.set_reg(r, None);
+                }
+            }
+            for fl in Flag::ALL {
+                if info.live_flags_in & (1 << fl.index()) == 0 {
+                    state.store.flags[fl.index()] = None;
+                }
+            }
+        }
+        let key = Key::of(addr, &state);
+        if let Some((label, target)) = self.run.memo.get(&key).cloned() {
+            self.glue_to(&mut state.store, &target, addr, &mut glue)?;
+            return Ok((label, glue));
+        }
+        // Whistle: points that differ from an earlier one in the same one
+        // or two locations, again and again, are a static value changing
+        // under dynamic control: generalize those locations.
+        let point = (state.func, addr, state.ctx.clone());
+        let variants = self.run.variants.entry(point).or_default();
+        let mut restart = None;
+        for v in variants.iter().rev().take(64) {
+            let d = key.diff(v);
+            if !d.is_empty() && d.len() <= 2 && !d.iter().any(|g| *g == GenLoc::Reg(Reg::Esp)) {
+                let c = self
+                    .run
+                    .diff_counts
+                    .entry((state.func, addr, d.clone()))
+                    .or_default();
+                *c += 1;
+                if *c >= self.options.generalize_after {
+                    restart = Some(d.iter().map(|g| (state.func, addr, *g)).collect());
+                    break;
+                }
+            }
+        }
+        if let Some(r) = restart {
+            return Err(Stop::Restart(r));
+        }
+        variants.push(key.clone());
+        let label = self.new_label();
+        self.run.memo.insert(key, (label, state.store.clone()));
+        self.run.worklist.push((label, addr, state));
+        Ok((label, glue))
+    }
+
+    /// Glue from `store` to a memo entry's `target` store (same static
+    /// values): sync what the target expects synced, move the machine esp.
+    fn glue_to(
+        &mut self,
+        store: &mut Store,
+        target: &Store,
+        addr: u32,
+        glue: &mut Vec<Item>,
+    ) -> Result<(), SpecializeError> {
+        let mut em = Emitter {
+            items: glue,
+            address: addr,
+            materialized: 0,
+        };
+        let keys: Vec<(Region, u32)> = target
+            .mem
+            .iter()
+            .filter(|(k, v)| v.synced && store.mem.get(k).is_some_and(|s| !s.synced))
+            .map(|(k, _)| *k)
+            .collect();
+        for (region, off) in keys {
+            em.memory(store, region, off, 1)?;
+        }
+        for r in Reg::ALL {
+            if r == Reg::Esp {
+                continue;
+            }
+            if let (Some(t), Some(s)) = (target.reg(r), store.reg(r)) {
+                if t.synced && !s.synced {
+                    em.register(store, r);
+                }
+            }
+        }
+        let mut mask = 0;
+        for f in Flag::ALL {
+            if let (Some(t), Some(s)) = (target.flag(f), store.flag(f)) {
+                if t.synced && !s.synced {
+                    mask |= 1 << f.index();
+                }
+            }
+        }
+        em.flags(store, mask);
+        em.set_real_esp(store, target.real_esp);
+        self.stats.materialized += em.materialized;
+        Ok(())
+    }
+
+    fn finish(&mut self, label: Label, items: Vec<Item>, terminator: Terminator) {
+        self.run.size += items.len() + 1;
+        self.run.blocks.push(Block {
+            label,
+            items,
+            terminator,
+        });
+    }
+
+    /// Specializes from `addr` in `state` into the block `label`.
+    fn process(&mut self, label: Label, mut addr: u32, mut state: State) -> Result<(), Stop> {
+        let mut items = Vec::new();
+        let mut first = true;
+        loop {
+            if self.run.size + items.len() > self.options.max_residual {
+                return Err(Stop::Fail(SpecializeError::TooLarge {
+                    limit: self.options.max_residual,
+                }));
+            }
+            let mut f = self.function(state.func)?;
+            if !f.instrs.contains_key(&addr) {
+                // A jump into another function (a tail call): it runs in
+                // the same frame.
+                match self.binary.function_at(addr) {
+                    Some(_) => {
+                        state.func = addr;
+                        f = self.function(addr)?;
+                    }
+                    None => {
+                        return Err(Stop::Fail(SpecializeError::Unsupported {
+                            address: addr,
+                            reason: "control reaches an address outside any known function"
+                                .into(),
+                        }))
+                    }
+                }
+            }
+            let info = &f.instrs[&addr];
+            if !first && info.block_start {
+                let (target, glue) = self.goto(state, addr)?;
+                items.extend(glue);
+                self.finish(label, items, Terminator::Jump(target, Origin::Glue(addr)));
+                return Ok(());
+            }
+            first = false;
+            match self.step(&mut state, info, &mut items)? {
+                Next::Continue(a) => addr = a,
+                Next::Exit => {
+                    self.finish(label, items, Terminator::Exit);
+                    return Ok(());
+                }
+                Next::Branch {
+                    cc,
+                    taken,
+                    not_taken,
+                    address,
+                } => {
+                    let t = self.edge(taken.1, taken.0)?;
+                    let n = self.edge(not_taken.1, not_taken.0)?;
+                    self.finish(
+                        label,
+                        items,
+                        Terminator::Branch {
+                            cc,
+                            taken: t,
+                            not_taken: n,
+                            origin: Origin::Original(address),
+                        },
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// A label for a branch edge: the point itself, or a block of glue
+    /// leading to it.
+    fn edge(&mut self, state: State, addr: u32) -> Result<Label, Stop> {
+        let (label, glue) = self.goto(state, addr)?;
+        if glue.is_empty() {
+            return Ok(label);
+        }
+        let l = self.new_label();
+        self.finish(l, glue, Terminator::Jump(label, Origin::Glue(addr)));
+        Ok(l)
+    }
+
+    /// Evaluates an instruction; residual effects on registers and flags
+    /// that are dead afterwards are dropped (their value may be anything).
+    fn evaluate(&mut self, store: &Store, info: &InstrInfo) -> (Store, Evaluated) {
+        let is_call = matches!(
+            info.instruction.flow_control(),
+            FlowControl::Call | FlowControl::IndirectCall
+        );
+        let (post, mut ev) =
+            Evaluator::new(&mut self.pool, self.binary, self.pie, store).run(&info.lifted, is_call);
+        ev.regs
+            .retain(|(r, _)| info.live_regs_out & (1 << r.index()) != 0);
+        ev.flags
+            .retain(|(f, _)| info.live_flags_out & (1 << f.index()) != 0);
+        (post, ev)
+    }
+
+    /// The code address a known instruction-pointer value stands for.
+    fn code_addr(&self, v: SVal, at: u32) -> Result<u32, SpecializeError> {
+        match v {
+            SVal::Const(c) => Ok(c as u32),
+            SVal::Addr(Base::Load, t) if self.pie => Ok(t),
+            SVal::Addr(..) => Err(SpecializeError::Unsupported {
+                address: at,
+                reason: "a jump to a stack address".into(),
+            }),
+        }
+    }
+
+    fn step(&mut self, state: &mut State, info: &InstrInfo, items: &mut Vec<Item>) -> Result<Next, Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let next = ins.next_ip32();
+        match ins.flow_control() {
+            FlowControl::Call | FlowControl::IndirectCall => return self.call(state, info, items),
+            FlowControl::Interrupt | FlowControl::Exception if info.lifted.barrier().is_some() => {
+                self.barrier(state, info, items)?;
+                let f = self.function(state.func)?;
+                return Ok(if f.instrs.contains_key(&next) {
+                    Next::Continue(next)
+                } else {
+                    Next::Exit
+                });
+            }
+            _ => {}
+        }
+        let (post, ev) = self.evaluate(&state.store, info);
+        if ev.esp_lost {
+            return Err(Stop::Fail(SpecializeError::Unsupported {
+                address: addr,
+                reason: format!(
+                    "`{}` makes the stack pointer unknown (stack realignment)",
+                    mnemonic_text(&ins)
+                ),
+            }));
+        }
+        if ins.flow_control() == FlowControl::Return {
+            if let Some(SExpr::Known(v)) = ev.eip {
+                // Return from an inlined call.
+                let target = self.code_addr(v, addr)?;
+                state.store = post;
+                if let Some(fr) = state.ctx.pop() {
+                    state.func = fr.caller;
+                }
+                return Ok(Next::Continue(target));
+            }
+            if !state.ctx.is_empty() {
+                return Err(Stop::Fail(SpecializeError::Unsupported {
+                    address: addr,
+                    reason: "the return address of an inlined call became dynamic".into(),
+                }));
+            }
+            self.exit(state, &ins, items)?;
+            return Ok(Next::Exit);
+        }
+        if ev.has_residual() || ev.needs_fallback {
+            self.emit_residual(state, info, items)?;
+        } else {
+            state.store = post;
+        }
+        match ev.eip {
+            None => Ok(Next::Continue(next)),
+            Some(SExpr::Known(v)) => Ok(Next::Continue(self.code_addr(v, addr)?)),
+            Some(SExpr::Dyn(_)) => {
+                let cc = ins.condition_code();
+                let is_jcc = ins.flow_control() == FlowControl::ConditionalBranch
+                    && cc != ConditionCode::None
+                    && !matches!(
+                        ins.mnemonic(),
+                        Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jecxz | Mnemonic::Jcxz
+                    );
+                if !is_jcc {
+                    return Err(Stop::Fail(SpecializeError::Unsupported {
+                        address: addr,
+                        reason: format!(
+                            "`{}` jumps to a target known only at run time",
+                            mnemonic_text(&ins)
+                        ),
+                    }));
+                }
+                let mut em = Emitter {
+                    items,
+                    address: addr,
+                    materialized: 0,
+                };
+                em.flags(&mut state.store, flags_read(&self.pool, info));
+                self.stats.materialized += em.materialized;
+                Ok(Next::Branch {
+                    cc,
+                    taken: (ins.near_branch32(), state.clone()),
+                    not_taken: (next, state.clone()),
+                    address: addr,
+                })
+            }
+        }
+    }
+
+    /// Emits the residual code of a non-control instruction.
+    fn emit_residual(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let mut em_items = Vec::new();
+        let mut em = Emitter {
+            items: &mut em_items,
+            address: addr,
+            materialized: 0,
+        };
+        let (post, ev) = {
+            let (post, ev) = self.evaluate(&state.store, info);
+            // Memory the residual formulas read must be in memory.
+            for (region, off, n) in &ev.partial_reads {
+                em.memory(&mut state.store, *region, *off, *n)?;
+            }
+            if !ev.dyn_reads.is_empty() || !ev.dyn_writes.is_empty() {
+                em.all_memory(&mut state.store, |_, _| true)?;
+            }
+            let _ = post;
+            self.evaluate(&state.store, info)
+        };
+        self.stats.materialized += em.materialized;
+        items.append(&mut em_items);
+        let mut fallback = ev.needs_fallback;
+        let mut emitted = false;
+        if !fallback && !ev.read_unsynced {
+            items.push(Item::Instr(ins, Origin::Original(addr)));
+            state.store = self.synced_after(post.clone(), info, &ev);
+            emitted = true;
+        }
+        if !emitted && !fallback {
+            // Keep every live frame byte at or above the machine's esp.
+            let floor = if (post.esp() as i32) < (state.store.esp() as i32) {
+                post.esp()
+            } else {
+                state.store.esp()
+            };
+            let mut em = Emitter {
+                items,
+                address: addr,
+                materialized: 0,
+            };
+            em.lower_real_esp(&mut state.store, floor);
+            match self.reduce(state, info, &post, &ev) {
+                Some(seq) => {
+                    let same = seq.len() == 1 && same_instruction(&seq[0], &ins);
+                    let mut s = post.clone();
+                    for i in &seq {
+                        self.stats.reduced += 1;
+                        self.stats.proved += 1;
+                        let origin = if same {
+                            Origin::Original(addr)
+                        } else {
+                            Origin::Reduced(addr)
+                        };
+                        items.push(Item::Instr(*i, origin));
+                        // Registers and flags the sequence clobbers lose sync.
+                        if let Ok(l) = wiper_sem::lift(&mut self.pool, i) {
+                            for w in l.writes() {
+                                match w {
+                                    Loc::Reg(r) if r != Reg::Esp => {
+                                        if let Some(k) = s.reg(r) {
+                                            s.set_reg(r, Some(Known { value: k.value, synced: false }));
+                                        }
+                                    }
+                                    Loc::Flag(f) => {
+                                        if let Some(k) = s.flag(f) {
+                                            s.flags[f.index()] = Some(Known { value: k.value, synced: false });
+                                        }
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                    s.real_esp = state.store.real_esp;
+                    s.escaped |= ev.escapes || state.store.escaped;
+                    state.store = s;
+                    emitted = true;
+                }
+                None => fallback = true,
+            }
+        }
+        if !emitted && fallback {
+            let mut em_items = Vec::new();
+            let mut em = Emitter {
+                items: &mut em_items,
+                address: addr,
+                materialized: 0,
+            };
+            for l in info.lifted.reads(&self.pool) {
+                if let Loc::Reg(r) = l {
+                    em.register(&mut state.store, r);
+                }
+            }
+            em.flags(&mut state.store, flags_read(&self.pool, info));
+            for (region, off, n) in &ev.known_reads {
+                em.memory(&mut state.store, *region, *off, *n)?;
+            }
+            self.stats.materialized += em.materialized;
+            items.append(&mut em_items);
+            let (post, ev) = self.evaluate(&state.store, info);
+            if ev.read_unsynced || ev.needs_fallback && has_load_base(&self.pool, &ev) {
+                // Everything the instruction reads is in the machine now;
+                // a residual symbolic base can only come from a value we
+                // cannot express.
+                if ev.read_unsynced {
+                    return Err(Stop::Fail(SpecializeError::Unsupported {
+                        address: addr,
+                        reason: "could not materialize the instruction's static inputs".into(),
+                    }));
+                }
+            }
+            items.push(Item::Instr(ins, Origin::Fallback(addr)));
+            self.stats.fallbacks += 1;
+            state.store = self.synced_after(post, info, &ev);
+        }
+        // Stores through unknown pointers: known bytes they may reach
+        // become dynamic (they were written to memory first).
+        if !ev.dyn_writes.is_empty() {
+            let stack_var = self.pool.lookup_var(base_var_name(Base::Stack));
+            let esp_var = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
+            let mut frame = state.store.escaped;
+            for a in &ev.dyn_writes {
+                let vars = self.pool.vars(*a);
+                if stack_var.is_some_and(|v| vars.contains(&v))
+                    || self.pool.as_var(esp_var).is_some_and(|v| vars.contains(&v))
+                {
+                    frame = true;
+                }
+            }
+            self.forget_reachable(state, frame);
+        }
+        if ev.escapes {
+            state.store.escaped = true;
+        }
+        Ok(())
+    }
+
+    /// The store after the original instruction ran on a machine holding
+    /// all its inputs: what it computed is in the machine too.
+    fn synced_after(&self, mut s: Store, info: &InstrInfo, ev: &Evaluated) -> Store {
+        for w in info.lifted.writes() {
+            match w {
+                Loc::Reg(Reg::Esp) => s.real_esp = s.esp(),
+                Loc::Reg(r) => {
+                    if let Some(k) = s.reg(r) {
+                        s.set_reg(r, Some(Known { value: k.value, synced: true }));
+                    }
+                }
+                Loc::Flag(f) => {
+                    if let Some(k) = s.flag(f) {
+                        s.flags[f.index()] = Some(Known { value: k.value, synced: true });
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (region, off, n) in &ev.known_writes {
+            for i in 0..*n {
+                if let Some(k) = s.mem.get_mut(&(*region, off.wrapping_add(i))) {
+                    k.synced = true;
+                }
+            }
+        }
+        if ev.escapes {
+            s.escaped = true;
+        }
+        s
+    }
+
+    /// Reduce: synthesizes code for the instruction's residual formulas.
+    fn reduce(
+        &mut self,
+        state: &State,
+        info: &InstrInfo,
+        post: &Store,
+        ev: &Evaluated,
+    ) -> Option<Vec<Instruction>> {
+        let mut map = HashMap::new();
+        if let Some(v) = self.pool.lookup_var(base_var_name(Base::Stack)) {
+            let esp = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
+            let k = self.pool.bv(u64::from(state.store.real_esp.wrapping_neg()), 32);
+            let e = self.pool.add(esp, k);
+            map.insert(v, e);
+        }
+        let load = self.pool.lookup_var(base_var_name(Base::Load));
+        let mut effects: Vec<(Loc, ExprId)> = Vec::new();
+        let regs = ev.regs.iter().map(|(r, e)| (Loc::Reg(*r), *e));
+        let flags = ev.flags.iter().map(|(f, e)| (Loc::Flag(*f), *e));
+        let mem = ev.mem.iter().map(|e| (Loc::Mem, *e));
+        for (l, e) in regs.chain(flags).chain(mem) {
+            let e = self.pool.subst(e, &map).ok()?;
+            if let Some(lv) = load {
+                if self.pool.vars(e).contains(&lv) {
+                    return None;
+                }
+            }
+            effects.push((l, e));
+        }
+        let mut live_regs = 1u8 << Reg::Esp.index();
+        for r in Reg::ALL {
+            if info.live_regs_out & (1 << r.index()) != 0 && post.reg(r).is_none() {
+                live_regs |= 1 << r.index();
+            }
+        }
+        let mut live_flags = 0u8;
+        for f in Flag::ALL {
+            if info.live_flags_out & (1 << f.index()) != 0 && post.flag(f).is_none() {
+                live_flags |= 1 << f.index();
+            }
+        }
+        let statics: Vec<(Reg, u32)> = Reg::ALL
+            .iter()
+            .filter_map(|r| match state.store.reg(*r) {
+                Some(Known {
+                    value: SVal::Const(c),
+                    ..
+                }) if *r != Reg::Esp => Some((*r, c as u32)),
+                _ => None,
+            })
+            .collect();
+        let goal = Goal {
+            effects,
+            live_regs,
+            live_flags: live_flags & ALL_FLAGS,
+            original: Some(&info.instruction),
+            static_regs: &statics,
+        };
+        self.synth.synthesize(&mut self.pool, &goal)
+    }
+
+    /// Function exit: what the caller can observe goes into the machine,
+    /// then the original `ret`.
+    fn exit(&mut self, state: &mut State, ins: &Instruction, items: &mut Vec<Item>) -> Result<(), Stop> {
+        let mut em = Emitter {
+            items,
+            address: ins.ip32(),
+            materialized: 0,
+        };
+        // The frame dies; the caller owns no stack byte the function
+        // could know (its arguments belong to the callee).
+        em.all_memory(&mut state.store, |r, _| r != Region::Of(Base::Stack))?;
+        em.all_registers(&mut state.store);
+        let esp = state.store.esp();
+        em.set_real_esp(&mut state.store, esp);
+        em.emit(*ins, Origin::Original(ins.ip32()));
+        self.stats.materialized += em.materialized;
+        Ok(())
+    }
+
+    /// A system call or other barrier: everything into the machine first.
+    fn barrier(&mut self, state: &mut State, info: &InstrInfo, items: &mut Vec<Item>) -> Result<(), Stop> {
+        let ins = info.instruction;
+        self.sync_all(state, ins.ip32(), items)?;
+        items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
+        state.store.set_reg(Reg::Eax, None);
+        let frame = state.store.escaped;
+        self.forget_reachable(state, frame);
+        Ok(())
+    }
+
+    /// Materializes every known register, flag and memory byte and moves
+    /// the machine esp to the static one.
+    fn sync_all(&mut self, state: &mut State, addr: u32, items: &mut Vec<Item>) -> Result<(), Stop> {
+        let mut em = Emitter {
+            items,
+            address: addr,
+            materialized: 0,
+        };
+        em.all_memory(&mut state.store, |_, _| true)?;
+        em.all_registers(&mut state.store);
+        em.flags(&mut state.store, ALL_FLAGS);
+        let esp = state.store.esp();
+        em.set_real_esp(&mut state.store, esp);
+        self.stats.materialized += em.materialized;
+        Ok(())
+    }
+
+    /// Forgets known memory that code outside the specializer's view (a
+    /// callee, a system call, a store through an unknown pointer) may
+    /// change: all but the static buffers, and the frame when it escaped
+    /// (keeping the return addresses of inlined calls).
+    fn forget_reachable(&mut self, state: &mut State, frame: bool) {
+        let slots: HashSet<u32> = state
+            .ctx
+            .iter()
+            .flat_map(|f| (0..4).map(move |i| f.ret_slot.wrapping_add(i)))
+            .collect();
+        let buffers = self.buffer_ranges.clone();
+        state.store.mem.retain(|(region, off), _| match region {
+            Region::Of(Base::Stack) => !frame || slots.contains(off),
+            r => buffers
+                .iter()
+                .any(|(br, lo, hi)| br == r && *off >= *lo && *off < *hi),
+        });
+    }
+
+    /// A call: inlined, specialized as a clone, or kept.
+    fn call(&mut self, state: &mut State, info: &InstrInfo, items: &mut Vec<Item>) -> Result<Next, Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let next = ins.next_ip32();
+        let (post, ev) = self.evaluate(&state.store, info);
+        let target = match ev.eip {
+            Some(SExpr::Known(v)) => Some(self.code_addr(v, addr)?),
+            _ => None,
+        };
+        let internal = target.filter(|t| {
+            !self.binary.plt.contains_key(t)
+                && self.binary.function_at(*t).is_some_and(|s| s.addr == *t)
+                && self.function(*t).is_ok()
+        });
+        if let Some(t) = internal {
+            let recursive = t == state.func || state.ctx.iter().any(|f| f.caller == t);
+            let args_known = (4..20).any(|i| post.mem.contains_key(&(Region::Of(Base::Stack), post.esp().wrapping_add(i))));
+            if state.ctx.len() < self.options.max_inline_depth && (!recursive || args_known) {
+                state.store = post;
+                state.ctx.push(Frame {
+                    caller: state.func,
+                    ret_slot: state.store.esp(),
+                });
+                state.func = t;
+                return Ok(Next::Continue(t));
+            }
+        }
+        // A real call: everything into the machine.
+        self.sync_all(state, addr, items)?;
+        match internal {
+            Some(t) => {
+                // A clone specialized for what is known at the call.
+                let clone = self.clone_state(state, t);
+                let (label, glue) = self.goto(clone, t)?;
+                debug_assert!(glue.is_empty());
+                items.push(Item::CallLabel(label, Origin::Original(addr)));
+            }
+            None => {
+                let call = match target {
+                    Some(t) if ins.code() != Code::Call_rel32_32 => {
+                        Instruction::with_branch(Code::Call_rel32_32, u64::from(t)).expect("call")
+                    }
+                    _ => ins,
+                };
+                items.push(Item::Instr(call, Origin::Original(addr)));
+            }
+        }
+        for r in [Reg::Eax, Reg::Ecx, Reg::Edx] {
+            state.store.set_reg(r, None);
+        }
+        state.store.flags = [None; 7];
+        let frame = state.store.escaped;
+        if !frame {
+            // The callee owns its argument area.
+            let esp = state.store.esp();
+            state
+                .store
+                .forget_range(Region::Of(Base::Stack), esp, esp.wrapping_add(32));
+        }
+        self.forget_reachable(state, frame);
+        Ok(Next::Continue(next))
+    }
+
+    /// The entry state of a clone of `t` called from `state` (after
+    /// everything was synced): what is known of the callee's arguments,
+    /// the registers and global memory, relative to the callee's frame.
+    fn clone_state(&self, state: &State, t: u32) -> State {
+        let shift = state.store.esp().wrapping_sub(4);
+        let tr = |v: SVal| match v {
+            SVal::Addr(Base::Stack, o) => SVal::Addr(Base::Stack, o.wrapping_sub(shift)),
+            v => v,
+        };
+        let mut s = Store::entry();
+        for r in Reg::ALL {
+            if r != Reg::Esp {
+                s.set_reg(
+                    r,
+                    state.store.reg(r).map(|k| Known {
+                        value: tr(k.value),
+                        synced: true,
+                    }),
+                );
+            }
+        }
+        for ((region, off), k) in &state.store.mem {
+            let byte = match k.value {
+                Byte::Part(b, o, i) => match tr(SVal::Addr(b, o)) {
+                    SVal::Addr(b, o) => Byte::Part(b, o, i),
+                    _ => unreachable!(),
+                },
+                b => b,
+            };
+            let known = Known { value: byte, synced: true };
+            match region {
+                Region::Of(Base::Stack) => {
+                    let rel = off.wrapping_sub(shift) as i32;
+                    if (4..4 + 4 * 8).contains(&rel) {
+                        s.mem.insert((*region, rel as u32), known);
+                    }
+                }
+                _ => {
+                    s.mem.insert((*region, *off), known);
+                }
+            }
+        }
+        s.escaped = true;
+        State {
+            store: s,
+            func: t,
+            ctx: Vec::new(),
+        }
+    }
+}
+
+/// The flags an instruction reads.
+fn flags_read(pool: &ExprPool, info: &InstrInfo) -> u8 {
+    let mut m = 0;
+    for l in info.lifted.reads(pool) {
+        if let Loc::Flag(f) = l {
+            m |= 1 << f.index();
+        }
+    }
+    m
+}
+
+fn has_load_base(pool: &ExprPool, ev: &Evaluated) -> bool {
+    let Some(v) = pool.lookup_var(base_var_name(Base::Load)) else {
+        return false;
+    };
+    ev.regs
+        .iter()
+        .map(|x| x.1)
+        .chain(ev.flags.iter().map(|x| x.1))
+        .chain(ev.mem)
+        .any(|e| pool.vars(e).contains(&v))
+}
+
+fn same_instruction(a: &Instruction, b: &Instruction) -> bool {
+    let mut a = *a;
+    a.set_ip(b.ip());
+    a.set_len(b.len());
+    a == *b
+}
+
+fn mnemonic_text(ins: &Instruction) -> String {
+    format!("{:?}", ins.mnemonic()).to_lowercase()
+}

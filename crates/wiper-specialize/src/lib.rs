@@ -1,0 +1,131 @@
+//! The specializer of wiper: turns a function and values for some of its
+//! inputs into residual code (Eval, Reduce, Emit), following WiPEr
+//! (Srinivasan & Reps, OOPSLA 2015).
+//!
+//! Specialization walks the function's instructions from its entry over a
+//! static store ([`state::Store`]). For each instruction the decoupled
+//! parts are evaluated symbolically ([`eval`]): what the store determines is
+//! computed now (Eval); what is left is a residual formula, for which the
+//! original instruction is re-emitted when all its inputs are in the
+//! machine (Emit), code is synthesized and proved by Z3 (Reduce, in
+//! `wiper-synth`), or, as a last resort, the static inputs are materialized
+//! before the original instruction (fallback). Specialization points are
+//! (block start, static store) pairs kept in a memo table, so loops with a
+//! static trip count unroll and loops with dynamic control stay loops.
+//! See `docs/specialization.md` for the design and its assumptions.
+//!
+//! ```no_run
+//! let binary = wiper_elf::Binary::open("testdata/bin/power-O2".as_ref()).unwrap();
+//! let entry = wiper_x86::resolve_function(&binary, "power").unwrap();
+//! let spec: wiper_bta::StaticSpec = "arg1=1 arg2=2".parse().unwrap();
+//! let s = wiper_specialize::specialize(&binary, entry, &spec, &Default::default()).unwrap();
+//! println!("{} residual blocks", s.residual.blocks.len());
+//! ```
+
+mod driver;
+mod eval;
+mod function;
+mod materialize;
+mod synth_shim;
+pub mod state;
+
+use std::time::Duration;
+
+use wiper_bta::StaticSpec;
+use wiper_elf::Binary;
+use wiper_emit::{Plan, Residual};
+
+pub use driver::specialize;
+
+/// Why a function could not be specialized. Every message is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecializeError {
+    /// The function could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] wiper_x86::DecodeError),
+    /// The binding-time analysis rejected the function or the spec.
+    #[error(transparent)]
+    Bta(#[from] wiper_bta::BtaError),
+    /// The output segment could not be planned.
+    #[error(transparent)]
+    Emit(#[from] wiper_emit::EmitError),
+    /// An instruction or situation the specializer does not handle.
+    #[error("unsupported at {address:#x}: {reason}")]
+    Unsupported {
+        /// The original instruction's address.
+        address: u32,
+        /// What is not supported.
+        reason: String,
+    },
+    /// The residual program grew past the configured bound.
+    #[error("residual code exceeds {limit} instructions (unrolling does not stop; raise --max-residual or make the loop's control dynamic)")]
+    TooLarge {
+        /// The bound.
+        limit: usize,
+    },
+}
+
+/// Tuning knobs of the specializer.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most residual instructions before giving up.
+    pub max_residual: usize,
+    /// Z3 timeout per proof, in milliseconds.
+    pub proof_timeout_ms: u32,
+    /// How many specialization points at one program point may differ from
+    /// another only in the same one or two locations before those
+    /// locations are generalized (made dynamic) there.
+    pub generalize_after: usize,
+    /// Most nested inlined calls.
+    pub max_inline_depth: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_residual: 100_000,
+            proof_timeout_ms: 2_000,
+            generalize_after: 12,
+            max_inline_depth: 48,
+        }
+    }
+}
+
+/// Counts reported in the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Instructions of the original function (its CFG).
+    pub original_instructions: usize,
+    /// Residual instructions synthesized by Reduce.
+    pub reduced: usize,
+    /// Of those, how many were proved by Z3 (all of them: an unproved
+    /// candidate is never used).
+    pub proved: usize,
+    /// Instructions emitted by the fallback (static inputs materialized).
+    pub fallbacks: usize,
+    /// Materializing instructions.
+    pub materialized: usize,
+    /// Specialization points (memo entries).
+    pub points: usize,
+    /// Restarts after generalizing locations.
+    pub restarts: usize,
+    /// Time spent.
+    pub time: Duration,
+}
+
+/// The result of a specialization.
+pub struct Specialization {
+    /// The residual code.
+    pub residual: Residual,
+    /// Where it will be placed in the output.
+    pub plan: Plan,
+    /// Counts.
+    pub stats: Stats,
+}
+
+/// Checks the spec against the function with the binding-time analysis
+/// (argument indices in range, every instruction understood).
+pub fn check(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<(), SpecializeError> {
+    wiper_bta::analyze(binary, entry, spec)?;
+    Ok(())
+}
