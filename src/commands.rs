@@ -245,7 +245,7 @@ pub fn specialize(
         "wiper: specialized {name}: {} -> {} instructions, {} bytes, {} reduced ({} proved), {} fallbacks, {:.2} s",
         st.original_instructions,
         encoded.instruction_count,
-        encoded.code.len(),
+        encoded.code_size(),
         st.reduced,
         st.proved,
         st.fallbacks,

@@ -11,7 +11,7 @@ use wiper_elf::{Binary, FileType};
 use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
 use wiper_qfbv::{ExprId, ExprPool};
 use wiper_sem::{loc_var, Flag, Loc, Reg};
-use crate::synth_shim::{Goal, Synthesizer};
+use wiper_synth::{Goal, Synthesizer};
 use wiper_x86::Disassembler;
 
 use crate::eval::{base_var_name, Evaluated, Evaluator, SExpr};
@@ -37,6 +37,9 @@ struct State {
     func: u32,
     /// Inlined calls, outermost first.
     ctx: Vec<Frame>,
+    /// Dynamic branches on the path from the entry (for the whistle:
+    /// only a loop under dynamic control needs generalization).
+    dyn_branches: u32,
 }
 
 /// A location that can be generalized.
@@ -86,21 +89,43 @@ impl Key {
                 d.push(GenLoc::Flag(f));
             }
         }
-        let a: HashMap<(Region, u32), Byte> = self.mem.iter().copied().collect();
-        let b: HashMap<(Region, u32), Byte> = other.mem.iter().copied().collect();
-        let mut words = HashSet::new();
-        for (k, v) in &a {
-            if b.get(k) != Some(v) {
-                words.insert(GenLoc::Word(k.0, k.1 & !3));
+        // Both byte lists are sorted by address: merge them.
+        let (a, b) = (&self.mem, &other.mem);
+        let (mut i, mut j) = (0, 0);
+        let mut words: Vec<GenLoc> = Vec::new();
+        let note = |k: (Region, u32), words: &mut Vec<GenLoc>| {
+            let w = GenLoc::Word(k.0, k.1 & !3);
+            if !words.contains(&w) {
+                words.push(w);
+            }
+        };
+        while i < a.len() || j < b.len() {
+            if d.len() + words.len() > 2 {
+                break;
+            }
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    if x.1 != y.1 {
+                        note(x.0, &mut words);
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    note(x.0, &mut words);
+                    i += 1;
+                }
+                (Some(x), None) => {
+                    note(x.0, &mut words);
+                    i += 1;
+                }
+                (_, Some(y)) => {
+                    note(y.0, &mut words);
+                    j += 1;
+                }
+                (None, None) => break,
             }
         }
-        for k in b.keys() {
-            if !a.contains_key(k) {
-                words.insert(GenLoc::Word(k.0, k.1 & !3));
-            }
-        }
-        let mut words: Vec<GenLoc> = words.into_iter().collect();
-        words.sort();
         d.extend(words);
         d
     }
@@ -116,6 +141,13 @@ enum Next {
         address: u32,
     },
     Exit,
+    /// A jump through a table with a dynamic index: compare the target
+    /// (computed into `ecx`, saved first) with each case.
+    Table {
+        jump: Instruction,
+        cases: Vec<u32>,
+        state: State,
+    },
 }
 
 /// Why a run stopped early.
@@ -170,6 +202,7 @@ pub fn specialize(
         buffer_ranges: Vec::new(),
         run: RunState::default(),
         stats: Stats::default(),
+        arg_counts: HashMap::new(),
     };
     let top = sp.function(entry)?;
     sp.stats.original_instructions = top.instrs.len();
@@ -216,6 +249,7 @@ pub fn specialize(
         store,
         func: entry,
         ctx: Vec::new(),
+        dyn_branches: 0,
     };
     loop {
         sp.run = RunState::default();
@@ -228,6 +262,9 @@ pub fn specialize(
                 };
                 let mut stats = sp.stats.clone();
                 stats.points = sp.run.memo.len();
+                if std::env::var_os("WIPER_DEBUG").is_some() {
+                    eprintln!("wiper: debug: {} points, {} restarts, generalized {:?}", stats.points, stats.restarts, sp.generalized);
+                }
                 stats.time = start.elapsed();
                 return Ok(Specialization {
                     residual,
@@ -267,7 +304,7 @@ struct RunState {
     blocks: Vec<Block>,
     next_label: u32,
     memo: HashMap<Key, (Label, Store)>,
-    variants: HashMap<(u32, u32, Vec<Frame>), Vec<Key>>,
+    variants: HashMap<(u32, u32, Vec<Frame>), Vec<(Key, u32)>>,
     diff_counts: HashMap<(u32, u32, Vec<GenLoc>), usize>,
     worklist: Vec<(Label, u32, State)>,
     size: usize,
@@ -289,7 +326,12 @@ struct Specializer<'a> {
     buffer_ranges: Vec<(Region, u32, u32)>,
     run: RunState,
     stats: Stats,
+    /// Stack argument bytes of internal callees.
+    arg_counts: HashMap<u32, u32>,
 }
+
+/// Stack argument bytes assumed for a callee we cannot analyse.
+const UNKNOWN_ARGS: u32 = 32;
 
 impl Specializer<'_> {
     fn function(&mut self, entry: u32) -> Result<Rc<FunctionInfo>, SpecializeError> {
@@ -345,6 +387,13 @@ impl Specializer<'_> {
         for g in gens {
             match g {
                 GenLoc::Reg(r) if r != Reg::Esp => {
+                    if let Some(Known {
+                        value: SVal::Addr(Base::Stack, _),
+                        ..
+                    }) = state.store.reg(r)
+                    {
+                        state.store.escaped = true;
+                    }
                     em.register(&mut state.store, r);
                     state.store.set_reg(r, None);
                 }
@@ -386,9 +435,20 @@ impl Specializer<'_> {
         let point = (state.func, addr, state.ctx.clone());
         let variants = self.run.variants.entry(point).or_default();
         let mut restart = None;
-        for v in variants.iter().rev().take(64) {
+        for (v, dyn_branches) in variants.iter().rev().take(64) {
+            if *dyn_branches >= state.dyn_branches {
+                continue;
+            }
             let d = key.diff(v);
-            if !d.is_empty() && d.len() <= 2 && !d.iter().any(|g| *g == GenLoc::Reg(Reg::Esp)) {
+            // Registers holding stack addresses (esp, a frame pointer) are
+            // never generalized: code moves esp back from them.
+            let stack_reg = |g: &GenLoc| match g {
+                GenLoc::Reg(r) => [key.regs[r.index()], v.regs[r.index()]]
+                    .iter()
+                    .any(|x| matches!(x, Some(SVal::Addr(Base::Stack, _)))),
+                _ => false,
+            };
+            if !d.is_empty() && d.len() <= 2 && !d.iter().any(stack_reg) {
                 let c = self
                     .run
                     .diff_counts
@@ -404,7 +464,7 @@ impl Specializer<'_> {
         if let Some(r) = restart {
             return Err(Stop::Restart(r));
         }
-        variants.push(key.clone());
+        variants.push((key.clone(), state.dyn_branches));
         let label = self.new_label();
         self.run.memo.insert(key, (label, state.store.clone()));
         self.run.worklist.push((label, addr, state));
@@ -509,12 +569,18 @@ impl Specializer<'_> {
                     self.finish(label, items, Terminator::Exit);
                     return Ok(());
                 }
+                Next::Table { jump, cases, state } => {
+                    self.table(label, items, jump, &cases, state)?;
+                    return Ok(());
+                }
                 Next::Branch {
                     cc,
-                    taken,
-                    not_taken,
+                    mut taken,
+                    mut not_taken,
                     address,
                 } => {
+                    taken.1.dyn_branches += 1;
+                    not_taken.1.dyn_branches += 1;
                     let t = self.edge(taken.1, taken.0)?;
                     let n = self.edge(not_taken.1, not_taken.0)?;
                     self.finish(
@@ -531,6 +597,81 @@ impl Specializer<'_> {
                 }
             }
         }
+    }
+
+    /// Residual dispatch for a jump table with a dynamic index: `push ecx;
+    /// pushfd; mov ecx, target; cmp ecx, case; je ...` for each case,
+    /// restoring the flags and `ecx` on every edge.
+    fn table(
+        &mut self,
+        label: Label,
+        mut items: Vec<Item>,
+        jump: Instruction,
+        cases: &[u32],
+        state: State,
+    ) -> Result<(), Stop> {
+        let addr = jump.ip32();
+        let glue = Origin::Glue(addr);
+        let ecx = iced_x86::Register::ECX;
+        items.push(Item::Instr(
+            Instruction::with1(Code::Push_r32, ecx).expect("push"),
+            glue,
+        ));
+        items.push(Item::Instr(Instruction::with(Code::Pushfd), glue));
+        let load = match jump.op0_kind() {
+            iced_x86::OpKind::Register => {
+                Instruction::with2(Code::Mov_r32_rm32, ecx, jump.op0_register()).expect("mov")
+            }
+            _ => {
+                let mut m = iced_x86::MemoryOperand::with_base_index_scale_displ_size(
+                    jump.memory_base(),
+                    jump.memory_index(),
+                    jump.memory_index_scale(),
+                    i64::from(jump.memory_displacement32() as i32),
+                    4,
+                );
+                if jump.memory_base() == iced_x86::Register::ESP {
+                    m.displacement += 8;
+                }
+                Instruction::with2(Code::Mov_r32_rm32, ecx, m).expect("mov")
+            }
+        };
+        items.push(Item::Instr(load, Origin::Reduced(addr)));
+        let mut cur = (label, items);
+        let mut state = state;
+        state.dyn_branches += 1;
+        for (k, t) in cases.iter().enumerate() {
+            let (target, glue_items) = self.goto(state.clone(), *t)?;
+            let edge = self.new_label();
+            let mut edge_items = vec![
+                Item::Instr(Instruction::with(Code::Popfd), glue),
+                Item::Instr(Instruction::with1(Code::Pop_r32, ecx).expect("pop"), glue),
+            ];
+            edge_items.extend(glue_items);
+            self.finish(edge, edge_items, Terminator::Jump(target, glue));
+            let next = self.new_label();
+            cur.1.push(Item::Instr(
+                Instruction::with2(Code::Cmp_rm32_imm32, ecx, *t).expect("cmp"),
+                glue,
+            ));
+            self.finish(
+                cur.0,
+                std::mem::take(&mut cur.1),
+                Terminator::Branch {
+                    cc: ConditionCode::e,
+                    taken: edge,
+                    not_taken: next,
+                    origin: glue,
+                },
+            );
+            cur = (next, Vec::new());
+            let _ = k;
+        }
+        // No case matched: impossible for a table the decoder bounded.
+        cur.1
+            .push(Item::Instr(Instruction::with(Code::Ud2), glue));
+        self.finish(cur.0, cur.1, Terminator::Exit);
+        Ok(())
     }
 
     /// A label for a branch edge: the point itself, or a block of glue
@@ -591,6 +732,9 @@ impl Specializer<'_> {
             _ => {}
         }
         let (post, ev) = self.evaluate(&state.store, info);
+        if ev.esp_lost && std::env::var_os("WIPER_DEBUG").is_some() {
+            eprintln!("wiper: debug: esp lost in {:?} ctx {:?} gen {:?}", state.store.regs, state.ctx, self.generalized);
+        }
         if ev.esp_lost {
             return Err(Stop::Fail(SpecializeError::Unsupported {
                 address: addr,
@@ -635,6 +779,53 @@ impl Specializer<'_> {
                         ins.mnemonic(),
                         Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jecxz | Mnemonic::Jcxz
                     );
+                if !is_jcc && ins.flow_control() == FlowControl::IndirectBranch {
+                    let f = self.function(state.func)?;
+                    let cases: Vec<u32> = f
+                        .function
+                        .blocks
+                        .values()
+                        .filter(|b| b.instructions.last().is_some_and(|i| i.ip32() == addr))
+                        .flat_map(|b| b.successors.iter())
+                        .filter_map(|s| match s {
+                            wiper_x86::Successor::Case { target, .. } => Some(*target),
+                            _ => None,
+                        })
+                        .collect();
+                    if !cases.is_empty() && !self.pie {
+                        let mut em = Emitter {
+                            items,
+                            address: addr,
+                            materialized: 0,
+                        };
+                        for l in info.lifted.reads(&self.pool) {
+                            if let Loc::Reg(r) = l {
+                                em.register(&mut state.store, r);
+                            }
+                        }
+                        for (region, off, n) in &ev.known_reads {
+                            em.memory(&mut state.store, *region, *off, *n)?;
+                        }
+                        let esp = state.store.esp();
+                        em.lower_real_esp(&mut state.store, esp);
+                        self.stats.materialized += em.materialized;
+                        let mut cases = cases;
+                        cases.sort();
+                        cases.dedup();
+                        return Ok(Next::Table {
+                            jump: ins,
+                            cases,
+                            state: state.clone(),
+                        });
+                    }
+                    if state.ctx.is_empty() {
+                        // An indirect tail call: the callee returns to our
+                        // caller, so everything goes into the machine.
+                        self.sync_all(state, addr, UNKNOWN_ARGS, items)?;
+                        items.push(Item::Instr(ins, Origin::Original(addr)));
+                        return Ok(Next::Exit);
+                    }
+                }
                 if !is_jcc {
                     return Err(Stop::Fail(SpecializeError::Unsupported {
                         address: addr,
@@ -879,13 +1070,18 @@ impl Specializer<'_> {
                 live_flags |= 1 << f.index();
             }
         }
+        // Registers whose machine contents are stale, with their constant
+        // value as a hint (0 for addresses, which make no immediates).
         let statics: Vec<(Reg, u32)> = Reg::ALL
             .iter()
             .filter_map(|r| match state.store.reg(*r) {
-                Some(Known {
-                    value: SVal::Const(c),
-                    ..
-                }) if *r != Reg::Esp => Some((*r, c as u32)),
+                Some(Known { value, synced: false }) if *r != Reg::Esp => Some((
+                    *r,
+                    match value {
+                        SVal::Const(c) => c as u32,
+                        SVal::Addr(..) => 0,
+                    },
+                )),
                 _ => None,
             })
             .collect();
@@ -921,7 +1117,7 @@ impl Specializer<'_> {
     /// A system call or other barrier: everything into the machine first.
     fn barrier(&mut self, state: &mut State, info: &InstrInfo, items: &mut Vec<Item>) -> Result<(), Stop> {
         let ins = info.instruction;
-        self.sync_all(state, ins.ip32(), items)?;
+        self.sync_all(state, ins.ip32(), 0, items)?;
         items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
         state.store.set_reg(Reg::Eax, None);
         let frame = state.store.escaped;
@@ -930,8 +1126,30 @@ impl Specializer<'_> {
     }
 
     /// Materializes every known register, flag and memory byte and moves
-    /// the machine esp to the static one.
-    fn sync_all(&mut self, state: &mut State, addr: u32, items: &mut Vec<Item>) -> Result<(), Stop> {
+    /// the machine esp to the static one. Code we do not see runs next: if
+    /// it can be handed a stack address (in `eax`/`ecx`/`edx`, the
+    /// argument area or global memory), the frame escapes.
+    fn sync_all(
+        &mut self,
+        state: &mut State,
+        addr: u32,
+        args: u32,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        let esp = state.store.esp();
+        let stack_addr = |v: Option<Known<SVal>>| {
+            matches!(v, Some(Known { value: SVal::Addr(Base::Stack, _), .. }))
+        };
+        if [Reg::Eax, Reg::Ecx, Reg::Edx]
+            .iter()
+            .any(|r| stack_addr(state.store.reg(*r)))
+            || state.store.mem.iter().any(|((region, off), k)| {
+                matches!(k.value, Byte::Part(Base::Stack, ..))
+                    && (*region != Region::Of(Base::Stack) || off.wrapping_sub(esp) < args)
+            })
+        {
+            state.store.escaped = true;
+        }
         let mut em = Emitter {
             items,
             address: addr,
@@ -951,11 +1169,7 @@ impl Specializer<'_> {
     /// change: all but the static buffers, and the frame when it escaped
     /// (keeping the return addresses of inlined calls).
     fn forget_reachable(&mut self, state: &mut State, frame: bool) {
-        let slots: HashSet<u32> = state
-            .ctx
-            .iter()
-            .flat_map(|f| (0..4).map(move |i| f.ret_slot.wrapping_add(i)))
-            .collect();
+        let slots = ret_slots(state);
         let buffers = self.buffer_ranges.clone();
         state.store.mem.retain(|(region, off), _| match region {
             Region::Of(Base::Stack) => !frame || slots.contains(off),
@@ -963,6 +1177,16 @@ impl Specializer<'_> {
                 .iter()
                 .any(|(br, lo, hi)| br == r && *off >= *lo && *off < *hi),
         });
+    }
+
+    /// Bytes of stack arguments the function at `entry` reads (from the
+    /// binding-time analysis; a generous bound if it fails).
+    fn arg_bytes(&mut self, entry: u32) -> u32 {
+        *self.arg_counts.entry(entry).or_insert_with(|| {
+            wiper_bta::analyze(self.binary, entry, &StaticSpec::default())
+                .map(|a| 4 * a.arg_count)
+                .unwrap_or(UNKNOWN_ARGS)
+        })
     }
 
     /// A call: inlined, specialized as a clone, or kept.
@@ -982,7 +1206,14 @@ impl Specializer<'_> {
         });
         if let Some(t) = internal {
             let recursive = t == state.func || state.ctx.iter().any(|f| f.caller == t);
-            let args_known = (4..20).any(|i| post.mem.contains_key(&(Region::Of(Base::Stack), post.esp().wrapping_add(i))));
+            // A recursive call is inlined only when all its arguments are
+            // known (the recursion then ends at specialization time);
+            // otherwise it becomes a call to a clone.
+            let nargs = self.arg_bytes(t);
+            let args_known = (4..4 + nargs).all(|i| {
+                post.mem
+                    .contains_key(&(Region::Of(Base::Stack), post.esp().wrapping_add(i)))
+            });
             if state.ctx.len() < self.options.max_inline_depth && (!recursive || args_known) {
                 state.store = post;
                 state.ctx.push(Frame {
@@ -994,7 +1225,11 @@ impl Specializer<'_> {
             }
         }
         // A real call: everything into the machine.
-        self.sync_all(state, addr, items)?;
+        let args = match internal {
+            Some(t) => self.arg_bytes(t),
+            None => UNKNOWN_ARGS,
+        };
+        self.sync_all(state, addr, args, items)?;
         match internal {
             Some(t) => {
                 // A clone specialized for what is known at the call.
@@ -1019,11 +1254,15 @@ impl Specializer<'_> {
         state.store.flags = [None; 7];
         let frame = state.store.escaped;
         if !frame {
-            // The callee owns its argument area.
+            // The callee owns its argument area (but not the return
+            // addresses of inlined calls).
             let esp = state.store.esp();
-            state
-                .store
-                .forget_range(Region::Of(Base::Stack), esp, esp.wrapping_add(32));
+            let slots = ret_slots(state);
+            state.store.mem.retain(|(region, off), _| {
+                *region != Region::Of(Base::Stack)
+                    || slots.contains(off)
+                    || off.wrapping_sub(esp) >= args
+            });
         }
         self.forget_reachable(state, frame);
         Ok(Next::Continue(next))
@@ -1040,10 +1279,17 @@ impl Specializer<'_> {
         };
         let mut s = Store::entry();
         for r in Reg::ALL {
+            // Stack addresses in registers (a frame pointer) are synced and
+            // differ at every depth of a recursion: the clone does not need
+            // them as static values.
             if r != Reg::Esp {
+                let k = state
+                    .store
+                    .reg(r)
+                    .filter(|k| !matches!(k.value, SVal::Addr(Base::Stack, _)));
                 s.set_reg(
                     r,
-                    state.store.reg(r).map(|k| Known {
+                    k.map(|k| Known {
                         value: tr(k.value),
                         synced: true,
                     }),
@@ -1076,8 +1322,18 @@ impl Specializer<'_> {
             store: s,
             func: t,
             ctx: Vec::new(),
+            dyn_branches: state.dyn_branches,
         }
     }
+}
+
+/// The stack bytes holding the return addresses of inlined calls.
+fn ret_slots(state: &State) -> HashSet<u32> {
+    state
+        .ctx
+        .iter()
+        .flat_map(|f| (0..4).map(move |i| f.ret_slot.wrapping_add(i)))
+        .collect()
 }
 
 /// The flags an instruction reads.

@@ -26,7 +26,6 @@ mod driver;
 mod eval;
 mod function;
 mod materialize;
-mod synth_shim;
 pub mod state;
 
 use std::time::Duration;

@@ -113,7 +113,6 @@ impl Emitter<'_> {
         match value {
             SVal::Const(c) => self.push(ins2(Code::Mov_r32_imm32, reg, c as u32)),
             SVal::Addr(Base::Stack, k) => {
-                store.escaped = true;
                 let d = k.wrapping_sub(store.real_esp) as i32;
                 self.push(ins2(Code::Lea_r32_m, reg, esp_mem(d)));
             }
@@ -249,6 +248,11 @@ impl Emitter<'_> {
                 }
             }
         };
+        if region == Region::Of(Base::Stack) {
+            // The byte must end up at or above the machine's esp (nothing
+            // below it is safe, and the scratch pushes use it).
+            self.lower_real_esp(store, start);
+        }
         self.store_value(store, region, start, value, width);
         for i in 0..width {
             if let Some(k) = store.mem.get_mut(&(region, start.wrapping_add(i))) {

@@ -1,0 +1,118 @@
+//! Block order: depth-first from the entry, each block followed (when it can
+//! be) by the block it falls through to, so most `Jump`s disappear and most
+//! `Branch`es become a single `jcc`.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{Block, EmitError, Item, Label, Residual, Terminator};
+
+/// The residual's blocks by label, checked: unique labels, every reference defined.
+pub(crate) struct Blocks<'a> {
+    /// Block of each label.
+    pub by_label: HashMap<Label, &'a Block>,
+    /// The entry label.
+    pub entry: Label,
+}
+
+impl<'a> Blocks<'a> {
+    /// Indexes and checks `residual`.
+    pub fn new(residual: &'a Residual) -> Result<Self, EmitError> {
+        let entry = residual.entry.ok_or(EmitError::NoEntry)?;
+        let mut by_label = HashMap::new();
+        for block in &residual.blocks {
+            if by_label.insert(block.label, block).is_some() {
+                return Err(EmitError::DuplicateLabel(block.label));
+            }
+        }
+        let defined = |l: Label| {
+            if by_label.contains_key(&l) {
+                Ok(())
+            } else {
+                Err(EmitError::UnknownLabel(l))
+            }
+        };
+        defined(entry)?;
+        for block in &residual.blocks {
+            for l in successors(block) {
+                defined(l)?;
+            }
+        }
+        Ok(Blocks { by_label, entry })
+    }
+
+    fn get(&self, label: Label) -> &'a Block {
+        self.by_label[&label]
+    }
+}
+
+/// Every label a block refers to: called blocks (in item order), then the
+/// terminator's targets.
+fn successors(block: &Block) -> Vec<Label> {
+    let mut out: Vec<Label> = block
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::CallLabel(l, _) => Some(*l),
+            _ => None,
+        })
+        .collect();
+    match &block.terminator {
+        Terminator::Exit => {}
+        Terminator::Jump(l, _) => out.push(*l),
+        Terminator::Branch {
+            taken, not_taken, ..
+        } => {
+            out.push(*taken);
+            out.push(*not_taken);
+        }
+    }
+    out
+}
+
+/// The emission order of the blocks reachable from the entry (unreachable
+/// blocks are dropped).
+///
+/// Depth-first: a chain starts at a block popped from the stack and continues
+/// with the block's fall-through candidate while that one is not placed yet: a
+/// `Jump` target, else a `Branch`'s `not_taken`, else its `taken`. Every other
+/// successor (called blocks, the other branch target) is pushed for later.
+pub(crate) fn order(blocks: &Blocks<'_>) -> Vec<Label> {
+    let mut placed: HashSet<Label> = HashSet::new();
+    let mut order = Vec::new();
+    let mut stack = vec![blocks.entry];
+    while let Some(start) = stack.pop() {
+        let mut current = start;
+        while placed.insert(current) {
+            order.push(current);
+            let block = blocks.get(current);
+            let mut later: Vec<Label> = Vec::new();
+            let mut next = None;
+            for item in &block.items {
+                if let Item::CallLabel(l, _) = item {
+                    later.push(*l);
+                }
+            }
+            match &block.terminator {
+                Terminator::Exit => {}
+                Terminator::Jump(l, _) => next = Some(*l),
+                Terminator::Branch {
+                    taken, not_taken, ..
+                } => {
+                    if !placed.contains(not_taken) {
+                        later.push(*taken);
+                        next = Some(*not_taken);
+                    } else {
+                        next = Some(*taken);
+                    }
+                }
+            }
+            // Pushed in reverse so the first one named is visited first.
+            stack.extend(later.into_iter().rev().filter(|l| !placed.contains(l)));
+            match next {
+                Some(n) if !placed.contains(&n) => current = n,
+                _ => break,
+            }
+        }
+    }
+    order
+}

@@ -1,0 +1,125 @@
+//! The encoded residual as an `objdump -d -M intel`-like listing.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use iced_x86::OpKind;
+use wiper_elf::Binary;
+use wiper_x86::format::{InstructionPrinter, Syntax};
+
+use crate::{Encoded, Label};
+
+/// The encoded code, one instruction per line: address, bytes, Intel syntax as
+/// `wiper disasm` prints it, and a comment with the instruction's origin (`;
+/// from 0x8049abc`, `; reduced from 0x...`, `; materialized for 0x...`, `;
+/// fallback 0x...`, `; glue 0x...`, `; pc thunk eax`, `; trap`). Every block
+/// starts with an `L3:` line. Branch targets are named: original addresses
+/// with the binary's symbols (`call 0x8049010 <print_int>`), residual blocks
+/// with their labels (`jne 0x804c012 <L2>`), thunks as `<pc_thunk.eax>`. In a
+/// PIE, the `lea` after a thunk call also shows the link-time address it
+/// loads (`; materialized for 0x1290, address 0x4018 <calls>`).
+pub fn listing(binary: &Binary, encoded: &Encoded) -> String {
+    let mut printer = InstructionPrinter::new(binary, Syntax::Intel);
+    let mut names: HashMap<u32, String> = HashMap::new();
+    for &(reg, addr) in &encoded.thunks {
+        names.insert(addr, thunk_name(reg));
+    }
+    for (label, addr) in &encoded.labels {
+        names.entry(*addr).or_insert_with(|| label.to_string());
+    }
+    let widest = encoded
+        .lines
+        .iter()
+        .map(|l| l.instruction.len())
+        .max()
+        .unwrap_or(1);
+    let bytes_width = widest * 3 - 1;
+    let mut out = format!(
+        "; {} residual instructions, {} bytes at {:#010x}, entry {:#010x}\n",
+        encoded.instruction_count,
+        encoded.code_size(),
+        encoded.code_vaddr,
+        encoded.entry_vaddr
+    );
+    let mut thunk_of: HashMap<u32, String> = HashMap::new();
+    for &(reg, addr) in &encoded.thunks {
+        thunk_of.insert(addr, format!("{reg:?}").to_lowercase());
+    }
+    let mut in_thunk = String::new();
+    let mut after_thunk_call: Option<(iced_x86::Register, u32)> = None;
+    for line in &encoded.lines {
+        if let Some(reg) = thunk_of.get(&line.address) {
+            let _ = writeln!(out, "{}:", thunk_name_str(reg));
+            in_thunk = reg.clone();
+        }
+        let labels: Vec<&Label> = line.empty_blocks.iter().chain(&line.block).collect();
+        for label in labels {
+            let _ = writeln!(out, "{label}:");
+        }
+        let at = line.address.wrapping_sub(encoded.load_vaddr) as usize;
+        let bytes = encoded
+            .code
+            .get(at..at.saturating_add(line.instruction.len()))
+            .unwrap_or_default()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut text = printer.format(&line.instruction);
+        if matches!(line.instruction.op0_kind(), OpKind::NearBranch32) {
+            if let Some(name) = names.get(&line.instruction.near_branch32()) {
+                let _ = write!(text, " <{name}>");
+            }
+        }
+        let mut comment = match (&line.origin, line.address < encoded.code_vaddr) {
+            (Some(origin), _) => origin.to_string(),
+            (None, true) => format!("pc thunk {in_thunk}"),
+            (None, false) => "trap: the exit block could fall through".to_string(),
+        };
+        // `call pc_thunk.R; lea R,[R+d]` loads the address (thunk + 5) + d.
+        let ins = &line.instruction;
+        if let Some((reg, base)) = after_thunk_call.take() {
+            if ins.code() == iced_x86::Code::Lea_r32_m
+                && ins.op0_register() == reg
+                && ins.memory_base() == reg
+                && ins.memory_index() == iced_x86::Register::None
+            {
+                let addr = base.wrapping_add(ins.memory_displacement32());
+                let _ = write!(comment, ", address {addr:#x}");
+                if let Some(name) = data_name(binary, addr) {
+                    let _ = write!(comment, " <{name}>");
+                }
+            }
+        }
+        if ins.is_call_near() {
+            after_thunk_call = encoded
+                .thunks
+                .iter()
+                .find(|(_, a)| *a == ins.near_branch32())
+                .map(|&(reg, a)| (reg, a + 5));
+        }
+        let _ = writeln!(
+            out,
+            "  {:08x}  {bytes:<bytes_width$}  {text:<40} ; {comment}",
+            line.address
+        );
+    }
+    out
+}
+
+/// The symbol at `addr` (any kind: data addresses matter here), if any.
+fn data_name(binary: &Binary, addr: u32) -> Option<String> {
+    binary
+        .symbols
+        .iter()
+        .find(|s| s.addr == addr)
+        .map(|s| s.name.clone())
+}
+
+fn thunk_name(reg: iced_x86::Register) -> String {
+    thunk_name_str(&format!("{reg:?}").to_lowercase())
+}
+
+fn thunk_name_str(reg: &str) -> String {
+    format!("pc_thunk.{reg}")
+}

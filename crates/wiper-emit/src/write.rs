@@ -1,0 +1,557 @@
+//! Writing the output ELF by patching bytes.
+//!
+//! The output is the input file, unchanged except for:
+//! - the `PT_NOTE` program header, rewritten in place as a `PT_LOAD` (RWX) of
+//!   the new segment, moved after the last `PT_LOAD` if it came before one
+//!   (loaders expect `PT_LOAD`s sorted by address);
+//! - a `jmp rel32` over the first 5 bytes of the specialized function;
+//! - the ELF header's `e_shoff` and `e_shnum`;
+//! - the section headers of `.shstrtab`, `.symtab` and `.strtab`, which point
+//!   to grown copies of those tables appended after the new segment.
+//!
+//! Appended to the file: zero padding to a page boundary, the new segment
+//! (data, thunks, code), the grown string and symbol tables and a new section
+//! header table with `.wiper` (thunks and code), `.wiper.data` (when there is
+//! data) and, for a binary without `.symtab` (stripped), a new `.symtab` and
+//! `.strtab`. Nothing in the input moves, so nothing that points into it
+//! (dynamic section, relocations, GOT, jump tables) needs fixing; the old copies
+//! of the tables stay behind as unused bytes.
+
+use wiper_elf::Binary;
+
+use crate::{EmitError, Encoded, Plan, Residual, PAGE_SIZE};
+
+pub(crate) const PT_LOAD: u32 = 1;
+pub(crate) const PT_NOTE: u32 = 4;
+const PF_X: u32 = 1;
+const PF_W: u32 = 2;
+const PF_R: u32 = 4;
+const SHT_PROGBITS: u32 = 1;
+const SHT_SYMTAB: u32 = 2;
+const SHT_STRTAB: u32 = 3;
+const SHF_WRITE: u32 = 1;
+const SHF_ALLOC: u32 = 2;
+const SHF_EXECINSTR: u32 = 4;
+const STB_GLOBAL: u8 = 1;
+const STT_OBJECT: u8 = 1;
+const STT_FUNC: u8 = 2;
+const SHN_LORESERVE: usize = 0xff00;
+const PHDR_SIZE: usize = 32;
+const SHDR_SIZE: usize = 40;
+const SYM_SIZE: usize = 16;
+
+fn u16_at(d: &[u8], off: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(d.get(off..off + 2)?.try_into().ok()?))
+}
+
+fn u32_at(d: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(d.get(off..off + 4)?.try_into().ok()?))
+}
+
+fn put_u16(d: &mut [u8], off: usize, v: u16) {
+    d[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u32(d: &mut [u8], off: usize, v: u32) {
+    d[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn malformed(what: &str) -> EmitError {
+    EmitError::Malformed(what.to_string())
+}
+
+/// The fields of the ELF32 header the writer needs.
+pub(crate) struct ElfHeader {
+    phoff: usize,
+    phnum: usize,
+    shoff: usize,
+    shnum: usize,
+    shstrndx: usize,
+}
+
+/// One program header.
+pub(crate) struct Phdr {
+    /// `p_type`.
+    pub p_type: u32,
+    /// `p_vaddr`.
+    pub vaddr: u32,
+    /// `p_memsz`.
+    pub memsz: u32,
+}
+
+impl ElfHeader {
+    /// Reads and bounds-checks the header of an ELF32 little-endian file.
+    pub fn read(d: &[u8]) -> Result<ElfHeader, EmitError> {
+        if d.len() < 52 || &d[..4] != b"\x7fELF" || d[4] != 1 || d[5] != 1 {
+            return Err(malformed("not a 32-bit little-endian ELF file"));
+        }
+        let get16 = |o| u16_at(d, o).map(usize::from).unwrap_or(0);
+        let get32 = |o| u32_at(d, o).unwrap_or(0) as usize;
+        let h = ElfHeader {
+            phoff: get32(28),
+            phnum: get16(44),
+            shoff: get32(32),
+            shnum: get16(48),
+            shstrndx: get16(50),
+        };
+        if h.phnum > 0 && (get16(42) != PHDR_SIZE || h.phoff + h.phnum * PHDR_SIZE > d.len()) {
+            return Err(malformed("program header table outside the file"));
+        }
+        if h.has_sections() && (get16(46) != SHDR_SIZE || h.shoff + h.shnum * SHDR_SIZE > d.len()) {
+            return Err(malformed("section header table outside the file"));
+        }
+        Ok(h)
+    }
+
+    /// Whether there is a section header table the writer can extend (not
+    /// absent, not using extended numbering).
+    fn has_sections(&self) -> bool {
+        self.shoff != 0 && self.shnum != 0 && self.shstrndx < self.shnum
+    }
+
+    /// The program headers, in table order.
+    pub fn program_headers(&self, d: &[u8]) -> Result<Vec<Phdr>, EmitError> {
+        (0..self.phnum)
+            .map(|i| {
+                let at = self.phoff + i * PHDR_SIZE;
+                Some(Phdr {
+                    p_type: u32_at(d, at)?,
+                    vaddr: u32_at(d, at + 8)?,
+                    memsz: u32_at(d, at + 20)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| malformed("program header table outside the file"))
+    }
+}
+
+/// One section header, as raw fields.
+#[derive(Clone, Copy, Default)]
+struct Shdr {
+    name: u32,
+    kind: u32,
+    flags: u32,
+    addr: u32,
+    offset: u32,
+    size: u32,
+    link: u32,
+    info: u32,
+    align: u32,
+    entsize: u32,
+}
+
+impl Shdr {
+    fn read(d: &[u8], at: usize) -> Option<Shdr> {
+        let f = |i: usize| u32_at(d, at + 4 * i);
+        Some(Shdr {
+            name: f(0)?,
+            kind: f(1)?,
+            flags: f(2)?,
+            addr: f(3)?,
+            offset: f(4)?,
+            size: f(5)?,
+            link: f(6)?,
+            info: f(7)?,
+            align: f(8)?,
+            entsize: f(9)?,
+        })
+    }
+
+    fn bytes(&self) -> [u8; SHDR_SIZE] {
+        let mut out = [0u8; SHDR_SIZE];
+        let fields = [
+            self.name,
+            self.kind,
+            self.flags,
+            self.addr,
+            self.offset,
+            self.size,
+            self.link,
+            self.info,
+            self.align,
+            self.entsize,
+        ];
+        for (i, v) in fields.iter().enumerate() {
+            put_u32(&mut out, 4 * i, *v);
+        }
+        out
+    }
+
+    /// The section's bytes in the file.
+    fn contents<'a>(&self, d: &'a [u8]) -> Result<&'a [u8], EmitError> {
+        let start = self.offset as usize;
+        start
+            .checked_add(self.size as usize)
+            .and_then(|end| d.get(start..end))
+            .ok_or_else(|| malformed("a symbol or string table lies outside the file"))
+    }
+}
+
+/// The output ELF: the input with the residual's segment mapped through the
+/// reused `PT_NOTE` program header (flags RWX, align 0x1000), `function_entry`
+/// patched with a `jmp rel32` to `encoded.entry_vaddr`, and sections `.wiper`
+/// (thunks and code) and `.wiper.data` (data, if any) plus the symbols
+/// `symbol_name` (a global function at the entry, as big as the residual code),
+/// `symbol_name.pc_thunk.REG` per PC thunk and `symbol_name.data` (if there is
+/// data), so `objdump` and `gdb` name the new code. All existing symbols are kept.
+/// A stripped input gets a new `.symtab` holding just these symbols; an input
+/// without section headers gets no sections and no symbols (it still runs).
+///
+/// Fails when `input` is not the file `binary` was parsed from, when `plan`
+/// and `encoded` do not match, when `symbol_name` is empty or holds a NUL, when the binary has no `PT_NOTE`, or when the
+/// function is not in a file-backed executable segment or its symbol says it is
+/// shorter than 5 bytes.
+pub fn write_elf(
+    input: &[u8],
+    binary: &Binary,
+    plan: &Plan,
+    residual: &Residual,
+    encoded: &Encoded,
+    function_entry: u32,
+    symbol_name: &str,
+) -> Result<Vec<u8>, EmitError> {
+    if input != binary.file_bytes() {
+        return Err(EmitError::Mismatch(
+            "the input bytes are not the file the binary was parsed from".to_string(),
+        ));
+    }
+    if symbol_name.is_empty() || symbol_name.contains('\0') {
+        return Err(EmitError::SymbolName(symbol_name.to_string()));
+    }
+    check_plan(input, binary, plan, residual, encoded)?;
+    let header = ElfHeader::read(input)?;
+    let phdrs = header.program_headers(input)?;
+    let note = phdrs
+        .iter()
+        .position(|p| p.p_type == PT_NOTE)
+        .ok_or(EmitError::NoNoteSegment)?;
+
+    // The new segment: data, zeros up to the thunks, thunks and code.
+    let mut segment = vec![0u8; (plan.thunk_vaddr - plan.segment_vaddr) as usize];
+    let data_at = (plan.data_vaddr - plan.segment_vaddr) as usize;
+    segment[data_at..data_at + residual.data.len()].copy_from_slice(&residual.data);
+    segment.extend_from_slice(&encoded.code);
+    let segment_size = u32::try_from(segment.len())
+        .map_err(|_| EmitError::AddressSpace("the new segment is over 4 GiB".to_string()))?;
+    if u64::from(plan.segment_vaddr) + u64::from(segment_size) > u64::from(u32::MAX) {
+        return Err(EmitError::AddressSpace(format!(
+            "{segment_size:#x} bytes at {:#x}",
+            plan.segment_vaddr
+        )));
+    }
+    let segment_offset = u32::try_from(plan.segment_offset)
+        .map_err(|_| EmitError::AddressSpace("the output file would be over 4 GiB".to_string()))?;
+
+    let mut out = input.to_vec();
+    patch_entry(&mut out, binary, function_entry, encoded.entry_vaddr)?;
+    out.resize(plan.segment_offset as usize, 0);
+    out.extend_from_slice(&segment);
+
+    // PT_NOTE -> PT_LOAD, kept after the other PT_LOADs.
+    let at = header.phoff + note * PHDR_SIZE;
+    let fields = [
+        PT_LOAD,
+        segment_offset,
+        plan.segment_vaddr,
+        plan.segment_vaddr,
+        segment_size,
+        segment_size,
+        PF_R | PF_W | PF_X,
+        PAGE_SIZE,
+    ];
+    for (i, v) in fields.iter().enumerate() {
+        put_u32(&mut out, at + 4 * i, *v);
+    }
+    if let Some(last_load) = phdrs.iter().rposition(|p| p.p_type == PT_LOAD) {
+        if last_load > note {
+            let start = header.phoff + note * PHDR_SIZE;
+            let end = header.phoff + (last_load + 1) * PHDR_SIZE;
+            out[start..end].rotate_left(PHDR_SIZE);
+        }
+    }
+
+    if header.has_sections() {
+        add_sections(
+            &mut out,
+            input,
+            &header,
+            plan,
+            residual,
+            encoded,
+            symbol_name,
+        )?;
+    }
+    Ok(out)
+}
+
+/// Checks that the plan's segment lies past every segment and the file's end,
+/// and that the encoded code and the data fit the plan.
+fn check_plan(
+    input: &[u8],
+    binary: &Binary,
+    plan: &Plan,
+    residual: &Residual,
+    encoded: &Encoded,
+) -> Result<(), EmitError> {
+    let mismatch = |m: &str| Err(EmitError::Mismatch(m.to_string()));
+    let page = u64::from(PAGE_SIZE);
+    if plan.segment_offset != crate::align_up(input.len() as u64, page)
+        || plan.segment_offset % page != u64::from(plan.segment_vaddr) % page
+    {
+        return mismatch(
+            "the plan's file offset is not the first page boundary past the file's end",
+        );
+    }
+    let end = binary
+        .segments
+        .iter()
+        .map(|s| u64::from(s.vaddr) + u64::from(s.mem_size))
+        .max()
+        .unwrap_or(0);
+    if u64::from(plan.segment_vaddr) < end {
+        return mismatch("the plan's segment overlaps an existing segment");
+    }
+    if !(plan.segment_vaddr <= plan.data_vaddr
+        && plan.data_vaddr <= plan.thunk_vaddr
+        && plan.thunk_vaddr <= plan.code_vaddr)
+    {
+        return mismatch("the plan's data, thunk and code addresses are out of order");
+    }
+    if residual.data.len() as u64 > u64::from(plan.data_room()) {
+        return Err(EmitError::DataTooLarge {
+            len: residual.data.len(),
+            room: plan.data_room(),
+        });
+    }
+    if encoded.load_vaddr != plan.thunk_vaddr
+        || encoded.code_vaddr != plan.code_vaddr
+        || (encoded.code.len() as u64) < u64::from(plan.code_vaddr - plan.thunk_vaddr)
+    {
+        return mismatch("the encoded code was not made for this plan");
+    }
+    Ok(())
+}
+
+/// Writes `jmp target` over the first 5 bytes of the function at `entry`.
+fn patch_entry(out: &mut [u8], binary: &Binary, entry: u32, target: u32) -> Result<(), EmitError> {
+    if let Some(sym) = binary.function_at(entry) {
+        if sym.size != 0 && sym.size < 5 {
+            return Err(EmitError::FunctionTooShort {
+                addr: entry,
+                size: sym.size,
+            });
+        }
+    }
+    let seg = binary
+        .segments
+        .iter()
+        .find(|s| {
+            s.perms.execute
+                && entry >= s.vaddr
+                && u64::from(entry) + 5 <= u64::from(s.vaddr) + u64::from(s.file_size)
+        })
+        .ok_or(EmitError::EntryNotMapped(entry))?;
+    let at = (seg.offset + (entry - seg.vaddr)) as usize;
+    let rel = target.wrapping_sub(entry.wrapping_add(5));
+    let patch = out
+        .get_mut(at..at + 5)
+        .ok_or(EmitError::EntryNotMapped(entry))?;
+    patch[0] = 0xe9;
+    patch[1..].copy_from_slice(&rel.to_le_bytes());
+    Ok(())
+}
+
+/// Appends `name` and a NUL to a string table; returns its offset.
+fn add_string(table: &mut Vec<u8>, name: &str) -> u32 {
+    let at = table.len() as u32;
+    table.extend_from_slice(name.as_bytes());
+    table.push(0);
+    at
+}
+
+/// Pads `out` with zeros to a multiple of `align`.
+fn pad_to(out: &mut Vec<u8>, align: usize) {
+    while out.len() % align != 0 {
+        out.push(0);
+    }
+}
+
+/// A symbol to add: name, value, size, type, section index.
+struct NewSymbol {
+    name: String,
+    value: u32,
+    size: u32,
+    kind: u8,
+    shndx: u16,
+}
+
+/// Appends the grown string and symbol tables and a new section header table
+/// (see the module documentation).
+fn add_sections(
+    out: &mut Vec<u8>,
+    input: &[u8],
+    header: &ElfHeader,
+    plan: &Plan,
+    residual: &Residual,
+    encoded: &Encoded,
+    symbol_name: &str,
+) -> Result<(), EmitError> {
+    let mut shdrs: Vec<Shdr> = (0..header.shnum)
+        .map(|i| Shdr::read(input, header.shoff + i * SHDR_SIZE))
+        .collect::<Option<_>>()
+        .ok_or_else(|| malformed("section header table outside the file"))?;
+    let file_offset = |vaddr: u32| (plan.segment_offset as u32) + (vaddr - plan.segment_vaddr);
+    let shstrndx = header.shstrndx;
+    let mut shstrtab = shdrs[shstrndx].contents(input)?.to_vec();
+    // The existing symbol table and its string table, if any.
+    let symtab_index = shdrs.iter().position(|s| s.kind == SHT_SYMTAB);
+    let (mut symtab, strtab_index) = match symtab_index {
+        Some(i) => {
+            let link = shdrs[i].link as usize;
+            if link >= shdrs.len() || shdrs[link].kind != SHT_STRTAB {
+                return Err(malformed(".symtab is not linked to a string table"));
+            }
+            if shdrs[i].size as usize % SYM_SIZE != 0 {
+                return Err(malformed(".symtab size is not a multiple of 16"));
+            }
+            (shdrs[i].contents(input)?.to_vec(), Some(link))
+        }
+        None => (vec![0u8; SYM_SIZE], None),
+    };
+    // When .symtab's names live in .shstrtab, both grow in one table.
+    let shared = strtab_index == Some(shstrndx);
+    let mut strtab = match strtab_index {
+        Some(i) if !shared => shdrs[i].contents(input)?.to_vec(),
+        Some(_) => Vec::new(),
+        None => vec![0u8],
+    };
+
+    // New sections, in address order: .wiper.data, .wiper, then (stripped
+    // input) .symtab, .strtab.
+    let mut added = Vec::new();
+    let mut data_index = None;
+    if !residual.data.is_empty() {
+        data_index = Some(shdrs.len());
+        added.push(Shdr {
+            name: add_string(&mut shstrtab, ".wiper.data"),
+            kind: SHT_PROGBITS,
+            flags: SHF_ALLOC | SHF_WRITE,
+            addr: plan.data_vaddr,
+            offset: file_offset(plan.data_vaddr),
+            size: residual.data.len() as u32,
+            align: 16,
+            ..Shdr::default()
+        });
+    }
+    let code_index = shdrs.len() + added.len();
+    added.push(Shdr {
+        name: add_string(&mut shstrtab, ".wiper"),
+        kind: SHT_PROGBITS,
+        flags: SHF_ALLOC | SHF_EXECINSTR,
+        addr: encoded.load_vaddr,
+        offset: file_offset(encoded.load_vaddr),
+        size: encoded.code.len() as u32,
+        align: 16,
+        ..Shdr::default()
+    });
+    let new_tables = symtab_index.is_none();
+    if new_tables {
+        let strtab_at = shdrs.len() + added.len() + 1;
+        added.push(Shdr {
+            name: add_string(&mut shstrtab, ".symtab"),
+            kind: SHT_SYMTAB,
+            link: strtab_at as u32,
+            info: 1,
+            align: 4,
+            entsize: SYM_SIZE as u32,
+            ..Shdr::default()
+        });
+        added.push(Shdr {
+            name: add_string(&mut shstrtab, ".strtab"),
+            kind: SHT_STRTAB,
+            align: 1,
+            ..Shdr::default()
+        });
+    }
+    let total = shdrs.len() + added.len();
+    if total >= SHN_LORESERVE {
+        return Err(malformed("too many sections to add the .wiper sections"));
+    }
+
+    // The symbols.
+    let mut symbols = vec![NewSymbol {
+        name: symbol_name.to_string(),
+        value: encoded.entry_vaddr,
+        size: encoded.code_size(),
+        kind: STT_FUNC,
+        shndx: code_index as u16,
+    }];
+    for &(reg, addr) in &encoded.thunks {
+        symbols.push(NewSymbol {
+            name: format!(
+                "{symbol_name}.pc_thunk.{}",
+                format!("{reg:?}").to_lowercase()
+            ),
+            value: addr,
+            size: 7,
+            kind: STT_FUNC,
+            shndx: code_index as u16,
+        });
+    }
+    if let Some(i) = data_index {
+        symbols.push(NewSymbol {
+            name: format!("{symbol_name}.data"),
+            value: plan.data_vaddr,
+            size: residual.data.len() as u32,
+            kind: STT_OBJECT,
+            shndx: i as u16,
+        });
+    }
+    for s in &symbols {
+        let names = if shared { &mut shstrtab } else { &mut strtab };
+        let name = add_string(names, &s.name);
+        let mut entry = [0u8; SYM_SIZE];
+        put_u32(&mut entry, 0, name);
+        put_u32(&mut entry, 4, s.value);
+        put_u32(&mut entry, 8, s.size);
+        entry[12] = (STB_GLOBAL << 4) | s.kind;
+        put_u16(&mut entry, 14, s.shndx);
+        symtab.extend_from_slice(&entry);
+    }
+
+    // Append the tables and repoint their headers.
+    let place = |out: &mut Vec<u8>, bytes: &[u8], align: usize| -> u32 {
+        pad_to(out, align);
+        let at = out.len() as u32;
+        out.extend_from_slice(bytes);
+        at
+    };
+    let shstr_at = place(out, &shstrtab, 1);
+    let sym_at = place(out, &symtab, 4);
+    let str_at = if shared {
+        shstr_at
+    } else {
+        place(out, &strtab, 1)
+    };
+    let (sym_index, str_index) = match (symtab_index, strtab_index) {
+        (Some(s), Some(t)) => (s, t),
+        _ => (total - 2, total - 1),
+    };
+    shdrs.extend(added);
+    shdrs[shstrndx].offset = shstr_at;
+    shdrs[shstrndx].size = shstrtab.len() as u32;
+    shdrs[sym_index].offset = sym_at;
+    shdrs[sym_index].size = symtab.len() as u32;
+    if !shared {
+        shdrs[str_index].offset = str_at;
+        shdrs[str_index].size = strtab.len() as u32;
+    }
+    pad_to(out, 4);
+    let shoff = out.len() as u32;
+    for s in &shdrs {
+        out.extend_from_slice(&s.bytes());
+    }
+    put_u32(out, 32, shoff);
+    put_u16(out, 48, shdrs.len() as u16);
+    Ok(())
+}

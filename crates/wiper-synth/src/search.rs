@@ -1,0 +1,593 @@
+//! The McSynth-style enumerative search: an instruction pool pruned by the
+//! goal's footprint (the registers its formulas read, the registers it may
+//! write, its constants, and opcodes chosen by the operators its formulas
+//! use), then sequences of length 1, 2 and 3 in order, each pruned by
+//! liveness (every instruction must write something a later one reads or the
+//! goal needs) and refuted by concrete evaluation before any proof; and
+//! divide and conquer, which splits a goal into independent locations,
+//! synthesizes each and verifies the concatenation.
+
+use std::rc::Rc;
+
+use iced_x86::Instruction;
+use wiper_qfbv::{ExprId, ExprPool, Op};
+use wiper_sem::{Loc, Reg};
+
+use crate::asm::{build, high_byte, sized, Opnd};
+use crate::cands::{decompose, var_reg};
+use crate::compose::{LiftInfo, SymState};
+use crate::spec::Spec;
+use crate::{GoalCtx, Synthesizer};
+
+/// Scratch registers the pool uses at most.
+const MAX_SCRATCH: usize = 2;
+/// 32-bit constants the pool uses at most.
+const MAX_POOL_CONSTS: usize = 6;
+/// Condition-code suffixes of `setcc`/`cmovcc` (iced spelling).
+const CONDS: [&str; 16] = [
+    "o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g",
+];
+
+/// Which operator families the goal's formulas use.
+#[derive(Default, Debug)]
+struct Ops {
+    add: bool,
+    mul: bool,
+    wide_mul: bool,
+    shl: bool,
+    shr: bool,
+    sar: bool,
+    rot: bool,
+    and: bool,
+    or: bool,
+    xor: bool,
+    not: bool,
+    zext: bool,
+    sext: bool,
+    cmp: bool,
+    ite: bool,
+}
+
+impl Ops {
+    fn of(pool: &ExprPool, roots: &[ExprId]) -> Ops {
+        let mut o = Ops::default();
+        for s in pool.subterms(roots) {
+            let w = pool.sort(s).width().unwrap_or(0);
+            match pool.op(s) {
+                Op::Add | Op::Sub | Op::Neg => o.add = true,
+                Op::Mul if w > 32 => o.wide_mul = true,
+                Op::Mul => o.mul = true,
+                Op::Shl => o.shl = true,
+                Op::Lshr => o.shr = true,
+                Op::Ashr => o.sar = true,
+                Op::Rotl | Op::Rotr => o.rot = true,
+                Op::And => o.and = true,
+                Op::Or => o.or = true,
+                Op::Xor => o.xor = true,
+                Op::Not => o.not = true,
+                Op::ZeroExt(_) => {
+                    o.zext = true;
+                    if pool.width(pool.args(s)[0]) == 1 {
+                        o.cmp = true;
+                    }
+                }
+                Op::SignExt(_) => o.sext = true,
+                Op::Extract { lo: 0, .. } => o.zext = true,
+                Op::Extract { .. } => o.shr = true,
+                Op::Eq | Op::Ult | Op::Ule | Op::Slt | Op::Sle => o.cmp = true,
+                Op::Ite => o.ite = true,
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+/// The instruction pool for `spec`, cheapest-looking first.
+pub(crate) fn templates(pool: &ExprPool, spec: &Spec) -> Vec<Instruction> {
+    let data: Vec<ExprId> = spec
+        .targets()
+        .into_iter()
+        .filter(|(l, _)| match l {
+            Loc::Reg(r) => spec.changed_regs & 1 << r.index() != 0,
+            Loc::Mem => spec.mem_changed,
+            _ => false,
+        })
+        .map(|(_, e)| e)
+        .collect();
+    let mut ops = Ops::of(pool, &data);
+    let flags = spec.changed_flags != 0;
+    if flags {
+        ops.cmp = true;
+        let all: Vec<ExprId> = spec.targets().into_iter().map(|(_, e)| e).collect();
+        let fo = Ops::of(pool, &all);
+        ops.add |= fo.add;
+        ops.and |= fo.and && !fo.add;
+    }
+    // Registers the formulas read (sources) and may write (destinations).
+    let roots: Vec<ExprId> = spec.targets().into_iter().map(|(_, e)| e).collect();
+    let mut srcs: Vec<Reg> = Vec::new();
+    for s in pool.subterms(&roots) {
+        if let Some(r) = var_reg(pool, s) {
+            if !spec.is_stale(r) && !srcs.contains(&r) {
+                srcs.push(r);
+            }
+        }
+    }
+    let mut dsts: Vec<Reg> = Reg::ALL
+        .into_iter()
+        .filter(|r| spec.changed_regs & 1 << r.index() != 0 && *r != Reg::Esp)
+        .collect();
+    // Scratch registers, those the formulas read first (an operation in
+    // place on a dead source is common).
+    let mut scratch: Vec<Reg> = Reg::ALL
+        .into_iter()
+        .filter(|r| spec.scratch & 1 << r.index() != 0)
+        .collect();
+    scratch.sort_by_key(|r| !srcs.contains(r));
+    dsts.extend(scratch.into_iter().take(MAX_SCRATCH));
+    let mut readable = srcs.clone();
+    for d in &dsts {
+        if !readable.contains(d) {
+            readable.push(*d);
+        }
+    }
+    let consts: Vec<u32> = spec
+        .consts
+        .iter()
+        .filter(|c| c.1 == 32)
+        .map(|c| c.0)
+        .take(MAX_POOL_CONSTS)
+        .collect();
+    let counts: Vec<u32> = consts
+        .iter()
+        .copied()
+        .filter(|&c| (1..32).contains(&c))
+        .collect();
+    let has_cl = srcs.contains(&Reg::Ecx);
+    let reads_cf = pool.subterms(&roots).into_iter().any(|e| {
+        matches!(
+            pool.as_var(e).and_then(|v| Loc::of_var(pool, v)),
+            Some(Loc::Flag(wiper_sem::Flag::Cf))
+        )
+    });
+
+    let mut out: Vec<Option<Instruction>> = Vec::new();
+    let r32 = |r: Reg| Opnd::R(r.to_iced());
+    let imm = Opnd::I;
+    for &d in &dsts {
+        let dd = r32(d);
+        for &s in &readable {
+            if s != d {
+                out.push(build("Mov", &[dd, r32(s)]));
+            }
+        }
+        for &k in &consts {
+            out.push(build("Mov", &[dd, imm(k)]));
+        }
+    }
+    for &d in &dsts {
+        let dd = r32(d);
+        let binary = |mn: &str, out: &mut Vec<Option<Instruction>>| {
+            for &s in &readable {
+                out.push(build(mn, &[dd, r32(s)]));
+            }
+            for &k in &consts {
+                out.push(build(mn, &[dd, imm(k)]));
+            }
+        };
+        if ops.add {
+            binary("Add", &mut out);
+            binary("Sub", &mut out);
+            if reads_cf {
+                binary("Adc", &mut out);
+                binary("Sbb", &mut out);
+            }
+            out.push(build("Inc", &[dd]));
+            out.push(build("Dec", &[dd]));
+            out.push(build("Neg", &[dd]));
+            for &s in &srcs {
+                for &k in &consts {
+                    let a = decompose_addr(s, k);
+                    out.push(build("Lea", &[dd, Opnd::M(a, 32)]));
+                }
+            }
+        }
+        if ops.mul {
+            for &s in &readable {
+                out.push(build("Imul", &[dd, r32(s)]));
+                for &k in &consts {
+                    out.push(build("Imul", &[dd, r32(s), imm(k)]));
+                }
+            }
+        }
+        let shifts = |mn: &str, out: &mut Vec<Option<Instruction>>| {
+            for &k in &counts {
+                out.push(build(mn, &[dd, imm(k)]));
+            }
+            if !counts.contains(&1) {
+                out.push(build(mn, &[dd, imm(1)]));
+            }
+            if has_cl && d != Reg::Ecx {
+                out.push(build(mn, &[dd, Opnd::R(iced_x86::Register::CL)]));
+            }
+        };
+        if ops.shl || ops.mul {
+            shifts("Shl", &mut out);
+        }
+        if ops.shr {
+            shifts("Shr", &mut out);
+        }
+        if ops.sar {
+            shifts("Sar", &mut out);
+        }
+        if ops.rot {
+            shifts("Rol", &mut out);
+            shifts("Ror", &mut out);
+        }
+        if ops.and {
+            binary("And", &mut out);
+        }
+        if ops.or {
+            binary("Or", &mut out);
+        }
+        if ops.xor {
+            binary("Xor", &mut out);
+        }
+        if ops.not {
+            out.push(build("Not", &[dd]));
+        }
+        for (flag, mn) in [(ops.zext, "Movzx"), (ops.sext, "Movsx")] {
+            if !flag {
+                continue;
+            }
+            for &s in &readable {
+                for part in [sized(s, 8), high_byte(s), sized(s, 16)]
+                    .into_iter()
+                    .flatten()
+                {
+                    out.push(build(mn, &[dd, Opnd::R(part)]));
+                }
+            }
+        }
+        if ops.sext && d == Reg::Edx && readable.contains(&Reg::Eax) {
+            out.push(build("Cdq", &[]));
+        }
+        if ops.cmp {
+            if let Some(d8) = sized(d, 8) {
+                for c in CONDS {
+                    out.push(build(&format!("Set{c}"), &[Opnd::R(d8)]));
+                }
+            }
+        }
+        if ops.ite {
+            for c in CONDS {
+                for &s in &readable {
+                    if s != d {
+                        out.push(build(&format!("Cmov{c}"), &[dd, r32(s)]));
+                    }
+                }
+            }
+        }
+    }
+    if ops.cmp {
+        for &s in &readable {
+            for &t in &readable {
+                out.push(build("Cmp", &[r32(s), r32(t)]));
+                out.push(build("Test", &[r32(s), r32(t)]));
+            }
+            for &k in &consts {
+                out.push(build("Cmp", &[r32(s), imm(k)]));
+                out.push(build("Test", &[r32(s), imm(k)]));
+            }
+        }
+    }
+    if ops.wide_mul {
+        for &s in &readable {
+            out.push(build("Mul", &[r32(s)]));
+            out.push(build("Imul", &[r32(s)]));
+        }
+    }
+    // Memory: the goal's own accesses only.
+    for acc in &spec.accesses {
+        let Some(a) = decompose(pool, acc.addr, spec.stale) else {
+            continue;
+        };
+        let w = acc.size * 8;
+        for &d in &dsts {
+            let dd = r32(d);
+            match w {
+                32 => out.push(build("Mov", &[dd, Opnd::M(a, 32)])),
+                8 | 16 => {
+                    out.push(build("Movzx", &[dd, Opnd::M(a, w)]));
+                    out.push(build("Movsx", &[dd, Opnd::M(a, w)]));
+                }
+                _ => {}
+            }
+        }
+        if ops.cmp {
+            let m = Opnd::M(a, w);
+            for &s in &readable {
+                if let Some(r) = sized(s, w) {
+                    out.push(build("Cmp", &[m, Opnd::R(r)]));
+                    out.push(build("Test", &[m, Opnd::R(r)]));
+                }
+            }
+            for &(k, kw) in &spec.consts {
+                if kw == w {
+                    out.push(build("Cmp", &[m, imm(k)]));
+                    out.push(build("Test", &[m, imm(k)]));
+                }
+            }
+        }
+        if acc.write && spec.mem_changed {
+            let m = Opnd::M(a, w);
+            let mut regs: Vec<Opnd> = readable
+                .iter()
+                .filter_map(|&s| sized(s, w))
+                .map(Opnd::R)
+                .collect();
+            regs.extend(consts.iter().map(|&k| imm(k)));
+            for &x in &regs {
+                out.push(build("Mov", &[m, x]));
+                for (on, mn) in [
+                    (ops.add, "Add"),
+                    (ops.add, "Sub"),
+                    (ops.and, "And"),
+                    (ops.or, "Or"),
+                    (ops.xor, "Xor"),
+                ] {
+                    if on {
+                        out.push(build(mn, &[m, x]));
+                    }
+                }
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    for i in out.into_iter().flatten() {
+        if !seen.contains(&i) {
+            seen.push(i);
+        }
+    }
+    seen
+}
+
+/// `[s + k]`.
+fn decompose_addr(s: Reg, k: u32) -> crate::asm::Addr {
+    crate::asm::Addr {
+        base: Some(s),
+        index: None,
+        disp: k,
+    }
+}
+
+/// A pool entry: an instruction and its prepared lift.
+struct Entry {
+    ins: Instruction,
+    info: Rc<LiftInfo>,
+}
+
+/// Whether instruction `a`, followed by `later`, does something useful:
+/// writes a location the goal changes or a later instruction reads.
+fn useful(spec: &Spec, a: &LiftInfo, later: &[&LiftInfo]) -> bool {
+    let reads_regs = later.iter().fold(0u8, |m, i| m | i.reads_regs);
+    let reads_flags = later.iter().fold(0u8, |m, i| m | i.reads_flags);
+    let reads_mem = later.iter().any(|i| i.reads_mem);
+    a.writes_regs & (spec.changed_regs | reads_regs) != 0
+        || a.writes_flags & (spec.changed_flags | reads_flags) != 0
+        || a.writes_mem && (spec.mem_changed || reads_mem)
+}
+
+impl Synthesizer {
+    /// The pool for `spec`, pruned by what the instructions may write.
+    fn entries(&mut self, spec: &Spec) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for ins in templates(&self.pool, spec) {
+            let Some(info) = self.composer.info(&mut self.pool, &ins) else {
+                continue;
+            };
+            let i = &info;
+            if i.unusable
+                || i.faults
+                || i.writes_regs & !spec.writable() != 0
+                || i.writes_flags & spec.kept_flags != 0
+                || (i.writes_mem && !spec.mem_changed)
+                || i.reads_regs & spec.stale & !spec.writable() != 0
+            {
+                continue;
+            }
+            out.push(Entry { ins, info });
+        }
+        out
+    }
+
+    /// Enumerates sequences of up to `max_len` instructions from the pool
+    /// until one is proved or the goal's candidate budget is spent.
+    pub(crate) fn search(&mut self, ctx: &mut GoalCtx, max_len: usize) -> Option<Vec<Instruction>> {
+        let spec = ctx.spec.clone();
+        let pool = self.entries(&spec);
+        let init = SymState::initial(&mut self.pool, spec.stale);
+        // Length 1.
+        for e in &pool {
+            if ctx.exhausted() {
+                return None;
+            }
+            if !useful(&spec, &e.info, &[]) {
+                continue;
+            }
+            if let Some(st) = init.step(&mut self.pool, &e.info) {
+                if self.check_state(ctx, &st, false) {
+                    return Some(vec![e.ins]);
+                }
+            }
+        }
+        if max_len < 2 {
+            return None;
+        }
+        // Length 2 and 3, depth first over prefixes.
+        for (ia, a) in pool.iter().enumerate() {
+            if ctx.exhausted() {
+                return None;
+            }
+            let Some(sa) = init.step(&mut self.pool, &a.info) else {
+                continue;
+            };
+            for (ib, b) in pool.iter().enumerate() {
+                if ctx.exhausted() {
+                    return None;
+                }
+                if ia == ib || !useful(&spec, &a.info, &[&b.info]) || !useful(&spec, &b.info, &[]) {
+                    continue;
+                }
+                let Some(sb) = sa.step(&mut self.pool, &b.info) else {
+                    continue;
+                };
+                if self.check_state(ctx, &sb, false) {
+                    return Some(vec![a.ins, b.ins]);
+                }
+            }
+        }
+        if max_len < 3 {
+            return None;
+        }
+        for a in pool.iter() {
+            let Some(sa) = init.step(&mut self.pool, &a.info) else {
+                continue;
+            };
+            for b in pool.iter() {
+                if ctx.exhausted() {
+                    return None;
+                }
+                if b.ins == a.ins || !useful(&spec, &a.info, &[&b.info]) {
+                    continue;
+                }
+                let Some(sb) = sa.step(&mut self.pool, &b.info) else {
+                    continue;
+                };
+                for c in pool.iter() {
+                    if ctx.exhausted() {
+                        return None;
+                    }
+                    if c.ins == b.ins
+                        || !useful(&spec, &a.info, &[&b.info, &c.info])
+                        || !useful(&spec, &b.info, &[&c.info])
+                        || !useful(&spec, &c.info, &[])
+                    {
+                        continue;
+                    }
+                    let Some(sc) = sb.step(&mut self.pool, &c.info) else {
+                        continue;
+                    };
+                    if self.check_state(ctx, &sc, false) {
+                        return Some(vec![a.ins, b.ins, c.ins]);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Divide and conquer: when the goal changes several registers (or
+    /// registers and memory) and no flag, synthesizes each location on its
+    /// own, ordered so that no location is overwritten before a later part
+    /// reads it, then verifies the concatenation.
+    pub(crate) fn split(&mut self, ctx: &mut GoalCtx) -> Option<Vec<Instruction>> {
+        let spec = ctx.spec.clone();
+        if spec.changed_flags != 0 {
+            return None;
+        }
+        let mut parts: Vec<Loc> = Reg::ALL
+            .into_iter()
+            .filter(|r| spec.changed_regs & 1 << r.index() != 0)
+            .map(Loc::Reg)
+            .collect();
+        if spec.mem_changed {
+            parts.push(Loc::Mem);
+        }
+        if parts.len() < 2 {
+            return None;
+        }
+        // What each part's formula reads.
+        let reads: Vec<(u8, bool)> = parts
+            .iter()
+            .map(|&l| {
+                let e = goal_of(&spec, l);
+                let mut regs = 0u8;
+                let mut mem = false;
+                for v in self.pool.vars(e) {
+                    match Loc::of_var(&self.pool, v) {
+                        Some(Loc::Reg(r)) => regs |= 1 << r.index(),
+                        Some(Loc::Mem) => mem = true,
+                        _ => {}
+                    }
+                }
+                (regs, mem)
+            })
+            .collect();
+        let writes = |l: Loc| -> (u8, bool) {
+            match l {
+                Loc::Reg(r) => (1 << r.index(), false),
+                _ => (0, true),
+            }
+        };
+        // Order: a part that reads what another writes goes first.
+        let mut order: Vec<usize> = Vec::new();
+        let mut left: Vec<usize> = (0..parts.len()).collect();
+        while !left.is_empty() {
+            let pick = left.iter().position(|&i| {
+                let (wr, wm) = writes(parts[i]);
+                left.iter().all(|&j| {
+                    j == i || {
+                        let (rr, rm) = reads[j];
+                        rr & wr == 0 && !(rm && wm)
+                    }
+                })
+            })?;
+            order.push(left.remove(pick));
+        }
+        let mut seq = Vec::new();
+        for (n, &i) in order.iter().enumerate() {
+            let later = &order[n + 1..];
+            let earlier = &order[..n];
+            let mut sub = spec.clone();
+            let read_later = later.iter().fold(0u8, |m, &j| m | reads[j].0);
+            for r in Reg::ALL {
+                let bit = 1u8 << r.index();
+                let l = Loc::Reg(r);
+                let var = wiper_sem::loc_var(&mut self.pool, l);
+                if parts[i] == l {
+                    continue;
+                }
+                if earlier.iter().any(|&j| parts[j] == l) || read_later & bit != 0 {
+                    // Done already, or needed later: keep its current value.
+                    sub.reg_goal[r.index()] = Some(var);
+                    sub.changed_regs &= !bit;
+                    sub.scratch &= !bit;
+                } else if later.iter().any(|&j| parts[j] == l) {
+                    // Written later and not read: free for now.
+                    sub.reg_goal[r.index()] = None;
+                    sub.changed_regs &= !bit;
+                    sub.scratch |= bit;
+                }
+            }
+            if parts[i] != Loc::Mem {
+                sub.mem_goal = wiper_sem::loc_var(&mut self.pool, Loc::Mem);
+                sub.mem_changed = false;
+            }
+            let (found, _) = self.solve_part(&sub, ctx.budget_left() / 2)?;
+            seq.extend(found);
+        }
+        let st = self.compose_seq(&spec, &seq)?;
+        self.check_state(ctx, &st, false).then_some(seq)
+    }
+}
+
+/// The goal value of location `l`.
+fn goal_of(spec: &Spec, l: Loc) -> ExprId {
+    match l {
+        Loc::Reg(r) => spec.reg_goal[r.index()].expect("a changed register has a goal"),
+        Loc::Flag(f) => spec.flag_goal[f.index()].expect("a changed flag has a goal"),
+        _ => spec.mem_goal,
+    }
+}
