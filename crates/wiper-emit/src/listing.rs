@@ -7,13 +7,13 @@ use iced_x86::OpKind;
 use wiper_elf::Binary;
 use wiper_x86::format::{InstructionPrinter, Syntax};
 
-use crate::{Encoded, Label};
+use crate::Encoded;
 
 /// The encoded code, one instruction per line: address, bytes, Intel syntax as
 /// `wiper disasm` prints it, and a comment with the instruction's origin (`;
 /// from 0x8049abc`, `; reduced from 0x...`, `; materialized for 0x...`, `;
-/// fallback 0x...`, `; glue 0x...`, `; pc thunk eax`, `; trap`). Every block
-/// starts with an `L3:` line. Branch targets are named: original addresses
+/// fallback 0x...`, `; glue 0x...`, `; pc thunk eax`, `; trap`). A block
+/// that is entered other than by falling through starts with an `L3:` line. Branch targets are named: original addresses
 /// with the binary's symbols (`call 0x8049010 <print_int>`), residual blocks
 /// with their labels (`jne 0x804c012 <L2>`), thunks as `<pc_thunk.eax>`. In a
 /// PIE, the `lea` after a thunk call also shows the link-time address it
@@ -45,6 +45,12 @@ pub fn listing(binary: &Binary, encoded: &Encoded) -> String {
     for &(reg, addr) in &encoded.thunks {
         thunk_of.insert(addr, format!("{reg:?}").to_lowercase());
     }
+    let targets: std::collections::HashSet<u32> = encoded
+        .lines
+        .iter()
+        .filter(|l| matches!(l.instruction.op0_kind(), OpKind::NearBranch32))
+        .map(|l| l.instruction.near_branch32())
+        .collect();
     let mut in_thunk = String::new();
     let mut after_thunk_call: Option<(iced_x86::Register, u32)> = None;
     for line in &encoded.lines {
@@ -52,9 +58,14 @@ pub fn listing(binary: &Binary, encoded: &Encoded) -> String {
             let _ = writeln!(out, "{}:", thunk_name_str(reg));
             in_thunk = reg.clone();
         }
-        let labels: Vec<&Label> = line.empty_blocks.iter().chain(&line.block).collect();
-        for label in labels {
-            let _ = writeln!(out, "{label}:");
+        // One label line where control arrives other than by falling
+        // through (the entry, a branch target); blocks merged into their
+        // predecessor by fall-through are not shown.
+        let label = line.block.as_ref().or(line.empty_blocks.last());
+        if let Some(label) = label {
+            if targets.contains(&line.address) || line.address == encoded.entry_vaddr {
+                let _ = writeln!(out, "{label}:");
+            }
         }
         let at = line.address.wrapping_sub(encoded.load_vaddr) as usize;
         let bytes = encoded

@@ -1,0 +1,279 @@
+//! `wiper specialize`: residual listings of the slides' examples and others
+//! (insta snapshots, plus structural checks that hold whatever the exact
+//! code), the summary line, the output file, and one-line errors.
+
+mod common;
+
+use common::{assert_fails, path_arg, stdout_of, wiper};
+use wiper_testkit::{run_binary, scratch_file, testdata_bin};
+
+fn bin(name: &str) -> String {
+    path_arg(&testdata_bin(name)).to_owned()
+}
+
+/// The `--emit asm` listing of a specialization.
+fn residual_asm(binary: &str, function: &str, statics: &[&str]) -> String {
+    let b = bin(binary);
+    let mut args = vec!["specialize", &b, "--function", function, "--emit", "asm"];
+    for s in statics {
+        args.push("--static");
+        args.push(s);
+    }
+    stdout_of(&args)
+}
+
+/// The instruction lines of a listing (mnemonic and operands).
+fn instructions(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| {
+            let text = l.split(';').next().unwrap_or("");
+            // address, then the code bytes (two hex digits each), then the text.
+            text.split_whitespace()
+                .skip(1)
+                .skip_while(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_hexdigit()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Targets of the residual's branches that lie at or before the branch
+/// (loops).
+fn backward_branches(listing: &str) -> usize {
+    listing
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains(" j"))
+        .filter(|l| {
+            let mut words = l.split_whitespace();
+            let addr = u32::from_str_radix(words.next().unwrap(), 16).unwrap();
+            let target = l
+                .split_whitespace()
+                .find(|w| w.starts_with("0x"))
+                .and_then(|w| u32::from_str_radix(&w[2..], 16).ok());
+            target.is_some_and(|t| t <= addr)
+        })
+        .count()
+}
+
+#[test]
+fn power_y1_n2_is_two_multiplications_by_x_plus_1() {
+    for level in ["O0", "O1", "O2"] {
+        let out = residual_asm(&format!("power-{level}"), "power", &["arg1=1", "arg2=2"]);
+        assert_eq!(backward_branches(&out), 0, "no loop at -{level}:\n{out}");
+        let muls = instructions(&out)
+            .iter()
+            .filter(|i| i.starts_with("imul"))
+            .count();
+        assert_eq!(muls, 2, "two multiplications at -{level}:\n{out}");
+        assert!(
+            out.contains("+0x1]") || out.contains(",0x1"),
+            "x+1 at -{level}:\n{out}"
+        );
+        if level != "O1" {
+            insta::assert_snapshot!(format!("specialize_power_{level}_y1_n2"), out);
+        }
+    }
+}
+
+#[test]
+fn prod_y1_n3_unrolls_three_additions() {
+    let out = residual_asm("prod-O0", "prod", &["arg1=1", "arg2=3"]);
+    assert_eq!(backward_branches(&out), 0, "{out}");
+    insta::assert_snapshot!("specialize_prod_O0_y1_n3", out);
+    let out = residual_asm("prod-O2", "prod", &["arg1=1", "arg2=3"]);
+    assert_eq!(backward_branches(&out), 0, "{out}");
+    insta::assert_snapshot!("specialize_prod_O2_y1_n3", out);
+}
+
+#[test]
+fn abn_has_no_specialization_time_address() {
+    for level in ["O0", "O2"] {
+        let out = residual_asm(&format!("abn-{level}"), "abn", &["arg1=1"]);
+        // Every memory operand is relative to the run-time stack pointer:
+        // no absolute address stands for the specialization-time stack.
+        for line in instructions(&out) {
+            if let Some(start) = line.find('[') {
+                assert!(
+                    line[start..].starts_with("[esp"),
+                    "-{level}: `{line}` is not esp-relative:\n{out}"
+                );
+            }
+        }
+        assert!(out.contains("*4"), "b[n] stays an indexed load:\n{out}");
+        insta::assert_snapshot!(format!("specialize_abn_{level}_v1"), out);
+    }
+}
+
+#[test]
+fn more_residuals() {
+    // A dynamic loop with a static invariant inside.
+    let out = residual_asm("power-O2", "power", &["arg1=3"]);
+    assert!(backward_branches(&out) >= 1, "the loop stays:\n{out}");
+    insta::assert_snapshot!("specialize_power_O2_y3", out);
+    // A switch through a jump table with a static selector.
+    let out = residual_asm("switch-O2", "dispatch", &["arg0=2"]);
+    assert!(!out.contains("jmp    DWORD PTR"), "{out}");
+    insta::assert_snapshot!("specialize_dispatch_O2_op2", out);
+    // The VM running x*x + 1 is that computation.
+    let out = residual_asm("interp-O2", "run_vm", &["arg0=@i32:2,6,5,1,1,3,0"]);
+    assert_eq!(backward_branches(&out), 0, "{out}");
+    insta::assert_snapshot!("specialize_run_vm_O2_square_plus_one", out);
+    // A PIE: the global is reached through a pc thunk.
+    let out = residual_asm("pie_switch-O2", "step", &["arg0=2"]);
+    insta::assert_snapshot!("specialize_pie_step_O2_op2", out);
+    // A recursive function with a static argument becomes a constant.
+    let out = residual_asm("recursion-O2", "fact", &["arg0=5"]);
+    assert!(out.contains("0x78"), "5! = 120:\n{out}");
+    insta::assert_snapshot!("specialize_fact_O2_5", out);
+}
+
+#[test]
+fn summary_line_and_runnable_output() {
+    let out_path = scratch_file("power-O2-specialized", b"");
+    let b = bin("power-O2");
+    let o = path_arg(&out_path).to_owned();
+    let out = wiper(&[
+        "specialize",
+        &b,
+        "--function",
+        "power",
+        "--static",
+        "arg1=1",
+        "--static",
+        "arg2=2",
+        "-o",
+        &o,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().last().unwrap();
+    assert!(
+        line.starts_with("wiper: specialized power: 17 -> "),
+        "{line}"
+    );
+    assert!(
+        line.contains(" reduced (") && line.contains(" fallbacks, "),
+        "{line}"
+    );
+    // Callers pass 1 and 2 for y and n, or anything: the residual ignores them.
+    for (x, y, n) in [(5, 1, 2), (-3, 7, 9), (100, 0, 0)] {
+        let args = [x.to_string(), y.to_string(), n.to_string()];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let want = run_binary(&testdata_bin("power-O2"), &[args[0], "1", "2"], b"").unwrap();
+        let got = run_binary(&out_path, &args, b"").unwrap();
+        assert_eq!(got.stdout, want.stdout);
+        assert_eq!(got.status, want.status);
+    }
+    // objdump and gdb see the residual code.
+    let binary = wiper_elf::Binary::open(&out_path).unwrap();
+    assert_eq!(binary.functions_named("power.specialized").len(), 1);
+    assert_eq!(binary.functions_named("power").len(), 1);
+}
+
+#[test]
+fn emit_bin_writes_raw_code_with_its_address() {
+    let out_path = scratch_file("power-O2-residual.bin", b"");
+    let b = bin("power-O2");
+    let o = path_arg(&out_path).to_owned();
+    let out = wiper(&[
+        "specialize",
+        &b,
+        "-f",
+        "power",
+        "--static",
+        "arg2=2",
+        "--emit",
+        "bin",
+        "-o",
+        &o,
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("code loads at 0x"), "{stderr}");
+    let code = std::fs::read(&out_path).unwrap();
+    assert!(!code.is_empty() && code.ends_with(&[0xc3]), "{code:02x?}");
+}
+
+#[test]
+fn errors_are_one_line_with_status_2() {
+    let b = bin("power-O2");
+    assert_fails(
+        &[
+            "specialize",
+            &b,
+            "-f",
+            "power",
+            "--static",
+            "arg1=x",
+            "-o",
+            "/tmp/never",
+        ],
+        "arg1=x",
+    );
+    assert_fails(
+        &[
+            "specialize",
+            &b,
+            "-f",
+            "power",
+            "--static",
+            "arg9=1",
+            "-o",
+            "/tmp/never",
+        ],
+        "arg9",
+    );
+    assert_fails(
+        &["specialize", &b, "-f", "nosuch", "-o", "/tmp/never"],
+        "nosuch",
+    );
+    assert_fails(&["specialize", &b, "-f", "power"], "-o");
+    assert_fails(
+        &[
+            "specialize",
+            "/nonexistent/file",
+            "-f",
+            "power",
+            "-o",
+            "/tmp/never",
+        ],
+        "/nonexistent/file",
+    );
+    // Never the input as output.
+    let copy = scratch_file(
+        "power-O2-copy",
+        &std::fs::read(testdata_bin("power-O2")).unwrap(),
+    );
+    let before = std::fs::read(&copy).unwrap();
+    let c = path_arg(&copy).to_owned();
+    assert_fails(&["specialize", &c, "-f", "power", "-o", &c], "overwrite");
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+    // Unbounded unrolling hits the residual bound.
+    let out_path = scratch_file("never-written", b"");
+    std::fs::remove_file(&out_path).unwrap();
+    let o = path_arg(&out_path).to_owned();
+    let b = bin("power-O2");
+    assert_fails(
+        &[
+            "specialize",
+            &b,
+            "-f",
+            "power",
+            "--static",
+            "arg2=50",
+            "--max-residual",
+            "20",
+            "-o",
+            &o,
+        ],
+        "exceeds 20 instructions",
+    );
+    assert!(!out_path.exists(), "no output on failure");
+}
