@@ -171,6 +171,88 @@ pub enum EmitKind {
     Bin,
 }
 
+/// A finished specialization, ready to be written.
+struct Specialized {
+    binary: Binary,
+    entry: u32,
+    name: String,
+    result: wiper_specialize::Specialization,
+    encoded: wiper_emit::Encoded,
+}
+
+impl Specialized {
+    /// Specializes `function` of the binary at `path` for `statics`.
+    fn new(path: &Path, function: &str, statics: &[String], max_residual: usize) -> Result<Self> {
+        let spec = wiper_bta::StaticSpec::parse_all(statics)?;
+        let binary = load(path)?;
+        let entry = wiper_x86::resolve_function(&binary, function)
+            .with_context(|| format!("{}", path.display()))?;
+        let name = binary
+            .function_at(entry)
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| format!("fn_{entry:x}"));
+        let options = wiper_specialize::Options {
+            max_residual,
+            ..Default::default()
+        };
+        let context = || format!("{}: function {name}", path.display());
+        let result =
+            wiper_specialize::specialize(&binary, entry, &spec, &options).with_context(context)?;
+        let encoded = wiper_emit::encode(&result.plan, &result.residual).with_context(context)?;
+        Ok(Specialized {
+            binary,
+            entry,
+            name,
+            result,
+            encoded,
+        })
+    }
+
+    /// The summary line: instructions before and after, bytes, Reduce
+    /// proofs, fallbacks, time.
+    fn summary(&self) -> String {
+        let st = &self.result.stats;
+        format!(
+            "wiper: specialized {}: {} -> {} instructions, {} bytes, {} reduced ({} proved), {} fallbacks, {:.2} s",
+            self.name,
+            st.original_instructions,
+            self.encoded.instruction_count,
+            self.encoded.code_size(),
+            st.reduced,
+            st.proved,
+            st.fallbacks,
+            st.time.as_secs_f64()
+        )
+    }
+
+    /// Writes the runnable ELF to `out`.
+    fn write_elf(&self, out: &Path) -> Result<()> {
+        let symbol = format!("{}.specialized", self.name);
+        let bytes = wiper_emit::write_elf(
+            self.binary.file_bytes(),
+            &self.binary,
+            &self.result.plan,
+            &self.result.residual,
+            &self.encoded,
+            self.entry,
+            &symbol,
+        )
+        .with_context(|| format!("function {}", self.name))?;
+        write_executable(out, &bytes)
+    }
+}
+
+/// Refuses to write over the input binary.
+fn check_output(input: &Path, output: Option<&Path>) -> Result<()> {
+    match output {
+        Some(out) if same_file(input, out) => Err(anyhow!(
+            "{}: refusing to overwrite the input binary",
+            out.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `wiper specialize`: specializes `function` for `statics` and writes the
 /// residual program. Returns the text for stdout (the listing for
 /// `--emit asm` without `-o`); the summary line goes to stderr.
@@ -182,83 +264,111 @@ pub fn specialize(
     emit: EmitKind,
     max_residual: usize,
 ) -> Result<String> {
-    let spec = wiper_bta::StaticSpec::parse_all(statics)?;
-    let binary = load(path)?;
-    let entry = wiper_x86::resolve_function(&binary, function)
-        .with_context(|| format!("{}", path.display()))?;
-    let name = binary
-        .function_at(entry)
-        .map(|s| s.name.clone())
-        .unwrap_or_else(|| format!("fn_{entry:x}"));
     if emit != EmitKind::Asm && output.is_none() {
-        return Err(anyhow!("-o OUTPUT is required for --emit elf and --emit bin"));
+        return Err(anyhow!(
+            "-o OUTPUT is required for --emit elf and --emit bin"
+        ));
     }
-    if let Some(out) = output {
-        if same_file(path, out) {
-            return Err(anyhow!(
-                "{}: refusing to overwrite the input binary",
-                out.display()
-            ));
-        }
-    }
-    let options = wiper_specialize::Options {
-        max_residual,
-        ..Default::default()
-    };
-    let s = wiper_specialize::specialize(&binary, entry, &spec, &options)
-        .with_context(|| format!("{}: function {name}", path.display()))?;
-    let encoded = wiper_emit::encode(&s.plan, &s.residual)
-        .with_context(|| format!("{}: function {name}", path.display()))?;
+    check_output(path, output)?;
+    let sp = Specialized::new(path, function, statics, max_residual)?;
     let mut stdout = String::new();
-    match emit {
-        EmitKind::Asm => {
-            let text = wiper_emit::listing(&binary, &encoded);
-            match output {
-                Some(out) => std::fs::write(out, text)
-                    .with_context(|| format!("cannot write {}", out.display()))?,
-                None => stdout = text,
+    let mut summary = sp.summary();
+    match (emit, output) {
+        (EmitKind::Asm, None) => stdout = wiper_emit::listing(&sp.binary, &sp.encoded),
+        (EmitKind::Asm, Some(out)) => {
+            std::fs::write(out, wiper_emit::listing(&sp.binary, &sp.encoded))
+                .with_context(|| format!("cannot write {}", out.display()))?
+        }
+        (EmitKind::Bin, Some(out)) => {
+            std::fs::write(out, &sp.encoded.code)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            let _ = write!(summary, "; code loads at {:#x}", sp.encoded.load_vaddr);
+            if sp.result.plan.pie {
+                summary.push_str(" (relative to the load base)");
             }
         }
-        EmitKind::Bin => {
-            let out = output.expect("checked");
-            std::fs::write(out, &encoded.code)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-        }
-        EmitKind::Elf => {
-            let out = output.expect("checked");
-            let symbol = format!("{name}.specialized");
-            let bytes = wiper_emit::write_elf(
-                binary.file_bytes(),
-                &binary,
-                &s.plan,
-                &s.residual,
-                &encoded,
-                entry,
-                &symbol,
-            )
-            .with_context(|| format!("{}: function {name}", path.display()))?;
-            write_executable(out, &bytes)?;
-        }
-    }
-    let st = &s.stats;
-    let mut summary = format!(
-        "wiper: specialized {name}: {} -> {} instructions, {} bytes, {} reduced ({} proved), {} fallbacks, {:.2} s",
-        st.original_instructions,
-        encoded.instruction_count,
-        encoded.code_size(),
-        st.reduced,
-        st.proved,
-        st.fallbacks,
-        st.time.as_secs_f64()
-    );
-    if emit == EmitKind::Bin {
-        let _ = write!(summary, "; code loads at {:#x}", encoded.load_vaddr);
-        if s.plan.pie {
-            summary.push_str(" (relative to the load base)");
-        }
+        (_, Some(out)) => sp.write_elf(out)?,
+        (_, None) => unreachable!("checked above"),
     }
     eprintln!("{summary}");
     Ok(stdout)
+}
+
+/// `wiper compare`: specializes, then shows the original function and the
+/// residual code and runs the original and the specialized binary on the
+/// same program arguments, comparing output and exit status.
+pub fn compare(
+    path: &Path,
+    function: &str,
+    statics: &[String],
+    output: Option<&Path>,
+    args: &[String],
+) -> Result<String> {
+    check_output(path, output)?;
+    let sp = Specialized::new(
+        path,
+        function,
+        statics,
+        wiper_specialize::Options::default().max_residual,
+    )?;
+    let (_, original) = load_function(path, function)?;
+    let out_path = match output {
+        Some(o) => o.to_path_buf(),
+        None => std::env::temp_dir().join(format!(
+            "{}.{}.specialized",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("binary"),
+            sp.name
+        )),
+    };
+    sp.write_elf(&out_path)?;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "== original {} ({} instructions)",
+        sp.name, sp.result.stats.original_instructions
+    );
+    text.push_str(&format::listing(&sp.binary, &original, Syntax::Intel));
+    let _ = writeln!(
+        text,
+        "\n== residual {}.specialized ({} instructions), written to {}",
+        sp.name,
+        sp.encoded.instruction_count,
+        out_path.display()
+    );
+    text.push_str(&wiper_emit::listing(&sp.binary, &sp.encoded));
+    let _ = writeln!(text, "\n== run with arguments: {}", args.join(" "));
+    let run = |p: &Path| -> Result<(String, String)> {
+        let o = std::process::Command::new(p)
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot run {}", p.display()))?;
+        let status = match o.status.code() {
+            Some(c) => format!("exit status {c}"),
+            None => "killed by a signal".to_owned(),
+        };
+        Ok((String::from_utf8_lossy(&o.stdout).into_owned(), status))
+    };
+    let a = run(path)?;
+    let b = run(&out_path)?;
+    let _ = writeln!(text, "original: {:?}, {}", a.0, a.1);
+    let _ = writeln!(text, "residual: {:?}, {}", b.0, b.1);
+    let _ = writeln!(
+        text,
+        "{}",
+        if a == b {
+            "same output and exit status"
+        } else {
+            "DIFFERENT"
+        }
+    );
+    eprintln!("{}", sp.summary());
+    if a != b {
+        print!("{text}");
+        return Err(anyhow!("the residual binary behaves differently"));
+    }
+    Ok(text)
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -84,6 +84,24 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         max_residual: usize,
     },
+    /// Specialize, print the original and the residual code, and run both binaries
+    /// on the same program arguments.
+    Compare {
+        /// The ELF file.
+        binary: PathBuf,
+        /// Function name, or its entry address as 0x followed by hex digits.
+        #[arg(short, long, value_name = "NAME|0xADDR")]
+        function: String,
+        /// A static input (as for `specialize`; repeatable).
+        #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
+        statics: Vec<String>,
+        /// Where to write the specialized binary (default: the temporary directory).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// The program's arguments for both runs (after `--`).
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
 }
 
 /// `wiper specialize --emit` values.
@@ -182,6 +200,13 @@ fn main() -> ExitCode {
                 max_residual,
             )
         }
+        Command::Compare {
+            binary,
+            function,
+            statics,
+            output,
+            args,
+        } => commands::compare(&binary, &function, &statics, output.as_deref(), &args),
     };
     match result.and_then(|text| write_stdout(&text)) {
         Ok(()) => ExitCode::SUCCESS,
