@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod cases;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

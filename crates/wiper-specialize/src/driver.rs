@@ -18,7 +18,7 @@ use crate::eval::{base_var_name, Evaluated, Evaluator, SExpr};
 use crate::function::{FunctionInfo, InstrInfo, ALL_FLAGS};
 use crate::materialize::Emitter;
 use crate::state::{value_bytes, Base, Byte, Known, Region, SVal, Store};
-use crate::{check, Options, SpecializeError, Specialization, Stats};
+use crate::{check, Options, Specialization, SpecializeError, Stats};
 
 /// An inlined call: where to go back to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +40,8 @@ struct State {
     /// Dynamic branches on the path from the entry (for the whistle:
     /// only a loop under dynamic control needs generalization).
     dyn_branches: u32,
+    /// The last specialization point on the path.
+    parent: Option<usize>,
 }
 
 /// A location that can be generalized.
@@ -100,7 +102,7 @@ impl Key {
             }
         };
         while i < a.len() || j < b.len() {
-            if d.len() + words.len() > 2 {
+            if d.len() + words.len() > MAX_GENERALIZED {
                 break;
             }
             match (a.get(i), b.get(j)) {
@@ -136,8 +138,8 @@ enum Next {
     Continue(u32),
     Branch {
         cc: ConditionCode,
-        taken: (u32, State),
-        not_taken: (u32, State),
+        taken: Box<(u32, State)>,
+        not_taken: Box<(u32, State)>,
         address: u32,
     },
     Exit,
@@ -146,7 +148,7 @@ enum Next {
     Table {
         jump: Instruction,
         cases: Vec<u32>,
-        state: State,
+        state: Box<State>,
     },
 }
 
@@ -208,13 +210,23 @@ pub fn specialize(
     sp.stats.original_instructions = top.instrs.len();
     // The entry store.
     let mut store = Store::entry();
-    let region_of_data = if pie { Region::Of(Base::Load) } else { Region::Abs };
+    let region_of_data = if pie {
+        Region::Of(Base::Load)
+    } else {
+        Region::Abs
+    };
     for e in &spec.entries {
         match e {
             StaticInput::Arg {
                 index,
                 value: StaticValue::Int(v),
-            } => write_known(&mut store, Region::Of(Base::Stack), 4 + 4 * index, SVal::Const(u64::from(*v)), false),
+            } => write_known(
+                &mut store,
+                Region::Of(Base::Stack),
+                4 + 4 * index,
+                SVal::Const(u64::from(*v)),
+                false,
+            ),
             StaticInput::Arg { .. } => {}
             StaticInput::Reg { reg, value } => store.set_reg(
                 *reg,
@@ -232,7 +244,13 @@ pub fn specialize(
         } else {
             SVal::Const(u64::from(addr))
         };
-        write_known(&mut store, Region::Of(Base::Stack), 4 + 4 * index, value, false);
+        write_known(
+            &mut store,
+            Region::Of(Base::Stack),
+            4 + 4 * index,
+            value,
+            false,
+        );
         for (i, b) in bytes.iter().enumerate() {
             store.mem.insert(
                 (region_of_data, addr + i as u32),
@@ -250,6 +268,7 @@ pub fn specialize(
         func: entry,
         ctx: Vec::new(),
         dyn_branches: 0,
+        parent: None,
     };
     loop {
         sp.run = RunState::default();
@@ -261,9 +280,12 @@ pub fn specialize(
                     data,
                 };
                 let mut stats = sp.stats.clone();
-                stats.points = sp.run.memo.len();
+                stats.points = sp.run.entries.len();
                 if std::env::var_os("WIPER_DEBUG").is_some() {
-                    eprintln!("wiper: debug: {} points, {} restarts, generalized {:?}", stats.points, stats.restarts, sp.generalized);
+                    eprintln!(
+                        "wiper: debug: {} points, {} restarts, generalized {:?}",
+                        stats.points, stats.restarts, sp.generalized
+                    );
                 }
                 stats.time = start.elapsed();
                 return Ok(Specialization {
@@ -298,14 +320,26 @@ fn write_known(store: &mut Store, region: Region, off: u32, value: SVal, synced:
     }
 }
 
+/// A program point of specialization: function, address, inlined calls.
+type Point = (u32, u32, Vec<Frame>);
+
+/// A specialization point as the whistle sees it.
+struct Entry {
+    point: Point,
+    key: Key,
+    dyn_branches: u32,
+    /// The point before this one on the path that created it.
+    parent: Option<usize>,
+}
+
 /// Per-run state (reset when generalization restarts the run).
 #[derive(Default)]
 struct RunState {
     blocks: Vec<Block>,
     next_label: u32,
-    memo: HashMap<Key, (Label, Store)>,
-    variants: HashMap<(u32, u32, Vec<Frame>), Vec<(Key, u32)>>,
-    diff_counts: HashMap<(u32, u32, Vec<GenLoc>), usize>,
+    memo: HashMap<Key, Vec<(Label, Store)>>,
+    /// Every specialization point, with the one before it on its path.
+    entries: Vec<Entry>,
     worklist: Vec<(Label, u32, State)>,
     size: usize,
 }
@@ -329,6 +363,10 @@ struct Specializer<'a> {
     /// Stack argument bytes of internal callees.
     arg_counts: HashMap<u32, u32>,
 }
+
+/// Most locations one whistle generalizes at once (a loop's counters and
+/// the values derived from them).
+const MAX_GENERALIZED: usize = 4;
 
 /// Stack argument bytes assumed for a callee we cannot analyse.
 const UNKNOWN_ARGS: u32 = 32;
@@ -396,6 +434,7 @@ impl Specializer<'_> {
                     }
                     em.register(&mut state.store, r);
                     state.store.set_reg(r, None);
+                    state.store.copies.retain(|c| c.1 != r);
                 }
                 GenLoc::Reg(_) => {}
                 GenLoc::Flag(fl) => {
@@ -403,6 +442,7 @@ impl Specializer<'_> {
                     state.store.flags[fl.index()] = None;
                 }
                 GenLoc::Word(region, off) => {
+                    state.store.copies.retain(|c| c.0 != off);
                     em.memory(&mut state.store, region, off, 4)?;
                     for i in 0..4 {
                         state.store.mem.remove(&(region, off + i));
@@ -411,11 +451,13 @@ impl Specializer<'_> {
             }
         }
         self.stats.materialized += em.materialized;
-        // Dead registers and flags are dropped.
+        // Dead registers and flags are dropped (with the copy facts on
+        // them: a dead register holds garbage).
         if let Some(info) = f.instrs.get(&addr) {
             for r in Reg::ALL {
                 if r != Reg::Esp && info.live_regs_in & (1 << r.index()) == 0 {
                     state.store.set_reg(r, None);
+                    state.store.copies.retain(|c| c.1 != r);
                 }
             }
             for fl in Flag::ALL {
@@ -425,50 +467,89 @@ impl Specializer<'_> {
             }
         }
         let key = Key::of(addr, &state);
-        if let Some((label, target)) = self.run.memo.get(&key).cloned() {
+        // A memo entry fits when the copies its code relies on hold here too.
+        let hit = self.run.memo.get(&key).and_then(|entries| {
+            entries
+                .iter()
+                .find(|(_, t)| t.copies.iter().all(|c| state.store.copies.contains(c)))
+                .cloned()
+        });
+        if let Some((label, target)) = hit {
             self.glue_to(&mut state.store, &target, addr, &mut glue)?;
             return Ok((label, glue));
         }
-        // Whistle: points that differ from an earlier one in the same one
-        // or two locations, again and again, are a static value changing
-        // under dynamic control: generalize those locations.
+        // Whistle: along this path, the last visits of the same point,
+        // each reached from the one before through a dynamic branch, differ
+        // in the same few locations every time: a static value
+        // changing under dynamic control (a counter). Generalize it there.
         let point = (state.func, addr, state.ctx.clone());
-        let variants = self.run.variants.entry(point).or_default();
-        let mut restart = None;
-        for (v, dyn_branches) in variants.iter().rev().take(64) {
-            if *dyn_branches >= state.dyn_branches {
-                continue;
-            }
-            let d = key.diff(v);
-            // Registers holding stack addresses (esp, a frame pointer) are
-            // never generalized: code moves esp back from them.
-            let stack_reg = |g: &GenLoc| match g {
-                GenLoc::Reg(r) => [key.regs[r.index()], v.regs[r.index()]]
-                    .iter()
-                    .any(|x| matches!(x, Some(SVal::Addr(Base::Stack, _)))),
-                _ => false,
-            };
-            if !d.is_empty() && d.len() <= 2 && !d.iter().any(stack_reg) {
-                let c = self
-                    .run
-                    .diff_counts
-                    .entry((state.func, addr, d.clone()))
-                    .or_default();
-                *c += 1;
-                if *c >= self.options.generalize_after {
-                    restart = Some(d.iter().map(|g| (state.func, addr, *g)).collect());
+        if let Some(d) = self.whistle(&point, &key, &state) {
+            return Err(Stop::Restart(
+                d.iter().map(|g| (state.func, addr, *g)).collect(),
+            ));
+        }
+        let id = self.run.entries.len();
+        self.run.entries.push(Entry {
+            point,
+            key: key.clone(),
+            dyn_branches: state.dyn_branches,
+            parent: state.parent,
+        });
+        state.parent = Some(id);
+        let label = self.new_label();
+        self.run
+            .memo
+            .entry(key)
+            .or_default()
+            .push((label, state.store.clone()));
+        self.run.worklist.push((label, addr, state));
+        Ok((label, glue))
+    }
+
+    /// The locations to generalize at a new point, if the whistle blows.
+    fn whistle(&self, point: &Point, key: &Key, state: &State) -> Option<Vec<GenLoc>> {
+        let k = self.options.generalize_after.max(1);
+        let mut chain: Vec<(&Key, u32)> = vec![(key, state.dyn_branches)];
+        let mut cur = state.parent;
+        let mut steps = 0;
+        while let Some(id) = cur {
+            let e = &self.run.entries[id];
+            if e.point == *point {
+                chain.push((&e.key, e.dyn_branches));
+                if chain.len() > k {
                     break;
                 }
             }
+            cur = e.parent;
+            steps += 1;
+            if steps > 100_000 {
+                return None;
+            }
         }
-        if let Some(r) = restart {
-            return Err(Stop::Restart(r));
+        if chain.len() <= k {
+            return None;
         }
-        variants.push((key.clone(), state.dyn_branches));
-        let label = self.new_label();
-        self.run.memo.insert(key, (label, state.store.clone()));
-        self.run.worklist.push((label, addr, state));
-        Ok((label, glue))
+        let d = chain[0].0.diff(chain[1].0);
+        if d.is_empty() || d.len() > MAX_GENERALIZED {
+            return None;
+        }
+        for w in chain.windows(2) {
+            if w[0].1 <= w[1].1 || w[0].0.diff(w[1].0) != d {
+                return None;
+            }
+        }
+        // Registers holding stack addresses (esp, a frame pointer) are never
+        // generalized: code moves esp back from them.
+        let stack_reg = |g: &GenLoc| match g {
+            GenLoc::Reg(r) => chain
+                .iter()
+                .any(|(x, _)| matches!(x.regs[r.index()], Some(SVal::Addr(Base::Stack, _)))),
+            _ => false,
+        };
+        if d.iter().any(stack_reg) {
+            return None;
+        }
+        Some(d)
     }
 
     /// Glue from `store` to a memo entry's `target` store (same static
@@ -549,8 +630,7 @@ impl Specializer<'_> {
                     None => {
                         return Err(Stop::Fail(SpecializeError::Unsupported {
                             address: addr,
-                            reason: "control reaches an address outside any known function"
-                                .into(),
+                            reason: "control reaches an address outside any known function".into(),
                         }))
                     }
                 }
@@ -570,7 +650,7 @@ impl Specializer<'_> {
                     return Ok(());
                 }
                 Next::Table { jump, cases, state } => {
-                    self.table(label, items, jump, &cases, state)?;
+                    self.table(label, items, jump, &cases, *state)?;
                     return Ok(());
                 }
                 Next::Branch {
@@ -668,8 +748,7 @@ impl Specializer<'_> {
             let _ = k;
         }
         // No case matched: impossible for a table the decoder bounded.
-        cur.1
-            .push(Item::Instr(Instruction::with(Code::Ud2), glue));
+        cur.1.push(Item::Instr(Instruction::with(Code::Ud2), glue));
         self.finish(cur.0, cur.1, Terminator::Exit);
         Ok(())
     }
@@ -714,7 +793,12 @@ impl Specializer<'_> {
         }
     }
 
-    fn step(&mut self, state: &mut State, info: &InstrInfo, items: &mut Vec<Item>) -> Result<Next, Stop> {
+    fn step(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<Next, Stop> {
         let ins = info.instruction;
         let addr = ins.ip32();
         let next = ins.next_ip32();
@@ -732,9 +816,6 @@ impl Specializer<'_> {
             _ => {}
         }
         let (post, ev) = self.evaluate(&state.store, info);
-        if ev.esp_lost && std::env::var_os("WIPER_DEBUG").is_some() {
-            eprintln!("wiper: debug: esp lost in {:?} ctx {:?} gen {:?}", state.store.regs, state.ctx, self.generalized);
-        }
         if ev.esp_lost {
             return Err(Stop::Fail(SpecializeError::Unsupported {
                 address: addr,
@@ -764,9 +845,13 @@ impl Specializer<'_> {
             return Ok(Next::Exit);
         }
         if ev.has_residual() || ev.needs_fallback {
+            let start = items.len();
             self.emit_residual(state, info, items)?;
+            purge_copies(&mut state.store, info, &ev);
+            self.update_copies(state, &items[start..]);
         } else {
             state.store = post;
+            purge_copies(&mut state.store, info, &ev);
         }
         match ev.eip {
             None => Ok(Next::Continue(next)),
@@ -777,7 +862,11 @@ impl Specializer<'_> {
                     && cc != ConditionCode::None
                     && !matches!(
                         ins.mnemonic(),
-                        Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jecxz | Mnemonic::Jcxz
+                        Mnemonic::Loop
+                            | Mnemonic::Loope
+                            | Mnemonic::Loopne
+                            | Mnemonic::Jecxz
+                            | Mnemonic::Jcxz
                     );
                 if !is_jcc && ins.flow_control() == FlowControl::IndirectBranch {
                     let f = self.function(state.func)?;
@@ -815,7 +904,7 @@ impl Specializer<'_> {
                         return Ok(Next::Table {
                             jump: ins,
                             cases,
-                            state: state.clone(),
+                            state: Box::new(state.clone()),
                         });
                     }
                     if state.ctx.is_empty() {
@@ -844,10 +933,67 @@ impl Specializer<'_> {
                 self.stats.materialized += em.materialized;
                 Ok(Next::Branch {
                     cc,
-                    taken: (ins.near_branch32(), state.clone()),
-                    not_taken: (next, state.clone()),
+                    taken: Box::new((ins.near_branch32(), state.clone())),
+                    not_taken: Box::new((next, state.clone())),
                     address: addr,
                 })
+            }
+        }
+    }
+
+    /// Keeps the copy facts true after `emitted` ran: facts on registers or
+    /// slots it writes go; a lone `mov [esp+d],r32` or `mov r32,[esp+d]`
+    /// makes a new one.
+    fn update_copies(&mut self, state: &mut State, emitted: &[Item]) {
+        let copies = &mut state.store.copies;
+        let mut writes_memory = false;
+        for item in emitted {
+            match item {
+                Item::Instr(i, _) => {
+                    if let Ok(l) = wiper_sem::lift(&mut self.pool, i) {
+                        for w in l.writes() {
+                            match w {
+                                Loc::Reg(r) => copies.retain(|c| c.1 != r),
+                                Loc::Mem => writes_memory = true,
+                                _ => {}
+                            }
+                        }
+                    } else {
+                        copies.clear();
+                    }
+                }
+                _ => copies.clear(),
+            }
+        }
+        let single = match emitted {
+            [Item::Instr(i, _)] => Some(*i),
+            _ => None,
+        };
+        let slot = |i: &Instruction, op: u32| -> Option<u32> {
+            (i.op_kind(op) == iced_x86::OpKind::Memory
+                && i.memory_base() == iced_x86::Register::ESP
+                && i.memory_index() == iced_x86::Register::None)
+                .then(|| state.store.real_esp.wrapping_add(i.memory_displacement32()))
+        };
+        let fact = match single {
+            Some(i) if i.code() == Code::Mov_rm32_r32 => {
+                slot(&i, 0).zip(Reg::from_iced(i.op1_register()))
+            }
+            Some(i) if i.code() == Code::Mov_r32_rm32 => {
+                slot(&i, 1).zip(Reg::from_iced(i.op0_register()))
+            }
+            _ => None,
+        };
+        let copies = &mut state.store.copies;
+        if writes_memory {
+            match fact {
+                Some((off, _)) => copies.retain(|c| c.0.wrapping_sub(off).wrapping_add(3) > 6),
+                None => copies.clear(),
+            }
+        }
+        if let Some((off, r)) = fact {
+            if r != Reg::Esp && state.store.regs[r.index()].is_none() {
+                copies.push((off, r));
             }
         }
     }
@@ -920,12 +1066,21 @@ impl Specializer<'_> {
                                 match w {
                                     Loc::Reg(r) if r != Reg::Esp => {
                                         if let Some(k) = s.reg(r) {
-                                            s.set_reg(r, Some(Known { value: k.value, synced: false }));
+                                            s.set_reg(
+                                                r,
+                                                Some(Known {
+                                                    value: k.value,
+                                                    synced: false,
+                                                }),
+                                            );
                                         }
                                     }
                                     Loc::Flag(f) => {
                                         if let Some(k) = s.flag(f) {
-                                            s.flags[f.index()] = Some(Known { value: k.value, synced: false });
+                                            s.flags[f.index()] = Some(Known {
+                                                value: k.value,
+                                                synced: false,
+                                            });
                                         }
                                     }
                                     _ => {}
@@ -1005,12 +1160,21 @@ impl Specializer<'_> {
                 Loc::Reg(Reg::Esp) => s.real_esp = s.esp(),
                 Loc::Reg(r) => {
                     if let Some(k) = s.reg(r) {
-                        s.set_reg(r, Some(Known { value: k.value, synced: true }));
+                        s.set_reg(
+                            r,
+                            Some(Known {
+                                value: k.value,
+                                synced: true,
+                            }),
+                        );
                     }
                 }
                 Loc::Flag(f) => {
                     if let Some(k) = s.flag(f) {
-                        s.flags[f.index()] = Some(Known { value: k.value, synced: true });
+                        s.flags[f.index()] = Some(Known {
+                            value: k.value,
+                            synced: true,
+                        });
                     }
                 }
                 _ => {}
@@ -1040,7 +1204,9 @@ impl Specializer<'_> {
         let mut map = HashMap::new();
         if let Some(v) = self.pool.lookup_var(base_var_name(Base::Stack)) {
             let esp = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
-            let k = self.pool.bv(u64::from(state.store.real_esp.wrapping_neg()), 32);
+            let k = self
+                .pool
+                .bv(u64::from(state.store.real_esp.wrapping_neg()), 32);
             let e = self.pool.add(esp, k);
             map.insert(v, e);
         }
@@ -1075,7 +1241,10 @@ impl Specializer<'_> {
         let statics: Vec<(Reg, u32)> = Reg::ALL
             .iter()
             .filter_map(|r| match state.store.reg(*r) {
-                Some(Known { value, synced: false }) if *r != Reg::Esp => Some((
+                Some(Known {
+                    value,
+                    synced: false,
+                }) if *r != Reg::Esp => Some((
                     *r,
                     match value {
                         SVal::Const(c) => c as u32,
@@ -1097,7 +1266,12 @@ impl Specializer<'_> {
 
     /// Function exit: what the caller can observe goes into the machine,
     /// then the original `ret`.
-    fn exit(&mut self, state: &mut State, ins: &Instruction, items: &mut Vec<Item>) -> Result<(), Stop> {
+    fn exit(
+        &mut self,
+        state: &mut State,
+        ins: &Instruction,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
         let mut em = Emitter {
             items,
             address: ins.ip32(),
@@ -1115,7 +1289,12 @@ impl Specializer<'_> {
     }
 
     /// A system call or other barrier: everything into the machine first.
-    fn barrier(&mut self, state: &mut State, info: &InstrInfo, items: &mut Vec<Item>) -> Result<(), Stop> {
+    fn barrier(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
         let ins = info.instruction;
         self.sync_all(state, ins.ip32(), 0, items)?;
         items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
@@ -1136,9 +1315,16 @@ impl Specializer<'_> {
         args: u32,
         items: &mut Vec<Item>,
     ) -> Result<(), Stop> {
+        state.store.copies.clear();
         let esp = state.store.esp();
         let stack_addr = |v: Option<Known<SVal>>| {
-            matches!(v, Some(Known { value: SVal::Addr(Base::Stack, _), .. }))
+            matches!(
+                v,
+                Some(Known {
+                    value: SVal::Addr(Base::Stack, _),
+                    ..
+                })
+            )
         };
         if [Reg::Eax, Reg::Ecx, Reg::Edx]
             .iter()
@@ -1190,7 +1376,12 @@ impl Specializer<'_> {
     }
 
     /// A call: inlined, specialized as a clone, or kept.
-    fn call(&mut self, state: &mut State, info: &InstrInfo, items: &mut Vec<Item>) -> Result<Next, Stop> {
+    fn call(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<Next, Stop> {
         let ins = info.instruction;
         let addr = ins.ip32();
         let next = ins.next_ip32();
@@ -1304,7 +1495,10 @@ impl Specializer<'_> {
                 },
                 b => b,
             };
-            let known = Known { value: byte, synced: true };
+            let known = Known {
+                value: byte,
+                synced: true,
+            };
             match region {
                 Region::Of(Base::Stack) => {
                     let rel = off.wrapping_sub(shift) as i32;
@@ -1323,6 +1517,27 @@ impl Specializer<'_> {
             func: t,
             ctx: Vec::new(),
             dyn_branches: state.dyn_branches,
+            parent: state.parent,
+        }
+    }
+}
+
+/// Drops the copy facts on whatever the instruction writes (registers, known
+/// stack slots; all of them for a store through an unknown pointer).
+fn purge_copies(store: &mut Store, info: &InstrInfo, ev: &Evaluated) {
+    for w in info.lifted.writes() {
+        if let Loc::Reg(r) = w {
+            store.copies.retain(|c| c.1 != r);
+        }
+    }
+    if !ev.dyn_writes.is_empty() {
+        store.copies.clear();
+    }
+    for (region, off, n) in ev.known_writes.iter().chain(&ev.dyn_known_writes) {
+        if *region == Region::Of(Base::Stack) {
+            store
+                .copies
+                .retain(|c| c.0.wrapping_sub(*off).wrapping_add(3) >= n + 3);
         }
     }
 }

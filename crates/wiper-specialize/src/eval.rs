@@ -155,14 +155,23 @@ impl<'a> Evaluator<'a> {
                 self.out.regs.retain(|(x, _)| *x != r);
                 if r == Reg::Esp {
                     match known {
-                        Some(v @ SVal::Addr(Base::Stack, _)) => {
-                            self.store.set_reg(r, Some(Known { value: v, synced: false }))
-                        }
+                        Some(v @ SVal::Addr(Base::Stack, _)) => self.store.set_reg(
+                            r,
+                            Some(Known {
+                                value: v,
+                                synced: false,
+                            }),
+                        ),
                         _ => self.out.esp_lost = true,
                     }
                 } else {
-                    self.store
-                        .set_reg(r, known.map(|value| Known { value, synced: false }));
+                    self.store.set_reg(
+                        r,
+                        known.map(|value| Known {
+                            value,
+                            synced: false,
+                        }),
+                    );
                     if let Some(e) = dynamic {
                         self.note_escape(e);
                         self.out.regs.push((r, e));
@@ -238,7 +247,7 @@ impl<'a> Evaluator<'a> {
                     self.out.mem = Some(self.cur_mem);
                 }
                 (SExpr::Dyn(a), v) => {
-                    let ve = self.to_expr(v, nbytes * 8);
+                    let ve = self.as_formula(v, nbytes * 8);
                     self.note_escape(ve);
                     self.out.dyn_writes.push(a);
                     self.cur_mem = self.pool.store(self.cur_mem, a, ve);
@@ -264,7 +273,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn to_expr(&mut self, s: SExpr, width: u32) -> ExprId {
+    fn as_formula(&mut self, s: SExpr, width: u32) -> ExprId {
         match s {
             SExpr::Known(v) => self.embed_width(v, width),
             SExpr::Dyn(e) => e,
@@ -338,7 +347,10 @@ impl<'a> Evaluator<'a> {
                 return if c & 1 == 1 { vals[1] } else { vals[2] };
             }
         }
-        if vals.iter().all(|v| matches!(v, SExpr::Known(SVal::Const(_)))) {
+        if vals
+            .iter()
+            .all(|v| matches!(v, SExpr::Known(SVal::Const(_))))
+        {
             let consts: Vec<ExprId> = args
                 .iter()
                 .zip(&vals)
@@ -418,6 +430,21 @@ impl<'a> Evaluator<'a> {
         if all_known {
             if let Some(v) = join_bytes(&bytes) {
                 return SExpr::Known(v);
+            }
+        }
+        // A slot the residual code just stored a register into (or loaded
+        // one from) reads as that register.
+        let mem_var = loc_var(self.pool, Loc::Mem);
+        if n == 4 && region == Region::Of(Base::Stack) && self.cur_mem == mem_var {
+            let none_known =
+                (0..4).all(|i| !self.store.mem.contains_key(&(region, off.wrapping_add(i))));
+            let copy = self.before.copies.iter().find(|(o, r)| {
+                *o == off
+                    && self.before.reg(*r).is_none()
+                    && !self.local.contains_key(&Loc::Reg(*r))
+            });
+            if let (true, Some((_, r))) = (none_known, copy) {
+                return SExpr::Dyn(loc_var(self.pool, Loc::Reg(*r)));
             }
         }
         self.out.partial_reads.push((region, off, n));

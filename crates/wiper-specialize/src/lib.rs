@@ -71,9 +71,10 @@ pub struct Options {
     pub max_residual: usize,
     /// Z3 timeout per proof, in milliseconds.
     pub proof_timeout_ms: u32,
-    /// How many specialization points at one program point may differ from
-    /// another only in the same one or two locations before those
-    /// locations are generalized (made dynamic) there.
+    /// How many consecutive visits of one program point along a path, each
+    /// through a dynamic branch and each differing from the one before in
+    /// the same few locations, make those locations generalized
+    /// (dynamic) there.
     pub generalize_after: usize,
     /// Most nested inlined calls.
     pub max_inline_depth: usize,
@@ -84,7 +85,7 @@ impl Default for Options {
         Options {
             max_residual: 100_000,
             proof_timeout_ms: 2_000,
-            generalize_after: 12,
+            generalize_after: 3,
             max_inline_depth: 48,
         }
     }

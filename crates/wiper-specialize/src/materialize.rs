@@ -66,7 +66,8 @@ pub struct Emitter<'a> {
 
 impl Emitter<'_> {
     fn push(&mut self, i: Instruction) {
-        self.items.push(Item::Instr(i, Origin::Materialized(self.address)));
+        self.items
+            .push(Item::Instr(i, Origin::Materialized(self.address)));
         self.materialized += 1;
     }
 
@@ -105,7 +106,13 @@ impl Emitter<'_> {
             return;
         }
         self.value_into(store, r.to_iced(), k.value);
-        store.set_reg(r, Some(Known { value: k.value, synced: true }));
+        store.set_reg(
+            r,
+            Some(Known {
+                value: k.value,
+                synced: true,
+            }),
+        );
     }
 
     /// `reg := value` (flags untouched).
@@ -141,7 +148,10 @@ impl Emitter<'_> {
                     if k.value {
                         set |= f.eflags_bit();
                     }
-                    store.flags[f.index()] = Some(Known { value: k.value, synced: true });
+                    store.flags[f.index()] = Some(Known {
+                        value: k.value,
+                        synced: true,
+                    });
                 }
             }
         }
@@ -211,7 +221,12 @@ impl Emitter<'_> {
 
     /// Writes the unsynced group of bytes around `(region, a)`: a whole
     /// 4-byte value when the bytes form one, else single bytes.
-    fn memory_at(&mut self, store: &mut Store, region: Region, a: u32) -> Result<(), SpecializeError> {
+    fn memory_at(
+        &mut self,
+        store: &mut Store,
+        region: Region,
+        a: u32,
+    ) -> Result<(), SpecializeError> {
         let byte = store.mem[&(region, a)].value;
         // The aligned word holding the byte, when its 4 bytes are known.
         let word: Vec<Option<Known<Byte>>> = (0..4)
@@ -221,7 +236,10 @@ impl Emitter<'_> {
             Byte::Part(b, o, idx) => {
                 let start = a.wrapping_sub(u32::from(idx));
                 let all = (0..4).all(|i| {
-                    store.mem.get(&(region, start.wrapping_add(i))).map(|k| k.value)
+                    store
+                        .mem
+                        .get(&(region, start.wrapping_add(i)))
+                        .map(|k| k.value)
                         == Some(Byte::Part(b, o, i as u8))
                 });
                 if !all {
@@ -233,10 +251,22 @@ impl Emitter<'_> {
                 (start, SVal::Addr(b, o), 4)
             }
             Byte::Const(_) => {
-                if word.iter().all(|k| matches!(k, Some(Known { value: Byte::Const(_), .. }))) {
+                if word.iter().all(|k| {
+                    matches!(
+                        k,
+                        Some(Known {
+                            value: Byte::Const(_),
+                            ..
+                        })
+                    )
+                }) {
                     let mut v = 0u32;
                     for (i, k) in word.iter().enumerate() {
-                        if let Some(Known { value: Byte::Const(c), .. }) = k {
+                        if let Some(Known {
+                            value: Byte::Const(c),
+                            ..
+                        }) = k
+                        {
                             v |= u32::from(*c) << (8 * i);
                         }
                     }
@@ -263,7 +293,14 @@ impl Emitter<'_> {
     }
 
     /// `mov [region+off], value` for 1 or 4 bytes.
-    fn store_value(&mut self, store: &mut Store, region: Region, off: u32, value: SVal, width: u32) {
+    fn store_value(
+        &mut self,
+        store: &mut Store,
+        region: Region,
+        off: u32,
+        value: SVal,
+        width: u32,
+    ) {
         let needs_scratch = matches!(value, SVal::Addr(..)) || region == Region::Of(Base::Load);
         if !needs_scratch {
             let c = match value {

@@ -84,6 +84,10 @@ pub struct Store {
     /// Whether a stack address has reached residual code (so an unknown
     /// pointer or a callee may reach the frame).
     pub escaped: bool,
+    /// Copies: the dynamic 4-byte stack slot at this offset holds the same
+    /// value as the dynamic register (the residual code just stored or
+    /// loaded it). Not part of memo keys: cleared at specialization points.
+    pub copies: Vec<(u32, Reg)>,
 }
 
 impl Store {
@@ -100,6 +104,7 @@ impl Store {
             mem: BTreeMap::new(),
             real_esp: 0,
             escaped: false,
+            copies: Vec::new(),
         }
     }
 
@@ -151,7 +156,9 @@ impl Store {
 /// Splits a known 32-bit (or narrower) value into its little-endian bytes.
 pub fn value_bytes(v: SVal, nbytes: u32) -> Vec<Byte> {
     match v {
-        SVal::Const(c) => (0..nbytes).map(|i| Byte::Const((c >> (8 * i)) as u8)).collect(),
+        SVal::Const(c) => (0..nbytes)
+            .map(|i| Byte::Const((c >> (8 * i)) as u8))
+            .collect(),
         SVal::Addr(b, o) => (0..nbytes).map(|i| Byte::Part(b, o, i as u8)).collect(),
     }
 }

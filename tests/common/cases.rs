@@ -1,0 +1,973 @@
+//! The specialization cases of the differential tests (`tests/specialize_diff.rs`).
+//!
+//! A [`Case`] names a testdata binary, a function in it and the static inputs
+//! to specialize it to (the `--static` specs of `wiper specialize`), and
+//! generates command lines (and stdin) for the program. The original binary and
+//! the residual one run with the same command line: the positions that reach
+//! the function's static arguments always carry the static values (so the
+//! original computes what the residual computes), the other positions get
+//! random values within the ranges each program's `main` documents. Nothing
+//! here states an expected output: the original binary is the oracle.
+//!
+//! Every rt program is covered at `-O0`, `-O1` and `-O2`, plus the glibc
+//! binaries (`libc_demo-*`, including the PIE, the dynamic and the stripped one)
+//! and the PIE `pie_switch-O0`/`-O2`. Where a category does not need every
+//! function at every level, the levels rotate through the functions, so the
+//! table stays around a hundred specializations.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use wiper_testkit::testdata_bin;
+
+/// A SplitMix64 pseudo-random generator: small, seedable and reproducible, so
+/// each case sees the same "random" inputs on every run.
+#[derive(Clone, Debug)]
+pub struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Rng { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform value in `lo..=hi`.
+    ///
+    /// # Panics
+    ///
+    /// If `lo > hi`.
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        assert!(lo <= hi, "empty range {lo}..={hi}");
+        let span = (hi - lo) as u64 + 1;
+        lo + (self.next_u64() % span) as i64
+    }
+
+    /// A uniform value in `lo..=hi`, as decimal text (for a command line).
+    pub fn range_arg(&mut self, lo: i64, hi: i64) -> String {
+        self.range(lo, hi).to_string()
+    }
+
+    /// Any 32-bit integer, biased towards the values that expose wrapping,
+    /// sign and shift corner cases: a quarter edge values, a quarter small
+    /// values, half uniform over all of `i32`.
+    pub fn any_i32(&mut self) -> i32 {
+        const EDGES: [i32; 12] = [
+            0,
+            1,
+            -1,
+            2,
+            31,
+            32,
+            255,
+            256,
+            0x7fff,
+            0x8000,
+            i32::MAX,
+            i32::MIN,
+        ];
+        match self.range(0, 3) {
+            0 => EDGES[self.range(0, EDGES.len() as i64 - 1) as usize],
+            1 => self.range(-100, 100) as i32,
+            _ => self.next_u64() as u32 as i32,
+        }
+    }
+
+    /// [`Rng::any_i32`] as decimal text.
+    pub fn any_arg(&mut self) -> String {
+        self.any_i32().to_string()
+    }
+
+    /// A random string of `lo..=hi` characters from `alphabet`.
+    pub fn word(&mut self, alphabet: &[u8], lo: usize, hi: usize) -> String {
+        let len = self.range(lo as i64, hi as i64) as usize;
+        (0..len)
+            .map(|_| alphabet[self.range(0, alphabet.len() as i64 - 1) as usize] as char)
+            .collect()
+    }
+
+    /// One of `items`, uniformly.
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.range(0, items.len() as i64 - 1) as usize]
+    }
+}
+
+/// Letters for random strings: `a` often (calls.c counts `a`s), a space and
+/// capitals for variety.
+const TEXT_CHARS: &[u8] = b"aaabcdenrstxyz AZ";
+
+/// One program run: its command-line arguments (without the program name)
+/// and its standard input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    /// The arguments, `argv[1..]`.
+    pub args: Vec<String>,
+    /// The bytes fed to standard input.
+    pub stdin: Vec<u8>,
+}
+
+impl Input {
+    /// A run with these arguments and empty stdin.
+    pub fn argv(args: Vec<String>) -> Input {
+        Input {
+            args,
+            stdin: Vec::new(),
+        }
+    }
+
+    /// The arguments as `&str`s, for [`wiper_testkit::run_binary`].
+    pub fn arg_strs(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+}
+
+/// Makes the inputs of one case from a random generator.
+pub type Generator = Arc<dyn Fn(&mut Rng) -> Input + Send + Sync>;
+
+/// One specialization: `wiper specialize BINARY --function FUNCTION
+/// --static SPEC...`, and how to run the program so that the function gets
+/// the static values.
+#[derive(Clone)]
+pub struct Case {
+    /// File name in `testdata/bin`, e.g. `power-O2`.
+    pub binary: String,
+    /// The function: a symbol name or `0x` and its hex address.
+    pub function: String,
+    /// The static specs, one per `--static` flag (empty: everything dynamic).
+    pub statics: Vec<String>,
+    /// What the case exercises, in a few words.
+    pub what: &'static str,
+    generator: Generator,
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+impl Case {
+    /// A case of `function` in `binary` with the static specs `statics`.
+    pub fn new(
+        binary: impl Into<String>,
+        function: impl Into<String>,
+        statics: Vec<String>,
+        what: &'static str,
+        generator: impl Fn(&mut Rng) -> Input + Send + Sync + 'static,
+    ) -> Case {
+        Case {
+            binary: binary.into(),
+            function: function.into(),
+            statics,
+            what,
+            generator: Arc::new(generator),
+        }
+    }
+
+    /// `BINARY FUNCTION SPEC...`, e.g. `power-O2 power arg1=3 arg2=5`, or
+    /// with `(all dynamic)` for an empty spec: names the case in messages.
+    pub fn label(&self) -> String {
+        let mut s = format!("{} {}", self.binary, self.function);
+        if self.statics.is_empty() {
+            s.push_str(" (all dynamic)");
+        }
+        for spec in &self.statics {
+            let _ = write!(s, " {spec}");
+        }
+        s
+    }
+
+    /// The case's fixed seed: a hash (FNV-1a) of its label, so adding or
+    /// reordering cases never changes another case's inputs.
+    pub fn seed(&self) -> u64 {
+        self.label().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    /// The case's first `count` inputs (always the same ones).
+    pub fn inputs(&self, count: usize) -> Vec<Input> {
+        let mut rng = Rng::new(self.seed());
+        (0..count).map(|_| (self.generator)(&mut rng)).collect()
+    }
+
+    /// One input drawn from `rng` (for tests that want their own inputs).
+    pub fn input_from(&self, rng: &mut Rng) -> Input {
+        (self.generator)(rng)
+    }
+
+    /// The arguments of `wiper specialize` for this case, writing to `out`
+    /// (with the default `--emit elf`).
+    pub fn specialize_args(&self, out: &str) -> Vec<String> {
+        let bin = testdata_bin(&self.binary);
+        let mut args = vec![
+            "specialize".to_owned(),
+            bin.to_str().expect("UTF-8 testdata path").to_owned(),
+            "--function".to_owned(),
+            self.function.clone(),
+        ];
+        for spec in &self.statics {
+            args.push("--static".to_owned());
+            args.push(spec.clone());
+        }
+        args.push("-o".to_owned());
+        args.push(out.to_owned());
+        args
+    }
+}
+
+/// Specs from string slices.
+fn specs(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `@i32:` spec text of `values`: `3,-1,4`.
+fn i32_list(values: &[i32]) -> String {
+    values
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `@bytes:` spec text of `bytes`: two lower-case hex digits each.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The words of `vm_programs[0..4]` in interp.c (opcodes: HALT 0, PUSH 1,
+/// LOADX 2, ADD 3, SUB 4, MUL 5, DUP 6, SWAP 7, OVER 8, DROP 9, JZ 10, JMP 11,
+/// DEC 12). A test checks them against the arrays in the binaries.
+pub const VM_PROGRAMS: [&[i32]; 4] = [
+    // x*x + 1
+    &[2, 6, 5, 1, 1, 3, 0],
+    // x!
+    &[1, 1, 2, 6, 10, 13, 7, 8, 5, 7, 12, 11, 3, 9, 0],
+    // 1 + 2 + ... + x
+    &[1, 0, 2, 6, 10, 13, 7, 8, 3, 7, 12, 11, 3, 9, 0],
+    // 3*x - 7
+    &[2, 1, 3, 5, 1, 7, 4, 0],
+];
+
+/// The symbols of the arrays in [`VM_PROGRAMS`], in the same order.
+pub const VM_PROGRAM_SYMBOLS: [&str; 4] = [
+    "vm_square_plus_one",
+    "vm_factorial",
+    "vm_sum_to",
+    "vm_linear",
+];
+
+/// A Brainfuck program with two nested loops whose trip counts come from the
+/// first input byte (c * 255 inner iterations): long enough to count
+/// instructions.
+pub const BF_NESTED: &str = ",[>-[>+<-]<-]>>.";
+
+/// The rt programs' optimization levels, with their index (used to rotate
+/// functions over the levels).
+const LEVELS: [&str; 3] = ["O0", "O1", "O2"];
+
+/// `run_vm` in `interp-OPT` specialized to VM program `prog` (`arg0` static,
+/// x dynamic): `interp vm PROG X` with X in 0..=100000 (half the time
+/// small).
+pub fn vm_case(opt: &str, prog: usize) -> Case {
+    let spec = format!("arg0=@i32:{}", i32_list(VM_PROGRAMS[prog]));
+    Case::new(
+        format!("interp-{opt}"),
+        "run_vm",
+        vec![spec],
+        "interpreter with a static program (VM)",
+        move |r| {
+            let x = if r.range(0, 1) == 0 {
+                r.range(0, 20)
+            } else {
+                r.range(0, 100_000)
+            };
+            Input::argv(vec!["vm".into(), prog.to_string(), x.to_string()])
+        },
+    )
+}
+
+/// `bf` in `interp-OPT` specialized to the Brainfuck program `prog` (`arg0`
+/// static), input and output buffer dynamic: `interp bf PROG INPUT` with a
+/// random lower-case INPUT of up to 20 bytes.
+pub fn bf_case(opt: &str, prog: &'static str) -> Case {
+    Case::new(
+        format!("interp-{opt}"),
+        "bf",
+        vec![format!("arg0=@str:{prog}")],
+        "interpreter with a static program (Brainfuck)",
+        move |r| {
+            let input = r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20);
+            Input::argv(vec!["bf".into(), prog.into(), input])
+        },
+    )
+}
+
+/// power.c: `power X Y N` -> power(x, y, n). n must stay small and
+/// non-negative (a negative n loops 2^32 times).
+fn power_cases(out: &mut Vec<Case>) {
+    for (i, o) in LEVELS.iter().enumerate() {
+        let bin = format!("power-{o}");
+        out.push(Case::new(
+            &bin,
+            "power",
+            specs(&["arg1=3", "arg2=5"]),
+            "static loop unrolls (y, n static)",
+            |r| Input::argv(vec![r.any_arg(), "3".into(), "5".into()]),
+        ));
+        out.push(Case::new(
+            &bin,
+            "power",
+            specs(&["arg1=-2"]),
+            "dynamic loop, static invariant (y static, n dynamic)",
+            |r| Input::argv(vec![r.any_arg(), "-2".into(), r.range_arg(0, 20)]),
+        ));
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "power",
+                specs(&["arg2=0x8"]),
+                "static loop unrolls, dynamic x + y (hex spec)",
+                |r| Input::argv(vec![r.any_arg(), r.any_arg(), "8".into()]),
+            )),
+            1 => out.push(Case::new(&bin, "power", vec![], "all dynamic", |r| {
+                Input::argv(vec![r.any_arg(), r.any_arg(), r.range_arg(0, 20)])
+            })),
+            _ => out.push(Case::new(
+                &bin,
+                "power",
+                specs(&["arg0=2", "arg1=1", "arg2=10"]),
+                "all static: a constant",
+                |_| Input::argv(vec!["2".into(), "1".into(), "10".into()]),
+            )),
+        }
+    }
+}
+
+/// prod.c: `prod X Y N` -> prod(x, y, n), n small and non-negative.
+fn prod_cases(out: &mut Vec<Case>) {
+    for (i, o) in LEVELS.iter().enumerate() {
+        let bin = format!("prod-{o}");
+        out.push(Case::new(
+            &bin,
+            "prod",
+            specs(&["arg2=6"]),
+            "static loop unrolls (n static)",
+            |r| Input::argv(vec![r.any_arg(), r.any_arg(), "6".into()]),
+        ));
+        out.push(Case::new(
+            &bin,
+            "prod",
+            specs(&["arg0=4", "arg1=-9"]),
+            "dynamic loop, static invariant x + y",
+            |r| Input::argv(vec!["4".into(), "-9".into(), r.range_arg(0, 30)]),
+        ));
+        if i == 1 {
+            out.push(Case::new(&bin, "prod", vec![], "all dynamic", |r| {
+                Input::argv(vec![r.any_arg(), r.any_arg(), r.range_arg(0, 30)])
+            }));
+        }
+    }
+}
+
+/// abn.c: `abn A V N` -> abn(a, v, n), main rejects n outside 0..=4.
+fn abn_cases(out: &mut Vec<Case>) {
+    for (i, o) in LEVELS.iter().enumerate() {
+        let bin = format!("abn-{o}");
+        let n = [3, 4, 0][i];
+        out.push(Case::new(
+            &bin,
+            "abn",
+            vec![format!("arg2={n}")],
+            "static index into a local array",
+            move |r| Input::argv(vec![r.any_arg(), r.any_arg(), n.to_string()]),
+        ));
+        out.push(Case::new(
+            &bin,
+            "abn",
+            specs(&["arg1=7"]),
+            "static array contents, dynamic index",
+            |r| Input::argv(vec![r.any_arg(), "7".into(), r.range_arg(0, 4)]),
+        ));
+        if i == 0 {
+            out.push(Case::new(&bin, "abn", vec![], "all dynamic", |r| {
+                Input::argv(vec![r.any_arg(), r.any_arg(), r.range_arg(0, 4)])
+            }));
+        }
+    }
+}
+
+/// A loops.c `A` for a dynamic position: main runs sum_to(A), so A must not
+/// be huge.
+fn loops_a(r: &mut Rng) -> i64 {
+    r.range(-1000, 100_000)
+}
+
+/// loops.c: `loops A B` (or A and B on stdin) calls sum_to(A), gcd(A, B),
+/// count_bits(A), nested(A & 15, B & 15), collatz_steps(A).
+fn loops_cases(out: &mut Vec<Case>) {
+    for (i, o) in LEVELS.iter().enumerate() {
+        let bin = format!("loops-{o}");
+        // sum_to: a counted loop with a static bound unrolls.
+        let n = [10, 25, 100][i];
+        if i == 1 {
+            out.push(Case::new(
+                &bin,
+                "sum_to",
+                vec![format!("arg0={n}")],
+                "static loop unrolls (inputs on stdin)",
+                move |r| Input {
+                    args: vec![],
+                    stdin: format!("{n} {}\n", r.any_i32()).into_bytes(),
+                },
+            ));
+        } else {
+            out.push(Case::new(
+                &bin,
+                "sum_to",
+                vec![format!("arg0={n}")],
+                "static loop unrolls",
+                move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
+            ));
+        }
+        // nested: both bounds static, or the outer one only.
+        let (outer, inner) = [(5, Some(7)), (3, None), (4, Some(6))][i];
+        let mut nested_specs = vec![format!("arg0={outer}")];
+        if let Some(m) = inner {
+            nested_specs.push(format!("arg1={m}"));
+        }
+        out.push(Case::new(
+            &bin,
+            "nested",
+            nested_specs,
+            if inner.is_some() {
+                "nested static loops unroll"
+            } else {
+                "static outer loop, dynamic inner loop"
+            },
+            move |r| {
+                let a = outer + 16 * r.range(-20, 50);
+                let b = match inner {
+                    Some(m) => m + 16 * r.range(-1000, 1000),
+                    None => i64::from(r.any_i32()),
+                };
+                Input::argv(vec![a.to_string(), b.to_string()])
+            },
+        ));
+        // gcd: a dynamic loop.
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "gcd",
+                specs(&["arg0=360"]),
+                "dynamic loop, a static",
+                |r| Input::argv(vec!["360".into(), r.any_arg()]),
+            )),
+            1 => out.push(Case::new(
+                &bin,
+                "gcd",
+                specs(&["arg1=84"]),
+                "dynamic loop, b static",
+                |r| Input::argv(vec![loops_a(r).to_string(), "84".into()]),
+            )),
+            _ => out.push(Case::new(&bin, "gcd", vec![], "all dynamic", |r| {
+                Input::argv(vec![loops_a(r).to_string(), r.any_arg()])
+            })),
+        }
+        // count_bits: a loop over the bits of a static or dynamic word.
+        match i {
+            1 => out.push(Case::new(&bin, "count_bits", vec![], "all dynamic", |r| {
+                Input::argv(vec![loops_a(r).to_string(), r.any_arg()])
+            })),
+            _ => {
+                let x = [757, 0, 0x8001][i];
+                out.push(Case::new(
+                    &bin,
+                    "count_bits",
+                    vec![format!("arg0={x:#x}")],
+                    "static loop over bits unrolls",
+                    move |r| Input::argv(vec![x.to_string(), r.any_arg()]),
+                ));
+            }
+        }
+        // collatz_steps: a bounded loop with a data-dependent exit.
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "collatz_steps",
+                vec![],
+                "all dynamic",
+                |r| Input::argv(vec![loops_a(r).to_string(), r.any_arg()]),
+            )),
+            _ => {
+                let n = [0, 27, 97][i];
+                out.push(Case::new(
+                    &bin,
+                    "collatz_steps",
+                    vec![format!("arg0={n}")],
+                    "static data-dependent loop unrolls",
+                    move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
+                ));
+            }
+        }
+    }
+}
+
+/// recursion.c: `recursion N X` calls fact(N), fib(N & 15),
+/// ackermann(X & 3, N & 7), pow_rec(X, N & 31). N stays below a few hundred
+/// (fact recurses N deep at -O0).
+fn recursion_cases(out: &mut Vec<Case>) {
+    for (i, o) in LEVELS.iter().enumerate() {
+        let bin = format!("recursion-{o}");
+        let n = [10, 12, 7][i];
+        out.push(Case::new(
+            &bin,
+            "fact",
+            vec![format!("arg0={n}")],
+            "recursion with a static argument",
+            move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
+        ));
+        let k = [6, 13, 3][i];
+        out.push(Case::new(
+            &bin,
+            "pow_rec",
+            vec![format!("arg1={k}")],
+            "recursion on a static n, dynamic x",
+            move |r| Input::argv(vec![(k + 32 * r.range(0, 6)).to_string(), r.any_arg()]),
+        ));
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "ackermann",
+                specs(&["arg0=2"]),
+                "recursion, static m, dynamic n",
+                |r| {
+                    let x = 2 + 4 * r.range(-1000, 1000);
+                    Input::argv(vec![r.range_arg(0, 300), x.to_string()])
+                },
+            )),
+            1 => out.push(Case::new(
+                &bin,
+                "ackermann",
+                specs(&["arg0=2", "arg1=3"]),
+                "recursion with all arguments static",
+                |r| {
+                    let n = 3 + 8 * r.range(0, 30);
+                    let x = 2 + 4 * r.range(-1000, 1000);
+                    Input::argv(vec![n.to_string(), x.to_string()])
+                },
+            )),
+            _ => out.push(Case::new(
+                &bin,
+                "ackermann",
+                specs(&["arg0=1"]),
+                "recursion, static m, dynamic n",
+                |r| {
+                    let x = 1 + 4 * r.range(-1000, 1000);
+                    Input::argv(vec![r.range_arg(0, 300), x.to_string()])
+                },
+            )),
+        }
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "pow_rec",
+                specs(&["arg0=3"]),
+                "recursion on a dynamic n, static x",
+                |r| Input::argv(vec![r.range_arg(0, 300), "3".into()]),
+            )),
+            1 => out.push(Case::new(&bin, "fact", vec![], "all dynamic", |r| {
+                Input::argv(vec![r.range_arg(-3, 300), r.any_arg()])
+            })),
+            _ => out.push(Case::new(
+                &bin,
+                "fib",
+                specs(&["arg0=10"]),
+                "double recursion, static argument",
+                |r| {
+                    let n = 10 + 16 * r.range(0, 15);
+                    Input::argv(vec![n.to_string(), r.any_arg()])
+                },
+            )),
+        }
+    }
+}
+
+/// switch.c: `switch OP A B` -> dispatch(op, a, b) through a jump table.
+fn switch_cases(out: &mut Vec<Case>) {
+    let ops: [[i32; 4]; 3] = [[0, 4, 9, 12], [1, 3, 7, -1], [2, 5, 6, 8]];
+    for (i, o) in LEVELS.iter().enumerate() {
+        let bin = format!("switch-{o}");
+        for op in ops[i] {
+            out.push(Case::new(
+                &bin,
+                "dispatch",
+                vec![format!("arg0={op}")],
+                "jump table with a static selector",
+                move |r| Input::argv(vec![op.to_string(), r.any_arg(), r.any_arg()]),
+            ));
+        }
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "dispatch",
+                specs(&["arg1=0x7f"]),
+                "dynamic selector, static operand",
+                |r| Input::argv(vec![r.range_arg(-2, 11), "127".into(), r.any_arg()]),
+            )),
+            2 => out.push(Case::new(&bin, "dispatch", vec![], "all dynamic", |r| {
+                Input::argv(vec![r.range_arg(-2, 11), r.any_arg(), r.any_arg()])
+            })),
+            _ => {}
+        }
+    }
+}
+
+/// calls.c: `calls A B STRING` (sum_array, swap, my_strlen, count_char, bump,
+/// lookup, crc8, apply, mix; mix calls several of them again), and
+/// `calls arrays N STRING V...`, which calls sum_array({V...}, min(N, #V))
+/// and crc8(STRING, min(N, strlen)) once each: the static-array cases use
+/// that form, since mix calls both with its own stack array.
+fn calls_cases(out: &mut Vec<Case>) {
+    for (i, o) in LEVELS.iter().enumerate() {
+        let bin = format!("calls-{o}");
+        // my_strlen: a loop over a static string.
+        let text = ["partial evaluation", "", "abracadabra"][i];
+        out.push(Case::new(
+            &bin,
+            "my_strlen",
+            vec![format!("arg0=@str:{text}")],
+            "pointer to a static string",
+            move |r| Input::argv(vec![r.any_arg(), r.any_arg(), text.into()]),
+        ));
+        // count_char: static string and/or static character.
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "count_char",
+                specs(&["arg0=@str:abracadabra"]),
+                "static string, dynamic character",
+                |r| Input::argv(vec![r.any_arg(), r.any_arg(), "abracadabra".into()]),
+            )),
+            1 => out.push(Case::new(
+                &bin,
+                "count_char",
+                specs(&["arg0=@str:banana", "arg1=97"]),
+                "static string and character",
+                |r| Input::argv(vec![r.any_arg(), r.any_arg(), "banana".into()]),
+            )),
+            _ => out.push(Case::new(
+                &bin,
+                "count_char",
+                specs(&["arg1=97"]),
+                "dynamic string, static character",
+                |r| Input::argv(vec![r.any_arg(), r.any_arg(), r.word(TEXT_CHARS, 0, 30)]),
+            )),
+        }
+        // sum_array through `calls arrays`.
+        const ARRAY: [i32; 8] = [3, -1, 4, 1, -5, 9, 2, 6];
+        let array_args = || ARRAY.iter().map(i32::to_string).collect::<Vec<_>>();
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "sum_array",
+                vec![format!("arg0=@i32:{}", i32_list(&ARRAY))],
+                "pointer to a static array, dynamic length",
+                move |r| {
+                    let mut args = vec!["arrays".into(), r.range_arg(-1, 9)];
+                    args.push(r.word(TEXT_CHARS, 0, 10));
+                    args.extend(array_args());
+                    Input::argv(args)
+                },
+            )),
+            1 => out.push(Case::new(
+                &bin,
+                "sum_array",
+                vec![format!("arg0=@i32:{}", i32_list(&ARRAY)), "arg1=5".into()],
+                "pointer to a static array, static length",
+                move |r| {
+                    let mut args = vec!["arrays".into(), "5".into()];
+                    args.push(r.word(TEXT_CHARS, 0, 10));
+                    args.extend(array_args());
+                    Input::argv(args)
+                },
+            )),
+            _ => out.push(Case::new(
+                &bin,
+                "sum_array",
+                specs(&["arg1=4"]),
+                "static length, dynamic array: loop unrolls",
+                |r| {
+                    let mut args = vec!["arrays".into(), "4".into()];
+                    args.push(r.word(TEXT_CHARS, 0, 10));
+                    let count = r.range(4, 10);
+                    args.extend((0..count).map(|_| r.any_arg()));
+                    Input::argv(args)
+                },
+            )),
+        }
+        // crc8 through `calls arrays`: static bytes index a read-only table.
+        match i {
+            0 => out.push(Case::new(
+                &bin,
+                "crc8",
+                vec![format!("arg0=@bytes:{}", hex(b"wiper")), "arg1=5".into()],
+                "static bytes and length: a constant",
+                |r| {
+                    let mut args = vec!["arrays".into(), r.range_arg(5, 20), "wiper".into()];
+                    args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
+                    Input::argv(args)
+                },
+            )),
+            1 => {
+                const TEXT: &str = "partial evaluation of machine code";
+                out.push(Case::new(
+                    &bin,
+                    "crc8",
+                    vec![format!("arg0=@bytes:{}", hex(TEXT.as_bytes()))],
+                    "pointer to static bytes, dynamic length",
+                    |r| {
+                        let mut args = vec!["arrays".into(), r.range_arg(-1, 40), TEXT.into()];
+                        args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
+                        Input::argv(args)
+                    },
+                ))
+            }
+            _ => out.push(Case::new(
+                &bin,
+                "crc8",
+                specs(&["arg1=16"]),
+                "static length, dynamic bytes: loop unrolls",
+                |r| {
+                    let mut args = vec!["arrays".into(), "16".into(), r.word(TEXT_CHARS, 16, 30)];
+                    args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
+                    Input::argv(args)
+                },
+            )),
+        }
+        // mix: calls lookup, swap, sum_array, apply, bump and crc8 with
+        // partly static arguments; updates a global.
+        let a = [5, -3, 12][i];
+        out.push(Case::new(
+            &bin,
+            "mix",
+            vec![format!("arg0={a}")],
+            "calls with static arguments, a global updated",
+            move |r| Input::argv(vec![a.to_string(), r.any_arg(), r.word(TEXT_CHARS, 0, 12)]),
+        ));
+        // All dynamic.
+        match i {
+            0 => out.push(Case::new(&bin, "lookup", vec![], "all dynamic", |r| {
+                Input::argv(vec![r.any_arg(), r.any_arg(), r.word(TEXT_CHARS, 0, 12)])
+            })),
+            1 => out.push(Case::new(&bin, "sum_array", vec![], "all dynamic", |r| {
+                let mut args = vec!["arrays".into(), r.range_arg(-1, 12)];
+                args.push(r.word(TEXT_CHARS, 0, 10));
+                args.extend((0..r.range(0, 10)).map(|_| r.any_arg()));
+                Input::argv(args)
+            })),
+            _ => out.push(Case::new(&bin, "crc8", vec![], "all dynamic", |r| {
+                let mut args = vec!["arrays".into(), r.range_arg(-1, 40)];
+                args.push(r.word(TEXT_CHARS, 0, 30));
+                Input::argv(args)
+            })),
+        }
+    }
+}
+
+/// interp.c: `interp vm N X` -> run_vm(vm_programs[N], X), and
+/// `interp bf PROG INPUT` -> bf(PROG, INPUT, buffer).
+fn interp_cases(out: &mut Vec<Case>) {
+    let bf_programs: [[&str; 2]; 3] = [
+        [",[.,]", "++++++++[>++++++++<-]>+.+.+."],
+        [">,[>,]<[.<]", ",[>+++[<++>-]<.,]"],
+        [",[+.,]", BF_NESTED],
+    ];
+    for (i, o) in LEVELS.iter().enumerate() {
+        for prog in 0..VM_PROGRAMS.len() {
+            out.push(vm_case(o, prog));
+        }
+        for prog in bf_programs[i] {
+            out.push(bf_case(o, prog));
+        }
+        let bin = format!("interp-{o}");
+        match i {
+            1 => out.push(Case::new(&bin, "run_vm", vec![], "all dynamic", |r| {
+                Input::argv(vec![
+                    "vm".into(),
+                    r.range_arg(0, 3),
+                    r.range_arg(0, 100_000),
+                ])
+            })),
+            2 => out.push(Case::new(
+                &bin,
+                "bf",
+                specs(&["arg0=@str:,[.,]", "arg1=@str:hello"]),
+                "interpreter with static program and input",
+                |_| Input::argv(vec!["bf".into(), ",[.,]".into(), "hello".into()]),
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// A libc_demo.c command line `WORD X Y N V...` with `word`, power's
+/// arguments `xyn` (None: random, n in 0..=12) and the Vs `vs` (None: up to
+/// six random ones).
+fn libc_args(r: &mut Rng, word: Option<&str>, xyn: Option<[i32; 3]>, vs: Option<&[i32]>) -> Input {
+    let word = match word {
+        Some(w) => w.to_owned(),
+        None => {
+            let random = r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 8);
+            let w = r.pick(&["add", "sub", "mul", "x", &random]);
+            w.to_owned()
+        }
+    };
+    let [x, y, n] = xyn.unwrap_or_else(|| [r.any_i32(), r.any_i32(), r.range(0, 12) as i32]);
+    let mut args = vec![word, x.to_string(), y.to_string(), n.to_string()];
+    match vs {
+        Some(vs) => args.extend(vs.iter().map(i32::to_string)),
+        None => {
+            let count = r.range(0, 6);
+            args.extend((0..count).map(|_| r.any_arg()));
+        }
+    }
+    Input::argv(args)
+}
+
+/// The address of `classify` in `libc_demo-O2`, which `libc_demo-stripped`
+/// shares (it is the same file after `strip`), as `0x...`.
+pub fn stripped_classify_address() -> String {
+    let binary = wiper_elf::Binary::open(&testdata_bin("libc_demo-O2")).expect("libc_demo-O2");
+    let sym = binary.functions_named("classify");
+    assert_eq!(sym.len(), 1, "one classify in libc_demo-O2");
+    format!("{:#x}", sym[0].addr)
+}
+
+/// libc_demo.c (glibc, static/dynamic/PIE/stripped): classify(WORD) calls
+/// strcmp and strlen, power(X, Y, N), sort_and_sum(Vs, count) calls qsort.
+fn libc_cases(out: &mut Vec<Case>) {
+    // classify with a static string: calls to strcmp/strlen with static arguments.
+    for (bin, word) in [
+        ("libc_demo-O0", "sub"),
+        ("libc_demo-O2", "wiper"),
+        ("libc_demo-dyn", "mul"),
+        ("libc_demo-pie", "add"),
+    ] {
+        out.push(Case::new(
+            bin,
+            "classify",
+            vec![format!("arg0=@str:{word}")],
+            "external (libc) calls with static arguments",
+            move |r| libc_args(r, Some(word), None, None),
+        ));
+    }
+    out.push(Case::new(
+        "libc_demo-stripped",
+        stripped_classify_address(),
+        specs(&["arg0=@str:partial"]),
+        "stripped binary, function by address, libc calls",
+        |r| libc_args(r, Some("partial"), None, None),
+    ));
+    out.push(Case::new(
+        "libc_demo-O1",
+        "classify",
+        vec![],
+        "all dynamic, libc calls",
+        |r| libc_args(r, None, None, None),
+    ));
+    // power: a static loop in a glibc binary.
+    out.push(Case::new(
+        "libc_demo-O0",
+        "power",
+        specs(&["arg2=4"]),
+        "static loop unrolls (glibc binary)",
+        |r| {
+            let xyn = [r.any_i32(), r.any_i32(), 4];
+            libc_args(r, None, Some(xyn), None)
+        },
+    ));
+    out.push(Case::new(
+        "libc_demo-dyn",
+        "power",
+        specs(&["arg1=2", "arg2=3"]),
+        "static loop unrolls (dynamic glibc binary)",
+        |r| {
+            let xyn = [r.any_i32(), 2, 3];
+            libc_args(r, None, Some(xyn), None)
+        },
+    ));
+    // sort_and_sum: qsort (external) with a static count.
+    for (bin, n) in [("libc_demo-O1", 5), ("libc_demo-pie", 3)] {
+        out.push(Case::new(
+            bin,
+            "sort_and_sum",
+            vec![format!("arg1={n}")],
+            "external qsort with a static count, dynamic array",
+            move |r| {
+                let vs: Vec<i32> = (0..n).map(|_| r.any_i32()).collect();
+                libc_args(r, None, None, Some(&vs))
+            },
+        ));
+    }
+    // sort_and_sum with a static array: main prints the array after the call,
+    // so the Vs are given already sorted (sorting the static copy instead of
+    // main's array then changes nothing observable).
+    const SORTED: [i32; 5] = [-7, 0, 3, 3, 12];
+    out.push(Case::new(
+        "libc_demo-O2",
+        "sort_and_sum",
+        vec![format!("arg0=@i32:{}", i32_list(&SORTED)), "arg1=5".into()],
+        "external qsort on a static (sorted) array",
+        |r| libc_args(r, None, None, Some(&SORTED)),
+    ));
+}
+
+/// pie_switch.c (glibc PIE): `pie_switch OP A B` -> step(op, a, b) through a
+/// GOT-relative jump table.
+fn pie_switch_cases(out: &mut Vec<Case>) {
+    for (bin, ops) in [("pie_switch-O0", [1, 5, 9]), ("pie_switch-O2", [0, 6, 7])] {
+        for op in ops {
+            out.push(Case::new(
+                bin,
+                "step",
+                vec![format!("arg0={op}")],
+                "PIE jump table with a static selector",
+                move |r| Input::argv(vec![op.to_string(), r.any_arg(), r.any_arg()]),
+            ));
+        }
+    }
+    out.push(Case::new(
+        "pie_switch-O2",
+        "step",
+        vec![],
+        "all dynamic (PIE)",
+        |r| Input::argv(vec![r.range_arg(-2, 9), r.any_arg(), r.any_arg()]),
+    ));
+}
+
+/// Every case of the differential test, in a fixed order.
+pub fn all_cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    power_cases(&mut out);
+    prod_cases(&mut out);
+    abn_cases(&mut out);
+    loops_cases(&mut out);
+    recursion_cases(&mut out);
+    switch_cases(&mut out);
+    calls_cases(&mut out);
+    interp_cases(&mut out);
+    libc_cases(&mut out);
+    pie_switch_cases(&mut out);
+    out
+}
