@@ -20,26 +20,20 @@ use std::sync::Arc;
 
 use wiper_testkit::testdata_bin;
 
-/// A SplitMix64 pseudo-random generator: small, seedable and reproducible, so
-/// each case sees the same "random" inputs on every run.
+/// The seedable generator of `wiper-oracle`, with the helpers the case
+/// generators need: each case sees the same "random" inputs on every run.
 #[derive(Clone, Debug)]
-pub struct Rng {
-    state: u64,
-}
+pub struct Rng(wiper_oracle::Rng);
 
 impl Rng {
     /// A generator whose sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
-        Rng { state: seed }
+        Rng(wiper_oracle::Rng::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A uniform value in `lo..=hi`.

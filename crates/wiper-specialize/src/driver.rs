@@ -1063,28 +1063,7 @@ impl Specializer<'_> {
                         // Registers and flags the sequence clobbers lose sync.
                         if let Ok(l) = wiper_sem::lift(&mut self.pool, i) {
                             for w in l.writes() {
-                                match w {
-                                    Loc::Reg(r) if r != Reg::Esp => {
-                                        if let Some(k) = s.reg(r) {
-                                            s.set_reg(
-                                                r,
-                                                Some(Known {
-                                                    value: k.value,
-                                                    synced: false,
-                                                }),
-                                            );
-                                        }
-                                    }
-                                    Loc::Flag(f) => {
-                                        if let Some(k) = s.flag(f) {
-                                            s.flags[f.index()] = Some(Known {
-                                                value: k.value,
-                                                synced: false,
-                                            });
-                                        }
-                                    }
-                                    _ => {}
-                                }
+                                s.set_synced(w, false);
                             }
                         }
                     }
@@ -1156,29 +1135,10 @@ impl Specializer<'_> {
     /// all its inputs: what it computed is in the machine too.
     fn synced_after(&self, mut s: Store, info: &InstrInfo, ev: &Evaluated) -> Store {
         for w in info.lifted.writes() {
-            match w {
-                Loc::Reg(Reg::Esp) => s.real_esp = s.esp(),
-                Loc::Reg(r) => {
-                    if let Some(k) = s.reg(r) {
-                        s.set_reg(
-                            r,
-                            Some(Known {
-                                value: k.value,
-                                synced: true,
-                            }),
-                        );
-                    }
-                }
-                Loc::Flag(f) => {
-                    if let Some(k) = s.flag(f) {
-                        s.flags[f.index()] = Some(Known {
-                            value: k.value,
-                            synced: true,
-                        });
-                    }
-                }
-                _ => {}
+            if w == Loc::Reg(Reg::Esp) {
+                s.real_esp = s.esp();
             }
+            s.set_synced(w, true);
         }
         for (region, off, n) in &ev.known_writes {
             for i in 0..*n {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use wiper_sem::{Flag, Reg};
+use wiper_sem::{Flag, Loc, Reg};
 
 /// A symbolic base: a specialization-time address is `base + offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,6 +137,24 @@ impl Store {
     /// Sets a register (`None`: dynamic).
     pub fn set_reg(&mut self, r: Reg, v: Option<Known<SVal>>) {
         self.regs[r.index()] = v;
+    }
+
+    /// Marks a known register or flag as synced or not (nothing for a
+    /// dynamic one, nor for esp, whose machine value is `real_esp`).
+    pub fn set_synced(&mut self, loc: Loc, synced: bool) {
+        match loc {
+            Loc::Reg(r) if r != Reg::Esp => {
+                if let Some(k) = &mut self.regs[r.index()] {
+                    k.synced = synced;
+                }
+            }
+            Loc::Flag(f) => {
+                if let Some(k) = &mut self.flags[f.index()] {
+                    k.synced = synced;
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Forgets every known byte of `region` in `[lo, hi)` (offsets compared
