@@ -175,6 +175,9 @@ pub fn run_binary(path: &Path, args: &[&str], stdin: &[u8]) -> io::Result<RunOut
     run_binary_with_timeout(path, args, stdin, DEFAULT_TIMEOUT)
 }
 
+/// Linux `ETXTBSY`: the executable is open for writing.
+const ETXTBSY: i32 = 26;
+
 /// Like [`run_binary`], but with an explicit `timeout` after which the
 /// program is killed and an error of kind [`io::ErrorKind::TimedOut`] is
 /// returned.
@@ -193,13 +196,29 @@ pub fn run_binary_with_timeout(
     stdin: &[u8],
     timeout: Duration,
 ) -> io::Result<RunOutput> {
-    let mut child = Command::new(path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", path.display())))?;
+    // A file just written by this (multithreaded) test process can be
+    // briefly "busy" (ETXTBSY): another thread's child may still hold the
+    // write descriptor it inherited at fork. Retry for a while.
+    let mut attempt = 0;
+    let mut child = loop {
+        let spawned = Command::new(path)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        match spawned {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && attempt < 200 => {
+                attempt += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+            other => {
+                break other.map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot run {}: {e}", path.display()))
+                })?
+            }
+        }
+    };
 
     let input = stdin.to_vec();
     let mut child_stdin = child.stdin.take().expect("stdin is piped");
