@@ -410,11 +410,7 @@ impl Specializer<'_> {
     fn goto(&mut self, mut state: State, addr: u32) -> Result<(Label, Vec<Item>), Stop> {
         let mut glue = Vec::new();
         let f = self.function(state.func)?;
-        let mut em = Emitter {
-            items: &mut glue,
-            address: addr,
-            materialized: 0,
-        };
+        let mut em = Emitter::new(&mut glue, addr);
         // Generalization: make chosen locations dynamic here.
         let gens: Vec<GenLoc> = self
             .generalized
@@ -561,11 +557,7 @@ impl Specializer<'_> {
         addr: u32,
         glue: &mut Vec<Item>,
     ) -> Result<(), SpecializeError> {
-        let mut em = Emitter {
-            items: glue,
-            address: addr,
-            materialized: 0,
-        };
+        let mut em = Emitter::new(glue, addr);
         let keys: Vec<(Region, u32)> = target
             .mem
             .iter()
@@ -720,7 +712,7 @@ impl Specializer<'_> {
         let mut cur = (label, items);
         let mut state = state;
         state.dyn_branches += 1;
-        for (k, t) in cases.iter().enumerate() {
+        for t in cases {
             let (target, glue_items) = self.goto(state.clone(), *t)?;
             let edge = self.new_label();
             let mut edge_items = vec![
@@ -745,7 +737,6 @@ impl Specializer<'_> {
                 },
             );
             cur = (next, Vec::new());
-            let _ = k;
         }
         // No case matched: impossible for a table the decoder bounded.
         cur.1.push(Item::Instr(Instruction::with(Code::Ud2), glue));
@@ -882,22 +873,9 @@ impl Specializer<'_> {
                         })
                         .collect();
                     if !cases.is_empty() && !self.pie {
-                        let mut em = Emitter {
-                            items,
-                            address: addr,
-                            materialized: 0,
-                        };
-                        for l in info.lifted.reads(&self.pool) {
-                            if let Loc::Reg(r) = l {
-                                em.register(&mut state.store, r);
-                            }
-                        }
-                        for (region, off, n) in &ev.known_reads {
-                            em.memory(&mut state.store, *region, *off, *n)?;
-                        }
+                        self.materialize_inputs(&mut state.store, info, &ev, items)?;
                         let esp = state.store.esp();
-                        em.lower_real_esp(&mut state.store, esp);
-                        self.stats.materialized += em.materialized;
+                        Emitter::new(items, addr).lower_real_esp(&mut state.store, esp);
                         let mut cases = cases;
                         cases.sort();
                         cases.dedup();
@@ -924,11 +902,7 @@ impl Specializer<'_> {
                         ),
                     }));
                 }
-                let mut em = Emitter {
-                    items,
-                    address: addr,
-                    materialized: 0,
-                };
+                let mut em = Emitter::new(items, addr);
                 em.flags(&mut state.store, flags_read(&self.pool, info));
                 self.stats.materialized += em.materialized;
                 Ok(Next::Branch {
@@ -1008,23 +982,17 @@ impl Specializer<'_> {
         let ins = info.instruction;
         let addr = ins.ip32();
         let mut em_items = Vec::new();
-        let mut em = Emitter {
-            items: &mut em_items,
-            address: addr,
-            materialized: 0,
-        };
-        let (post, ev) = {
-            let (post, ev) = self.evaluate(&state.store, info);
-            // Memory the residual formulas read must be in memory.
-            for (region, off, n) in &ev.partial_reads {
-                em.memory(&mut state.store, *region, *off, *n)?;
-            }
-            if !ev.dyn_reads.is_empty() || !ev.dyn_writes.is_empty() {
-                em.all_memory(&mut state.store, |_, _| true)?;
-            }
-            let _ = post;
-            self.evaluate(&state.store, info)
-        };
+        let mut em = Emitter::new(&mut em_items, addr);
+        // Memory the residual formulas read must be in memory; then the
+        // instruction is evaluated again over the updated store.
+        let (_, first) = self.evaluate(&state.store, info);
+        for (region, off, n) in &first.partial_reads {
+            em.memory(&mut state.store, *region, *off, *n)?;
+        }
+        if !first.dyn_reads.is_empty() || !first.dyn_writes.is_empty() {
+            em.all_memory(&mut state.store, |_, _| true)?;
+        }
+        let (post, ev) = self.evaluate(&state.store, info);
         self.stats.materialized += em.materialized;
         items.append(&mut em_items);
         let mut fallback = ev.needs_fallback;
@@ -1041,11 +1009,7 @@ impl Specializer<'_> {
             } else {
                 state.store.esp()
             };
-            let mut em = Emitter {
-                items,
-                address: addr,
-                materialized: 0,
-            };
+            let mut em = Emitter::new(items, addr);
             em.lower_real_esp(&mut state.store, floor);
             match self.reduce(state, info, &post, &ev) {
                 Some(seq) => {
@@ -1076,34 +1040,14 @@ impl Specializer<'_> {
             }
         }
         if !emitted && fallback {
-            let mut em_items = Vec::new();
-            let mut em = Emitter {
-                items: &mut em_items,
-                address: addr,
-                materialized: 0,
-            };
-            for l in info.lifted.reads(&self.pool) {
-                if let Loc::Reg(r) = l {
-                    em.register(&mut state.store, r);
-                }
-            }
-            em.flags(&mut state.store, flags_read(&self.pool, info));
-            for (region, off, n) in &ev.known_reads {
-                em.memory(&mut state.store, *region, *off, *n)?;
-            }
-            self.stats.materialized += em.materialized;
-            items.append(&mut em_items);
+            self.materialize_inputs(&mut state.store, info, &ev, items)?;
             let (post, ev) = self.evaluate(&state.store, info);
-            if ev.read_unsynced || ev.needs_fallback && has_load_base(&self.pool, &ev) {
-                // Everything the instruction reads is in the machine now;
-                // a residual symbolic base can only come from a value we
-                // cannot express.
-                if ev.read_unsynced {
-                    return Err(Stop::Fail(SpecializeError::Unsupported {
-                        address: addr,
-                        reason: "could not materialize the instruction's static inputs".into(),
-                    }));
-                }
+            // Everything the instruction reads is in the machine now.
+            if ev.read_unsynced {
+                return Err(Stop::Fail(SpecializeError::Unsupported {
+                    address: addr,
+                    reason: "could not materialize the instruction's static inputs".into(),
+                }));
             }
             items.push(Item::Instr(ins, Origin::Fallback(addr)));
             self.stats.fallbacks += 1;
@@ -1128,6 +1072,29 @@ impl Specializer<'_> {
         if ev.escapes {
             state.store.escaped = true;
         }
+        Ok(())
+    }
+
+    /// Puts every known register, flag and memory byte the instruction
+    /// reads into the machine, so the original instruction can run.
+    fn materialize_inputs(
+        &mut self,
+        store: &mut Store,
+        info: &InstrInfo,
+        ev: &Evaluated,
+        items: &mut Vec<Item>,
+    ) -> Result<(), SpecializeError> {
+        let mut em = Emitter::new(items, info.instruction.ip32());
+        for l in info.lifted.reads(&self.pool) {
+            if let Loc::Reg(r) = l {
+                em.register(store, r);
+            }
+        }
+        em.flags(store, flags_read(&self.pool, info));
+        for (region, off, n) in &ev.known_reads {
+            em.memory(store, *region, *off, *n)?;
+        }
+        self.stats.materialized += em.materialized;
         Ok(())
     }
 
@@ -1232,11 +1199,7 @@ impl Specializer<'_> {
         ins: &Instruction,
         items: &mut Vec<Item>,
     ) -> Result<(), Stop> {
-        let mut em = Emitter {
-            items,
-            address: ins.ip32(),
-            materialized: 0,
-        };
+        let mut em = Emitter::new(items, ins.ip32());
         // The frame dies; the caller owns no stack byte the function
         // could know (its arguments belong to the callee).
         em.all_memory(&mut state.store, |r, _| r != Region::Of(Base::Stack))?;
@@ -1296,11 +1259,7 @@ impl Specializer<'_> {
         {
             state.store.escaped = true;
         }
-        let mut em = Emitter {
-            items,
-            address: addr,
-            materialized: 0,
-        };
+        let mut em = Emitter::new(items, addr);
         em.all_memory(&mut state.store, |_, _| true)?;
         em.all_registers(&mut state.store);
         em.flags(&mut state.store, ALL_FLAGS);
@@ -1520,18 +1479,6 @@ fn flags_read(pool: &ExprPool, info: &InstrInfo) -> u8 {
         }
     }
     m
-}
-
-fn has_load_base(pool: &ExprPool, ev: &Evaluated) -> bool {
-    let Some(v) = pool.lookup_var(base_var_name(Base::Load)) else {
-        return false;
-    };
-    ev.regs
-        .iter()
-        .map(|x| x.1)
-        .chain(ev.flags.iter().map(|x| x.1))
-        .chain(ev.mem)
-        .any(|e| pool.vars(e).contains(&v))
 }
 
 fn same_instruction(a: &Instruction, b: &Instruction) -> bool {

@@ -6,7 +6,7 @@ use iced_x86::{Code, Instruction, MemoryOperand, Register};
 use wiper_emit::{Item, Origin};
 use wiper_sem::{Flag, Reg};
 
-use crate::state::{Base, Byte, Known, Region, SVal, Store};
+use crate::state::{join_bytes, Base, Byte, Known, Region, SVal, Store};
 use crate::SpecializeError;
 
 fn ins2(code: Code, a: impl Into<Op2>, b: impl Into<Op2>) -> Instruction {
@@ -64,7 +64,17 @@ pub struct Emitter<'a> {
     pub materialized: usize,
 }
 
-impl Emitter<'_> {
+impl<'a> Emitter<'a> {
+    /// An emitter appending to `items` for the original instruction at
+    /// `address`.
+    pub fn new(items: &'a mut Vec<Item>, address: u32) -> Self {
+        Emitter {
+            items,
+            address,
+            materialized: 0,
+        }
+    }
+
     fn push(&mut self, i: Instruction) {
         self.items
             .push(Item::Instr(i, Origin::Materialized(self.address)));
@@ -228,10 +238,6 @@ impl Emitter<'_> {
         a: u32,
     ) -> Result<(), SpecializeError> {
         let byte = store.mem[&(region, a)].value;
-        // The aligned word holding the byte, when its 4 bytes are known.
-        let word: Vec<Option<Known<Byte>>> = (0..4)
-            .map(|i| store.mem.get(&(region, (a & !3).wrapping_add(i))).copied())
-            .collect();
         let (start, value, width) = match byte {
             Byte::Part(b, o, idx) => {
                 let start = a.wrapping_sub(u32::from(idx));
@@ -250,31 +256,20 @@ impl Emitter<'_> {
                 }
                 (start, SVal::Addr(b, o), 4)
             }
-            Byte::Const(_) => {
-                if word.iter().all(|k| {
-                    matches!(
-                        k,
-                        Some(Known {
-                            value: Byte::Const(_),
-                            ..
-                        })
-                    )
-                }) {
-                    let mut v = 0u32;
-                    for (i, k) in word.iter().enumerate() {
-                        if let Some(Known {
-                            value: Byte::Const(c),
-                            ..
-                        }) = k
-                        {
-                            v |= u32::from(*c) << (8 * i);
-                        }
-                    }
-                    (a & !3, SVal::Const(u64::from(v)), 4)
-                } else if let Byte::Const(c) = byte {
-                    (a, SVal::Const(u64::from(c)), 1)
-                } else {
-                    unreachable!()
+            Byte::Const(c) => {
+                // The whole aligned word when its 4 bytes are constants,
+                // else this byte alone.
+                let bytes: Option<Vec<Byte>> = (0..4)
+                    .map(|i| {
+                        store
+                            .mem
+                            .get(&(region, (a & !3).wrapping_add(i)))
+                            .map(|k| k.value)
+                    })
+                    .collect();
+                match bytes.as_deref().and_then(join_bytes) {
+                    Some(v @ SVal::Const(_)) => (a & !3, v, 4),
+                    _ => (a, SVal::Const(u64::from(c)), 1),
                 }
             }
         };
@@ -307,7 +302,7 @@ impl Emitter<'_> {
                 SVal::Const(c) => c as u32,
                 _ => unreachable!(),
             };
-            let mem = self.operand(store, region, off, 0);
+            let mem = self.operand(store, region, off);
             let code = if width == 4 {
                 Code::Mov_rm32_imm32
             } else {
@@ -338,7 +333,7 @@ impl Emitter<'_> {
                 });
                 MemoryOperand::with_base_displ(scratch, 0)
             }
-            _ => self.operand(store, region, off, 0),
+            _ => self.operand(store, region, off),
         };
         if width == 4 {
             self.push(ins2(Code::Mov_rm32_r32, mem, value_reg));
@@ -351,11 +346,9 @@ impl Emitter<'_> {
     }
 
     /// A memory operand for a stack or absolute location.
-    fn operand(&self, store: &Store, region: Region, off: u32, extra: i32) -> MemoryOperand {
+    fn operand(&self, store: &Store, region: Region, off: u32) -> MemoryOperand {
         match region {
-            Region::Of(Base::Stack) => {
-                esp_mem((off.wrapping_sub(store.real_esp) as i32).wrapping_add(extra))
-            }
+            Region::Of(Base::Stack) => esp_mem(off.wrapping_sub(store.real_esp) as i32),
             Region::Abs => MemoryOperand::with_displ(u64::from(off), 4),
             Region::Of(Base::Load) => unreachable!("load-relative operands need a base register"),
         }

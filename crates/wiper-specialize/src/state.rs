@@ -156,19 +156,6 @@ impl Store {
             _ => {}
         }
     }
-
-    /// Forgets every known byte of `region` in `[lo, hi)` (offsets compared
-    /// as signed for the stack), except those for which `keep` holds.
-    pub fn forget_range(&mut self, region: Region, lo: u32, hi: u32) {
-        let keys: Vec<(Region, u32)> = self
-            .mem
-            .range((region, lo)..(region, hi))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in keys {
-            self.mem.remove(&k);
-        }
-    }
 }
 
 /// Splits a known 32-bit (or narrower) value into its little-endian bytes.
