@@ -269,6 +269,11 @@ pub fn specialize(
             "-o OUTPUT is required for --emit elf and --emit bin"
         ));
     }
+    if let (EmitKind::Elf, Some(out)) = (emit, output) {
+        let written = specialize_elf(path, function, statics, out, max_residual)?;
+        eprintln!("{}", written.summary);
+        return Ok(String::new());
+    }
     check_output(path, output)?;
     let sp = Specialized::new(path, function, statics, max_residual)?;
     let mut stdout = String::new();
@@ -287,11 +292,58 @@ pub fn specialize(
                 summary.push_str(" (relative to the load base)");
             }
         }
-        (_, Some(out)) => sp.write_elf(out)?,
-        (_, None) => unreachable!("checked above"),
+        (EmitKind::Elf, _) | (EmitKind::Bin, None) => unreachable!("handled above"),
     }
     eprintln!("{summary}");
     Ok(stdout)
+}
+
+/// The numbers of a residual ELF written by [`specialize_elf`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenElf {
+    /// The function's name (its symbol, or `fn_ADDR`).
+    pub name: String,
+    /// The function's entry address in the input binary.
+    pub entry: u32,
+    /// Instructions of the original function's control-flow graph.
+    pub original_instructions: usize,
+    /// Residual instructions (thunks and traps excluded).
+    pub residual_instructions: usize,
+    /// Size in bytes of the residual code.
+    pub residual_bytes: u32,
+    /// Addresses `[start, end)` of everything loaded with the residual code
+    /// (PC thunks included).
+    pub code_range: (u32, u32),
+    /// The summary line `wiper specialize` prints on stderr.
+    pub summary: String,
+}
+
+/// `wiper specialize --emit elf -o OUT`: specializes `function` of the
+/// binary at `path` for `statics`, writes the runnable ELF to `output` and
+/// returns its numbers (printing nothing).
+pub fn specialize_elf(
+    path: &Path,
+    function: &str,
+    statics: &[String],
+    output: &Path,
+    max_residual: usize,
+) -> Result<WrittenElf> {
+    check_output(path, Some(output))?;
+    let sp = Specialized::new(path, function, statics, max_residual)?;
+    sp.write_elf(output)?;
+    let start = sp.encoded.load_vaddr;
+    Ok(WrittenElf {
+        name: sp.name.clone(),
+        entry: sp.entry,
+        original_instructions: sp.result.stats.original_instructions,
+        residual_instructions: sp.encoded.instruction_count,
+        residual_bytes: sp.encoded.code_size(),
+        code_range: (
+            start,
+            start.saturating_add(u32::try_from(sp.encoded.code.len()).unwrap_or(u32::MAX)),
+        ),
+        summary: sp.summary(),
+    })
 }
 
 /// `wiper compare`: specializes, then shows the original function and the

@@ -3,13 +3,12 @@
 //! Every failure is reported as one line on stderr (`wiper: error: ...`) with exit
 //! status 2; usage errors come from clap with the same status.
 
-mod commands;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use wiper::commands;
 
 /// Partial evaluation of IA-32 machine code.
 #[derive(Parser)]

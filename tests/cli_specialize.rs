@@ -58,7 +58,7 @@ fn backward_branches(listing: &str) -> usize {
 }
 
 #[test]
-fn power_y1_n2_is_two_multiplications_by_x_plus_1() {
+fn power_y1_n2_is_x_plus_1_squared_without_a_loop() {
     for level in ["O0", "O1", "O2"] {
         let out = residual_asm(&format!("power-{level}"), "power", &["arg1=1", "arg2=2"]);
         assert_eq!(backward_branches(&out), 0, "no loop at -{level}:\n{out}");
@@ -66,7 +66,11 @@ fn power_y1_n2_is_two_multiplications_by_x_plus_1() {
             .iter()
             .filter(|i| i.starts_with("imul"))
             .count();
-        assert_eq!(muls, 2, "two multiplications at -{level}:\n{out}");
+        // a = 1 * (x+1) is a move once the optimizer sees the dead flags.
+        assert!(
+            (1..=2).contains(&muls),
+            "one or two multiplications at -{level}:\n{out}"
+        );
         assert!(
             out.contains("+0x1]") || out.contains(",0x1"),
             "x+1 at -{level}:\n{out}"

@@ -46,13 +46,8 @@ const WORKERS: usize = 2;
 const RESIDUAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much fewer instructions a specialized interpreter must execute than
-/// the original (`interpreter_instruction_counts`).
-const MIN_INTERPRETER_SPEEDUP: u64 = 5;
-
-/// The bar for the stack VM compiled at -O1/-O2, whose residual keeps the
-/// VM's operand stack in memory (about 20 instructions per VM loop turn
-/// against 90; see docs/benchmarks.md). Issue 6 works on raising it.
-const MIN_OPTIMIZED_VM_SPEEDUP: u64 = 4;
+/// the original (`interpreter_instruction_counts`): the bar of issue 6.
+const MIN_INTERPRETER_SPEEDUP: u64 = 10;
 
 /// How long one `wiper specialize` may run: `WIPER_SPECIALIZE_TIMEOUT`
 /// seconds, 300 by default.
@@ -576,8 +571,7 @@ fn callgrind_ir(binary: &Path, input: &Input) -> Result<(u64, RunOutput), String
 }
 
 /// Specialized interpreters execute at least [`MIN_INTERPRETER_SPEEDUP`]
-/// times fewer instructions than the originals on long runs
-/// ([`MIN_OPTIMIZED_VM_SPEEDUP`] for the VM at -O1/-O2): VM programs 1
+/// times fewer instructions than the originals on long runs: VM programs 1
 /// (x!) and 2 (1 + ... + x) with x = 100000, and a Brainfuck program with two
 /// nested loops (122 * 255 inner iterations), at -O0, -O1 and -O2. Counted
 /// with valgrind's callgrind; prints both counts per case.
@@ -616,11 +610,7 @@ fn interpreter_instruction_counts() {
                 shown_run(&got)
             ));
         }
-        let bar = if case.binary != "interp-O0" && case.function == "run_vm" {
-            MIN_OPTIMIZED_VM_SPEEDUP
-        } else {
-            MIN_INTERPRETER_SPEEDUP
-        };
+        let bar = MIN_INTERPRETER_SPEEDUP;
         if res_ir * bar > orig_ir {
             return Err(format!("{line}: not {bar}x fewer instructions"));
         }

@@ -34,7 +34,23 @@ use wiper_bta::StaticSpec;
 use wiper_elf::Binary;
 use wiper_emit::{Plan, Residual};
 
-pub use driver::specialize;
+/// Specializes the function at `entry` of `binary` for the static inputs
+/// `spec`, then (unless `options.optimize` is off) cleans the residual code
+/// up with the residual optimizer (`wiper-opt`).
+pub fn specialize(
+    binary: &Binary,
+    entry: u32,
+    spec: &StaticSpec,
+    options: &Options,
+) -> Result<Specialization, SpecializeError> {
+    let mut result = driver::specialize(binary, entry, spec, options)?;
+    if options.optimize {
+        let started = std::time::Instant::now();
+        wiper_opt::optimize(&mut result.residual);
+        result.stats.time += started.elapsed();
+    }
+    Ok(result)
+}
 
 /// Why a function could not be specialized. Every message is one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +94,9 @@ pub struct Options {
     pub generalize_after: usize,
     /// Most nested inlined calls.
     pub max_inline_depth: usize,
+    /// Run the residual optimizer (stack-slot promotion, copy propagation,
+    /// dead-code elimination) on the result.
+    pub optimize: bool,
 }
 
 impl Default for Options {
@@ -87,6 +106,7 @@ impl Default for Options {
             proof_timeout_ms: 2_000,
             generalize_after: 3,
             max_inline_depth: 48,
+            optimize: true,
         }
     }
 }

@@ -1,0 +1,134 @@
+//! Control-flow cleanup: jumps to empty blocks are threaded to where those
+//! blocks go, a block reached only by a jump from one other block is merged
+//! into it, and blocks nothing reaches are dropped. The specializer makes
+//! many such blocks (one per specialization point), and the later passes
+//! see more when straight-line code is one block.
+
+use std::collections::{HashMap, HashSet};
+
+use wiper_emit::{Item, Label, Residual, Terminator};
+
+use crate::liveness::successors;
+
+/// Applies `f` to every label a terminator names.
+fn retarget(t: &mut Terminator, f: impl Fn(Label) -> Label) {
+    match t {
+        Terminator::Exit => {}
+        Terminator::Jump(l, _) => *l = f(*l),
+        Terminator::Branch {
+            taken, not_taken, ..
+        } => {
+            *taken = f(*taken);
+            *not_taken = f(*not_taken);
+        }
+    }
+}
+
+/// The labels called by `CallLabel` items (entries of specialized clones).
+fn call_targets(residual: &Residual) -> HashSet<Label> {
+    residual
+        .blocks
+        .iter()
+        .flat_map(|b| &b.items)
+        .filter_map(|i| match i {
+            Item::CallLabel(l, _) => Some(*l),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Threads, merges and prunes blocks (see the module docs).
+pub fn simplify(residual: &mut Residual) {
+    let Some(entry) = residual.entry else { return };
+    // 1. Threading: an empty block that only jumps forwards to its target.
+    let forward: HashMap<Label, Label> = residual
+        .blocks
+        .iter()
+        .filter_map(|b| match b.terminator {
+            Terminator::Jump(t, _) if b.items.is_empty() && t != b.label => Some((b.label, t)),
+            _ => None,
+        })
+        .collect();
+    let resolve = |mut l: Label| {
+        for _ in 0..=forward.len() {
+            match forward.get(&l) {
+                Some(&t) => l = t,
+                None => break,
+            }
+        }
+        l
+    };
+    for b in &mut residual.blocks {
+        retarget(&mut b.terminator, resolve);
+        for item in &mut b.items {
+            if let Item::CallLabel(l, _) = item {
+                *l = resolve(*l);
+            }
+        }
+    }
+    let entry = resolve(entry);
+    residual.entry = Some(entry);
+    // 2. Pruning: keep what the entry and the clone entries reach.
+    let calls = call_targets(residual);
+    let index: HashMap<Label, usize> = residual
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.label, i))
+        .collect();
+    let mut reached: HashSet<Label> = HashSet::new();
+    let mut work: Vec<Label> = std::iter::once(entry)
+        .chain(calls.iter().copied())
+        .collect();
+    while let Some(l) = work.pop() {
+        if reached.insert(l) {
+            if let Some(&i) = index.get(&l) {
+                work.extend(successors(&residual.blocks[i].terminator));
+                for item in &residual.blocks[i].items {
+                    if let Item::CallLabel(c, _) = item {
+                        work.push(*c);
+                    }
+                }
+            }
+        }
+    }
+    residual.blocks.retain(|b| reached.contains(&b.label));
+    // 3. Merging: a block whose only way in is a jump from one block.
+    let mut preds: HashMap<Label, usize> = HashMap::new();
+    for l in std::iter::once(entry).chain(calls) {
+        *preds.entry(l).or_default() += 2; // never merged away
+    }
+    for b in &residual.blocks {
+        for s in successors(&b.terminator) {
+            *preds.entry(s).or_default() += 1;
+        }
+    }
+    let mut blocks: HashMap<Label, wiper_emit::Block> = residual
+        .blocks
+        .iter()
+        .map(|b| (b.label, b.clone()))
+        .collect();
+    let order: Vec<Label> = residual.blocks.iter().map(|b| b.label).collect();
+    let mut merged: HashSet<Label> = HashSet::new();
+    for &l in &order {
+        if merged.contains(&l) {
+            continue;
+        }
+        loop {
+            let next = match blocks[&l].terminator {
+                Terminator::Jump(t, _) if t != l && preds.get(&t) == Some(&1) => t,
+                _ => break,
+            };
+            let tail = blocks.remove(&next).expect("a reached block");
+            let head = blocks.get_mut(&l).expect("a reached block");
+            head.items.extend(tail.items);
+            head.terminator = tail.terminator;
+            merged.insert(next);
+        }
+    }
+    residual.blocks = order
+        .iter()
+        .filter(|l| !merged.contains(l))
+        .map(|l| blocks.remove(l).expect("each block once"))
+        .collect();
+}

@@ -1,0 +1,330 @@
+//! What each residual item reads and writes, over a small universe of
+//! locations: the general-purpose registers, the six status flags, and the
+//! promotable stack slots of the frame.
+//!
+//! A location set is a `u128` bit set: bits 0..8 are the registers by
+//! iced's 32-bit number (bit 4, `esp`, is never set: the stack pointer is
+//! tracked apart, see [`crate::frame`]), bits 8..14 the flags CF, PF, AF,
+//! ZF, SF, OF, and bits 14.. the promotable slots.
+
+use iced_x86::{
+    ConditionCode, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind,
+    Register, RflagsBits,
+};
+use wiper_emit::Item;
+
+/// A set of locations (see the module docs).
+pub type Locs = u128;
+
+/// The first bit of the slots.
+pub const SLOT_BASE: u32 = 14;
+/// How many slots fit in a [`Locs`].
+pub const MAX_SLOTS: usize = 128 - SLOT_BASE as usize;
+/// All general-purpose registers but `esp`.
+pub const ALL_REGS: Locs = 0xef;
+/// All six status flags.
+pub const ALL_FLAGS: Locs = 0x3f << 8;
+
+/// The bit of a promotable slot.
+pub fn slot_bit(slot: usize) -> Locs {
+    1 << (SLOT_BASE as usize + slot)
+}
+
+/// The bit of the 32-bit register `reg` is part of, or `None` for `esp`
+/// and registers that are not general-purpose.
+pub fn reg_bit(reg: Register) -> Option<Locs> {
+    if !(reg.is_gpr8() || reg.is_gpr16() || reg.is_gpr32()) {
+        return None;
+    }
+    let full = reg.full_register32();
+    (full != Register::ESP).then(|| 1 << (full.number() - Register::EAX.number()))
+}
+
+/// The 32-bit register of a register bit index (0..8).
+pub fn reg_of_bit(bit: u32) -> Register {
+    [
+        Register::EAX,
+        Register::ECX,
+        Register::EDX,
+        Register::EBX,
+        Register::ESP,
+        Register::EBP,
+        Register::ESI,
+        Register::EDI,
+    ][bit as usize]
+}
+
+/// The flag bits of an iced `RflagsBits` mask.
+pub fn flag_bits(rflags: u32) -> Locs {
+    let mut out = 0;
+    for (i, f) in [
+        RflagsBits::CF,
+        RflagsBits::PF,
+        RflagsBits::AF,
+        RflagsBits::ZF,
+        RflagsBits::SF,
+        RflagsBits::OF,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if rflags & f != 0 {
+            out |= 1 << (8 + i);
+        }
+    }
+    out
+}
+
+/// The flags a conditional branch on `cc` reads.
+pub fn condition_flags(cc: ConditionCode) -> Locs {
+    use ConditionCode as C;
+    let rflags = match cc {
+        C::o | C::no => RflagsBits::OF,
+        C::b | C::ae => RflagsBits::CF,
+        C::e | C::ne => RflagsBits::ZF,
+        C::be | C::a => RflagsBits::CF | RflagsBits::ZF,
+        C::s | C::ns => RflagsBits::SF,
+        C::p | C::np => RflagsBits::PF,
+        C::l | C::ge => RflagsBits::SF | RflagsBits::OF,
+        C::le | C::g => RflagsBits::ZF | RflagsBits::SF | RflagsBits::OF,
+        C::None => 0,
+    };
+    flag_bits(rflags)
+}
+
+/// What one item does to the locations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Locations read.
+    pub uses: Locs,
+    /// Locations written, wholly or in part.
+    pub defs: Locs,
+    /// Locations wholly overwritten (their old value is dead before).
+    pub kills: Locs,
+    /// The item must stay even when nothing it defines is read: it touches
+    /// memory outside the promotable slots, may fault, transfers control or
+    /// has effects outside the universe.
+    pub side_effect: bool,
+    /// `Some((dst, src))` location bit indices for a 32-bit `mov dst, src`
+    /// between registers and promotable slots.
+    pub copy: Option<(u32, u32)>,
+    /// The item transfers control (`ret`, a jump or call into the original
+    /// code, an interrupt): the last item of an exit block.
+    pub leaves: bool,
+}
+
+/// Instructions whose only effects are on registers, flags and their
+/// explicit memory operand, and which cannot fault without a memory
+/// operand.
+const PURE: &[Mnemonic] = &[
+    Mnemonic::Mov,
+    Mnemonic::Movzx,
+    Mnemonic::Movsx,
+    Mnemonic::Lea,
+    Mnemonic::Add,
+    Mnemonic::Sub,
+    Mnemonic::Adc,
+    Mnemonic::Sbb,
+    Mnemonic::And,
+    Mnemonic::Or,
+    Mnemonic::Xor,
+    Mnemonic::Not,
+    Mnemonic::Neg,
+    Mnemonic::Inc,
+    Mnemonic::Dec,
+    Mnemonic::Cmp,
+    Mnemonic::Test,
+    Mnemonic::Imul,
+    Mnemonic::Mul,
+    Mnemonic::Shl,
+    Mnemonic::Shr,
+    Mnemonic::Sar,
+    Mnemonic::Rol,
+    Mnemonic::Ror,
+    Mnemonic::Xchg,
+    Mnemonic::Cdq,
+    Mnemonic::Cwde,
+    Mnemonic::Bswap,
+    Mnemonic::Nop,
+    Mnemonic::Sete,
+    Mnemonic::Setne,
+    Mnemonic::Setl,
+    Mnemonic::Setle,
+    Mnemonic::Setg,
+    Mnemonic::Setge,
+    Mnemonic::Setb,
+    Mnemonic::Setbe,
+    Mnemonic::Seta,
+    Mnemonic::Setae,
+    Mnemonic::Sets,
+    Mnemonic::Setns,
+    Mnemonic::Cmove,
+    Mnemonic::Cmovne,
+    Mnemonic::Cmovl,
+    Mnemonic::Cmovle,
+    Mnemonic::Cmovg,
+    Mnemonic::Cmovge,
+    Mnemonic::Cmovb,
+    Mnemonic::Cmovbe,
+    Mnemonic::Cmova,
+    Mnemonic::Cmovae,
+    Mnemonic::Cmovs,
+    Mnemonic::Cmovns,
+];
+
+/// Whether `ins` has only pure effects (see [`PURE`]), no prefixes and
+/// falls through.
+pub fn is_pure(ins: &Instruction) -> bool {
+    PURE.contains(&ins.mnemonic())
+        && ins.flow_control() == FlowControl::Next
+        && !ins.has_lock_prefix()
+        && !ins.has_rep_prefix()
+        && !ins.has_repne_prefix()
+}
+
+/// The index of the explicit memory operand of `ins`, if any.
+pub fn memory_operand(ins: &Instruction) -> Option<u32> {
+    (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory)
+}
+
+/// Computes [`Effects`] for items, given which explicit memory operands are
+/// promotable slots.
+pub struct EffectsOf {
+    factory: InstructionInfoFactory,
+}
+
+impl Default for EffectsOf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EffectsOf {
+    /// A new calculator.
+    pub fn new() -> Self {
+        EffectsOf {
+            factory: InstructionInfoFactory::new(),
+        }
+    }
+
+    /// The effects of `item`; `slot` is the promotable slot its explicit
+    /// memory operand accesses, if it does.
+    pub fn item(&mut self, item: &Item, slot: Option<usize>) -> Effects {
+        match item {
+            Item::Instr(ins, _) => self.instruction(ins, slot),
+            Item::Address { reg, .. } => {
+                let bit = reg_bit(*reg).unwrap_or(0);
+                Effects {
+                    defs: bit,
+                    kills: bit,
+                    ..Effects::default()
+                }
+            }
+            Item::CallLabel(..) => Effects {
+                uses: !0,
+                side_effect: true,
+                ..Effects::default()
+            },
+        }
+    }
+
+    /// The effects of one instruction (see [`EffectsOf::item`]).
+    pub fn instruction(&mut self, ins: &Instruction, slot: Option<usize>) -> Effects {
+        if ins.flow_control() != FlowControl::Next {
+            // `ret` hands the registers to the caller but `ecx`, which no
+            // i386 calling convention returns a value in; anything else (a
+            // call, a jump into the original code, a system call) may read
+            // every location.
+            let uses = if ins.mnemonic() == Mnemonic::Ret {
+                ALL_REGS & !0b10
+            } else {
+                !0
+            };
+            return Effects {
+                uses,
+                side_effect: true,
+                leaves: true,
+                ..Effects::default()
+            };
+        }
+        let mut fx = Effects {
+            side_effect: !is_pure(ins),
+            ..Effects::default()
+        };
+        // Instructions built with `Instruction::with*` have no code size,
+        // which iced's instruction info reads as 64-bit (`rax` for `eax`).
+        let mut ins32 = *ins;
+        ins32.set_code_size(iced_x86::CodeSize::Code32);
+        let info = self.factory.info(&ins32);
+        for used in info.used_registers() {
+            let reg = used.register();
+            let Some(bit) = reg_bit(reg) else {
+                let writes = !matches!(used.access(), OpAccess::Read | OpAccess::CondRead);
+                if reg.full_register32() == Register::ESP && writes {
+                    fx.side_effect = true; // the stack pointer is tracked apart
+                } else if !reg.is_segment_register() && reg.full_register32() != Register::ESP {
+                    fx.side_effect = true; // FPU, SSE, ...: outside the universe
+                }
+                continue;
+            };
+            match used.access() {
+                OpAccess::Read | OpAccess::CondRead => fx.uses |= bit,
+                OpAccess::Write if reg.is_gpr32() => {
+                    fx.defs |= bit;
+                    fx.kills |= bit;
+                }
+                OpAccess::Write
+                | OpAccess::ReadWrite
+                | OpAccess::ReadCondWrite
+                | OpAccess::CondWrite => {
+                    fx.uses |= bit;
+                    fx.defs |= bit;
+                }
+                OpAccess::None | OpAccess::NoMemAccess => {}
+            }
+        }
+        fx.uses |= flag_bits(ins.rflags_read());
+        let written = flag_bits(ins.rflags_modified());
+        fx.defs |= written;
+        fx.kills |= written;
+        if ins.rflags_modified() & RflagsBits::DF != 0 {
+            fx.side_effect = true;
+        }
+        let explicit = memory_operand(ins);
+        match (explicit, slot) {
+            (Some(op), Some(s)) => {
+                let bit = slot_bit(s);
+                match info.op_access(op) {
+                    OpAccess::Read | OpAccess::CondRead => fx.uses |= bit,
+                    OpAccess::Write => {
+                        fx.defs |= bit;
+                        fx.kills |= bit;
+                    }
+                    OpAccess::NoMemAccess => {}
+                    _ => {
+                        fx.uses |= bit;
+                        fx.defs |= bit;
+                    }
+                }
+            }
+            (Some(_), None) if ins.mnemonic() != Mnemonic::Lea => fx.side_effect = true,
+            _ => {}
+        }
+        if !info.used_memory().is_empty() && slot.is_none() {
+            fx.side_effect = true;
+        }
+        if ins.mnemonic() == Mnemonic::Mov && ins.op_count() == 2 {
+            let location = |i: u32| match ins.op_kind(i) {
+                OpKind::Register if ins.op_register(i).is_gpr32() => {
+                    reg_bit(ins.op_register(i)).map(|b| b.trailing_zeros())
+                }
+                OpKind::Memory => slot.map(|s| SLOT_BASE + s as u32),
+                _ => None,
+            };
+            if let (Some(d), Some(s)) = (location(0), location(1)) {
+                fx.copy = Some((d, s));
+            }
+        }
+        fx
+    }
+}

@@ -1,0 +1,270 @@
+//! The stack frame of a residual function: the stack pointer's offset from
+//! its value at entry before every item, and the frame slots that can live
+//! in a register instead.
+//!
+//! A slot is promotable when every access to it is a 4-byte explicit
+//! `[esp+d]` operand of an instruction that accepts a register in its place,
+//! no other access overlaps it, and it is not the return address: slots
+//! below the entry stack pointer are the function's own frame, slots above
+//! its arguments (both dead when it returns; an argument's incoming value
+//! is loaded into its register on entry). The analysis gives up
+//! (returns `None`) whenever it could be unsound: calls (a callee may read
+//! the frame), jumps into the original code (which reads the frame from
+//! memory), a frame address that escapes into a register, an indexed
+//! frame access (`[esp+eax*4+8]`), or a stack pointer it cannot follow.
+
+use std::collections::HashMap;
+
+use iced_x86::{Instruction, Mnemonic, OpKind, Register};
+use wiper_emit::{Item, Label, Residual, Terminator};
+
+use crate::effects::{memory_operand, MAX_SLOTS};
+
+/// The frame facts of a residual.
+#[derive(Debug, Default)]
+pub struct Frame {
+    /// Per block (by index in `Residual::blocks`) and item: the promotable
+    /// slot the item's explicit memory operand accesses.
+    pub slot_of: Vec<Vec<Option<usize>>>,
+    /// The promotable slots' offsets from the entry stack pointer, most
+    /// accessed first.
+    pub slots: Vec<i32>,
+    /// Per block and item: the stack pointer's offset from its entry value
+    /// before the item (empty for blocks the entry does not reach).
+    pub esp: Vec<Vec<i32>>,
+}
+
+/// Mnemonics whose explicit 4-byte memory operand may be replaced by a
+/// register with the same instruction code.
+const PROMOTABLE: &[Mnemonic] = &[
+    Mnemonic::Mov,
+    Mnemonic::Add,
+    Mnemonic::Sub,
+    Mnemonic::Adc,
+    Mnemonic::Sbb,
+    Mnemonic::And,
+    Mnemonic::Or,
+    Mnemonic::Xor,
+    Mnemonic::Cmp,
+    Mnemonic::Test,
+    Mnemonic::Inc,
+    Mnemonic::Dec,
+    Mnemonic::Neg,
+    Mnemonic::Not,
+    Mnemonic::Imul,
+    Mnemonic::Mul,
+    Mnemonic::Shl,
+    Mnemonic::Shr,
+    Mnemonic::Sar,
+    Mnemonic::Rol,
+    Mnemonic::Ror,
+    Mnemonic::Push,
+    Mnemonic::Cmove,
+    Mnemonic::Cmovne,
+    Mnemonic::Cmovl,
+    Mnemonic::Cmovle,
+    Mnemonic::Cmovg,
+    Mnemonic::Cmovge,
+    Mnemonic::Cmovb,
+    Mnemonic::Cmovbe,
+    Mnemonic::Cmova,
+    Mnemonic::Cmovae,
+    Mnemonic::Cmovs,
+    Mnemonic::Cmovns,
+];
+
+/// One access to the frame.
+struct Access {
+    offset: i32,
+    size: i32,
+    /// An explicit operand that [`PROMOTABLE`] allows, of 4 bytes.
+    promotable: bool,
+    /// Where: (block index, item index), for explicit accesses.
+    at: Option<(usize, usize)>,
+}
+
+/// How an instruction moves the stack pointer, or `None` if the analysis
+/// cannot follow it (or the frame's address escapes through it).
+fn esp_delta(ins: &Instruction) -> Option<i32> {
+    let esp_operand = (0..ins.op_count())
+        .any(|i| ins.op_kind(i) == OpKind::Register && ins.op_register(i) == Register::ESP);
+    if ins.mnemonic() == Mnemonic::Pop
+        && memory_operand(ins).is_some()
+        && ins.memory_base() == Register::ESP
+    {
+        return None; // its address is computed after the pop
+    }
+    match ins.mnemonic() {
+        Mnemonic::Push | Mnemonic::Pop | Mnemonic::Pushfd | Mnemonic::Popfd => {
+            if esp_operand || ins.stack_pointer_increment().abs() != 4 {
+                return None;
+            }
+            Some(ins.stack_pointer_increment())
+        }
+        Mnemonic::Lea if ins.op0_register() == Register::ESP => {
+            (ins.memory_base() == Register::ESP && ins.memory_index() == Register::None)
+                .then(|| ins.memory_displacement32() as i32)
+        }
+        Mnemonic::Lea
+            if ins.memory_base() == Register::ESP || ins.memory_index() == Register::ESP =>
+        {
+            None
+        }
+        Mnemonic::Add | Mnemonic::Sub
+            if ins.op0_kind() == OpKind::Register && ins.op0_register() == Register::ESP =>
+        {
+            let imm = match ins.op1_kind() {
+                OpKind::Immediate8to32 | OpKind::Immediate32 => ins.immediate(1) as i32,
+                _ => return None,
+            };
+            Some(if ins.mnemonic() == Mnemonic::Add {
+                imm
+            } else {
+                imm.wrapping_neg()
+            })
+        }
+        Mnemonic::Ret => Some(0),
+        _ if esp_operand || ins.stack_pointer_increment() != 0 => None,
+        _ => Some(0),
+    }
+}
+
+/// Analyses the frame of `residual`, or `None` if it must be left alone.
+pub fn analyze(residual: &Residual) -> Option<Frame> {
+    let entry = residual.entry?;
+    let index: HashMap<Label, usize> = residual
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.label, i))
+        .collect();
+    let mut block_esp: Vec<Option<i32>> = vec![None; residual.blocks.len()];
+    let mut esp_before: Vec<Vec<i32>> = vec![Vec::new(); residual.blocks.len()];
+    let mut accesses: Vec<Access> = Vec::new();
+    let mut work = vec![(*index.get(&entry)?, 0i32)];
+    while let Some((b, esp_in)) = work.pop() {
+        match block_esp[b] {
+            Some(e) if e == esp_in => continue,
+            Some(_) => return None, // reached with two stack depths
+            None => block_esp[b] = Some(esp_in),
+        }
+        let block = &residual.blocks[b];
+        let mut esp = esp_in;
+        esp_before[b] = Vec::with_capacity(block.items.len());
+        for (k, item) in block.items.iter().enumerate() {
+            esp_before[b].push(esp);
+            let ins = match item {
+                Item::Instr(ins, _) => ins,
+                Item::Address { .. } => continue,
+                Item::CallLabel(..) => return None,
+            };
+            use iced_x86::FlowControl as F;
+            match ins.flow_control() {
+                // Code outside the residual would read promoted slots from
+                // memory.
+                F::Call
+                | F::IndirectCall
+                | F::UnconditionalBranch
+                | F::IndirectBranch
+                | F::ConditionalBranch
+                | F::XbeginXabortXend => return None,
+                F::Next | F::Return | F::Interrupt | F::Exception => {}
+            }
+            let delta = esp_delta(ins)?;
+            if memory_operand(ins).is_some() && ins.mnemonic() != Mnemonic::Lea {
+                if ins.memory_base() == Register::ESP && ins.memory_index() != Register::None {
+                    return None; // an indexed frame access may touch any slot
+                }
+                if ins.memory_base() == Register::ESP {
+                    let size = ins.memory_size().size() as i32;
+                    let promotable = size == 4 && PROMOTABLE.contains(&ins.mnemonic());
+                    accesses.push(Access {
+                        offset: esp.wrapping_add(ins.memory_displacement32() as i32),
+                        size: size.max(1),
+                        promotable,
+                        at: Some((b, k)),
+                    });
+                }
+            }
+            match ins.mnemonic() {
+                Mnemonic::Push | Mnemonic::Pushfd => accesses.push(Access {
+                    offset: esp - 4,
+                    size: 4,
+                    promotable: false,
+                    at: None,
+                }),
+                Mnemonic::Pop | Mnemonic::Popfd => accesses.push(Access {
+                    offset: esp,
+                    size: 4,
+                    promotable: false,
+                    at: None,
+                }),
+                _ => {}
+            }
+            esp = esp.wrapping_add(delta);
+        }
+        let successors: Vec<Label> = match &block.terminator {
+            Terminator::Exit => {
+                let returns = matches!(block.items.last(), Some(Item::Instr(i, _)) if i.mnemonic() == Mnemonic::Ret);
+                if !returns {
+                    return None; // leaves into the original code
+                }
+                Vec::new()
+            }
+            Terminator::Jump(l, _) => vec![*l],
+            Terminator::Branch {
+                taken, not_taken, ..
+            } => vec![*taken, *not_taken],
+        };
+        for l in successors {
+            work.push((*index.get(&l)?, esp));
+        }
+    }
+    let mut frame = promotable_slots(residual, &accesses);
+    frame.esp = esp_before;
+    Some(frame)
+}
+
+/// Picks the promotable slots among `accesses`.
+fn promotable_slots(residual: &Residual, accesses: &[Access]) -> Frame {
+    let mut candidates: HashMap<i32, usize> = HashMap::new();
+    for a in accesses {
+        // Below the entry stack pointer: the function's own frame; from 4
+        // up: its arguments, which the callee owns in the i386 System V
+        // ABI (dead when it returns). Offset 0 is the return address.
+        if a.promotable && (a.offset < 0 || a.offset >= 4) {
+            *candidates.entry(a.offset).or_default() += 1;
+        }
+    }
+    // A candidate fails if any access at it is not promotable or any other
+    // access overlaps it.
+    for a in accesses {
+        candidates.retain(|&off, _| {
+            let overlaps = a.offset < off + 4 && off < a.offset + a.size;
+            !overlaps || (a.offset == off && a.promotable)
+        });
+    }
+    let mut slots: Vec<(i32, usize)> = candidates.into_iter().collect();
+    slots.sort_by_key(|&(off, n)| (std::cmp::Reverse(n), off));
+    slots.truncate(MAX_SLOTS);
+    let number: HashMap<i32, usize> = slots
+        .iter()
+        .enumerate()
+        .map(|(i, &(off, _))| (off, i))
+        .collect();
+    let mut slot_of: Vec<Vec<Option<usize>>> = residual
+        .blocks
+        .iter()
+        .map(|b| vec![None; b.items.len()])
+        .collect();
+    for a in accesses {
+        if let (Some((b, k)), Some(&s)) = (a.at, number.get(&a.offset)) {
+            slot_of[b][k] = Some(s);
+        }
+    }
+    Frame {
+        slot_of,
+        slots: slots.into_iter().map(|(off, _)| off).collect(),
+        esp: Vec::new(),
+    }
+}

@@ -1,0 +1,90 @@
+//! Residual optimizer: cleans up the residual code the specializer
+//! produces before it is encoded.
+//!
+//! The specializer emits residual code instruction by instruction, so values
+//! that the original kept in its stack frame stay there, and moves pile up
+//! between stores and loads. Passes, all over the residual control-flow
+//! graph:
+//! 0. **Control-flow cleanup** ([`cfg`]): jump threading, merging of
+//!    straight-line blocks, removal of unreachable ones.
+//! 1. **Stack-slot promotion** ([`frame`], [`promote`]): frame slots
+//!    accessed only as whole 4-byte `[esp+d]` operands move into free
+//!    registers.
+//! 2. **Copy propagation** ([`cleanup`]): reads of a copied register read
+//!    the original.
+//! 3. **Dead-code elimination** ([`cleanup`]): items whose results are never
+//!    read go.
+//! 4. **Peepholes** ([`peephole`]): register swaps, two-address
+//!    arithmetic, redundant `test`s, folded loads and address arithmetic.
+//! 5. **Frame elimination** ([`unframe`]): when only saves of unchanged
+//!    registers and stack-pointer adjustments are left of the frame.
+//!
+//! Passes 2 to 4 repeat until nothing changes, before and after 5. Assumptions (see
+//! docs/specialization.md): at a `ret` the flags are dead (the i386 System V
+//! ABI does not preserve them) and so is the function's own frame below the
+//! entry stack pointer; everything else a caller can see stays live.
+
+pub mod cfg;
+pub mod cleanup;
+pub mod effects;
+pub mod frame;
+pub mod liveness;
+pub mod peephole;
+pub mod promote;
+pub mod unframe;
+
+use wiper_emit::Residual;
+
+/// What [`optimize`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptStats {
+    /// Stack slots moved into registers.
+    pub promoted_slots: usize,
+    /// Whether the stack frame was removed.
+    pub unframed: bool,
+    /// Residual items before.
+    pub items_before: usize,
+    /// Residual items after.
+    pub items_after: usize,
+}
+
+/// Optimizes `residual` in place.
+pub fn optimize(residual: &mut Residual) -> OptStats {
+    let count = |r: &Residual| r.blocks.iter().map(|b| b.items.len()).sum::<usize>();
+    let items_before = count(residual);
+    cfg::simplify(residual);
+    let mut calc = effects::EffectsOf::new();
+    // Dead stores to frame slots go first, so that they do not hold
+    // registers the promotion could give to live slots.
+    if let Some(f) = frame::analyze(residual) {
+        cleanup::eliminate_dead(residual, &mut calc, Some(&f.slot_of));
+    }
+    let promoted_slots = frame::analyze(residual)
+        .map(|f| promote::promote(residual, &f, &mut calc))
+        .unwrap_or(0);
+    clean_up(residual, &mut calc);
+    let unframed =
+        frame::analyze(residual).is_some_and(|f| unframe::eliminate_frame(residual, &f, &mut calc));
+    if unframed {
+        clean_up(residual, &mut calc);
+    }
+    OptStats {
+        promoted_slots,
+        unframed,
+        items_before,
+        items_after: count(residual),
+    }
+}
+
+/// Copy propagation, dead-code elimination and peepholes until nothing
+/// changes (at most 16 rounds).
+fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) {
+    for _ in 0..16 {
+        let copied = cleanup::propagate_copies(residual, calc);
+        let removed = cleanup::eliminate_dead(residual, calc, None);
+        let rewritten = peephole::run(residual, calc);
+        if !copied && !removed && !rewritten {
+            break;
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Backward liveness of registers, flags and promotable slots over the
+//! residual control-flow graph.
+
+use std::collections::HashMap;
+
+use wiper_emit::{Label, Residual, Terminator};
+
+use crate::effects::{condition_flags, Effects, Locs};
+
+/// The successors of a terminator.
+pub fn successors(t: &Terminator) -> Vec<Label> {
+    match t {
+        Terminator::Exit => Vec::new(),
+        Terminator::Jump(l, _) => vec![*l],
+        Terminator::Branch {
+            taken, not_taken, ..
+        } => vec![*taken, *not_taken],
+    }
+}
+
+/// Locations live after each item (per block index, per item), and live on
+/// entry to each block.
+pub struct Liveness {
+    /// `live_out[b][k]`: live right after item `k` of block `b`.
+    pub live_out: Vec<Vec<Locs>>,
+    /// `live_in[b]`: live when block `b` starts.
+    pub live_in: Vec<Locs>,
+}
+
+/// Computes liveness for `residual` whose items have the effects `fx`
+/// (same shape as the blocks). A block that ends in [`Terminator::Exit`]
+/// without a control transfer as its last item keeps everything live.
+pub fn liveness(residual: &Residual, fx: &[Vec<Effects>]) -> Liveness {
+    let index: HashMap<Label, usize> = residual
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.label, i))
+        .collect();
+    let n = residual.blocks.len();
+    let succ: Vec<Vec<usize>> = residual
+        .blocks
+        .iter()
+        .map(|b| {
+            successors(&b.terminator)
+                .iter()
+                .filter_map(|l| index.get(l).copied())
+                .collect()
+        })
+        .collect();
+    let term_uses: Vec<Locs> = residual
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| match &b.terminator {
+            Terminator::Branch { cc, .. } => condition_flags(*cc),
+            Terminator::Jump(..) => 0,
+            Terminator::Exit => match fx[i].last() {
+                Some(last) if last.leaves => 0,
+                _ => !0,
+            },
+        })
+        .collect();
+    let mut live_in: Vec<Locs> = vec![0; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in (0..n).rev() {
+            let mut live = term_uses[b];
+            for &s in &succ[b] {
+                live |= live_in[s];
+            }
+            for e in fx[b].iter().rev() {
+                live = (live & !e.kills) | e.uses;
+            }
+            if live != live_in[b] {
+                live_in[b] = live;
+                changed = true;
+            }
+        }
+    }
+    let live_out = (0..n)
+        .map(|b| {
+            let mut live = term_uses[b];
+            for &s in &succ[b] {
+                live |= live_in[s];
+            }
+            let mut out = vec![0; fx[b].len()];
+            for (k, e) in fx[b].iter().enumerate().rev() {
+                out[k] = live;
+                live = (live & !e.kills) | e.uses;
+            }
+            out
+        })
+        .collect();
+    Liveness { live_out, live_in }
+}

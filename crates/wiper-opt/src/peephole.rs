@@ -1,0 +1,285 @@
+//! Peepholes over a few neighbouring items, using liveness:
+//! - `mov t,a; mov a,b; mov b,t` becomes `xchg a,b` (plus `mov t,b` if `t`
+//!   is still read);
+//! - `mov a,b; OP a,c; mov b,a` becomes `OP b,c` when `a` is dead after;
+//! - `test r,r` right after an arithmetic instruction that wrote `r` goes
+//!   when only ZF, SF and PF are read afterwards (they are the same);
+//! - `imul r,s,1` becomes `mov r,s` when the flags it writes are dead;
+//! - `mov a,[m]; OP b,a` becomes `OP b,[m]` when `a` is dead after;
+//! - `add a,imm; mov b,[a+d]` becomes `mov b,[a+d+imm]` when `a` and the
+//!   flags are dead after.
+
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
+use wiper_emit::{Item, Residual};
+
+use crate::effects::{flag_bits, reg_bit, Effects, EffectsOf, Locs, ALL_FLAGS};
+use crate::liveness::liveness;
+
+/// `(dst, src)` of a 32-bit register-to-register `mov`.
+fn reg_move(item: &Item) -> Option<(Register, Register)> {
+    let Item::Instr(ins, _) = item else {
+        return None;
+    };
+    (matches!(ins.code(), Code::Mov_r32_rm32 | Code::Mov_rm32_r32)
+        && ins.op0_kind() == OpKind::Register
+        && ins.op1_kind() == OpKind::Register)
+        .then(|| (ins.op0_register(), ins.op1_register()))
+}
+
+/// Whether `reg` is in `live`.
+fn is_live(live: Locs, reg: Register) -> bool {
+    reg_bit(reg).is_some_and(|b| live & b != 0)
+}
+
+/// A register-to-register `mov`.
+fn mov(dst: Register, src: Register) -> Instruction {
+    Instruction::with2(Code::Mov_r32_rm32, dst, src).expect("mov r32, r32 is encodable")
+}
+
+/// Two-operand arithmetic `OP a, c` that reads and writes `a` (a register)
+/// and reads `c` (a register or an immediate), with no implicit operands.
+fn two_address(ins: &Instruction) -> bool {
+    use Mnemonic as M;
+    matches!(
+        ins.mnemonic(),
+        M::Add | M::Sub | M::And | M::Or | M::Xor | M::Adc | M::Sbb | M::Imul
+    ) && ins.op_count() == 2
+        && ins.op0_kind() == OpKind::Register
+        && ins.op0_register().is_gpr32()
+        && matches!(
+            ins.op1_kind(),
+            OpKind::Register | OpKind::Immediate8to32 | OpKind::Immediate32
+        )
+        && !ins.has_lock_prefix()
+}
+
+/// An instruction that writes `reg` with its result and sets ZF, SF and PF
+/// from it, as `test reg, reg` would.
+fn sets_zf_sf_pf_of(ins: &Instruction, reg: Register) -> bool {
+    use Mnemonic as M;
+    matches!(
+        ins.mnemonic(),
+        M::Add | M::Sub | M::And | M::Or | M::Xor | M::Inc | M::Dec | M::Neg | M::Adc | M::Sbb
+    ) && ins.op0_kind() == OpKind::Register
+        && ins.op0_register() == reg
+}
+
+/// Rewrites what it can; returns whether anything changed.
+pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
+    let fx: Vec<Vec<Effects>> = residual
+        .blocks
+        .iter()
+        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
+        .collect();
+    let live = liveness(residual, &fx);
+    let zf_sf_pf = flag_bits(RflagsBits::ZF | RflagsBits::SF | RflagsBits::PF);
+    let mut changed = false;
+    for (b, block) in residual.blocks.iter_mut().enumerate() {
+        let out = &live.live_out[b];
+        let items = std::mem::take(&mut block.items);
+        let mut keep: Vec<Item> = Vec::with_capacity(items.len());
+        let mut k = 0;
+        while k < items.len() {
+            let window = &items[k..];
+            // mov t,a; mov a,b; mov b,t
+            if let [m1, m2, m3, ..] = window {
+                if let (Some((t, a)), Some((a2, b2)), Some((b3, t3))) =
+                    (reg_move(m1), reg_move(m2), reg_move(m3))
+                {
+                    if a2 == a && b3 == b2 && t3 == t && t != a && a != b2 && t != b2 {
+                        let origin = match m2 {
+                            Item::Instr(_, o) => *o,
+                            _ => unreachable!("a move is an instruction"),
+                        };
+                        let xchg = Instruction::with2(Code::Xchg_rm32_r32, a, b2)
+                            .expect("xchg r32, r32 is encodable");
+                        keep.push(Item::Instr(xchg, origin));
+                        if is_live(out[k + 2], t) {
+                            keep.push(Item::Instr(mov(t, b2), origin));
+                        }
+                        changed = true;
+                        k += 3;
+                        continue;
+                    }
+                }
+            }
+            // mov a,b; OP a,c; mov b,a
+            if let [m1, Item::Instr(op, origin), m3, ..] = window {
+                if let (Some((a, b1)), Some((b3, a3))) = (reg_move(m1), reg_move(m3)) {
+                    if b3 == b1
+                        && a3 == a
+                        && a != b1
+                        && two_address(op)
+                        && op.op0_register() == a
+                        && !is_live(out[k + 2], a)
+                    {
+                        let mut new = *op;
+                        new.set_op0_register(b1);
+                        if new.op1_kind() == OpKind::Register && new.op1_register() == a {
+                            new.set_op1_register(b1);
+                        }
+                        keep.push(Item::Instr(new, *origin));
+                        changed = true;
+                        k += 3;
+                        continue;
+                    }
+                }
+            }
+            // mov a,[m]; OP b,a with a dead after
+            if let [Item::Instr(load, _), Item::Instr(op, op_origin), ..] = window {
+                if let Some(folded) = fold_load(load, op, out[k + 1]) {
+                    keep.push(Item::Instr(folded, *op_origin));
+                    changed = true;
+                    k += 2;
+                    continue;
+                }
+            }
+            // add a,imm; X with [a+d] and a dead after X
+            if let [Item::Instr(add, _), Item::Instr(x, x_origin), ..] = window {
+                if let Some(folded) = fold_address(add, x, fx[b][k].defs, out[k + 1]) {
+                    keep.push(Item::Instr(folded, *x_origin));
+                    changed = true;
+                    k += 2;
+                    continue;
+                }
+            }
+            let item = &items[k];
+            if let Item::Instr(ins, origin) = item {
+                // test r,r after an instruction that set ZF/SF/PF from r
+                if ins.code() == Code::Test_rm32_r32
+                    && ins.op0_kind() == OpKind::Register
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op0_register() == ins.op1_register()
+                    && out[k] & ALL_FLAGS & !zf_sf_pf == 0
+                {
+                    if let Some(Item::Instr(prev, _)) = keep.last() {
+                        if sets_zf_sf_pf_of(prev, ins.op0_register()) {
+                            changed = true;
+                            k += 1;
+                            continue;
+                        }
+                    }
+                }
+                // imul r,s,1 with dead flags
+                if matches!(
+                    ins.code(),
+                    Code::Imul_r32_rm32_imm8 | Code::Imul_r32_rm32_imm32
+                ) && ins.op1_kind() == OpKind::Register
+                    && ins.immediate(2) == 1
+                    && fx[b][k].defs & out[k] & ALL_FLAGS == 0
+                {
+                    keep.push(Item::Instr(
+                        mov(ins.op0_register(), ins.op1_register()),
+                        *origin,
+                    ));
+                    changed = true;
+                    k += 1;
+                    continue;
+                }
+            }
+            keep.push(item.clone());
+            k += 1;
+        }
+        block.items = keep;
+    }
+    changed
+}
+
+/// `add a, imm` followed by `x` that uses `a` only as the base of its memory
+/// operand, with `a` dead after `x` (or overwritten by it) and the flags of
+/// the `add` unread: `x` with the immediate folded into its displacement.
+fn fold_address(
+    add: &Instruction,
+    x: &Instruction,
+    add_defs: Locs,
+    live_after_x: Locs,
+) -> Option<Instruction> {
+    let imm = match add.code() {
+        Code::Add_rm32_imm8 | Code::Add_rm32_imm32 => add.immediate(1) as i32,
+        Code::Sub_rm32_imm8 | Code::Sub_rm32_imm32 => (add.immediate(1) as i32).wrapping_neg(),
+        _ => return None,
+    };
+    if add.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let a = add.op0_register();
+    let op = crate::effects::memory_operand(x)?;
+    let writes_a = op != 0
+        && x.op0_kind() == OpKind::Register
+        && x.op0_register() == a
+        && x.mnemonic() == Mnemonic::Mov;
+    let reads_a_otherwise = (0..x.op_count()).any(|i| {
+        x.op_kind(i) == OpKind::Register
+            && x.op_register(i).full_register32() == a
+            && !(i == 0 && writes_a)
+    });
+    if x.memory_base() != a
+        || x.memory_index() == a
+        || reads_a_otherwise
+        || x.rflags_read() != 0
+        || add_defs & live_after_x & ALL_FLAGS & !flag_bits(x.rflags_modified()) != 0
+        || (!writes_a && is_live(live_after_x, a))
+    {
+        return None;
+    }
+    let displacement = (x.memory_displacement32() as i32).wrapping_add(imm);
+    let mut folded = *x;
+    folded.set_memory_displacement32(displacement as u32);
+    folded.set_memory_displ_size(displacement_size(displacement));
+    Some(folded)
+}
+
+/// `mov a, [m]` followed by `OP b, a` (a move, two-operand arithmetic or a
+/// compare)
+/// with `a` dead after it: `OP b, [m]`.
+fn fold_load(load: &Instruction, op: &Instruction, live_after_op: Locs) -> Option<Instruction> {
+    use Mnemonic as M;
+    if load.code() != Code::Mov_r32_rm32 || load.op1_kind() != OpKind::Memory {
+        return None;
+    }
+    let a = load.op0_register();
+    let code = match op.mnemonic() {
+        M::Mov => Code::Mov_r32_rm32,
+        M::Add => Code::Add_r32_rm32,
+        M::Sub => Code::Sub_r32_rm32,
+        M::And => Code::And_r32_rm32,
+        M::Or => Code::Or_r32_rm32,
+        M::Xor => Code::Xor_r32_rm32,
+        M::Adc => Code::Adc_r32_rm32,
+        M::Sbb => Code::Sbb_r32_rm32,
+        M::Cmp => Code::Cmp_r32_rm32,
+        M::Imul if op.op_count() == 2 => Code::Imul_r32_rm32,
+        _ => return None,
+    };
+    let b = op.op0_register();
+    if op.op_count() != 2
+        || op.op0_kind() != OpKind::Register
+        || !b.is_gpr32()
+        || op.op1_kind() != OpKind::Register
+        || op.op1_register() != a
+        || b == a
+        || is_live(live_after_op, a)
+        || op.has_lock_prefix()
+    {
+        return None;
+    }
+    let memory = iced_x86::MemoryOperand::new(
+        load.memory_base(),
+        load.memory_index(),
+        load.memory_index_scale(),
+        load.memory_displacement32() as i32 as i64,
+        displacement_size(load.memory_displacement32() as i32),
+        false,
+        load.segment_prefix(),
+    );
+    Instruction::with2(code, b, memory).ok()
+}
+
+/// The encoded size of a memory displacement: none, a byte or a dword.
+fn displacement_size(displacement: i32) -> u32 {
+    match displacement {
+        0 => 0,
+        d if i8::try_from(d).is_ok() => 1,
+        _ => 4,
+    }
+}

@@ -1,0 +1,180 @@
+//! Stack-slot promotion: a frame slot that only ever holds a value between
+//! its stores and loads is given a register that is free over its whole
+//! live range, and every access to it becomes that register.
+//!
+//! Registers and slots interfere when one is written while the other is
+//! live (a plain `mov` between them does not count, so they may share);
+//! all locations live on entry interfere with each other. Slots are
+//! assigned most-accessed first, each to the first register that interferes
+//! neither with it nor with the slots already given that register.
+
+use iced_x86::{Code, Instruction, MemoryOperand, OpKind, Register};
+use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
+
+use crate::effects::{reg_of_bit, Effects, EffectsOf, Locs, SLOT_BASE};
+use crate::frame::Frame;
+use crate::liveness::liveness;
+
+/// Registers in the order they are tried: caller-saved first, `eax` last
+/// (it is the busiest).
+const ORDER: [u32; 7] = [1, 2, 6, 7, 3, 5, 0];
+
+/// Promotes what it can of `frame`'s slots in `residual`; returns how many.
+pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> usize {
+    if frame.slots.is_empty() {
+        return 0;
+    }
+    let fx: Vec<Vec<Effects>> = residual
+        .blocks
+        .iter()
+        .zip(&frame.slot_of)
+        .map(|(b, slots)| {
+            b.items
+                .iter()
+                .zip(slots)
+                .map(|(item, &s)| calc.item(item, s))
+                .collect()
+        })
+        .collect();
+    let live = liveness(residual, &fx);
+    let mut interferes = [0 as Locs; 128];
+    for (b, block_fx) in fx.iter().enumerate() {
+        for (k, e) in block_fx.iter().enumerate() {
+            let mut out = live.live_out[b][k];
+            if let Some((_, src)) = e.copy {
+                out &= !(1 << src);
+            }
+            for d in bits(e.defs) {
+                add(&mut interferes, d, out);
+            }
+        }
+    }
+    if let Some(entry) = residual.entry {
+        if let Some(b) = residual.blocks.iter().position(|x| x.label == entry) {
+            let at_entry = live.live_in[b];
+            for a in bits(at_entry) {
+                add(&mut interferes, a, at_entry);
+            }
+        }
+    }
+    let mut assigned: Vec<Option<Register>> = vec![None; frame.slots.len()];
+    for (s, slot_reg) in assigned.iter_mut().enumerate() {
+        let sb = SLOT_BASE + s as u32;
+        let Some(r) = ORDER.iter().copied().find(|&r| {
+            interferes[r as usize] & (1 << sb) == 0 && interferes[sb as usize] & (1 << r) == 0
+        }) else {
+            continue;
+        };
+        // The slot's live range joins the register's.
+        let merged = interferes[sb as usize];
+        add(&mut interferes, r, merged);
+        *slot_reg = Some(reg_of_bit(r));
+    }
+    for (block, slots) in residual.blocks.iter_mut().zip(&frame.slot_of) {
+        for (item, slot) in block.items.iter_mut().zip(slots) {
+            let (Item::Instr(ins, _), Some(s)) = (item, slot) else {
+                continue;
+            };
+            let Some(reg) = assigned[*s] else { continue };
+            let op =
+                crate::effects::memory_operand(ins).expect("a slot access has a memory operand");
+            ins.set_op_kind(op, OpKind::Register);
+            ins.set_op_register(op, reg);
+            ins.set_memory_base(Register::None);
+            ins.set_memory_index(Register::None);
+            ins.set_memory_displacement32(0);
+            ins.set_memory_displ_size(0);
+            ins.set_segment_prefix(Register::None);
+        }
+    }
+    load_incoming(
+        residual,
+        frame,
+        &assigned,
+        live.live_in[entry_index(residual)],
+    );
+    assigned.iter().flatten().count()
+}
+
+/// The index of the entry block.
+fn entry_index(residual: &Residual) -> usize {
+    residual
+        .blocks
+        .iter()
+        .position(|b| Some(b.label) == residual.entry)
+        .expect("the frame analysis found the entry block")
+}
+
+/// Loads the incoming value of every promoted slot that is live on entry
+/// (an argument) into its register, in a new block that then jumps to the
+/// old entry.
+fn load_incoming(
+    residual: &mut Residual,
+    frame: &Frame,
+    assigned: &[Option<Register>],
+    live_at_entry: Locs,
+) {
+    let origin = residual
+        .blocks
+        .iter()
+        .find(|b| Some(b.label) == residual.entry)
+        .and_then(|b| b.items.first())
+        .map_or(Origin::Glue(0), |item| {
+            Origin::Glue(item_origin(item).address())
+        });
+    let loads: Vec<Item> = assigned
+        .iter()
+        .enumerate()
+        .filter(|&(s, _)| live_at_entry & (1 << (SLOT_BASE + s as u32)) != 0)
+        .filter_map(|(s, reg)| {
+            let reg = (*reg)?;
+            let slot = MemoryOperand::with_base_displ(Register::ESP, frame.slots[s] as i64);
+            let ins = Instruction::with2(Code::Mov_r32_rm32, reg, slot).expect("mov r32, [esp+d]");
+            Some(Item::Instr(ins, origin))
+        })
+        .collect();
+    let Some(entry) = residual.entry else { return };
+    if loads.is_empty() {
+        return;
+    }
+    let label = Label(residual.blocks.iter().map(|b| b.label.0).max().unwrap_or(0) + 1);
+    residual.blocks.insert(
+        0,
+        Block {
+            label,
+            items: loads,
+            terminator: Terminator::Jump(entry, origin),
+        },
+    );
+    residual.entry = Some(label);
+}
+
+/// Records that location `a` interferes with every location in `set`.
+fn add(interferes: &mut [Locs; 128], a: u32, set: Locs) {
+    interferes[a as usize] |= set & !(1 << a);
+    for b in bits(set) {
+        if b != a {
+            interferes[b as usize] |= 1 << a;
+        }
+    }
+}
+
+/// The indices of the set bits of `set`.
+pub fn bits(set: Locs) -> impl Iterator<Item = u32> {
+    let mut rest = set;
+    std::iter::from_fn(move || {
+        (rest != 0).then(|| {
+            let b = rest.trailing_zeros();
+            rest &= rest - 1;
+            b
+        })
+    })
+}
+
+/// Where an item came from.
+fn item_origin(item: &Item) -> Origin {
+    match item {
+        Item::Instr(_, o) | Item::CallLabel(_, o) => *o,
+        Item::Address { origin, .. } => *origin,
+    }
+}
