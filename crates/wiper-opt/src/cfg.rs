@@ -49,15 +49,31 @@ pub fn simplify(residual: &mut Residual) {
             _ => None,
         })
         .collect();
-    let resolve = |mut l: Label| {
-        for _ in 0..=forward.len() {
-            match forward.get(&l) {
-                Some(&t) => l = t,
-                None => break,
+    // Where each label finally leads, computed once per chain (a cycle of
+    // empty blocks stays where it is).
+    let mut target: HashMap<Label, Label> = HashMap::new();
+    for &start in forward.keys() {
+        let mut chain = vec![start];
+        let mut on_chain: HashSet<Label> = HashSet::from([start]);
+        let mut l = start;
+        let end = loop {
+            if let Some(&t) = target.get(&l) {
+                break t;
             }
+            match forward.get(&l) {
+                Some(&t) if on_chain.insert(t) => {
+                    chain.push(t);
+                    l = t;
+                }
+                Some(_) => break l, // a cycle
+                None => break l,
+            }
+        };
+        for c in chain {
+            target.insert(c, end);
         }
-        l
-    };
+    }
+    let resolve = |l: Label| target.get(&l).copied().unwrap_or(l);
     for b in &mut residual.blocks {
         retarget(&mut b.terminator, resolve);
         for item in &mut b.items {

@@ -1,5 +1,5 @@
 //! A small, fast, non-cryptographic hasher (the "Fx" hash used inside rustc)
-//! for the hot maps keyed by ids and nodes. Keys are not attacker-controlled,
+//! for the hot maps keyed by ids and nodes (here and in the specializer). Keys are not attacker-controlled,
 //! so SipHash's DoS resistance buys nothing here.
 
 use std::collections::{HashMap, HashSet};
@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// Multiply-rotate hasher over machine words.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher {
+pub struct FxHasher {
     hash: u64,
 }
 
@@ -52,6 +52,6 @@ impl Hasher for FxHasher {
 }
 
 /// `HashMap` with [`FxHasher`].
-pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 /// `HashSet` with [`FxHasher`].
-pub(crate) type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
+pub type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;

@@ -41,6 +41,7 @@ mod smt;
 mod traverse;
 
 pub use eval::{Assignment, Env, EvalError, MemImage, MemValue, Value};
+pub use fx::{FxHashMap, FxHashSet, FxHasher};
 pub use pool::{ExprId, ExprPool, Op, Sort, VarId};
 pub use print::{Printer, Syntax};
 pub use smt::{Counterexample, ProofResult, Prover, ProverStats, Z3Term, Z3Translator};

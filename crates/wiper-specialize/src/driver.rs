@@ -1,7 +1,8 @@
 //! The specialization driver: specialization points, the memo table,
 //! control transfers, calls and the function exit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -14,10 +15,10 @@ use wiper_sem::{loc_var, Flag, Loc, Reg};
 use wiper_synth::{Goal, Synthesizer};
 use wiper_x86::Disassembler;
 
-use crate::eval::{base_var_name, Evaluated, Evaluator, SExpr};
+use crate::eval::{base_var_name, Evaluated, Evaluator, SExpr, Scratch};
 use crate::function::{FunctionInfo, InstrInfo, ALL_FLAGS};
 use crate::materialize::Emitter;
-use crate::state::{value_bytes, Base, Byte, Known, Region, SVal, Store};
+use crate::state::{value_bytes, Base, Byte, FxHashMap, FxHasher, Known, Region, SVal, Store};
 use crate::{check, Options, Specialization, SpecializeError, Stats};
 
 /// An inlined call: where to go back to.
@@ -53,84 +54,38 @@ enum GenLoc {
     Word(Region, u32),
 }
 
-/// A memo key: the static part of a state at a program point.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    addr: u32,
-    func: u32,
-    ctx: Vec<Frame>,
-    regs: [Option<SVal>; 8],
-    flags: [Option<bool>; 7],
-    mem: Vec<((Region, u32), Byte)>,
-    escaped: bool,
+/// The locations where the static parts of two stores of one program point
+/// differ (registers, flags, then aligned memory words, each in increasing
+/// order); `None` when there are more than [`MAX_GENERALIZED`].
+fn static_diff(a: &Store, b: &Store) -> Option<Vec<GenLoc>> {
+    let mut d = Vec::new();
+    for r in Reg::ALL {
+        if a.reg(r).map(|k| k.value) != b.reg(r).map(|k| k.value) {
+            d.push(GenLoc::Reg(r));
+        }
+    }
+    for f in Flag::ALL {
+        if a.flag(f).map(|k| k.value) != b.flag(f).map(|k| k.value) {
+            d.push(GenLoc::Flag(f));
+        }
+    }
+    let limit = MAX_GENERALIZED.checked_sub(d.len())?;
+    let words = a.mem.diff_words(&b.mem, limit)?;
+    d.extend(
+        words
+            .into_iter()
+            .map(|(region, off)| GenLoc::Word(region, off)),
+    );
+    Some(d)
 }
 
-impl Key {
-    fn of(addr: u32, s: &State) -> Key {
-        Key {
-            addr,
-            func: s.func,
-            ctx: s.ctx.clone(),
-            regs: s.store.regs.map(|r| r.map(|k| k.value)),
-            flags: s.store.flags.map(|f| f.map(|k| k.value)),
-            mem: s.store.mem.iter().map(|(k, v)| (*k, v.value)).collect(),
-            escaped: s.store.escaped,
-        }
-    }
-
-    /// The locations where two keys of one point differ.
-    fn diff(&self, other: &Key) -> Vec<GenLoc> {
-        let mut d = Vec::new();
-        for r in Reg::ALL {
-            if self.regs[r.index()] != other.regs[r.index()] {
-                d.push(GenLoc::Reg(r));
-            }
-        }
-        for f in Flag::ALL {
-            if self.flags[f.index()] != other.flags[f.index()] {
-                d.push(GenLoc::Flag(f));
-            }
-        }
-        // Both byte lists are sorted by address: merge them.
-        let (a, b) = (&self.mem, &other.mem);
-        let (mut i, mut j) = (0, 0);
-        let mut words: Vec<GenLoc> = Vec::new();
-        let note = |k: (Region, u32), words: &mut Vec<GenLoc>| {
-            let w = GenLoc::Word(k.0, k.1 & !3);
-            if !words.contains(&w) {
-                words.push(w);
-            }
-        };
-        while i < a.len() || j < b.len() {
-            if d.len() + words.len() > MAX_GENERALIZED {
-                break;
-            }
-            match (a.get(i), b.get(j)) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
-                    if x.1 != y.1 {
-                        note(x.0, &mut words);
-                    }
-                    i += 1;
-                    j += 1;
-                }
-                (Some(x), Some(y)) if x.0 < y.0 => {
-                    note(x.0, &mut words);
-                    i += 1;
-                }
-                (Some(x), None) => {
-                    note(x.0, &mut words);
-                    i += 1;
-                }
-                (_, Some(y)) => {
-                    note(y.0, &mut words);
-                    j += 1;
-                }
-                (None, None) => break,
-            }
-        }
-        d.extend(words);
-        d
-    }
+/// The memo table's hash of a specialization point: the program point and
+/// the static part of the store.
+fn memo_hash(point: &Point, store: &Store) -> u64 {
+    let mut h = FxHasher::default();
+    point.hash(&mut h);
+    store.hash_static(&mut h);
+    h.finish()
 }
 
 /// How specialization leaves an instruction.
@@ -197,10 +152,11 @@ pub fn specialize(
         options: options.clone(),
         pool: ExprPool::new(),
         dis: Disassembler::new(binary),
-        functions: HashMap::new(),
+        functions: FxHashMap::default(),
         synth: Synthesizer::new(options.proof_timeout_ms),
+        scratch: Scratch::default(),
         top: entry,
-        generalized: HashSet::new(),
+        generalized: BTreeSet::new(),
         buffer_ranges: Vec::new(),
         run: RunState::default(),
         stats: Stats::default(),
@@ -323,10 +279,16 @@ fn write_known(store: &mut Store, region: Region, off: u32, value: SVal, synced:
 /// A program point of specialization: function, address, inlined calls.
 type Point = (u32, u32, Vec<Frame>);
 
-/// A specialization point as the whistle sees it.
+/// A specialization point: a memo entry, and a node of the tree of paths
+/// the whistle walks.
 struct Entry {
     point: Point,
-    key: Key,
+    /// The store on arrival (after generalization and dead locations were
+    /// dropped): its static part is the memo key, what it has synced is
+    /// what jumps to the point must sync first.
+    store: Store,
+    /// The point's residual block.
+    label: Label,
     dyn_branches: u32,
     /// The point before this one on the path that created it.
     parent: Option<usize>,
@@ -337,7 +299,8 @@ struct Entry {
 struct RunState {
     blocks: Vec<Block>,
     next_label: u32,
-    memo: HashMap<Key, Vec<(Label, Store)>>,
+    /// The memo table: the entries with each [`memo_hash`], oldest first.
+    memo: FxHashMap<u64, Vec<usize>>,
     /// Every specialization point, with the one before it on its path.
     entries: Vec<Entry>,
     worklist: Vec<(Label, u32, State)>,
@@ -350,11 +313,14 @@ struct Specializer<'a> {
     options: Options,
     pool: ExprPool,
     dis: Disassembler<'a>,
-    functions: HashMap<u32, Option<Rc<FunctionInfo>>>,
+    functions: FxHashMap<u32, Option<Rc<FunctionInfo>>>,
     synth: Synthesizer,
+    /// Tables reused by every evaluation.
+    scratch: Scratch,
     top: u32,
-    /// (function, address, location): made dynamic on arrival there.
-    generalized: HashSet<(u32, u32, GenLoc)>,
+    /// (function, address, location): made dynamic on arrival there (in
+    /// a fixed order, so the glue that materializes them is deterministic).
+    generalized: BTreeSet<(u32, u32, GenLoc)>,
     /// Where the static buffers live (never written through unknown
     /// pointers, by assumption).
     buffer_ranges: Vec<(Region, u32, u32)>,
@@ -441,7 +407,7 @@ impl Specializer<'_> {
                     state.store.copies.retain(|c| c.0 != off);
                     em.memory(&mut state.store, region, off, 4)?;
                     for i in 0..4 {
-                        state.store.mem.remove(&(region, off + i));
+                        state.store.mem.remove((region, off + i));
                     }
                 }
             }
@@ -462,15 +428,22 @@ impl Specializer<'_> {
                 }
             }
         }
-        let key = Key::of(addr, &state);
-        // A memo entry fits when the copies its code relies on hold here too.
-        let hit = self.run.memo.get(&key).and_then(|entries| {
-            entries
-                .iter()
-                .find(|(_, t)| t.copies.iter().all(|c| state.store.copies.contains(c)))
-                .cloned()
+        let point = (state.func, addr, state.ctx.clone());
+        let hash = memo_hash(&point, &state.store);
+        // A memo entry fits when its static part is this one and the copies
+        // its code relies on hold here too.
+        let hit = self.run.memo.get(&hash).and_then(|ids| {
+            ids.iter().map(|id| &self.run.entries[*id]).find(|e| {
+                e.point == point
+                    && e.store.same_static(&state.store)
+                    && e.store
+                        .copies
+                        .iter()
+                        .all(|c| state.store.copies.contains(c))
+            })
         });
-        if let Some((label, target)) = hit {
+        if let Some(e) = hit {
+            let (label, target) = (e.label, e.store.clone());
             self.glue_to(&mut state.store, &target, addr, &mut glue)?;
             return Ok((label, glue));
         }
@@ -478,40 +451,41 @@ impl Specializer<'_> {
         // each reached from the one before through a dynamic branch, differ
         // in the same few locations every time: a static value
         // changing under dynamic control (a counter). Generalize it there.
-        let point = (state.func, addr, state.ctx.clone());
-        if let Some(d) = self.whistle(&point, &key, &state) {
+        if let Some(d) = self.whistle(&point, &state) {
             return Err(Stop::Restart(
                 d.iter().map(|g| (state.func, addr, *g)).collect(),
             ));
         }
         let id = self.run.entries.len();
+        let label = self.new_label();
         self.run.entries.push(Entry {
             point,
-            key: key.clone(),
+            store: state.store.clone(),
+            label,
             dyn_branches: state.dyn_branches,
             parent: state.parent,
         });
+        self.run.memo.entry(hash).or_default().push(id);
         state.parent = Some(id);
-        let label = self.new_label();
-        self.run
-            .memo
-            .entry(key)
-            .or_default()
-            .push((label, state.store.clone()));
         self.run.worklist.push((label, addr, state));
         Ok((label, glue))
     }
 
     /// The locations to generalize at a new point, if the whistle blows.
-    fn whistle(&self, point: &Point, key: &Key, state: &State) -> Option<Vec<GenLoc>> {
+    fn whistle(&self, point: &Point, state: &State) -> Option<Vec<GenLoc>> {
         let k = self.options.generalize_after.max(1);
-        let mut chain: Vec<(&Key, u32)> = vec![(key, state.dyn_branches)];
+        let mut chain: Vec<(&Store, u32)> = vec![(&state.store, state.dyn_branches)];
         let mut cur = state.parent;
         let mut steps = 0;
         while let Some(id) = cur {
             let e = &self.run.entries[id];
             if e.point == *point {
-                chain.push((&e.key, e.dyn_branches));
+                // Each visit must be reached from the one before through a
+                // dynamic branch.
+                if e.dyn_branches >= chain[chain.len() - 1].1 {
+                    return None;
+                }
+                chain.push((&e.store, e.dyn_branches));
                 if chain.len() > k {
                     break;
                 }
@@ -525,21 +499,25 @@ impl Specializer<'_> {
         if chain.len() <= k {
             return None;
         }
-        let d = chain[0].0.diff(chain[1].0);
-        if d.is_empty() || d.len() > MAX_GENERALIZED {
+        let d = static_diff(chain[0].0, chain[1].0).filter(|d| !d.is_empty())?;
+        if chain
+            .windows(2)
+            .any(|w| static_diff(w[0].0, w[1].0).as_ref() != Some(&d))
+        {
             return None;
-        }
-        for w in chain.windows(2) {
-            if w[0].1 <= w[1].1 || w[0].0.diff(w[1].0) != d {
-                return None;
-            }
         }
         // Registers holding stack addresses (esp, a frame pointer) are never
         // generalized: code moves esp back from them.
         let stack_reg = |g: &GenLoc| match g {
-            GenLoc::Reg(r) => chain
-                .iter()
-                .any(|(x, _)| matches!(x.regs[r.index()], Some(SVal::Addr(Base::Stack, _)))),
+            GenLoc::Reg(r) => chain.iter().any(|(x, _)| {
+                matches!(
+                    x.reg(*r),
+                    Some(Known {
+                        value: SVal::Addr(Base::Stack, _),
+                        ..
+                    })
+                )
+            }),
             _ => false,
         };
         if d.iter().any(stack_reg) {
@@ -561,8 +539,8 @@ impl Specializer<'_> {
         let keys: Vec<(Region, u32)> = target
             .mem
             .iter()
-            .filter(|(k, v)| v.synced && store.mem.get(k).is_some_and(|s| !s.synced))
-            .map(|(k, _)| *k)
+            .filter(|(k, v)| v.synced && store.mem.get(*k).is_some_and(|s| !s.synced))
+            .map(|(k, _)| k)
             .collect();
         for (region, off) in keys {
             em.memory(store, region, off, 1)?;
@@ -763,8 +741,14 @@ impl Specializer<'_> {
             info.instruction.flow_control(),
             FlowControl::Call | FlowControl::IndirectCall
         );
-        let (post, mut ev) =
-            Evaluator::new(&mut self.pool, self.binary, self.pie, store).run(&info.lifted, is_call);
+        let evaluator = Evaluator::new(
+            &mut self.pool,
+            self.binary,
+            self.pie,
+            store,
+            &mut self.scratch,
+        );
+        let (post, mut ev) = evaluator.run(&info.lifted, is_call);
         ev.regs
             .retain(|(r, _)| info.live_regs_out & (1 << r.index()) != 0);
         ev.flags
@@ -903,7 +887,7 @@ impl Specializer<'_> {
                     }));
                 }
                 let mut em = Emitter::new(items, addr);
-                em.flags(&mut state.store, flags_read(&self.pool, info));
+                em.flags(&mut state.store, info.flags_read());
                 self.stats.materialized += em.materialized;
                 Ok(Next::Branch {
                     cc,
@@ -1085,12 +1069,12 @@ impl Specializer<'_> {
         items: &mut Vec<Item>,
     ) -> Result<(), SpecializeError> {
         let mut em = Emitter::new(items, info.instruction.ip32());
-        for l in info.lifted.reads(&self.pool) {
-            if let Loc::Reg(r) = l {
+        for l in &info.reads {
+            if let Loc::Reg(r) = *l {
                 em.register(store, r);
             }
         }
-        em.flags(store, flags_read(&self.pool, info));
+        em.flags(store, info.flags_read());
         for (region, off, n) in &ev.known_reads {
             em.memory(store, *region, *off, *n)?;
         }
@@ -1101,7 +1085,7 @@ impl Specializer<'_> {
     /// The store after the original instruction ran on a machine holding
     /// all its inputs: what it computed is in the machine too.
     fn synced_after(&self, mut s: Store, info: &InstrInfo, ev: &Evaluated) -> Store {
-        for w in info.lifted.writes() {
+        for &w in &info.writes {
             if w == Loc::Reg(Reg::Esp) {
                 s.real_esp = s.esp();
             }
@@ -1109,9 +1093,7 @@ impl Specializer<'_> {
         }
         for (region, off, n) in &ev.known_writes {
             for i in 0..*n {
-                if let Some(k) = s.mem.get_mut(&(*region, off.wrapping_add(i))) {
-                    k.synced = true;
-                }
+                s.mem.mark_synced((*region, off.wrapping_add(i)));
             }
         }
         if ev.escapes {
@@ -1254,7 +1236,7 @@ impl Specializer<'_> {
             .any(|r| stack_addr(state.store.reg(*r)))
             || state.store.mem.iter().any(|((region, off), k)| {
                 matches!(k.value, Byte::Part(Base::Stack, ..))
-                    && (*region != Region::Of(Base::Stack) || off.wrapping_sub(esp) < args)
+                    && (region != Region::Of(Base::Stack) || off.wrapping_sub(esp) < args)
             })
         {
             state.store.escaped = true;
@@ -1277,10 +1259,10 @@ impl Specializer<'_> {
         let slots = ret_slots(state);
         let buffers = self.buffer_ranges.clone();
         state.store.mem.retain(|(region, off), _| match region {
-            Region::Of(Base::Stack) => !frame || slots.contains(off),
+            Region::Of(Base::Stack) => !frame || slots.contains(&off),
             r => buffers
                 .iter()
-                .any(|(br, lo, hi)| br == r && *off >= *lo && *off < *hi),
+                .any(|(br, lo, hi)| *br == r && off >= *lo && off < *hi),
         });
     }
 
@@ -1322,7 +1304,7 @@ impl Specializer<'_> {
             let nargs = self.arg_bytes(t);
             let args_known = (4..4 + nargs).all(|i| {
                 post.mem
-                    .contains_key(&(Region::Of(Base::Stack), post.esp().wrapping_add(i)))
+                    .contains((Region::Of(Base::Stack), post.esp().wrapping_add(i)))
             });
             if state.ctx.len() < self.options.max_inline_depth && (!recursive || args_known) {
                 state.store = post;
@@ -1369,8 +1351,8 @@ impl Specializer<'_> {
             let esp = state.store.esp();
             let slots = ret_slots(state);
             state.store.mem.retain(|(region, off), _| {
-                *region != Region::Of(Base::Stack)
-                    || slots.contains(off)
+                region != Region::Of(Base::Stack)
+                    || slots.contains(&off)
                     || off.wrapping_sub(esp) >= args
             });
         }
@@ -1406,7 +1388,7 @@ impl Specializer<'_> {
                 );
             }
         }
-        for ((region, off), k) in &state.store.mem {
+        for ((region, off), k) in state.store.mem.iter() {
             let byte = match k.value {
                 Byte::Part(b, o, i) => match tr(SVal::Addr(b, o)) {
                     SVal::Addr(b, o) => Byte::Part(b, o, i),
@@ -1422,11 +1404,11 @@ impl Specializer<'_> {
                 Region::Of(Base::Stack) => {
                     let rel = off.wrapping_sub(shift) as i32;
                     if (4..4 + 4 * 8).contains(&rel) {
-                        s.mem.insert((*region, rel as u32), known);
+                        s.mem.insert((region, rel as u32), known);
                     }
                 }
                 _ => {
-                    s.mem.insert((*region, *off), known);
+                    s.mem.insert((region, off), known);
                 }
             }
         }
@@ -1444,8 +1426,8 @@ impl Specializer<'_> {
 /// Drops the copy facts on whatever the instruction writes (registers, known
 /// stack slots; all of them for a store through an unknown pointer).
 fn purge_copies(store: &mut Store, info: &InstrInfo, ev: &Evaluated) {
-    for w in info.lifted.writes() {
-        if let Loc::Reg(r) = w {
+    for w in &info.writes {
+        if let Loc::Reg(r) = *w {
             store.copies.retain(|c| c.1 != r);
         }
     }
@@ -1468,17 +1450,6 @@ fn ret_slots(state: &State) -> HashSet<u32> {
         .iter()
         .flat_map(|f| (0..4).map(move |i| f.ret_slot.wrapping_add(i)))
         .collect()
-}
-
-/// The flags an instruction reads.
-fn flags_read(pool: &ExprPool, info: &InstrInfo) -> u8 {
-    let mut m = 0;
-    for l in info.lifted.reads(pool) {
-        if let Loc::Flag(f) = l {
-            m |= 1 << f.index();
-        }
-    }
-    m
 }
 
 fn same_instruction(a: &Instruction, b: &Instruction) -> bool {

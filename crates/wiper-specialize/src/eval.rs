@@ -8,10 +8,8 @@
 //! instruction, with known values substituted (addresses as `@stack + k` or
 //! `@load + k`, later rewritten relative to the machine's `esp`).
 
-use std::collections::HashMap;
-
 use wiper_elf::Binary;
-use wiper_qfbv::{ExprId, ExprPool, Op};
+use wiper_qfbv::{bv, ExprId, ExprPool, Op, VarId};
 use wiper_sem::{loc_var, Flag, Lifted, Loc, Reg, Value};
 
 use crate::state::{join_bytes, value_bytes, Base, Byte, Known, Region, SVal, Store};
@@ -76,6 +74,64 @@ impl Evaluated {
     }
 }
 
+/// Memory reused by successive evaluations over one pool (kept by the
+/// caller, so an evaluation allocates nothing for its memo table), and
+/// facts about the pool's variables.
+#[derive(Default)]
+pub struct Scratch {
+    /// The memory variable `mem`.
+    mem_var: Option<ExprId>,
+    /// The location of each variable (by [`VarId::index`]), once looked up.
+    var_locs: Vec<Option<Option<Loc>>>,
+    /// Specialized formulas by [`ExprId::index`]; an entry is valid when
+    /// stamped with the current `part` number.
+    memo: Vec<(u32, SExpr)>,
+    /// The number of the part being evaluated (stamps `memo` entries).
+    part: u32,
+    /// Values of locations assigned earlier in the current instruction.
+    local: Vec<(Loc, SExpr)>,
+    /// The current part's effects, specialized.
+    results: Vec<(Loc, Value, Option<SExpr>)>,
+    /// The known bytes a load reads.
+    bytes: Vec<Byte>,
+}
+
+impl Scratch {
+    /// The location a formula variable stands for, if any.
+    fn var_loc(&mut self, pool: &ExprPool, v: VarId) -> Option<Loc> {
+        let i = v.index();
+        if i >= self.var_locs.len() {
+            self.var_locs.resize(i + 1, None);
+        }
+        *self.var_locs[i].get_or_insert_with(|| Loc::of_var(pool, v))
+    }
+
+    /// Starts a new part: forgets every memo entry.
+    fn next_part(&mut self) {
+        self.part = self.part.wrapping_add(1);
+        if self.part == 0 {
+            // The stamps wrapped around: old entries could look valid.
+            self.memo.clear();
+            self.part = 1;
+        }
+    }
+
+    fn get(&self, e: ExprId) -> Option<SExpr> {
+        match self.memo.get(e.index()) {
+            Some((part, s)) if *part == self.part => Some(*s),
+            _ => None,
+        }
+    }
+
+    fn insert(&mut self, e: ExprId, s: SExpr) {
+        let i = e.index();
+        if i >= self.memo.len() {
+            self.memo.resize(i + 1, (0, SExpr::Dyn(e)));
+        }
+        self.memo[i] = (self.part, s);
+    }
+}
+
 /// The evaluator of one instruction.
 pub struct Evaluator<'a> {
     pool: &'a mut ExprPool,
@@ -84,24 +140,39 @@ pub struct Evaluator<'a> {
     /// The store, updated part by part.
     pub store: Store,
     /// The store before the instruction (for sync checks).
-    before: Store,
-    /// Values of locations assigned earlier in this instruction.
-    local: HashMap<Loc, SExpr>,
+    before: &'a Store,
+    /// The memo table of the current part and the values of locations
+    /// assigned earlier in this instruction.
+    scratch: &'a mut Scratch,
+    /// The memory variable `mem` (memory before the instruction).
+    mem_var: ExprId,
+    /// The memory after the stores evaluated so far.
     cur_mem: ExprId,
     out: Evaluated,
 }
 
 impl<'a> Evaluator<'a> {
-    /// Starts evaluating an instruction in `store`.
-    pub fn new(pool: &'a mut ExprPool, binary: &'a Binary, pie: bool, store: &Store) -> Self {
-        let mem = loc_var(pool, Loc::Mem);
+    /// Starts evaluating an instruction in `store`, with `scratch` for its
+    /// temporary tables.
+    pub fn new(
+        pool: &'a mut ExprPool,
+        binary: &'a Binary,
+        pie: bool,
+        store: &'a Store,
+        scratch: &'a mut Scratch,
+    ) -> Self {
+        let mem = *scratch
+            .mem_var
+            .get_or_insert_with(|| loc_var(pool, Loc::Mem));
+        scratch.local.clear();
         Evaluator {
             pool,
             binary,
             pie,
             store: store.clone(),
-            before: store.clone(),
-            local: HashMap::new(),
+            before: store,
+            scratch,
+            mem_var: mem,
             cur_mem: mem,
             out: Evaluated::default(),
         }
@@ -111,20 +182,20 @@ impl<'a> Evaluator<'a> {
     /// pushed return address is a code address (load-relative in a PIE).
     pub fn run(mut self, lifted: &Lifted, is_call: bool) -> (Store, Evaluated) {
         for part in &lifted.parts {
-            let mut results = Vec::new();
-            let mut memo = HashMap::new();
+            let mut results = std::mem::take(&mut self.scratch.results);
+            self.scratch.next_part();
             for eff in &part.effects {
                 let v = match eff.value {
-                    Value::Expr(e) => Some(self.spec(e, &mut memo)),
+                    Value::Expr(e) => Some(self.spec(e)),
                     Value::Undefined => None,
                 };
                 results.push((eff.dst, eff.value, v));
             }
-            for (dst, value, v) in results {
+            for (dst, value, v) in results.drain(..) {
                 match (dst, v) {
                     (Loc::Mem, _) => {
                         if let Value::Expr(e) = value {
-                            self.store_chain(e, is_call, &mut memo);
+                            self.store_chain(e, is_call);
                         }
                     }
                     (Loc::Eip, v) => self.out.eip = v,
@@ -136,9 +207,10 @@ impl<'a> Evaluator<'a> {
                     (loc, Some(SExpr::Dyn(e))) => self.set_loc(loc, None, Some(e)),
                 }
             }
+            self.scratch.results = results;
         }
         let mut out = self.out;
-        if out.mem.is_some() && self.cur_mem == loc_var(self.pool, Loc::Mem) {
+        if out.mem.is_some() && self.cur_mem == self.mem_var {
             out.mem = None;
         }
         (self.store, out)
@@ -192,20 +264,23 @@ impl<'a> Evaluator<'a> {
             Loc::Temp(_) => {}
             Loc::Mem | Loc::Eip => unreachable!("handled by the caller"),
         }
-        match sexpr {
-            Some(s) => {
-                self.local.insert(loc, s);
-            }
-            None => {
-                let v = loc_var(self.pool, loc);
-                // Undefined: reads see "the machine's value".
-                self.local.insert(loc, SExpr::Dyn(v));
-            }
+        // Undefined: reads see "the machine's value".
+        let s = sexpr.unwrap_or_else(|| SExpr::Dyn(loc_var(self.pool, loc)));
+        let local = &mut self.scratch.local;
+        match local.iter_mut().find(|(l, _)| *l == loc) {
+            Some(entry) => entry.1 = s,
+            None => local.push((loc, s)),
         }
     }
 
+    /// The value of a location assigned earlier in this instruction.
+    fn local(&self, loc: Loc) -> Option<SExpr> {
+        let local = &self.scratch.local;
+        local.iter().find(|(l, _)| *l == loc).map(|(_, s)| *s)
+    }
+
     /// Applies a memory effect: a chain of stores over `mem`.
-    fn store_chain(&mut self, e: ExprId, is_call: bool, memo: &mut HashMap<ExprId, SExpr>) {
+    fn store_chain(&mut self, e: ExprId, is_call: bool) {
         let mut chain = Vec::new();
         let mut cur = e;
         while self.pool.op(cur) == Op::Store {
@@ -215,8 +290,8 @@ impl<'a> Evaluator<'a> {
         }
         chain.reverse();
         for (addr, value) in chain {
-            let a = self.spec(addr, memo);
-            let mut v = self.spec(value, memo);
+            let a = self.spec(addr);
+            let mut v = self.spec(value);
             let nbytes = self.pool.width(value) / 8;
             if let (true, true, SExpr::Known(SVal::Const(c))) = (is_call, self.pie, v) {
                 v = SExpr::Known(SVal::Addr(Base::Load, c as u32));
@@ -239,7 +314,7 @@ impl<'a> Evaluator<'a> {
                     self.note_escape(v);
                     let (region, off) = Region::of(a);
                     for i in 0..nbytes {
-                        self.store.mem.remove(&(region, off.wrapping_add(i)));
+                        self.store.mem.remove((region, off.wrapping_add(i)));
                     }
                     self.out.dyn_known_writes.push((region, off, nbytes));
                     let ae = self.embed(a);
@@ -281,18 +356,22 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Specializes formula `e` (over the state before the current part).
-    fn spec(&mut self, e: ExprId, memo: &mut HashMap<ExprId, SExpr>) -> SExpr {
-        if let Some(s) = memo.get(&e) {
-            return *s;
+    fn spec(&mut self, e: ExprId) -> SExpr {
+        let op = self.pool.op(e);
+        if let Op::Const { val, .. } = op {
+            return SExpr::Known(SVal::Const(val));
         }
-        let r = self.spec_uncached(e, memo);
-        memo.insert(e, r);
+        if let Some(s) = self.scratch.get(e) {
+            return s;
+        }
+        let r = self.spec_uncached(e, op);
+        self.scratch.insert(e, r);
         r
     }
 
     fn read_loc(&mut self, loc: Loc, e: ExprId) -> SExpr {
-        if let Some(s) = self.local.get(&loc) {
-            return *s;
+        if let Some(s) = self.local(loc) {
+            return s;
         }
         match loc {
             Loc::Reg(r) => match self.before.reg(r) {
@@ -327,63 +406,67 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn spec_uncached(&mut self, e: ExprId, memo: &mut HashMap<ExprId, SExpr>) -> SExpr {
-        let op = self.pool.op(e);
+    /// [`Evaluator::spec`] of a formula `e` = `op(...)` that is not a
+    /// constant and not in the memo table yet.
+    fn spec_uncached(&mut self, e: ExprId, op: Op) -> SExpr {
         match op {
-            Op::Const { val, .. } => return SExpr::Known(SVal::Const(val)),
             Op::Var(v) => {
-                return match Loc::of_var(self.pool, v) {
+                return match self.scratch.var_loc(self.pool, v) {
                     Some(loc) => self.read_loc(loc, e),
                     None => SExpr::Dyn(e),
                 }
             }
-            Op::Load(n) => return self.load(e, u32::from(n), memo),
+            Op::Load(n) => return self.load(e, u32::from(n)),
             _ => {}
         }
-        let args: Vec<ExprId> = self.pool.args(e).to_vec();
-        let vals: Vec<SExpr> = args.iter().map(|a| self.spec(*a, memo)).collect();
+        // Operands: at most three (`ite`, `store`).
+        let mut args = [e; 3];
+        let n = {
+            let a = self.pool.args(e);
+            args[..a.len()].copy_from_slice(a);
+            a.len()
+        };
+        let args = &args[..n];
+        let mut vals = [SExpr::Dyn(e); 3];
+        for (v, a) in vals.iter_mut().zip(args) {
+            *v = self.spec(*a);
+        }
+        let vals = &vals[..n];
         if op == Op::Ite {
             if let SExpr::Known(SVal::Const(c)) = vals[0] {
                 return if c & 1 == 1 { vals[1] } else { vals[2] };
             }
         }
-        if vals
-            .iter()
-            .all(|v| matches!(v, SExpr::Known(SVal::Const(_))))
-        {
-            let consts: Vec<ExprId> = args
-                .iter()
-                .zip(&vals)
-                .map(|(a, v)| match v {
-                    SExpr::Known(SVal::Const(c)) => {
-                        let w = self.pool.width(*a);
-                        self.pool.bv(*c, w)
-                    }
-                    _ => unreachable!(),
-                })
-                .collect();
-            if let Ok(r) = self.pool.mk(op, &consts) {
-                if let Some(c) = self.pool.as_const(r) {
-                    return SExpr::Known(SVal::Const(c));
-                }
+        // Constant operands: fold (as the pool's simplifier would).
+        let mut consts = [(0, 0); 3];
+        let all_const = vals.iter().zip(args).zip(&mut consts).all(|((v, a), c)| {
+            let SExpr::Known(SVal::Const(v)) = v else {
+                return false;
+            };
+            let w = self.pool.width(*a);
+            *c = (v & bv::mask(w), w);
+            true
+        });
+        if all_const {
+            if let Some(c) = bv::apply(op, &consts[..n]) {
+                return SExpr::Known(SVal::Const(c));
             }
         }
-        if let Some(k) = addr_arith(op, &vals) {
+        if let Some(k) = addr_arith(op, vals) {
             return SExpr::Known(k);
         }
         // Residual: rebuild with the specialized operands.
-        let new_args: Vec<ExprId> = args
-            .iter()
-            .zip(&vals)
-            .map(|(a, v)| match v {
+        let mut new_args = [e; 3];
+        for ((x, a), v) in new_args.iter_mut().zip(args).zip(vals) {
+            *x = match v {
                 SExpr::Known(k) => {
                     let w = self.pool.width(*a);
                     self.embed_width(*k, w)
                 }
                 SExpr::Dyn(x) => *x,
-            })
-            .collect();
-        match self.pool.mk(op, &new_args) {
+            };
+        }
+        match self.pool.mk(op, &new_args[..n]) {
             Ok(r) => match self.pool.as_const(r) {
                 Some(c) => SExpr::Known(SVal::Const(c)),
                 None => SExpr::Dyn(r),
@@ -395,9 +478,8 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn load(&mut self, e: ExprId, n: u32, memo: &mut HashMap<ExprId, SExpr>) -> SExpr {
-        let args = self.pool.args(e).to_vec();
-        let addr = self.spec(args[1], memo);
+    fn load(&mut self, e: ExprId, n: u32) -> SExpr {
+        let addr = self.spec(self.pool.args(e)[1]);
         let a = match addr {
             SExpr::Known(a) => a,
             SExpr::Dyn(ae) => {
@@ -407,13 +489,14 @@ impl<'a> Evaluator<'a> {
         };
         let (region, off) = Region::of(a);
         self.out.known_reads.push((region, off, n));
-        let mut bytes = Vec::new();
+        let mut bytes = std::mem::take(&mut self.scratch.bytes);
+        bytes.clear();
         let mut all_known = true;
         for i in 0..n {
             let key = (region, off.wrapping_add(i));
-            match self.store.mem.get(&key) {
+            match self.store.mem.get(key) {
                 Some(k) => {
-                    if !k.synced && self.before.mem.get(&key) == Some(k) {
+                    if !k.synced && self.before.mem.get(key) == Some(k) {
                         self.out.read_unsynced = true;
                     }
                     bytes.push(k.value)
@@ -427,21 +510,18 @@ impl<'a> Evaluator<'a> {
                 },
             }
         }
-        if all_known {
-            if let Some(v) = join_bytes(&bytes) {
-                return SExpr::Known(v);
-            }
+        let joined = if all_known { join_bytes(&bytes) } else { None };
+        self.scratch.bytes = bytes;
+        if let Some(v) = joined {
+            return SExpr::Known(v);
         }
         // A slot the residual code just stored a register into (or loaded
         // one from) reads as that register.
-        let mem_var = loc_var(self.pool, Loc::Mem);
-        if n == 4 && region == Region::Of(Base::Stack) && self.cur_mem == mem_var {
+        if n == 4 && region == Region::Of(Base::Stack) && self.cur_mem == self.mem_var {
             let none_known =
-                (0..4).all(|i| !self.store.mem.contains_key(&(region, off.wrapping_add(i))));
+                (0..4).all(|i| !self.store.mem.contains((region, off.wrapping_add(i))));
             let copy = self.before.copies.iter().find(|(o, r)| {
-                *o == off
-                    && self.before.reg(*r).is_none()
-                    && !self.local.contains_key(&Loc::Reg(*r))
+                *o == off && self.before.reg(*r).is_none() && self.local(Loc::Reg(*r)).is_none()
             });
             if let (true, Some((_, r))) = (none_known, copy) {
                 return SExpr::Dyn(loc_var(self.pool, Loc::Reg(*r)));

@@ -9,6 +9,7 @@ use wiper_qfbv::ExprPool;
 use wiper_sem::{lift, Lifted, Loc};
 use wiper_x86::{Function, Successor};
 
+use crate::state::FxHashMap;
 use crate::SpecializeError;
 
 /// Every register.
@@ -22,6 +23,10 @@ pub struct InstrInfo {
     pub instruction: Instruction,
     /// Its semantics.
     pub lifted: Lifted,
+    /// The locations it reads before writing them ([`Lifted::reads`]).
+    pub reads: Vec<Loc>,
+    /// The locations it assigns ([`Lifted::writes`]).
+    pub writes: Vec<Loc>,
     /// Registers live before it (bit = `Reg::index`).
     pub live_regs_in: u8,
     /// Flags live before it.
@@ -39,7 +44,7 @@ pub struct FunctionInfo {
     /// Its control-flow graph.
     pub function: Function,
     /// Its instructions by address.
-    pub instrs: HashMap<u32, InstrInfo>,
+    pub instrs: FxHashMap<u32, InstrInfo>,
 }
 
 fn mask_of(locs: impl Iterator<Item = Loc>) -> (u8, u8) {
@@ -54,10 +59,17 @@ fn mask_of(locs: impl Iterator<Item = Loc>) -> (u8, u8) {
     (r, f)
 }
 
+impl InstrInfo {
+    /// The flags it reads (bit = `Flag::index`).
+    pub fn flags_read(&self) -> u8 {
+        mask_of(self.reads.iter().copied()).1
+    }
+}
+
 impl FunctionInfo {
     /// Lifts every instruction of `function` and computes liveness.
     pub fn new(pool: &mut ExprPool, function: Function) -> Result<FunctionInfo, SpecializeError> {
-        let mut instrs = HashMap::new();
+        let mut instrs = FxHashMap::default();
         // Per instruction: (reads, writes) masks.
         let mut uses: HashMap<u32, (u8, u8, u8, u8)> = HashMap::new();
         for block in function.blocks.values() {
@@ -66,8 +78,10 @@ impl FunctionInfo {
                     address: ins.ip32(),
                     reason: e.to_string(),
                 })?;
-                let (mut rr, mut rf) = mask_of(lifted.reads(pool).into_iter());
-                let (mut wr, mut wf) = mask_of(lifted.writes().into_iter());
+                let reads: Vec<Loc> = lifted.reads(pool).into_iter().collect();
+                let writes: Vec<Loc> = lifted.writes().into_iter().collect();
+                let (mut rr, mut rf) = mask_of(reads.iter().copied());
+                let (mut wr, mut wf) = mask_of(writes.iter().copied());
                 match ins.flow_control() {
                     FlowControl::Call | FlowControl::IndirectCall => {
                         // The callee may read any register (regparm, static
@@ -89,6 +103,8 @@ impl FunctionInfo {
                     InstrInfo {
                         instruction: *ins,
                         lifted,
+                        reads,
+                        writes,
                         live_regs_in: 0,
                         live_flags_in: 0,
                         live_regs_out: 0,

@@ -198,7 +198,7 @@ impl<'a> Emitter<'a> {
         let mut i = 0;
         while i < len {
             let a = off.wrapping_add(i);
-            match store.mem.get(&(region, a)) {
+            match store.mem.get((region, a)) {
                 Some(k) if !k.synced => {
                     self.memory_at(store, region, a)?;
                 }
@@ -219,10 +219,10 @@ impl<'a> Emitter<'a> {
             .mem
             .iter()
             .filter(|(k, v)| !v.synced && pick(k.0, k.1))
-            .map(|(k, _)| *k)
+            .map(|(k, _)| k)
             .collect();
         for (region, a) in keys {
-            if store.mem.get(&(region, a)).is_some_and(|k| !k.synced) {
+            if store.mem.get((region, a)).is_some_and(|k| !k.synced) {
                 self.memory_at(store, region, a)?;
             }
         }
@@ -237,14 +237,14 @@ impl<'a> Emitter<'a> {
         region: Region,
         a: u32,
     ) -> Result<(), SpecializeError> {
-        let byte = store.mem[&(region, a)].value;
+        let byte = store.mem.get((region, a)).expect("a known byte").value;
         let (start, value, width) = match byte {
             Byte::Part(b, o, idx) => {
                 let start = a.wrapping_sub(u32::from(idx));
                 let all = (0..4).all(|i| {
                     store
                         .mem
-                        .get(&(region, start.wrapping_add(i)))
+                        .get((region, start.wrapping_add(i)))
                         .map(|k| k.value)
                         == Some(Byte::Part(b, o, i as u8))
                 });
@@ -263,7 +263,7 @@ impl<'a> Emitter<'a> {
                     .map(|i| {
                         store
                             .mem
-                            .get(&(region, (a & !3).wrapping_add(i)))
+                            .get((region, (a & !3).wrapping_add(i)))
                             .map(|k| k.value)
                     })
                     .collect();
@@ -280,9 +280,7 @@ impl<'a> Emitter<'a> {
         }
         self.store_value(store, region, start, value, width);
         for i in 0..width {
-            if let Some(k) = store.mem.get_mut(&(region, start.wrapping_add(i))) {
-                k.synced = true;
-            }
+            store.mem.mark_synced((region, start.wrapping_add(i)));
         }
         Ok(())
     }

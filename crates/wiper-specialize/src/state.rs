@@ -8,9 +8,13 @@
 //! machine's `esp` is tracked separately as `stack + real_esp`, so stack
 //! adjustments can be left out of the residual code and coalesced.
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 
 use wiper_sem::{Flag, Loc, Reg};
+
+pub use wiper_qfbv::{FxHashMap, FxHasher};
 
 /// A symbolic base: a specialization-time address is `base + offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,7 +73,7 @@ pub struct Known<T> {
 }
 
 /// The static store at one point of the residual program.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
     /// Registers (by [`Reg::index`]); `None` is dynamic. `esp` is always
     /// known (`stack + k`) and its `synced` flag is unused.
@@ -78,7 +82,7 @@ pub struct Store {
     pub flags: [Option<Known<bool>>; 7],
     /// Known memory bytes; absent bytes are dynamic (the machine holds them)
     /// unless they lie in a read-only segment of the binary.
-    pub mem: BTreeMap<(Region, u32), Known<Byte>>,
+    pub mem: Memory,
     /// The machine's `esp` as an offset from [`Base::Stack`].
     pub real_esp: u32,
     /// Whether a stack address has reached residual code (so an unknown
@@ -101,7 +105,7 @@ impl Store {
         Store {
             regs,
             flags: [None; 7],
-            mem: BTreeMap::new(),
+            mem: Memory::default(),
             real_esp: 0,
             escaped: false,
             copies: Vec::new(),
@@ -156,6 +160,280 @@ impl Store {
             _ => {}
         }
     }
+
+    /// Hashes the static part of the store (what memo keys compare):
+    /// the known values of registers, flags and memory, and `escaped`;
+    /// not whether they are synced, nor the machine's esp, nor copies.
+    pub fn hash_static<H: Hasher>(&self, h: &mut H) {
+        self.regs.map(|r| r.map(|k| k.value)).hash(h);
+        self.flags.map(|f| f.map(|k| k.value)).hash(h);
+        self.mem.hash_values(h);
+        self.escaped.hash(h);
+    }
+
+    /// Whether two stores have the same static part (see
+    /// [`Store::hash_static`]).
+    pub fn same_static(&self, other: &Store) -> bool {
+        self.regs.map(|r| r.map(|k| k.value)) == other.regs.map(|r| r.map(|k| k.value))
+            && self.flags.map(|f| f.map(|k| k.value)) == other.flags.map(|f| f.map(|k| k.value))
+            && self.escaped == other.escaped
+            && self.mem.same_values(&other.mem)
+    }
+}
+
+/// Bytes per page of [`Memory`]: a multiple of 4, so an aligned word never
+/// straddles two pages.
+const PAGE: u32 = 32;
+
+/// The known bytes of one aligned page of a region.
+#[derive(Clone, Debug)]
+struct Page {
+    /// The known values, by offset in the page.
+    values: [Option<Byte>; PAGE as usize],
+    /// Bit `i`: byte `i` is known and synced.
+    synced: u32,
+    /// How many bytes are known (a page with none is dropped).
+    known: u32,
+    /// The hash of `values`, computed when first needed.
+    hash: Cell<Option<u64>>,
+}
+
+impl Page {
+    fn empty() -> Page {
+        Page {
+            values: [None; PAGE as usize],
+            synced: 0,
+            known: 0,
+            hash: Cell::new(None),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<Known<Byte>> {
+        self.values[i].map(|value| Known {
+            value,
+            synced: self.synced & (1 << i) != 0,
+        })
+    }
+
+    fn set(&mut self, i: usize, v: Option<Known<Byte>>) {
+        let value = v.map(|k| k.value);
+        if self.values[i] != value {
+            self.known =
+                self.known + u32::from(value.is_some()) - u32::from(self.values[i].is_some());
+            self.values[i] = value;
+            self.hash.set(None);
+        }
+        match v {
+            Some(Known { synced: true, .. }) => self.synced |= 1 << i,
+            _ => self.synced &= !(1 << i),
+        }
+    }
+
+    /// The hash of the known values (not of their sync state).
+    fn value_hash(&self) -> u64 {
+        if let Some(h) = self.hash.get() {
+            return h;
+        }
+        let mut h = FxHasher::default();
+        self.values.hash(&mut h);
+        let h = h.finish();
+        self.hash.set(Some(h));
+        h
+    }
+}
+
+/// A page of a region: the region's rank in [`Region`]'s order in the
+/// high half, the page's first offset in the low half (so keys sort like
+/// `(region, offset)`).
+type PageKey = u64;
+
+/// Every region, in [`Region`]'s order.
+const REGIONS: [Region; 3] = [Region::Abs, Region::Of(Base::Stack), Region::Of(Base::Load)];
+
+/// The page key of the page starting at `base` in `region`.
+fn page_key(region: Region, base: u32) -> PageKey {
+    let rank = REGIONS.iter().position(|r| *r == region).expect("a region") as u64;
+    rank << 32 | u64::from(base)
+}
+
+/// The region and the first offset of a page.
+fn page_start(key: PageKey) -> (Region, u32) {
+    (REGIONS[(key >> 32) as usize], key as u32)
+}
+
+/// The known bytes of memory, by `(region, offset)`, iterated in that
+/// order. Stored as copy-on-write pages shared between the stores of a
+/// path: cloning a store copies no bytes, and writing one copies one page.
+#[derive(Clone, Default)]
+pub struct Memory {
+    /// Pages holding at least one known byte, sorted by key.
+    pages: Rc<Vec<(PageKey, Rc<Page>)>>,
+}
+
+/// Splits a memory location into its page key and its index in the page.
+fn page_of((region, off): (Region, u32)) -> (PageKey, usize) {
+    (
+        page_key(region, off & !(PAGE - 1)),
+        (off & (PAGE - 1)) as usize,
+    )
+}
+
+impl Memory {
+    fn find(&self, key: PageKey) -> Result<usize, usize> {
+        self.pages.binary_search_by(|(k, _)| k.cmp(&key))
+    }
+
+    /// The known byte at `loc`, if any.
+    pub fn get(&self, loc: (Region, u32)) -> Option<Known<Byte>> {
+        let (key, i) = page_of(loc);
+        let p = self.find(key).ok()?;
+        self.pages[p].1.get(i)
+    }
+
+    /// Whether the byte at `loc` is known.
+    pub fn contains(&self, loc: (Region, u32)) -> bool {
+        self.get(loc).is_some()
+    }
+
+    /// Sets the byte at `loc`: known (`Some`) or dynamic (`None`).
+    pub fn set(&mut self, loc: (Region, u32), v: Option<Known<Byte>>) {
+        let (key, i) = page_of(loc);
+        let p = match self.find(key) {
+            Ok(p) => p,
+            Err(_) if v.is_none() => return,
+            Err(p) => {
+                Rc::make_mut(&mut self.pages).insert(p, (key, Rc::new(Page::empty())));
+                p
+            }
+        };
+        if self.pages[p].1.get(i) == v {
+            return;
+        }
+        let pages = Rc::make_mut(&mut self.pages);
+        let page = Rc::make_mut(&mut pages[p].1);
+        page.set(i, v);
+        if page.known == 0 {
+            pages.remove(p);
+        }
+    }
+
+    /// Makes the byte at `loc` known.
+    pub fn insert(&mut self, loc: (Region, u32), v: Known<Byte>) {
+        self.set(loc, Some(v));
+    }
+
+    /// Makes the byte at `loc` dynamic.
+    pub fn remove(&mut self, loc: (Region, u32)) {
+        self.set(loc, None);
+    }
+
+    /// Marks the byte at `loc` synced, if it is known.
+    pub fn mark_synced(&mut self, loc: (Region, u32)) {
+        if let Some(k) = self.get(loc) {
+            self.set(loc, Some(Known { synced: true, ..k }));
+        }
+    }
+
+    /// Every known byte, by increasing `(region, offset)`.
+    pub fn iter(&self) -> impl Iterator<Item = ((Region, u32), Known<Byte>)> + '_ {
+        self.pages.iter().flat_map(|(key, page)| {
+            let (region, base) = page_start(*key);
+            (0..PAGE as usize)
+                .filter_map(move |i| page.get(i).map(|k| ((region, base + i as u32), k)))
+        })
+    }
+
+    /// Keeps only the known bytes `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut((Region, u32), Known<Byte>) -> bool) {
+        let drop: Vec<(Region, u32)> = self
+            .iter()
+            .filter(|(loc, k)| !keep(*loc, *k))
+            .map(|(loc, _)| loc)
+            .collect();
+        for loc in drop {
+            self.remove(loc);
+        }
+    }
+
+    /// Hashes the known values (not whether they are synced).
+    pub fn hash_values<H: Hasher>(&self, h: &mut H) {
+        self.pages.len().hash(h);
+        for (key, page) in self.pages.iter() {
+            key.hash(h);
+            h.write_u64(page.value_hash());
+        }
+    }
+
+    /// Whether both memories know the same values at the same locations.
+    pub fn same_values(&self, other: &Memory) -> bool {
+        Rc::ptr_eq(&self.pages, &other.pages)
+            || self.pages.len() == other.pages.len()
+                && self.pages.iter().zip(other.pages.iter()).all(|(a, b)| {
+                    a.0 == b.0 && (Rc::ptr_eq(&a.1, &b.1) || a.1.values == b.1.values)
+                })
+    }
+
+    /// The aligned 4-byte words (region, first offset) where the known
+    /// values of the two memories differ, in increasing order; `None` when
+    /// there are more than `limit`.
+    pub fn diff_words(&self, other: &Memory, limit: usize) -> Option<Vec<(Region, u32)>> {
+        let mut words: Vec<(Region, u32)> = Vec::new();
+        let (a, b) = (&self.pages, &other.pages);
+        let (mut i, mut j) = (0, 0);
+        let none = Page::empty();
+        while i < a.len() || j < b.len() {
+            let (key, pa, pb) = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    i += 1;
+                    j += 1;
+                    if Rc::ptr_eq(&x.1, &y.1) || x.1.values == y.1.values {
+                        continue;
+                    }
+                    (x.0, &*x.1, &*y.1)
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    i += 1;
+                    (x.0, &*x.1, &none)
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    (x.0, &*x.1, &none)
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    (y.0, &none, &*y.1)
+                }
+                (None, None) => break,
+            };
+            for k in 0..PAGE as usize {
+                if pa.values[k] != pb.values[k] {
+                    let (region, base) = page_start(key);
+                    let w = (region, base + (k as u32 & !3));
+                    if words.last() != Some(&w) {
+                        if words.len() == limit {
+                            return None;
+                        }
+                        words.push(w);
+                    }
+                }
+            }
+        }
+        Some(words)
+    }
+}
+
+impl PartialEq for Memory {
+    fn eq(&self, other: &Memory) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Memory {}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
 }
 
 /// Splits a known 32-bit (or narrower) value into its little-endian bytes.
@@ -191,4 +469,175 @@ pub fn join_bytes(bytes: &[Byte]) -> Option<SVal> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A small deterministic generator for the randomized checks.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+
+        /// A location near a page boundary of some region, offsets
+        /// wrapping around 0 (negative stack offsets).
+        fn loc(&mut self) -> (Region, u32) {
+            let region = REGIONS[self.next(3) as usize];
+            let off = (self.next(200) as u32).wrapping_sub(100);
+            (region, off)
+        }
+
+        fn known(&mut self) -> Known<Byte> {
+            let value = match self.next(3) {
+                0 => Byte::Part(Base::Stack, self.next(4) as u32, self.next(4) as u8),
+                _ => Byte::Const(self.next(3) as u8),
+            };
+            Known {
+                value,
+                synced: self.next(2) == 0,
+            }
+        }
+    }
+
+    fn hash_of(m: &Memory) -> u64 {
+        let mut h = FxHasher::default();
+        m.hash_values(&mut h);
+        h.finish()
+    }
+
+    /// The values of a reference map, without the sync state.
+    fn values(r: &BTreeMap<(Region, u32), Known<Byte>>) -> BTreeMap<(Region, u32), Byte> {
+        r.iter().map(|(k, v)| (*k, v.value)).collect()
+    }
+
+    #[test]
+    fn memory_behaves_like_an_ordered_map() {
+        let mut rng = Lcg(7);
+        let mut m = Memory::default();
+        let mut reference: BTreeMap<(Region, u32), Known<Byte>> = BTreeMap::new();
+        let mut snapshots = Vec::new();
+        for step in 0..5000 {
+            let loc = rng.loc();
+            match rng.next(4) {
+                0 => {
+                    m.remove(loc);
+                    reference.remove(&loc);
+                }
+                1 => {
+                    m.mark_synced(loc);
+                    if let Some(k) = reference.get_mut(&loc) {
+                        k.synced = true;
+                    }
+                }
+                _ => {
+                    let k = rng.known();
+                    m.insert(loc, k);
+                    reference.insert(loc, k);
+                }
+            }
+            assert_eq!(m.get(loc), reference.get(&loc).copied());
+            assert_eq!(m.contains(loc), reference.contains_key(&loc));
+            if step % 500 == 0 {
+                // Clones share pages: later writes must not reach them.
+                snapshots.push((m.clone(), reference.clone()));
+            }
+        }
+        let all: Vec<_> = reference.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(m.iter().collect::<Vec<_>>(), all);
+        for (snapshot, r) in &snapshots {
+            let expected: Vec<_> = r.iter().map(|(k, v)| (*k, *v)).collect();
+            assert_eq!(snapshot.iter().collect::<Vec<_>>(), expected);
+        }
+        m.retain(|(region, off), _| region != Region::Abs && off % 3 != 0);
+        reference.retain(|(region, off), _| *region != Region::Abs && off % 3 != 0);
+        let kept: Vec<_> = reference.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(m.iter().collect::<Vec<_>>(), kept);
+    }
+
+    #[test]
+    fn static_comparison_ignores_sync_state_and_history() {
+        let mut rng = Lcg(11);
+        for _ in 0..200 {
+            let mut reference = BTreeMap::new();
+            for _ in 0..rng.next(40) {
+                reference.insert(rng.loc(), rng.known());
+            }
+            // The same values, written in another order with other sync
+            // states, after writing and removing other bytes.
+            let mut a = Memory::default();
+            for (loc, k) in &reference {
+                a.insert(*loc, *k);
+            }
+            let mut b = Memory::default();
+            for _ in 0..10 {
+                b.insert(rng.loc(), rng.known());
+            }
+            b.retain(|_, _| false);
+            for (loc, k) in reference.iter().rev() {
+                b.insert(
+                    *loc,
+                    Known {
+                        synced: !k.synced,
+                        ..*k
+                    },
+                );
+            }
+            assert!(a.same_values(&b));
+            assert_eq!(hash_of(&a), hash_of(&b));
+            assert_eq!(a.diff_words(&b, 4), Some(vec![]));
+        }
+    }
+
+    #[test]
+    fn diff_words_lists_the_words_that_differ() {
+        let mut rng = Lcg(3);
+        for _ in 0..500 {
+            let mut ra = BTreeMap::new();
+            for _ in 0..rng.next(30) {
+                ra.insert(rng.loc(), rng.known());
+            }
+            let mut rb = ra.clone();
+            for _ in 0..rng.next(4) {
+                let loc = rng.loc();
+                match rng.next(2) {
+                    0 => rb.remove(&loc),
+                    _ => rb.insert(loc, rng.known()),
+                };
+            }
+            let (a, b) = (
+                ra.iter().fold(Memory::default(), |mut m, (l, k)| {
+                    m.insert(*l, *k);
+                    m
+                }),
+                rb.iter().fold(Memory::default(), |mut m, (l, k)| {
+                    m.insert(*l, *k);
+                    m
+                }),
+            );
+            let (va, vb) = (values(&ra), values(&rb));
+            let mut words: Vec<(Region, u32)> = va
+                .keys()
+                .chain(vb.keys())
+                .filter(|l| va.get(l) != vb.get(l))
+                .map(|(r, o)| (*r, o & !3))
+                .collect();
+            words.sort();
+            words.dedup();
+            assert_eq!(a.same_values(&b), words.is_empty());
+            for limit in 0..4 {
+                let expected = (words.len() <= limit).then(|| words.clone());
+                assert_eq!(a.diff_words(&b, limit), expected);
+            }
+        }
+    }
 }
