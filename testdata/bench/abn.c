@@ -9,7 +9,7 @@
  * program_main). Built with -DHAND: abn written by hand for n = 3 (same name
  * and signature; n is unused).
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 /* Hand-specialized abn: b[3] = v, so a + b[3] is a + v; the other stores
@@ -25,27 +25,17 @@ WIPER_TARGET int abn(int a, int v, int n)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
 	unsigned int acc = 0;
 	int reps, a, v, i;
 
-	if (argc < 4) {
-		print_str("usage: abn REPS A V\n");
+	reps = bench_reps(argc, argv, 2, "usage: abn REPS A V\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
 	a = parse_int(argv[2]);
 	v = parse_int(argv[3]);
 	for (i = 0; i < reps; i++)
-		acc = acc * 31u + (unsigned int)abn(a, v, 3);
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
-	return (int)(acc & 0x7f);
+		acc = bench_fold(acc, abn(a, v, 3));
+	return bench_report(acc);
 }

@@ -12,7 +12,7 @@
  * renamed program_main). Built with -DHAND: bf written by hand for that
  * program (same name and signature; prog is unused), and a bf_out of our own.
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 #define BF_OUT_MAX 4096
@@ -40,35 +40,19 @@ WIPER_TARGET int bf(const char *prog, const char *input, char *out)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
-	unsigned int acc = 0, sum = 0;
-	int reps, i, n = 0;
-	const char *input;
+	unsigned int acc = 0;
+	int reps, i, n = 0, status;
 
-	if (argc < 3) {
-		print_str("usage: bf_echo REPS INPUT\n");
+	reps = bench_reps(argc, argv, 1, "usage: bf_echo REPS INPUT\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
-	input = argv[2];
 	for (i = 0; i < reps; i++) {
-		n = bf(",[.,]", input, bf_out);
-		acc = acc * 31u + (unsigned int)n;
+		n = bf(",[.,]", argv[2], bf_out);
+		acc = bench_fold(acc, n);
 	}
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
-	rt_write(1, bf_out, n);
-	print_nl();
-	for (i = 0; i < n; i++)
-		sum += (unsigned char)bf_out[i];
-	print_int((int)sum);
-	print_nl();
-	return (int)(acc & 0x7f);
+	status = bench_report(acc);
+	bench_print_bytes(bf_out, n);
+	return status;
 }

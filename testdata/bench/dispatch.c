@@ -13,7 +13,7 @@
  * the bodies of the helpers twice (x + x) and negate (-x) are written in
  * place of the calls.
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 int last_op;  /* as in src/switch.c; case 9 leaves it alone */
@@ -32,31 +32,22 @@ WIPER_TARGET int dispatch(int op, int a, int b)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
 	unsigned int acc = 0;
-	int reps, a, b, i;
+	int reps, a, b, i, status;
 
-	if (argc < 4) {
-		print_str("usage: dispatch REPS A B\n");
+	reps = bench_reps(argc, argv, 2, "usage: dispatch REPS A B\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
 	a = parse_int(argv[2]);
 	b = parse_int(argv[3]);
 	for (i = 0; i < reps; i++)
-		acc = acc * 31u + (unsigned int)dispatch(9, a, b);
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
+		acc = bench_fold(acc, dispatch(9, a, b));
+	status = bench_report(acc);
 	print_int(last_op);
 	print_nl();
 	print_int(hits[0] + hits[1] + hits[2] + hits[3]);
 	print_nl();
-	return (int)(acc & 0x7f);
+	return status;
 }

@@ -9,7 +9,7 @@
  * program_main). Built with -DHAND: nested written by hand for n = 4 (same
  * name and signature; n is unused).
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 /* Hand-specialized nested: the outer loop unrolled for i = 0, 1, 2, 3; each
@@ -36,26 +36,16 @@ WIPER_TARGET int nested(int n, int m)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
 	unsigned int acc = 0;
 	int reps, m, i;
 
-	if (argc < 3) {
-		print_str("usage: nested REPS M\n");
+	reps = bench_reps(argc, argv, 1, "usage: nested REPS M\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
 	m = parse_int(argv[2]);
 	for (i = 0; i < reps; i++)
-		acc = acc * 31u + (unsigned int)nested(4, m);
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
-	return (int)(acc & 0x7f);
+		acc = bench_fold(acc, nested(4, m));
+	return bench_report(acc);
 }

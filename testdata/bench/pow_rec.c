@@ -9,7 +9,7 @@
  * renamed program_main). Built with -DHAND: pow_rec written by hand for
  * n = 6 (same name and signature; n is unused).
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 /* Hand-specialized pow_rec: the recursion unfolded 6 times,
@@ -27,26 +27,16 @@ WIPER_TARGET int pow_rec(int x, int n)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
 	unsigned int acc = 0;
 	int reps, x, i;
 
-	if (argc < 3) {
-		print_str("usage: pow_rec REPS X\n");
+	reps = bench_reps(argc, argv, 1, "usage: pow_rec REPS X\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
 	x = parse_int(argv[2]);
 	for (i = 0; i < reps; i++)
-		acc = acc * 31u + (unsigned int)pow_rec(x, 6);
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
-	return (int)(acc & 0x7f);
+		acc = bench_fold(acc, pow_rec(x, 6));
+	return bench_report(acc);
 }

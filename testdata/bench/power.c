@@ -9,7 +9,7 @@
  * program_main). Built with -DHAND: power written by hand for y = 3, n = 5
  * (same name and signature; the static parameters are unused).
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 /* Hand-specialized power: a = (x + 3)^5, the loop unrolled 5 times. */
@@ -28,26 +28,16 @@ WIPER_TARGET int power(int x, int y, int n)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
 	unsigned int acc = 0;
 	int reps, x, i;
 
-	if (argc < 3) {
-		print_str("usage: power REPS X\n");
+	reps = bench_reps(argc, argv, 1, "usage: power REPS X\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
 	x = parse_int(argv[2]);
 	for (i = 0; i < reps; i++)
-		acc = acc * 31u + (unsigned int)power(x, 3, 5);
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
-	return (int)(acc & 0x7f);
+		acc = bench_fold(acc, power(x, 3, 5));
+	return bench_report(acc);
 }

@@ -9,7 +9,7 @@
  * program_main). Built with -DHAND: prod written by hand for y = 2, n = 8
  * (same name and signature; the static parameters are unused).
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 /* Hand-specialized prod: the loop unrolled 8 times, adding x + 2 each. */
@@ -28,26 +28,16 @@ WIPER_TARGET int prod(int x, int y, int n)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
 	unsigned int acc = 0;
 	int reps, x, i;
 
-	if (argc < 3) {
-		print_str("usage: prod REPS X\n");
+	reps = bench_reps(argc, argv, 1, "usage: prod REPS X\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
 	x = parse_int(argv[2]);
 	for (i = 0; i < reps; i++)
-		acc = acc * 31u + (unsigned int)prod(x, 2, 8);
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
-	return (int)(acc & 0x7f);
+		acc = bench_fold(acc, prod(x, 2, 8));
+	return bench_report(acc);
 }

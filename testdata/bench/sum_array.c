@@ -10,7 +10,7 @@
  * renamed program_main). Built with -DHAND: sum_array written by hand for
  * n = 8 (same name and signature; n is unused).
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 /* Hand-specialized sum_array: the loop unrolled 8 times. */
@@ -35,28 +35,18 @@ WIPER_TARGET int sum_array(const int *a, int n)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
 	unsigned int acc = 0;
 	int v[8];
 	int reps, i;
 
-	if (argc < 10) {
-		print_str("usage: sum_array REPS V0 V1 V2 V3 V4 V5 V6 V7\n");
+	reps = bench_reps(argc, argv, 8, "usage: sum_array REPS V0 V1 V2 V3 V4 V5 V6 V7\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
 	for (i = 0; i < 8; i++)
 		v[i] = parse_int(argv[2 + i]);
 	for (i = 0; i < reps; i++)
-		acc = acc * 31u + (unsigned int)sum_array(v, 8);
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
-	return (int)(acc & 0x7f);
+		acc = bench_fold(acc, sum_array(v, 8));
+	return bench_report(acc);
 }

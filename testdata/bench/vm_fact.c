@@ -12,7 +12,7 @@
  * for that program (same name and signature; code is unused), and a copy of
  * vm_factorial for the call.
  */
-#include "../rt/rt.h"
+#include "bench.h"
 
 #ifdef HAND
 /* The VM program of src/interp.c (PUSH 1, LOADX; 3: DUP, JZ 13, SWAP,
@@ -40,26 +40,16 @@ WIPER_TARGET int run_vm(const int *code, int x)
 #undef main
 #endif
 
-/* The last accumulator. This writable global gives every bench binary a
- * writable segment: valgrind (3.19) reads no symbols from an executable
- * without one, and callgrind could not name the functions. */
-unsigned int bench_acc;
-
 int main(int argc, char **argv)
 {
 	unsigned int acc = 0;
 	int reps, x, i;
 
-	if (argc < 3) {
-		print_str("usage: vm_fact REPS X\n");
+	reps = bench_reps(argc, argv, 1, "usage: vm_fact REPS X\n");
+	if (reps < 0)
 		return 2;
-	}
-	reps = parse_int(argv[1]);
 	x = parse_int(argv[2]);
 	for (i = 0; i < reps; i++)
-		acc = acc * 31u + (unsigned int)run_vm(vm_factorial, x);
-	bench_acc = acc;
-	print_int((int)acc);
-	print_nl();
-	return (int)(acc & 0x7f);
+		acc = bench_fold(acc, run_vm(vm_factorial, x));
+	return bench_report(acc);
 }

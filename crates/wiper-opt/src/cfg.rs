@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use wiper_emit::{Item, Label, Residual, Terminator};
 
-use crate::liveness::successors;
+use crate::liveness::{block_index, successors};
 
 /// Applies `f` to every label a terminator names.
 fn retarget(t: &mut Terminator, f: impl Fn(Label) -> Label) {
@@ -86,12 +86,7 @@ pub fn simplify(residual: &mut Residual) {
     residual.entry = Some(entry);
     // 2. Pruning: keep what the entry and the clone entries reach.
     let calls = call_targets(residual);
-    let index: HashMap<Label, usize> = residual
-        .blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.label, i))
-        .collect();
+    let index = block_index(residual);
     let mut reached: HashSet<Label> = HashSet::new();
     let mut work: Vec<Label> = std::iter::once(entry)
         .chain(calls.iter().copied())

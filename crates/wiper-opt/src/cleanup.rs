@@ -8,7 +8,7 @@
 use iced_x86::{Code, Instruction, OpAccess, OpKind, Register};
 use wiper_emit::{Item, Residual};
 
-use crate::effects::{is_pure, reg_bit, reg_of_bit, Effects, EffectsOf};
+use crate::effects::{info32, is_pure, reg_bit, reg_of_bit, Effects, EffectsOf};
 use crate::liveness::liveness;
 
 /// Propagates register copies in every block; returns whether anything
@@ -74,9 +74,7 @@ fn substitute(
     };
     let mut changed = false;
     let accesses: Vec<OpAccess> = {
-        let mut ins32 = *ins;
-        ins32.set_code_size(iced_x86::CodeSize::Code32);
-        let i = info.info(&ins32);
+        let i = info32(info, ins);
         (0..ins.op_count()).map(|k| i.op_access(k)).collect()
     };
     for (k, access) in accesses.into_iter().enumerate() {

@@ -22,6 +22,9 @@ pub const SLOT_BASE: u32 = 14;
 pub const MAX_SLOTS: usize = 128 - SLOT_BASE as usize;
 /// All general-purpose registers but `esp`.
 pub const ALL_REGS: Locs = 0xef;
+/// What a caller may read after `ret`: the registers but `ecx`, which no
+/// i386 calling convention returns a value in.
+pub const RETURN_REGS: Locs = ALL_REGS & !0b10;
 /// All six status flags.
 pub const ALL_FLAGS: Locs = 0x3f << 8;
 
@@ -113,14 +116,12 @@ pub struct Effects {
     pub leaves: bool,
 }
 
-/// Instructions whose only effects are on registers, flags and their
-/// explicit memory operand, and which cannot fault without a memory
-/// operand.
-const PURE: &[Mnemonic] = &[
+/// Moves, arithmetic, compares and conditional moves: their only effects
+/// are on registers, flags and their explicit operands, and an explicit
+/// 4-byte memory operand of theirs may be replaced by a register with the
+/// same instruction code.
+pub const ARITHMETIC: &[Mnemonic] = &[
     Mnemonic::Mov,
-    Mnemonic::Movzx,
-    Mnemonic::Movsx,
-    Mnemonic::Lea,
     Mnemonic::Add,
     Mnemonic::Sub,
     Mnemonic::Adc,
@@ -128,12 +129,12 @@ const PURE: &[Mnemonic] = &[
     Mnemonic::And,
     Mnemonic::Or,
     Mnemonic::Xor,
-    Mnemonic::Not,
-    Mnemonic::Neg,
-    Mnemonic::Inc,
-    Mnemonic::Dec,
     Mnemonic::Cmp,
     Mnemonic::Test,
+    Mnemonic::Inc,
+    Mnemonic::Dec,
+    Mnemonic::Neg,
+    Mnemonic::Not,
     Mnemonic::Imul,
     Mnemonic::Mul,
     Mnemonic::Shl,
@@ -141,6 +142,26 @@ const PURE: &[Mnemonic] = &[
     Mnemonic::Sar,
     Mnemonic::Rol,
     Mnemonic::Ror,
+    Mnemonic::Cmove,
+    Mnemonic::Cmovne,
+    Mnemonic::Cmovl,
+    Mnemonic::Cmovle,
+    Mnemonic::Cmovg,
+    Mnemonic::Cmovge,
+    Mnemonic::Cmovb,
+    Mnemonic::Cmovbe,
+    Mnemonic::Cmova,
+    Mnemonic::Cmovae,
+    Mnemonic::Cmovs,
+    Mnemonic::Cmovns,
+];
+
+/// Further instructions with only register, flag and explicit-operand
+/// effects, which cannot fault without a memory operand.
+const OTHER_PURE: &[Mnemonic] = &[
+    Mnemonic::Movzx,
+    Mnemonic::Movsx,
+    Mnemonic::Lea,
     Mnemonic::Xchg,
     Mnemonic::Cdq,
     Mnemonic::Cwde,
@@ -158,24 +179,13 @@ const PURE: &[Mnemonic] = &[
     Mnemonic::Setae,
     Mnemonic::Sets,
     Mnemonic::Setns,
-    Mnemonic::Cmove,
-    Mnemonic::Cmovne,
-    Mnemonic::Cmovl,
-    Mnemonic::Cmovle,
-    Mnemonic::Cmovg,
-    Mnemonic::Cmovge,
-    Mnemonic::Cmovb,
-    Mnemonic::Cmovbe,
-    Mnemonic::Cmova,
-    Mnemonic::Cmovae,
-    Mnemonic::Cmovs,
-    Mnemonic::Cmovns,
 ];
 
-/// Whether `ins` has only pure effects (see [`PURE`]), no prefixes and
-/// falls through.
+/// Whether `ins` has only pure effects (see [`ARITHMETIC`]), no prefixes
+/// and falls through.
 pub fn is_pure(ins: &Instruction) -> bool {
-    PURE.contains(&ins.mnemonic())
+    let m = ins.mnemonic();
+    (ARITHMETIC.contains(&m) || OTHER_PURE.contains(&m))
         && ins.flow_control() == FlowControl::Next
         && !ins.has_lock_prefix()
         && !ins.has_rep_prefix()
@@ -231,12 +241,11 @@ impl EffectsOf {
     /// The effects of one instruction (see [`EffectsOf::item`]).
     pub fn instruction(&mut self, ins: &Instruction, slot: Option<usize>) -> Effects {
         if ins.flow_control() != FlowControl::Next {
-            // `ret` hands the registers to the caller but `ecx`, which no
-            // i386 calling convention returns a value in; anything else (a
+            // `ret` hands the registers to the caller; anything else (a
             // call, a jump into the original code, a system call) may read
             // every location.
             let uses = if ins.mnemonic() == Mnemonic::Ret {
-                ALL_REGS & !0b10
+                RETURN_REGS
             } else {
                 !0
             };
@@ -251,11 +260,7 @@ impl EffectsOf {
             side_effect: !is_pure(ins),
             ..Effects::default()
         };
-        // Instructions built with `Instruction::with*` have no code size,
-        // which iced's instruction info reads as 64-bit (`rax` for `eax`).
-        let mut ins32 = *ins;
-        ins32.set_code_size(iced_x86::CodeSize::Code32);
-        let info = self.factory.info(&ins32);
+        let info = info32(&mut self.factory, ins);
         for used in info.used_registers() {
             let reg = used.register();
             let Some(bit) = reg_bit(reg) else {
@@ -326,5 +331,26 @@ impl EffectsOf {
             }
         }
         fx
+    }
+}
+
+/// iced's instruction info for `ins` in 32-bit code. Instructions built with
+/// `Instruction::with*` have no code size, which iced reads as 64-bit
+/// (`rax` for `eax`).
+pub fn info32<'a>(
+    factory: &'a mut InstructionInfoFactory,
+    ins: &Instruction,
+) -> &'a iced_x86::InstructionInfo {
+    let mut ins32 = *ins;
+    ins32.set_code_size(iced_x86::CodeSize::Code32);
+    factory.info(&ins32)
+}
+
+/// The encoded size of a memory displacement: none, a byte or a dword.
+pub fn displacement_size(displacement: i32) -> u32 {
+    match displacement {
+        0 => 0,
+        d if i8::try_from(d).is_ok() => 1,
+        _ => 4,
     }
 }

@@ -16,9 +16,10 @@
 use std::collections::HashMap;
 
 use iced_x86::{Instruction, Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Label, Residual, Terminator};
+use wiper_emit::{Item, Residual, Terminator};
 
-use crate::effects::{memory_operand, MAX_SLOTS};
+use crate::effects::{memory_operand, ARITHMETIC, MAX_SLOTS};
+use crate::liveness::{block_index, successors};
 
 /// The frame facts of a residual.
 #[derive(Debug, Default)]
@@ -34,50 +35,11 @@ pub struct Frame {
     pub esp: Vec<Vec<i32>>,
 }
 
-/// Mnemonics whose explicit 4-byte memory operand may be replaced by a
-/// register with the same instruction code.
-const PROMOTABLE: &[Mnemonic] = &[
-    Mnemonic::Mov,
-    Mnemonic::Add,
-    Mnemonic::Sub,
-    Mnemonic::Adc,
-    Mnemonic::Sbb,
-    Mnemonic::And,
-    Mnemonic::Or,
-    Mnemonic::Xor,
-    Mnemonic::Cmp,
-    Mnemonic::Test,
-    Mnemonic::Inc,
-    Mnemonic::Dec,
-    Mnemonic::Neg,
-    Mnemonic::Not,
-    Mnemonic::Imul,
-    Mnemonic::Mul,
-    Mnemonic::Shl,
-    Mnemonic::Shr,
-    Mnemonic::Sar,
-    Mnemonic::Rol,
-    Mnemonic::Ror,
-    Mnemonic::Push,
-    Mnemonic::Cmove,
-    Mnemonic::Cmovne,
-    Mnemonic::Cmovl,
-    Mnemonic::Cmovle,
-    Mnemonic::Cmovg,
-    Mnemonic::Cmovge,
-    Mnemonic::Cmovb,
-    Mnemonic::Cmovbe,
-    Mnemonic::Cmova,
-    Mnemonic::Cmovae,
-    Mnemonic::Cmovs,
-    Mnemonic::Cmovns,
-];
-
 /// One access to the frame.
 struct Access {
     offset: i32,
     size: i32,
-    /// An explicit operand that [`PROMOTABLE`] allows, of 4 bytes.
+    /// A 4-byte explicit operand of an [`ARITHMETIC`] instruction or `push`.
     promotable: bool,
     /// Where: (block index, item index), for explicit accesses.
     at: Option<(usize, usize)>,
@@ -132,12 +94,7 @@ fn esp_delta(ins: &Instruction) -> Option<i32> {
 /// Analyses the frame of `residual`, or `None` if it must be left alone.
 pub fn analyze(residual: &Residual) -> Option<Frame> {
     let entry = residual.entry?;
-    let index: HashMap<Label, usize> = residual
-        .blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.label, i))
-        .collect();
+    let index = block_index(residual);
     let mut block_esp: Vec<Option<i32>> = vec![None; residual.blocks.len()];
     let mut esp_before: Vec<Vec<i32>> = vec![Vec::new(); residual.blocks.len()];
     let mut accesses: Vec<Access> = Vec::new();
@@ -177,7 +134,8 @@ pub fn analyze(residual: &Residual) -> Option<Frame> {
                 }
                 if ins.memory_base() == Register::ESP {
                     let size = ins.memory_size().size() as i32;
-                    let promotable = size == 4 && PROMOTABLE.contains(&ins.mnemonic());
+                    let m = ins.mnemonic();
+                    let promotable = size == 4 && (ARITHMETIC.contains(&m) || m == Mnemonic::Push);
                     accesses.push(Access {
                         offset: esp.wrapping_add(ins.memory_displacement32() as i32),
                         size: size.max(1),
@@ -203,20 +161,13 @@ pub fn analyze(residual: &Residual) -> Option<Frame> {
             }
             esp = esp.wrapping_add(delta);
         }
-        let successors: Vec<Label> = match &block.terminator {
-            Terminator::Exit => {
-                let returns = matches!(block.items.last(), Some(Item::Instr(i, _)) if i.mnemonic() == Mnemonic::Ret);
-                if !returns {
-                    return None; // leaves into the original code
-                }
-                Vec::new()
+        if block.terminator == Terminator::Exit {
+            let returns = matches!(block.items.last(), Some(Item::Instr(i, _)) if i.mnemonic() == Mnemonic::Ret);
+            if !returns {
+                return None; // leaves into the original code
             }
-            Terminator::Jump(l, _) => vec![*l],
-            Terminator::Branch {
-                taken, not_taken, ..
-            } => vec![*taken, *not_taken],
-        };
-        for l in successors {
+        }
+        for l in successors(&block.terminator) {
             work.push((*index.get(&l)?, esp));
         }
     }

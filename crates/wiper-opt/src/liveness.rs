@@ -18,6 +18,16 @@ pub fn successors(t: &Terminator) -> Vec<Label> {
     }
 }
 
+/// The index in `residual.blocks` of each block's label.
+pub fn block_index(residual: &Residual) -> HashMap<Label, usize> {
+    residual
+        .blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.label, i))
+        .collect()
+}
+
 /// Locations live after each item (per block index, per item), and live on
 /// entry to each block.
 pub struct Liveness {
@@ -31,12 +41,7 @@ pub struct Liveness {
 /// (same shape as the blocks). A block that ends in [`Terminator::Exit`]
 /// without a control transfer as its last item keeps everything live.
 pub fn liveness(residual: &Residual, fx: &[Vec<Effects>]) -> Liveness {
-    let index: HashMap<Label, usize> = residual
-        .blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.label, i))
-        .collect();
+    let index = block_index(residual);
     let n = residual.blocks.len();
     let succ: Vec<Vec<usize>> = residual
         .blocks

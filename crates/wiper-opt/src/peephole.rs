@@ -12,7 +12,7 @@
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use wiper_emit::{Item, Residual};
 
-use crate::effects::{flag_bits, reg_bit, Effects, EffectsOf, Locs, ALL_FLAGS};
+use crate::effects::{displacement_size, flag_bits, reg_bit, Effects, EffectsOf, Locs, ALL_FLAGS};
 use crate::liveness::liveness;
 
 /// `(dst, src)` of a 32-bit register-to-register `mov`.
@@ -273,13 +273,4 @@ fn fold_load(load: &Instruction, op: &Instruction, live_after_op: Locs) -> Optio
         load.segment_prefix(),
     );
     Instruction::with2(code, b, memory).ok()
-}
-
-/// The encoded size of a memory displacement: none, a byte or a dword.
-fn displacement_size(displacement: i32) -> u32 {
-    match displacement {
-        0 => 0,
-        d if i8::try_from(d).is_ok() => 1,
-        _ => 4,
-    }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use iced_x86::{Code, Mnemonic, OpKind, Register};
 use wiper_emit::{Item, Residual};
 
-use crate::effects::{memory_operand, reg_bit, EffectsOf};
+use crate::effects::{displacement_size, memory_operand, reg_bit, EffectsOf};
 use crate::frame::Frame;
 
 /// What to do with one item.
@@ -112,7 +112,7 @@ pub fn eliminate_frame(residual: &mut Residual, frame: &Frame, calc: &mut Effect
                 Action::Readdress(at) => {
                     if let Item::Instr(ins, _) = &mut item {
                         ins.set_memory_displacement32(*at as u32);
-                        ins.set_memory_displ_size(if i8::try_from(*at).is_ok() { 1 } else { 4 });
+                        ins.set_memory_displ_size(displacement_size(*at));
                     }
                     Some(item)
                 }
