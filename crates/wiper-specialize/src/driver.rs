@@ -334,6 +334,11 @@ struct Specializer<'a> {
 /// the values derived from them).
 const MAX_GENERALIZED: usize = 4;
 
+/// Visits of one point, each differing from the one before in the same
+/// locations, that make the whistle blow when the paths between them differ
+/// (see `Specializer::whistle`).
+const UNEVEN_PATH_VISITS: usize = 16;
+
 /// Stack argument bytes assumed for a callee we cannot analyse.
 const UNKNOWN_ARGS: u32 = 32;
 
@@ -452,6 +457,9 @@ impl Specializer<'_> {
         // in the same few locations every time: a static value
         // changing under dynamic control (a counter). Generalize it there.
         if let Some(d) = self.whistle(&point, &state) {
+            if std::env::var_os("WIPER_DEBUG").is_some() {
+                eprintln!("wiper: debug: generalizing at {addr:#x}: {d:?}");
+            }
             return Err(Stop::Restart(
                 d.iter().map(|g| (state.func, addr, *g)).collect(),
             ));
@@ -472,44 +480,65 @@ impl Specializer<'_> {
     }
 
     /// The locations to generalize at a new point, if the whistle blows.
+    ///
+    /// The last visits of `point` on this path, each reached from the one
+    /// before through a dynamic branch, are compared. When the newest
+    /// `generalize_after` of them differ in the same locations each time and
+    /// each went around the loop along the same specialization points, a
+    /// static value changes under dynamic control with nothing else
+    /// changing: a counter, generalized. When the paths differ, the
+    /// changing value drives what the code does (an interpreter's program
+    /// counter walking a static program, bounded by the program's length),
+    /// so the whistle waits for [`UNEVEN_PATH_VISITS`] such visits.
     fn whistle(&self, point: &Point, state: &State) -> Option<Vec<GenLoc>> {
         let k = self.options.generalize_after.max(1);
-        let mut chain: Vec<(&Store, u32)> = vec![(&state.store, state.dyn_branches)];
+        let most = k.max(UNEVEN_PATH_VISITS);
+        // The visits, newest first, with the index in `walked` of each
+        // (the current state has none: it is not an entry yet).
+        let mut chain: Vec<(&Store, u32, usize)> =
+            vec![(&state.store, state.dyn_branches, usize::MAX)];
+        let mut walked: Vec<&Point> = Vec::new();
         let mut cur = state.parent;
-        let mut steps = 0;
         while let Some(id) = cur {
             let e = &self.run.entries[id];
             if e.point == *point {
                 // Each visit must be reached from the one before through a
                 // dynamic branch.
                 if e.dyn_branches >= chain[chain.len() - 1].1 {
-                    return None;
+                    break;
                 }
-                chain.push((&e.store, e.dyn_branches));
-                if chain.len() > k {
+                chain.push((&e.store, e.dyn_branches, walked.len()));
+                if chain.len() > most {
                     break;
                 }
             }
+            walked.push(&e.point);
             cur = e.parent;
-            steps += 1;
-            if steps > 100_000 {
-                return None;
+            if walked.len() > 100_000 {
+                break;
             }
         }
         if chain.len() <= k {
             return None;
         }
         let d = static_diff(chain[0].0, chain[1].0).filter(|d| !d.is_empty())?;
-        if chain
+        let same_diff = 1 + chain[1..]
             .windows(2)
-            .any(|w| static_diff(w[0].0, w[1].0).as_ref() != Some(&d))
-        {
+            .take_while(|w| static_diff(w[0].0, w[1].0).as_ref() == Some(&d))
+            .count();
+        // The points passed between visit j and visit j + 1.
+        let path = |j: usize| {
+            let from = chain[j].2.wrapping_add(1);
+            &walked[from..chain[j + 1].2]
+        };
+        let same_path = (1..k).all(|j| path(j) == path(0));
+        if same_diff < k || (!same_path && same_diff < UNEVEN_PATH_VISITS) {
             return None;
         }
         // Registers holding stack addresses (esp, a frame pointer) are never
         // generalized: code moves esp back from them.
         let stack_reg = |g: &GenLoc| match g {
-            GenLoc::Reg(r) => chain.iter().any(|(x, _)| {
+            GenLoc::Reg(r) => chain.iter().any(|(x, _, _)| {
                 matches!(
                     x.reg(*r),
                     Some(Known {
@@ -789,6 +818,19 @@ impl Specializer<'_> {
                 });
             }
             _ => {}
+        }
+        if let Some(r) = info.free_narrow_write {
+            // Only the bits this instruction writes are ever read: the
+            // register's old value is irrelevant, so take it as 0.
+            if state.store.reg(r).is_none() {
+                state.store.set_reg(
+                    r,
+                    Some(Known {
+                        value: SVal::Const(0),
+                        synced: false,
+                    }),
+                );
+            }
         }
         let (post, ev) = self.evaluate(&state.store, info);
         if ev.esp_lost {

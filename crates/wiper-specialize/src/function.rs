@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use iced_x86::{FlowControl, Instruction};
+use iced_x86::{FlowControl, Instruction, InstructionInfoFactory, OpAccess, Register};
 use wiper_qfbv::ExprPool;
-use wiper_sem::{lift, Lifted, Loc};
+use wiper_sem::{lift, Lifted, Loc, Reg};
 use wiper_x86::{Function, Successor};
 
 use crate::state::FxHashMap;
@@ -16,6 +16,42 @@ use crate::SpecializeError;
 pub const ALL_REGS: u8 = 0xff;
 /// Every flag.
 pub const ALL_FLAGS: u8 = 0x7f;
+
+/// Registers whose bits above the low byte a caller may read after `ret`:
+/// all but `ecx`, which the System V i386 ABI makes scratch (see
+/// docs/specialization.md).
+const WIDE_LIVE_AT_RETURN: u8 = ALL_REGS & !(1 << 1);
+
+/// How an instruction uses the bits of registers above their low byte:
+/// `(reads, kills, narrow)`: the registers whose upper bits it may read,
+/// those whose all 32 bits it overwrites, and the register it only writes
+/// the low 8 or 16 bits of, if it touches that register in no other way.
+fn wide_uses(factory: &mut InstructionInfoFactory, ins: &Instruction, reads: u8) -> (u8, u8, Option<Reg>) {
+    let info = factory.info(ins);
+    let (mut low_byte_only, mut kills, mut narrow_writes, mut other) = (0u8, 0u8, 0u8, 0u8);
+    let mut seen = 0u8;
+    for used in info.used_registers() {
+        let Some(reg) = Reg::from_iced(used.register()) else {
+            continue;
+        };
+        let bit = 1u8 << reg.index();
+        seen |= bit;
+        let low_byte = matches!(used.register(), Register::AL | Register::CL | Register::DL | Register::BL);
+        let narrow = low_byte || used.register().size() == 2;
+        match used.access() {
+            OpAccess::Write if used.register().size() == 4 => kills |= bit,
+            OpAccess::Write if narrow => narrow_writes |= bit,
+            OpAccess::Read | OpAccess::ReadWrite if low_byte => low_byte_only |= bit,
+            _ => other |= bit,
+        }
+    }
+    // A register the semantics read that iced shows only as a low byte (or
+    // as a narrow write, whose kept bits pass through) is not read wide.
+    let wide_reads = reads & !((low_byte_only | narrow_writes) & !other & !kills) | other;
+    let free = narrow_writes & !other & !low_byte_only & !kills & seen;
+    let narrow = Reg::ALL.into_iter().find(|r| free == 1 << r.index());
+    (wide_reads, kills & !other, narrow)
+}
 
 /// One instruction of a function.
 pub struct InstrInfo {
@@ -37,6 +73,12 @@ pub struct InstrInfo {
     pub live_flags_out: u8,
     /// Whether a block starts here (a specialization point).
     pub block_start: bool,
+    /// A register this instruction writes only the low 8 or 16 bits of,
+    /// without reading it, when no later instruction reads the bits it
+    /// keeps (`mov cl, 0` with only `cl` read afterwards): the register's
+    /// old value cannot matter, so a dynamic one may be taken as 0 and the
+    /// result known.
+    pub free_narrow_write: Option<Reg>,
 }
 
 /// A function prepared for specialization.
@@ -72,6 +114,9 @@ impl FunctionInfo {
         let mut instrs = FxHashMap::default();
         // Per instruction: (reads, writes) masks.
         let mut uses: HashMap<u32, (u8, u8, u8, u8)> = HashMap::new();
+        // Per instruction: (wide reads, wide kills, narrow write).
+        let mut wide: HashMap<u32, (u8, u8, Option<Reg>)> = HashMap::new();
+        let mut factory = InstructionInfoFactory::new();
         for block in function.blocks.values() {
             for (i, ins) in block.instructions.iter().enumerate() {
                 let lifted = lift(pool, ins).map_err(|e| SpecializeError::Unsupported {
@@ -82,6 +127,7 @@ impl FunctionInfo {
                 let writes: Vec<Loc> = lifted.writes().into_iter().collect();
                 let (mut rr, mut rf) = mask_of(reads.iter().copied());
                 let (mut wr, mut wf) = mask_of(writes.iter().copied());
+                let (mut wide_r, mut wide_k, narrow) = wide_uses(&mut factory, ins, rr);
                 match ins.flow_control() {
                     FlowControl::Call | FlowControl::IndirectCall => {
                         // The callee may read any register (regparm, static
@@ -90,14 +136,17 @@ impl FunctionInfo {
                         wr = 0;
                         wf = ALL_FLAGS;
                         rf = 0;
+                        (wide_r, wide_k) = (ALL_REGS, 0);
                     }
                     FlowControl::Interrupt => {
                         rr = ALL_REGS;
                         wr = 0;
+                        (wide_r, wide_k) = (ALL_REGS, 0);
                     }
                     _ => {}
                 }
                 uses.insert(ins.ip32(), (rr, rf, wr, wf));
+                wide.insert(ins.ip32(), (wide_r, wide_k, narrow));
                 instrs.insert(
                     ins.ip32(),
                     InstrInfo {
@@ -110,50 +159,58 @@ impl FunctionInfo {
                         live_regs_out: 0,
                         live_flags_out: 0,
                         block_start: i == 0,
+                        free_narrow_write: None,
                     },
                 );
             }
         }
-        // Backward dataflow over blocks to a fixpoint.
-        let mut live_in: BTreeMap<u32, (u8, u8)> =
-            function.blocks.keys().map(|a| (*a, (0, 0))).collect();
+        // Backward dataflow over blocks to a fixpoint: live registers, live
+        // flags, registers whose upper bits are live.
+        let mut live_in: BTreeMap<u32, (u8, u8, u8)> =
+            function.blocks.keys().map(|a| (*a, (0, 0, 0))).collect();
         loop {
             let mut changed = false;
             for (start, block) in function.blocks.iter().rev() {
-                let (mut r, mut f) = (0u8, 0u8);
+                let (mut r, mut f, mut w) = (0u8, 0u8, 0u8);
                 for s in &block.successors {
-                    let (sr, sf) = match s {
+                    let (sr, sf, sw) = match s {
                         Successor::FallThrough(a)
                         | Successor::Jump(a)
                         | Successor::Taken(a)
                         | Successor::NotTaken(a)
-                        | Successor::Case { target: a, .. } => {
-                            live_in.get(a).copied().unwrap_or((ALL_REGS, ALL_FLAGS))
-                        }
-                        Successor::Call(_) => (0, 0),
+                        | Successor::Case { target: a, .. } => live_in
+                            .get(a)
+                            .copied()
+                            .unwrap_or((ALL_REGS, ALL_FLAGS, ALL_REGS)),
+                        Successor::Call(_) => (0, 0, 0),
                         // Callers may rely on any register (static functions
                         // with interprocedural register allocation), never on
-                        // flags.
-                        Successor::Return | Successor::TailCall(_) => (ALL_REGS, 0),
-                        Successor::IndirectJump => (ALL_REGS, ALL_FLAGS),
-                        Successor::Halt => (0, 0),
+                        // flags; on the upper bits of `ecx` they cannot.
+                        Successor::Return => (ALL_REGS, 0, WIDE_LIVE_AT_RETURN),
+                        Successor::TailCall(_) => (ALL_REGS, 0, ALL_REGS),
+                        Successor::IndirectJump => (ALL_REGS, ALL_FLAGS, ALL_REGS),
+                        Successor::Halt => (0, 0, 0),
                     };
                     r |= sr;
                     f |= sf;
+                    w |= sw;
                 }
                 for ins in block.instructions.iter().rev() {
                     let (rr, rf, wr, wf) = uses[&ins.ip32()];
+                    let (wide_r, wide_k, narrow) = wide[&ins.ip32()];
                     let info = instrs.get_mut(&ins.ip32()).expect("lifted");
                     info.live_regs_out = r;
                     info.live_flags_out = f;
+                    info.free_narrow_write = narrow.filter(|n| w & (1 << n.index()) == 0);
                     r = (r & !wr) | rr;
                     f = (f & !wf) | rf;
+                    w = (w & !wide_k) | wide_r;
                     info.live_regs_in = r;
                     info.live_flags_in = f;
                 }
                 let entry = live_in.get_mut(start).expect("block");
-                if *entry != (r, f) {
-                    *entry = (r, f);
+                if *entry != (r, f, w) {
+                    *entry = (r, f, w);
                     changed = true;
                 }
             }
