@@ -8,7 +8,7 @@
 use iced_x86::{Code, Instruction, OpAccess, OpKind, Register};
 use wiper_emit::{Item, Residual};
 
-use crate::effects::{info32, is_pure, reg_bit, reg_of_bit, Effects, EffectsOf};
+use crate::effects::{info32, is_fixed_register, is_pure, reg_bit, reg_of_bit, Effects, EffectsOf};
 use crate::liveness::liveness;
 
 /// Propagates register copies in every block; returns whether anything
@@ -80,7 +80,7 @@ fn substitute(
     for (k, access) in accesses.into_iter().enumerate() {
         let k = k as u32;
         match ins.op_kind(k) {
-            OpKind::Register if access == OpAccess::Read => {
+            OpKind::Register if access == OpAccess::Read && !is_fixed_register(ins, k) => {
                 if let Some(s) = source(ins.op_register(k)) {
                     ins.set_op_register(k, s);
                     changed = true;
@@ -102,10 +102,12 @@ fn substitute(
     changed
 }
 
-/// `mov r, r` with a 32-bit register: no effect at all.
+/// `mov r, r` with a 32-bit or 8-bit register: no effect at all.
 fn is_self_move(ins: &Instruction) -> bool {
-    matches!(ins.code(), Code::Mov_r32_rm32 | Code::Mov_rm32_r32)
-        && ins.op0_kind() == OpKind::Register
+    matches!(
+        ins.code(),
+        Code::Mov_r32_rm32 | Code::Mov_rm32_r32 | Code::Mov_r8_rm8 | Code::Mov_rm8_r8
+    ) && ins.op0_kind() == OpKind::Register
         && ins.op1_kind() == OpKind::Register
         && ins.op0_register() == ins.op1_register()
 }

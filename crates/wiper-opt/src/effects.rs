@@ -192,6 +192,16 @@ pub fn is_pure(ins: &Instruction) -> bool {
         && !ins.has_repne_prefix()
 }
 
+/// Whether operand `k` of `ins` is a register fixed by its instruction code
+/// (`add eax, imm32` has a short form whose `eax` cannot be renamed).
+pub fn is_fixed_register(ins: &Instruction, k: u32) -> bool {
+    use iced_x86::OpCodeOperandKind as K;
+    matches!(
+        ins.op_code().op_kind(k),
+        K::al | K::cl | K::ax | K::dx | K::eax
+    )
+}
+
 /// The index of the explicit memory operand of `ins`, if any.
 pub fn memory_operand(ins: &Instruction) -> Option<u32> {
     (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory)
@@ -215,6 +225,11 @@ impl EffectsOf {
         EffectsOf {
             factory: InstructionInfoFactory::new(),
         }
+    }
+
+    /// The instruction-info factory, for callers that need iced's details.
+    pub fn factory(&mut self) -> &mut InstructionInfoFactory {
+        &mut self.factory
     }
 
     /// The effects of `item`; `slot` is the promotable slot its explicit

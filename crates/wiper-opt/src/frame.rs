@@ -2,8 +2,10 @@
 //! its value at entry before every item, and the frame slots that can live
 //! in a register instead.
 //!
-//! A slot is promotable when every access to it is a 4-byte explicit
-//! `[esp+d]` operand of an instruction that accepts a register in its place,
+//! A slot is promotable when every access to it is an explicit `[esp+d]`
+//! operand of one size (4 bytes, or 1 byte for a slot that can live in the
+//! low byte of `eax`, `ecx`, `edx` or `ebx`) of an instruction that accepts
+//! a register in its place,
 //! no other access overlaps it, and it is not the return address: slots
 //! below the entry stack pointer are the function's own frame, slots above
 //! its arguments (both dead when it returns; an argument's incoming value
@@ -15,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use iced_x86::{Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
 use wiper_emit::{Item, Residual, Terminator};
 
 use crate::effects::{memory_operand, ARITHMETIC, MAX_SLOTS};
@@ -27,19 +29,28 @@ pub struct Frame {
     /// Per block (by index in `Residual::blocks`) and item: the promotable
     /// slot the item's explicit memory operand accesses.
     pub slot_of: Vec<Vec<Option<usize>>>,
-    /// The promotable slots' offsets from the entry stack pointer, most
-    /// accessed first.
-    pub slots: Vec<i32>,
+    /// The promotable slots, most accessed first.
+    pub slots: Vec<Slot>,
     /// Per block and item: the stack pointer's offset from its entry value
     /// before the item (empty for blocks the entry does not reach).
     pub esp: Vec<Vec<i32>>,
+}
+
+/// A promotable frame slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// Offset from the entry stack pointer.
+    pub offset: i32,
+    /// Size in bytes: 4, or 1 (a byte slot, for a byte register).
+    pub size: i32,
 }
 
 /// One access to the frame.
 struct Access {
     offset: i32,
     size: i32,
-    /// A 4-byte explicit operand of an [`ARITHMETIC`] instruction or `push`.
+    /// A 4-byte explicit operand of an [`ARITHMETIC`] instruction or `push`,
+    /// or a 1-byte one of an [`ARITHMETIC`] instruction, `movzx` or `movsx`.
     promotable: bool,
     /// Where: (block index, item index), for explicit accesses.
     at: Option<(usize, usize)>,
@@ -135,7 +146,14 @@ pub fn analyze(residual: &Residual) -> Option<Frame> {
                 if ins.memory_base() == Register::ESP {
                     let size = ins.memory_size().size() as i32;
                     let m = ins.mnemonic();
-                    let promotable = size == 4 && (ARITHMETIC.contains(&m) || m == Mnemonic::Push);
+                    let promotable = match size {
+                        4 => ARITHMETIC.contains(&m) || m == Mnemonic::Push,
+                        1 => {
+                            ARITHMETIC.contains(&m)
+                                || matches!(m, Mnemonic::Movzx | Mnemonic::Movsx)
+                        }
+                        _ => false,
+                    };
                     accesses.push(Access {
                         offset: esp.wrapping_add(ins.memory_displacement32() as i32),
                         size: size.max(1),
@@ -178,30 +196,33 @@ pub fn analyze(residual: &Residual) -> Option<Frame> {
 
 /// Picks the promotable slots among `accesses`.
 fn promotable_slots(residual: &Residual, accesses: &[Access]) -> Frame {
-    let mut candidates: HashMap<i32, usize> = HashMap::new();
+    let mut candidates: HashMap<(i32, i32), usize> = HashMap::new();
     for a in accesses {
         // Below the entry stack pointer: the function's own frame; from 4
         // up: its arguments, which the callee owns in the i386 System V
         // ABI (dead when it returns). Offset 0 is the return address.
         if a.promotable && (a.offset < 0 || a.offset >= 4) {
-            *candidates.entry(a.offset).or_default() += 1;
+            *candidates.entry((a.offset, a.size)).or_default() += 1;
         }
     }
     // A candidate fails if any access at it is not promotable or any other
     // access overlaps it.
     for a in accesses {
-        candidates.retain(|&off, _| {
-            let overlaps = a.offset < off + 4 && off < a.offset + a.size;
-            !overlaps || (a.offset == off && a.promotable)
+        candidates.retain(|&(off, size), _| {
+            let overlaps = a.offset < off + size && off < a.offset + a.size;
+            !overlaps || (a.offset == off && a.size == size && a.promotable)
         });
     }
-    let mut slots: Vec<(i32, usize)> = candidates.into_iter().collect();
-    slots.sort_by_key(|&(off, n)| (std::cmp::Reverse(n), off));
+    let mut slots: Vec<(Slot, usize)> = candidates
+        .into_iter()
+        .map(|((offset, size), n)| (Slot { offset, size }, n))
+        .collect();
+    slots.sort_by_key(|&(slot, n)| (std::cmp::Reverse(n), slot.offset));
     slots.truncate(MAX_SLOTS);
     let number: HashMap<i32, usize> = slots
         .iter()
         .enumerate()
-        .map(|(i, &(off, _))| (off, i))
+        .map(|(i, &(slot, _))| (slot.offset, i))
         .collect();
     let mut slot_of: Vec<Vec<Option<usize>>> = residual
         .blocks
@@ -215,7 +236,70 @@ fn promotable_slots(residual: &Residual, accesses: &[Access]) -> Frame {
     }
     Frame {
         slot_of,
-        slots: slots.into_iter().map(|(off, _)| off).collect(),
+        slots: slots.into_iter().map(|(slot, _)| slot).collect(),
         esp: Vec::new(),
     }
+}
+
+/// The frame offset of the explicit `[esp+d]` operand of `ins`, with the
+/// stack pointer at `esp` (relative to its entry value), if it has one.
+fn esp_operand_offset(ins: &Instruction, esp: i32) -> Option<i32> {
+    (memory_operand(ins).is_some()
+        && ins.mnemonic() != Mnemonic::Lea
+        && ins.memory_base() == Register::ESP
+        && ins.memory_index() == Register::None)
+        .then(|| esp.wrapping_add(ins.memory_displacement32() as i32))
+}
+
+/// Splits each `mov dword [esp+d], imm` whose bytes are also accessed one
+/// at a time (a byte variable whose initial value was materialized with
+/// its neighbours) into four byte stores, so that the byte can become a
+/// byte slot and the other stores can die. Returns whether it split any.
+pub fn split_word_stores(residual: &mut Residual, frame: &Frame) -> bool {
+    let mut byte_offsets = std::collections::HashSet::new();
+    for (block, esps) in residual.blocks.iter().zip(&frame.esp) {
+        for (item, &esp) in block.items.iter().zip(esps) {
+            if let Item::Instr(ins, _) = item {
+                if ins.memory_size().size() == 1 {
+                    if let Some(off) = esp_operand_offset(ins, esp) {
+                        byte_offsets.insert(off);
+                    }
+                }
+            }
+        }
+    }
+    let mut changed = false;
+    for (block, esps) in residual.blocks.iter_mut().zip(&frame.esp) {
+        if esps.is_empty() {
+            continue;
+        }
+        let mut items = Vec::with_capacity(block.items.len());
+        for (item, &esp) in std::mem::take(&mut block.items).into_iter().zip(esps) {
+            let split = match &item {
+                Item::Instr(ins, origin) if ins.code() == Code::Mov_rm32_imm32 => {
+                    esp_operand_offset(ins, esp)
+                        .filter(|off| (0..4).any(|i| byte_offsets.contains(&(off + i))))
+                        .map(|_| (*ins, *origin))
+                }
+                _ => None,
+            };
+            let Some((ins, origin)) = split else {
+                items.push(item);
+                continue;
+            };
+            let value = ins.immediate32();
+            for i in 0..4u32 {
+                let byte = MemoryOperand::with_base_displ(
+                    Register::ESP,
+                    i64::from(ins.memory_displacement32() as i32) + i64::from(i),
+                );
+                let store = Instruction::with2(Code::Mov_rm8_imm8, byte, (value >> (8 * i)) & 0xff)
+                    .expect("mov byte [esp+d], imm8 is encodable");
+                items.push(Item::Instr(store, origin));
+            }
+            changed = true;
+        }
+        block.items = items;
+    }
+    changed
 }

@@ -9,21 +9,26 @@
 //!    straight-line blocks, removal of unreachable ones.
 //! 1. **Stack-slot promotion** ([`frame`], [`promote`]): frame slots
 //!    accessed only as whole 4-byte `[esp+d]` operands move into free
-//!    registers.
+//!    registers, and byte slots into free byte registers (after dword
+//!    constant stores over byte slots are split into byte stores).
 //! 2. **Copy propagation** ([`cleanup`]): reads of a copied register read
 //!    the original.
 //! 3. **Dead-code elimination** ([`cleanup`]): items whose results are never
 //!    read go.
 //! 4. **Peepholes** ([`peephole`]): register swaps, two-address
 //!    arithmetic, redundant `test`s, folded loads and address arithmetic.
-//! 5. **Frame elimination** ([`unframe`]): when only saves of unchanged
-//!    registers and stack-pointer adjustments are left of the frame.
+//! 5. **Frame elimination** ([`unframe`]): when only register saves and
+//!    stack-pointer adjustments are left of the frame (saves of registers
+//!    the code changes become a `push`/`pop` pair).
+//! 6. **Repeated zero tests** ([`branches`]): a branch on `r == 0` right
+//!    after one on the same `r` is decided; then passes 0 and 2 to 4 again.
 //!
 //! Passes 2 to 4 repeat until nothing changes, before and after 5. Assumptions (see
 //! docs/specialization.md): at a `ret` the flags are dead (the i386 System V
 //! ABI does not preserve them) and so is the function's own frame below the
 //! entry stack pointer; everything else a caller can see stays live.
 
+pub mod branches;
 pub mod cfg;
 pub mod cleanup;
 pub mod effects;
@@ -40,8 +45,13 @@ use wiper_emit::Residual;
 pub struct OptStats {
     /// Stack slots moved into registers.
     pub promoted_slots: usize,
+    /// Of those, byte slots (moved into a byte register).
+    pub promoted_byte_slots: usize,
     /// Whether the stack frame was removed.
     pub unframed: bool,
+    /// Conditional branches that became jumps because the branch before
+    /// them had already tested the same register against zero.
+    pub decided_branches: usize,
     /// Residual items before.
     pub items_before: usize,
     /// Residual items after.
@@ -54,23 +64,33 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     let items_before = count(residual);
     cfg::simplify(residual);
     let mut calc = effects::EffectsOf::new();
+    if let Some(f) = frame::analyze(residual) {
+        frame::split_word_stores(residual, &f);
+    }
     // Dead stores to frame slots go first, so that they do not hold
     // registers the promotion could give to live slots.
     if let Some(f) = frame::analyze(residual) {
         cleanup::eliminate_dead(residual, &mut calc, Some(&f.slot_of));
     }
-    let promoted_slots = frame::analyze(residual)
+    let (promoted_slots, promoted_byte_slots) = frame::analyze(residual)
         .map(|f| promote::promote(residual, &f, &mut calc))
-        .unwrap_or(0);
+        .unwrap_or((0, 0));
     clean_up(residual, &mut calc);
     let unframed =
         frame::analyze(residual).is_some_and(|f| unframe::eliminate_frame(residual, &f, &mut calc));
     if unframed {
         clean_up(residual, &mut calc);
     }
+    let decided_branches = branches::decide_repeated_tests(residual, &mut calc);
+    if decided_branches > 0 {
+        cfg::simplify(residual);
+        clean_up(residual, &mut calc);
+    }
     OptStats {
         promoted_slots,
+        promoted_byte_slots,
         unframed,
+        decided_branches,
         items_before,
         items_after: count(residual),
     }

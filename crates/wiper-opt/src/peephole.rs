@@ -7,12 +7,16 @@
 //! - `imul r,s,1` becomes `mov r,s` when the flags it writes are dead;
 //! - `mov a,[m]; OP b,a` becomes `OP b,[m]` when `a` is dead after;
 //! - `add a,imm; mov b,[a+d]` becomes `mov b,[a+d+imm]` when `a` and the
-//!   flags are dead after.
+//!   flags are dead after;
+//! - `movzx r,rl` (the low byte of `r` itself) goes when the next
+//!   instruction reads only that byte of `r` and `r` is dead after it.
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use wiper_emit::{Item, Residual};
 
-use crate::effects::{displacement_size, flag_bits, reg_bit, Effects, EffectsOf, Locs, ALL_FLAGS};
+use crate::effects::{
+    displacement_size, flag_bits, is_fixed_register, reg_bit, Effects, EffectsOf, Locs, ALL_FLAGS,
+};
 use crate::liveness::liveness;
 
 /// `(dst, src)` of a 32-bit register-to-register `mov`.
@@ -46,6 +50,7 @@ fn two_address(ins: &Instruction) -> bool {
     ) && ins.op_count() == 2
         && ins.op0_kind() == OpKind::Register
         && ins.op0_register().is_gpr32()
+        && !is_fixed_register(ins, 0)
         && matches!(
             ins.op1_kind(),
             OpKind::Register | OpKind::Immediate8to32 | OpKind::Immediate32
@@ -134,6 +139,16 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
                     continue;
                 }
             }
+            // movzx r,rl; X reading only rl, r dead after X
+            if let [Item::Instr(ext, _), Item::Instr(x, _), ..] = window {
+                if zero_extends_itself(ext)
+                    .is_some_and(|r| !is_live(out[k + 1], r) && reads_only_low_byte(calc, x, r))
+                {
+                    changed = true;
+                    k += 1;
+                    continue;
+                }
+            }
             // add a,imm; X with [a+d] and a dead after X
             if let [Item::Instr(add, _), Item::Instr(x, x_origin), ..] = window {
                 if let Some(folded) = fold_address(add, x, fx[b][k].defs, out[k + 1]) {
@@ -183,6 +198,37 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
         block.items = keep;
     }
     changed
+}
+
+/// The register of a `movzx r32, r8` whose source is the low byte of the
+/// destination itself.
+fn zero_extends_itself(ins: &Instruction) -> Option<Register> {
+    (ins.code() == Code::Movzx_r32_rm8
+        && ins.op1_kind() == OpKind::Register
+        && ins.op1_register().full_register32() == ins.op0_register()
+        && ins.op1_register().number() < Register::AH.number())
+    .then(|| ins.op0_register())
+}
+
+/// Whether `x` touches the 32-bit register `r` only by reading its low byte.
+fn reads_only_low_byte(calc: &mut EffectsOf, x: &Instruction, r: Register) -> bool {
+    let info = crate::effects::info32(calc.factory(), x);
+    let mut reads = false;
+    for used in info.used_registers() {
+        let u = used.register();
+        if !(u.is_gpr8() || u.is_gpr16() || u.is_gpr32()) || u.full_register32() != r {
+            continue;
+        }
+        if u.is_gpr8()
+            && u.number() < Register::AH.number()
+            && used.access() == iced_x86::OpAccess::Read
+        {
+            reads = true;
+        } else {
+            return false;
+        }
+    }
+    reads
 }
 
 /// `add a, imm` followed by `x` that uses `a` only as the base of its memory

@@ -8,10 +8,10 @@
 //! assigned most-accessed first, each to the first register that interferes
 //! neither with it nor with the slots already given that register.
 
-use iced_x86::{Code, Instruction, MemoryOperand, OpKind, Register};
+use iced_x86::{Code, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
 use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
 
-use crate::effects::{reg_of_bit, Effects, EffectsOf, Locs, SLOT_BASE};
+use crate::effects::{reg_bit, reg_of_bit, Effects, EffectsOf, Locs, SLOT_BASE};
 use crate::frame::Frame;
 use crate::liveness::liveness;
 
@@ -19,10 +19,26 @@ use crate::liveness::liveness;
 /// (it is the busiest).
 const ORDER: [u32; 7] = [1, 2, 6, 7, 3, 5, 0];
 
-/// Promotes what it can of `frame`'s slots in `residual`; returns how many.
-pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> usize {
+/// The registers with a low byte (`cl`, `dl`, `bl`, `al`), for byte slots,
+/// in the same order.
+const BYTE_ORDER: [u32; 4] = [1, 2, 3, 0];
+
+/// The register a slot of `size` bytes lives in when given the 32-bit
+/// register of bit `r`.
+fn slot_register(r: u32, size: i32) -> Register {
+    let full = reg_of_bit(r);
+    if size == 1 {
+        [Register::AL, Register::CL, Register::DL, Register::BL][r as usize]
+    } else {
+        full
+    }
+}
+
+/// Promotes what it can of `frame`'s slots in `residual`; returns how many,
+/// and how many of them are byte slots.
+pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> (usize, usize) {
     if frame.slots.is_empty() {
-        return 0;
+        return (0, 0);
     }
     let fx: Vec<Vec<Effects>> = residual
         .blocks
@@ -57,10 +73,16 @@ pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> 
             }
         }
     }
+    let hints = move_hints(residual, frame);
     let mut assigned: Vec<Option<Register>> = vec![None; frame.slots.len()];
     for (s, slot_reg) in assigned.iter_mut().enumerate() {
         let sb = SLOT_BASE + s as u32;
-        let Some(r) = ORDER.iter().copied().find(|&r| {
+        let size = frame.slots[s].size;
+        let order: &[u32] = if size == 1 { &BYTE_ORDER } else { &ORDER };
+        // Registers the slot is moved from or to come first: sharing one
+        // makes the move vanish.
+        let preferred = hints[s].iter().copied().filter(|r| order.contains(r));
+        let Some(r) = preferred.chain(order.iter().copied()).find(|&r| {
             interferes[r as usize] & (1 << sb) == 0 && interferes[sb as usize] & (1 << r) == 0
         }) else {
             continue;
@@ -68,7 +90,7 @@ pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> 
         // The slot's live range joins the register's.
         let merged = interferes[sb as usize];
         add(&mut interferes, r, merged);
-        *slot_reg = Some(reg_of_bit(r));
+        *slot_reg = Some(slot_register(r, size));
     }
     for (block, slots) in residual.blocks.iter_mut().zip(&frame.slot_of) {
         for (item, slot) in block.items.iter_mut().zip(slots) {
@@ -93,7 +115,40 @@ pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> 
         &assigned,
         live.live_in[entry_index(residual)],
     );
-    assigned.iter().flatten().count()
+    let promoted = assigned.iter().flatten();
+    (
+        promoted.clone().count(),
+        promoted.filter(|r| r.is_gpr8()).count(),
+    )
+}
+
+/// Per slot, the registers it is moved from or to (`mov [slot], r`,
+/// `mov r, [slot]`, `movzx r, [slot]`), by register bit, in program order.
+fn move_hints(residual: &Residual, frame: &Frame) -> Vec<Vec<u32>> {
+    let mut hints = vec![Vec::new(); frame.slots.len()];
+    for (block, slots) in residual.blocks.iter().zip(&frame.slot_of) {
+        for (item, slot) in block.items.iter().zip(slots) {
+            let (Item::Instr(ins, _), Some(s)) = (item, slot) else {
+                continue;
+            };
+            if !matches!(
+                ins.mnemonic(),
+                Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx
+            ) {
+                continue;
+            }
+            let other = (0..ins.op_count())
+                .find(|&i| ins.op_kind(i) == OpKind::Register)
+                .and_then(|i| reg_bit(ins.op_register(i)));
+            if let Some(bit) = other {
+                let r = bit.trailing_zeros();
+                if !hints[*s].contains(&r) {
+                    hints[*s].push(r);
+                }
+            }
+        }
+    }
+    hints
 }
 
 /// The index of the entry block.
@@ -128,8 +183,13 @@ fn load_incoming(
         .filter(|&(s, _)| live_at_entry & (1 << (SLOT_BASE + s as u32)) != 0)
         .filter_map(|(s, reg)| {
             let reg = (*reg)?;
-            let slot = MemoryOperand::with_base_displ(Register::ESP, frame.slots[s] as i64);
-            let ins = Instruction::with2(Code::Mov_r32_rm32, reg, slot).expect("mov r32, [esp+d]");
+            let slot = MemoryOperand::with_base_displ(Register::ESP, frame.slots[s].offset as i64);
+            let code = if reg.is_gpr8() {
+                Code::Mov_r8_rm8
+            } else {
+                Code::Mov_r32_rm32
+            };
+            let ins = Instruction::with2(code, reg, slot).expect("mov reg, [esp+d]");
             Some(Item::Instr(ins, origin))
         })
         .collect();

@@ -5,13 +5,16 @@
 //! accesses to arguments are re-addressed from the unchanged stack pointer.
 //!
 //! It applies only when that is exactly what is left: every push saves a
-//! register that nothing but its own restore writes, every `[esp+d]` access
-//! is such a restore or reads or writes an argument, and there are no pops.
+//! register, every `[esp+d]` access is a restore of one or reads or writes
+//! an argument, and there are no pops. A saved register that the residual
+//! does change keeps a minimal save: `push` at entry, `pop` before every
+//! `ret` (when every item after its restores in an exit block is another
+//! restore, a stack-pointer adjustment or the `ret`).
 
 use std::collections::HashMap;
 
-use iced_x86::{Code, Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Residual};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
+use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
 
 use crate::effects::{displacement_size, memory_operand, reg_bit, EffectsOf};
 use crate::frame::Frame;
@@ -72,12 +75,13 @@ pub fn eliminate_frame(residual: &mut Residual, frame: &Frame, calc: &mut Effect
         }
         actions.push(row);
     }
-    // Every removed load restores the register pushed to its slot, and no
-    // saved register is written by anything else.
+    // Every removed load restores the register pushed to its slot; saved
+    // registers that anything else writes are changed and keep a save.
     let saved_regs: u128 = saved
         .values()
         .filter_map(|r| reg_bit(*r))
         .fold(0, |a, b| a | b);
+    let mut changed: u128 = 0;
     for (b, block) in residual.blocks.iter().enumerate() {
         for (k, item) in block.items.iter().enumerate() {
             let Item::Instr(ins, _) = item else {
@@ -94,13 +98,22 @@ pub fn eliminate_frame(residual: &mut Residual, frame: &Frame, calc: &mut Effect
                 if saved.get(&at) != Some(&ins.op0_register()) {
                     return false;
                 }
-            } else if actions[b][k] != Action::Remove
-                && calc.item(item, None).defs & saved_regs != 0
-            {
-                return false;
+            } else if actions[b][k] != Action::Remove {
+                changed |= calc.item(item, None).defs & saved_regs;
             }
         }
     }
+    // The changed registers, in push order (highest slot first).
+    let mut kept: Vec<(i32, Register)> = saved
+        .iter()
+        .filter(|(_, r)| reg_bit(**r).is_some_and(|b| changed & b != 0))
+        .map(|(&at, &r)| (at, r))
+        .collect();
+    kept.sort_by_key(|&(at, _)| std::cmp::Reverse(at));
+    if changed != 0 && !restores_only_at_exits(residual, &actions, changed, calc) {
+        return false;
+    }
+    let shift = 4 * kept.len() as i32;
     for (block, row) in residual.blocks.iter_mut().zip(&actions) {
         let items = std::mem::take(&mut block.items);
         block.items = items
@@ -110,14 +123,92 @@ pub fn eliminate_frame(residual: &mut Residual, frame: &Frame, calc: &mut Effect
                 Action::Keep => Some(item),
                 Action::Remove => None,
                 Action::Readdress(at) => {
+                    let at = at + shift;
                     if let Item::Instr(ins, _) = &mut item {
-                        ins.set_memory_displacement32(*at as u32);
-                        ins.set_memory_displ_size(displacement_size(*at));
+                        ins.set_memory_displacement32(at as u32);
+                        ins.set_memory_displ_size(displacement_size(at));
                     }
                     Some(item)
                 }
             })
             .collect();
+        if block.terminator == Terminator::Exit && !kept.is_empty() {
+            let ret = block.items.pop().expect("an exit block ends with ret");
+            let origin = item_origin(&ret);
+            for &(_, r) in kept.iter().rev() {
+                let pop = Instruction::with1(Code::Pop_r32, r).expect("pop r32 is encodable");
+                block.items.push(Item::Instr(pop, origin));
+            }
+            block.items.push(ret);
+        }
+    }
+    if !kept.is_empty() {
+        save_at_entry(residual, &kept);
     }
     true
+}
+
+/// Whether, in every block, the items after the first restore of a changed
+/// register up to the final `ret` are removed items or leave the changed
+/// registers alone (so the restores can become pops right before it).
+fn restores_only_at_exits(
+    residual: &Residual,
+    actions: &[Vec<Action>],
+    changed: u128,
+    calc: &mut EffectsOf,
+) -> bool {
+    residual.blocks.iter().zip(actions).all(|(block, row)| {
+        let first = block.items.iter().zip(row).position(|(item, a)| {
+            *a == Action::Remove && calc.item(item, None).defs & changed != 0
+        });
+        let Some(first) = first else { return true };
+        let n = block.items.len();
+        block.terminator == Terminator::Exit
+            && block.items[first..n - 1]
+                .iter()
+                .zip(&row[first..n - 1])
+                .all(|(item, a)| {
+                    let fx = calc.item(item, None);
+                    *a == Action::Remove || (fx.uses | fx.defs) & changed == 0
+                })
+    })
+}
+
+/// Pushes the `kept` registers in a new entry block that jumps to the old
+/// one.
+fn save_at_entry(residual: &mut Residual, kept: &[(i32, Register)]) {
+    let Some(entry) = residual.entry else { return };
+    let origin = residual
+        .blocks
+        .iter()
+        .find(|b| b.label == entry)
+        .and_then(|b| b.items.first())
+        .map_or(Origin::Glue(0), |item| {
+            Origin::Glue(item_origin(item).address())
+        });
+    let items = kept
+        .iter()
+        .map(|&(_, r)| {
+            let push = Instruction::with1(Code::Push_r32, r).expect("push r32 is encodable");
+            Item::Instr(push, origin)
+        })
+        .collect();
+    let label = Label(residual.blocks.iter().map(|b| b.label.0).max().unwrap_or(0) + 1);
+    residual.blocks.insert(
+        0,
+        Block {
+            label,
+            items,
+            terminator: Terminator::Jump(entry, origin),
+        },
+    );
+    residual.entry = Some(label);
+}
+
+/// Where an item came from.
+fn item_origin(item: &Item) -> Origin {
+    match item {
+        Item::Instr(_, o) | Item::CallLabel(_, o) => *o,
+        Item::Address { origin, .. } => *origin,
+    }
 }

@@ -26,7 +26,11 @@ const WIDE_LIVE_AT_RETURN: u8 = ALL_REGS & !(1 << 1);
 /// `(reads, kills, narrow)`: the registers whose upper bits it may read,
 /// those whose all 32 bits it overwrites, and the register it only writes
 /// the low 8 or 16 bits of, if it touches that register in no other way.
-fn wide_uses(factory: &mut InstructionInfoFactory, ins: &Instruction, reads: u8) -> (u8, u8, Option<Reg>) {
+fn wide_uses(
+    factory: &mut InstructionInfoFactory,
+    ins: &Instruction,
+    reads: u8,
+) -> (u8, u8, Option<Reg>) {
     let info = factory.info(ins);
     let (mut low_byte_only, mut kills, mut narrow_writes, mut other) = (0u8, 0u8, 0u8, 0u8);
     let mut seen = 0u8;
@@ -36,7 +40,10 @@ fn wide_uses(factory: &mut InstructionInfoFactory, ins: &Instruction, reads: u8)
         };
         let bit = 1u8 << reg.index();
         seen |= bit;
-        let low_byte = matches!(used.register(), Register::AL | Register::CL | Register::DL | Register::BL);
+        let low_byte = matches!(
+            used.register(),
+            Register::AL | Register::CL | Register::DL | Register::BL
+        );
         let narrow = low_byte || used.register().size() == 2;
         match used.access() {
             OpAccess::Write if used.register().size() == 4 => kills |= bit,

@@ -1,0 +1,132 @@
+//! Branches decided by the branch before them: a block entered only along
+//! the edge of a branch on `r == 0` (or on `r != 0`) that tests `r` against
+//! zero again, `r` unchanged, always goes the same way. Its conditional
+//! branch becomes a jump. (Specialization makes these: an interpreter's
+//! `if (c)` and its loop test `while (c)` on the same value end up next to
+//! each other in the residual code.)
+
+use iced_x86::{Code, ConditionCode, FlowControl, OpKind, Register};
+use wiper_emit::{Item, Residual, Terminator};
+
+use crate::effects::{reg_bit, EffectsOf, Locs, ALL_FLAGS};
+use crate::liveness::{block_index, successors};
+
+/// The register a zero test compares with zero: `test r,r` or `cmp r,0`.
+fn zero_test(item: &Item) -> Option<Register> {
+    let Item::Instr(ins, _) = item else {
+        return None;
+    };
+    let reg_op = |i: u32| (ins.op_kind(i) == OpKind::Register).then(|| ins.op_register(i));
+    match ins.code() {
+        Code::Test_rm8_r8 | Code::Test_rm32_r32 => {
+            let r = reg_op(0)?;
+            (reg_op(1)? == r).then_some(r)
+        }
+        Code::Cmp_rm8_imm8 | Code::Cmp_rm32_imm8 | Code::Cmp_rm32_imm32 => {
+            (ins.immediate(1) == 0).then_some(reg_op(0)?)
+        }
+        _ => None,
+    }
+}
+
+/// What `item` may write (a call or anything else that transfers control:
+/// everything).
+fn writes(item: &Item, calc: &mut EffectsOf) -> Locs {
+    match item {
+        Item::CallLabel(..) => !0,
+        Item::Instr(ins, _) if ins.flow_control() != FlowControl::Next => !0,
+        _ => calc.item(item, None).defs,
+    }
+}
+
+/// For a block ending in `je`/`jne`: the register its flags come from, when
+/// the last item that writes flags is a zero test of it and nothing after
+/// the test writes the register; with the index of the test.
+fn block_zero_test(
+    items: &[Item],
+    cc: ConditionCode,
+    calc: &mut EffectsOf,
+) -> Option<(Register, usize)> {
+    if !matches!(cc, ConditionCode::e | ConditionCode::ne) {
+        return None;
+    }
+    let mut written = 0;
+    for (k, item) in items.iter().enumerate().rev() {
+        let defs = writes(item, calc);
+        if defs & ALL_FLAGS != 0 {
+            let r = zero_test(item)?;
+            return (written & reg_bit(r)? == 0).then_some((r, k));
+        }
+        written |= defs;
+    }
+    None
+}
+
+/// Decides the branches that a single predecessor's branch on the same
+/// zero test already decided; returns how many.
+pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let index = block_index(residual);
+    let mut preds = vec![0usize; residual.blocks.len()];
+    for b in &residual.blocks {
+        for l in successors(&b.terminator) {
+            if let Some(&i) = index.get(&l) {
+                preds[i] += 1;
+            }
+        }
+    }
+    if let Some(i) = residual.entry.and_then(|l| index.get(&l)) {
+        preds[*i] += 1;
+    }
+    let mut decided = Vec::new();
+    for (b, block) in residual.blocks.iter().enumerate() {
+        let Terminator::Branch {
+            cc,
+            taken,
+            not_taken,
+            ..
+        } = block.terminator
+        else {
+            continue;
+        };
+        let Some((r, _)) = block_zero_test(&block.items, cc, calc) else {
+            continue;
+        };
+        // Along `taken`, `r == 0` holds iff the branch is `je`.
+        for (target, zero) in [
+            (taken, cc == ConditionCode::e),
+            (not_taken, cc != ConditionCode::e),
+        ] {
+            let Some(&s) = index.get(&target) else {
+                continue;
+            };
+            if s == b || preds[s] != 1 || taken == not_taken {
+                continue;
+            }
+            let next = &residual.blocks[s];
+            let Terminator::Branch {
+                cc: cc2,
+                taken: t2,
+                not_taken: n2,
+                origin,
+            } = next.terminator
+            else {
+                continue;
+            };
+            let Some((r2, k)) = block_zero_test(&next.items, cc2, calc) else {
+                continue;
+            };
+            let unchanged = next.items[..k]
+                .iter()
+                .all(|item| writes(item, calc) & reg_bit(r).unwrap_or(!0) == 0);
+            if r2 == r && unchanged {
+                let holds = (cc2 == ConditionCode::e) == zero;
+                decided.push((s, Terminator::Jump(if holds { t2 } else { n2 }, origin)));
+            }
+        }
+    }
+    let count = decided.len();
+    for (s, t) in decided {
+        residual.blocks[s].terminator = t;
+    }
+    count
+}
