@@ -76,13 +76,41 @@ fn successors(block: &Block) -> Vec<Label> {
 /// with the block's fall-through candidate while that one is not placed yet: a
 /// `Jump` target, else a `Branch`'s `not_taken`, else its `taken`. Every other
 /// successor (called blocks, the other branch target) is pushed for later.
+///
+/// Loops are rotated: before a block that is not the entry goes a block of
+/// its loop that ends by jumping to it (the latch), so each turn of the loop
+/// falls through instead of jumping back, and the branch that leaves the
+/// loop is the one taken once.
 pub(crate) fn order(blocks: &Blocks<'_>) -> Vec<Label> {
     let mut placed: HashSet<Label> = HashSet::new();
     let mut order = Vec::new();
     let mut stack = vec![blocks.entry];
+    let mut latches: HashMap<Label, Vec<Label>> = HashMap::new();
+    for (label, block) in &blocks.by_label {
+        if let Terminator::Jump(target, _) = block.terminator {
+            if target != *label && !block.items.iter().any(|i| matches!(i, Item::CallLabel(..))) {
+                latches.entry(target).or_default().push(*label);
+            }
+        }
+    }
+    for v in latches.values_mut() {
+        v.sort();
+    }
     while let Some(start) = stack.pop() {
         let mut current = start;
-        while placed.insert(current) {
+        while !placed.contains(&current) {
+            if current != blocks.entry {
+                let latch = latches.get(&current).and_then(|ls| {
+                    ls.iter()
+                        .copied()
+                        .find(|l| !placed.contains(l) && reaches(blocks, current, *l))
+                });
+                if let Some(latch) = latch {
+                    placed.insert(latch);
+                    order.push(latch);
+                }
+            }
+            placed.insert(current);
             order.push(current);
             let block = blocks.get(current);
             let mut later: Vec<Label> = Vec::new();
@@ -115,4 +143,19 @@ pub(crate) fn order(blocks: &Blocks<'_>) -> Vec<Label> {
         }
     }
     order
+}
+
+/// Whether `to` can be reached from `from` along terminators.
+fn reaches(blocks: &Blocks<'_>, from: Label, to: Label) -> bool {
+    let mut seen = HashSet::new();
+    let mut work = vec![from];
+    while let Some(l) = work.pop() {
+        if l == to {
+            return true;
+        }
+        if seen.insert(l) {
+            work.extend(successors(blocks.get(l)));
+        }
+    }
+    false
 }

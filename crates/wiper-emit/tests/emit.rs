@@ -447,6 +447,27 @@ fn loop_with_taken_next_and_empty_blocks() {
 }
 
 #[test]
+fn while_loop_is_rotated_so_each_turn_falls_through() {
+    use ConditionCode::e as eq;
+    let e = emit("power-O2", "power", |_, _| {
+        residual(
+            0,
+            vec![
+                block(0, setup(), jump(3)),
+                block(3, test_ecx(), branch(eq, 1, 2)),
+                block(2, body(), jump(3)),
+                block(1, ret(), Terminator::Exit),
+            ],
+        )
+    });
+    check_power(&e);
+    // The latch 2 goes before the header 3: the entry jumps into the loop
+    // once, and a turn is body, test and `jne` back to the body.
+    assert_eq!(layout(&e), vec![0, 2, 3, 1]);
+    assert_eq!(branches(&e.encoded), vec!["jmp", "jne"]);
+}
+
+#[test]
 fn loop_with_same_targets_unreachable_and_trailing_blocks() {
     use ConditionCode::{e as eq, ne};
     let e = emit("power-O2", "power", |_, _| {
