@@ -72,10 +72,23 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     if let Some(f) = frame::analyze(residual) {
         cleanup::eliminate_dead(residual, &mut calc, Some(&f.slot_of));
     }
-    let (promoted_slots, promoted_byte_slots) = frame::analyze(residual)
-        .map(|f| promote::promote(residual, &f, &mut calc))
-        .unwrap_or((0, 0));
-    clean_up(residual, &mut calc);
+    // Promotion and clean-up repeat while slots move: copies removed in one
+    // round free registers for the next.
+    let (mut promoted_slots, mut promoted_byte_slots) = (0, 0);
+    for _ in 0..4 {
+        let (words, bytes) = frame::analyze(residual)
+            .map(|f| promote::promote(residual, &f, &mut calc))
+            .unwrap_or((0, 0));
+        promoted_slots += words;
+        promoted_byte_slots += bytes;
+        clean_up(residual, &mut calc);
+        if words == 0 {
+            break;
+        }
+        if let Some(f) = frame::analyze(residual) {
+            cleanup::eliminate_dead(residual, &mut calc, Some(&f.slot_of));
+        }
+    }
     let unframed =
         frame::analyze(residual).is_some_and(|f| unframe::eliminate_frame(residual, &f, &mut calc));
     if unframed {

@@ -2,6 +2,8 @@
 //! - `mov t,a; mov a,b; mov b,t` becomes `xchg a,b` (plus `mov t,b` if `t`
 //!   is still read);
 //! - `mov a,b; OP a,c; mov b,a` becomes `OP b,c` when `a` is dead after;
+//! - `mov t,a; mov a,b; OP a,t` becomes `OP a,b` for a commutative `OP`
+//!   when `t` is dead after;
 //! - `test r,r` right after an arithmetic instruction that wrote `r` goes
 //!   when only ZF, SF and PF are read afterwards (they are the same);
 //! - `imul r,s,1` becomes `mov r,s` when the flags it writes are dead;
@@ -56,6 +58,16 @@ fn two_address(ins: &Instruction) -> bool {
             OpKind::Register | OpKind::Immediate8to32 | OpKind::Immediate32
         )
         && !ins.has_lock_prefix()
+}
+
+/// Two-operand arithmetic on registers whose operands can be swapped
+/// without changing the result or the flags.
+fn commutative(ins: &Instruction) -> bool {
+    two_address(ins)
+        && matches!(
+            ins.mnemonic(),
+            Mnemonic::Add | Mnemonic::And | Mnemonic::Or | Mnemonic::Xor | Mnemonic::Imul
+        )
 }
 
 /// An instruction that writes `reg` with its result and sets ZF, SF and PF
@@ -123,6 +135,27 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
                         if new.op1_kind() == OpKind::Register && new.op1_register() == a {
                             new.set_op1_register(b1);
                         }
+                        keep.push(Item::Instr(new, *origin));
+                        changed = true;
+                        k += 3;
+                        continue;
+                    }
+                }
+            }
+            // mov t,a; mov a,b; OP a,t with OP commutative, t dead after
+            if let [m1, m2, Item::Instr(op, origin), ..] = window {
+                if let (Some((t, a)), Some((a2, b2))) = (reg_move(m1), reg_move(m2)) {
+                    if a2 == a
+                        && t != a
+                        && b2 != t
+                        && commutative(op)
+                        && op.op0_register() == a
+                        && op.op1_kind() == OpKind::Register
+                        && op.op1_register() == t
+                        && !is_live(out[k + 2], t)
+                    {
+                        let mut new = *op;
+                        new.set_op1_register(b2);
                         keep.push(Item::Instr(new, *origin));
                         changed = true;
                         k += 3;

@@ -3,7 +3,9 @@
 //! live range, and every access to it becomes that register.
 //!
 //! Registers and slots interfere when one is written while the other is
-//! live (a plain `mov` between them does not count, so they may share);
+//! live, unless the write copies the value the other holds (a `mov` from
+//! it, or from a location that holds the same value through copies earlier
+//! in the block), so they may share;
 //! all locations live on entry interfere with each other. Slots are
 //! assigned most-accessed first, each to the first register that interferes
 //! neither with it nor with the slots already given that register.
@@ -55,10 +57,25 @@ pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> 
     let live = liveness(residual, &fx);
     let mut interferes = [0 as Locs; 128];
     for (b, block_fx) in fx.iter().enumerate() {
+        // Block-local value numbers: locations that hold the same value
+        // (through chains of copies) may share a register.
+        let mut value: [u32; 128] = std::array::from_fn(|i| i as u32);
+        let mut fresh = 128u32;
         for (k, e) in block_fx.iter().enumerate() {
             let mut out = live.live_out[b][k];
-            if let Some((_, src)) = e.copy {
-                out &= !(1 << src);
+            if let Some((dst, src)) = e.copy {
+                value[dst as usize] = value[src as usize];
+                let same = value[src as usize];
+                for l in bits(out) {
+                    if value[l as usize] == same {
+                        out &= !(1 << l);
+                    }
+                }
+            } else {
+                for d in bits(e.defs) {
+                    value[d as usize] = fresh;
+                    fresh += 1;
+                }
             }
             for d in bits(e.defs) {
                 add(&mut interferes, d, out);

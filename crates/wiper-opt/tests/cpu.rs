@@ -62,7 +62,7 @@ fn random_instruction(r: &mut Rng, saved: i32) -> Vec<Instruction> {
     let m = slot(r, saved);
     let m8 = byte_slot(r);
     let imm = r.interesting_u32() as i32;
-    let ins = match r.below(24) {
+    let ins = match r.below(26) {
         16 => one(|x| x.mov(m8, a8)),
         17 => one(|x| x.movzx(a, m8)),
         18 => one(|x| x.cmp(m8, 0)),
@@ -84,6 +84,19 @@ fn random_instruction(r: &mut Rng, saved: i32) -> Vec<Instruction> {
         12 => one(|x| x.dec(m)),
         13 => one(|x| x.test(a, a)),
         14 => one(|x| x.cmp(a, m)),
+        24 => {
+            // an operand moved aside for a commutative operation
+            let t = reg(r);
+            return vec![
+                one(|x| x.mov(t, a)),
+                one(|x| x.mov(a, b)),
+                if r.coin() {
+                    one(|x| x.imul_2(a, t))
+                } else {
+                    one(|x| x.add(a, t))
+                },
+            ];
+        }
         _ => {
             // a register swap through a temporary
             let t = reg(r);

@@ -1340,15 +1340,25 @@ impl Specializer<'_> {
         });
         if let Some(t) = internal {
             let recursive = t == state.func || state.ctx.iter().any(|f| f.caller == t);
-            // A recursive call is inlined only when all its arguments are
-            // known (the recursion then ends at specialization time);
-            // otherwise it becomes a call to a clone.
+            // A recursive call is inlined when all its arguments are known
+            // (the recursion then ends at specialization time), or when some
+            // are and no activation of `t` it is nested in had the same
+            // known arguments (a static argument progresses, as `n` in
+            // `pow(x, n - 1)`; up to the inlining depth). Otherwise it
+            // becomes a call to a clone.
             let nargs = self.arg_bytes(t);
-            let args_known = (4..4 + nargs).all(|i| {
-                post.mem
-                    .contains((Region::Of(Base::Stack), post.esp().wrapping_add(i)))
-            });
-            if state.ctx.len() < self.options.max_inline_depth && (!recursive || args_known) {
+            let key = arg_key(&post, post.esp(), nargs);
+            let args_known = key.iter().all(Option::is_some);
+            let progresses = || {
+                key.iter().any(Option::is_some)
+                    && activations(state)
+                        .into_iter()
+                        .filter(|&(f, _)| f == t)
+                        .all(|(_, ret_slot)| arg_key(&post, ret_slot, nargs) != key)
+            };
+            if state.ctx.len() < self.options.max_inline_depth
+                && (!recursive || args_known || progresses())
+            {
                 state.store = post;
                 state.ctx.push(Frame {
                     caller: state.func,
@@ -1465,6 +1475,43 @@ impl Specializer<'_> {
     }
 }
 
+/// The known bytes of the `nargs` bytes of stack arguments above the return
+/// address slot `ret_slot` (`None` for a dynamic byte or one holding part
+/// of an address).
+fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<u8>> {
+    (4..4 + nargs)
+        .map(|i| {
+            match store
+                .mem
+                .get((Region::Of(Base::Stack), ret_slot.wrapping_add(i)))
+            {
+                Some(Known {
+                    value: Byte::Const(b),
+                    ..
+                }) => Some(b),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The activations on the inlining stack of `state`, outermost first: each
+/// function with the stack offset of its return address slot.
+fn activations(state: &State) -> Vec<(u32, u32)> {
+    // Frame i is the call from `ctx[i].caller` into the next frame's caller
+    // (the running function for the last frame).
+    let callees = state
+        .ctx
+        .iter()
+        .skip(1)
+        .map(|f| f.caller)
+        .chain(std::iter::once(state.func));
+    let root = state.ctx.first().map_or(state.func, |f| f.caller);
+    std::iter::once((root, 0))
+        .chain(callees.zip(state.ctx.iter().map(|f| f.ret_slot)))
+        .collect()
+}
+
 /// Drops the copy facts on whatever the instruction writes (registers, known
 /// stack slots; all of them for a store through an unknown pointer).
 fn purge_copies(store: &mut Store, info: &InstrInfo, ev: &Evaluated) {
@@ -1485,13 +1532,35 @@ fn purge_copies(store: &mut Store, info: &InstrInfo, ev: &Evaluated) {
     }
 }
 
-/// The stack bytes holding the return addresses of inlined calls.
+/// The stack bytes holding the return addresses of inlined calls, and the
+/// frame pointers saved right below them.
 fn ret_slots(state: &State) -> HashSet<u32> {
-    state
+    let mut slots: HashSet<u32> = state
         .ctx
         .iter()
         .flat_map(|f| (0..4).map(move |i| f.ret_slot.wrapping_add(i)))
-        .collect()
+        .collect();
+    // The frame pointer an inlined callee saved right below its return
+    // address (`push ebp` on entry) is no callee's business either.
+    for f in &state.ctx {
+        let saved = f.ret_slot.wrapping_sub(4);
+        let holds_frame_pointer = (0..4).all(|i| {
+            matches!(
+                state
+                    .store
+                    .mem
+                    .get((Region::Of(Base::Stack), saved.wrapping_add(i))),
+                Some(Known {
+                    value: Byte::Part(Base::Stack, _, _),
+                    ..
+                })
+            )
+        });
+        if holds_frame_pointer {
+            slots.extend((0..4).map(|i| saved.wrapping_add(i)));
+        }
+    }
+    slots
 }
 
 fn same_instruction(a: &Instruction, b: &Instruction) -> bool {
