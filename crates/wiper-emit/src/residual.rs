@@ -69,6 +69,16 @@ pub enum Item {
     CallLabel(Label, Origin),
 }
 
+impl Item {
+    /// Where the item came from.
+    pub fn origin(&self) -> Origin {
+        match self {
+            Item::Instr(_, o) | Item::CallLabel(_, o) => *o,
+            Item::Address { origin, .. } => *origin,
+        }
+    }
+}
+
 /// How control leaves a residual block.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Terminator {

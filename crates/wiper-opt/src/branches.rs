@@ -5,10 +5,10 @@
 //! `if (c)` and its loop test `while (c)` on the same value end up next to
 //! each other in the residual code.)
 
-use iced_x86::{Code, ConditionCode, FlowControl, OpKind, Register};
+use iced_x86::{Code, ConditionCode, OpKind, Register};
 use wiper_emit::{Item, Residual, Terminator};
 
-use crate::effects::{reg_bit, EffectsOf, Locs, ALL_FLAGS};
+use crate::effects::{reg_bit, EffectsOf, ALL_FLAGS};
 use crate::liveness::{block_index, successors};
 
 /// The register a zero test compares with zero: `test r,r` or `cmp r,0`.
@@ -29,16 +29,6 @@ fn zero_test(item: &Item) -> Option<Register> {
     }
 }
 
-/// What `item` may write (a call or anything else that transfers control:
-/// everything).
-fn writes(item: &Item, calc: &mut EffectsOf) -> Locs {
-    match item {
-        Item::CallLabel(..) => !0,
-        Item::Instr(ins, _) if ins.flow_control() != FlowControl::Next => !0,
-        _ => calc.item(item, None).defs,
-    }
-}
-
 /// For a block ending in `je`/`jne`: the register its flags come from, when
 /// the last item that writes flags is a zero test of it and nothing after
 /// the test writes the register; with the index of the test.
@@ -52,7 +42,7 @@ fn block_zero_test(
     }
     let mut written = 0;
     for (k, item) in items.iter().enumerate().rev() {
-        let defs = writes(item, calc);
+        let defs = calc.item(item, None).defs;
         if defs & ALL_FLAGS != 0 {
             let r = zero_test(item)?;
             return (written & reg_bit(r)? == 0).then_some((r, k));
@@ -117,7 +107,7 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
             };
             let unchanged = next.items[..k]
                 .iter()
-                .all(|item| writes(item, calc) & reg_bit(r).unwrap_or(!0) == 0);
+                .all(|item| calc.item(item, None).defs & reg_bit(r).unwrap_or(!0) == 0);
             if r2 == r && unchanged {
                 let holds = (cc2 == ConditionCode::e) == zero;
                 decided.push((s, Terminator::Jump(if holds { t2 } else { n2 }, origin)));

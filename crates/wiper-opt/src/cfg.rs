@@ -6,9 +6,41 @@
 
 use std::collections::{HashMap, HashSet};
 
-use wiper_emit::{Item, Label, Residual, Terminator};
+use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
 
 use crate::liveness::{block_index, successors};
+
+/// The origin of glue that runs before the entry block's first item.
+pub fn entry_glue_origin(residual: &Residual) -> Origin {
+    residual
+        .blocks
+        .iter()
+        .find(|b| Some(b.label) == residual.entry)
+        .and_then(|b| b.items.first())
+        .map_or(Origin::Glue(0), |item| {
+            Origin::Glue(item.origin().address())
+        })
+}
+
+/// Puts `items` in a new entry block that jumps to the old entry (nothing
+/// when there are none).
+pub fn prepend_to_entry(residual: &mut Residual, items: Vec<Item>) {
+    let Some(entry) = residual.entry else { return };
+    if items.is_empty() {
+        return;
+    }
+    let origin = entry_glue_origin(residual);
+    let label = Label(residual.blocks.iter().map(|b| b.label.0).max().unwrap_or(0) + 1);
+    residual.blocks.insert(
+        0,
+        Block {
+            label,
+            items,
+            terminator: Terminator::Jump(entry, origin),
+        },
+    );
+    residual.entry = Some(label);
+}
 
 /// Applies `f` to every label a terminator names.
 fn retarget(t: &mut Terminator, f: impl Fn(Label) -> Label) {

@@ -247,6 +247,7 @@ impl EffectsOf {
             }
             Item::CallLabel(..) => Effects {
                 uses: !0,
+                defs: !0,
                 side_effect: true,
                 ..Effects::default()
             },
@@ -258,14 +259,15 @@ impl EffectsOf {
         if ins.flow_control() != FlowControl::Next {
             // `ret` hands the registers to the caller; anything else (a
             // call, a jump into the original code, a system call) may read
-            // every location.
-            let uses = if ins.mnemonic() == Mnemonic::Ret {
-                RETURN_REGS
+            // and write every location.
+            let (uses, defs) = if ins.mnemonic() == Mnemonic::Ret {
+                (RETURN_REGS, 0)
             } else {
-                !0
+                (!0, !0)
             };
             return Effects {
                 uses,
+                defs,
                 side_effect: true,
                 leaves: true,
                 ..Effects::default()

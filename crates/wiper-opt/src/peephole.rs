@@ -239,8 +239,13 @@ fn zero_extends_itself(ins: &Instruction) -> Option<Register> {
     (ins.code() == Code::Movzx_r32_rm8
         && ins.op1_kind() == OpKind::Register
         && ins.op1_register().full_register32() == ins.op0_register()
-        && ins.op1_register().number() < Register::AH.number())
+        && is_low_byte(ins.op1_register()))
     .then(|| ins.op0_register())
+}
+
+/// `al`, `cl`, `dl` or `bl`: the low byte of a 32-bit register.
+fn is_low_byte(r: Register) -> bool {
+    r.is_gpr8() && r.number() < Register::AH.number()
 }
 
 /// Whether `x` touches the 32-bit register `r` only by reading its low byte.
@@ -252,10 +257,7 @@ fn reads_only_low_byte(calc: &mut EffectsOf, x: &Instruction, r: Register) -> bo
         if !(u.is_gpr8() || u.is_gpr16() || u.is_gpr32()) || u.full_register32() != r {
             continue;
         }
-        if u.is_gpr8()
-            && u.number() < Register::AH.number()
-            && used.access() == iced_x86::OpAccess::Read
-        {
+        if is_low_byte(u) && used.access() == iced_x86::OpAccess::Read {
             reads = true;
         } else {
             return false;

@@ -11,8 +11,9 @@
 //! neither with it nor with the slots already given that register.
 
 use iced_x86::{Code, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
-use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
+use wiper_emit::{Item, Residual};
 
+use crate::cfg::{entry_glue_origin, prepend_to_entry};
 use crate::effects::{reg_bit, reg_of_bit, Effects, EffectsOf, Locs, SLOT_BASE};
 use crate::frame::Frame;
 use crate::liveness::liveness;
@@ -186,14 +187,7 @@ fn load_incoming(
     assigned: &[Option<Register>],
     live_at_entry: Locs,
 ) {
-    let origin = residual
-        .blocks
-        .iter()
-        .find(|b| Some(b.label) == residual.entry)
-        .and_then(|b| b.items.first())
-        .map_or(Origin::Glue(0), |item| {
-            Origin::Glue(item_origin(item).address())
-        });
+    let origin = entry_glue_origin(residual);
     let loads: Vec<Item> = assigned
         .iter()
         .enumerate()
@@ -210,20 +204,7 @@ fn load_incoming(
             Some(Item::Instr(ins, origin))
         })
         .collect();
-    let Some(entry) = residual.entry else { return };
-    if loads.is_empty() {
-        return;
-    }
-    let label = Label(residual.blocks.iter().map(|b| b.label.0).max().unwrap_or(0) + 1);
-    residual.blocks.insert(
-        0,
-        Block {
-            label,
-            items: loads,
-            terminator: Terminator::Jump(entry, origin),
-        },
-    );
-    residual.entry = Some(label);
+    prepend_to_entry(residual, loads);
 }
 
 /// Records that location `a` interferes with every location in `set`.
@@ -246,12 +227,4 @@ pub fn bits(set: Locs) -> impl Iterator<Item = u32> {
             b
         })
     })
-}
-
-/// Where an item came from.
-fn item_origin(item: &Item) -> Origin {
-    match item {
-        Item::Instr(_, o) | Item::CallLabel(_, o) => *o,
-        Item::Address { origin, .. } => *origin,
-    }
 }

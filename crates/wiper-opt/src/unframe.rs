@@ -14,8 +14,9 @@
 use std::collections::HashMap;
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
-use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
+use wiper_emit::{Item, Residual, Terminator};
 
+use crate::cfg::{entry_glue_origin, prepend_to_entry};
 use crate::effects::{displacement_size, memory_operand, reg_bit, EffectsOf};
 use crate::frame::Frame;
 
@@ -134,7 +135,7 @@ pub fn eliminate_frame(residual: &mut Residual, frame: &Frame, calc: &mut Effect
             .collect();
         if block.terminator == Terminator::Exit && !kept.is_empty() {
             let ret = block.items.pop().expect("an exit block ends with ret");
-            let origin = item_origin(&ret);
+            let origin = ret.origin();
             for &(_, r) in kept.iter().rev() {
                 let pop = Instruction::with1(Code::Pop_r32, r).expect("pop r32 is encodable");
                 block.items.push(Item::Instr(pop, origin));
@@ -142,9 +143,15 @@ pub fn eliminate_frame(residual: &mut Residual, frame: &Frame, calc: &mut Effect
             block.items.push(ret);
         }
     }
-    if !kept.is_empty() {
-        save_at_entry(residual, &kept);
-    }
+    let origin = entry_glue_origin(residual);
+    let pushes = kept
+        .iter()
+        .map(|&(_, r)| {
+            let push = Instruction::with1(Code::Push_r32, r).expect("push r32 is encodable");
+            Item::Instr(push, origin)
+        })
+        .collect();
+    prepend_to_entry(residual, pushes);
     true
 }
 
@@ -172,43 +179,4 @@ fn restores_only_at_exits(
                     *a == Action::Remove || (fx.uses | fx.defs) & changed == 0
                 })
     })
-}
-
-/// Pushes the `kept` registers in a new entry block that jumps to the old
-/// one.
-fn save_at_entry(residual: &mut Residual, kept: &[(i32, Register)]) {
-    let Some(entry) = residual.entry else { return };
-    let origin = residual
-        .blocks
-        .iter()
-        .find(|b| b.label == entry)
-        .and_then(|b| b.items.first())
-        .map_or(Origin::Glue(0), |item| {
-            Origin::Glue(item_origin(item).address())
-        });
-    let items = kept
-        .iter()
-        .map(|&(_, r)| {
-            let push = Instruction::with1(Code::Push_r32, r).expect("push r32 is encodable");
-            Item::Instr(push, origin)
-        })
-        .collect();
-    let label = Label(residual.blocks.iter().map(|b| b.label.0).max().unwrap_or(0) + 1);
-    residual.blocks.insert(
-        0,
-        Block {
-            label,
-            items,
-            terminator: Terminator::Jump(entry, origin),
-        },
-    );
-    residual.entry = Some(label);
-}
-
-/// Where an item came from.
-fn item_origin(item: &Item) -> Origin {
-    match item {
-        Item::Instr(_, o) | Item::CallLabel(_, o) => *o,
-        Item::Address { origin, .. } => *origin,
-    }
 }
