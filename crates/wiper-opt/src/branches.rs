@@ -5,29 +5,11 @@
 //! `if (c)` and its loop test `while (c)` on the same value end up next to
 //! each other in the residual code.)
 
-use iced_x86::{Code, ConditionCode, OpKind, Register};
+use iced_x86::{ConditionCode, Register};
 use wiper_emit::{Item, Residual, Terminator};
 
-use crate::effects::{reg_bit, EffectsOf, ALL_FLAGS};
+use crate::effects::{reg_bit, zero_test, EffectsOf, ALL_FLAGS};
 use crate::liveness::{block_index, successors};
-
-/// The register a zero test compares with zero: `test r,r` or `cmp r,0`.
-fn zero_test(item: &Item) -> Option<Register> {
-    let Item::Instr(ins, _) = item else {
-        return None;
-    };
-    let reg_op = |i: u32| (ins.op_kind(i) == OpKind::Register).then(|| ins.op_register(i));
-    match ins.code() {
-        Code::Test_rm8_r8 | Code::Test_rm32_r32 => {
-            let r = reg_op(0)?;
-            (reg_op(1)? == r).then_some(r)
-        }
-        Code::Cmp_rm8_imm8 | Code::Cmp_rm32_imm8 | Code::Cmp_rm32_imm32 => {
-            (ins.immediate(1) == 0).then_some(reg_op(0)?)
-        }
-        _ => None,
-    }
-}
 
 /// For a block ending in `je`/`jne`: the register its flags come from, when
 /// the last item that writes flags is a zero test of it and nothing after

@@ -1,6 +1,7 @@
 //! Control-flow cleanup: jumps to empty blocks are threaded to where those
 //! blocks go, a block reached only by a jump from one other block is merged
-//! into it, and blocks nothing reaches are dropped. The specializer makes
+//! into it, a branch whose two targets are one block becomes a jump, and
+//! blocks nothing reaches are dropped. The specializer makes
 //! many such blocks (one per specialization point), and the later passes
 //! see more when straight-line code is one block.
 
@@ -108,6 +109,17 @@ pub fn simplify(residual: &mut Residual) {
     let resolve = |l: Label| target.get(&l).copied().unwrap_or(l);
     for b in &mut residual.blocks {
         retarget(&mut b.terminator, resolve);
+        if let Terminator::Branch {
+            taken,
+            not_taken,
+            origin,
+            ..
+        } = b.terminator
+        {
+            if taken == not_taken {
+                b.terminator = Terminator::Jump(taken, origin);
+            }
+        }
         for item in &mut b.items {
             if let Item::CallLabel(l, _) = item {
                 *l = resolve(*l);

@@ -8,7 +8,10 @@
 use iced_x86::{Code, Instruction, OpAccess, OpKind, Register};
 use wiper_emit::{Item, Residual};
 
-use crate::effects::{info32, is_fixed_register, is_pure, reg_bit, reg_of_bit, Effects, EffectsOf};
+use crate::effects::{
+    info32, is_fixed_register, is_pure, reg_bit, reg_of_bit, Effects, EffectsOf, ALL_FLAGS,
+    ALL_REGS,
+};
 use crate::liveness::liveness;
 
 /// Propagates register copies in every block; returns whether anything
@@ -148,6 +151,84 @@ pub fn eliminate_dead(
             keep.push(item);
         }
         block.items = keep;
+    }
+    changed
+}
+
+/// The register part an instruction wholly writes as its only register
+/// effect (`mov cl, 0` writes `cl`).
+fn written_part(item: &Item, fx: &Effects) -> Option<Register> {
+    let Item::Instr(ins, _) = item else {
+        return None;
+    };
+    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let r = ins.op0_register();
+    (reg_bit(r)? == fx.defs & ALL_REGS).then_some(r)
+}
+
+/// Whether `item` is a `mov` or `setcc` into `part` that reads nothing
+/// else of `part`'s register (iced reports a byte write as a use of the
+/// whole register, which it is for the other bytes).
+fn moves_into_without_reading(item: &Item, part: Register) -> bool {
+    let Item::Instr(ins, _) = item else {
+        return false;
+    };
+    let full = part.full_register32();
+    let other_reads = (1..ins.op_count()).any(|k| match ins.op_kind(k) {
+        OpKind::Register => ins.op_register(k).full_register32() == full,
+        OpKind::Memory => {
+            ins.memory_base().full_register32() == full
+                || ins.memory_index().full_register32() == full
+        }
+        _ => false,
+    });
+    (ins.mnemonic() == iced_x86::Mnemonic::Mov
+        || ins.condition_code() != iced_x86::ConditionCode::None && ins.op_count() == 1)
+        && !other_reads
+}
+
+/// Removes writes of part of a register (a byte register) that the same
+/// block writes again, before anything reads the register. Liveness works
+/// on whole registers, where a byte write keeps the rest alive; here the
+/// part is what matters. Returns whether anything changed.
+pub fn eliminate_overwritten_parts(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
+    let fx: Vec<Vec<Effects>> = residual
+        .blocks
+        .iter()
+        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
+        .collect();
+    let live = liveness(residual, &fx);
+    let mut changed = false;
+    for (b, block) in residual.blocks.iter_mut().enumerate() {
+        let items = &block.items;
+        let fx = &fx[b];
+        let dead: Vec<bool> = (0..items.len())
+            .map(|k| {
+                let Some(part) = written_part(&items[k], &fx[k]) else {
+                    return false;
+                };
+                if fx[k].side_effect || fx[k].defs & ALL_FLAGS & live.live_out[b][k] != 0 {
+                    return false;
+                }
+                let bit = reg_bit(part).unwrap_or(0);
+                let next = (k + 1..items.len()).find(|&j| (fx[j].uses | fx[j].defs) & bit != 0);
+                next.is_some_and(|j| {
+                    fx[j].uses & bit == 0 && fx[j].kills & bit != 0
+                        || written_part(&items[j], &fx[j]) == Some(part)
+                            && moves_into_without_reading(&items[j], part)
+                })
+            })
+            .collect();
+        if dead.contains(&true) {
+            changed = true;
+            let mut k = 0;
+            block.items.retain(|_| {
+                k += 1;
+                !dead[k - 1]
+            });
+        }
     }
     changed
 }

@@ -8,8 +8,8 @@
 //! ZF, SF, OF, and bits 14.. the promotable slots.
 
 use iced_x86::{
-    ConditionCode, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind,
-    Register, RflagsBits,
+    Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess,
+    OpKind, Register, RflagsBits,
 };
 use wiper_emit::Item;
 
@@ -200,6 +200,24 @@ pub fn is_fixed_register(ins: &Instruction, k: u32) -> bool {
         ins.op_code().op_kind(k),
         K::al | K::cl | K::ax | K::dx | K::eax
     )
+}
+
+/// The register a zero test compares with zero: `test r,r` or `cmp r,0`.
+pub fn zero_test(item: &Item) -> Option<Register> {
+    let Item::Instr(ins, _) = item else {
+        return None;
+    };
+    let reg_op = |i: u32| (ins.op_kind(i) == OpKind::Register).then(|| ins.op_register(i));
+    match ins.code() {
+        Code::Test_rm8_r8 | Code::Test_rm32_r32 => {
+            let r = reg_op(0)?;
+            (reg_op(1)? == r).then_some(r)
+        }
+        Code::Cmp_rm8_imm8 | Code::Cmp_rm32_imm8 | Code::Cmp_rm32_imm32 => {
+            (ins.immediate(1) == 0).then_some(reg_op(0)?)
+        }
+        _ => None,
+    }
 }
 
 /// The index of the explicit memory operand of `ins`, if any.

@@ -22,6 +22,10 @@
 //!    the code changes become a `push`/`pop` pair).
 //! 6. **Repeated zero tests** ([`branches`]): a branch on `r == 0` right
 //!    after one on the same `r` is decided; then passes 0 and 2 to 4 again.
+//! 7. **Constants** ([`constants`]) and **closed loops** ([`counted`]):
+//!    known register values fold into immediates and decide branches, and
+//!    counted self-loops that only add constants become their closed form;
+//!    the two alternate with passes 0 and 2 to 4 while they change things.
 //!
 //! Passes 2 to 4 repeat until nothing changes, before and after 5. Assumptions (see
 //! docs/specialization.md): at a `ret` the flags are dead (the i386 System V
@@ -31,6 +35,8 @@
 pub mod branches;
 pub mod cfg;
 pub mod cleanup;
+pub mod constants;
+pub mod counted;
 pub mod effects;
 pub mod frame;
 pub mod liveness;
@@ -52,6 +58,10 @@ pub struct OptStats {
     /// Conditional branches that became jumps because the branch before
     /// them had already tested the same register against zero.
     pub decided_branches: usize,
+    /// Items and branches rewritten by constant propagation.
+    pub folded_constants: usize,
+    /// Counted self-loops replaced by their closed form.
+    pub closed_loops: usize,
     /// Residual items before.
     pub items_before: usize,
     /// Residual items after.
@@ -99,11 +109,27 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
         cfg::simplify(residual);
         clean_up(residual, &mut calc);
     }
+    // Constants and closed loops feed each other: a closed inner loop
+    // leaves its counter known, which may close the loop around it.
+    let (mut folded_constants, mut closed_loops) = (0, 0);
+    for _ in 0..8 {
+        let folded = constants::propagate(residual, &mut calc);
+        let closed = counted::close_loops(residual, &mut calc);
+        if folded + closed == 0 {
+            break;
+        }
+        folded_constants += folded;
+        closed_loops += closed;
+        cfg::simplify(residual);
+        clean_up(residual, &mut calc);
+    }
     OptStats {
         promoted_slots,
         promoted_byte_slots,
         unframed,
         decided_branches,
+        folded_constants,
+        closed_loops,
         items_before,
         items_after: count(residual),
     }
@@ -114,7 +140,8 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
 fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) {
     for _ in 0..16 {
         let copied = cleanup::propagate_copies(residual, calc);
-        let removed = cleanup::eliminate_dead(residual, calc, None);
+        let removed = cleanup::eliminate_dead(residual, calc, None)
+            | cleanup::eliminate_overwritten_parts(residual, calc);
         let rewritten = peephole::run(residual, calc);
         if !copied && !removed && !rewritten {
             break;

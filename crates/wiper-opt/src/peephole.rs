@@ -4,7 +4,8 @@
 //! - `mov a,b; OP a,c; mov b,a` becomes `OP b,c` when `a` is dead after;
 //! - `mov t,a; mov a,b; OP a,t` becomes `OP a,b` for a commutative `OP`
 //!   when `t` is dead after;
-//! - `test r,r` right after an arithmetic instruction that wrote `r` goes
+//! - `test r,r` or `cmp r,0` right after an arithmetic instruction that
+//!   wrote `r` goes
 //!   when only ZF, SF and PF are read afterwards (they are the same);
 //! - `imul r,s,1` becomes `mov r,s` when the flags it writes are dead;
 //! - `mov a,[m]; OP b,a` becomes `OP b,[m]` when `a` is dead after;
@@ -17,7 +18,8 @@ use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use wiper_emit::{Item, Residual};
 
 use crate::effects::{
-    displacement_size, flag_bits, is_fixed_register, reg_bit, Effects, EffectsOf, Locs, ALL_FLAGS,
+    displacement_size, flag_bits, is_fixed_register, reg_bit, zero_test, Effects, EffectsOf, Locs,
+    ALL_FLAGS,
 };
 use crate::liveness::liveness;
 
@@ -193,15 +195,11 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
             }
             let item = &items[k];
             if let Item::Instr(ins, origin) = item {
-                // test r,r after an instruction that set ZF/SF/PF from r
-                if ins.code() == Code::Test_rm32_r32
-                    && ins.op0_kind() == OpKind::Register
-                    && ins.op1_kind() == OpKind::Register
-                    && ins.op0_register() == ins.op1_register()
-                    && out[k] & ALL_FLAGS & !zf_sf_pf == 0
-                {
+                // test r,r or cmp r,0 after an instruction that set ZF/SF/PF
+                // from r
+                if let (Some(r), true) = (zero_test(item), out[k] & ALL_FLAGS & !zf_sf_pf == 0) {
                     if let Some(Item::Instr(prev, _)) = keep.last() {
-                        if sets_zf_sf_pf_of(prev, ins.op0_register()) {
+                        if sets_zf_sf_pf_of(prev, r) {
                             changed = true;
                             k += 1;
                             continue;

@@ -213,6 +213,165 @@ fn random_function(r: &mut Rng) -> Residual {
     }
 }
 
+/// A register of a counted loop, byte or dword.
+#[derive(Clone, Copy)]
+enum LoopReg {
+    Byte(AsmRegister8),
+    Dword(AsmRegister32),
+}
+
+/// `inc`, `dec`, `add imm` or `sub imm` on `reg`.
+fn step(r: &mut Rng, reg: LoopReg) -> Instruction {
+    let imm = *r.choose(&[1, 2, 3, 7, 0x7f, 0x80, 0xff]);
+    match (reg, r.below(4)) {
+        (LoopReg::Byte(g), 0) => one(|x| x.inc(g)),
+        (LoopReg::Byte(g), 1) => one(|x| x.dec(g)),
+        (LoopReg::Byte(g), 2) => one(|x| x.add(g, imm)),
+        (LoopReg::Byte(g), _) => one(|x| x.sub(g, imm)),
+        (LoopReg::Dword(g), 0) => one(|x| x.inc(g)),
+        (LoopReg::Dword(g), 1) => one(|x| x.dec(g)),
+        (LoopReg::Dword(g), 2) => one(|x| x.add(g, imm)),
+        (LoopReg::Dword(g), _) => one(|x| x.sub(g, imm)),
+    }
+}
+
+/// A random counted loop: a block that sets some registers to constants
+/// and bounds the counter below 256; a block that loops to itself while the
+/// counter, stepped by one, is not zero, adding constants to byte and
+/// dword registers (sometimes with an instruction no closed form covers);
+/// and an exit that may read the flags the loop left and branches on a
+/// register the first block set to a constant.
+fn random_loop_function(r: &mut Rng) -> Residual {
+    let o = Origin::Original(0);
+    let (counter, counter_full) = match r.below(3) {
+        0 => (LoopReg::Dword(esi), esi),
+        1 => (LoopReg::Byte(cl), ecx),
+        _ => (LoopReg::Byte(bl), ebx),
+    };
+    let mut setup = Vec::new();
+    // A constant to branch on at the exit, and constants fed to the loop.
+    let (flag_reg, imm) = (edi, r.interesting_u32() as i32);
+    setup.push(one(|x| x.mov(flag_reg, imm)));
+    if r.coin() {
+        setup.push(one(|x| x.mov(eax, r.interesting_u32() as i32)));
+    }
+    if r.coin() {
+        setup.push(one(|x| x.mov(dh, 0x10)));
+        setup.push(one(|x| x.add(dl, dh)));
+    }
+    // Fewer than 257 turns: stepping down from 1..256, or up from
+    // -256..-1.
+    let down = r.coin();
+    if let LoopReg::Dword(c) = counter {
+        if down {
+            setup.push(one(|x| x.and(c, 0xff)));
+        }
+        setup.push(if down {
+            one(|x| x.or(c, 1)) // 0 would mean 2^32 turns
+        } else {
+            one(|x| x.or(c, -0x100))
+        });
+    }
+    let mut body = Vec::new();
+    // Mostly registers that a closed form covers: one width per register,
+    // no wider than the counter.
+    let wide_ok = matches!(counter, LoopReg::Dword(_)) || r.below(6) == 0;
+    let mixed_ok = r.below(6) == 0;
+    let mut used = Vec::new();
+    for _ in 0..r.range(1, 5) {
+        let (g, full) = *r.choose(&[
+            (LoopReg::Byte(al), 0),
+            (LoopReg::Byte(ah), 1),
+            (LoopReg::Byte(dl), 2),
+            (LoopReg::Dword(edx), 2),
+            (LoopReg::Dword(ebp), 3),
+        ]);
+        if matches!(g, LoopReg::Dword(_)) && !wide_ok
+            || used.iter().any(|&(u, _)| u == full) && !mixed_ok
+        {
+            continue;
+        }
+        used.push((full, ()));
+        for _ in 0..r.range(1, 3) {
+            body.push(step(r, g));
+        }
+    }
+    if r.below(8) == 0 {
+        body.push(one(|x| x.add(edx, eax))); // no closed form
+    }
+    body.insert(
+        r.below(body.len() as u32 + 1) as usize,
+        match (counter, down) {
+            (LoopReg::Byte(c), true) => one(|x| x.dec(c)),
+            (LoopReg::Byte(c), false) => one(|x| x.add(c, 1)),
+            (LoopReg::Dword(c), true) => one(|x| x.sub(c, 1)),
+            (LoopReg::Dword(c), false) => one(|x| x.inc(c)),
+        },
+    );
+    // The last flag writer must test the counter, or the loop need not end.
+    body.push(match (counter, r.coin()) {
+        (LoopReg::Byte(c), true) => one(|x| x.test(c, c)),
+        (LoopReg::Byte(c), false) => one(|x| x.cmp(c, 0)),
+        (LoopReg::Dword(c), _) => one(|x| x.cmp(c, 0)),
+    });
+    let mut exit = Vec::new();
+    if r.below(4) == 0 {
+        exit.push(one(|x| x.adc(eax, 0))); // reads the loop's carry
+    }
+    exit.push(one(|x| x.mov(ecx, counter_full)));
+    exit.push(one(|x| x.cmp(flag_reg, r.interesting_u32() as i32)));
+    let items = |v: Vec<Instruction>| v.into_iter().map(|i| Item::Instr(i, o)).collect();
+    let ret = |add: i32| Block {
+        label: Label(3 + add as u32),
+        items: items(vec![one(|x| x.add(eax, add)), one(|x| x.ret())]),
+        terminator: Terminator::Exit,
+    };
+    let (cc_loop, taken, not_taken) = if r.coin() {
+        (ConditionCode::ne, Label(1), Label(2))
+    } else {
+        (ConditionCode::e, Label(2), Label(1))
+    };
+    let blocks = vec![
+        Block {
+            label: Label(0),
+            items: items(setup),
+            terminator: Terminator::Jump(Label(1), o),
+        },
+        Block {
+            label: Label(1),
+            items: items(body),
+            terminator: Terminator::Branch {
+                cc: cc_loop,
+                taken,
+                not_taken,
+                origin: o,
+            },
+        },
+        Block {
+            label: Label(2),
+            items: items(exit),
+            terminator: Terminator::Branch {
+                cc: *r.choose(&[
+                    ConditionCode::e,
+                    ConditionCode::ne,
+                    ConditionCode::l,
+                    ConditionCode::a,
+                ]),
+                taken: Label(3),
+                not_taken: Label(4),
+                origin: o,
+            },
+        },
+        ret(0),
+        ret(1),
+    ];
+    Residual {
+        entry: Some(Label(0)),
+        blocks,
+        data: Vec::new(),
+    }
+}
+
 /// Encodes `residual` at the oracle's code address.
 fn encode(residual: &Residual) -> Vec<u8> {
     let plan = Plan {
@@ -287,4 +446,37 @@ fn optimized_functions_agree_with_the_originals_on_the_processor() {
     assert!(decided > 5, "only {decided} branches decided");
     assert!(unframed > 10, "only {unframed} frames removed");
     assert!(after * 10 < before * 9, "only {before} -> {after} items");
+}
+
+#[test]
+fn closed_loops_and_folded_constants_agree_with_the_processor() {
+    let mut rng = Rng::new(0x100_95);
+    let (mut closed, mut folded, mut loops_left) = (0, 0, 0);
+    for case in 0..300 {
+        let original = random_loop_function(&mut rng);
+        let mut optimized = original.clone();
+        let stats = wiper_opt::optimize(&mut optimized);
+        closed += stats.closed_loops;
+        folded += stats.folded_constants;
+        let self_loop = optimized.blocks.iter().any(|b| {
+            matches!(b.terminator, Terminator::Branch { taken, not_taken, .. }
+                if taken == b.label || not_taken == b.label)
+        });
+        loops_left += usize::from(self_loop);
+        let (code_a, code_b) = (encode(&original), encode(&optimized));
+        for _ in 0..4 {
+            let state = CpuState::random(&mut rng, 4096);
+            let entry_esp = state.regs[ESP];
+            let want = observable(&run(&code_a, &state), entry_esp);
+            let got = observable(&run(&code_b, &state), entry_esp);
+            assert_eq!(
+                want, got,
+                "case {case}: optimized code differs\noriginal: {original:#?}\noptimized: {optimized:#?}"
+            );
+        }
+    }
+    eprintln!("{closed} loops closed, {loops_left} left, {folded} constants folded");
+    assert!(closed > 80, "only {closed} loops closed");
+    assert!(loops_left > 20, "only {loops_left} loops rightly kept");
+    assert!(folded > 300, "only {folded} constants folded");
 }

@@ -1,0 +1,596 @@
+//! Constant propagation over registers, across blocks, with the facts
+//! branches establish and only along the edges that can be taken.
+//!
+//! Every register's bits are known or not ([`Known`]); a block starts with
+//! what all its reachable predecessors agree on, and the edge of a `je` on
+//! a value tested against zero knows that value is zero. With that:
+//! - a read of a known register becomes an immediate (`add bl,cl` with `cl`
+//!   known to be `0xff` becomes `add bl,0xff`), so the register's producer
+//!   can die;
+//! - an instruction whose result is known becomes `mov r,imm` when the
+//!   flags it writes are dead, and goes when `r` already holds the value;
+//! - a conditional branch whose flags are known becomes a jump.
+//!
+//! The residual of a loop whose body leaves a register at a known value
+//! (an interpreter's tape cell cleared by an inner loop) enters every turn
+//! with it known; folding that is what lets [`crate::counted`] close the
+//! outer loop too.
+
+use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
+use wiper_emit::{Item, Residual, Terminator};
+
+use crate::effects::{reg_bit, Effects, EffectsOf, ALL_FLAGS};
+use crate::liveness::{block_index, liveness};
+
+/// Known bits of the eight 32-bit registers: bit `i` of `value[r]` is
+/// meaningful where bit `i` of `mask[r]` is set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Known {
+    value: [u32; 8],
+    mask: [u32; 8],
+}
+
+/// Where a register lives in its 32-bit register: index, shift and width
+/// mask (`ah` is bits 8..16 of `eax`).
+fn place(reg: Register) -> Option<(usize, u32, u32)> {
+    reg_bit(reg)?;
+    let index = reg.full_register32().number() - Register::EAX.number();
+    if reg.is_gpr32() {
+        Some((index, 0, !0))
+    } else if reg.is_gpr16() {
+        Some((index, 0, 0xffff))
+    } else if matches!(
+        reg,
+        Register::AH | Register::CH | Register::DH | Register::BH
+    ) {
+        Some((index, 8, 0xff))
+    } else {
+        Some((index, 0, 0xff))
+    }
+}
+
+/// The width mask of a register operand.
+fn width(reg: Register) -> u32 {
+    place(reg).map_or(!0, |(_, _, m)| m)
+}
+
+impl Known {
+    /// The value of `reg` when all its bits are known.
+    pub fn get(&self, reg: Register) -> Option<u32> {
+        let (i, shift, m) = place(reg)?;
+        (self.mask[i] >> shift & m == m).then(|| self.value[i] >> shift & m)
+    }
+
+    /// Makes `reg` hold `value` (its other bits unchanged).
+    pub fn set(&mut self, reg: Register, value: u32) {
+        if let Some((i, shift, m)) = place(reg) {
+            self.value[i] = self.value[i] & !(m << shift) | (value & m) << shift;
+            self.mask[i] |= m << shift;
+        }
+    }
+
+    /// Forgets every register in the location set `locs`.
+    fn forget(&mut self, locs: u128) {
+        for i in 0..8 {
+            if locs & (1 << i) != 0 {
+                self.mask[i] = 0;
+                self.value[i] = 0;
+            }
+        }
+    }
+
+    /// What both `self` and `other` know alike.
+    fn meet(&self, other: &Known) -> Known {
+        let mut out = Known::default();
+        for i in 0..8 {
+            out.mask[i] = self.mask[i] & other.mask[i] & !(self.value[i] ^ other.value[i]);
+            out.value[i] = self.value[i] & out.mask[i];
+        }
+        out
+    }
+}
+
+/// The value of operand `k` of `ins` (a known register or an immediate),
+/// masked to `w`.
+fn operand(ins: &Instruction, k: u32, known: &Known, w: u32) -> Option<u32> {
+    match ins.op_kind(k) {
+        OpKind::Register => known.get(ins.op_register(k)),
+        OpKind::Immediate8
+        | OpKind::Immediate16
+        | OpKind::Immediate32
+        | OpKind::Immediate8to16
+        | OpKind::Immediate8to32 => Some(ins.immediate(k) as u32 & w),
+        _ => None,
+    }
+}
+
+/// The sign bit of width mask `w`.
+fn sign(w: u32) -> u32 {
+    (w >> 1) + 1
+}
+
+/// Known status flags (parity and auxiliary carry are never tracked).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Flags {
+    cf: Option<bool>,
+    zf: Option<bool>,
+    sf: Option<bool>,
+    of: Option<bool>,
+}
+
+impl Flags {
+    /// ZF and SF of a result, with the given carry and overflow.
+    fn of_result(r: u32, w: u32, cf: Option<bool>, of: Option<bool>) -> Flags {
+        Flags {
+            cf,
+            zf: Some(r & w == 0),
+            sf: Some(r & sign(w) != 0),
+            of,
+        }
+    }
+
+    /// Whether `cc` holds, when the flags it reads are known.
+    fn holds(&self, cc: ConditionCode) -> Option<bool> {
+        use ConditionCode as C;
+        let v = match cc {
+            C::o | C::no => self.of?,
+            C::b | C::ae => self.cf?,
+            C::e | C::ne => self.zf?,
+            C::be | C::a => self.cf? || self.zf?,
+            C::s | C::ns => self.sf?,
+            C::l | C::ge => self.sf? != self.of?,
+            C::le | C::g => self.zf? || self.sf? != self.of?,
+            C::p | C::np | C::None => return None,
+        };
+        let negated = matches!(cc, C::no | C::ae | C::ne | C::a | C::ns | C::ge | C::g);
+        Some(v != negated)
+    }
+}
+
+/// What evaluating a pure register instruction over `known` gives: the
+/// register it writes with its value, and the flags it sets.
+struct Outcome {
+    dest: Option<(Register, u32)>,
+    flags: Flags,
+}
+
+/// Evaluates `ins` over `known` when its operands are known (moves,
+/// zero extension, `lea`, add, sub, logic, inc, dec, neg, not, shifts by
+/// an immediate, and compares).
+fn evaluate(ins: &Instruction, known: &Known) -> Option<Outcome> {
+    use Mnemonic as M;
+    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let dst = ins.op0_register();
+    place(dst)?;
+    let w = width(dst);
+    let a = || known.get(dst);
+    let b = || operand(ins, 1, known, w);
+    let none = Flags::default();
+    let (value, flags) = match ins.mnemonic() {
+        M::Mov if ins.op_count() == 2 => (b()?, none),
+        M::Movzx => (known.get(ins.op1_register())?, none),
+        M::Lea => {
+            let base = match ins.memory_base() {
+                Register::None => 0,
+                r => known.get(r)?,
+            };
+            let index = match ins.memory_index() {
+                Register::None => 0,
+                r => known.get(r)?.wrapping_mul(ins.memory_index_scale()),
+            };
+            let v = base
+                .wrapping_add(index)
+                .wrapping_add(ins.memory_displacement32());
+            (v & w, none)
+        }
+        M::Xor | M::Sub
+            if ins.op_count() == 2
+                && ins.op1_kind() == OpKind::Register
+                && ins.op1_register() == dst =>
+        {
+            (0, Flags::of_result(0, w, Some(false), Some(false)))
+        }
+        M::Add | M::Sub | M::Cmp => {
+            let (x, y) = (a()?, b()?);
+            let r = if ins.mnemonic() == M::Add {
+                x.wrapping_add(y) & w
+            } else {
+                x.wrapping_sub(y) & w
+            };
+            let s = sign(w);
+            let (cf, of) = if ins.mnemonic() == M::Add {
+                (r < x, (x ^ r) & (y ^ r) & s != 0)
+            } else {
+                (x < y, (x ^ y) & (x ^ r) & s != 0)
+            };
+            let flags = Flags::of_result(r, w, Some(cf), Some(of));
+            if ins.mnemonic() == M::Cmp {
+                return Some(Outcome { dest: None, flags });
+            }
+            (r, flags)
+        }
+        M::And | M::Or | M::Xor | M::Test => {
+            let (x, y) = (a()?, b()?);
+            let r = match ins.mnemonic() {
+                M::Or => x | y,
+                M::Xor => x ^ y,
+                _ => x & y,
+            };
+            let flags = Flags::of_result(r, w, Some(false), Some(false));
+            if ins.mnemonic() == M::Test {
+                return Some(Outcome { dest: None, flags });
+            }
+            (r, flags)
+        }
+        M::Inc | M::Dec => {
+            let x = a()?;
+            let r = if ins.mnemonic() == M::Inc {
+                x.wrapping_add(1)
+            } else {
+                x.wrapping_sub(1)
+            } & w;
+            let of = if ins.mnemonic() == M::Inc {
+                r == sign(w)
+            } else {
+                x == sign(w)
+            };
+            (r, Flags::of_result(r, w, None, Some(of)))
+        }
+        M::Neg => {
+            let x = a()?;
+            let r = x.wrapping_neg() & w;
+            (r, Flags::of_result(r, w, Some(x != 0), Some(x == sign(w))))
+        }
+        M::Not => (!a()? & w, none),
+        M::Shl | M::Shr if ins.op1_kind() != OpKind::Register => {
+            let (x, n) = (a()?, b()? & 31);
+            if n == 0 {
+                return None; // flags unchanged: not modelled
+            }
+            let r = if ins.mnemonic() == M::Shl {
+                (x as u64) << n
+            } else {
+                (x >> n) as u64
+            } as u32
+                & w;
+            (r, Flags::of_result(r, w, None, None))
+        }
+        _ => return None,
+    };
+    Some(Outcome {
+        dest: Some((dst, value & w)),
+        flags,
+    })
+}
+
+/// What the item with effects `fx` does to `known`; returns the flags it
+/// sets when it writes flags.
+fn transfer(item: &Item, fx: &Effects, known: &mut Known) -> Option<Flags> {
+    if fx.leaves || fx.uses == !0 {
+        *known = Known::default();
+        return None;
+    }
+    let outcome = match item {
+        Item::Instr(ins, _) if !fx.side_effect => evaluate(ins, known),
+        _ => None,
+    };
+    let writes_flags = fx.defs & ALL_FLAGS != 0;
+    match outcome {
+        Some(Outcome { dest, flags }) => {
+            if let Some((reg, v)) = dest {
+                known.set(reg, v);
+            }
+            writes_flags.then_some(flags)
+        }
+        None => {
+            known.forget(fx.defs);
+            writes_flags.then(Flags::default)
+        }
+    }
+}
+
+/// The register a `je` taken (ZF set) after `ins` shows to be zero, with
+/// the value it has then: `test r,r` and arithmetic on `r` make it 0,
+/// `cmp r,imm` makes it `imm`.
+fn equal_when_zero(ins: &Instruction) -> Option<(Register, u32)> {
+    use Mnemonic as M;
+    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let r = ins.op0_register();
+    match ins.mnemonic() {
+        M::Test if ins.op1_kind() == OpKind::Register && ins.op1_register() == r => Some((r, 0)),
+        M::Cmp if ins.op1_kind() != OpKind::Register && ins.op1_kind() != OpKind::Memory => {
+            Some((r, ins.immediate(1) as u32 & width(r)))
+        }
+        M::Add | M::Sub | M::And | M::Or | M::Xor | M::Inc | M::Dec | M::Neg => Some((r, 0)),
+        _ => None,
+    }
+}
+
+/// Runs `block`'s items over `known` (its state at entry); returns the
+/// flags of the last flag writer and, if the block ends in a `je`/`jne`,
+/// the register value the ZF-set edge establishes.
+fn run_block(
+    items: &[Item],
+    fx: &[Effects],
+    known: &mut Known,
+) -> (Option<Flags>, Option<(Register, u32)>) {
+    let mut flags = None;
+    let mut fact = None;
+    for (item, e) in items.iter().zip(fx) {
+        if let Some(f) = transfer(item, e, known) {
+            flags = Some(f);
+            fact = match item {
+                Item::Instr(ins, _) => equal_when_zero(ins),
+                _ => None,
+            };
+        } else if let Some((r, _)) = fact {
+            if reg_bit(r).is_some_and(|b| e.defs & b != 0) {
+                fact = None;
+            }
+        }
+    }
+    (flags, fact)
+}
+
+/// The known state at the start of each block (`None`: not reachable).
+fn solve(residual: &Residual, fx: &[Vec<Effects>]) -> Vec<Option<Known>> {
+    let index = block_index(residual);
+    let n = residual.blocks.len();
+    let mut state: Vec<Option<Known>> = vec![None; n];
+    let Some(&entry) = residual.entry.and_then(|l| index.get(&l)) else {
+        return state;
+    };
+    state[entry] = Some(Known::default());
+    let mut work = vec![entry];
+    let mut steps = 0;
+    while let Some(b) = work.pop() {
+        steps += 1;
+        if steps > 64 * n + 64 {
+            return vec![None; n]; // did not settle: claim nothing
+        }
+        let Some(mut known) = state[b] else { continue };
+        let block = &residual.blocks[b];
+        let (flags, fact) = run_block(&block.items, &fx[b], &mut known);
+        let mut edges: Vec<(usize, Known)> = Vec::new();
+        match block.terminator {
+            Terminator::Exit => {}
+            Terminator::Jump(l, _) => edges.extend(index.get(&l).map(|&s| (s, known))),
+            Terminator::Branch {
+                cc,
+                taken,
+                not_taken,
+                ..
+            } => {
+                let decided = flags.and_then(|f| f.holds(cc));
+                for (label, holds) in [(taken, true), (not_taken, false)] {
+                    if decided.is_some_and(|d| d != holds) {
+                        continue;
+                    }
+                    let mut k = known;
+                    // Along this edge ZF is set iff (cc == e) == holds.
+                    let zero = match cc {
+                        ConditionCode::e => holds,
+                        ConditionCode::ne => !holds,
+                        _ => false,
+                    };
+                    if let (true, Some((r, v))) = (zero, fact) {
+                        k.set(r, v);
+                    }
+                    edges.extend(index.get(&label).map(|&s| (s, k)));
+                }
+            }
+        }
+        for (s, k) in edges {
+            let new = match state[s] {
+                None => k,
+                Some(old) => old.meet(&k),
+            };
+            if state[s] != Some(new) {
+                state[s] = Some(new);
+                work.push(s);
+            }
+        }
+    }
+    state
+}
+
+/// The immediate form of a register-source instruction, for sources known
+/// to hold `v`: `OP r, src` becomes `OP r, imm`.
+fn with_immediate(ins: &Instruction, v: u32) -> Option<Instruction> {
+    use Code as C;
+    if ins.op_count() != 2
+        || ins.op0_kind() != OpKind::Register
+        || ins.op1_kind() != OpKind::Register
+    {
+        return None;
+    }
+    let dst = ins.op0_register();
+    let code = match (ins.mnemonic(), dst.is_gpr8(), dst.is_gpr32()) {
+        (Mnemonic::Mov, true, _) => C::Mov_r8_imm8,
+        (Mnemonic::Mov, _, true) => C::Mov_r32_imm32,
+        (m, true, _) => match m {
+            Mnemonic::Add => C::Add_rm8_imm8,
+            Mnemonic::Sub => C::Sub_rm8_imm8,
+            Mnemonic::And => C::And_rm8_imm8,
+            Mnemonic::Or => C::Or_rm8_imm8,
+            Mnemonic::Xor => C::Xor_rm8_imm8,
+            Mnemonic::Cmp => C::Cmp_rm8_imm8,
+            Mnemonic::Test => C::Test_rm8_imm8,
+            _ => return None,
+        },
+        (m, _, true) => {
+            let short = i8::try_from(v as i32).is_ok();
+            match (m, short) {
+                (Mnemonic::Add, true) => C::Add_rm32_imm8,
+                (Mnemonic::Add, false) => C::Add_rm32_imm32,
+                (Mnemonic::Sub, true) => C::Sub_rm32_imm8,
+                (Mnemonic::Sub, false) => C::Sub_rm32_imm32,
+                (Mnemonic::And, true) => C::And_rm32_imm8,
+                (Mnemonic::And, false) => C::And_rm32_imm32,
+                (Mnemonic::Or, true) => C::Or_rm32_imm8,
+                (Mnemonic::Or, false) => C::Or_rm32_imm32,
+                (Mnemonic::Xor, true) => C::Xor_rm32_imm8,
+                (Mnemonic::Xor, false) => C::Xor_rm32_imm32,
+                (Mnemonic::Cmp, true) => C::Cmp_rm32_imm8,
+                (Mnemonic::Cmp, false) => C::Cmp_rm32_imm32,
+                (Mnemonic::Test, _) => C::Test_rm32_imm32,
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    if dst == ins.op1_register() {
+        return None; // `xor r,r` and friends read the destination itself
+    }
+    // The imm8 forms of 8-bit operations take the byte itself; the 32-bit
+    // ones sign-extend it.
+    let imm = if dst.is_gpr8() {
+        v as u8 as i8 as i32
+    } else {
+        v as i32
+    };
+    Instruction::with2(code, dst, imm).ok()
+}
+
+/// `mov reg, v`.
+fn move_immediate(reg: Register, v: u32) -> Option<Instruction> {
+    let code = if reg.is_gpr8() {
+        Code::Mov_r8_imm8
+    } else if reg.is_gpr32() {
+        Code::Mov_r32_imm32
+    } else {
+        return None;
+    };
+    let imm = if reg.is_gpr8() {
+        v as u8 as i8 as i32
+    } else {
+        v as i32
+    };
+    Instruction::with2(code, reg, imm).ok()
+}
+
+/// Whether `ins` is already as simple as a known result gets: a move of an
+/// immediate, or a zero idiom.
+fn is_simplest(ins: &Instruction) -> bool {
+    matches!(ins.code(), Code::Mov_r8_imm8 | Code::Mov_r32_imm32)
+        || matches!(ins.mnemonic(), Mnemonic::Xor | Mnemonic::Sub)
+            && ins.op1_kind() == OpKind::Register
+            && ins.op1_register() == ins.op0_register()
+}
+
+/// Propagates constants and folds what they decide (see the module docs);
+/// returns how many items and branches changed.
+pub fn propagate(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let fx: Vec<Vec<Effects>> = residual
+        .blocks
+        .iter()
+        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
+        .collect();
+    let state = solve(residual, &fx);
+    let live = liveness(residual, &fx);
+    let mut changed = 0;
+    for (b, block) in residual.blocks.iter_mut().enumerate() {
+        let Some(mut known) = state[b] else { continue };
+        let items = std::mem::take(&mut block.items);
+        let mut keep = Vec::with_capacity(items.len());
+        let mut flags = None;
+        for (k, item) in items.into_iter().enumerate() {
+            let e = fx[b][k];
+            let before = known;
+            if let Some(f) = transfer(&item, &e, &mut known) {
+                flags = Some(f);
+            }
+            let Item::Instr(ins, origin) = item else {
+                keep.push(item);
+                continue;
+            };
+            let flags_dead = e.defs & ALL_FLAGS & live.live_out[b][k] == 0;
+            let only_dest = ins.op_count() > 0
+                && ins.op0_kind() == OpKind::Register
+                && reg_bit(ins.op0_register()).is_some_and(|d| e.defs & !ALL_FLAGS == d);
+            if !e.side_effect && flags_dead && only_dest {
+                let dst = ins.op0_register();
+                if let Some(v) = known.get(dst) {
+                    if before.get(dst) == Some(v) {
+                        changed += 1; // the register already holds it
+                        continue;
+                    }
+                    if !is_simplest(&ins) {
+                        if let Some(mov) = move_immediate(dst, v) {
+                            keep.push(Item::Instr(mov, origin));
+                            changed += 1;
+                            continue;
+                        }
+                    }
+                }
+            }
+            if !e.side_effect && ins.op_count() == 2 && ins.op1_kind() == OpKind::Register {
+                if let Some(new) = before
+                    .get(ins.op1_register())
+                    .and_then(|v| with_immediate(&ins, v))
+                {
+                    keep.push(Item::Instr(new, origin));
+                    changed += 1;
+                    continue;
+                }
+            }
+            keep.push(Item::Instr(ins, origin));
+        }
+        block.items = keep;
+        if let Terminator::Branch {
+            cc,
+            taken,
+            not_taken,
+            origin,
+        } = block.terminator
+        {
+            if let Some(holds) = flags.and_then(|f| f.holds(cc)) {
+                block.terminator = Terminator::Jump(if holds { taken } else { not_taken }, origin);
+                changed += 1;
+            }
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_registers_share_their_dword() {
+        let mut k = Known::default();
+        k.set(Register::CL, 0xff);
+        assert_eq!(k.get(Register::CL), Some(0xff));
+        assert_eq!(k.get(Register::ECX), None);
+        k.set(Register::CH, 0x12);
+        assert_eq!(k.get(Register::CX), Some(0x12ff));
+        let mut other = k;
+        other.set(Register::CH, 0x13);
+        let met = k.meet(&other);
+        assert_eq!(met.get(Register::CL), Some(0xff));
+        assert_eq!(met.get(Register::CH), None);
+    }
+
+    #[test]
+    fn compares_decide_signed_and_unsigned_conditions() {
+        let mut k = Known::default();
+        k.set(Register::EAX, 5);
+        let cmp = Instruction::with2(Code::Cmp_rm32_imm8, Register::EAX, 7).unwrap();
+        let f = evaluate(&cmp, &k).unwrap().flags;
+        assert_eq!(f.holds(ConditionCode::b), Some(true));
+        assert_eq!(f.holds(ConditionCode::l), Some(true));
+        assert_eq!(f.holds(ConditionCode::e), Some(false));
+        assert_eq!(f.holds(ConditionCode::g), Some(false));
+        k.set(Register::AL, 0x80);
+        let dec = Instruction::with1(Code::Dec_rm8, Register::AL).unwrap();
+        let o = evaluate(&dec, &k).unwrap();
+        assert_eq!(o.dest, Some((Register::AL, 0x7f)));
+        assert_eq!(o.flags.holds(ConditionCode::o), Some(true));
+        assert_eq!(o.flags.holds(ConditionCode::b), None, "dec keeps CF");
+    }
+}

@@ -1,0 +1,279 @@
+//! Closed forms of counted loops: a block that loops to itself while a
+//! counter register, stepped by one each turn, is not zero, and that only
+//! adds constants to registers, runs `n` turns where `n` is the counter's
+//! entry value (stepping down; its negation stepping up), every added
+//! register gains `n` times its step, and the counter ends at zero. So the
+//! loop becomes `add r, counter` (or `sub`, or an `imul` into a free
+//! register for other steps) per register and `mov counter, 0`.
+//!
+//! Arithmetic is modulo the width `w` of the counter, and that is exact: an
+//! entry value of 0 runs `2^w` turns, which adds `step * 2^w`, i.e.
+//! nothing, to every register no wider than the counter. Brainfuck's
+//! `[>+<-]` is this loop, and specialization leaves it in the residual with
+//! the tape cells in registers.
+
+use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
+use wiper_emit::{Item, Residual, Terminator};
+
+use crate::effects::{reg_bit, reg_of_bit, zero_test, Effects, EffectsOf, ALL_FLAGS, ALL_REGS};
+use crate::liveness::{block_index, liveness};
+
+/// The constant an instruction adds to its register operand: `inc`,
+/// `dec`, `add r,imm`, `sub r,imm` (modulo the register's width).
+fn step_of(ins: &Instruction) -> Option<(Register, u32)> {
+    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let r = ins.op0_register();
+    if !(r.is_gpr8() || r.is_gpr32()) || reg_bit(r).is_none() {
+        return None;
+    }
+    let imm = || match ins.op1_kind() {
+        OpKind::Immediate8 | OpKind::Immediate32 | OpKind::Immediate8to32 => {
+            Some(ins.immediate(1) as u32)
+        }
+        _ => None,
+    };
+    let step = match ins.mnemonic() {
+        Mnemonic::Inc => 1,
+        Mnemonic::Dec => u32::MAX,
+        Mnemonic::Add if ins.op_count() == 2 => imm()?,
+        Mnemonic::Sub if ins.op_count() == 2 => imm()?.wrapping_neg(),
+        _ => return None,
+    };
+    Some((r, step))
+}
+
+/// The width mask of a byte or dword register.
+fn mask(r: Register) -> u32 {
+    if r.is_gpr8() {
+        0xff
+    } else {
+        !0
+    }
+}
+
+/// Whether two registers share bits (`al` and `eax` do, `al` and `ah`
+/// do not).
+fn overlap(a: Register, b: Register) -> bool {
+    a.full_register32() == b.full_register32() && (a == b || !(a.is_gpr8() && b.is_gpr8()))
+}
+
+/// Whether `r` is `ah`, `ch`, `dh` or `bh`.
+fn is_high_byte(r: Register) -> bool {
+    matches!(r, Register::AH | Register::CH | Register::DH | Register::BH)
+}
+
+/// The low byte of a 32-bit register, when it has one.
+fn low_byte(r: Register) -> Option<Register> {
+    match r.full_register32() {
+        Register::EAX => Some(Register::AL),
+        Register::ECX => Some(Register::CL),
+        Register::EDX => Some(Register::DL),
+        Register::EBX => Some(Register::BL),
+        _ => None,
+    }
+}
+
+/// `reg` (a byte register or any part of a dword one) as an operand of
+/// the width of `like`.
+fn as_wide_as(reg: Register, like: Register) -> Option<Register> {
+    match (like.is_gpr8(), reg.is_gpr8()) {
+        (true, true) => Some(reg),
+        (true, false) => low_byte(reg),
+        (false, false) => Some(reg.full_register32()),
+        (false, true) => None,
+    }
+}
+
+/// Whether `item` sets ZF from the value of `r` (as it is after the
+/// item): a zero test of `r` or one of the stepping instructions on `r`.
+fn sets_zf_of(item: &Item, r: Register) -> bool {
+    let Item::Instr(ins, _) = item else {
+        return false;
+    };
+    zero_test(item) == Some(r)
+        || ins.op0_kind() == OpKind::Register
+            && ins.op0_register() == r
+            && step_of(ins).is_some_and(|(s, _)| s == r)
+}
+
+/// A self-loop's closed form: the items that replace its body.
+fn closed_form(
+    items: &[Item],
+    fx: &[Effects],
+    continue_while_nonzero: bool,
+    free: u128,
+) -> Option<Vec<Item>> {
+    // The total step of each register, in order of first appearance.
+    let mut steps: Vec<(Register, u32)> = Vec::new();
+    let mut flag_source = None;
+    for (k, item) in items.iter().enumerate() {
+        let Item::Instr(ins, _) = item else {
+            return None;
+        };
+        if fx[k].side_effect || fx[k].uses & !(ALL_REGS | ALL_FLAGS) != 0 {
+            return None;
+        }
+        if fx[k].defs & ALL_FLAGS != 0 {
+            flag_source = Some(k);
+        }
+        if let Some((r, s)) = step_of(ins) {
+            match steps.iter_mut().find(|(q, _)| overlap(*q, r)) {
+                Some((q, total)) if *q == r => *total = total.wrapping_add(s) & mask(r),
+                Some(_) => return None, // one register at two widths
+                None => steps.push((r, s & mask(r))),
+            }
+        } else if zero_test(item).is_none() {
+            return None; // neither a step nor a zero test
+        }
+    }
+    // The counter: the register whose value the final ZF reflects.
+    let Item::Instr(test, origin) = &items[flag_source?] else {
+        return None;
+    };
+    let counter = test.op0_register();
+    if !sets_zf_of(&items[flag_source?], counter) {
+        return None;
+    }
+    let written_after = items[flag_source? + 1..]
+        .iter()
+        .zip(&fx[flag_source? + 1..]);
+    if written_after
+        .clone()
+        .any(|(_, e)| reg_bit(counter).is_some_and(|b| e.defs & b != 0))
+    {
+        return None;
+    }
+    let &(c, c_step) = steps.iter().find(|(q, _)| overlap(*q, counter))?;
+    if c != counter || !continue_while_nonzero {
+        return None;
+    }
+    // Turns: the entry value stepping down, its negation stepping up.
+    let down = match c_step {
+        s if s == mask(c) => true,
+        1 => false,
+        _ => return None,
+    };
+    let origin = *origin;
+    let mut out = Vec::new();
+    let push = |out: &mut Vec<Item>, ins: Option<Instruction>| -> Option<()> {
+        out.push(Item::Instr(ins?, origin));
+        Some(())
+    };
+    let mut free = free;
+    // A free register (one with a low byte when `byte`).
+    let mut take_free = |byte: bool| -> Option<Register> {
+        let bit = (0..8).find(|&i| free & (1 << i) != 0 && (!byte || i < 4))?;
+        free &= !(1 << bit);
+        Some(reg_of_bit(bit))
+    };
+    // A 32-bit register whose low bits are the counter's.
+    let mut counter32 = (!is_high_byte(c)).then(|| c.full_register32());
+    let (mov, movzx) = (Code::Mov_r32_rm32, Code::Movzx_r32_rm8);
+    for (r, step) in steps {
+        if r == c || step == 0 {
+            continue;
+        }
+        if mask(r) > mask(c) {
+            return None; // a wider register would see the 2^w turns
+        }
+        // r += step * turns, with turns = c (down) or -c (up).
+        let effective = if down {
+            step
+        } else {
+            step.wrapping_neg() & mask(r)
+        };
+        let unit = effective == 1 || effective == mask(r);
+        let source = match as_wide_as(c, r) {
+            Some(narrow) if unit => narrow,
+            _ if unit => {
+                // The counter has no part of r's width: copy it.
+                let t = take_free(r.is_gpr8())?;
+                push(
+                    &mut out,
+                    Instruction::with2(mov, t, c.full_register32()).ok(),
+                )?;
+                as_wide_as(t, r)?
+            }
+            _ => {
+                let c32 = match counter32 {
+                    Some(c32) => c32,
+                    None => {
+                        let t = take_free(false)?;
+                        push(&mut out, Instruction::with2(movzx, t, c).ok())?;
+                        counter32 = Some(t);
+                        t
+                    }
+                };
+                let t = take_free(r.is_gpr8())?;
+                let imul = Instruction::with3(Code::Imul_r32_rm32_imm32, t, c32, effective as i32);
+                push(&mut out, imul.ok())?;
+                as_wide_as(t, r)?
+            }
+        };
+        let code = match (r.is_gpr8(), unit && effective != 1) {
+            (true, false) => Code::Add_r8_rm8,
+            (true, true) => Code::Sub_r8_rm8,
+            (false, false) => Code::Add_r32_rm32,
+            (false, true) => Code::Sub_r32_rm32,
+        };
+        push(&mut out, Instruction::with2(code, r, source).ok())?;
+    }
+    let zero = if c.is_gpr8() {
+        Instruction::with2(Code::Mov_r8_imm8, c, 0)
+    } else {
+        Instruction::with2(Code::Mov_r32_imm32, c, 0)
+    };
+    push(&mut out, zero.ok())?;
+    Some(out)
+}
+
+/// Replaces every counted self-loop by its closed form; returns how many.
+pub fn close_loops(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let fx: Vec<Vec<Effects>> = residual
+        .blocks
+        .iter()
+        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
+        .collect();
+    let live = liveness(residual, &fx);
+    let index = block_index(residual);
+    let mut closed = 0;
+    for (b, block_fx) in fx.iter().enumerate() {
+        let block = &residual.blocks[b];
+        let Terminator::Branch {
+            cc,
+            taken,
+            not_taken,
+            origin,
+        } = block.terminator
+        else {
+            continue;
+        };
+        let (exit, continue_while_nonzero) = match (taken == block.label, not_taken == block.label)
+        {
+            (true, false) => (not_taken, cc == ConditionCode::ne),
+            (false, true) => (taken, cc == ConditionCode::e),
+            _ => continue,
+        };
+        let Some(&x) = index.get(&exit) else { continue };
+        let live_after = live.live_in[x];
+        if live_after & ALL_FLAGS != 0 || block.items.is_empty() {
+            continue;
+        }
+        // Registers free for a product: not in the loop, dead after it.
+        let used: u128 = block_fx
+            .iter()
+            .map(|e| e.uses | e.defs)
+            .fold(0, |a, u| a | u);
+        let free = ALL_REGS & !used & !live_after;
+        let Some(items) = closed_form(&block.items, block_fx, continue_while_nonzero, free) else {
+            continue;
+        };
+        let block = &mut residual.blocks[b];
+        block.items = items;
+        block.terminator = Terminator::Jump(exit, origin);
+        closed += 1;
+    }
+    closed
+}
