@@ -11,6 +11,8 @@
 //! - `mov a,[m]; OP b,a` becomes `OP b,[m]` when `a` is dead after;
 //! - `add a,imm; mov b,[a+d]` becomes `mov b,[a+d+imm]` when `a` and the
 //!   flags are dead after;
+//! - `movzx r,x; OP rl; mov x,rl` becomes `OP x` and `movzx r,x; test rl,rl`
+//!   becomes `test x,x` (or `cmp byte x,0`) when `r` is dead after;
 //! - `movzx r,rl` (the low byte of `r` itself) goes when the next
 //!   instruction reads only that byte of `r` and `r` is dead after it.
 
@@ -174,6 +176,33 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
                     continue;
                 }
             }
+            // movzx r,x; OP rl; mov x,rl with r dead after: OP x
+            if let [Item::Instr(ext, _), Item::Instr(op, origin), Item::Instr(st, _), ..] = window {
+                if let Some(x) =
+                    byte_through(ext, op, st).filter(|_| !is_live(out[k + 2], ext.op0_register()))
+                {
+                    keep.push(Item::Instr(x, *origin));
+                    changed = true;
+                    k += 3;
+                    continue;
+                }
+            }
+            // movzx r,x; test rl,rl with r dead after: test x,x (cmp x,0)
+            if let [Item::Instr(ext, _), test @ Item::Instr(_, origin), ..] = window {
+                if let Some(x) = zero_extended_byte(ext).filter(|_| {
+                    zero_test(test) == Some(low_byte_of(ext.op0_register()))
+                        && !is_live(out[k + 1], ext.op0_register())
+                }) {
+                    let tested = match x {
+                        ByteOperand::Reg(x) => Instruction::with2(Code::Test_rm8_r8, x, x),
+                        ByteOperand::Mem(m) => Instruction::with2(Code::Cmp_rm8_imm8, m, 0),
+                    };
+                    keep.push(Item::Instr(tested.expect("encodable byte test"), *origin));
+                    changed = true;
+                    k += 2;
+                    continue;
+                }
+            }
             // movzx r,rl; X reading only rl, r dead after X
             if let [Item::Instr(ext, _), Item::Instr(x, _), ..] = window {
                 if zero_extends_itself(ext)
@@ -229,6 +258,98 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
         block.items = keep;
     }
     changed
+}
+
+/// A byte operand: a byte register or a memory operand.
+#[derive(Clone, Copy)]
+enum ByteOperand {
+    Reg(Register),
+    Mem(iced_x86::MemoryOperand),
+}
+
+/// The memory operand of `ins` (which has one).
+fn memory_of(ins: &Instruction) -> iced_x86::MemoryOperand {
+    iced_x86::MemoryOperand::new(
+        ins.memory_base(),
+        ins.memory_index(),
+        ins.memory_index_scale(),
+        ins.memory_displacement32() as i32 as i64,
+        ins.memory_displ_size(),
+        false,
+        ins.segment_prefix(),
+    )
+}
+
+/// The low byte of the 32-bit register `r` (`Register::None` without one).
+fn low_byte_of(r: Register) -> Register {
+    match r {
+        Register::EAX => Register::AL,
+        Register::ECX => Register::CL,
+        Register::EDX => Register::DL,
+        Register::EBX => Register::BL,
+        _ => Register::None,
+    }
+}
+
+/// The byte a `movzx r32, x8` reads, when it is not part of `r` and `r`
+/// has a low byte.
+fn zero_extended_byte(ext: &Instruction) -> Option<ByteOperand> {
+    if ext.code() != Code::Movzx_r32_rm8 || low_byte_of(ext.op0_register()) == Register::None {
+        return None;
+    }
+    let r = ext.op0_register();
+    match ext.op1_kind() {
+        OpKind::Register if ext.op1_register().full_register32() != r => {
+            Some(ByteOperand::Reg(ext.op1_register()))
+        }
+        OpKind::Memory if ext.memory_base() != r && ext.memory_index() != r => {
+            Some(ByteOperand::Mem(memory_of(ext)))
+        }
+        _ => None,
+    }
+}
+
+/// `movzx r,x; OP rl; mov x,rl` (a byte read, changed and written back
+/// through `r`): `OP x`, for `OP` an `inc`, `dec`, `neg`, `not`, or an
+/// add, sub, and, or, xor of an immediate. The flags are the same, as
+/// `OP` computes the same value.
+fn byte_through(ext: &Instruction, op: &Instruction, st: &Instruction) -> Option<Instruction> {
+    use Code as C;
+    let x = zero_extended_byte(ext)?;
+    let rl = low_byte_of(ext.op0_register());
+    let unary = matches!(op.code(), C::Inc_rm8 | C::Dec_rm8 | C::Neg_rm8 | C::Not_rm8);
+    let with_imm = matches!(
+        op.code(),
+        C::Add_rm8_imm8 | C::Sub_rm8_imm8 | C::And_rm8_imm8 | C::Or_rm8_imm8 | C::Xor_rm8_imm8
+    );
+    if !(unary || with_imm) || op.op0_kind() != OpKind::Register || op.op0_register() != rl {
+        return None;
+    }
+    if st.code() != C::Mov_rm8_r8 || st.op1_register() != rl {
+        return None;
+    }
+    let stored_back = match x {
+        ByteOperand::Reg(x) => st.op0_kind() == OpKind::Register && st.op0_register() == x,
+        ByteOperand::Mem(_) => {
+            st.op0_kind() == OpKind::Memory
+                && st.memory_base() == ext.memory_base()
+                && st.memory_index() == ext.memory_index()
+                && st.memory_index_scale() == ext.memory_index_scale()
+                && st.memory_displacement32() == ext.memory_displacement32()
+                && st.segment_prefix() == ext.segment_prefix()
+        }
+    };
+    if !stored_back {
+        return None;
+    }
+    let imm = with_imm.then(|| op.immediate(1) as u8 as i8 as i32);
+    match (x, imm) {
+        (ByteOperand::Reg(x), None) => Instruction::with1(op.code(), x),
+        (ByteOperand::Reg(x), Some(i)) => Instruction::with2(op.code(), x, i),
+        (ByteOperand::Mem(m), None) => Instruction::with1(op.code(), m),
+        (ByteOperand::Mem(m), Some(i)) => Instruction::with2(op.code(), m, i),
+    }
+    .ok()
 }
 
 /// The register of a `movzx r32, r8` whose source is the low byte of the

@@ -62,7 +62,7 @@ fn random_instruction(r: &mut Rng, saved: i32) -> Vec<Instruction> {
     let m = slot(r, saved);
     let m8 = byte_slot(r);
     let imm = r.interesting_u32() as i32;
-    let ins = match r.below(26) {
+    let ins = match r.below(28) {
         16 => one(|x| x.mov(m8, a8)),
         17 => one(|x| x.movzx(a, m8)),
         18 => one(|x| x.cmp(m8, 0)),
@@ -84,6 +84,33 @@ fn random_instruction(r: &mut Rng, saved: i32) -> Vec<Instruction> {
         12 => one(|x| x.dec(m)),
         13 => one(|x| x.test(a, a)),
         14 => one(|x| x.cmp(a, m)),
+        25 | 26 => {
+            // a byte read, changed and written back through a register, or
+            // tested through one
+            let (t, t8) = *r.choose(&[(eax, al), (ecx, cl), (edx, dl), (ebx, bl)]);
+            let in_memory = r.coin();
+            let load = if in_memory {
+                one(|x| x.movzx(t, m8))
+            } else {
+                one(|x| x.movzx(t, b8))
+            };
+            let change = match r.below(4) {
+                0 => one(|x| x.inc(t8)),
+                1 => one(|x| x.dec(t8)),
+                2 => one(|x| x.add(t8, imm & 0xff)),
+                _ => one(|x| x.xor(t8, imm & 0xff)),
+            };
+            let back = if in_memory {
+                one(|x| x.mov(m8, t8))
+            } else {
+                one(|x| x.mov(b8, t8))
+            };
+            return if r.coin() {
+                vec![load, change, back]
+            } else {
+                vec![load, one(|x| x.test(t8, t8))]
+            };
+        }
         24 => {
             // an operand moved aside for a commutative operation
             let t = reg(r);
@@ -171,7 +198,14 @@ fn random_function(r: &mut Rng) -> Residual {
             items.push(one(|x| x.lea(esp, ptr(esp + FRAME + 4 * n))));
             items.push(one(|x| x.ret()));
         } else if test_here {
-            items.push(zero_test(test_kind));
+            if r.below(3) == 0 {
+                // a byte tested through a scratch register
+                let m8 = byte_slot(r);
+                items.push(one(|x| x.movzx(ecx, m8)));
+                items.push(one(|x| x.test(cl, cl)));
+            } else {
+                items.push(zero_test(test_kind));
+            }
         }
         let next = Label(i as u32 + 1);
         let terminator = if last {
