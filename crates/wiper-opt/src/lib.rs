@@ -24,8 +24,12 @@
 //!    after one on the same `r` is decided; then passes 0 and 2 to 4 again.
 //! 7. **Constants** ([`constants`]) and **closed loops** ([`counted`]):
 //!    known register values fold into immediates and decide branches, and
-//!    counted self-loops that only add constants become their closed form;
-//!    the two alternate with passes 0 and 2 to 4 while they change things.
+//!    counted self-loops that only add constants become their closed form,
+//!    and self-loops with a known small trip count are unrolled
+//!    ([`unroll`]); they alternate with passes 0 and 2 to 4 while they
+//!    change things.
+//! 8. **Offset folding** ([`offsets`]), with the peepholes: pointer
+//!    increments move into the displacements of the loads that follow.
 //!
 //! Passes 2 to 4 repeat until nothing changes, before and after 5. Assumptions (see
 //! docs/specialization.md): at a `ret` the flags are dead (the i386 System V
@@ -40,9 +44,11 @@ pub mod counted;
 pub mod effects;
 pub mod frame;
 pub mod liveness;
+pub mod offsets;
 pub mod peephole;
 pub mod promote;
 pub mod unframe;
+pub mod unroll;
 
 use wiper_emit::Residual;
 
@@ -62,6 +68,8 @@ pub struct OptStats {
     pub folded_constants: usize,
     /// Counted self-loops replaced by their closed form.
     pub closed_loops: usize,
+    /// Self-loops with a known trip count made straight-line.
+    pub unrolled_loops: usize,
     /// Residual items before.
     pub items_before: usize,
     /// Residual items after.
@@ -111,15 +119,18 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     }
     // Constants and closed loops feed each other: a closed inner loop
     // leaves its counter known, which may close the loop around it.
-    let (mut folded_constants, mut closed_loops) = (0, 0);
+    let (mut folded_constants, mut closed_loops, mut unrolled_loops) = (0, 0, 0);
     for _ in 0..8 {
-        let folded = constants::propagate(residual, &mut calc);
+        let folded = constants::propagate(residual, &mut calc)
+            + unroll::decide_distances(residual, &mut calc);
         let closed = counted::close_loops(residual, &mut calc);
-        if folded + closed == 0 {
+        let unrolled = unroll::unroll_loops(residual, &mut calc);
+        if folded + closed + unrolled == 0 {
             break;
         }
         folded_constants += folded;
         closed_loops += closed;
+        unrolled_loops += unrolled;
         cfg::simplify(residual);
         clean_up(residual, &mut calc);
     }
@@ -130,6 +141,7 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
         decided_branches,
         folded_constants,
         closed_loops,
+        unrolled_loops,
         items_before,
         items_after: count(residual),
     }
@@ -142,7 +154,7 @@ fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) {
         let copied = cleanup::propagate_copies(residual, calc);
         let removed = cleanup::eliminate_dead(residual, calc, None)
             | cleanup::eliminate_overwritten_parts(residual, calc);
-        let rewritten = peephole::run(residual, calc);
+        let rewritten = peephole::run(residual, calc) | offsets::fold_offsets(residual, calc);
         if !copied && !removed && !rewritten {
             break;
         }

@@ -406,6 +406,107 @@ fn random_loop_function(r: &mut Rng) -> Residual {
     }
 }
 
+/// A random walk over the argument area: a pointer and an end a known
+/// distance apart (or a counter and a constant bound), a block that loops
+/// to itself reading through the pointer and stepping it until it meets
+/// the end, and an exit that returns what was read (sometimes with the
+/// loop's flags). Short walks unroll; long ones, and walks whose end is
+/// loaded from memory, stay loops.
+fn random_walk_function(r: &mut Rng) -> Residual {
+    let o = Origin::Original(0);
+    let stride = *r.choose(&[1u32, 2, 4, 8]);
+    let turns = r.range(1, 32 / stride + 1);
+    let mut setup = vec![one(|x| x.lea(eax, ptr(esp + 4)))];
+    let by_counter = r.below(4) == 0;
+    let end_known = r.below(6) != 0;
+    if by_counter {
+        setup.push(one(|x| x.mov(ebx, 0)));
+    } else if end_known {
+        let span = (turns * stride) as i32;
+        setup.push(if r.coin() {
+            one(|x| x.lea(ecx, ptr(eax + span)))
+        } else {
+            one(|x| x.mov(ecx, eax))
+        });
+        if !matches!(setup.last(), Some(i) if i.mnemonic() == iced_x86::Mnemonic::Lea) {
+            setup.push(one(|x| x.add(ecx, span)));
+        }
+    } else {
+        // An end the code before cannot relate to the pointer.
+        setup.push(one(|x| x.mov(ecx, eax)));
+        setup.push(one(|x| x.add(ecx, dword_ptr(esp + 4))));
+        setup.push(one(|x| x.and(ecx, 0)));
+        setup.push(one(|x| {
+            x.lea(ecx, ptr(ecx + eax + (turns * stride) as i32))
+        }));
+    }
+    setup.push(one(|x| x.mov(edx, r.interesting_u32() as i32)));
+    let mut body = Vec::new();
+    let read_first = r.coin();
+    let read = match r.below(4) {
+        0 => one(|x| x.add(edx, dword_ptr(eax))),
+        1 => one(|x| x.xor(edx, dword_ptr(eax + 4))),
+        2 => one(|x| x.movzx(esi, byte_ptr(eax))),
+        _ => one(|x| x.sub(dl, byte_ptr(eax + 1))),
+    };
+    if read_first {
+        body.push(read);
+    }
+    body.push(match stride {
+        1 => one(|x| x.inc(eax)),
+        _ => one(|x| x.add(eax, stride as i32)),
+    });
+    if !read_first {
+        body.push(read);
+    }
+    if by_counter {
+        body.push(one(|x| x.inc(ebx)));
+        body.push(one(|x| x.cmp(ebx, turns as i32)));
+    } else if r.coin() {
+        body.push(one(|x| x.cmp(eax, ecx)));
+    } else {
+        body.push(one(|x| x.cmp(ecx, eax)));
+    }
+    let mut exit = Vec::new();
+    if r.below(4) == 0 {
+        exit.push(one(|x| x.adc(edx, 0))); // reads the last compare's carry
+    }
+    exit.push(one(|x| x.add(eax, edx)));
+    exit.push(one(|x| x.ret()));
+    let items = |v: Vec<Instruction>| v.into_iter().map(|i| Item::Instr(i, o)).collect();
+    let (cc, taken, not_taken) = if r.coin() {
+        (ConditionCode::ne, Label(1), Label(2))
+    } else {
+        (ConditionCode::e, Label(2), Label(1))
+    };
+    Residual {
+        entry: Some(Label(0)),
+        blocks: vec![
+            Block {
+                label: Label(0),
+                items: items(setup),
+                terminator: Terminator::Jump(Label(1), o),
+            },
+            Block {
+                label: Label(1),
+                items: items(body),
+                terminator: Terminator::Branch {
+                    cc,
+                    taken,
+                    not_taken,
+                    origin: o,
+                },
+            },
+            Block {
+                label: Label(2),
+                items: items(exit),
+                terminator: Terminator::Exit,
+            },
+        ],
+        data: Vec::new(),
+    }
+}
+
 /// Encodes `residual` at the oracle's code address.
 fn encode(residual: &Residual) -> Vec<u8> {
     let plan = Plan {
@@ -422,6 +523,14 @@ fn encode(residual: &Residual) -> Vec<u8> {
         "the entry block comes first"
     );
     encoded.code
+}
+
+/// A disassembly of `code`, for failure messages.
+fn listing(code: &[u8]) -> String {
+    iced_x86::Decoder::with_ip(32, code, u64::from(CODE_BASE), 0)
+        .into_iter()
+        .map(|i| format!("  {:08x} {i}\n", i.ip()))
+        .collect()
 }
 
 /// Runs `code` from `state` with the fall-through stub as return address.
@@ -503,9 +612,14 @@ fn closed_loops_and_folded_constants_agree_with_the_processor() {
             let entry_esp = state.regs[ESP];
             let want = observable(&run(&code_a, &state), entry_esp);
             let got = observable(&run(&code_b, &state), entry_esp);
-            assert_eq!(
-                want, got,
-                "case {case}: optimized code differs\noriginal: {original:#?}\noptimized: {optimized:#?}"
+            let first_byte = want.1.iter().zip(&got.1).position(|(a, b)| a != b);
+            assert!(
+                want == got,
+                "case {case}: optimized code differs: registers {:x?} vs {:x?}, first byte {first_byte:?}\noriginal:\n{}optimized:\n{}",
+                want.0,
+                got.0,
+                listing(&code_a),
+                listing(&code_b)
             );
         }
     }
@@ -513,4 +627,41 @@ fn closed_loops_and_folded_constants_agree_with_the_processor() {
     assert!(closed > 80, "only {closed} loops closed");
     assert!(loops_left > 20, "only {loops_left} loops rightly kept");
     assert!(folded > 300, "only {folded} constants folded");
+}
+
+#[test]
+fn unrolled_walks_agree_with_the_processor() {
+    let mut rng = Rng::new(0x3a1c);
+    let (mut unrolled, mut loops_left, mut before, mut after) = (0, 0, 0, 0);
+    for case in 0..300 {
+        let original = random_walk_function(&mut rng);
+        let mut optimized = original.clone();
+        let stats = wiper_opt::optimize(&mut optimized);
+        unrolled += stats.unrolled_loops;
+        before += stats.items_before;
+        after += stats.items_after;
+        loops_left += usize::from(optimized.blocks.iter().any(|b| {
+            matches!(b.terminator, Terminator::Branch { taken, not_taken, .. }
+                if taken == b.label || not_taken == b.label)
+        }));
+        let (code_a, code_b) = (encode(&original), encode(&optimized));
+        for _ in 0..4 {
+            let state = CpuState::random(&mut rng, 4096);
+            let entry_esp = state.regs[ESP];
+            let want = observable(&run(&code_a, &state), entry_esp);
+            let got = observable(&run(&code_b, &state), entry_esp);
+            let first_byte = want.1.iter().zip(&got.1).position(|(a, b)| a != b);
+            assert!(
+                want == got,
+                "case {case}: optimized code differs: registers {:x?} vs {:x?}, first byte {first_byte:?}\noriginal:\n{}optimized:\n{}",
+                want.0,
+                got.0,
+                listing(&code_a),
+                listing(&code_b)
+            );
+        }
+    }
+    eprintln!("{unrolled} walks unrolled, {loops_left} left, {before} -> {after} items");
+    assert!(unrolled > 100, "only {unrolled} walks unrolled");
+    assert!(loops_left > 40, "only {loops_left} walks rightly kept");
 }

@@ -1,0 +1,191 @@
+//! Pointer increments folded into displacements: within a block, `add
+//! r,imm` (or `sub`, `inc`, `dec`, `lea r,[r+d]`) with dead flags is held
+//! back as a pending offset of `r`; memory operands based on `r` take the
+//! offset into their displacement, and `r` itself gets it (by `lea`, which
+//! keeps the flags) only before something else reads it, at the block's
+//! end if it is live there, or never if it is overwritten. An unrolled
+//! walk over an array (`add edx,[eax]; add eax,4` n times) becomes loads
+//! at fixed displacements.
+
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
+use wiper_emit::{Item, Origin, Residual};
+
+use crate::effects::{displacement_size, reg_of_bit, Effects, EffectsOf, ALL_FLAGS};
+use crate::liveness::liveness;
+
+/// The 32-bit register an instruction adds a constant to, and the
+/// constant: `add`/`sub r,imm`, `inc`, `dec`, `lea r,[r+d]`.
+fn increment(ins: &Instruction) -> Option<(Register, u32)> {
+    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let r = ins.op0_register();
+    if !r.is_gpr32() || r == Register::ESP {
+        return None;
+    }
+    let imm = || match ins.op1_kind() {
+        OpKind::Immediate32 | OpKind::Immediate8to32 => Some(ins.immediate(1) as u32),
+        _ => None,
+    };
+    let k = match ins.mnemonic() {
+        Mnemonic::Add if ins.op_count() == 2 => imm()?,
+        Mnemonic::Sub if ins.op_count() == 2 => imm()?.wrapping_neg(),
+        Mnemonic::Inc => 1,
+        Mnemonic::Dec => u32::MAX,
+        Mnemonic::Lea
+            if ins.memory_base() == r
+                && ins.memory_index() == Register::None
+                && ins.segment_prefix() == Register::None =>
+        {
+            ins.memory_displacement32()
+        }
+        _ => return None,
+    };
+    Some((r, k))
+}
+
+/// `lea r, [r + k]`.
+fn lea(r: Register, k: u32) -> Instruction {
+    let m = iced_x86::MemoryOperand::with_base_displ(r, k as i32 as i64);
+    Instruction::with2(Code::Lea_r32_m, r, m).expect("lea r32, [r32+disp] is encodable")
+}
+
+/// Instructions without implicit register operands (in their two- and
+/// three-operand forms), whose memory operand's displacement can change.
+const EXPLICIT: &[Mnemonic] = &[
+    Mnemonic::Mov,
+    Mnemonic::Movzx,
+    Mnemonic::Movsx,
+    Mnemonic::Lea,
+    Mnemonic::Add,
+    Mnemonic::Sub,
+    Mnemonic::Adc,
+    Mnemonic::Sbb,
+    Mnemonic::And,
+    Mnemonic::Or,
+    Mnemonic::Xor,
+    Mnemonic::Cmp,
+    Mnemonic::Test,
+    Mnemonic::Imul,
+];
+
+/// Whether `ins` reads `r` only to form its memory operand's address.
+fn only_addresses(ins: &Instruction, r: Register) -> bool {
+    EXPLICIT.contains(&ins.mnemonic())
+        && ins.op_count() >= 2
+        && (ins.memory_base() == r || ins.memory_index() == r)
+        && (0..ins.op_count()).all(|k| {
+            ins.op_kind(k) != OpKind::Register || ins.op_register(k).full_register32() != r
+        })
+}
+
+/// What to do with a pending offset of register `r` (bit `bit`) at an
+/// item with effects `e`.
+enum Settle {
+    /// The item does not touch `r`.
+    Keep,
+    /// The item overwrites `r` without reading it.
+    Drop,
+    /// The item reads `r` only in its address: shift the displacement (and
+    /// drop the offset if it also overwrites `r`).
+    Shift { then_drop: bool },
+    /// `r` must get its offset first.
+    Materialize,
+}
+
+/// How an item settles a pending offset of `r`.
+fn settle(item: &Item, e: &Effects, r: Register, bit: u128) -> Settle {
+    let (uses, kills) = (e.uses & bit != 0, e.kills & bit != 0);
+    if e.leaves || e.uses == !0 {
+        return Settle::Materialize;
+    }
+    if !uses && e.defs & bit == 0 {
+        return Settle::Keep;
+    }
+    if kills && !uses {
+        return Settle::Drop;
+    }
+    match item {
+        Item::Instr(ins, _) if only_addresses(ins, r) && (kills || e.defs & bit == 0) => {
+            Settle::Shift { then_drop: kills }
+        }
+        _ => Settle::Materialize,
+    }
+}
+
+/// Folds pending increments (see the module docs); returns whether
+/// anything changed. A block changes only when it gets shorter.
+pub fn fold_offsets(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
+    let fx: Vec<Vec<Effects>> = residual
+        .blocks
+        .iter()
+        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
+        .collect();
+    let live = liveness(residual, &fx);
+    let mut changed = false;
+    for (b, block) in residual.blocks.iter_mut().enumerate() {
+        let mut keep: Vec<Item> = Vec::with_capacity(block.items.len());
+        // Pending offsets by register index, with the origin of the first
+        // increment held back.
+        let mut pending: [Option<(u32, Origin)>; 8] = [None; 8];
+        for (k, item) in block.items.iter().enumerate() {
+            let e = fx[b][k];
+            if let Item::Instr(ins, origin) = item {
+                let flags_dead = e.defs & ALL_FLAGS & live.live_out[b][k] == 0;
+                if let Some((r, add)) = increment(ins).filter(|_| flags_dead && !e.side_effect) {
+                    let i = r.number() - Register::EAX.number();
+                    let (old, o) = pending[i].unwrap_or((0, *origin));
+                    pending[i] = Some((old.wrapping_add(add), o));
+                    continue;
+                }
+            }
+            let mut item = item.clone();
+            for (i, slot) in pending.iter_mut().enumerate() {
+                let Some((off, o)) = *slot else { continue };
+                let r = reg_of_bit(i as u32);
+                match settle(&item, &e, r, 1 << i) {
+                    Settle::Keep => {}
+                    Settle::Drop => *slot = None,
+                    Settle::Shift { then_drop } => {
+                        if let Item::Instr(ins, _) = &mut item {
+                            let times = u32::from(ins.memory_base() == r)
+                                + if ins.memory_index() == r {
+                                    ins.memory_index_scale()
+                                } else {
+                                    0
+                                };
+                            let d = ins
+                                .memory_displacement32()
+                                .wrapping_add(off.wrapping_mul(times));
+                            ins.set_memory_displacement32(d);
+                            ins.set_memory_displ_size(displacement_size(d as i32));
+                        }
+                        if then_drop {
+                            *slot = None;
+                        }
+                    }
+                    Settle::Materialize => {
+                        if off != 0 {
+                            keep.push(Item::Instr(lea(r, off), o));
+                        }
+                        *slot = None;
+                    }
+                }
+            }
+            keep.push(item);
+        }
+        let live_at_end = live.live_out[b].last().copied().unwrap_or(!0);
+        for (i, slot) in pending.iter().enumerate() {
+            if let Some((off, o)) = *slot {
+                if live_at_end & (1 << i) != 0 && off != 0 {
+                    keep.push(Item::Instr(lea(reg_of_bit(i as u32), off), o));
+                }
+            }
+        }
+        if keep.len() < block.items.len() {
+            block.items = keep;
+            changed = true;
+        }
+    }
+    changed
+}
