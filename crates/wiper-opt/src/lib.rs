@@ -28,8 +28,9 @@
 //!    and self-loops with a known small trip count are unrolled
 //!    ([`unroll`]); they alternate with passes 0 and 2 to 4 while they
 //!    change things.
-//! 8. **Offset folding** ([`offsets`]), with the peepholes: pointer
-//!    increments move into the displacements of the loads that follow.
+//! 8. **Offset folding** ([`offsets`]) and **powers** ([`powers`]), with
+//!    the peepholes: pointer increments move into the displacements of the
+//!    loads that follow, and chains of products become square-and-multiply.
 //!
 //! Passes 2 to 4 repeat until nothing changes, before and after 5. Assumptions (see
 //! docs/specialization.md): at a `ret` the flags are dead (the i386 System V
@@ -46,6 +47,7 @@ pub mod frame;
 pub mod liveness;
 pub mod offsets;
 pub mod peephole;
+pub mod powers;
 pub mod promote;
 pub mod unframe;
 pub mod unroll;
@@ -154,7 +156,9 @@ fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) {
         let copied = cleanup::propagate_copies(residual, calc);
         let removed = cleanup::eliminate_dead(residual, calc, None)
             | cleanup::eliminate_overwritten_parts(residual, calc);
-        let rewritten = peephole::run(residual, calc) | offsets::fold_offsets(residual, calc);
+        let rewritten = peephole::run(residual, calc)
+            | offsets::fold_offsets(residual, calc)
+            | powers::shorten_power_chains(residual, calc);
         if !copied && !removed && !rewritten {
             break;
         }

@@ -62,7 +62,7 @@ fn random_instruction(r: &mut Rng, saved: i32) -> Vec<Instruction> {
     let m = slot(r, saved);
     let m8 = byte_slot(r);
     let imm = r.interesting_u32() as i32;
-    let ins = match r.below(28) {
+    let ins = match r.below(29) {
         16 => one(|x| x.mov(m8, a8)),
         17 => one(|x| x.movzx(a, m8)),
         18 => one(|x| x.cmp(m8, 0)),
@@ -84,6 +84,19 @@ fn random_instruction(r: &mut Rng, saved: i32) -> Vec<Instruction> {
         12 => one(|x| x.dec(m)),
         13 => one(|x| x.test(a, a)),
         14 => one(|x| x.cmp(a, m)),
+        27 => {
+            // a power of a register: products by it and squarings
+            let t = reg(r);
+            let mut chain = vec![one(|x| x.mov(t, a))];
+            for _ in 0..r.range(2, 8) {
+                chain.push(if r.below(3) == 0 {
+                    one(|x| x.imul_2(t, t))
+                } else {
+                    one(|x| x.imul_2(t, a))
+                });
+            }
+            return chain;
+        }
         25 | 26 => {
             // a byte read, changed and written back through a register, or
             // tested through one

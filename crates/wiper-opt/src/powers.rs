@@ -1,0 +1,94 @@
+//! Powers by squaring: `mov a,b` followed by `imul a,b` repeated makes
+//! `a = b^k` in `k` instructions (with `imul a,a` among them, some other
+//! power); square-and-multiply needs one `mov`, a
+//! squaring per bit of `k` after the first and a multiplication per further
+//! set bit (`b^6`: `mov a,b; imul a,a; imul a,b; imul a,a`). Products
+//! modulo 2^32 associate, so the result is the same; only the flags of the
+//! last `imul` differ, so they must be dead. Specializing `pow(x, n)` for a
+//! static `n` unrolls its loop or recursion into such a chain.
+
+use iced_x86::{Code, Instruction, OpKind, Register};
+use wiper_emit::{Item, Origin, Residual};
+
+use crate::effects::{Effects, EffectsOf, ALL_FLAGS};
+use crate::liveness::liveness;
+
+/// `(dst, src)` of a register-to-register instruction with code in `codes`.
+fn reg_reg(item: &Item, codes: &[Code]) -> Option<(Register, Register)> {
+    let Item::Instr(ins, _) = item else {
+        return None;
+    };
+    (codes.contains(&ins.code())
+        && ins.op_count() == 2
+        && ins.op0_kind() == OpKind::Register
+        && ins.op1_kind() == OpKind::Register)
+        .then(|| (ins.op0_register(), ins.op1_register()))
+}
+
+/// `a = b^k` by square-and-multiply, starting from `mov a,b`.
+fn square_and_multiply(a: Register, b: Register, k: u32, origin: Origin) -> Vec<Item> {
+    let op = |code: Code, x: Register, y: Register| {
+        Item::Instr(
+            Instruction::with2(code, x, y).expect("register forms are encodable"),
+            origin,
+        )
+    };
+    let mut out = vec![op(Code::Mov_r32_rm32, a, b)];
+    for bit in (0..31 - k.leading_zeros()).rev() {
+        out.push(op(Code::Imul_r32_rm32, a, a));
+        if k & (1 << bit) != 0 {
+            out.push(op(Code::Imul_r32_rm32, a, b));
+        }
+    }
+    out
+}
+
+/// Rewrites every chain that gets shorter; returns whether any did.
+pub fn shorten_power_chains(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
+    let fx: Vec<Vec<Effects>> = residual
+        .blocks
+        .iter()
+        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
+        .collect();
+    let live = liveness(residual, &fx);
+    let mut changed = false;
+    for (bi, block) in residual.blocks.iter_mut().enumerate() {
+        let items = std::mem::take(&mut block.items);
+        let mut keep = Vec::with_capacity(items.len());
+        let mut k = 0;
+        while k < items.len() {
+            let chain = reg_reg(&items[k], &[Code::Mov_r32_rm32, Code::Mov_rm32_r32])
+                .filter(|(a, b)| a != b && a.is_gpr32())
+                .map(|(a, b)| {
+                    // Products by b and squarings of a, with the power.
+                    let (mut power, mut products) = (1u32, 0);
+                    for item in &items[k + 1..] {
+                        let next = match reg_reg(item, &[Code::Imul_r32_rm32]) {
+                            Some((d, s)) if d == a && s == b => power.checked_add(1),
+                            Some((d, s)) if d == a && s == a => power.checked_mul(2),
+                            _ => None,
+                        };
+                        let Some(p) = next else { break };
+                        power = p;
+                        products += 1;
+                    }
+                    (a, b, products, power)
+                });
+            if let Some((a, b, products, power)) = chain {
+                let last = k + products;
+                let flags_dead = live.live_out[bi][last] & ALL_FLAGS == 0;
+                let shorter = square_and_multiply(a, b, power, items[k].origin());
+                if products >= 2 && flags_dead && shorter.len() < products + 1 {
+                    keep.extend(shorter);
+                    changed = true;
+                    k = last + 1;
+                    continue;
+                }
+            }
+            keep.push(items[k].clone());
+            k += 1;
+        }
+        block.items = keep;
+    }
+    changed
+}
