@@ -235,6 +235,7 @@ pub fn specialize(
                     entry: Some(label),
                     blocks: std::mem::take(&mut sp.run.blocks),
                     data,
+                    edx_dead_at_return: !sp.run.edx_live_at_exit,
                 };
                 let mut stats = sp.stats.clone();
                 stats.points = sp.run.entries.len();
@@ -309,6 +310,8 @@ struct RunState {
     entries: Vec<Entry>,
     worklist: Vec<(Label, u32, State)>,
     size: usize,
+    /// Whether some exit kept `edx` for a caller that may read it.
+    edx_live_at_exit: bool,
 }
 
 struct Specializer<'a> {
@@ -1240,6 +1243,7 @@ impl Specializer<'_> {
         if self.callers.edx_at_return(state.func).is_dead() {
             em.registers_except(&mut state.store, Reg::Edx);
         } else {
+            self.run.edx_live_at_exit = true;
             em.all_registers(&mut state.store);
         }
         let esp = state.store.esp();
