@@ -950,6 +950,22 @@ fn pie_switch_cases(out: &mut Vec<Case>) {
     ));
 }
 
+/// wide.c: `wide A K` prints both halves of widen(A, K), a `long long`
+/// whose high half (K, in `edx`) the caller reads: the residual must
+/// still set `edx` at its `ret`.
+fn wide_cases(out: &mut Vec<Case>) {
+    for (i, o) in LEVELS.iter().enumerate() {
+        let k = [7, -3, 0x1234][i];
+        out.push(Case::new(
+            format!("wide-{o}"),
+            "widen",
+            vec![format!("arg1={k}")],
+            "a 64-bit result: edx read by the caller",
+            move |r| Input::argv(vec![r.any_arg(), k.to_string()]),
+        ));
+    }
+}
+
 /// Every case of the differential test, in a fixed order.
 pub fn all_cases() -> Vec<Case> {
     let mut out = Vec::new();
@@ -961,6 +977,7 @@ pub fn all_cases() -> Vec<Case> {
     switch_cases(&mut out);
     calls_cases(&mut out);
     interp_cases(&mut out);
+    wide_cases(&mut out);
     libc_cases(&mut out);
     pie_switch_cases(&mut out);
     out

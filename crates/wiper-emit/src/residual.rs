@@ -121,4 +121,10 @@ pub struct Residual {
     /// Static data (the `@` buffers of the spec), loaded at
     /// `Plan::data_vaddr`.
     pub data: Vec<u8>,
+    /// Whether `edx` is dead at every `ret` of the residual code: no
+    /// caller of the specialized function (or of a clone) reads it (the
+    /// caller analysis of the decode stage). The optimizer then need not
+    /// keep a value in `edx` for the `ret`; otherwise it is live there, as
+    /// the high half of a 64-bit result.
+    pub edx_dead_at_return: bool,
 }

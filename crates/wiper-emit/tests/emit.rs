@@ -54,6 +54,7 @@ fn residual(entry: u32, blocks: Vec<Block>) -> Residual {
         entry: Some(Label(entry)),
         blocks,
         data: Vec::new(),
+        edx_dead_at_return: false,
     }
 }
 
@@ -579,6 +580,7 @@ fn table_lookup(data_vaddr: u32, index: i32) -> Residual {
         entry: Some(Label(0)),
         blocks: vec![block(0, code, Terminator::Exit)],
         data,
+        edx_dead_at_return: false,
     }
 }
 

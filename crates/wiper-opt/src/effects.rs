@@ -11,7 +11,7 @@ use iced_x86::{
     Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess,
     OpKind, Register, RflagsBits,
 };
-use wiper_emit::Item;
+use wiper_emit::{Item, Residual};
 
 /// A set of locations (see the module docs).
 pub type Locs = u128;
@@ -229,6 +229,8 @@ pub fn memory_operand(ins: &Instruction) -> Option<u32> {
 /// promotable slots.
 pub struct EffectsOf {
     factory: InstructionInfoFactory,
+    /// What `ret` reads.
+    return_regs: Locs,
 }
 
 impl Default for EffectsOf {
@@ -238,11 +240,22 @@ impl Default for EffectsOf {
 }
 
 impl EffectsOf {
-    /// A new calculator.
+    /// A new calculator (`ret` reads [`RETURN_REGS`]).
     pub fn new() -> Self {
         EffectsOf {
             factory: InstructionInfoFactory::new(),
+            return_regs: RETURN_REGS,
         }
+    }
+
+    /// A calculator for `residual`: `ret` reads [`RETURN_REGS`], without
+    /// `edx` when [`Residual::edx_dead_at_return`] says no caller reads it.
+    pub fn for_residual(residual: &Residual) -> Self {
+        let mut calc = EffectsOf::new();
+        if residual.edx_dead_at_return {
+            calc.return_regs &= !reg_bit(Register::EDX).expect("a register");
+        }
+        calc
     }
 
     /// The instruction-info factory, for callers that need iced's details.
@@ -279,7 +292,7 @@ impl EffectsOf {
             // call, a jump into the original code, a system call) may read
             // and write every location.
             let (uses, defs) = if ins.mnemonic() == Mnemonic::Ret {
-                (RETURN_REGS, 0)
+                (self.return_regs, 0)
             } else {
                 (!0, !0)
             };

@@ -83,7 +83,7 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     let count = |r: &Residual| r.blocks.iter().map(|b| b.items.len()).sum::<usize>();
     let items_before = count(residual);
     cfg::simplify(residual);
-    let mut calc = effects::EffectsOf::new();
+    let mut calc = effects::EffectsOf::for_residual(residual);
     if let Some(f) = frame::analyze(residual) {
         frame::split_word_stores(residual, &f);
     }

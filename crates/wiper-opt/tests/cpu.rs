@@ -257,6 +257,7 @@ fn random_function(r: &mut Rng) -> Residual {
         entry: Some(Label(0)),
         blocks: out,
         data: Vec::new(),
+        edx_dead_at_return: false,
     }
 }
 

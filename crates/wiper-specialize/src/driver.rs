@@ -13,7 +13,7 @@ use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
 use wiper_qfbv::{ExprId, ExprPool};
 use wiper_sem::{loc_var, Flag, Loc, Reg};
 use wiper_synth::{Goal, Synthesizer};
-use wiper_x86::Disassembler;
+use wiper_x86::{CallerAnalysis, Disassembler};
 
 use crate::eval::{base_var_name, Evaluated, Evaluator, SExpr, Scratch};
 use crate::function::{FunctionInfo, InstrInfo, ALL_FLAGS};
@@ -161,6 +161,7 @@ pub fn specialize(
         run: RunState::default(),
         stats: Stats::default(),
         arg_counts: HashMap::new(),
+        callers: CallerAnalysis::new(binary),
     };
     let top = sp.function(entry)?;
     sp.stats.original_instructions = top.instrs.len();
@@ -234,13 +235,17 @@ pub fn specialize(
                     entry: Some(label),
                     blocks: std::mem::take(&mut sp.run.blocks),
                     data,
+                    edx_dead_at_return: !sp.run.edx_live_at_exit,
                 };
                 let mut stats = sp.stats.clone();
                 stats.points = sp.run.entries.len();
                 if std::env::var_os("WIPER_DEBUG").is_some() {
                     eprintln!(
-                        "wiper: debug: {} points, {} restarts, generalized {:?}",
-                        stats.points, stats.restarts, sp.generalized
+                        "wiper: debug: {} points, {} restarts, generalized {:?}; edx at return {}",
+                        stats.points,
+                        stats.restarts,
+                        sp.generalized,
+                        sp.callers.edx_at_return(entry)
                     );
                 }
                 stats.time = start.elapsed();
@@ -305,6 +310,8 @@ struct RunState {
     entries: Vec<Entry>,
     worklist: Vec<(Label, u32, State)>,
     size: usize,
+    /// Whether some exit kept `edx` for a caller that may read it.
+    edx_live_at_exit: bool,
 }
 
 struct Specializer<'a> {
@@ -328,6 +335,10 @@ struct Specializer<'a> {
     stats: Stats,
     /// Stack argument bytes of internal callees.
     arg_counts: HashMap<u32, u32>,
+    /// Whether the callers of a function may read `edx` after it returns
+    /// (at the exit of the specialized function and of its clones, a known
+    /// `edx` is materialized only then).
+    callers: CallerAnalysis<'a>,
 }
 
 /// Most locations one whistle generalizes at once (a loop's counters and
@@ -1216,7 +1227,9 @@ impl Specializer<'_> {
     }
 
     /// Function exit: what the caller can observe goes into the machine,
-    /// then the original `ret`.
+    /// then the original `ret`. `edx` only when some caller of the
+    /// function may read it ([`CallerAnalysis::edx_at_return`]): the
+    /// residual is reached only where the original function was.
     fn exit(
         &mut self,
         state: &mut State,
@@ -1227,7 +1240,12 @@ impl Specializer<'_> {
         // The frame dies; the caller owns no stack byte the function
         // could know (its arguments belong to the callee).
         em.all_memory(&mut state.store, |r, _| r != Region::Of(Base::Stack))?;
-        em.all_registers(&mut state.store);
+        if self.callers.edx_at_return(state.func).is_dead() {
+            em.registers_except(&mut state.store, Reg::Edx);
+        } else {
+            self.run.edx_live_at_exit = true;
+            em.all_registers(&mut state.store);
+        }
         let esp = state.store.esp();
         em.set_real_esp(&mut state.store, esp);
         em.emit(*ins, Origin::Original(ins.ip32()));

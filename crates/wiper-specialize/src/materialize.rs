@@ -180,8 +180,14 @@ impl<'a> Emitter<'a> {
 
     /// Writes every unsynced known register but `esp`.
     pub fn all_registers(&mut self, store: &mut Store) {
+        self.registers_except(store, Reg::Esp);
+    }
+
+    /// Writes every unsynced known register but `esp` and `skip` (a
+    /// register no later code reads).
+    pub fn registers_except(&mut self, store: &mut Store, skip: Reg) {
         for r in Reg::ALL {
-            if r != Reg::Esp {
+            if r != Reg::Esp && r != skip {
                 self.register(store, r);
             }
         }

@@ -28,6 +28,7 @@ const RT_PROGRAMS: &[&str] = &[
     "switch",
     "calls",
     "interp",
+    "wide",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.
@@ -66,7 +67,7 @@ pub fn testdata_bin(name: &str) -> PathBuf {
 }
 
 /// Names of the programs linked against the tiny runtime (`power`, `prod`,
-/// `abn`, `loops`, `recursion`, `switch`, `calls`, `interp`), so tests can
+/// `abn`, `loops`, `recursion`, `switch`, `calls`, `interp`, `wide`), so tests can
 /// loop over all of them.
 pub fn rt_programs() -> &'static [&'static str] {
     RT_PROGRAMS

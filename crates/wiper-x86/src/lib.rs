@@ -8,6 +8,7 @@
 //! that never return (`exit`, `abort`, an `exit` system call) get no fall-through
 //! edge, so code after them is not mistaken for part of the function.
 
+pub mod callers;
 mod cfg;
 pub mod format;
 pub mod jumptable;
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use iced_x86::Instruction;
 use wiper_elf::Binary;
 
+pub use callers::{CallerAnalysis, EdxAtReturn, EdxLive};
 pub use format::{Format, Syntax};
 pub use jumptable::JumpTable;
 pub use locate::{find_main, main_from_start, resolve_function};
