@@ -417,6 +417,7 @@ fn random_loop_function(r: &mut Rng) -> Residual {
         entry: Some(Label(0)),
         blocks,
         data: Vec::new(),
+        edx_dead_at_return: false,
     }
 }
 
@@ -518,6 +519,7 @@ fn random_walk_function(r: &mut Rng) -> Residual {
             },
         ],
         data: Vec::new(),
+        edx_dead_at_return: false,
     }
 }
 
