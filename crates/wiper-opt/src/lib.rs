@@ -12,7 +12,10 @@
 //!    registers, and byte slots into free byte registers (after dword
 //!    constant stores over byte slots are split into byte stores).
 //! 2. **Copy propagation** ([`cleanup`]): reads of a copied register read
-//!    the original.
+//!    the original. Then **affine value numbering** ([`affine`]), local to
+//!    a block: recomputations of a value a register already holds go, and
+//!    sums, scalings and offsets of one value become one `lea`, `shl` or
+//!    `imul` from a register that holds it.
 //! 3. **Dead-code elimination** ([`cleanup`]): items whose results are never
 //!    read go.
 //! 4. **Peepholes** ([`peephole`]): register swaps, two-address
@@ -28,6 +31,7 @@
 //! ABI does not preserve them) and so is the function's own frame below the
 //! entry stack pointer; everything else a caller can see stays live.
 
+pub mod affine;
 pub mod branches;
 pub mod cfg;
 pub mod cleanup;
@@ -52,6 +56,8 @@ pub struct OptStats {
     /// Conditional branches that became jumps because the branch before
     /// them had already tested the same register against zero.
     pub decided_branches: usize,
+    /// Recomputations removed and writes strength-reduced by [`affine`].
+    pub affine_rewrites: usize,
     /// Residual items before.
     pub items_before: usize,
     /// Residual items after.
@@ -74,14 +80,14 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     }
     // Promotion and clean-up repeat while slots move: copies removed in one
     // round free registers for the next.
-    let (mut promoted_slots, mut promoted_byte_slots) = (0, 0);
+    let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) = (0, 0, 0);
     for _ in 0..4 {
         let (words, bytes) = frame::analyze(residual)
             .map(|f| promote::promote(residual, &f, &mut calc))
             .unwrap_or((0, 0));
         promoted_slots += words;
         promoted_byte_slots += bytes;
-        clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc);
         if words == 0 {
             break;
         }
@@ -92,32 +98,38 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     let unframed =
         frame::analyze(residual).is_some_and(|f| unframe::eliminate_frame(residual, &f, &mut calc));
     if unframed {
-        clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc);
     }
     let decided_branches = branches::decide_repeated_tests(residual, &mut calc);
     if decided_branches > 0 {
         cfg::simplify(residual);
-        clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc);
     }
     OptStats {
         promoted_slots,
         promoted_byte_slots,
         unframed,
         decided_branches,
+        affine_rewrites,
         items_before,
         items_after: count(residual),
     }
 }
 
-/// Copy propagation, dead-code elimination and peepholes until nothing
-/// changes (at most 16 rounds).
-fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) {
+/// Copy propagation, affine value numbering, dead-code elimination and
+/// peepholes until nothing changes (at most 16 rounds); returns the affine
+/// rewrites.
+fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) -> usize {
+    let mut affine_rewrites = 0;
     for _ in 0..16 {
         let copied = cleanup::propagate_copies(residual, calc);
+        let reduced = affine::run(residual, calc);
         let removed = cleanup::eliminate_dead(residual, calc, None);
         let rewritten = peephole::run(residual, calc);
-        if !copied && !removed && !rewritten {
+        affine_rewrites += reduced;
+        if !copied && reduced == 0 && !removed && !rewritten {
             break;
         }
     }
+    affine_rewrites
 }
