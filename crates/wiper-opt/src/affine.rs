@@ -44,8 +44,7 @@ use crate::promote::bits;
 
 /// Blocks with more items are left alone (the search is quadratic).
 const MAX_ITEMS: usize = 1024;
-/// Rounds of strength reduction per call (each rewrites at most one write
-/// per block).
+/// Rewrites of one block per call (each replaces one item).
 const MAX_ROUNDS: usize = 64;
 
 /// An opaque value of a block's numbering.
@@ -314,7 +313,8 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
             continue;
         }
         // Liveness at the block's end only shrinks as the pass goes (it
-        // never adds a read of the flags), so `live_end` stays safe.
+        // never adds a read of the flags, nor a register read on entry to a
+        // block), so `live_end` stays safe.
         for _ in 0..MAX_ROUNDS {
             let Some((k, code)) = best_rewrite(&block.items, &fx, live_end, calc, &mut encoder)
             else {

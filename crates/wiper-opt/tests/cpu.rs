@@ -199,7 +199,7 @@ fn affine_shape(r: &mut Rng) -> Vec<Instruction> {
                 let k = *r.choose(&[1, 2, 3, 4, 5, 8, 9, 12, -1, -4]);
                 let imm = r.range(0, 40) as i32 - 8;
                 out.push(match r.below(11) {
-                    0 => one(|x| x.shl(d, r.range(1, 32))),
+                    0 => one(|x| x.shl(d, r.below(32))),
                     1 => one(|x| x.imul_3(d, e, k)),
                     2 => one(|x| x.lea(d, ptr(e + imm))),
                     3 => one(|x| x.lea(d, ptr(d + e * *r.choose(&[1, 2, 4, 8]) + imm))),
