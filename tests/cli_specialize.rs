@@ -82,9 +82,11 @@ fn power_y1_n2_is_x_plus_1_squared_without_a_loop() {
 }
 
 #[test]
-fn prod_y1_n3_unrolls_three_additions() {
+fn prod_y1_n3_unrolls_into_one_lea() {
     let out = residual_asm("prod-O0", "prod", &["arg1=1", "arg2=3"]);
     assert_eq!(backward_branches(&out), 0, "{out}");
+    // The three additions of x+1 are (x+1)*3 = x*3+3, one lea.
+    assert!(out.contains("lea    eax,[edx+edx*2+0x3]"), "{out}");
     insta::assert_snapshot!("specialize_prod_O0_y1_n3", out);
     let out = residual_asm("prod-O2", "prod", &["arg1=1", "arg2=3"]);
     assert_eq!(backward_branches(&out), 0, "{out}");

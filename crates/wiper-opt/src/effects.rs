@@ -285,6 +285,16 @@ impl EffectsOf {
         }
     }
 
+    /// The effects of every item of `residual` (per block, per item), with
+    /// no promotable slots.
+    pub fn residual(&mut self, residual: &wiper_emit::Residual) -> Vec<Vec<Effects>> {
+        residual
+            .blocks
+            .iter()
+            .map(|b| b.items.iter().map(|item| self.item(item, None)).collect())
+            .collect()
+    }
+
     /// The effects of one instruction (see [`EffectsOf::item`]).
     pub fn instruction(&mut self, ins: &Instruction, slot: Option<usize>) -> Effects {
         if ins.flow_control() != FlowControl::Next {

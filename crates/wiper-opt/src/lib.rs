@@ -12,7 +12,10 @@
 //!    registers, and byte slots into free byte registers (after dword
 //!    constant stores over byte slots are split into byte stores).
 //! 2. **Copy propagation** ([`cleanup`]): reads of a copied register read
-//!    the original.
+//!    the original. Then **affine value numbering** ([`affine`]), local to
+//!    a block: recomputations of a value a register already holds go, and
+//!    sums, scalings and offsets of one value become one `lea`, `shl` or
+//!    `imul` from a register that holds it.
 //! 3. **Dead-code elimination** ([`cleanup`]): items whose results are never
 //!    read go.
 //! 4. **Peepholes** ([`peephole`]): register swaps, two-address
@@ -37,6 +40,7 @@
 //! ABI does not preserve them) and so is the function's own frame below the
 //! entry stack pointer; everything else a caller can see stays live.
 
+pub mod affine;
 pub mod branches;
 pub mod cfg;
 pub mod cleanup;
@@ -72,6 +76,8 @@ pub struct OptStats {
     pub closed_loops: usize,
     /// Self-loops with a known trip count made straight-line.
     pub unrolled_loops: usize,
+    /// Recomputations removed and writes strength-reduced by [`affine`].
+    pub affine_rewrites: usize,
     /// Residual items before.
     pub items_before: usize,
     /// Residual items after.
@@ -94,14 +100,14 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     }
     // Promotion and clean-up repeat while slots move: copies removed in one
     // round free registers for the next.
-    let (mut promoted_slots, mut promoted_byte_slots) = (0, 0);
+    let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) = (0, 0, 0);
     for _ in 0..4 {
         let (words, bytes) = frame::analyze(residual)
             .map(|f| promote::promote(residual, &f, &mut calc))
             .unwrap_or((0, 0));
         promoted_slots += words;
         promoted_byte_slots += bytes;
-        clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc);
         if words == 0 {
             break;
         }
@@ -112,12 +118,12 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     let unframed =
         frame::analyze(residual).is_some_and(|f| unframe::eliminate_frame(residual, &f, &mut calc));
     if unframed {
-        clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc);
     }
     let decided_branches = branches::decide_repeated_tests(residual, &mut calc);
     if decided_branches > 0 {
         cfg::simplify(residual);
-        clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc);
     }
     // Constants and closed loops feed each other: a closed inner loop
     // leaves its counter known, which may close the loop around it.
@@ -134,7 +140,7 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
         closed_loops += closed;
         unrolled_loops += unrolled;
         cfg::simplify(residual);
-        clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc);
     }
     OptStats {
         promoted_slots,
@@ -144,23 +150,29 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
         folded_constants,
         closed_loops,
         unrolled_loops,
+        affine_rewrites,
         items_before,
         items_after: count(residual),
     }
 }
 
-/// Copy propagation, dead-code elimination and peepholes until nothing
-/// changes (at most 16 rounds).
-fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) {
+/// Copy propagation, affine value numbering, dead-code elimination and
+/// peepholes until nothing changes (at most 16 rounds); returns the affine
+/// rewrites.
+fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) -> usize {
+    let mut affine_rewrites = 0;
     for _ in 0..16 {
         let copied = cleanup::propagate_copies(residual, calc);
+        let reduced = affine::run(residual, calc);
         let removed = cleanup::eliminate_dead(residual, calc, None)
             | cleanup::eliminate_overwritten_parts(residual, calc);
         let rewritten = peephole::run(residual, calc)
             | offsets::fold_offsets(residual, calc)
             | powers::shorten_power_chains(residual, calc);
-        if !copied && !removed && !rewritten {
+        affine_rewrites += reduced;
+        if !copied && reduced == 0 && !removed && !rewritten {
             break;
         }
     }
+    affine_rewrites
 }

@@ -90,13 +90,20 @@ pub fn liveness(residual: &Residual, fx: &[Vec<Effects>]) -> Liveness {
             for &s in &succ[b] {
                 live |= live_in[s];
             }
-            let mut out = vec![0; fx[b].len()];
-            for (k, e) in fx[b].iter().enumerate().rev() {
-                out[k] = live;
-                live = (live & !e.kills) | e.uses;
-            }
-            out
+            block_live_out(&fx[b], live)
         })
         .collect();
     Liveness { live_out, live_in }
+}
+
+/// Locations live after each item of a block whose items have the effects
+/// `fx`, given `live_end` live after its last item.
+pub fn block_live_out(fx: &[Effects], live_end: Locs) -> Vec<Locs> {
+    let mut live = live_end;
+    let mut out = vec![0; fx.len()];
+    for (k, e) in fx.iter().enumerate().rev() {
+        out[k] = live;
+        live = (live & !e.kills) | e.uses;
+    }
+    out
 }

@@ -20,8 +20,7 @@ use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use wiper_emit::{Item, Residual};
 
 use crate::effects::{
-    displacement_size, flag_bits, is_fixed_register, reg_bit, zero_test, Effects, EffectsOf, Locs,
-    ALL_FLAGS,
+    displacement_size, flag_bits, is_fixed_register, reg_bit, zero_test, EffectsOf, Locs, ALL_FLAGS,
 };
 use crate::liveness::liveness;
 
@@ -87,11 +86,7 @@ fn sets_zf_sf_pf_of(ins: &Instruction, reg: Register) -> bool {
 
 /// Rewrites what it can; returns whether anything changed.
 pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
-    let fx: Vec<Vec<Effects>> = residual
-        .blocks
-        .iter()
-        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
-        .collect();
+    let fx = calc.residual(residual);
     let live = liveness(residual, &fx);
     let zf_sf_pf = flag_bits(RflagsBits::ZF | RflagsBits::SF | RflagsBits::PF);
     let mut changed = false;

@@ -62,7 +62,8 @@ fn random_instruction(r: &mut Rng, saved: i32) -> Vec<Instruction> {
     let m = slot(r, saved);
     let m8 = byte_slot(r);
     let imm = r.interesting_u32() as i32;
-    let ins = match r.below(29) {
+    let ins = match r.below(32) {
+        28..=31 => return affine_shape(r),
         16 => one(|x| x.mov(m8, a8)),
         17 => one(|x| x.movzx(a, m8)),
         18 => one(|x| x.cmp(m8, 0)),
@@ -150,6 +151,116 @@ fn random_instruction(r: &mut Rng, saved: i32) -> Vec<Instruction> {
     vec![ins]
 }
 
+/// Code that computes and recomputes affine forms of a few registers (for
+/// the affine value numbering): chains of adds of one register, the same
+/// offset recomputed, `lea`, `shl`, `imul`, `neg`, `inc` by constants,
+/// frame addresses offset in one register and used in another's memory
+/// operand, sometimes with the flags read afterwards (by `adc`, or by the
+/// block's branch when the shape ends it).
+fn affine_shape(r: &mut Rng) -> Vec<Instruction> {
+    let (a, b, c) = (reg(r), reg(r), reg(r));
+    let imm = if r.coin() {
+        r.range(1, 20) as i32
+    } else {
+        r.interesting_u32() as i32
+    };
+    let mut out = Vec::new();
+    match r.below(6) {
+        5 => {
+            // a frame address, offset into b, b's memory operand (the frame
+            // address escapes, so no slot of this function is promoted)
+            out.push(one(|x| x.lea(a, ptr(esp + 4 * r.below(4) as i32))));
+            let k = 4 * r.below(3) as i32;
+            if r.coin() {
+                out.push(one(|x| x.lea(b, ptr(a + k))));
+            } else {
+                out.push(one(|x| x.mov(b, a)));
+                out.push(one(|x| x.add(b, k)));
+            }
+            let m = dword_ptr(b + 4 * r.below(3) as i32);
+            out.push(match r.below(3) {
+                0 => one(|x| x.mov(c, m)),
+                1 => one(|x| x.add(c, m)),
+                _ => one(|x| x.mov(m, c)),
+            });
+            if a != b && a != c && r.coin() {
+                // an index 1..4 in q, from p in 0..3; a, c and p distinct, so
+                // the load stays in the frame (a read of the return address
+                // would differ: the code's length moves it)
+                let others: Vec<AsmRegister32> = [eax, ecx, edx, ebx, ebp, esi, edi]
+                    .into_iter()
+                    .filter(|&x| x != a)
+                    .collect();
+                let p = *r.choose(&others);
+                let q = *r.choose(&others);
+                out.push(one(|x| x.and(p, 3)));
+                out.push(one(|x| x.lea(q, ptr(p + 1))));
+                let scale = *r.choose(&[1, 2, 4]);
+                out.push(one(|x| x.mov(c, dword_ptr(a + q * scale))));
+            }
+        }
+        0 => {
+            // c = (b + imm) summed n times, b + imm recomputed into a each time
+            out.push(one(|x| x.lea(a, ptr(b + imm))));
+            out.push(one(|x| x.mov(c, a)));
+            for _ in 0..r.range(1, 8) {
+                out.push(one(|x| x.lea(a, ptr(b + imm))));
+                out.push(one(|x| x.add(c, a)));
+            }
+        }
+        1 => {
+            // a = b + imm, recomputed through a copy, used by c
+            for _ in 0..r.range(2, 5) {
+                out.push(one(|x| x.mov(a, b)));
+                out.push(one(|x| x.add(a, imm)));
+                out.push(if r.coin() {
+                    one(|x| x.imul_2(c, a))
+                } else {
+                    one(|x| x.mov(c, a))
+                });
+            }
+        }
+        2 => {
+            // a doubled or summed with itself
+            out.push(one(|x| x.mov(c, b)));
+            for _ in 0..r.range(1, 8) {
+                out.push(if r.coin() {
+                    one(|x| x.add(c, b))
+                } else {
+                    one(|x| x.add(c, c))
+                });
+            }
+            out.push(one(|x| x.mov(a, c)));
+        }
+        _ => {
+            // arithmetic by constants on two or three registers
+            for _ in 0..r.range(2, 7) {
+                let (d, e) = (*r.choose(&[a, b, c]), *r.choose(&[a, b, c]));
+                let k = *r.choose(&[1, 2, 3, 4, 5, 8, 9, 12, -1, -4]);
+                let imm = r.range(0, 40) as i32 - 8;
+                out.push(match r.below(11) {
+                    0 => one(|x| x.shl(d, r.below(32))),
+                    1 => one(|x| x.imul_3(d, e, k)),
+                    2 => one(|x| x.lea(d, ptr(e + imm))),
+                    3 => one(|x| x.lea(d, ptr(d + e * *r.choose(&[1, 2, 4, 8]) + imm))),
+                    4 => one(|x| x.inc(d)),
+                    5 => one(|x| x.dec(d)),
+                    6 => one(|x| x.neg(d)),
+                    7 => one(|x| x.sub(d, e)),
+                    8 => one(|x| x.add(d, e)),
+                    9 => one(|x| x.sub(d, imm)),
+                    _ => one(|x| x.mov(d, imm)),
+                });
+            }
+        }
+    }
+    if r.below(3) == 0 {
+        let d = reg(r);
+        out.push(one(|x| x.adc(d, 0)));
+    }
+    out
+}
+
 /// A zero test of a register (of kind `kind`), as a block ends before its
 /// branch.
 fn zero_test(kind: u32) -> Instruction {
@@ -161,11 +272,14 @@ fn zero_test(kind: u32) -> Instruction {
     }
 }
 
+/// Makes random instructions for a function with this many saved registers.
+type Generator = fn(&mut Rng, i32) -> Vec<Instruction>;
+
 /// A random residual function: a prologue that saves some callee-saved
 /// registers and opens the frame, a few blocks with forward branches (often
 /// on zero tests), an epilogue that restores the registers with `mov`s (as
 /// the specializer reduces `pop`s) and returns.
-fn random_function(r: &mut Rng) -> Residual {
+fn random_function(r: &mut Rng, instruction: Generator) -> Residual {
     let blocks = 1 + r.below(5) as usize;
     let saved: Vec<AsmRegister32> = [ebx, esi, edi, ebp]
         .into_iter()
@@ -196,7 +310,7 @@ fn random_function(r: &mut Rng) -> Residual {
                     one(|x| x.mov(m8, imm & 0xff))
                 });
             } else {
-                items.extend(random_instruction(r, n));
+                items.extend(instruction(r, n));
             }
         }
         // A block after a zero test often tests the same again.
@@ -541,14 +655,6 @@ fn encode(residual: &Residual) -> Vec<u8> {
     encoded.code
 }
 
-/// A disassembly of `code`, for failure messages.
-fn listing(code: &[u8]) -> String {
-    iced_x86::Decoder::with_ip(32, code, u64::from(CODE_BASE), 0)
-        .into_iter()
-        .map(|i| format!("  {:08x} {i}\n", i.ip()))
-        .collect()
-}
-
 /// Runs `code` from `state` with the fall-through stub as return address.
 fn run(code: &[u8], state: &CpuState) -> CpuState {
     let mut s = state.clone();
@@ -571,39 +677,71 @@ fn observable(s: &CpuState, entry_esp: u32) -> (Vec<u32>, Vec<u8>) {
     (regs, mem)
 }
 
+/// Runs `original` and `optimized` (case `case`) from six random states
+/// and asserts that a caller sees the same.
+fn assert_agree(rng: &mut Rng, case: usize, original: &Residual, optimized: &Residual) {
+    let (code_a, code_b) = (encode(original), encode(optimized));
+    for _ in 0..6 {
+        let state = CpuState::random(rng, 4096);
+        let entry_esp = state.regs[ESP];
+        let want = observable(&run(&code_a, &state), entry_esp);
+        let got = observable(&run(&code_b, &state), entry_esp);
+        let first_byte = want.1.iter().zip(&got.1).position(|(a, b)| a != b);
+        assert!(
+            want == got,
+            "case {case}: optimized code differs: registers {:x?} vs {:x?}, first byte {first_byte:?}\noriginal:\n{}optimized:\n{}",
+            want.0,
+            got.0,
+            listing(original),
+            listing(optimized)
+        );
+    }
+}
+
+/// `residual` as text, an instruction a line.
+fn listing(residual: &Residual) -> String {
+    let mut out = String::new();
+    for block in &residual.blocks {
+        out += &format!("L{}:\n", block.label.0);
+        for item in &block.items {
+            match item {
+                Item::Instr(ins, _) => out += &format!("  {ins}\n"),
+                other => out += &format!("  {other:?}\n"),
+            }
+        }
+        out += &format!("  -> {:?}\n", block.terminator);
+    }
+    out
+}
+
 #[test]
 fn optimized_functions_agree_with_the_originals_on_the_processor() {
     let mut rng = Rng::new(0x0b7_1e5);
     let (mut promoted, mut before, mut after) = (0, 0, 0);
-    let (mut bytes, mut decided, mut unframed) = (0, 0, 0);
+    let (mut bytes, mut decided, mut unframed, mut affine) = (0, 0, 0, 0);
     for case in 0..250 {
-        let original = random_function(&mut rng);
+        let original = random_function(&mut rng, random_instruction);
         let mut optimized = original.clone();
         let stats = wiper_opt::optimize(&mut optimized);
         promoted += stats.promoted_slots;
         bytes += stats.promoted_byte_slots;
         decided += stats.decided_branches;
+        affine += stats.affine_rewrites;
         unframed += usize::from(stats.unframed);
         before += stats.items_before;
         after += stats.items_after;
-        let (code_a, code_b) = (encode(&original), encode(&optimized));
-        for _ in 0..6 {
-            let state = CpuState::random(&mut rng, 4096);
-            let entry_esp = state.regs[ESP];
-            let want = observable(&run(&code_a, &state), entry_esp);
-            let got = observable(&run(&code_b, &state), entry_esp);
-            assert_eq!(
-                want, got,
-                "case {case}: optimized code differs\noriginal: {original:#?}\noptimized: {optimized:#?}"
-            );
-        }
+        assert_agree(&mut rng, case, &original, &optimized);
     }
     // The test must exercise the passes, not only the unchanged path.
     assert!(promoted > 50, "only {promoted} slots promoted");
-    eprintln!("{bytes} byte slots, {decided} branches decided, {unframed} frames removed");
+    eprintln!(
+        "{bytes} byte slots, {decided} branches decided, {unframed} frames removed, \
+         {affine} affine rewrites"
+    );
     assert!(bytes > 10, "only {bytes} byte slots promoted");
     assert!(decided > 5, "only {decided} branches decided");
     assert!(unframed > 10, "only {unframed} frames removed");
+    assert!(affine > 100, "only {affine} affine rewrites");
     assert!(after * 10 < before * 9, "only {before} -> {after} items");
 }
 
@@ -622,22 +760,7 @@ fn closed_loops_and_folded_constants_agree_with_the_processor() {
                 if taken == b.label || not_taken == b.label)
         });
         loops_left += usize::from(self_loop);
-        let (code_a, code_b) = (encode(&original), encode(&optimized));
-        for _ in 0..4 {
-            let state = CpuState::random(&mut rng, 4096);
-            let entry_esp = state.regs[ESP];
-            let want = observable(&run(&code_a, &state), entry_esp);
-            let got = observable(&run(&code_b, &state), entry_esp);
-            let first_byte = want.1.iter().zip(&got.1).position(|(a, b)| a != b);
-            assert!(
-                want == got,
-                "case {case}: optimized code differs: registers {:x?} vs {:x?}, first byte {first_byte:?}\noriginal:\n{}optimized:\n{}",
-                want.0,
-                got.0,
-                listing(&code_a),
-                listing(&code_b)
-            );
-        }
+        assert_agree(&mut rng, case, &original, &optimized);
     }
     eprintln!("{closed} loops closed, {loops_left} left, {folded} constants folded");
     assert!(closed > 80, "only {closed} loops closed");
@@ -660,24 +783,29 @@ fn unrolled_walks_agree_with_the_processor() {
             matches!(b.terminator, Terminator::Branch { taken, not_taken, .. }
                 if taken == b.label || not_taken == b.label)
         }));
-        let (code_a, code_b) = (encode(&original), encode(&optimized));
-        for _ in 0..4 {
-            let state = CpuState::random(&mut rng, 4096);
-            let entry_esp = state.regs[ESP];
-            let want = observable(&run(&code_a, &state), entry_esp);
-            let got = observable(&run(&code_b, &state), entry_esp);
-            let first_byte = want.1.iter().zip(&got.1).position(|(a, b)| a != b);
-            assert!(
-                want == got,
-                "case {case}: optimized code differs: registers {:x?} vs {:x?}, first byte {first_byte:?}\noriginal:\n{}optimized:\n{}",
-                want.0,
-                got.0,
-                listing(&code_a),
-                listing(&code_b)
-            );
-        }
+        assert_agree(&mut rng, case, &original, &optimized);
     }
     eprintln!("{unrolled} walks unrolled, {loops_left} left, {before} -> {after} items");
     assert!(unrolled > 100, "only {unrolled} walks unrolled");
     assert!(loops_left > 40, "only {loops_left} walks rightly kept");
+}
+
+/// Functions made of affine shapes only, so that more of what the affine
+/// value numbering rewrites reaches the registers a caller sees.
+#[test]
+fn affine_rewrites_agree_with_the_originals_on_the_processor() {
+    let mut rng = Rng::new(0x00af_f14e);
+    let (mut affine, mut before, mut after) = (0, 0, 0);
+    for case in 0..300 {
+        let original = random_function(&mut rng, |r, _| affine_shape(r));
+        let mut optimized = original.clone();
+        let stats = wiper_opt::optimize(&mut optimized);
+        affine += stats.affine_rewrites;
+        before += stats.items_before;
+        after += stats.items_after;
+        assert_agree(&mut rng, case, &original, &optimized);
+    }
+    eprintln!("{affine} affine rewrites, {before} -> {after} items");
+    assert!(affine > 2000, "only {affine} affine rewrites");
+    assert!(after * 10 < before * 8, "only {before} -> {after} items");
 }
