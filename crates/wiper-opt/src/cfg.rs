@@ -43,6 +43,26 @@ pub fn prepend_to_entry(residual: &mut Residual, items: Vec<Item>) {
     residual.entry = Some(label);
 }
 
+/// For a block that branches back to itself while ZF is clear (`jne` to
+/// itself, or `je` out): where it exits to, and the branch's origin. The
+/// loops the loop passes ([`crate::counted`], [`crate::unroll`]) rewrite.
+pub fn loop_while_not_zero(block: &Block) -> Option<(Label, Origin)> {
+    let Terminator::Branch {
+        cc,
+        taken,
+        not_taken,
+        origin,
+    } = block.terminator
+    else {
+        return None;
+    };
+    match (taken == block.label, not_taken == block.label) {
+        (true, false) if cc == iced_x86::ConditionCode::ne => Some((not_taken, origin)),
+        (false, true) if cc == iced_x86::ConditionCode::e => Some((taken, origin)),
+        _ => None,
+    }
+}
+
 /// Applies `f` to every label a terminator names.
 fn retarget(t: &mut Terminator, f: impl Fn(Label) -> Label) {
     match t {

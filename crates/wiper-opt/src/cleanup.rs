@@ -194,11 +194,7 @@ fn moves_into_without_reading(item: &Item, part: Register) -> bool {
 /// on whole registers, where a byte write keeps the rest alive; here the
 /// part is what matters. Returns whether anything changed.
 pub fn eliminate_overwritten_parts(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
-    let fx: Vec<Vec<Effects>> = residual
-        .blocks
-        .iter()
-        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
-        .collect();
+    let fx = calc.residual(residual);
     let live = liveness(residual, &fx);
     let mut changed = false;
     for (b, block) in residual.blocks.iter_mut().enumerate() {

@@ -485,11 +485,7 @@ fn is_simplest(ins: &Instruction) -> bool {
 /// Propagates constants and folds what they decide (see the module docs);
 /// returns how many items and branches changed.
 pub fn propagate(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
-    let fx: Vec<Vec<Effects>> = residual
-        .blocks
-        .iter()
-        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
-        .collect();
+    let fx = calc.residual(residual);
     let state = solve(residual, &fx);
     let live = liveness(residual, &fx);
     let mut changed = 0;

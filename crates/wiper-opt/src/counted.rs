@@ -12,9 +12,10 @@
 //! `[>+<-]` is this loop, and specialization leaves it in the residual with
 //! the tape cells in registers.
 
-use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 use wiper_emit::{Item, Residual, Terminator};
 
+use crate::cfg::loop_while_not_zero;
 use crate::effects::{reg_bit, reg_of_bit, zero_test, Effects, EffectsOf, ALL_FLAGS, ALL_REGS};
 use crate::liveness::{block_index, liveness};
 
@@ -99,12 +100,7 @@ fn sets_zf_of(item: &Item, r: Register) -> bool {
 }
 
 /// A self-loop's closed form: the items that replace its body.
-fn closed_form(
-    items: &[Item],
-    fx: &[Effects],
-    continue_while_nonzero: bool,
-    free: u128,
-) -> Option<Vec<Item>> {
+fn closed_form(items: &[Item], fx: &[Effects], free: u128) -> Option<Vec<Item>> {
     // The total step of each register, in order of first appearance.
     let mut steps: Vec<(Register, u32)> = Vec::new();
     let mut flag_source = None;
@@ -146,7 +142,7 @@ fn closed_form(
         return None;
     }
     let &(c, c_step) = steps.iter().find(|(q, _)| overlap(*q, counter))?;
-    if c != counter || !continue_while_nonzero {
+    if c != counter {
         return None;
     }
     // Turns: the entry value stepping down, its negation stepping up.
@@ -231,30 +227,14 @@ fn closed_form(
 
 /// Replaces every counted self-loop by its closed form; returns how many.
 pub fn close_loops(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
-    let fx: Vec<Vec<Effects>> = residual
-        .blocks
-        .iter()
-        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
-        .collect();
+    let fx = calc.residual(residual);
     let live = liveness(residual, &fx);
     let index = block_index(residual);
     let mut closed = 0;
     for (b, block_fx) in fx.iter().enumerate() {
         let block = &residual.blocks[b];
-        let Terminator::Branch {
-            cc,
-            taken,
-            not_taken,
-            origin,
-        } = block.terminator
-        else {
+        let Some((exit, origin)) = loop_while_not_zero(block) else {
             continue;
-        };
-        let (exit, continue_while_nonzero) = match (taken == block.label, not_taken == block.label)
-        {
-            (true, false) => (not_taken, cc == ConditionCode::ne),
-            (false, true) => (taken, cc == ConditionCode::e),
-            _ => continue,
         };
         let Some(&x) = index.get(&exit) else { continue };
         let live_after = live.live_in[x];
@@ -267,7 +247,7 @@ pub fn close_loops(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
             .map(|e| e.uses | e.defs)
             .fold(0, |a, u| a | u);
         let free = ALL_REGS & !used & !live_after;
-        let Some(items) = closed_form(&block.items, block_fx, continue_while_nonzero, free) else {
+        let Some(items) = closed_form(&block.items, block_fx, free) else {
             continue;
         };
         let block = &mut residual.blocks[b];

@@ -10,7 +10,7 @@
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 use wiper_emit::{Item, Origin, Residual};
 
-use crate::effects::{displacement_size, reg_of_bit, Effects, EffectsOf, ALL_FLAGS};
+use crate::effects::{displacement_size, reg_of_bit, Effects, EffectsOf, ALL_FLAGS, ARITHMETIC};
 use crate::liveness::liveness;
 
 /// The 32-bit register an instruction adds a constant to, and the
@@ -50,28 +50,11 @@ fn lea(r: Register, k: u32) -> Instruction {
     Instruction::with2(Code::Lea_r32_m, r, m).expect("lea r32, [r32+disp] is encodable")
 }
 
-/// Instructions without implicit register operands (in their two- and
-/// three-operand forms), whose memory operand's displacement can change.
-const EXPLICIT: &[Mnemonic] = &[
-    Mnemonic::Mov,
-    Mnemonic::Movzx,
-    Mnemonic::Movsx,
-    Mnemonic::Lea,
-    Mnemonic::Add,
-    Mnemonic::Sub,
-    Mnemonic::Adc,
-    Mnemonic::Sbb,
-    Mnemonic::And,
-    Mnemonic::Or,
-    Mnemonic::Xor,
-    Mnemonic::Cmp,
-    Mnemonic::Test,
-    Mnemonic::Imul,
-];
-
 /// Whether `ins` reads `r` only to form its memory operand's address.
 fn only_addresses(ins: &Instruction, r: Register) -> bool {
-    EXPLICIT.contains(&ins.mnemonic())
+    // Two or more operands: the arithmetic's forms without implicit ones.
+    let m = ins.mnemonic();
+    (ARITHMETIC.contains(&m) || matches!(m, Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Lea))
         && ins.op_count() >= 2
         && (ins.memory_base() == r || ins.memory_index() == r)
         && (0..ins.op_count()).all(|k| {
@@ -116,11 +99,7 @@ fn settle(item: &Item, e: &Effects, r: Register, bit: u128) -> Settle {
 /// Folds pending increments (see the module docs); returns whether
 /// anything changed. A block changes only when it gets shorter.
 pub fn fold_offsets(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
-    let fx: Vec<Vec<Effects>> = residual
-        .blocks
-        .iter()
-        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
-        .collect();
+    let fx = calc.residual(residual);
     let live = liveness(residual, &fx);
     let mut changed = false;
     for (b, block) in residual.blocks.iter_mut().enumerate() {

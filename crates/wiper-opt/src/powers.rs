@@ -10,7 +10,7 @@
 use iced_x86::{Code, Instruction, OpKind, Register};
 use wiper_emit::{Item, Origin, Residual};
 
-use crate::effects::{Effects, EffectsOf, ALL_FLAGS};
+use crate::effects::{EffectsOf, ALL_FLAGS};
 use crate::liveness::liveness;
 
 /// `(dst, src)` of a register-to-register instruction with code in `codes`.
@@ -45,11 +45,7 @@ fn square_and_multiply(a: Register, b: Register, k: u32, origin: Origin) -> Vec<
 
 /// Rewrites every chain that gets shorter; returns whether any did.
 pub fn shorten_power_chains(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
-    let fx: Vec<Vec<Effects>> = residual
-        .blocks
-        .iter()
-        .map(|b| b.items.iter().map(|item| calc.item(item, None)).collect())
-        .collect();
+    let fx = calc.residual(residual);
     let live = liveness(residual, &fx);
     let mut changed = false;
     for (bi, block) in residual.blocks.iter_mut().enumerate() {

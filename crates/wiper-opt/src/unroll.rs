@@ -11,6 +11,7 @@
 use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
 use wiper_emit::{Item, Residual, Terminator};
 
+use crate::cfg::loop_while_not_zero;
 use crate::effects::{reg_bit, Effects, EffectsOf, ALL_FLAGS};
 use crate::liveness::{block_index, successors};
 
@@ -204,19 +205,8 @@ pub fn unroll_loops(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
     let mut unrolled = 0;
     for (b, block_preds) in preds.iter().enumerate() {
         let block = &residual.blocks[b];
-        let Terminator::Branch {
-            cc,
-            taken,
-            not_taken,
-            origin,
-        } = block.terminator
-        else {
+        let Some((exit, origin)) = loop_while_not_zero(block) else {
             continue;
-        };
-        let exit = match (taken == block.label, not_taken == block.label) {
-            (true, false) if cc == ConditionCode::ne => not_taken,
-            (false, true) if cc == ConditionCode::e => taken,
-            _ => continue,
         };
         // One way in from outside, not the function's entry.
         let outside: Vec<usize> = block_preds.iter().copied().filter(|&p| p != b).collect();

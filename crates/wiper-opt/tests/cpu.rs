@@ -482,28 +482,59 @@ fn random_loop_function(r: &mut Rng) -> Residual {
     }
     exit.push(one(|x| x.mov(ecx, counter_full)));
     exit.push(one(|x| x.cmp(flag_reg, r.interesting_u32() as i32)));
-    let items = |v: Vec<Instruction>| v.into_iter().map(|i| Item::Instr(i, o)).collect();
     let ret = |add: i32| Block {
         label: Label(3 + add as u32),
-        items: items(vec![one(|x| x.add(eax, add)), one(|x| x.ret())]),
+        items: instrs(vec![one(|x| x.add(eax, add)), one(|x| x.ret())]),
         terminator: Terminator::Exit,
     };
-    let (cc_loop, taken, not_taken) = if r.coin() {
+    let exit_branch = Terminator::Branch {
+        cc: *r.choose(&[
+            ConditionCode::e,
+            ConditionCode::ne,
+            ConditionCode::l,
+            ConditionCode::a,
+        ]),
+        taken: Label(3),
+        not_taken: Label(4),
+        origin: o,
+    };
+    self_loop_function(r, setup, body, (exit, exit_branch), vec![ret(0), ret(1)])
+}
+
+/// Instructions as residual items.
+fn instrs(v: Vec<Instruction>) -> Vec<Item> {
+    v.into_iter()
+        .map(|i| Item::Instr(i, Origin::Original(0)))
+        .collect()
+}
+
+/// A function of three blocks and `more`: `setup` (label 0), then `body`
+/// (label 1) looping to itself while ZF is clear (as `jne` back or `je`
+/// out, at random), then the exit's items and terminator (label 2).
+fn self_loop_function(
+    r: &mut Rng,
+    setup: Vec<Instruction>,
+    body: Vec<Instruction>,
+    (exit, exit_terminator): (Vec<Instruction>, Terminator),
+    more: Vec<Block>,
+) -> Residual {
+    let o = Origin::Original(0);
+    let (cc, taken, not_taken) = if r.coin() {
         (ConditionCode::ne, Label(1), Label(2))
     } else {
         (ConditionCode::e, Label(2), Label(1))
     };
-    let blocks = vec![
+    let mut blocks = vec![
         Block {
             label: Label(0),
-            items: items(setup),
+            items: instrs(setup),
             terminator: Terminator::Jump(Label(1), o),
         },
         Block {
             label: Label(1),
-            items: items(body),
+            items: instrs(body),
             terminator: Terminator::Branch {
-                cc: cc_loop,
+                cc,
                 taken,
                 not_taken,
                 origin: o,
@@ -511,22 +542,11 @@ fn random_loop_function(r: &mut Rng) -> Residual {
         },
         Block {
             label: Label(2),
-            items: items(exit),
-            terminator: Terminator::Branch {
-                cc: *r.choose(&[
-                    ConditionCode::e,
-                    ConditionCode::ne,
-                    ConditionCode::l,
-                    ConditionCode::a,
-                ]),
-                taken: Label(3),
-                not_taken: Label(4),
-                origin: o,
-            },
+            items: instrs(exit),
+            terminator: exit_terminator,
         },
-        ret(0),
-        ret(1),
     ];
+    blocks.extend(more);
     Residual {
         entry: Some(Label(0)),
         blocks,
@@ -539,10 +559,9 @@ fn random_loop_function(r: &mut Rng) -> Residual {
 /// distance apart (or a counter and a constant bound), a block that loops
 /// to itself reading through the pointer and stepping it until it meets
 /// the end, and an exit that returns what was read (sometimes with the
-/// loop's flags). Short walks unroll; long ones, and walks whose end is
-/// loaded from memory, stay loops.
+/// loop's flags). Short walks unroll; long ones, and walks whose end the
+/// code before does not relate to the pointer, stay loops.
 fn random_walk_function(r: &mut Rng) -> Residual {
-    let o = Origin::Original(0);
     let stride = *r.choose(&[1u32, 2, 4, 8]);
     let turns = r.range(1, 32 / stride + 1);
     let mut setup = vec![one(|x| x.lea(eax, ptr(esp + 4)))];
@@ -602,39 +621,7 @@ fn random_walk_function(r: &mut Rng) -> Residual {
     }
     exit.push(one(|x| x.add(eax, edx)));
     exit.push(one(|x| x.ret()));
-    let items = |v: Vec<Instruction>| v.into_iter().map(|i| Item::Instr(i, o)).collect();
-    let (cc, taken, not_taken) = if r.coin() {
-        (ConditionCode::ne, Label(1), Label(2))
-    } else {
-        (ConditionCode::e, Label(2), Label(1))
-    };
-    Residual {
-        entry: Some(Label(0)),
-        blocks: vec![
-            Block {
-                label: Label(0),
-                items: items(setup),
-                terminator: Terminator::Jump(Label(1), o),
-            },
-            Block {
-                label: Label(1),
-                items: items(body),
-                terminator: Terminator::Branch {
-                    cc,
-                    taken,
-                    not_taken,
-                    origin: o,
-                },
-            },
-            Block {
-                label: Label(2),
-                items: items(exit),
-                terminator: Terminator::Exit,
-            },
-        ],
-        data: Vec::new(),
-        edx_dead_at_return: false,
-    }
+    self_loop_function(r, setup, body, (exit, Terminator::Exit), Vec::new())
 }
 
 /// Encodes `residual` at the oracle's code address.
