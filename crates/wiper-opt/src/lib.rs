@@ -23,7 +23,9 @@
 //! 5. **Frame elimination** ([`unframe`]): when only register saves and
 //!    stack-pointer adjustments are left of the frame (saves of registers
 //!    the code changes become a `push`/`pop` pair).
-//! 6. **Repeated zero tests** ([`branches`]): a branch on `r == 0` right
+//! 6. **Saved registers freed** ([`scratch`]): a callee-saved register
+//!    saved in a scratch register only to hold temporaries swaps roles with
+//!    it. **Repeated zero tests** ([`branches`]): a branch on `r == 0` right
 //!    after one on the same `r` is decided; then passes 0 and 2 to 4 again.
 //! 7. **Constants** ([`constants`]) and **closed loops** ([`counted`]):
 //!    known register values fold into immediates and decide branches, and
@@ -53,6 +55,7 @@ pub mod offsets;
 pub mod peephole;
 pub mod powers;
 pub mod promote;
+pub mod scratch;
 pub mod unframe;
 pub mod unroll;
 
@@ -70,6 +73,8 @@ pub struct OptStats {
     /// Conditional branches that became jumps because the branch before
     /// them had already tested the same register against zero.
     pub decided_branches: usize,
+    /// Callee-saved registers whose temporaries moved to a scratch register.
+    pub freed_registers: usize,
     /// Items and branches rewritten by constant propagation.
     pub folded_constants: usize,
     /// Counted self-loops replaced by their closed form.
@@ -120,6 +125,11 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     if unframed {
         affine_rewrites += clean_up(residual, &mut calc);
     }
+    cfg::simplify(residual); // the save is looked for in the entry block
+    let freed_registers = scratch::free_saved_registers(residual, &mut calc);
+    if freed_registers > 0 {
+        affine_rewrites += clean_up(residual, &mut calc);
+    }
     let decided_branches = branches::decide_repeated_tests(residual, &mut calc);
     if decided_branches > 0 {
         cfg::simplify(residual);
@@ -147,6 +157,7 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
         promoted_byte_slots,
         unframed,
         decided_branches,
+        freed_registers,
         folded_constants,
         closed_loops,
         unrolled_loops,

@@ -1,0 +1,179 @@
+//! Callee-saved registers used as temporaries give way to a scratch
+//! register. The specializer keeps the original's register choice: a
+//! function that uses `ebx` saves it on entry and restores it before `ret`.
+//! After promotion that save is `mov ecx,ebx` and the restore `mov ebx,ecx`.
+//! When nothing else touches the scratch register `S` (`ecx`, or `edx` when
+//! no caller reads it at return) and the function makes no calls, the two
+//! registers swap roles: `R` keeps its entry value throughout, the
+//! temporaries live in `S`, and the save and the restores go.
+
+use iced_x86::{Code, Mnemonic, OpKind, Register};
+use wiper_emit::{Item, Residual};
+
+use crate::effects::{reg_bit, Effects, EffectsOf, ARITHMETIC};
+use crate::liveness::{liveness, successors};
+
+/// `(dst, src)` of a 32-bit register-to-register `mov`.
+fn reg_move(item: &Item) -> Option<(Register, Register)> {
+    let Item::Instr(ins, _) = item else {
+        return None;
+    };
+    (matches!(ins.code(), Code::Mov_r32_rm32 | Code::Mov_rm32_r32)
+        && ins.op0_kind() == OpKind::Register
+        && ins.op1_kind() == OpKind::Register)
+        .then(|| (ins.op0_register(), ins.op1_register()))
+}
+
+/// `reg` (any part of `from`) as the same part of `to`, if `to` has it.
+fn same_part(reg: Register, from: Register, to: Register) -> Option<Register> {
+    if reg.full_register32() != from {
+        return Some(reg);
+    }
+    let parts = |r: Register| -> [Register; 4] {
+        match r {
+            Register::EAX => [Register::EAX, Register::AX, Register::AL, Register::AH],
+            Register::ECX => [Register::ECX, Register::CX, Register::CL, Register::CH],
+            Register::EDX => [Register::EDX, Register::DX, Register::DL, Register::DH],
+            Register::EBX => [Register::EBX, Register::BX, Register::BL, Register::BH],
+            Register::ESI => [Register::ESI, Register::SI, Register::None, Register::None],
+            Register::EDI => [Register::EDI, Register::DI, Register::None, Register::None],
+            Register::EBP => [Register::EBP, Register::BP, Register::None, Register::None],
+            _ => [Register::None; 4],
+        }
+    };
+    let k = parts(from).iter().position(|&p| p == reg)?;
+    Some(parts(to)[k]).filter(|&r| r != Register::None)
+}
+
+/// `item` with register `from` renamed to `to`, when `from` appears only
+/// as explicit operands of an instruction without implicit ones.
+fn renamed(item: &Item, from: Register, to: Register) -> Option<Item> {
+    match item {
+        Item::Address { reg, addr, origin } => Some(Item::Address {
+            reg: same_part(*reg, from, to)?,
+            addr: *addr,
+            origin: *origin,
+        }),
+        Item::Instr(ins, origin) => {
+            let m = ins.mnemonic();
+            let explicit = ARITHMETIC.contains(&m)
+                || matches!(m, Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Lea)
+                || ins.condition_code() != iced_x86::ConditionCode::None && ins.op_count() == 1;
+            // One-operand `mul`/`imul` read and write eax and edx.
+            let implicit = matches!(m, Mnemonic::Imul | Mnemonic::Mul) && ins.op_count() == 1;
+            if !explicit || implicit {
+                return None;
+            }
+            let mut new = *ins;
+            for k in 0..ins.op_count() {
+                if ins.op_kind(k) == OpKind::Register {
+                    new.set_op_register(k, same_part(ins.op_register(k), from, to)?);
+                }
+            }
+            if ins.memory_base() != Register::None {
+                new.set_memory_base(same_part(ins.memory_base(), from, to)?);
+            }
+            if ins.memory_index() != Register::None {
+                new.set_memory_index(same_part(ins.memory_index(), from, to)?);
+            }
+            Some(Item::Instr(new, *origin))
+        }
+        Item::CallLabel(..) => None,
+    }
+}
+
+/// Swaps every callee-saved register that only holds temporaries with a
+/// free scratch register (see the module docs); returns how many.
+pub fn free_saved_registers(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let mut swapped = 0;
+    let edx_free = residual.edx_dead_at_return;
+    for r in [Register::EBX, Register::ESI, Register::EDI, Register::EBP] {
+        let scratch = [Register::ECX, Register::EDX]
+            .into_iter()
+            .filter(|&s| s == Register::ECX || edx_free);
+        for s in scratch {
+            if swap(residual, calc, r, s) {
+                swapped += 1;
+                break;
+            }
+        }
+    }
+    swapped
+}
+
+/// Swaps `r` with `s` when the function saves `r` in `s` on entry and
+/// restores it from `s` before every `ret`, and nothing else touches `s`.
+fn swap(residual: &mut Residual, calc: &mut EffectsOf, r: Register, s: Register) -> bool {
+    let Some(entry) = residual.entry else {
+        return false;
+    };
+    let fx: Vec<Vec<Effects>> = calc.residual(residual);
+    let (rb, sb) = (reg_bit(r).expect("gpr"), reg_bit(s).expect("gpr"));
+    // No calls, and nothing jumps back to the entry block.
+    let calls = fx.iter().flatten().any(|e| e.uses == !0);
+    let entry_reentered = residual
+        .blocks
+        .iter()
+        .any(|b| successors(&b.terminator).contains(&entry));
+    let Some(e) = residual.blocks.iter().position(|b| b.label == entry) else {
+        return false;
+    };
+    if calls || entry_reentered {
+        return false;
+    }
+    // The save: the first item of the entry block touching r or s.
+    let touches = |fx: &Effects, bit| (fx.uses | fx.defs) & bit != 0;
+    let Some(save) = fx[e].iter().position(|f| touches(f, rb | sb)) else {
+        return false;
+    };
+    if reg_move(&residual.blocks[e].items[save]) != Some((s, r)) {
+        return false;
+    }
+    let live = liveness(residual, &fx);
+    if live.live_out[e][save] & rb != 0 {
+        return false; // r's entry value is read again
+    }
+    // The restores: before each `ret`, the last item touching r or s.
+    let mut restores = Vec::new();
+    for (b, block) in residual.blocks.iter().enumerate() {
+        let Some(last) = fx[b].last() else { continue };
+        if !last.leaves {
+            continue;
+        }
+        let k = fx[b][..fx[b].len() - 1]
+            .iter()
+            .rposition(|f| touches(f, rb | sb));
+        match k {
+            Some(k) if reg_move(&block.items[k]) == Some((r, s)) => restores.push((b, k)),
+            _ => return false,
+        }
+    }
+    // Nothing else touches s; everything else that touches r can be renamed.
+    let mut renames = Vec::new();
+    for (b, block) in residual.blocks.iter().enumerate() {
+        for (k, item) in block.items.iter().enumerate() {
+            if (b, k) == (e, save) || restores.contains(&(b, k)) {
+                continue;
+            }
+            if touches(&fx[b][k], sb) {
+                return false;
+            }
+            if touches(&fx[b][k], rb) && !fx[b][k].leaves {
+                match renamed(item, r, s) {
+                    Some(new) => renames.push((b, k, new)),
+                    None => return false,
+                }
+            }
+        }
+    }
+    for (b, k, new) in renames {
+        residual.blocks[b].items[k] = new;
+    }
+    let mut gone: Vec<(usize, usize)> = restores;
+    gone.push((e, save));
+    gone.sort_unstable_by(|x, y| y.cmp(x));
+    for (b, k) in gone {
+        residual.blocks[b].items.remove(k);
+    }
+    true
+}
