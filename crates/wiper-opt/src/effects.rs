@@ -220,6 +220,17 @@ pub fn zero_test(item: &Item) -> Option<Register> {
     }
 }
 
+/// `(dst, src)` of a 32-bit register-to-register `mov`.
+pub fn reg_move(item: &Item) -> Option<(Register, Register)> {
+    let Item::Instr(ins, _) = item else {
+        return None;
+    };
+    (matches!(ins.code(), Code::Mov_r32_rm32 | Code::Mov_rm32_r32)
+        && ins.op0_kind() == OpKind::Register
+        && ins.op1_kind() == OpKind::Register)
+        .then(|| (ins.op0_register(), ins.op1_register()))
+}
+
 /// The index of the explicit memory operand of `ins`, if any.
 pub fn memory_operand(ins: &Instruction) -> Option<u32> {
     (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory)

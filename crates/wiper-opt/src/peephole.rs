@@ -20,20 +20,10 @@ use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use wiper_emit::{Item, Residual};
 
 use crate::effects::{
-    displacement_size, flag_bits, is_fixed_register, reg_bit, zero_test, EffectsOf, Locs, ALL_FLAGS,
+    displacement_size, flag_bits, is_fixed_register, reg_bit, reg_move, zero_test, EffectsOf, Locs,
+    ALL_FLAGS,
 };
 use crate::liveness::liveness;
-
-/// `(dst, src)` of a 32-bit register-to-register `mov`.
-fn reg_move(item: &Item) -> Option<(Register, Register)> {
-    let Item::Instr(ins, _) = item else {
-        return None;
-    };
-    (matches!(ins.code(), Code::Mov_r32_rm32 | Code::Mov_rm32_r32)
-        && ins.op0_kind() == OpKind::Register
-        && ins.op1_kind() == OpKind::Register)
-        .then(|| (ins.op0_register(), ins.op1_register()))
-}
 
 /// Whether `reg` is in `live`.
 fn is_live(live: Locs, reg: Register) -> bool {

@@ -7,22 +7,11 @@
 //! registers swap roles: `R` keeps its entry value throughout, the
 //! temporaries live in `S`, and the save and the restores go.
 
-use iced_x86::{Code, Mnemonic, OpKind, Register};
+use iced_x86::{Mnemonic, OpKind, Register};
 use wiper_emit::{Item, Residual};
 
-use crate::effects::{reg_bit, Effects, EffectsOf, ARITHMETIC};
+use crate::effects::{reg_bit, reg_move, Effects, EffectsOf, ARITHMETIC};
 use crate::liveness::{liveness, successors};
-
-/// `(dst, src)` of a 32-bit register-to-register `mov`.
-fn reg_move(item: &Item) -> Option<(Register, Register)> {
-    let Item::Instr(ins, _) = item else {
-        return None;
-    };
-    (matches!(ins.code(), Code::Mov_r32_rm32 | Code::Mov_rm32_r32)
-        && ins.op0_kind() == OpKind::Register
-        && ins.op1_kind() == OpKind::Register)
-        .then(|| (ins.op0_register(), ins.op1_register()))
-}
 
 /// `reg` (any part of `from`) as the same part of `to`, if `to` has it.
 fn same_part(reg: Register, from: Register, to: Register) -> Option<Register> {
