@@ -212,7 +212,7 @@ impl Forms {
     }
 
     /// The form of operand `k` of `ins`: a 32-bit register or an immediate.
-    fn operand(&self, ins: &Instruction, k: u32) -> Option<Affine> {
+    pub fn operand(&self, ins: &Instruction, k: u32) -> Option<Affine> {
         match ins.op_kind(k) {
             OpKind::Register => index(ins.op_register(k)).map(|i| self.regs[i]),
             OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate32 => {

@@ -12,37 +12,20 @@
 //! `[>+<-]` is this loop, and specialization leaves it in the residual with
 //! the tape cells in registers.
 
-use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Instruction, OpKind, Register};
 use wiper_emit::{Item, Residual, Terminator};
 
 use crate::cfg::loop_while_not_zero;
-use crate::effects::{reg_bit, reg_of_bit, zero_test, Effects, EffectsOf, ALL_FLAGS, ALL_REGS};
+use crate::effects::{
+    constant_step, low_byte, reg_bit, reg_of_bit, zero_test, Effects, EffectsOf, ALL_FLAGS,
+    ALL_REGS,
+};
 use crate::liveness::{block_index, liveness};
 
 /// The constant an instruction adds to its register operand: `inc`,
 /// `dec`, `add r,imm`, `sub r,imm` (modulo the register's width).
 fn step_of(ins: &Instruction) -> Option<(Register, u32)> {
-    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
-        return None;
-    }
-    let r = ins.op0_register();
-    if !(r.is_gpr8() || r.is_gpr32()) || reg_bit(r).is_none() {
-        return None;
-    }
-    let imm = || match ins.op1_kind() {
-        OpKind::Immediate8 | OpKind::Immediate32 | OpKind::Immediate8to32 => {
-            Some(ins.immediate(1) as u32)
-        }
-        _ => None,
-    };
-    let step = match ins.mnemonic() {
-        Mnemonic::Inc => 1,
-        Mnemonic::Dec => u32::MAX,
-        Mnemonic::Add if ins.op_count() == 2 => imm()?,
-        Mnemonic::Sub if ins.op_count() == 2 => imm()?.wrapping_neg(),
-        _ => return None,
-    };
-    Some((r, step))
+    constant_step(ins).filter(|(r, _)| r.is_gpr8() || r.is_gpr32())
 }
 
 /// The width mask of a byte or dword register.
@@ -63,17 +46,6 @@ fn overlap(a: Register, b: Register) -> bool {
 /// Whether `r` is `ah`, `ch`, `dh` or `bh`.
 fn is_high_byte(r: Register) -> bool {
     matches!(r, Register::AH | Register::CH | Register::DH | Register::BH)
-}
-
-/// The low byte of a 32-bit register, when it has one.
-fn low_byte(r: Register) -> Option<Register> {
-    match r.full_register32() {
-        Register::EAX => Some(Register::AL),
-        Register::ECX => Some(Register::CL),
-        Register::EDX => Some(Register::DL),
-        Register::EBX => Some(Register::BL),
-        _ => None,
-    }
 }
 
 /// `reg` (a byte register or any part of a dword one) as an operand of

@@ -231,6 +231,49 @@ pub fn reg_move(item: &Item) -> Option<(Register, Register)> {
         .then(|| (ins.op0_register(), ins.op1_register()))
 }
 
+/// The register an instruction adds a constant to, and the constant
+/// (modulo 2^32; the caller masks it to the register's width): `add` or
+/// `sub` of an immediate, `inc`, `dec`, and `lea r,[r+d]`.
+pub fn constant_step(ins: &Instruction) -> Option<(Register, u32)> {
+    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let r = ins.op0_register();
+    reg_bit(r)?;
+    let imm = || match ins.op1_kind() {
+        OpKind::Immediate8 | OpKind::Immediate32 | OpKind::Immediate8to32 => {
+            Some(ins.immediate(1) as u32)
+        }
+        _ => None,
+    };
+    let step = match ins.mnemonic() {
+        Mnemonic::Inc => 1,
+        Mnemonic::Dec => u32::MAX,
+        Mnemonic::Add if ins.op_count() == 2 => imm()?,
+        Mnemonic::Sub if ins.op_count() == 2 => imm()?.wrapping_neg(),
+        Mnemonic::Lea
+            if ins.memory_base() == r
+                && ins.memory_index() == Register::None
+                && ins.segment_prefix() == Register::None =>
+        {
+            ins.memory_displacement32()
+        }
+        _ => return None,
+    };
+    Some((r, step))
+}
+
+/// The low byte of a 32-bit register (`al` of `eax`), when it has one.
+pub fn low_byte(r: Register) -> Option<Register> {
+    match r.full_register32() {
+        Register::EAX => Some(Register::AL),
+        Register::ECX => Some(Register::CL),
+        Register::EDX => Some(Register::DL),
+        Register::EBX => Some(Register::BL),
+        _ => None,
+    }
+}
+
 /// The index of the explicit memory operand of `ins`, if any.
 pub fn memory_operand(ins: &Instruction) -> Option<u32> {
     (0..ins.op_count()).find(|&i| ins.op_kind(i) == OpKind::Memory)

@@ -10,38 +10,15 @@
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 use wiper_emit::{Item, Origin, Residual};
 
-use crate::effects::{displacement_size, reg_of_bit, Effects, EffectsOf, ALL_FLAGS, ARITHMETIC};
+use crate::effects::{
+    constant_step, displacement_size, reg_of_bit, Effects, EffectsOf, ALL_FLAGS, ARITHMETIC,
+};
 use crate::liveness::liveness;
 
 /// The 32-bit register an instruction adds a constant to, and the
 /// constant: `add`/`sub r,imm`, `inc`, `dec`, `lea r,[r+d]`.
 fn increment(ins: &Instruction) -> Option<(Register, u32)> {
-    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
-        return None;
-    }
-    let r = ins.op0_register();
-    if !r.is_gpr32() || r == Register::ESP {
-        return None;
-    }
-    let imm = || match ins.op1_kind() {
-        OpKind::Immediate32 | OpKind::Immediate8to32 => Some(ins.immediate(1) as u32),
-        _ => None,
-    };
-    let k = match ins.mnemonic() {
-        Mnemonic::Add if ins.op_count() == 2 => imm()?,
-        Mnemonic::Sub if ins.op_count() == 2 => imm()?.wrapping_neg(),
-        Mnemonic::Inc => 1,
-        Mnemonic::Dec => u32::MAX,
-        Mnemonic::Lea
-            if ins.memory_base() == r
-                && ins.memory_index() == Register::None
-                && ins.segment_prefix() == Register::None =>
-        {
-            ins.memory_displacement32()
-        }
-        _ => return None,
-    };
-    Some((r, k))
+    constant_step(ins).filter(|(r, _)| r.is_gpr32())
 }
 
 /// `lea r, [r + k]`.

@@ -20,8 +20,8 @@ use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use wiper_emit::{Item, Residual};
 
 use crate::effects::{
-    displacement_size, flag_bits, is_fixed_register, reg_bit, reg_move, zero_test, EffectsOf, Locs,
-    ALL_FLAGS,
+    displacement_size, flag_bits, is_fixed_register, low_byte, reg_bit, reg_move, zero_test,
+    EffectsOf, Locs, ALL_FLAGS,
 };
 use crate::liveness::liveness;
 
@@ -175,7 +175,7 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
             // movzx r,x; test rl,rl with r dead after: test x,x (cmp x,0)
             if let [Item::Instr(ext, _), test @ Item::Instr(_, origin), ..] = window {
                 if let Some(x) = zero_extended_byte(ext).filter(|_| {
-                    zero_test(test) == Some(low_byte_of(ext.op0_register()))
+                    zero_test(test) == low_byte(ext.op0_register())
                         && !is_live(out[k + 1], ext.op0_register())
                 }) {
                     let tested = match x {
@@ -265,21 +265,10 @@ fn memory_of(ins: &Instruction) -> iced_x86::MemoryOperand {
     )
 }
 
-/// The low byte of the 32-bit register `r` (`Register::None` without one).
-fn low_byte_of(r: Register) -> Register {
-    match r {
-        Register::EAX => Register::AL,
-        Register::ECX => Register::CL,
-        Register::EDX => Register::DL,
-        Register::EBX => Register::BL,
-        _ => Register::None,
-    }
-}
-
 /// The byte a `movzx r32, x8` reads, when it is not part of `r` and `r`
 /// has a low byte.
 fn zero_extended_byte(ext: &Instruction) -> Option<ByteOperand> {
-    if ext.code() != Code::Movzx_r32_rm8 || low_byte_of(ext.op0_register()) == Register::None {
+    if ext.code() != Code::Movzx_r32_rm8 || low_byte(ext.op0_register()).is_none() {
         return None;
     }
     let r = ext.op0_register();
@@ -301,7 +290,7 @@ fn zero_extended_byte(ext: &Instruction) -> Option<ByteOperand> {
 fn byte_through(ext: &Instruction, op: &Instruction, st: &Instruction) -> Option<Instruction> {
     use Code as C;
     let x = zero_extended_byte(ext)?;
-    let rl = low_byte_of(ext.op0_register());
+    let rl = low_byte(ext.op0_register())?;
     let unary = matches!(op.code(), C::Inc_rm8 | C::Dec_rm8 | C::Neg_rm8 | C::Not_rm8);
     let with_imm = matches!(
         op.code(),
