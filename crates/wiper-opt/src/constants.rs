@@ -1,9 +1,11 @@
 //! Constant propagation over registers, across blocks, with the facts
 //! branches establish and only along the edges that can be taken.
 //!
-//! Every register's bits are known or not ([`Known`]); a block starts with
-//! what all its reachable predecessors agree on, and the edge of a `je` on
-//! a value tested against zero knows that value is zero. With that:
+//! Every register's bits are known or not ([`Known`]); an instruction whose
+//! inputs are known is run on the semantics of `wiper-sem` ([`Evaluator`]);
+//! a block starts with what all its reachable predecessors agree on, and
+//! the edge of a `je` on a value tested against zero knows that value is
+//! zero. With that:
 //! - a read of a known register becomes an immediate (`add bl,cl` with `cl`
 //!   known to be `0xff` becomes `add bl,0xff`), so the register's producer
 //!   can die;
@@ -16,10 +18,17 @@
 //! with it known; folding that is what lets [`crate::counted`] close the
 //! outer loop too.
 
-use iced_x86::{Code, ConditionCode, Instruction, Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Residual, Terminator};
+use std::collections::HashMap;
 
-use crate::effects::{reg_bit, Effects, EffectsOf, ALL_FLAGS};
+use iced_x86::{
+    Code, CodeSize, ConditionCode, FlowControl, Instruction, Mnemonic, OpAccess, OpKind, Register,
+    RflagsBits,
+};
+use wiper_emit::{Item, Residual, Terminator};
+use wiper_sem::wiper_qfbv::ExprPool;
+use wiper_sem::{Flag, Lifted, MachineState};
+
+use crate::effects::{info32, reg_bit, Effects, EffectsOf, ALL_FLAGS};
 use crate::liveness::{block_index, liveness};
 
 /// Known bits of the eight 32-bit registers: bit `i` of `value[r]` is
@@ -90,45 +99,17 @@ impl Known {
     }
 }
 
-/// The value of operand `k` of `ins` (a known register or an immediate),
-/// masked to `w`.
-fn operand(ins: &Instruction, k: u32, known: &Known, w: u32) -> Option<u32> {
-    match ins.op_kind(k) {
-        OpKind::Register => known.get(ins.op_register(k)),
-        OpKind::Immediate8
-        | OpKind::Immediate16
-        | OpKind::Immediate32
-        | OpKind::Immediate8to16
-        | OpKind::Immediate8to32 => Some(ins.immediate(k) as u32 & w),
-        _ => None,
-    }
-}
-
-/// The sign bit of width mask `w`.
-fn sign(w: u32) -> u32 {
-    (w >> 1) + 1
-}
-
-/// Known status flags (parity and auxiliary carry are never tracked).
+/// Known status flags (auxiliary carry is never tracked).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Flags {
     cf: Option<bool>,
+    pf: Option<bool>,
     zf: Option<bool>,
     sf: Option<bool>,
     of: Option<bool>,
 }
 
 impl Flags {
-    /// ZF and SF of a result, with the given carry and overflow.
-    fn of_result(r: u32, w: u32, cf: Option<bool>, of: Option<bool>) -> Flags {
-        Flags {
-            cf,
-            zf: Some(r & w == 0),
-            sf: Some(r & sign(w) != 0),
-            of,
-        }
-    }
-
     /// Whether `cc` holds, when the flags it reads are known.
     fn holds(&self, cc: ConditionCode) -> Option<bool> {
         use ConditionCode as C;
@@ -138,148 +119,145 @@ impl Flags {
             C::e | C::ne => self.zf?,
             C::be | C::a => self.cf? || self.zf?,
             C::s | C::ns => self.sf?,
+            C::p | C::np => self.pf?,
             C::l | C::ge => self.sf? != self.of?,
             C::le | C::g => self.zf? || self.sf? != self.of?,
-            C::p | C::np | C::None => return None,
+            C::None => return None,
         };
-        let negated = matches!(cc, C::no | C::ae | C::ne | C::a | C::ns | C::ge | C::g);
+        let negated = matches!(
+            cc,
+            C::no | C::ae | C::ne | C::a | C::ns | C::np | C::ge | C::g
+        );
         Some(v != negated)
     }
 }
 
-/// What evaluating a pure register instruction over `known` gives: the
-/// register it writes with its value, and the flags it sets.
+/// What evaluating an instruction over `known` gives: the registers it
+/// writes with their values, and the flags it sets.
 struct Outcome {
-    dest: Option<(Register, u32)>,
+    dests: Vec<(Register, u32)>,
     flags: Flags,
 }
 
-/// Evaluates `ins` over `known` when its operands are known (moves,
-/// zero extension, `lea`, add, sub, logic, inc, dec, neg, not, shifts by
-/// an immediate, and compares).
-fn evaluate(ins: &Instruction, known: &Known) -> Option<Outcome> {
-    use Mnemonic as M;
-    if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
-        return None;
+/// Concrete evaluation of instructions whose inputs are known, by the
+/// semantics of `wiper-sem` (the ones tested against the processor):
+/// every register the instruction reads must be known in the width it
+/// reads, it must read no flags and touch no memory.
+pub struct Evaluator {
+    pool: ExprPool,
+    lifted: HashMap<Instruction, Option<Lifted>>,
+}
+
+impl Default for Evaluator {
+    fn default() -> Self {
+        Evaluator {
+            pool: ExprPool::new(),
+            lifted: HashMap::new(),
+        }
     }
-    let dst = ins.op0_register();
-    place(dst)?;
-    let w = width(dst);
-    let a = || known.get(dst);
-    let b = || operand(ins, 1, known, w);
-    let none = Flags::default();
-    let (value, flags) = match ins.mnemonic() {
-        M::Mov if ins.op_count() == 2 => (b()?, none),
-        M::Movzx => (known.get(ins.op1_register())?, none),
-        M::Lea => {
-            let base = match ins.memory_base() {
-                Register::None => 0,
-                r => known.get(r)?,
-            };
-            let index = match ins.memory_index() {
-                Register::None => 0,
-                r => known.get(r)?.wrapping_mul(ins.memory_index_scale()),
-            };
-            let v = base
-                .wrapping_add(index)
-                .wrapping_add(ins.memory_displacement32());
-            (v & w, none)
+}
+
+impl Evaluator {
+    /// Evaluates `ins` over `known` (see the type's docs).
+    fn evaluate(
+        &mut self,
+        calc: &mut EffectsOf,
+        ins: &Instruction,
+        known: &Known,
+    ) -> Option<Outcome> {
+        if ins.rflags_read() != 0 || ins.flow_control() != FlowControl::Next {
+            return None;
         }
-        M::Xor | M::Sub
-            if ins.op_count() == 2
-                && ins.op1_kind() == OpKind::Register
-                && ins.op1_register() == dst =>
+        let mut ins32 = *ins;
+        ins32.set_code_size(CodeSize::Code32);
+        let info = info32(calc.factory(), &ins32);
+        if info
+            .used_memory()
+            .iter()
+            .any(|m| m.access() != OpAccess::NoMemAccess)
         {
-            (0, Flags::of_result(0, w, Some(false), Some(false)))
+            return None;
         }
-        M::Add | M::Sub | M::Cmp => {
-            let (x, y) = (a()?, b()?);
-            let r = if ins.mnemonic() == M::Add {
-                x.wrapping_add(y) & w
-            } else {
-                x.wrapping_sub(y) & w
-            };
-            let s = sign(w);
-            let (cf, of) = if ins.mnemonic() == M::Add {
-                (r < x, (x ^ r) & (y ^ r) & s != 0)
-            } else {
-                (x < y, (x ^ y) & (x ^ r) & s != 0)
-            };
-            let flags = Flags::of_result(r, w, Some(cf), Some(of));
-            if ins.mnemonic() == M::Cmp {
-                return Some(Outcome { dest: None, flags });
+        // `xor r,r` and `sub r,r` do not depend on r.
+        let zero_idiom = matches!(ins.mnemonic(), Mnemonic::Xor | Mnemonic::Sub)
+            && ins.op_count() == 2
+            && ins.op1_kind() == OpKind::Register
+            && ins.op1_register() == ins.op0_register();
+        let mut writes = Vec::new();
+        for used in info.used_registers() {
+            let r = used.register();
+            if r.is_segment_register() {
+                continue;
             }
-            (r, flags)
-        }
-        M::And | M::Or | M::Xor | M::Test => {
-            let (x, y) = (a()?, b()?);
-            let r = match ins.mnemonic() {
-                M::Or => x | y,
-                M::Xor => x ^ y,
-                _ => x & y,
-            };
-            let flags = Flags::of_result(r, w, Some(false), Some(false));
-            if ins.mnemonic() == M::Test {
-                return Some(Outcome { dest: None, flags });
+            place(r)?;
+            let reads = matches!(
+                used.access(),
+                OpAccess::Read | OpAccess::CondRead | OpAccess::ReadWrite
+            );
+            if reads && !zero_idiom && known.get(r).is_none() {
+                return None;
             }
-            (r, flags)
-        }
-        M::Inc | M::Dec => {
-            let x = a()?;
-            let r = if ins.mnemonic() == M::Inc {
-                x.wrapping_add(1)
-            } else {
-                x.wrapping_sub(1)
-            } & w;
-            let of = if ins.mnemonic() == M::Inc {
-                r == sign(w)
-            } else {
-                x == sign(w)
-            };
-            (r, Flags::of_result(r, w, None, Some(of)))
-        }
-        M::Neg => {
-            let x = a()?;
-            let r = x.wrapping_neg() & w;
-            (r, Flags::of_result(r, w, Some(x != 0), Some(x == sign(w))))
-        }
-        M::Not => (!a()? & w, none),
-        M::Shl | M::Shr if ins.op1_kind() != OpKind::Register => {
-            let (x, n) = (a()?, b()? & 31);
-            if n == 0 {
-                return None; // flags unchanged: not modelled
+            match used.access() {
+                OpAccess::Write | OpAccess::ReadWrite => writes.push(r),
+                OpAccess::Read | OpAccess::CondRead => {}
+                _ => return None,
             }
-            let r = if ins.mnemonic() == M::Shl {
-                (x as u64) << n
-            } else {
-                (x >> n) as u64
-            } as u32
-                & w;
-            (r, Flags::of_result(r, w, None, None))
         }
-        _ => return None,
-    };
-    Some(Outcome {
-        dest: Some((dst, value & w)),
-        flags,
-    })
+        let lifted = match self.lifted.get(&ins32) {
+            Some(l) => l.as_ref()?,
+            None => {
+                let l = wiper_sem::lift(&mut self.pool, &ins32).ok();
+                self.lifted.entry(ins32).or_insert(l).as_ref()?
+            }
+        };
+        let state = MachineState {
+            regs: known.value,
+            ..MachineState::default()
+        };
+        let out = wiper_sem::execute(&mut self.pool, lifted, &state).ok()?;
+        let dests = writes
+            .into_iter()
+            .filter_map(|r| {
+                let (i, shift, m) = place(r)?;
+                Some((r, out.state.regs[i] >> shift & m))
+            })
+            .collect();
+        let modified = ins.rflags_modified();
+        let flag = |f: Flag, bit: u32| {
+            (modified & bit != 0 && !out.undefined.contains(&f)).then(|| out.state.flag(f))
+        };
+        let flags = Flags {
+            cf: flag(Flag::Cf, RflagsBits::CF),
+            pf: flag(Flag::Pf, RflagsBits::PF),
+            zf: flag(Flag::Zf, RflagsBits::ZF),
+            sf: flag(Flag::Sf, RflagsBits::SF),
+            of: flag(Flag::Of, RflagsBits::OF),
+        };
+        Some(Outcome { dests, flags })
+    }
 }
 
 /// What the item with effects `fx` does to `known`; returns the flags it
 /// sets when it writes flags.
-fn transfer(item: &Item, fx: &Effects, known: &mut Known) -> Option<Flags> {
+fn transfer(
+    eval: &mut Evaluator,
+    calc: &mut EffectsOf,
+    item: &Item,
+    fx: &Effects,
+    known: &mut Known,
+) -> Option<Flags> {
     if fx.leaves || fx.uses == !0 {
         *known = Known::default();
         return None;
     }
     let outcome = match item {
-        Item::Instr(ins, _) if !fx.side_effect => evaluate(ins, known),
+        Item::Instr(ins, _) if !fx.side_effect => eval.evaluate(calc, ins, known),
         _ => None,
     };
     let writes_flags = fx.defs & ALL_FLAGS != 0;
     match outcome {
-        Some(Outcome { dest, flags }) => {
-            if let Some((reg, v)) = dest {
+        Some(Outcome { dests, flags }) => {
+            for (reg, v) in dests {
                 known.set(reg, v);
             }
             writes_flags.then_some(flags)
@@ -314,6 +292,8 @@ fn equal_when_zero(ins: &Instruction) -> Option<(Register, u32)> {
 /// flags of the last flag writer and, if the block ends in a `je`/`jne`,
 /// the register value the ZF-set edge establishes.
 fn run_block(
+    eval: &mut Evaluator,
+    calc: &mut EffectsOf,
     items: &[Item],
     fx: &[Effects],
     known: &mut Known,
@@ -321,7 +301,7 @@ fn run_block(
     let mut flags = None;
     let mut fact = None;
     for (item, e) in items.iter().zip(fx) {
-        if let Some(f) = transfer(item, e, known) {
+        if let Some(f) = transfer(eval, calc, item, e, known) {
             flags = Some(f);
             fact = match item {
                 Item::Instr(ins, _) => equal_when_zero(ins),
@@ -337,7 +317,12 @@ fn run_block(
 }
 
 /// The known state at the start of each block (`None`: not reachable).
-fn solve(residual: &Residual, fx: &[Vec<Effects>]) -> Vec<Option<Known>> {
+fn solve(
+    eval: &mut Evaluator,
+    calc: &mut EffectsOf,
+    residual: &Residual,
+    fx: &[Vec<Effects>],
+) -> Vec<Option<Known>> {
     let index = block_index(residual);
     let n = residual.blocks.len();
     let mut state: Vec<Option<Known>> = vec![None; n];
@@ -354,7 +339,7 @@ fn solve(residual: &Residual, fx: &[Vec<Effects>]) -> Vec<Option<Known>> {
         }
         let Some(mut known) = state[b] else { continue };
         let block = &residual.blocks[b];
-        let (flags, fact) = run_block(&block.items, &fx[b], &mut known);
+        let (flags, fact) = run_block(eval, calc, &block.items, &fx[b], &mut known);
         let mut edges: Vec<(usize, Known)> = Vec::new();
         match block.terminator {
             Terminator::Exit => {}
@@ -486,7 +471,8 @@ fn is_simplest(ins: &Instruction) -> bool {
 /// returns how many items and branches changed.
 pub fn propagate(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
     let fx = calc.residual(residual);
-    let state = solve(residual, &fx);
+    let mut eval = Evaluator::default();
+    let state = solve(&mut eval, calc, residual, &fx);
     let live = liveness(residual, &fx);
     let mut changed = 0;
     for (b, block) in residual.blocks.iter_mut().enumerate() {
@@ -497,7 +483,7 @@ pub fn propagate(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
         for (k, item) in items.into_iter().enumerate() {
             let e = fx[b][k];
             let before = known;
-            if let Some(f) = transfer(&item, &e, &mut known) {
+            if let Some(f) = transfer(&mut eval, calc, &item, &e, &mut known) {
                 flags = Some(f);
             }
             let Item::Instr(ins, origin) = item else {
@@ -577,16 +563,41 @@ mod tests {
         let mut k = Known::default();
         k.set(Register::EAX, 5);
         let cmp = Instruction::with2(Code::Cmp_rm32_imm8, Register::EAX, 7).unwrap();
-        let f = evaluate(&cmp, &k).unwrap().flags;
+        let (mut eval, mut calc) = (Evaluator::default(), EffectsOf::new());
+        let f = eval.evaluate(&mut calc, &cmp, &k).unwrap().flags;
         assert_eq!(f.holds(ConditionCode::b), Some(true));
         assert_eq!(f.holds(ConditionCode::l), Some(true));
         assert_eq!(f.holds(ConditionCode::e), Some(false));
         assert_eq!(f.holds(ConditionCode::g), Some(false));
         k.set(Register::AL, 0x80);
         let dec = Instruction::with1(Code::Dec_rm8, Register::AL).unwrap();
-        let o = evaluate(&dec, &k).unwrap();
-        assert_eq!(o.dest, Some((Register::AL, 0x7f)));
+        let o = eval.evaluate(&mut calc, &dec, &k).unwrap();
+        assert_eq!(o.dests, vec![(Register::AL, 0x7f)]);
         assert_eq!(o.flags.holds(ConditionCode::o), Some(true));
         assert_eq!(o.flags.holds(ConditionCode::b), None, "dec keeps CF");
+    }
+
+    #[test]
+    fn only_known_inputs_are_evaluated() {
+        let (mut eval, mut calc) = (Evaluator::default(), EffectsOf::new());
+        let mut k = Known::default();
+        k.set(Register::CL, 3);
+        let add = Instruction::with2(Code::Add_r8_rm8, Register::CL, Register::DL).unwrap();
+        assert!(
+            eval.evaluate(&mut calc, &add, &k).is_none(),
+            "dl is unknown"
+        );
+        k.set(Register::DL, 4);
+        let o = eval.evaluate(&mut calc, &add, &k).unwrap();
+        assert_eq!(o.dests, vec![(Register::CL, 7)]);
+        assert_eq!(
+            o.flags.holds(ConditionCode::p),
+            Some(false),
+            "7 has odd parity"
+        );
+        let zero = Instruction::with2(Code::Xor_r32_rm32, Register::EBX, Register::EBX).unwrap();
+        let o = eval.evaluate(&mut calc, &zero, &Known::default()).unwrap();
+        assert_eq!(o.dests, vec![(Register::EBX, 0)]);
+        assert_eq!(o.flags.holds(ConditionCode::e), Some(true));
     }
 }
