@@ -8,7 +8,7 @@
 //! callee clobber `ecx`, the flags and its own arguments).
 
 use iced_x86::code_asm::*;
-use iced_x86::{ConditionCode, Instruction};
+use iced_x86::{ConditionCode, Instruction, RflagsBits};
 use wiper_emit::{Block, Item, Label, Origin, Plan, Residual, Terminator};
 use wiper_oracle::{fallthrough_address, CpuState, Rng, CODE_BASE, ESP, SCRATCH_BASE};
 
@@ -272,6 +272,25 @@ fn zero_test(kind: u32) -> Instruction {
     }
 }
 
+/// Whether a branch on `cc` at the end of `items` reads only flags the
+/// processor defines: the block's last flag writer must not leave them
+/// undefined (`imul`'s SF and ZF, a shift's OF), and a block without one reads
+/// its predecessor's flags, which are only known to be defined in the entry
+/// block (the random state's). Undefined flags differ between Intel and AMD,
+/// and no compiler branches on them.
+fn flags_defined_for(cc: ConditionCode, items: &[Instruction], entry: bool) -> bool {
+    let read = match cc {
+        ConditionCode::e | ConditionCode::ne => RflagsBits::ZF,
+        ConditionCode::l => RflagsBits::SF | RflagsBits::OF,
+        ConditionCode::b => RflagsBits::CF,
+        other => panic!("no flags known for {other:?}"),
+    };
+    match items.iter().rev().find(|i| i.rflags_modified() != 0) {
+        Some(writer) => writer.rflags_undefined() & read == 0,
+        None => entry,
+    }
+}
+
 /// Makes random instructions for a function with this many saved registers.
 type Generator = fn(&mut Rng, i32) -> Vec<Instruction>;
 
@@ -349,6 +368,9 @@ fn random_function(r: &mut Rng, instruction: Generator) -> Residual {
                     ConditionCode::b,
                 ])
             };
+            if !flags_defined_for(cc, &items, i == 0) {
+                items.push(one(|x| x.cmp(eax, 0)));
+            }
             Terminator::Branch {
                 cc,
                 taken: target,
