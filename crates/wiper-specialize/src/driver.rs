@@ -12,7 +12,7 @@ use wiper_elf::{Binary, FileType};
 use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
 use wiper_qfbv::{ExprId, ExprPool};
 use wiper_sem::{loc_var, Flag, Loc, Reg};
-use wiper_synth::{Goal, Synthesizer};
+use wiper_synth::{Goal, Synthesized, Synthesizer};
 use wiper_x86::{CallerAnalysis, Disassembler};
 
 use crate::eval::{base_var_name, Evaluated, Evaluator, SExpr, Scratch};
@@ -1048,12 +1048,18 @@ impl Specializer<'_> {
             };
             let mut em = Emitter::new(items, addr);
             em.lower_real_esp(&mut state.store, floor);
-            match self.reduce(state, info, &post, &ev) {
-                Some(seq) => {
+            // Only a sequence Z3's verdicts prove is used; one that is
+            // offered without a proof is counted and replaced by the fallback.
+            let offered = self.reduce(state, info, &post, &ev);
+            if let Some(s) = &offered {
+                self.stats.reduced += s.instructions.len();
+            }
+            match offered.filter(|s| s.proof.holds()) {
+                Some(synthesized) => {
+                    let seq = synthesized.instructions;
                     let same = seq.len() == 1 && same_instruction(&seq[0], &ins);
                     let mut s = post.clone();
                     for i in &seq {
-                        self.stats.reduced += 1;
                         self.stats.proved += 1;
                         let origin = if same {
                             Origin::Original(addr)
@@ -1162,7 +1168,7 @@ impl Specializer<'_> {
         info: &InstrInfo,
         post: &Store,
         ev: &Evaluated,
-    ) -> Option<Vec<Instruction>> {
+    ) -> Option<Synthesized> {
         let mut map = HashMap::new();
         if let Some(v) = self.pool.lookup_var(base_var_name(Base::Stack)) {
             let esp = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
@@ -1223,7 +1229,7 @@ impl Specializer<'_> {
             original: Some(&info.instruction),
             static_regs: &statics,
         };
-        self.synth.synthesize(&mut self.pool, &goal)
+        self.synth.synthesize_detailed(&self.pool, &goal)
     }
 
     /// Function exit: what the caller can observe goes into the machine,

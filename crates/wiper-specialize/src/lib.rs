@@ -116,10 +116,13 @@ impl Default for Options {
 pub struct Stats {
     /// Instructions of the original function (its CFG).
     pub original_instructions: usize,
-    /// Residual instructions synthesized by Reduce.
+    /// Instructions Reduce's synthesis offered.
     pub reduced: usize,
-    /// Of those, how many were proved by Z3 (all of them: an unproved
-    /// candidate is never used).
+    /// Of those, how many Z3's verdicts proved equivalent to the
+    /// specialized formula ([`wiper_synth::Proof::holds`]). Only these are
+    /// in the residual: an offered sequence without a proof is replaced by
+    /// the fallback, so `reduced > proved` means the synthesizer offered an
+    /// unproved sequence.
     pub proved: usize,
     /// Instructions emitted by the fallback (static inputs materialized).
     pub fallbacks: usize,

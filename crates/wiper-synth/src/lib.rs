@@ -156,7 +156,8 @@ impl CandidateKind {
     }
 }
 
-/// A proved sequence and the kind of candidate it came from.
+/// A sequence for a goal, the kind of candidate it came from and the
+/// evidence that it meets the goal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Synthesized {
     /// The instructions, placed one after the other from the original's
@@ -164,6 +165,47 @@ pub struct Synthesized {
     pub instructions: Vec<Instruction>,
     /// Where it came from.
     pub kind: CandidateKind,
+    /// Z3's verdicts on it; a caller uses the sequence only when
+    /// [`Proof::holds`].
+    pub proof: Proof,
+}
+
+/// Z3's answer to one equivalence query.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Equal on every input.
+    Proved,
+    /// A counterexample exists.
+    Refuted,
+    /// Undecided (time-out or incomplete theory).
+    Unknown,
+}
+
+impl Verdict {
+    /// The verdict of a prover answer.
+    pub fn of(result: &ProofResult) -> Verdict {
+        match result {
+            ProofResult::Proved => Verdict::Proved,
+            ProofResult::Refuted(_) => Verdict::Refuted,
+            ProofResult::Unknown => Verdict::Unknown,
+        }
+    }
+}
+
+/// The evidence that a candidate meets its goal: Z3's verdict for every
+/// location whose candidate formula is not the goal's own expression
+/// (identical expressions in the hash-consed pool need no proof).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Proof {
+    /// One verdict per location that needed a proof.
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Proof {
+    /// Whether Z3 proved every location that needed a proof.
+    pub fn holds(&self) -> bool {
+        self.verdicts.iter().all(|v| *v == Verdict::Proved)
+    }
 }
 
 /// Work counters of a [`Synthesizer`].
@@ -187,6 +229,10 @@ pub struct SynthStats {
     pub proofs_cached: u64,
     /// Queries that reached the Z3 solver.
     pub solver_calls: u64,
+    /// Queries Z3 refuted (a counterexample).
+    pub proofs_refuted: u64,
+    /// Queries Z3 left undecided.
+    pub proofs_unknown: u64,
     /// Goals solved per [`CandidateKind`] (index [`CandidateKind::index`]),
     /// counted when computed (not for cached answers).
     pub solved_by: [u64; 7],
@@ -232,6 +278,8 @@ pub(crate) struct GoalCtx {
     pub budget: usize,
     /// Proofs that failed (refuted or unknown).
     pub failed_proofs: usize,
+    /// The verdicts on the last candidate `check_state` accepted.
+    pub proof: Proof,
 }
 
 impl GoalCtx {
@@ -303,11 +351,15 @@ impl Synthesizer {
     /// locations and memory; answers are cached per goal, proofs per pair of
     /// formulas. `pool` is only read.
     pub fn synthesize(&mut self, pool: &mut ExprPool, goal: &Goal) -> Option<Vec<Instruction>> {
-        self.synthesize_detailed(pool, goal).map(|s| s.instructions)
+        self.synthesize_detailed(pool, goal)
+            .filter(|s| s.proof.holds())
+            .map(|s| s.instructions)
     }
 
-    /// [`Synthesizer::synthesize`], also telling which kind of candidate
-    /// was proved.
+    /// The accepted candidate with its kind and Z3's verdicts on it
+    /// ([`Synthesized::proof`]): unlike [`Synthesizer::synthesize`], this
+    /// does not drop a sequence whose proof does not hold, so a caller can
+    /// count it; it must not use it.
     pub fn synthesize_detailed(&mut self, pool: &ExprPool, goal: &Goal) -> Option<Synthesized> {
         self.stats.goals += 1;
         if self.pool.len() > POOL_LIMIT {
@@ -365,25 +417,27 @@ impl Synthesizer {
             original,
         )
         .and_then(|spec| self.solve(spec, self.budget, self.max_len, true))
-        .map(|(seq, kind)| {
+        .map(|(seq, kind, proof)| {
             self.stats.solved_by[kind.index()] += 1;
             Synthesized {
                 instructions: asm::place(&seq, original.map_or(0, |i| i.ip32())),
                 kind,
+                proof,
             }
         });
         self.cache.insert(key, r.clone());
         r
     }
 
-    /// Tries the candidate kinds in order on `spec`.
+    /// Tries the candidate kinds in order on `spec`; the first accepted
+    /// comes with the verdicts that accepted it.
     fn solve(
         &mut self,
         mut spec: Spec,
         budget: usize,
         max_len: usize,
         top: bool,
-    ) -> Option<(Vec<Instruction>, CandidateKind)> {
+    ) -> Option<(Vec<Instruction>, CandidateKind, Proof)> {
         if let Some(orig) = spec.original.filter(|_| top) {
             let more = self.original_accesses(&orig);
             spec.accesses.extend(more);
@@ -395,9 +449,21 @@ impl Synthesizer {
             tried: 0,
             budget,
             failed_proofs: 0,
+            proof: Proof::default(),
         };
+        let (seq, kind) = self.first_accepted(&mut ctx, max_len, top)?;
+        Some((seq, kind, ctx.proof))
+    }
+
+    /// The first candidate, kind by kind, that `check_state` accepts.
+    fn first_accepted(
+        &mut self,
+        ctx: &mut GoalCtx,
+        max_len: usize,
+        top: bool,
+    ) -> Option<(Vec<Instruction>, CandidateKind)> {
         let init = SymState::initial(&mut self.pool, ctx.spec.stale);
-        if self.check_state(&mut ctx, &init, false) {
+        if self.check_state(ctx, &init, false) {
             return Some((Vec::new(), CandidateKind::Empty));
         }
         let mut bases: Vec<Instruction> = Vec::new();
@@ -405,7 +471,7 @@ impl Synthesizer {
             if let Some(orig) = ctx.spec.original {
                 bases.push(orig);
                 if let Some(st) = self.compose_seq(&ctx.spec, &[orig]) {
-                    if self.check_state(&mut ctx, &st, true) {
+                    if self.check_state(ctx, &st, true) {
                         return Some((vec![orig], CandidateKind::Original));
                     }
                 }
@@ -413,7 +479,7 @@ impl Synthesizer {
             for ins in cands::rewritten(&self.pool, &ctx.spec) {
                 bases.push(ins);
                 if let Some(st) = self.compose_seq(&ctx.spec, &[ins]) {
-                    if self.check_state(&mut ctx, &st, false) {
+                    if self.check_state(ctx, &st, false) {
                         return Some((vec![ins], CandidateKind::Rewritten));
                     }
                 }
@@ -421,7 +487,7 @@ impl Synthesizer {
         }
         for ins in cands::direct(&mut self.pool, &ctx.spec) {
             if let Some(st) = self.compose_seq(&ctx.spec, &[ins]) {
-                if self.check_state(&mut ctx, &st, false) {
+                if self.check_state(ctx, &st, false) {
                     return Some((vec![ins], CandidateKind::Direct));
                 }
             }
@@ -433,17 +499,17 @@ impl Synthesizer {
                 continue;
             };
             if let Some(st) = self.compose_seq(&ctx.spec, &seq) {
-                if self.check_state(&mut ctx, &st, false) {
+                if self.check_state(ctx, &st, false) {
                     return Some((seq, CandidateKind::Materialized));
                 }
             }
         }
         if top {
-            if let Some(seq) = self.split(&mut ctx) {
+            if let Some(seq) = self.split(ctx) {
                 return Some((seq, CandidateKind::Split));
             }
         }
-        self.search(&mut ctx, max_len)
+        self.search(ctx, max_len)
             .map(|seq| (seq, CandidateKind::Search))
     }
 
@@ -500,6 +566,7 @@ impl Synthesizer {
         budget: usize,
     ) -> Option<(Vec<Instruction>, CandidateKind)> {
         self.solve(spec.clone(), budget, 2, false)
+            .map(|(seq, kind, _)| (seq, kind))
     }
 
     /// The symbolic state after `seq`.
@@ -538,6 +605,7 @@ impl Synthesizer {
                 return false;
             }
         }
+        let mut proof = Proof::default();
         for (&(_, g), &c) in targets.iter().zip(&values) {
             if c == g {
                 continue;
@@ -547,6 +615,13 @@ impl Synthesizer {
             let r = self.prover.prove_equal(&self.pool, g, c);
             if self.prover.stats().cache_hits > hits {
                 self.stats.proofs_cached += 1;
+            }
+            let verdict = Verdict::of(&r);
+            proof.verdicts.push(verdict);
+            match verdict {
+                Verdict::Refuted => self.stats.proofs_refuted += 1,
+                Verdict::Unknown => self.stats.proofs_unknown += 1,
+                Verdict::Proved => {}
             }
             match r {
                 ProofResult::Proved => {}
@@ -561,6 +636,7 @@ impl Synthesizer {
                 }
             }
         }
+        ctx.proof = proof;
         true
     }
 }
