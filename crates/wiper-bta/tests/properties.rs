@@ -76,7 +76,8 @@ fn slice_agrees_with_dataflow_recomputation() {
             }
         }
     }
-    assert!(checked > 500, "{checked} analyses");
+    // Observed 1365 analyses on 2026-12-03; the floor is 80% of that.
+    assert!(checked >= 1100, "{checked} analyses");
     assert!(
         failures.is_empty(),
         "{} disagreements, first ones:\n{}",

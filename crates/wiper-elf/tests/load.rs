@@ -102,7 +102,9 @@ fn dynamic_plt_entries_are_named_like_objdump() {
         let path = testdata_bin(name);
         let binary = Binary::open(&path).unwrap();
         let expected = objdump_plt_labels(&path);
-        assert!(expected.len() >= 5, "{name}: objdump shows {expected:?}");
+        // A premise (objdump lists the PLT; 10 entries observed on
+        // 2026-12-03), not a measure: the judge is the equality below.
+        assert!(expected.len() >= 8, "{name}: objdump shows {expected:?}");
         assert_eq!(binary.plt, expected, "{name}");
     }
 }

@@ -80,10 +80,12 @@ fn exponential_trees_print_in_linear_space() {
     }
     let unlimited = Printer::infix().with_max_len(usize::MAX);
     let text = unlimited.print(&p, e);
-    assert!(text.len() < 60 * 40, "{} characters", text.len());
+    // Observed 1686 characters on 2026-12-03 (the bound is 1/0.85 of that).
+    assert!(text.len() < 2_000, "{} characters", text.len());
     assert!(text.starts_with("let %1 = x ^ (x * x); let %2 = %1 ^ (%1 * %1); "));
     let smt = Printer::smt().with_max_len(usize::MAX).print(&p, e);
-    assert!(smt.len() < 60 * 80, "{} characters", smt.len());
+    // Observed 2463 characters on 2026-12-03 (the bound is 1/0.85 of that).
+    assert!(smt.len() < 2_900, "{} characters", smt.len());
 }
 
 #[test]

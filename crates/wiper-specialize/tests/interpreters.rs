@@ -18,6 +18,8 @@ fn generalization_glue_is_deterministic() {
     // moves under dynamic control): the glue that materializes them comes
     // out in the same order every time.
     let first = specialize_bf(",[.>,]");
+    // The premise of the test, not a measure of quality: it needs at least
+    // two restarts (8 observed on 2026-12-03).
     assert!(first.stats.restarts > 1, "{:?}", first.stats);
     for _ in 0..3 {
         assert_eq!(specialize_bf(",[.>,]").residual, first.residual);
@@ -33,7 +35,8 @@ fn nested_loops_stay_loops_under_a_generalized_tape() {
     let s = specialize_bf(",[>-[>+<-]<-]>>.");
     assert_eq!(s.stats.restarts, 1, "{:?}", s.stats);
     let items: usize = s.residual.blocks.iter().map(|b| b.items.len()).sum();
-    assert!(items < 1_000, "{items} residual items");
+    // Observed 25 residual items on 2026-12-03 (the bound is 1/0.83 of that).
+    assert!(items <= 30, "{items} residual items");
 }
 
 #[test]

@@ -378,7 +378,12 @@ fn random_goals(goals: usize, budget: Option<usize>, seed: u64) {
         failures.len(),
         failures.join("\n")
     );
-    assert!(solved * 2 >= tried, "only {solved} of {tried} goals solved");
+    // Observed 266 of 300 goals solved (89%) on 2026-12-03; the floor, 75%
+    // of the goals, is 85% of that.
+    assert!(
+        solved * 4 >= tried * 3,
+        "only {solved} of {tried} goals solved"
+    );
 }
 
 #[test]

@@ -364,7 +364,8 @@ fn unsolvable_goal_gives_none_and_is_cached() {
     assert_eq!(synth.synthesize(&mut pool, &goal), None);
     let s = synth.stats();
     assert_eq!((s.goals, s.goals_failed, s.goals_cached), (1, 1, 0));
-    assert!(s.candidates > 0 && s.candidates <= 400, "{s:?}");
+    // Observed 302 candidates on 2026-12-03 (the bound is 1/0.84 of that).
+    assert!(s.candidates > 0 && s.candidates <= 360, "{s:?}");
     assert_eq!(synth.synthesize(&mut pool, &goal), None);
     let s2 = synth.stats();
     assert_eq!((s2.goals, s2.goals_failed, s2.goals_cached), (2, 2, 1));

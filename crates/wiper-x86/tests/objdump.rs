@@ -272,7 +272,8 @@ fn disassembly_matches_objdump_for_every_source_function() {
             functions_checked += 1;
         }
     }
-    assert!(functions_checked > 300, "{functions_checked} functions");
+    // Observed 607 functions on 2026-12-03; the floor is 86% of that.
+    assert!(functions_checked >= 520, "{functions_checked} functions");
     assert!(
         instructions_checked > 10_000,
         "{instructions_checked} instructions"
