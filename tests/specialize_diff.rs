@@ -1,12 +1,20 @@
 //! Differential tests of `wiper specialize`: for every case of the table in
 //! `tests/common/cases.rs` (a testdata binary, a function, static specs), the
-//! residual binary must behave exactly like the original on random dynamic
-//! inputs (same stdout, same exit status or signal), and every instruction the
-//! specializer reduced must be proved.
+//! residual binary must behave exactly like the original on the same dynamic
+//! inputs (same stdout, same stderr, same exit status or signal), and every
+//! instruction the specializer reduced must be proved.
+//!
+//! A case's inputs are first its small dynamic domains enumerated (every
+//! switch selector, every value of a masked index or a short count, boundary
+//! values of compares, every short string over a few characters: see
+//! `Rng::each` in `tests/common/cases.rs`), each combined with random values
+//! for the other inputs, then `WIPER_DIFF_RUNS` random inputs.
 //!
 //! The specializations run once per test process, on two threads, and both
 //! `residuals_behave_like_originals` and `every_reduction_is_proved` use them.
 //! Environment knobs:
+//! - `WIPER_DIFF_RUNS=N`: random inputs per case, besides the enumerated ones
+//!   (default 20, a quick developer run; CI sets more).
 //! - `WIPER_DIFF_CASES=TEXT`: only the cases whose label (`BINARY FUNCTION
 //!   SPEC...`) contains TEXT, e.g. `interp-O2 run_vm`.
 //! - `WIPER_SPECIALIZE_TIMEOUT=SECONDS`: how long one `wiper specialize` may run
@@ -34,8 +42,25 @@ use common::cases::{
 };
 use wiper_testkit::{run_binary, run_binary_with_timeout, scratch_file, testdata_bin, RunOutput};
 
-/// Random dynamic inputs each residual is compared on.
-const RUNS_PER_CASE: usize = 20;
+/// Random dynamic inputs each residual is compared on (besides the
+/// enumerated ones) unless `WIPER_DIFF_RUNS` says otherwise.
+const DEFAULT_RUNS_PER_CASE: usize = 20;
+
+/// Random inputs per case: `WIPER_DIFF_RUNS`, [`DEFAULT_RUNS_PER_CASE`] by
+/// default.
+///
+/// # Panics
+///
+/// If `WIPER_DIFF_RUNS` is set but not a number.
+fn runs_per_case() -> usize {
+    match std::env::var("WIPER_DIFF_RUNS") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("WIPER_DIFF_RUNS={v:?} is not a number of runs")),
+        Err(_) => DEFAULT_RUNS_PER_CASE,
+    }
+}
 
 /// Threads that specialize and run cases at the same time (the test machines
 /// have two cores).
@@ -302,7 +327,8 @@ fn shown_specs(case: &Case) -> String {
 }
 
 /// Compares the original and the residual of one specialized case on its
-/// [`RUNS_PER_CASE`] inputs; returns the failure message, if any.
+/// inputs (enumerated and [`runs_per_case`] random ones); returns the
+/// failure message, if any.
 fn compare(s: &Specialized) -> Option<String> {
     let case = &s.case;
     let head = format!(
@@ -324,7 +350,7 @@ fn compare(s: &Specialized) -> Option<String> {
         ));
     }
     let original = testdata_bin(&case.binary);
-    let inputs = case.inputs(RUNS_PER_CASE);
+    let inputs = case.inputs(runs_per_case());
     let mut differing = 0;
     for (k, input) in inputs.iter().enumerate() {
         let args = input.arg_strs();
@@ -345,7 +371,7 @@ fn compare(s: &Specialized) -> Option<String> {
                 break;
             }
         };
-        if want.stdout != got.stdout || want.status != got.status {
+        if want != got {
             differing += 1;
             if differing <= 2 {
                 problems.push(format!(
@@ -375,8 +401,8 @@ fn compare(s: &Specialized) -> Option<String> {
     }
 }
 
-/// The residual of every case prints the same and ends the same way as the
-/// original on random dynamic inputs.
+/// The residual of every case prints the same (stdout and stderr) and ends
+/// the same way as the original on the case's inputs.
 #[test]
 fn residuals_behave_like_originals() {
     let done = specializations();
@@ -419,12 +445,13 @@ const REJECTIONS: [&str; 4] = ["usage", "out of range", "no such", "bad "];
 #[test]
 fn case_table_inputs_run_on_originals() {
     let cases = all_cases();
+    let runs = runs_per_case();
     let start = Instant::now();
     let results = par_map(&cases, |case| {
         let t = Instant::now();
         let original = testdata_bin(&case.binary);
         let mut problems = Vec::new();
-        for input in case.inputs(RUNS_PER_CASE) {
+        for input in case.inputs(runs) {
             match run_binary(&original, &input.arg_strs(), &input.stdin) {
                 Err(e) => problems.push(format!("{}: {e}", shown_input(&input))),
                 Ok(run) => {
@@ -440,12 +467,13 @@ fn case_table_inputs_run_on_originals() {
         }
         let failure = (!problems.is_empty())
             .then(|| format!("{}:\n  {}", case.label(), problems.join("\n  ")));
-        (failure, t.elapsed(), case.label())
+        (failure, t.elapsed(), case.label(), case.inputs(runs).len())
     });
     let slowest = results.iter().max_by_key(|r| r.1).expect("cases");
     eprintln!(
-        "{} cases x {RUNS_PER_CASE} original runs in {:.2} s wall ({:.2} s summed); slowest case {} ({:.3} s)",
+        "{} cases, {} original runs ({runs} random per case) in {:.2} s wall ({:.2} s summed); slowest case {} ({:.3} s)",
         cases.len(),
+        results.iter().map(|r| r.3).sum::<usize>(),
         start.elapsed().as_secs_f64(),
         results.iter().map(|r| r.1.as_secs_f64()).sum::<f64>(),
         slowest.2,
