@@ -25,7 +25,9 @@
 //! spec is accepted by `wiper bta`, and the VM programs given as static arrays
 //! are the ones in the binaries. `interpreter_instruction_counts` (ignored:
 //! it needs valgrind and takes a while) counts the instructions the original
-//! and the residual interpreters execute.
+//! and the residual interpreters execute;
+//! `interpreter_residuals_execute_fewer_instructions` judges the same
+//! without valgrind, on shorter runs single-stepped under `ptrace`.
 
 mod common;
 
@@ -40,7 +42,9 @@ use common::cases::{
     all_cases, bf_case, stripped_classify_address, vm_case, Case, Input, BF_NESTED, VM_PROGRAMS,
     VM_PROGRAM_SYMBOLS,
 };
-use wiper_testkit::{run_binary, run_binary_with_timeout, scratch_file, testdata_bin, RunOutput};
+use wiper_testkit::{
+    count_instructions, run_binary, run_binary_with_timeout, scratch_file, testdata_bin, RunOutput,
+};
 
 /// Random dynamic inputs each residual is compared on (besides the
 /// enumerated ones) unless `WIPER_DIFF_RUNS` says otherwise.
@@ -71,8 +75,21 @@ const WORKERS: usize = 2;
 const RESIDUAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much fewer instructions a specialized interpreter must execute than
-/// the original (`interpreter_instruction_counts`): the bar of issue 6.
-const MIN_INTERPRETER_SPEEDUP: u64 = 10;
+/// the original (`interpreter_instruction_counts`; issue 6 asked for 10).
+/// Set at ~85% of the smallest factor observed then: 17.8x (interp-O1 VM
+/// program 2 with x = 100000; -O0 22.5x, Brainfuck 19000x and more).
+const MIN_INTERPRETER_SPEEDUP: u64 = 15;
+
+/// How much fewer instructions (single-stepped, start-up included) a
+/// specialized interpreter must execute than the original on the short runs
+/// of `interpreter_residuals_execute_fewer_instructions`. Set at ~85% of the
+/// smallest factor observed then: 16.1x (interp-O1 VM program 2; -O0 20.5x,
+/// Brainfuck 316x and more).
+const MIN_STEPPED_SPEEDUP: u64 = 14;
+
+/// Most instructions a single-stepped run may execute (the originals of
+/// `interpreter_residuals_execute_fewer_instructions` execute about 100000).
+const STEP_LIMIT: u64 = 5_000_000;
 
 /// How long one `wiper specialize` may run: `WIPER_SPECIALIZE_TIMEOUT`
 /// seconds, 300 by default.
@@ -721,6 +738,63 @@ fn interpreter_instruction_counts() {
         .filter_map(|r| r.as_ref().err().cloned())
         .collect();
     report("interpreter_instruction_counts", &failures, work.len());
+}
+
+/// Specialized interpreters execute at least [`MIN_STEPPED_SPEEDUP`] times
+/// fewer instructions than the originals, counted exactly by
+/// single-stepping both (`wiper_testkit::count_instructions`, no valgrind):
+/// VM programs 1 (x!) and 2 (1 + ... + x) with x = 500, and the Brainfuck
+/// program with two nested loops on the input byte 2 (510 inner
+/// iterations), at -O0, -O1 and -O2. The counts include the programs'
+/// start-up and printing. Prints both counts per case.
+#[test]
+fn interpreter_residuals_execute_fewer_instructions() {
+    let mut work: Vec<(Case, Input)> = Vec::new();
+    for opt in ["O0", "O1", "O2"] {
+        for prog in [1, 2] {
+            let input = Input::argv(vec!["vm".into(), prog.to_string(), "500".into()]);
+            work.push((vm_case(opt, prog), input));
+        }
+        let input = Input::argv(vec!["bf".into(), BF_NESTED.into(), "\u{2}".into()]);
+        work.push((bf_case(opt, BF_NESTED), input));
+    }
+    let results = par_map(&work, |(case, input)| -> Result<String, String> {
+        // Its own residuals: `residuals_behave_like_originals` deletes
+        // those that pass.
+        let (_, residual) = specialize(case)?;
+        let count = |bin: &Path| {
+            count_instructions(bin, &input.arg_strs(), &input.stdin, STEP_LIMIT)
+                .map_err(|e| format!("{}: {e}", case.label()))
+        };
+        let (orig, want) = count(&testdata_bin(&case.binary))?;
+        let (res, got) = count(&residual)?;
+        let line = format!(
+            "{} on {}: original {orig} instructions, residual {res} ({:.1}x fewer)",
+            case.label(),
+            shown_input(input),
+            orig as f64 / res.max(1) as f64
+        );
+        eprintln!("{line}");
+        if want != got {
+            return Err(format!(
+                "{line}\n    outputs differ: original {}, residual {}",
+                shown_run(&want),
+                shown_run(&got)
+            ));
+        }
+        if res * MIN_STEPPED_SPEEDUP > orig {
+            return Err(format!(
+                "{line}: not {MIN_STEPPED_SPEEDUP}x fewer instructions"
+            ));
+        }
+        Ok(line)
+    });
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    report(
+        "interpreter_residuals_execute_fewer_instructions",
+        &failures,
+        work.len(),
+    );
 }
 
 /// The summary parser reads the documented line and rejects other shapes.
