@@ -1,12 +1,20 @@
 //! Differential tests of `wiper specialize`: for every case of the table in
 //! `tests/common/cases.rs` (a testdata binary, a function, static specs), the
-//! residual binary must behave exactly like the original on random dynamic
-//! inputs (same stdout, same exit status or signal), and every instruction the
-//! specializer reduced must be proved.
+//! residual binary must behave exactly like the original on the same dynamic
+//! inputs (same stdout, same stderr, same exit status or signal), and every
+//! instruction the specializer reduced must be proved.
+//!
+//! A case's inputs are first its small dynamic domains enumerated (every
+//! switch selector, every value of a masked index or a short count, boundary
+//! values of compares, every short string over a few characters: see
+//! `Rng::each` in `tests/common/cases.rs`), each combined with random values
+//! for the other inputs, then `WIPER_DIFF_RUNS` random inputs.
 //!
 //! The specializations run once per test process, on two threads, and both
 //! `residuals_behave_like_originals` and `every_reduction_is_proved` use them.
 //! Environment knobs:
+//! - `WIPER_DIFF_RUNS=N`: random inputs per case, besides the enumerated ones
+//!   (default 20, a quick developer run; CI sets more).
 //! - `WIPER_DIFF_CASES=TEXT`: only the cases whose label (`BINARY FUNCTION
 //!   SPEC...`) contains TEXT, e.g. `interp-O2 run_vm`.
 //! - `WIPER_SPECIALIZE_TIMEOUT=SECONDS`: how long one `wiper specialize` may run
@@ -17,7 +25,9 @@
 //! spec is accepted by `wiper bta`, and the VM programs given as static arrays
 //! are the ones in the binaries. `interpreter_instruction_counts` (ignored:
 //! it needs valgrind and takes a while) counts the instructions the original
-//! and the residual interpreters execute.
+//! and the residual interpreters execute;
+//! `interpreter_residuals_execute_fewer_instructions` judges the same
+//! without valgrind, on shorter runs single-stepped under `ptrace`.
 
 mod common;
 
@@ -32,10 +42,29 @@ use common::cases::{
     all_cases, bf_case, stripped_classify_address, vm_case, Case, Input, BF_NESTED, VM_PROGRAMS,
     VM_PROGRAM_SYMBOLS,
 };
-use wiper_testkit::{run_binary, run_binary_with_timeout, scratch_file, testdata_bin, RunOutput};
+use wiper_testkit::{
+    count_instructions, run_binary, run_binary_with_timeout, scratch_file, testdata_bin, RunOutput,
+};
 
-/// Random dynamic inputs each residual is compared on.
-const RUNS_PER_CASE: usize = 20;
+/// Random dynamic inputs each residual is compared on (besides the
+/// enumerated ones) unless `WIPER_DIFF_RUNS` says otherwise.
+const DEFAULT_RUNS_PER_CASE: usize = 20;
+
+/// Random inputs per case: `WIPER_DIFF_RUNS`, [`DEFAULT_RUNS_PER_CASE`] by
+/// default.
+///
+/// # Panics
+///
+/// If `WIPER_DIFF_RUNS` is set but not a number.
+fn runs_per_case() -> usize {
+    match std::env::var("WIPER_DIFF_RUNS") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("WIPER_DIFF_RUNS={v:?} is not a number of runs")),
+        Err(_) => DEFAULT_RUNS_PER_CASE,
+    }
+}
 
 /// Threads that specialize and run cases at the same time (the test machines
 /// have two cores).
@@ -46,8 +75,21 @@ const WORKERS: usize = 2;
 const RESIDUAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much fewer instructions a specialized interpreter must execute than
-/// the original (`interpreter_instruction_counts`): the bar of issue 6.
-const MIN_INTERPRETER_SPEEDUP: u64 = 10;
+/// the original (`interpreter_instruction_counts`; issue 6 asked for 10).
+/// Set at ~85% of the smallest factor observed then: 17.8x (interp-O1 VM
+/// program 2 with x = 100000; -O0 22.5x, Brainfuck 19000x and more).
+const MIN_INTERPRETER_SPEEDUP: u64 = 15;
+
+/// How much fewer instructions (single-stepped, start-up included) a
+/// specialized interpreter must execute than the original on the short runs
+/// of `interpreter_residuals_execute_fewer_instructions`. Set at ~85% of the
+/// smallest factor observed then: 16.1x (interp-O1 VM program 2; -O0 20.5x,
+/// Brainfuck 316x and more).
+const MIN_STEPPED_SPEEDUP: u64 = 14;
+
+/// Most instructions a single-stepped run may execute (the originals of
+/// `interpreter_residuals_execute_fewer_instructions` execute about 100000).
+const STEP_LIMIT: u64 = 5_000_000;
 
 /// How long one `wiper specialize` may run: `WIPER_SPECIALIZE_TIMEOUT`
 /// seconds, 300 by default.
@@ -302,7 +344,8 @@ fn shown_specs(case: &Case) -> String {
 }
 
 /// Compares the original and the residual of one specialized case on its
-/// [`RUNS_PER_CASE`] inputs; returns the failure message, if any.
+/// inputs (enumerated and [`runs_per_case`] random ones); returns the
+/// failure message, if any.
 fn compare(s: &Specialized) -> Option<String> {
     let case = &s.case;
     let head = format!(
@@ -324,12 +367,20 @@ fn compare(s: &Specialized) -> Option<String> {
         ));
     }
     let original = testdata_bin(&case.binary);
-    let inputs = case.inputs(RUNS_PER_CASE);
+    let inputs = case.inputs(runs_per_case());
     let mut differing = 0;
     for (k, input) in inputs.iter().enumerate() {
         let args = input.arg_strs();
         let want = match run_binary(&original, &args, &input.stdin) {
-            Ok(run) => run,
+            Ok(run) if valid_run(&run) => run,
+            Ok(run) => {
+                problems.push(format!(
+                    "the original rejects or crashes on {} (a case-table bug): {}",
+                    shown_input(input),
+                    shown_run(&run)
+                ));
+                break;
+            }
             Err(e) => {
                 problems.push(format!("original failed on {}: {e}", shown_input(input)));
                 break;
@@ -345,7 +396,7 @@ fn compare(s: &Specialized) -> Option<String> {
                 break;
             }
         };
-        if want.stdout != got.stdout || want.status != got.status {
+        if want != got {
             differing += 1;
             if differing <= 2 {
                 problems.push(format!(
@@ -375,8 +426,8 @@ fn compare(s: &Specialized) -> Option<String> {
     }
 }
 
-/// The residual of every case prints the same and ends the same way as the
-/// original on random dynamic inputs.
+/// The residual of every case prints the same (stdout and stderr) and ends
+/// the same way as the original on the case's inputs.
 #[test]
 fn residuals_behave_like_originals() {
     let done = specializations();
@@ -413,26 +464,34 @@ fn every_reduction_is_proved() {
 /// The messages with which the programs' `main`s reject a command line.
 const REJECTIONS: [&str; 4] = ["usage", "out of range", "no such", "bad "];
 
+/// Whether an original's run shows a valid command line: it exits, prints
+/// no rejection and nothing on stderr.
+fn valid_run(run: &RunOutput) -> bool {
+    let text = run.stdout_str();
+    run.status.code().is_some()
+        && !REJECTIONS.iter().any(|r| text.contains(r))
+        && run.stderr.is_empty()
+}
+
 /// The case table's command lines are valid for the original programs:
 /// none is rejected by `main`, none crashes or hangs. Also prints how long the
-/// original runs take.
+/// original runs take. Checks the enumerated inputs and
+/// [`DEFAULT_RUNS_PER_CASE`] random ones (`residuals_behave_like_originals`
+/// checks the same of all the inputs it runs).
 #[test]
 fn case_table_inputs_run_on_originals() {
     let cases = all_cases();
+    let runs = DEFAULT_RUNS_PER_CASE;
     let start = Instant::now();
     let results = par_map(&cases, |case| {
         let t = Instant::now();
         let original = testdata_bin(&case.binary);
         let mut problems = Vec::new();
-        for input in case.inputs(RUNS_PER_CASE) {
+        for input in case.inputs(runs) {
             match run_binary(&original, &input.arg_strs(), &input.stdin) {
                 Err(e) => problems.push(format!("{}: {e}", shown_input(&input))),
                 Ok(run) => {
-                    let text = run.stdout_str();
-                    if run.status.code().is_none()
-                        || REJECTIONS.iter().any(|r| text.contains(r))
-                        || !run.stderr.is_empty()
-                    {
+                    if !valid_run(&run) {
                         problems.push(format!("{}: {}", shown_input(&input), shown_run(&run)));
                     }
                 }
@@ -440,12 +499,13 @@ fn case_table_inputs_run_on_originals() {
         }
         let failure = (!problems.is_empty())
             .then(|| format!("{}:\n  {}", case.label(), problems.join("\n  ")));
-        (failure, t.elapsed(), case.label())
+        (failure, t.elapsed(), case.label(), case.inputs(runs).len())
     });
     let slowest = results.iter().max_by_key(|r| r.1).expect("cases");
     eprintln!(
-        "{} cases x {RUNS_PER_CASE} original runs in {:.2} s wall ({:.2} s summed); slowest case {} ({:.3} s)",
+        "{} cases, {} original runs ({runs} random per case) in {:.2} s wall ({:.2} s summed); slowest case {} ({:.3} s)",
         cases.len(),
+        results.iter().map(|r| r.3).sum::<usize>(),
         start.elapsed().as_secs_f64(),
         results.iter().map(|r| r.1.as_secs_f64()).sum::<f64>(),
         slowest.2,
@@ -533,7 +593,64 @@ fn case_table_labels_are_unique() {
     for case in &cases {
         assert!(seen.insert(case.label()), "duplicate case {}", case.label());
     }
-    assert!(cases.len() >= 60, "only {} cases", cases.len());
+    // 123 cases when this floor was set.
+    assert!(cases.len() >= 105, "only {} cases", cases.len());
+}
+
+/// The selectors every dynamic-selector case of a switch over `0..=last`
+/// runs: each case label, values just outside, the extremes.
+fn expected_selectors(last: i64) -> Vec<i64> {
+    let mut ops: Vec<i64> = (-2..=last + 2).collect();
+    ops.extend([i64::from(i32::MIN), i64::from(i32::MAX)]);
+    ops
+}
+
+/// The table enumerates small dynamic domains: every case of a switch with
+/// a dynamic selector runs every case label and values outside them, and
+/// the enumerated inputs stay plentiful (floors below what was observed).
+#[test]
+fn case_table_enumerates_small_domains() {
+    let cases = all_cases();
+    let mut with_domains = 0;
+    let mut enumerated = 0;
+    for case in &cases {
+        // Without random runs: the enumerated inputs only.
+        let inputs = case.inputs(0);
+        if !case.domains().is_empty() {
+            with_domains += 1;
+        }
+        enumerated += inputs.len();
+        let switch_last = match case.function.as_str() {
+            "dispatch" => 9,
+            "step" => 7,
+            _ => continue,
+        };
+        if case.statics.iter().any(|s| s.starts_with("arg0=")) {
+            continue;
+        }
+        let seen: HashSet<i64> = inputs
+            .iter()
+            .map(|i| i.args[0].parse::<i64>().expect("a selector"))
+            .collect();
+        for op in expected_selectors(switch_last) {
+            assert!(
+                seen.contains(&op),
+                "{}: selector {op} never runs",
+                case.label()
+            );
+        }
+    }
+    eprintln!(
+        "{with_domains} of {} cases enumerate domains; {enumerated} enumerated inputs",
+        cases.len()
+    );
+    // Observed when these floors were set: 92 of 123 cases enumerate
+    // domains, 3499 enumerated inputs.
+    assert!(
+        with_domains >= 80,
+        "only {with_domains} cases enumerate a domain"
+    );
+    assert!(enumerated >= 3000, "only {enumerated} enumerated inputs");
 }
 
 /// Instructions executed (callgrind's `Ir`) by `binary` on `input`, with its
@@ -621,6 +738,63 @@ fn interpreter_instruction_counts() {
         .filter_map(|r| r.as_ref().err().cloned())
         .collect();
     report("interpreter_instruction_counts", &failures, work.len());
+}
+
+/// Specialized interpreters execute at least [`MIN_STEPPED_SPEEDUP`] times
+/// fewer instructions than the originals, counted exactly by
+/// single-stepping both (`wiper_testkit::count_instructions`, no valgrind):
+/// VM programs 1 (x!) and 2 (1 + ... + x) with x = 500, and the Brainfuck
+/// program with two nested loops on the input byte 2 (510 inner
+/// iterations), at -O0, -O1 and -O2. The counts include the programs'
+/// start-up and printing. Prints both counts per case.
+#[test]
+fn interpreter_residuals_execute_fewer_instructions() {
+    let mut work: Vec<(Case, Input)> = Vec::new();
+    for opt in ["O0", "O1", "O2"] {
+        for prog in [1, 2] {
+            let input = Input::argv(vec!["vm".into(), prog.to_string(), "500".into()]);
+            work.push((vm_case(opt, prog), input));
+        }
+        let input = Input::argv(vec!["bf".into(), BF_NESTED.into(), "\u{2}".into()]);
+        work.push((bf_case(opt, BF_NESTED), input));
+    }
+    let results = par_map(&work, |(case, input)| -> Result<String, String> {
+        // Its own residuals: `residuals_behave_like_originals` deletes
+        // those that pass.
+        let (_, residual) = specialize(case)?;
+        let count = |bin: &Path| {
+            count_instructions(bin, &input.arg_strs(), &input.stdin, STEP_LIMIT)
+                .map_err(|e| format!("{}: {e}", case.label()))
+        };
+        let (orig, want) = count(&testdata_bin(&case.binary))?;
+        let (res, got) = count(&residual)?;
+        let line = format!(
+            "{} on {}: original {orig} instructions, residual {res} ({:.1}x fewer)",
+            case.label(),
+            shown_input(input),
+            orig as f64 / res.max(1) as f64
+        );
+        eprintln!("{line}");
+        if want != got {
+            return Err(format!(
+                "{line}\n    outputs differ: original {}, residual {}",
+                shown_run(&want),
+                shown_run(&got)
+            ));
+        }
+        if res * MIN_STEPPED_SPEEDUP > orig {
+            return Err(format!(
+                "{line}: not {MIN_STEPPED_SPEEDUP}x fewer instructions"
+            ));
+        }
+        Ok(line)
+    });
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    report(
+        "interpreter_residuals_execute_fewer_instructions",
+        &failures,
+        work.len(),
+    );
 }
 
 /// The summary parser reads the documented line and rejects other shapes.

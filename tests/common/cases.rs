@@ -22,18 +22,129 @@ use wiper_testkit::testdata_bin;
 
 /// The seedable generator of `wiper-oracle`, with the helpers the case
 /// generators need: each case sees the same "random" inputs on every run.
+///
+/// A generator also declares its small dynamic domains through it: each
+/// [`Rng::each`] call (and the helpers built on it: [`Rng::each_in`],
+/// [`Rng::each_of`], [`Rng::each_or`], [`Rng::edge_arg`]) is one dimension
+/// that [`Case::inputs`] enumerates exhaustively; every other draw stays
+/// random. A generator must make the same sequence of `each` calls, with the
+/// same domain sizes, whatever the values they return.
 #[derive(Clone, Debug)]
-pub struct Rng(wiper_oracle::Rng);
+pub struct Rng {
+    inner: wiper_oracle::Rng,
+    mode: Mode,
+}
+
+/// What [`Rng::each`] returns.
+#[derive(Clone, Debug)]
+enum Mode {
+    /// A uniform random alternative.
+    Random,
+    /// A random alternative, recording each domain's size (in call order).
+    Discover(Vec<usize>),
+    /// The alternatives to take at each call (`None`: random), the next
+    /// call's position, and the domain sizes discovered (to check against).
+    Fixed {
+        choices: Vec<Option<usize>>,
+        sizes: Vec<usize>,
+        next: usize,
+    },
+}
 
 impl Rng {
     /// A generator whose sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
-        Rng(wiper_oracle::Rng::new(seed))
+        Rng {
+            inner: wiper_oracle::Rng::new(seed),
+            mode: Mode::Random,
+        }
+    }
+
+    /// One of `n` alternatives (`0..n`), of a domain small enough to be
+    /// enumerated: [`Case::inputs`] gives each alternative its own input(s).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0, or if the generator's calls do not match the ones
+    /// discovered first (a generator bug).
+    pub fn each(&mut self, n: usize) -> usize {
+        assert!(n > 0, "an empty domain");
+        let random = self.range(0, n as i64 - 1) as usize;
+        match &mut self.mode {
+            Mode::Random => random,
+            Mode::Discover(sizes) => {
+                sizes.push(n);
+                random
+            }
+            Mode::Fixed {
+                choices,
+                sizes,
+                next,
+            } => {
+                let k = *next;
+                *next += 1;
+                assert_eq!(
+                    sizes.get(k),
+                    Some(&n),
+                    "domain {k} of a generator changed its size between runs"
+                );
+                choices[k].unwrap_or(random)
+            }
+        }
+    }
+
+    /// A value of `lo..=hi`, every one of which is enumerated.
+    ///
+    /// # Panics
+    ///
+    /// If the range is empty or larger than [`MAX_DOMAIN`] values.
+    pub fn each_in(&mut self, lo: i64, hi: i64) -> i64 {
+        assert!(
+            lo <= hi && hi - lo < MAX_DOMAIN as i64,
+            "domain {lo}..={hi} is empty or too large to enumerate"
+        );
+        lo + self.each((hi - lo + 1) as usize) as i64
+    }
+
+    /// [`Rng::each_in`] as decimal text.
+    pub fn each_in_arg(&mut self, lo: i64, hi: i64) -> String {
+        self.each_in(lo, hi).to_string()
+    }
+
+    /// One of `items`, every one of which is enumerated.
+    pub fn each_of<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.each(items.len())].clone()
+    }
+
+    /// One of the boundary values `items` (each enumerated) or, as one more
+    /// alternative of the same domain, a value drawn by `other`. Random
+    /// inputs take `other` half the time.
+    pub fn each_or<T: Clone>(&mut self, items: &[T], other: impl FnOnce(&mut Rng) -> T) -> T {
+        let n = items.len();
+        let k = if matches!(self.mode, Mode::Random) {
+            match self.range(0, 1) {
+                0 => n,
+                _ => self.range(0, n as i64 - 1) as usize,
+            }
+        } else {
+            self.each(n + 1)
+        };
+        match items.get(k) {
+            Some(item) => item.clone(),
+            None => other(self),
+        }
+    }
+
+    /// A 32-bit integer: one of [`INT_EDGES`] (each enumerated) or
+    /// [`Rng::any_i32`], as decimal text.
+    pub fn edge_arg(&mut self) -> String {
+        self.each_or(&INT_EDGES, |r| i64::from(r.any_i32()))
+            .to_string()
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
+        self.inner.next_u64()
     }
 
     /// A uniform value in `lo..=hi`.
@@ -96,13 +207,49 @@ impl Rng {
     }
 }
 
+/// The largest domain [`Rng::each_in`] and [`words_up_to`] enumerate.
+pub const MAX_DOMAIN: usize = 64;
+
+/// Up to this many combinations, a case's enumerated domains are enumerated
+/// jointly (every combination); beyond, each on its own.
+pub const MAX_COMBINATIONS: usize = 256;
+
+/// Boundary values of a 32-bit integer for compares, shifts and wrapping
+/// arithmetic.
+pub const INT_EDGES: [i64; 7] = [0, 1, -1, 31, 32, i32::MIN as i64, i32::MAX as i64];
+
+/// Every string over `alphabet` of at most `max_len` characters (each byte
+/// taken as a `char`, so bytes above 0x7f become two UTF-8 bytes), shortest
+/// first: a domain for [`Rng::each_of`] or [`Rng::each_or`].
+///
+/// # Panics
+///
+/// If there are more than [`MAX_DOMAIN`] of them.
+pub fn words_up_to(alphabet: &[u8], max_len: u32) -> Vec<String> {
+    let mut words = vec![String::new()];
+    let mut last = vec![String::new()];
+    for _ in 0..max_len {
+        last = last
+            .iter()
+            .flat_map(|w| alphabet.iter().map(move |&c| format!("{w}{}", c as char)))
+            .collect();
+        words.extend(last.iter().cloned());
+    }
+    assert!(
+        words.len() <= MAX_DOMAIN,
+        "{} words: too many to enumerate",
+        words.len()
+    );
+    words
+}
+
 /// Letters for random strings: `a` often (calls.c counts `a`s), a space and
 /// capitals for variety.
 const TEXT_CHARS: &[u8] = b"aaabcdenrstxyz AZ";
 
 /// One program run: its command-line arguments (without the program name)
 /// and its standard input.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Input {
     /// The arguments, `argv[1..]`.
     pub args: Vec<String>,
@@ -189,10 +336,86 @@ impl Case {
         })
     }
 
-    /// The case's first `count` inputs (always the same ones).
-    pub fn inputs(&self, count: usize) -> Vec<Input> {
+    /// The case's inputs (always the same ones): first its small domains
+    /// enumerated (see [`Case::exhaustive_inputs`]), then `runs` random
+    /// inputs; duplicates dropped.
+    pub fn inputs(&self, runs: usize) -> Vec<Input> {
         let mut rng = Rng::new(self.seed());
-        (0..count).map(|_| (self.generator)(&mut rng)).collect()
+        let mut inputs = self.exhaustive_inputs(&mut rng);
+        rng.mode = Mode::Random;
+        inputs.extend((0..runs).map(|_| (self.generator)(&mut rng)));
+        let mut seen = std::collections::HashSet::new();
+        inputs.retain(|i| seen.insert(i.clone()));
+        inputs
+    }
+
+    /// The sizes of the case's enumerated domains ([`Rng::each`] calls), in
+    /// the order its generator draws them.
+    pub fn domains(&self) -> Vec<usize> {
+        let mut rng = Rng::new(self.seed());
+        rng.mode = Mode::Discover(Vec::new());
+        (self.generator)(&mut rng);
+        match rng.mode {
+            Mode::Discover(sizes) => sizes,
+            _ => unreachable!("the mode stays Discover"),
+        }
+    }
+
+    /// Inputs that cover the case's enumerated domains: every combination
+    /// of their values if there are at most [`MAX_COMBINATIONS`], otherwise
+    /// every value of each domain once, the other domains random. Random
+    /// draws outside the domains stay random in each input.
+    pub fn exhaustive_inputs(&self, rng: &mut Rng) -> Vec<Input> {
+        let sizes = self.domains();
+        let product = sizes
+            .iter()
+            .try_fold(1usize, |p, &n| p.checked_mul(n))
+            .unwrap_or(usize::MAX);
+        let plans: Vec<Vec<Option<usize>>> = if product <= MAX_COMBINATIONS {
+            (0..product)
+                .map(|mut k| {
+                    sizes
+                        .iter()
+                        .map(|&n| {
+                            let v = k % n;
+                            k /= n;
+                            Some(v)
+                        })
+                        .collect()
+                })
+                .collect()
+        } else {
+            let mut plans = Vec::new();
+            for (d, &n) in sizes.iter().enumerate() {
+                for v in 0..n {
+                    let mut plan = vec![None; sizes.len()];
+                    plan[d] = Some(v);
+                    plans.push(plan);
+                }
+            }
+            plans
+        };
+        plans
+            .into_iter()
+            .map(|choices| {
+                rng.mode = Mode::Fixed {
+                    choices,
+                    sizes: sizes.clone(),
+                    next: 0,
+                };
+                let input = (self.generator)(rng);
+                let Mode::Fixed { next, .. } = rng.mode else {
+                    unreachable!("the mode stays Fixed")
+                };
+                assert_eq!(
+                    next,
+                    sizes.len(),
+                    "{}: the generator drew fewer domains than discovered",
+                    self.label()
+                );
+                input
+            })
+            .collect()
     }
 
     /// One input drawn from `rng` (for tests that want their own inputs).
@@ -270,6 +493,10 @@ pub const BF_NESTED: &str = ",[>-[>+<-]<-]>>.";
 /// functions over the levels).
 const LEVELS: [&str; 3] = ["O0", "O1", "O2"];
 
+/// Boundary values of the VM programs' x (0..=100000): the loops' exits at
+/// 0 and 1, and the limit.
+const VM_X_EDGES: [i64; 5] = [0, 1, 2, 99_999, 100_000];
+
 /// `run_vm` in `interp-OPT` specialized to VM program `prog` (`arg0` static,
 /// x dynamic): `interp vm PROG X` with X in 0..=100000 (half the time
 /// small).
@@ -281,19 +508,22 @@ pub fn vm_case(opt: &str, prog: usize) -> Case {
         vec![spec],
         "interpreter with a static program (VM)",
         move |r| {
-            let x = if r.range(0, 1) == 0 {
-                r.range(0, 20)
-            } else {
-                r.range(0, 100_000)
-            };
+            let x = r.each_or(&VM_X_EDGES, |r| {
+                if r.range(0, 1) == 0 {
+                    r.range(0, 20)
+                } else {
+                    r.range(0, 100_000)
+                }
+            });
             Input::argv(vec!["vm".into(), prog.to_string(), x.to_string()])
         },
     )
 }
 
 /// `bf` in `interp-OPT` specialized to the Brainfuck program `prog` (`arg0`
-/// static), input and output buffer dynamic: `interp bf PROG INPUT` with a
-/// random lower-case INPUT of up to 20 bytes.
+/// static), input and output buffer dynamic: `interp bf PROG INPUT` with
+/// every short INPUT of a few edge bytes, or a random lower-case INPUT of up
+/// to 20 bytes.
 pub fn bf_case(opt: &str, prog: &'static str) -> Case {
     Case::new(
         format!("interp-{opt}"),
@@ -301,7 +531,11 @@ pub fn bf_case(opt: &str, prog: &'static str) -> Case {
         vec![format!("arg0=@str:{prog}")],
         "interpreter with a static program (Brainfuck)",
         move |r| {
-            let input = r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20);
+            // Every input of up to two bytes 0x01, 0x7f and 0xff (as
+            // UTF-8: 0xc3 0xbf), or a random lower-case one.
+            let input = r.each_or(&words_up_to(b"\x01\x7f\xff", 2), |r| {
+                r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20)
+            });
             Input::argv(vec!["bf".into(), prog.into(), input])
         },
     )
@@ -317,14 +551,14 @@ fn power_cases(out: &mut Vec<Case>) {
             "power",
             specs(&["arg1=3", "arg2=5"]),
             "static loop unrolls (y, n static)",
-            |r| Input::argv(vec![r.any_arg(), "3".into(), "5".into()]),
+            |r| Input::argv(vec![r.edge_arg(), "3".into(), "5".into()]),
         ));
         out.push(Case::new(
             &bin,
             "power",
             specs(&["arg1=-2"]),
             "dynamic loop, static invariant (y static, n dynamic)",
-            |r| Input::argv(vec![r.any_arg(), "-2".into(), r.range_arg(0, 20)]),
+            |r| Input::argv(vec![r.edge_arg(), "-2".into(), r.each_in_arg(0, 20)]),
         ));
         match i {
             0 => out.push(Case::new(
@@ -332,10 +566,10 @@ fn power_cases(out: &mut Vec<Case>) {
                 "power",
                 specs(&["arg2=0x8"]),
                 "static loop unrolls, dynamic x + y (hex spec)",
-                |r| Input::argv(vec![r.any_arg(), r.any_arg(), "8".into()]),
+                |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), "8".into()]),
             )),
             1 => out.push(Case::new(&bin, "power", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.any_arg(), r.any_arg(), r.range_arg(0, 20)])
+                Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 20)])
             })),
             _ => out.push(Case::new(
                 &bin,
@@ -357,18 +591,18 @@ fn prod_cases(out: &mut Vec<Case>) {
             "prod",
             specs(&["arg2=6"]),
             "static loop unrolls (n static)",
-            |r| Input::argv(vec![r.any_arg(), r.any_arg(), "6".into()]),
+            |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), "6".into()]),
         ));
         out.push(Case::new(
             &bin,
             "prod",
             specs(&["arg0=4", "arg1=-9"]),
             "dynamic loop, static invariant x + y",
-            |r| Input::argv(vec!["4".into(), "-9".into(), r.range_arg(0, 30)]),
+            |r| Input::argv(vec!["4".into(), "-9".into(), r.each_in_arg(0, 30)]),
         ));
         if i == 1 {
             out.push(Case::new(&bin, "prod", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.any_arg(), r.any_arg(), r.range_arg(0, 30)])
+                Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 30)])
             }));
         }
     }
@@ -384,27 +618,30 @@ fn abn_cases(out: &mut Vec<Case>) {
             "abn",
             vec![format!("arg2={n}")],
             "static index into a local array",
-            move |r| Input::argv(vec![r.any_arg(), r.any_arg(), n.to_string()]),
+            move |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), n.to_string()]),
         ));
         out.push(Case::new(
             &bin,
             "abn",
             specs(&["arg1=7"]),
             "static array contents, dynamic index",
-            |r| Input::argv(vec![r.any_arg(), "7".into(), r.range_arg(0, 4)]),
+            |r| Input::argv(vec![r.edge_arg(), "7".into(), r.each_in_arg(0, 4)]),
         ));
         if i == 0 {
             out.push(Case::new(&bin, "abn", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.any_arg(), r.any_arg(), r.range_arg(0, 4)])
+                Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 4)])
             }));
         }
     }
 }
 
 /// A loops.c `A` for a dynamic position: main runs sum_to(A), so A must not
-/// be huge.
+/// be huge: a boundary value of the compares in loops.c (each enumerated)
+/// or a random one in -1000..=100000.
 fn loops_a(r: &mut Rng) -> i64 {
-    r.range(-1000, 100_000)
+    r.each_or(&[0, 1, 2, -1, 27, 100_000, i64::from(i32::MIN)], |r| {
+        r.range(-1000, 100_000)
+    })
 }
 
 /// loops.c: `loops A B` (or A and B on stdin) calls sum_to(A), gcd(A, B),
@@ -453,7 +690,8 @@ fn loops_cases(out: &mut Vec<Case>) {
                 let a = outer + 16 * r.range(-20, 50);
                 let b = match inner {
                     Some(m) => m + 16 * r.range(-1000, 1000),
-                    None => i64::from(r.any_i32()),
+                    // nested reads B & 15: each value, random high bits.
+                    None => r.each_in(0, 15) + 16 * r.range(-1000, 1000),
                 };
                 Input::argv(vec![a.to_string(), b.to_string()])
             },
@@ -465,7 +703,7 @@ fn loops_cases(out: &mut Vec<Case>) {
                 "gcd",
                 specs(&["arg0=360"]),
                 "dynamic loop, a static",
-                |r| Input::argv(vec!["360".into(), r.any_arg()]),
+                |r| Input::argv(vec!["360".into(), r.edge_arg()]),
             )),
             1 => out.push(Case::new(
                 &bin,
@@ -475,7 +713,7 @@ fn loops_cases(out: &mut Vec<Case>) {
                 |r| Input::argv(vec![loops_a(r).to_string(), "84".into()]),
             )),
             _ => out.push(Case::new(&bin, "gcd", vec![], "all dynamic", |r| {
-                Input::argv(vec![loops_a(r).to_string(), r.any_arg()])
+                Input::argv(vec![loops_a(r).to_string(), r.edge_arg()])
             })),
         }
         // count_bits: a loop over the bits of a static or dynamic word.
@@ -537,7 +775,7 @@ fn recursion_cases(out: &mut Vec<Case>) {
             "pow_rec",
             vec![format!("arg1={k}")],
             "recursion on a static n, dynamic x",
-            move |r| Input::argv(vec![(k + 32 * r.range(0, 6)).to_string(), r.any_arg()]),
+            move |r| Input::argv(vec![(k + 32 * r.range(0, 6)).to_string(), r.edge_arg()]),
         ));
         match i {
             0 => out.push(Case::new(
@@ -546,8 +784,10 @@ fn recursion_cases(out: &mut Vec<Case>) {
                 specs(&["arg0=2"]),
                 "recursion, static m, dynamic n",
                 |r| {
+                    // ackermann's n is N & 7: each value.
+                    let n = r.each_in(0, 7) + 8 * r.range(0, 36);
                     let x = 2 + 4 * r.range(-1000, 1000);
-                    Input::argv(vec![r.range_arg(0, 300), x.to_string()])
+                    Input::argv(vec![n.to_string(), x.to_string()])
                 },
             )),
             1 => out.push(Case::new(
@@ -567,8 +807,9 @@ fn recursion_cases(out: &mut Vec<Case>) {
                 specs(&["arg0=1"]),
                 "recursion, static m, dynamic n",
                 |r| {
+                    let n = r.each_in(0, 7) + 8 * r.range(0, 36);
                     let x = 1 + 4 * r.range(-1000, 1000);
-                    Input::argv(vec![r.range_arg(0, 300), x.to_string()])
+                    Input::argv(vec![n.to_string(), x.to_string()])
                 },
             )),
         }
@@ -578,10 +819,17 @@ fn recursion_cases(out: &mut Vec<Case>) {
                 "pow_rec",
                 specs(&["arg0=3"]),
                 "recursion on a dynamic n, static x",
-                |r| Input::argv(vec![r.range_arg(0, 300), "3".into()]),
+                // pow_rec's n is N & 31: each value.
+                |r| {
+                    let n = r.each_in(0, 31) + 32 * r.range(0, 8);
+                    Input::argv(vec![n.to_string(), "3".into()])
+                },
             )),
             1 => out.push(Case::new(&bin, "fact", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.range_arg(-3, 300), r.any_arg()])
+                let n = r.each_or(&[i64::from(i32::MIN), -1, 0, 1, 2, 300], |r| {
+                    r.range(-3, 300)
+                });
+                Input::argv(vec![n.to_string(), r.any_arg()])
             })),
             _ => out.push(Case::new(
                 &bin,
@@ -597,6 +845,15 @@ fn recursion_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// Selectors of a switch over `0..=last`: every case label, the values just
+/// outside (-2, -1, last + 1, last + 2) and the extremes (the bounds check
+/// is an unsigned compare).
+fn selectors(last: i64) -> Vec<i64> {
+    let mut ops: Vec<i64> = (-2..=last + 2).collect();
+    ops.extend([i64::from(i32::MIN), i64::from(i32::MAX)]);
+    ops
+}
+
 /// switch.c: `switch OP A B` -> dispatch(op, a, b) through a jump table.
 fn switch_cases(out: &mut Vec<Case>) {
     let ops: [[i32; 4]; 3] = [[0, 4, 9, 12], [1, 3, 7, -1], [2, 5, 6, 8]];
@@ -608,7 +865,7 @@ fn switch_cases(out: &mut Vec<Case>) {
                 "dispatch",
                 vec![format!("arg0={op}")],
                 "jump table with a static selector",
-                move |r| Input::argv(vec![op.to_string(), r.any_arg(), r.any_arg()]),
+                move |r| Input::argv(vec![op.to_string(), r.edge_arg(), r.edge_arg()]),
             ));
         }
         match i {
@@ -617,14 +874,25 @@ fn switch_cases(out: &mut Vec<Case>) {
                 "dispatch",
                 specs(&["arg1=0x7f"]),
                 "dynamic selector, static operand",
-                |r| Input::argv(vec![r.range_arg(-2, 11), "127".into(), r.any_arg()]),
+                |r| {
+                    let op = r.each_of(&selectors(9));
+                    Input::argv(vec![op.to_string(), "127".into(), r.edge_arg()])
+                },
             )),
             2 => out.push(Case::new(&bin, "dispatch", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.range_arg(-2, 11), r.any_arg(), r.any_arg()])
+                let op = r.each_of(&selectors(9));
+                Input::argv(vec![op.to_string(), r.any_arg(), r.edge_arg()])
             })),
             _ => {}
         }
     }
+}
+
+/// A 32-bit integer as decimal text whose low four bits (a `table[i & 15]`
+/// index) take each value; the other bits are random.
+fn low_nibble(r: &mut Rng) -> String {
+    let low = r.each_in(0, 15) as u32;
+    (((r.next_u64() as u32) & !15 | low) as i32).to_string()
 }
 
 /// calls.c: `calls A B STRING` (sum_array, swap, my_strlen, count_char, bump,
@@ -665,7 +933,12 @@ fn calls_cases(out: &mut Vec<Case>) {
                 "count_char",
                 specs(&["arg1=97"]),
                 "dynamic string, static character",
-                |r| Input::argv(vec![r.any_arg(), r.any_arg(), r.word(TEXT_CHARS, 0, 30)]),
+                |r| {
+                    // Every short string of the character, another one and
+                    // a negative `char` (0xe1, as UTF-8 0xc3 0xa1).
+                    let s = r.each_or(&words_up_to(b"ab\xe1", 3), |r| r.word(TEXT_CHARS, 0, 30));
+                    Input::argv(vec![r.any_arg(), r.any_arg(), s])
+                },
             )),
         }
         // sum_array through `calls arrays`.
@@ -678,7 +951,7 @@ fn calls_cases(out: &mut Vec<Case>) {
                 vec![format!("arg0=@i32:{}", i32_list(&ARRAY))],
                 "pointer to a static array, dynamic length",
                 move |r| {
-                    let mut args = vec!["arrays".into(), r.range_arg(-1, 9)];
+                    let mut args = vec!["arrays".into(), r.each_in_arg(-1, 9)];
                     args.push(r.word(TEXT_CHARS, 0, 10));
                     args.extend(array_args());
                     Input::argv(args)
@@ -731,7 +1004,7 @@ fn calls_cases(out: &mut Vec<Case>) {
                     vec![format!("arg0=@bytes:{}", hex(TEXT.as_bytes()))],
                     "pointer to static bytes, dynamic length",
                     |r| {
-                        let mut args = vec!["arrays".into(), r.range_arg(-1, 40), TEXT.into()];
+                        let mut args = vec!["arrays".into(), r.each_in_arg(-1, 40), TEXT.into()];
                         args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
                         Input::argv(args)
                     },
@@ -757,21 +1030,29 @@ fn calls_cases(out: &mut Vec<Case>) {
             "mix",
             vec![format!("arg0={a}")],
             "calls with static arguments, a global updated",
-            move |r| Input::argv(vec![a.to_string(), r.any_arg(), r.word(TEXT_CHARS, 0, 12)]),
+            // mix reads table[B & 15]: each value, random high bits.
+            move |r| {
+                Input::argv(vec![
+                    a.to_string(),
+                    low_nibble(r),
+                    r.word(TEXT_CHARS, 0, 12),
+                ])
+            },
         ));
         // All dynamic.
         match i {
             0 => out.push(Case::new(&bin, "lookup", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.any_arg(), r.any_arg(), r.word(TEXT_CHARS, 0, 12)])
+                Input::argv(vec![low_nibble(r), r.any_arg(), r.word(TEXT_CHARS, 0, 12)])
             })),
             1 => out.push(Case::new(&bin, "sum_array", vec![], "all dynamic", |r| {
-                let mut args = vec!["arrays".into(), r.range_arg(-1, 12)];
+                let mut args = vec!["arrays".into(), r.each_in_arg(-1, 12)];
                 args.push(r.word(TEXT_CHARS, 0, 10));
-                args.extend((0..r.range(0, 10)).map(|_| r.any_arg()));
+                let count = r.each_in(0, 10);
+                args.extend((0..count).map(|_| r.any_arg()));
                 Input::argv(args)
             })),
             _ => out.push(Case::new(&bin, "crc8", vec![], "all dynamic", |r| {
-                let mut args = vec!["arrays".into(), r.range_arg(-1, 40)];
+                let mut args = vec!["arrays".into(), r.each_in_arg(-1, 40)];
                 args.push(r.word(TEXT_CHARS, 0, 30));
                 Input::argv(args)
             })),
@@ -797,11 +1078,9 @@ fn interp_cases(out: &mut Vec<Case>) {
         let bin = format!("interp-{o}");
         match i {
             1 => out.push(Case::new(&bin, "run_vm", vec![], "all dynamic", |r| {
-                Input::argv(vec![
-                    "vm".into(),
-                    r.range_arg(0, 3),
-                    r.range_arg(0, 100_000),
-                ])
+                let prog = r.each_in(0, 3);
+                let x = r.each_or(&VM_X_EDGES, |r| r.range(0, 100_000));
+                Input::argv(vec!["vm".into(), prog.to_string(), x.to_string()])
             })),
             2 => out.push(Case::new(
                 &bin,
@@ -818,24 +1097,24 @@ fn interp_cases(out: &mut Vec<Case>) {
 /// A libc_demo.c command line `WORD X Y N V...` with `word`, power's
 /// arguments `xyn` (None: random, n in 0..=12) and the Vs `vs` (None: up to
 /// six random ones).
-fn libc_args(r: &mut Rng, word: Option<&str>, xyn: Option<[i32; 3]>, vs: Option<&[i32]>) -> Input {
-    let word = match word {
-        Some(w) => w.to_owned(),
-        None => {
-            let random = r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 8);
-            let w = r.pick(&["add", "sub", "mul", "x", &random]);
-            w.to_owned()
-        }
-    };
-    let [x, y, n] = xyn.unwrap_or_else(|| [r.any_i32(), r.any_i32(), r.range(0, 12) as i32]);
-    let mut args = vec![word, x.to_string(), y.to_string(), n.to_string()];
-    match vs {
-        Some(vs) => args.extend(vs.iter().map(i32::to_string)),
-        None => {
-            let count = r.range(0, 6);
-            args.extend((0..count).map(|_| r.any_arg()));
-        }
-    }
+fn libc_args(
+    r: &mut Rng,
+    word: Option<String>,
+    xyn: Option<[String; 3]>,
+    vs: Option<Vec<String>>,
+) -> Input {
+    let word = word.unwrap_or_else(|| {
+        let random = r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 8);
+        r.pick(&["add", "sub", "mul", "x", &random]).to_owned()
+    });
+    let xyn = xyn.unwrap_or_else(|| [r.any_arg(), r.any_arg(), r.range_arg(0, 12)]);
+    let vs = vs.unwrap_or_else(|| {
+        let count = r.range(0, 6);
+        (0..count).map(|_| r.any_arg()).collect()
+    });
+    let mut args = vec![word];
+    args.extend(xyn);
+    args.extend(vs);
     Input::argv(args)
 }
 
@@ -863,7 +1142,7 @@ fn libc_cases(out: &mut Vec<Case>) {
             "classify",
             vec![format!("arg0=@str:{word}")],
             "external (libc) calls with static arguments",
-            move |r| libc_args(r, Some(word), None, None),
+            move |r| libc_args(r, Some(word.into()), None, None),
         ));
     }
     out.push(Case::new(
@@ -871,14 +1150,21 @@ fn libc_cases(out: &mut Vec<Case>) {
         stripped_classify_address(),
         specs(&["arg0=@str:partial"]),
         "stripped binary, function by address, libc calls",
-        |r| libc_args(r, Some("partial"), None, None),
+        |r| libc_args(r, Some("partial".into()), None, None),
     ));
     out.push(Case::new(
         "libc_demo-O1",
         "classify",
         vec![],
         "all dynamic, libc calls",
-        |r| libc_args(r, None, None, None),
+        |r| {
+            // The words strcmp tells apart: each keyword, its prefixes and
+            // extensions, the empty word; or a random one.
+            let word = r.each_or(&CLASSIFY_WORDS.map(str::to_owned), |r| {
+                r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 8)
+            });
+            libc_args(r, Some(word), None, None)
+        },
     ));
     // power: a static loop in a glibc binary.
     out.push(Case::new(
@@ -887,7 +1173,7 @@ fn libc_cases(out: &mut Vec<Case>) {
         specs(&["arg2=4"]),
         "static loop unrolls (glibc binary)",
         |r| {
-            let xyn = [r.any_i32(), r.any_i32(), 4];
+            let xyn = [r.edge_arg(), r.edge_arg(), "4".into()];
             libc_args(r, None, Some(xyn), None)
         },
     ));
@@ -897,7 +1183,7 @@ fn libc_cases(out: &mut Vec<Case>) {
         specs(&["arg1=2", "arg2=3"]),
         "static loop unrolls (dynamic glibc binary)",
         |r| {
-            let xyn = [r.any_i32(), 2, 3];
+            let xyn = [r.edge_arg(), "2".into(), "3".into()];
             libc_args(r, None, Some(xyn), None)
         },
     ));
@@ -909,8 +1195,15 @@ fn libc_cases(out: &mut Vec<Case>) {
             vec![format!("arg1={n}")],
             "external qsort with a static count, dynamic array",
             move |r| {
-                let vs: Vec<i32> = (0..n).map(|_| r.any_i32()).collect();
-                libc_args(r, None, None, Some(&vs))
+                // Each value an extreme, a tie (0) or random: every order of
+                // ties and extremes.
+                let vs: Vec<String> = (0..n)
+                    .map(|_| {
+                        let v = r.each_or(&[i32::MIN, 0, i32::MAX], Rng::any_i32);
+                        v.to_string()
+                    })
+                    .collect();
+                libc_args(r, None, None, Some(vs))
             },
         ));
     }
@@ -923,9 +1216,18 @@ fn libc_cases(out: &mut Vec<Case>) {
         "sort_and_sum",
         vec![format!("arg0=@i32:{}", i32_list(&SORTED)), "arg1=5".into()],
         "external qsort on a static (sorted) array",
-        |r| libc_args(r, None, None, Some(&SORTED)),
+        |r| {
+            let vs = SORTED.iter().map(i32::to_string).collect();
+            libc_args(r, None, None, Some(vs))
+        },
     ));
 }
+
+/// Words for classify (libc_demo.c): its keywords, their prefixes and
+/// extensions, another case, the empty word.
+const CLASSIFY_WORDS: [&str; 10] = [
+    "add", "sub", "mul", "", "ad", "su", "addd", "mula", "Add", "x",
+];
 
 /// pie_switch.c (glibc PIE): `pie_switch OP A B` -> step(op, a, b) through a
 /// GOT-relative jump table.
@@ -937,7 +1239,10 @@ fn pie_switch_cases(out: &mut Vec<Case>) {
                 "step",
                 vec![format!("arg0={op}")],
                 "PIE jump table with a static selector",
-                move |r| Input::argv(vec![op.to_string(), r.any_arg(), r.any_arg()]),
+                move |r| {
+                    let b = r.each_or(&[0, 7, 8, -1], |r| i64::from(r.any_i32()));
+                    Input::argv(vec![op.to_string(), r.edge_arg(), b.to_string()])
+                },
             ));
         }
     }
@@ -946,7 +1251,11 @@ fn pie_switch_cases(out: &mut Vec<Case>) {
         "step",
         vec![],
         "all dynamic (PIE)",
-        |r| Input::argv(vec![r.range_arg(-2, 9), r.any_arg(), r.any_arg()]),
+        |r| {
+            let op = r.each_of(&selectors(7));
+            let b = r.each_or(&[0, 7, 8, -1], |r| i64::from(r.any_i32()));
+            Input::argv(vec![op.to_string(), r.any_arg(), b.to_string()])
+        },
     ));
 }
 
@@ -961,7 +1270,7 @@ fn wide_cases(out: &mut Vec<Case>) {
             "widen",
             vec![format!("arg1={k}")],
             "a 64-bit result: edx read by the caller",
-            move |r| Input::argv(vec![r.any_arg(), k.to_string()]),
+            move |r| Input::argv(vec![r.edge_arg(), k.to_string()]),
         ));
     }
 }

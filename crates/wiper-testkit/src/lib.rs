@@ -7,6 +7,10 @@
 //! timeout, so a differential test can compare an original binary with a
 //! residual one without ever hanging the suite.
 //!
+//! [`count_instructions`] runs a binary single-stepped under `ptrace` and
+//! counts the instructions it executes: a deterministic measure of a
+//! residual's speed.
+//!
 //! It has no dependencies and is meant as a dev-dependency only.
 
 use std::fs;
@@ -16,6 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod steps;
+
+pub use steps::count_instructions;
 
 /// The programs built against the tiny `testdata/rt` runtime; each has the
 /// binaries `<name>-O0`, `<name>-O1` and `<name>-O2` in `testdata/bin`.
