@@ -913,3 +913,37 @@ fn generator_covers_edge_cases() {
         }
     }
 }
+
+/// The rule-input check is not vacuous: states without a carry-in of 1,
+/// without a count of 0, or instances without every edge immediate are
+/// reported; the generator's own states for all instances of a form pass.
+#[test]
+fn rule_input_check_reports_missing_inputs() {
+    let mut rng = Rng::new(13);
+    let mut run = |code: Code, instances: usize, spoil: &dyn Fn(&mut CpuState)| {
+        let mut inputs = Inputs::default();
+        for k in 0..instances {
+            let inst = Instance::generate_nth(code, k, &mut rng).unwrap();
+            let mut states = inst.states(STATES_PER_INSTANCE, &mut rng).unwrap();
+            states.iter_mut().for_each(spoil);
+            inputs.record(&inst, &states);
+        }
+        inputs.missing(code).join("; ")
+    };
+    let edges = gen::edge_count(Code::Adc_rm32_imm32);
+    assert_eq!(run(Code::Adc_rm32_imm32, edges, &|_| {}), "");
+    let no_carry = run(Code::Adc_rm32_imm32, edges, &|s| {
+        s.set_flag(flags::CF, false)
+    });
+    assert!(no_carry.contains("never had CF=1"), "{no_carry}");
+    let one = run(Code::Adc_rm32_imm32, 1, &|_| {});
+    assert!(one.contains("immediate operand 1 never 0x1"), "{one}");
+    assert_eq!(run(Code::Shl_rm32_CL, 2, &|_| {}), "");
+    let no_zero = run(Code::Shl_rm32_CL, 2, &|s| s.regs[1] |= 2);
+    assert!(no_zero.contains("count 0 in cl"), "{no_zero}");
+    let no_sign = run(Code::Add_r32_rm32, 3, &|s| {
+        s.regs.iter_mut().for_each(|r| *r &= 0x7fff_fff0);
+        s.mem.iter_mut().for_each(|b| *b &= 0x70);
+    });
+    assert!(no_sign.contains("operand slot 0 never"), "{no_sign}");
+}
