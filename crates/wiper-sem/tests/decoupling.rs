@@ -236,6 +236,14 @@ fn multiply_and_divide() {
     assert!(got.state.flag(Flag::Cf) && got.state.flag(Flag::Of));
     let want: BTreeSet<Flag> = [Flag::Sf, Flag::Zf, Flag::Af, Flag::Pf].into();
     assert_eq!(got.undefined, want);
+    // A product that fits clears CF and OF (from set: a rule that always sets
+    // them fails here, one that always clears them above).
+    let mut fits = state(&[(Eax, 0x8000_0001), (Ecx, 1)]);
+    fits.flags[Flag::Cf.index()] = true;
+    fits.flags[Flag::Of.index()] = true;
+    let got = run(&[0xf7, 0xe1], &fits).unwrap();
+    assert_eq!((got.state.reg(Edx), got.state.reg(Eax)), (0, 0x8000_0001));
+    assert!(!got.state.flag(Flag::Cf) && !got.state.flag(Flag::Of));
     // mul edx: the source is the register the high half goes to.
     let got = ok(&[0xf7, 0xe2], &st);
     let p = 0x8000_0001u64 * 3;
@@ -407,5 +415,8 @@ fn every_sequence_is_well_formed() {
             );
         }
     }
-    assert!(decoupled > 100, "{decoupled} decoupled sequences seen");
+    println!("{decoupled} decoupled sequences seen");
+    // Floor at about 85% of the 354 seen when it was set (2026-12, after
+    // 996ff7b).
+    assert!(decoupled >= 300, "{decoupled} decoupled sequences seen");
 }

@@ -336,7 +336,7 @@ fn irrelevant_reads(ins: &Instruction) -> Droppable {
 
 /// Rule 9: whether `ins` leaves its destination (operand 0) with the value
 /// it had, and whether it also leaves the flags alone. The list:
-/// `lea r, [r]`; `mov`, `cmovcc`, `xchg`, `and`, `or` of a register with
+/// `lea r, [r]` (and `lea r16, [r32]` of the same register); `mov`, `cmovcc`, `xchg`, `and`, `or` of a register with
 /// itself; `add`, `sub`, `or`, `xor` with 0 and `and` with all ones; shifts,
 /// rotates, `shld` and `shrd` by an immediate whose masked count is 0.
 fn identity(ins: &Instruction) -> Option<bool> {
@@ -344,8 +344,7 @@ fn identity(ins: &Instruction) -> Option<bool> {
     let same = same_register_operands(ins);
     match ins.mnemonic() {
         Mnemonic::Lea => (ins.op_kind(0) == OpKind::Register
-            && ins.op_register(0).is_gpr32()
-            && ins.memory_base() == ins.op_register(0)
+            && ins.memory_base() == ins.op_register(0).full_register32()
             && ins.memory_index() == Register::None
             && ins.memory_displacement32() == 0)
             .then_some(true),
@@ -659,7 +658,9 @@ fn footprints_agree_with_iced() {
     for f in &failures {
         println!("{f}\n");
     }
-    assert!(checked > 1000, "only {checked} instructions compared");
+    // Floor at about 85% of the 17,383 instructions compared when it was
+    // set (2026-12, after 996ff7b).
+    assert!(checked >= 14_800, "only {checked} instructions compared");
     assert!(
         unsupported.is_empty(),
         "{} forms in the test binaries do not lift: {:?}",
@@ -683,9 +684,10 @@ fn footprints_of_every_supported_form_agree_with_iced() {
     let mut codes = wiper_sem::supported_codes();
     codes.extend(wiper_sem::barrier_codes());
     for code in codes {
-        for _ in 0..20 {
-            let inst =
-                common::gen::Instance::generate(code, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+        // The first instances take the form's edge immediates (count 0, ...).
+        for k in 0..20 {
+            let inst = common::gen::Instance::generate_nth(code, k, &mut rng)
+                .unwrap_or_else(|e| panic!("{e}"));
             let mut pool = ExprPool::new();
             let lifted = lift(&mut pool, &inst.ins)
                 .unwrap_or_else(|e| panic!("{code:?} `{}`: {e}", inst.text));

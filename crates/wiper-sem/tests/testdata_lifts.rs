@@ -61,7 +61,10 @@ fn every_instruction_of_the_test_binaries_lifts() {
         "{} failures: {failures:#?}",
         failures.len()
     );
-    assert!(instructions > 5000, "only {instructions} instructions");
+    println!("{instructions} instructions; decoupled by mnemonic: {decoupled:?}");
+    // Floor at about 85% of the 17,397 instructions lifted when it was set
+    // (2026-12, after 996ff7b).
+    assert!(instructions >= 14_800, "only {instructions} instructions");
     for m in ["Push", "Pop", "Call", "Ret"] {
         assert!(decoupled.contains_key(m), "no decoupled {m}: {decoupled:?}");
     }

@@ -187,10 +187,31 @@ mod tests {
         p.eval(e, &Assignment::new()).unwrap().as_u64().unwrap()
     }
 
+    /// A wrong parity rule: PF of a value.
+    type WrongParity = fn(u64) -> bool;
+
+    /// A wrong carry rule: result, CF and OF of `a`, `b` and a carry-in.
+    type WrongRule = fn(u32, u32, bool) -> (u32, bool, bool);
+
+    /// Parity cases; each wrong rule below gets one of them wrong.
+    const PARITY_CASES: [u64; 7] = [0, 1, 3, 0x7f, 0xff, 0x100, 0x1234_5601];
+
     #[test]
     fn parity_of_constants() {
+        let even_low_byte = |v: u64| (v as u8).count_ones() % 2 == 0;
+        let wrong_rules: [(&str, WrongParity); 3] = [
+            ("whole word", |v| v.count_ones() % 2 == 0),
+            ("odd parity", |v| (v as u8).count_ones() % 2 == 1),
+            ("low 7 bits", |v| (v & 0x7f).count_ones() % 2 == 0),
+        ];
+        for (name, wrong) in wrong_rules {
+            assert!(
+                PARITY_CASES.iter().any(|&v| wrong(v) != even_low_byte(v)),
+                "no case catches the wrong parity rule {name}"
+            );
+        }
         let mut p = ExprPool::new();
-        for v in [0u64, 1, 3, 0x7f, 0xff, 0x100, 0x1234_5601] {
+        for v in PARITY_CASES {
             let c = p.bv(v, 32);
             let pf = parity(&mut p, c);
             assert_eq!(
@@ -201,15 +222,126 @@ mod tests {
         }
     }
 
+    /// Result, CF and OF of `add` (`sub` if `subtract`) with carry or
+    /// borrow `c` (`None`: `add`/`sub`) on 32-bit constants.
+    fn run(subtract: bool, a: u32, b: u32, c: Option<bool>) -> (u32, bool, bool) {
+        let mut p = ExprPool::new();
+        let (a, b) = (p.bv(a.into(), 32), p.bv(b.into(), 32));
+        let c = c.map(|c| p.bit(c));
+        let (r, fx) = if subtract {
+            sub(&mut p, a, b, c)
+        } else {
+            add(&mut p, a, b, c)
+        };
+        let flag = |f: Flag| {
+            let e = fx.iter().find(|e| e.dst == Loc::Flag(f)).unwrap();
+            let crate::Value::Expr(v) = e.value else {
+                panic!("{f:?} undefined")
+            };
+            eval(&p, v) == 1
+        };
+        (eval(&p, r) as u32, flag(Flag::Cf), flag(Flag::Of))
+    }
+
+    /// The reference: result, CF (carry out, or borrow) and OF (signed
+    /// overflow) in 64-bit arithmetic.
+    fn reference(subtract: bool, a: u32, b: u32, c: bool) -> (u32, bool, bool) {
+        let (ua, ub, uc) = (i64::from(a), i64::from(b), i64::from(c));
+        let (sa, sb) = (i64::from(a as i32), i64::from(b as i32));
+        let (u, s) = if subtract {
+            (ua - ub - uc, sa - sb - uc)
+        } else {
+            (ua + ub + uc, sa + sb + uc)
+        };
+        let cf = !(0..=i64::from(u32::MAX)).contains(&u);
+        let of = !(i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&s);
+        (u as u32, cf, of)
+    }
+
+    /// Cases for `adc`/`sbb` where the carry-in decides the result, CF or
+    /// OF, each paired with a wrong rule that it catches.
+    const CARRY_CASES: [(u32, u32, bool); 6] = [
+        (0xffff_ffff, 0, true), // carry out only through the carry-in
+        (5, 0xffff_ffff, true), // r == a: "CF = r < a" misses the carry
+        (0x7fff_ffff, 0, true), // signed overflow only through the carry-in
+        (0, 0, true),           // borrow only through the borrow-in
+        (5, 5, true),           // a == b: borrow only through the borrow-in
+        (0x8000_0000, 0, true), // signed overflow only through the borrow-in
+    ];
+
     #[test]
     fn adc_carry() {
-        let mut p = ExprPool::new();
-        let a = p.bv(0xffff_ffff, 32);
-        let b = p.bv(0, 32);
-        let c = p.bit(true);
-        let (r, fx) = add(&mut p, a, b, Some(c));
-        assert_eq!(eval(&p, r), 0);
-        let cf = fx.iter().find(|e| e.dst == Loc::Flag(Flag::Cf)).unwrap();
-        assert_eq!(cf.value, crate::Value::Expr(p.bit(true)));
+        for (a, b, c) in CARRY_CASES {
+            for c in [c, !c] {
+                assert_eq!(
+                    run(false, a, b, Some(c)),
+                    reference(false, a, b, c),
+                    "adc {a:#x}, {b:#x}, carry-in {c}"
+                );
+            }
+        }
+        // The cases judge: each wrong rule gets one of them wrong.
+        let wrong_rules: [(&str, WrongRule); 3] = [
+            ("carry-in ignored", |a, b, _| {
+                let r = a.wrapping_add(b);
+                (r, r < a, reference(false, a, b, false).2)
+            }),
+            ("CF = r < a", |a, b, c| {
+                let r = a.wrapping_add(b).wrapping_add(c.into());
+                (r, r < a, reference(false, a, b, c).2)
+            }),
+            ("CF of a + b only", |a, b, c| {
+                let (r, _, of) = reference(false, a, b, c);
+                (r, a.checked_add(b).is_none(), of)
+            }),
+        ];
+        for (name, wrong) in wrong_rules {
+            assert!(
+                CARRY_CASES
+                    .iter()
+                    .any(|&(a, b, c)| wrong(a, b, c) != reference(false, a, b, c)),
+                "no case catches the wrong rule {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn sbb_borrow_and_sub_carry() {
+        for (a, b, c) in CARRY_CASES {
+            for c in [c, !c] {
+                assert_eq!(
+                    run(true, a, b, Some(c)),
+                    reference(true, a, b, c),
+                    "sbb {a:#x}, {b:#x}, borrow-in {c}"
+                );
+            }
+            assert_eq!(
+                run(true, a, b, None),
+                reference(true, a, b, false),
+                "sub {a:#x}, {b:#x}"
+            );
+        }
+        let wrong_rules: [(&str, WrongRule); 3] = [
+            ("borrow-in ignored", |a, b, _| {
+                (a.wrapping_sub(b), a < b, reference(true, a, b, false).2)
+            }),
+            ("CF of a - b only", |a, b, c| {
+                let (r, _, of) = reference(true, a, b, c);
+                (r, a < b, of)
+            }),
+            ("CF = a <= b without a borrow-in", |a, b, c| {
+                let (r, cf, of) = reference(true, a, b, c);
+                (r, if c { cf } else { a <= b }, of)
+            }),
+        ];
+        for (name, wrong) in wrong_rules {
+            let mut cases = CARRY_CASES
+                .iter()
+                .flat_map(|&(a, b, c)| [(a, b, c), (a, b, !c)]);
+            assert!(
+                cases.any(|(a, b, c)| wrong(a, b, c) != reference(true, a, b, c)),
+                "no case catches the wrong rule {name}"
+            );
+        }
     }
 }

@@ -9,8 +9,20 @@
 //! (absolute, base, base+disp8/disp32, base+index*scale(+disp), index*scale+
 //! disp32, base = index), immediates with edge values, branch targets in the
 //! landing zone (`rel8` targets within reach on both sides, `rel32` anywhere).
+//! Instance `nth` of a form ([`Instance::generate_nth`]) takes the `nth` of
+//! its [`edge_immediates`] (0, 1, all ones, both sides of the sign boundary;
+//! shift counts 0, 1, width-1, width, 32 and more) while there are any.
 //!
-//! [`Instance::states`] draws states for it: [`CpuState::random`] (registers
+//! The first [`FIXED_STATES`] states of every instance fix the inputs of
+//! per-state rules ([`Variant`]): CF clear and set alternately (carry-in),
+//! DF both ways, the count in `cl` running through [`COUNTS`], and the first
+//! two operands ([`Slot`]s, explicit or the implicit accumulator) at edge
+//! values against each other ([`PAIRS`]); later fix-ups (memory placement,
+//! divisions, ...) take precedence. Instances where the count register or
+//! the dividend addresses the memory operand are not generated, so the
+//! inputs stay free to choose.
+//!
+//! [`Instance::states`] draws the other states: [`CpuState::random`] (registers
 //! with edge values, `esp` in the middle half of a [`WINDOW`]-byte window)
 //! plus random CF PF AF ZF SF OF DF and window bytes, then:
 //! * **memory operands**: the base and index registers are solved so that
@@ -84,6 +96,175 @@ pub struct Instance {
     pub bytes: Vec<u8>,
     /// NASM text, for messages.
     pub text: String,
+    /// Position of the instance among its form's instances: the first
+    /// [`edge_count`] take the edge immediates in turn, and it rotates the
+    /// operand values of the [`Variant`]s (see [`Instance::states`]).
+    pub nth: usize,
+    /// The operands that take edge values in the first states (at most two).
+    pub slots: Vec<Slot>,
+}
+
+/// An operand that takes edge values ([`Edge`]) in a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Explicit operand `i` (a register or memory).
+    Op(u32),
+    /// A register the instruction reads implicitly (the accumulator of `mul`,
+    /// `cdq`, `sahf`, ...).
+    Reg(Register),
+}
+
+/// A value an operand takes in a state, in the operand's width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Edge {
+    /// Left as drawn.
+    Random,
+    /// 0.
+    Zero,
+    /// 1.
+    One,
+    /// All ones (-1).
+    Ones,
+    /// The sign bit alone (`0x80..`).
+    Min,
+    /// All ones but the sign bit (`0x7f..`).
+    Max,
+}
+
+impl Edge {
+    /// The value in `bits` bits (`None` for [`Edge::Random`]).
+    pub fn value(self, bits: u32) -> Option<u32> {
+        let mask = width_mask(bits);
+        Some(match self {
+            Edge::Random => return None,
+            Edge::Zero => 0,
+            Edge::One => 1,
+            Edge::Ones => mask,
+            Edge::Min => 1 << (bits - 1),
+            Edge::Max => mask >> 1,
+        })
+    }
+}
+
+/// The operand-value pairs of the fixed states, for the first two [`Slot`]s
+/// (destination, source): zero, all ones and both sides of the sign
+/// boundary against each other, so that carries, borrows and overflows
+/// (and carry-ins that cause them) happen.
+pub const PAIRS: [(Edge, Edge); 16] = {
+    use Edge::*;
+    [
+        (Zero, Random),
+        (Random, Zero),
+        (Ones, Random),
+        (Random, Ones),
+        (Ones, Zero),
+        (Zero, Ones),
+        (Max, Zero),
+        (Min, Zero),
+        (Min, One),
+        (Max, Ones),
+        (Min, Min),
+        (Ones, Ones),
+        (Zero, Zero),
+        (Min, Ones),
+        (Zero, Max),
+        (Min, Max),
+    ]
+};
+
+/// States of every instance whose rule inputs are fixed ([`Variant`]); the
+/// rest are random.
+pub const FIXED_STATES: usize = 32;
+
+/// The rule inputs a state is made to have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    /// The carry-in (CF before the instruction).
+    pub cf: bool,
+    /// The direction flag.
+    pub df: bool,
+    /// The count in `cl` of a shift or rotate by `cl`.
+    pub count: u32,
+    /// Values of the first two [`Slot`]s.
+    pub values: (Edge, Edge),
+}
+
+impl Variant {
+    /// The variant of state `j` of instance `nth`, if state `j` is one of the
+    /// [`FIXED_STATES`]: CF alternates (clear, set) so that every other input
+    /// is seen with both carry-ins; DF alternates in pairs; the `cl` count
+    /// runs through [`COUNTS`] (0, 1, then larger ones, each with both
+    /// carry-ins); operand values run through [`PAIRS`], rotated by `nth` so
+    /// that counts and values pair differently in each instance.
+    pub fn of_state(nth: usize, j: usize) -> Option<Variant> {
+        (j < FIXED_STATES).then(|| Variant {
+            cf: j % 2 == 1,
+            df: (j / 2) % 2 == 1,
+            count: COUNTS[(j / 2) % COUNTS.len()],
+            values: PAIRS[(j / 2 + nth % PAIRS.len()) % PAIRS.len()],
+        })
+    }
+}
+
+/// The mask of `bits` low bits.
+pub fn width_mask(bits: u32) -> u32 {
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1 << bits) - 1
+    }
+}
+
+/// The width in bits of an `r/m`, register or accumulator operand kind.
+fn kind_bits(k: K) -> Option<u32> {
+    Some(match k {
+        K::r8_reg | K::r8_opcode | K::r8_or_mem | K::al | K::cl => 8,
+        K::r16_reg | K::r16_opcode | K::r16_rm | K::r16_or_mem | K::ax => 16,
+        K::r32_reg | K::r32_opcode | K::r32_rm | K::r32_or_mem | K::eax => 32,
+        _ => return None,
+    })
+}
+
+/// The edge values of immediate operand `i` of `code` (empty if it is not
+/// an immediate with a choice): 0, 1, all ones (-1), the sign boundary on
+/// both sides (`0x80..`, `0x7f..`) and the maximum in the immediate's
+/// encoded width; shift and rotate counts: 0, 1, 2, width-1, width,
+/// width+1 and counts of 32 and more (masked to 5 bits by the processor).
+/// Values as [`Instance::immediate`] reads them back.
+pub fn edge_immediates(code: Code, i: u32) -> Vec<u32> {
+    let oc = code.op_code();
+    let mn = code.mnemonic();
+    let signed = |vs: [i8; 5], mask: u32| vs.iter().map(|&v| v as i32 as u32 & mask).collect();
+    let mut v: Vec<u32> = match oc.op_kind(i) {
+        K::imm8 if super::is_shift_or_rotate(mn) => {
+            let w = kind_bits(oc.op_kind(0)).unwrap_or(32);
+            vec![0, 1, 2, w - 1, w, w + 1, 32, 33, 255]
+        }
+        K::imm8 if mn == Mnemonic::Int => vec![],
+        K::imm8 => vec![0, 1, 0xff, 0x80, 0x7f],
+        K::imm8sex16 => signed([0, 1, -1, -128, 127], 0xffff),
+        K::imm8sex32 => signed([0, 1, -1, -128, 127], u32::MAX),
+        K::imm16 => vec![0, 1, 0xffff, 0x8000, 0x7fff],
+        K::imm32 => vec![0, 1, u32::MAX, 0x8000_0000, 0x7fff_ffff],
+        _ => vec![],
+    };
+    let mut seen = Vec::new();
+    v.retain(|x| {
+        let new = !seen.contains(x);
+        seen.push(*x);
+        new
+    });
+    v
+}
+
+/// How many instances of `code` it takes to see every edge immediate: the
+/// longest [`edge_immediates`] list of its operands (0 without immediates).
+pub fn edge_count(code: Code) -> usize {
+    let oc = code.op_code();
+    (0..oc.op_count())
+        .map(|i| edge_immediates(code, i).len())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Operand values while an instance is built.
@@ -305,9 +486,16 @@ impl Instance {
     /// A random instance of `code`, trying several register and operand
     /// choices until one encodes to `code` and admits valid states.
     pub fn generate(code: Code, rng: &mut Rng) -> Result<Instance, String> {
+        Self::generate_nth(code, usize::MAX, rng)
+    }
+
+    /// Instance `nth` of `code`: like [`Instance::generate`], but the first
+    /// [`edge_count`] instances of a form take its [`edge_immediates`] in
+    /// turn (every immediate operand the `nth` value of its list).
+    pub fn generate_nth(code: Code, nth: usize, rng: &mut Rng) -> Result<Instance, String> {
         let mut last = String::new();
         for _ in 0..200 {
-            match Self::try_generate(code, rng) {
+            match Self::try_generate(code, nth, rng) {
                 Ok(inst) => {
                     if is_barrier(code) {
                         return Ok(inst);
@@ -325,7 +513,7 @@ impl Instance {
         Err(format!("cannot generate an instance of {code:?}: {last}"))
     }
 
-    fn try_generate(code: Code, rng: &mut Rng) -> Result<Instance, String> {
+    fn try_generate(code: Code, nth: usize, rng: &mut Rng) -> Result<Instance, String> {
         let oc = code.op_code();
         if !oc.mode32() {
             return Err(format!("{code:?} is not available in 32-bit mode"));
@@ -340,7 +528,7 @@ impl Instance {
             };
             string_instruction(code, rep)?
         } else {
-            let ops = Self::operands(code, rng, CODE_BASE + 2)?;
+            let ops = Self::operands(code, nth, rng, CODE_BASE + 2)?;
             let ins = build(code, &ops)?;
             // Branches: choose the target once the length is known.
             if let Some(pos) = ops.iter().position(|o| matches!(o, Op::B(_))) {
@@ -380,6 +568,23 @@ impl Instance {
                 return Err("bit offset register addresses the operand".into());
             }
         }
+        let cl = (0..ins.op_count())
+            .any(|i| ins.op_kind(i) == OpKind::Register && ins.op_register(i) == Register::CL);
+        if cl
+            && super::is_shift_or_rotate(mn)
+            && [ins.memory_base(), ins.memory_index()].contains(&Register::ECX)
+        {
+            // The count must be free to choose (0, 1, ... in every instance).
+            return Err("the count register addresses the operand".into());
+        }
+        let addr = [ins.memory_base(), ins.memory_index()];
+        if matches!(mn, Mnemonic::Div | Mnemonic::Idiv | Mnemonic::Cmpxchg)
+            && (addr.contains(&Register::EAX) || addr.contains(&Register::EDX))
+        {
+            // The dividend (or accumulator) is set after the operand is
+            // placed and would move it.
+            return Err("the accumulator addresses the operand".into());
+        }
         if ins.code() != code {
             return Err(format!(
                 "`{}` decodes as {:?}, not {code:?}",
@@ -387,16 +592,24 @@ impl Instance {
                 ins.code()
             ));
         }
+        let slots = slots(&ins);
         Ok(Instance {
             code,
             text: text(&ins),
             ins,
             bytes,
+            nth,
+            slots,
         })
     }
 
     /// Random operands for `code` (branch targets provisional).
-    fn operands(code: Code, rng: &mut Rng, provisional: u32) -> Result<Vec<Op>, String> {
+    fn operands(
+        code: Code,
+        nth: usize,
+        rng: &mut Rng,
+        provisional: u32,
+    ) -> Result<Vec<Op>, String> {
         let oc = code.op_code();
         let mn = code.mnemonic();
         let lea = mn == Mnemonic::Lea;
@@ -405,7 +618,9 @@ impl Instance {
         for i in 0..oc.op_count() {
             let kind = oc.op_kind(i);
             let mem = |rng: &mut Rng| Op::M(memory_operand(rng, lea));
+            let edges = edge_immediates(code, i);
             let op = match kind {
+                _ if nth < edges.len() => Op::I(edges[nth]),
                 K::r8_reg | K::r8_opcode => Op::R(*rng.choose(&R8)),
                 K::r16_reg | K::r16_opcode | K::r16_rm => Op::R(*rng.choose(&R16)),
                 K::r32_reg | K::r32_opcode | K::r32_rm => Op::R(*rng.choose(&R32)),
@@ -480,10 +695,12 @@ impl Instance {
     }
 
     /// `n` valid states, or an error when the instance does not admit them.
+    /// State `j` has the rule inputs of [`Variant::of_state`]`(self.nth, j)`
+    /// (the first [`FIXED_STATES`]), the others are random.
     pub fn states(&self, n: usize, rng: &mut Rng) -> Result<Vec<CpuState>, String> {
         let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            match self.state(rng) {
+        for j in 0..n {
+            match self.state_with(rng, Variant::of_state(self.nth, j)) {
                 Some(s) => out.push(s),
                 None => {
                     return Err(format!(
@@ -500,30 +717,89 @@ impl Instance {
 
     /// The reason the last random state was invalid (for messages).
     fn why_invalid(&self, rng: &mut Rng) -> String {
-        let s = self.candidate(rng);
+        let s = self.candidate(rng, None);
         self.check(&s).err().unwrap_or_else(|| "flaky".into())
     }
 
-    /// One valid state, or `None` after [`STATE_ATTEMPTS`] attempts.
+    /// One valid random state, or `None` after [`STATE_ATTEMPTS`] attempts.
     pub fn state(&self, rng: &mut Rng) -> Option<CpuState> {
-        (0..STATE_ATTEMPTS).find_map(|_| {
-            let s = self.candidate(rng);
+        self.state_with(rng, None)
+    }
+
+    /// One valid state with the rule inputs of `variant`, or `None` after
+    /// [`STATE_ATTEMPTS`] attempts. When the operand values make every
+    /// attempt invalid (an operand that is also an address register), the
+    /// second half of the attempts keeps the flags and count but draws the
+    /// values.
+    fn state_with(&self, rng: &mut Rng, variant: Option<Variant>) -> Option<CpuState> {
+        (0..STATE_ATTEMPTS).find_map(|a| {
+            let v = variant.map(|mut v| {
+                if a >= STATE_ATTEMPTS / 2 {
+                    v.values = (Edge::Random, Edge::Random);
+                }
+                v
+            });
+            let s = self.candidate(rng, v);
             self.check(&s).is_ok().then_some(s)
         })
     }
 
-    /// A random state with the fix-ups for this instance applied (not yet checked).
-    fn candidate(&self, rng: &mut Rng) -> CpuState {
+    /// The value of immediate operand `i` in the width it is encoded in
+    /// (as [`edge_immediates`] lists it), if operand `i` is an immediate.
+    pub fn immediate(&self, i: u32) -> Option<u32> {
+        let mask = match self.code.op_code().op_kind(i) {
+            K::imm8 | K::imm8_const_1 => 0xff,
+            K::imm8sex16 | K::imm16 => 0xffff,
+            K::imm8sex32 | K::imm32 => u32::MAX,
+            _ => return None,
+        };
+        Some(self.ins.immediate(i) as u32 & mask)
+    }
+
+    /// Where slot `slot` lives in state `s`, and its width in bits.
+    pub fn slot_loc(&self, s: &CpuState, slot: Slot) -> Option<(OpLoc, u32)> {
+        match slot {
+            Slot::Op(i) => Some((self.op_loc(s, i)?, 8 * self.op_size(i))),
+            Slot::Reg(r) => Some((OpLoc::Reg(r), 8 * r.size() as u32)),
+        }
+    }
+
+    /// Writes the edge values of `values` into the slots that live in
+    /// registers (`memory` false) or in memory (`memory` true).
+    fn apply_values(&self, s: &mut CpuState, values: (Edge, Edge), memory: bool) {
+        for (slot, edge) in self.slots.iter().zip([values.0, values.1]) {
+            let Some((loc, bits)) = self.slot_loc(s, *slot) else {
+                continue;
+            };
+            if matches!(loc, OpLoc::Mem(..)) != memory {
+                continue;
+            }
+            if let Some(v) = edge.value(bits) {
+                write_loc(s, loc, v);
+            }
+        }
+    }
+
+    /// A random state with the fix-ups for this instance applied (not yet
+    /// checked), with the rule inputs of `variant` if given.
+    fn candidate(&self, rng: &mut Rng, variant: Option<Variant>) -> CpuState {
         let mut s = CpuState::random(rng, WINDOW as usize);
         s.eflags = rng.next_u32() & flags::MASK;
         if rng.chance(1, 8) {
             s.regs[ESP] += rng.below(4);
         }
+        if let Some(v) = variant {
+            s.set_flag(flags::CF, v.cf);
+            s.set_flag(flags::DF, v.df);
+            self.apply_values(&mut s, v.values, false);
+        }
         let mn = self.ins.mnemonic();
         let code = self.code;
         // Before the memory operand is placed.
         if self.has_cl() {
-            let c = if rng.chance(3, 4) {
+            let c = if let Some(v) = variant {
+                v.count
+            } else if rng.chance(3, 4) {
                 *rng.choose(&COUNTS)
             } else {
                 rng.below(256)
@@ -549,6 +825,9 @@ impl Instance {
             if mn != Mnemonic::Lea && mn != Mnemonic::Nop {
                 self.place_memory(&mut s, i, rng);
             }
+        }
+        if let Some(v) = variant {
+            self.apply_values(&mut s, v.values, true);
         }
         // After: values that depend on where the operands are.
         match mn {
@@ -931,6 +1210,55 @@ impl Instance {
         }
         Ok(())
     }
+}
+
+/// The operands of `ins` that take edge values in the fixed states (at most
+/// two): its explicit register and memory operands (not `esp`, which must
+/// stay in the window, not the count in `cl` of a shift, not the address of
+/// `lea`/`nop`), then the registers it reads implicitly (`eax` of `mul`,
+/// `al` of `cbw`, `ah` of `sahf`; not as an address register), in
+/// iced-x86's order.
+fn slots(ins: &Instruction) -> Vec<Slot> {
+    let mn = ins.mnemonic();
+    let mut out = Vec::new();
+    for i in 0..ins.op_count() {
+        match ins.op_kind(i) {
+            OpKind::Register => {
+                let r = ins.op_register(i);
+                let count = r == Register::CL && super::is_shift_or_rotate(mn);
+                if r.full_register32() != Register::ESP && !count && r.is_gpr() {
+                    out.push(Slot::Op(i));
+                }
+            }
+            OpKind::Memory if !matches!(mn, Mnemonic::Lea | Mnemonic::Nop) => {
+                out.push(Slot::Op(i));
+            }
+            _ => {}
+        }
+    }
+    let mut explicit: Vec<Register> = (0..ins.op_count())
+        .filter(|&i| ins.op_kind(i) == OpKind::Register)
+        .map(|i| ins.op_register(i).full_register32())
+        .collect();
+    explicit.extend([ins.memory_base(), ins.memory_index()]);
+    let mut factory = InstructionInfoFactory::new();
+    for u in factory.info(ins).used_registers() {
+        let r = u.register();
+        let reads = matches!(
+            u.access(),
+            iced_x86::OpAccess::Read | iced_x86::OpAccess::ReadWrite
+        );
+        if reads
+            && r.is_gpr()
+            && r.full_register32() == Register::EAX
+            && !explicit.contains(&Register::EAX)
+            && string_elem(ins.code()).is_none()
+        {
+            out.push(Slot::Reg(r));
+        }
+    }
+    out.truncate(2);
+    out
 }
 
 /// Whether a string instruction has any repeat prefix.
