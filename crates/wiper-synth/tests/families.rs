@@ -1,0 +1,104 @@
+//! Each candidate family answers the goals it exists for: a goal that only
+//! one family can answer cheaply, with the exact sequence and kind expected.
+//! Losing a family (an operator arm, a register form, an operand rewrite)
+//! changes the answer or its kind, so these tests fail; the CPU test's
+//! overall solve rate would not notice.
+
+mod common;
+
+use common::{effects, one, text, Static};
+use iced_x86::code_asm::{byte_ptr, ebx as asm_ebx};
+use wiper_qfbv::{ExprId, ExprPool};
+use wiper_sem::{loc_var, Loc, Reg};
+use wiper_synth::{CandidateKind, Goal, Synthesizer};
+
+/// Every register live, flags dead.
+const ALL_REGS: u8 = 0xff;
+
+/// The answer to `eax := value` (no original instruction, flags dead).
+fn answer_eax(pool: &ExprPool, value: ExprId) -> (String, CandidateKind) {
+    let mut synth = Synthesizer::new(2_000);
+    let goal = Goal {
+        effects: vec![(Loc::Reg(Reg::Eax), value)],
+        live_regs: ALL_REGS,
+        live_flags: 0,
+        original: None,
+        static_regs: &[],
+    };
+    let s = synth.synthesize_detailed(pool, &goal).expect("solvable");
+    assert!(s.proof.holds(), "{:?}", s.proof);
+    assert_eq!(synth.stats().solved(s.kind), 1, "{:?}", synth.stats());
+    (text(&s.instructions), s.kind)
+}
+
+/// The variable of register `r`.
+fn reg(pool: &mut ExprPool, r: Reg) -> ExprId {
+    loc_var(pool, Loc::Reg(r))
+}
+
+#[test]
+fn rotate_by_a_constant_is_one_rol() {
+    let mut p = ExprPool::new();
+    let (eax, five) = (reg(&mut p, Reg::Eax), p.bv(5, 32));
+    let v = p.rotl(eax, five);
+    assert_eq!(
+        answer_eax(&p, v),
+        ("rol eax,5".to_owned(), CandidateKind::Direct)
+    );
+}
+
+#[test]
+fn a_new_second_byte_is_one_move_to_ah() {
+    let mut p = ExprPool::new();
+    let eax = reg(&mut p, Reg::Eax);
+    // (eax[31:16] ++ 0x34) ++ eax[7:0], the form wiper-sem gives `mov ah, 0x34`.
+    let (top, low, byte) = (p.extract(eax, 31, 16), p.extract(eax, 7, 0), p.bv(0x34, 8));
+    let upper = p.concat(top, byte);
+    let v = p.concat(upper, low);
+    assert_eq!(
+        answer_eax(&p, v),
+        ("mov ah,34h".to_owned(), CandidateKind::Direct)
+    );
+}
+
+#[test]
+fn a_sum_of_two_other_registers_is_one_lea() {
+    let mut p = ExprPool::new();
+    let (ebx, ecx) = (reg(&mut p, Reg::Ebx), reg(&mut p, Reg::Ecx));
+    let v = p.add(ebx, ecx);
+    assert_eq!(
+        answer_eax(&p, v),
+        ("lea eax,[ebx+ecx]".to_owned(), CandidateKind::Direct)
+    );
+}
+
+#[test]
+fn xor_of_two_other_registers_is_found_by_the_search() {
+    let mut p = ExprPool::new();
+    let (ecx, edx) = (reg(&mut p, Reg::Ecx), reg(&mut p, Reg::Edx));
+    let v = p.xor(ecx, edx);
+    assert_eq!(
+        answer_eax(&p, v),
+        ("mov eax,ecx; xor eax,edx".to_owned(), CandidateKind::Search)
+    );
+}
+
+#[test]
+fn a_byte_immediate_survives_the_rewrite_of_a_static_address() {
+    let mut synth = Synthesizer::new(2_000);
+    let ins = one(|a| a.add(byte_ptr(asm_ebx), 0x85));
+    let mut pool = ExprPool::new();
+    let (fx, hints) = effects(&mut pool, &ins, &[(Reg::Ebx, Static::Const(0x1000))]);
+    let goal = Goal {
+        effects: fx,
+        live_regs: ALL_REGS & !(1 << Reg::Ebx.index()),
+        live_flags: 0,
+        original: Some(&ins),
+        static_regs: &hints,
+    };
+    let s = synth.synthesize_detailed(&pool, &goal).expect("solvable");
+    assert_eq!(
+        (text(&s.instructions).as_str(), s.kind),
+        ("add byte [1000h],85h", CandidateKind::Rewritten)
+    );
+}
