@@ -102,3 +102,22 @@ fn a_byte_immediate_survives_the_rewrite_of_a_static_address() {
         ("add byte [1000h],85h", CandidateKind::Rewritten)
     );
 }
+
+#[test]
+fn a_product_plus_a_third_register_takes_three_instructions() {
+    let mut p = ExprPool::new();
+    let (ebx, ecx, edx) = (
+        reg(&mut p, Reg::Ebx),
+        reg(&mut p, Reg::Ecx),
+        reg(&mut p, Reg::Edx),
+    );
+    let prod = p.mul(ecx, edx);
+    let v = p.add(prod, ebx);
+    assert_eq!(
+        answer_eax(&p, v),
+        (
+            "mov eax,ecx; imul eax,edx; add eax,ebx".to_owned(),
+            CandidateKind::Search
+        )
+    );
+}
