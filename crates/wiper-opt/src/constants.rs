@@ -222,7 +222,13 @@ impl Evaluator {
                 Some((r, out.state.regs[i] >> shift & m))
             })
             .collect();
-        let modified = ins.rflags_modified();
+        // A shift by a zero count keeps the flags the state had, which
+        // are not the ones `state` made up: no flag is known then.
+        let modified = if crate::effects::may_keep_flags(ins) {
+            0
+        } else {
+            ins.rflags_modified()
+        };
         let flag = |f: Flag, bit: u32| {
             (modified & bit != 0 && !out.undefined.contains(&f)).then(|| out.state.flag(f))
         };

@@ -63,6 +63,9 @@ pub mod scratch;
 pub mod unframe;
 pub mod unroll;
 
+#[cfg(test)]
+mod testutil;
+
 use wiper_emit::Residual;
 
 /// What [`optimize`] did.

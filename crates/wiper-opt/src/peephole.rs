@@ -200,7 +200,9 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
             }
             // add a,imm; X with [a+d] and a dead after X
             if let [Item::Instr(add, _), Item::Instr(x, x_origin), ..] = window {
-                if let Some(folded) = fold_address(add, x, fx[b][k].defs, out[k + 1]) {
+                if let Some(folded) =
+                    fold_address(add, x, (fx[b][k].defs, fx[b][k + 1].kills), out[k + 1])
+                {
                     keep.push(Item::Instr(folded, *x_origin));
                     changed = true;
                     k += 2;
@@ -361,11 +363,12 @@ fn reads_only_low_byte(calc: &mut EffectsOf, x: &Instruction, r: Register) -> bo
 
 /// `add a, imm` followed by `x` that uses `a` only as the base of its memory
 /// operand, with `a` dead after `x` (or overwritten by it) and the flags of
-/// the `add` unread: `x` with the immediate folded into its displacement.
+/// the `add` unread (or surely overwritten by `x`, whose effects kill
+/// `x_kills`): `x` with the immediate folded into its displacement.
 fn fold_address(
     add: &Instruction,
     x: &Instruction,
-    add_defs: Locs,
+    (add_defs, x_kills): (Locs, Locs),
     live_after_x: Locs,
 ) -> Option<Instruction> {
     let imm = match add.code() {
@@ -391,7 +394,7 @@ fn fold_address(
         || x.memory_index() == a
         || reads_a_otherwise
         || x.rflags_read() != 0
-        || add_defs & live_after_x & ALL_FLAGS & !flag_bits(x.rflags_modified()) != 0
+        || add_defs & live_after_x & ALL_FLAGS & !x_kills != 0
         || (!writes_a && is_live(live_after_x, a))
     {
         return None;
