@@ -39,8 +39,11 @@
 //!
 //! Passes 2 to 4 repeat until nothing changes, before and after 5. Assumptions (see
 //! docs/specialization.md): at a `ret` the flags are dead (the i386 System V
-//! ABI does not preserve them) and so is the function's own frame below the
-//! entry stack pointer; everything else a caller can see stays live.
+//! ABI does not preserve them) and so are the function's own frame below the
+//! entry stack pointer and its incoming arguments above it (the callee owns
+//! them: a promoted argument's stores go, see [`frame`]); everything else a
+//! caller can see stays live, memory reached through pointers or absolute
+//! addresses included.
 //!
 //! [`optimize_observed`] runs the same passes in the same order and shows
 //! the residual to an observer after each one (by the names in
