@@ -958,3 +958,53 @@ mod rewrite_tests {
         ");
     }
 }
+
+#[cfg(test)]
+mod address_tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// The affine pass, then dead code.
+    fn affine(r: wiper_emit::Residual) -> String {
+        after(r, |r, c| {
+            super::run(r, c);
+            crate::cleanup::eliminate_dead(r, c, None)
+        })
+    }
+
+    /// `eax` holds `edx+4`: the load reads `[edx+4]` and the `lea` dies.
+    #[test]
+    fn an_address_register_is_replaced_by_its_source() {
+        let f = function(|a| {
+            a.lea(ecx, ptr(edx + 4))?;
+            a.add(eax, dword_ptr(ecx))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          add eax,[edx+4]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `edx` changes between the `lea` and the load, so
+    /// `[edx+4]` would be another address (`[edx+3]` is the same one).
+    #[test]
+    fn an_address_whose_source_changed_is_not_its_source() {
+        let f = function(|a| {
+            a.lea(ecx, ptr(edx + 4))?;
+            a.inc(edx)?;
+            a.add(eax, dword_ptr(ecx))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          inc edx
+          add eax,[edx+3]
+          ret
+          exit
+        ");
+    }
+}

@@ -5,7 +5,7 @@
 //! that the original kept in its stack frame stay there, and moves pile up
 //! between stores and loads. Passes, all over the residual control-flow
 //! graph:
-//! 0. **Control-flow cleanup** ([`cfg`]): jump threading, merging of
+//! 0. **Control-flow cleanup** ([`cfg`](mod@cfg)): jump threading, merging of
 //!    straight-line blocks, removal of unreachable ones.
 //! 1. **Stack-slot promotion** ([`frame`], [`promote`]): frame slots
 //!    accessed only as whole 4-byte `[esp+d]` operands move into free
