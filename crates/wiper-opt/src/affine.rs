@@ -891,3 +891,120 @@ mod tests {
         assert!(from_register(Register::EAX, Register::EDX, 12, 5, false).is_empty());
     }
 }
+
+#[cfg(test)]
+mod rewrite_tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// The affine pass, then dead code (which removes what it left
+    /// unread).
+    fn affine(r: wiper_emit::Residual) -> String {
+        after(r, |r, c| {
+            super::run(r, c);
+            crate::cleanup::eliminate_dead(r, c, None)
+        })
+    }
+
+    /// `edx` already holds `ecx+3`: its recomputation goes; the sum of
+    /// `ecx+3` four times becomes one `lea`.
+    #[test]
+    fn recomputations_go_and_sums_become_one_lea() {
+        let f = function(|a| {
+            a.lea(edx, ptr(ecx + 3))?;
+            a.mov(eax, edx)?;
+            a.mov(edx, ecx)?;
+            a.add(edx, 3)?;
+            a.add(eax, edx)?;
+            a.add(eax, edx)?;
+            a.add(eax, edx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          lea edx,[ecx+3]
+          mov eax,edx
+          add eax,edx
+          imul eax,edx,4
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: `ecx` changes (`and` is not affine) before the
+    /// second `ecx+3`, and the carry of the last `add` is read.
+    #[test]
+    fn a_changed_source_and_read_flags_keep_the_code() {
+        let f = function(|a| {
+            a.lea(edx, ptr(ecx + 3))?;
+            a.mov(eax, edx)?;
+            a.and(ecx, 0xff)?;
+            a.mov(edx, ecx)?;
+            a.add(edx, 3)?;
+            a.add(eax, edx)?;
+            a.adc(esi, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          lea eax,[ecx+3]
+          and ecx,0FFh
+          lea edx,[ecx+3]
+          add eax,edx
+          adc esi,0
+          ret
+          exit
+        ");
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// The affine pass, then dead code.
+    fn affine(r: wiper_emit::Residual) -> String {
+        after(r, |r, c| {
+            super::run(r, c);
+            crate::cleanup::eliminate_dead(r, c, None)
+        })
+    }
+
+    /// `eax` holds `edx+4`: the load reads `[edx+4]` and the `lea` dies.
+    #[test]
+    fn an_address_register_is_replaced_by_its_source() {
+        let f = function(|a| {
+            a.lea(ecx, ptr(edx + 4))?;
+            a.add(eax, dword_ptr(ecx))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          add eax,[edx+4]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `edx` changes between the `lea` and the load, so
+    /// `[edx+4]` would be another address (`[edx+3]` is the same one).
+    #[test]
+    fn an_address_whose_source_changed_is_not_its_source() {
+        let f = function(|a| {
+            a.lea(ecx, ptr(edx + 4))?;
+            a.inc(edx)?;
+            a.add(eax, dword_ptr(ecx))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          inc edx
+          add eax,[edx+3]
+          ret
+          exit
+        ");
+    }
+}

@@ -102,3 +102,119 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
     }
     count
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+    use iced_x86::ConditionCode as Cc;
+    use wiper_emit::Terminator;
+
+    use crate::testutil::{after, asm, block, branch, jump, residual};
+
+    /// `test eax,eax; je L1` then L1 (entered only there) tests `eax`
+    /// again after `second`: L0 -> L1 -> L2 or L3.
+    fn repeated(second: Vec<iced_x86::Instruction>) -> wiper_emit::Residual {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        residual(vec![
+            block(0, asm(|a| a.test(eax, eax)), branch(Cc::e, 1, 3)),
+            block(1, second, branch(Cc::ne, 2, 3)),
+            ret(2),
+            ret(3),
+        ])
+    }
+
+    /// Decided: `eax` is still zero in L1, so its `jne` never jumps.
+    #[test]
+    fn a_repeated_zero_test_is_decided() {
+        let r = repeated(asm(|a| {
+            a.mov(ebx, 1)?;
+            a.cmp(eax, 0)
+        }));
+        insta::assert_snapshot!(after(r, super::decide_repeated_tests), @"
+        L0:
+          test eax,eax
+          je L1 else L3
+        L1:
+          mov ebx,1
+          cmp eax,0
+          jmp L3
+        L2:
+          ret
+          exit
+        L3:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `mov ah,1` changes `eax` between the tests.
+    #[test]
+    fn a_zero_test_of_a_changed_register_stays() {
+        let r = repeated(asm(|a| {
+            a.mov(ah, 1)?;
+            a.test(eax, eax)
+        }));
+        insta::assert_snapshot!(after(r, super::decide_repeated_tests), @"
+        L0:
+          test eax,eax
+          je L1 else L3
+        L1:
+          mov ah,1
+          test eax,eax
+          jne L2 else L3
+        L2:
+          ret
+          exit
+        L3:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `al` is not `eax` (`eax` zero says `al` is, not the
+    /// reverse, and the pass compares the same register only).
+    #[test]
+    fn a_zero_test_of_another_width_stays() {
+        let r = repeated(asm(|a| a.test(al, al)));
+        insta::assert_snapshot!(after(r, super::decide_repeated_tests), @"
+        L0:
+          test eax,eax
+          je L1 else L3
+        L1:
+          test al,al
+          jne L2 else L3
+        L2:
+          ret
+          exit
+        L3:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: L1 is also entered by a jump from L4, where `eax` is
+    /// not known to be zero.
+    #[test]
+    fn a_block_with_two_ways_in_stays() {
+        let mut r = repeated(asm(|a| a.test(eax, eax)));
+        r.blocks[0].terminator = branch(Cc::e, 1, 4);
+        r.blocks.push(block(4, asm(|a| a.mov(eax, 5)), jump(1)));
+        insta::assert_snapshot!(after(r, super::decide_repeated_tests), @"
+        L0:
+          test eax,eax
+          je L1 else L4
+        L1:
+          test eax,eax
+          jne L2 else L3
+        L2:
+          ret
+          exit
+        L3:
+          ret
+          exit
+        L4:
+          mov eax,5
+          jmp L1
+        ");
+    }
+}

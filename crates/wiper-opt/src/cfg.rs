@@ -207,3 +207,49 @@ pub fn simplify(residual: &mut Residual) {
         .map(|l| blocks.remove(l).expect("each block once"))
         .collect();
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+    use iced_x86::ConditionCode as Cc;
+    use wiper_emit::Terminator;
+
+    use crate::testutil::{after, asm, block, branch, jump, residual};
+
+    #[test]
+    fn empty_blocks_are_threaded_and_single_entry_ones_merged() {
+        let r = residual(vec![
+            block(0, asm(|a| a.mov(eax, 1)), jump(1)),
+            block(1, Vec::new(), jump(2)),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+            block(3, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(after(r, |r, _| super::simplify(r)), @"
+        L0:
+          mov eax,1
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: L2 is reached from L0 and L1, so it stays a block.
+    #[test]
+    fn a_block_with_two_ways_in_stays_apart() {
+        let r = residual(vec![
+            block(0, asm(|a| a.test(eax, eax)), branch(Cc::e, 1, 2)),
+            block(1, asm(|a| a.mov(eax, 1)), jump(2)),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(after(r, |r, _| super::simplify(r)), @"
+        L0:
+          test eax,eax
+          je L1 else L2
+        L1:
+          mov eax,1
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+}

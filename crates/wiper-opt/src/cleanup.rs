@@ -228,3 +228,138 @@ pub fn eliminate_overwritten_parts(residual: &mut Residual, calc: &mut EffectsOf
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// Copy propagation only.
+    fn copies(r: wiper_emit::Residual) -> String {
+        after(r, super::propagate_copies)
+    }
+
+    /// Dead-code elimination only.
+    fn dead(r: wiper_emit::Residual) -> String {
+        after(r, |r, c| super::eliminate_dead(r, c, None))
+    }
+
+    #[test]
+    fn a_copy_is_read_through_its_source() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.add(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(copies(f), @"
+        L0:
+          mov ecx,ebx
+          add eax,ebx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the source changes (wholly, or one byte of it) before
+    /// the copy is read.
+    #[test]
+    fn a_copy_whose_source_changed_is_read_itself() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.inc(ebx)?;
+            a.add(eax, ecx)?;
+            a.mov(edx, ebx)?;
+            a.mov(bl, 1)?;
+            a.add(esi, edx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(copies(f), @"
+        L0:
+          mov ecx,ebx
+          inc ebx
+          add eax,ecx
+          mov edx,ebx
+          mov bl,1
+          add esi,edx
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_write_nothing_reads_goes() {
+        let f = function(|a| {
+            a.add(ecx, eax)?;
+            a.mov(eax, 1)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(dead(f), @"
+        L0:
+          mov eax,1
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: the dead `ecx` write's carry is read; a store to
+    /// global memory is seen by the caller.
+    #[test]
+    fn a_write_whose_flags_are_read_and_a_store_stay() {
+        let f = function(|a| {
+            a.add(ecx, eax)?;
+            a.adc(edx, 0)?;
+            a.mov(dword_ptr(0x3000_0010u32), eax)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(dead(f), @"
+        L0:
+          add ecx,eax
+          adc edx,0
+          mov [30000010h],eax
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_byte_written_again_before_any_read_goes() {
+        let f = function(|a| {
+            a.mov(al, 1)?;
+            a.mov(al, 2)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::eliminate_overwritten_parts), @"
+        L0:
+          mov al,2
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: `ah` is another byte of `eax` (the pass keeps what
+    /// comes before it), and `add cl,2` reads `cl` (it goes itself: `mov
+    /// cl,5` overwrites what it wrote).
+    #[test]
+    fn a_byte_read_or_written_elsewhere_stays() {
+        let f = function(|a| {
+            a.mov(al, 1)?;
+            a.mov(ah, 2)?;
+            a.mov(al, 3)?;
+            a.mov(cl, 4)?;
+            a.add(cl, 2)?;
+            a.mov(cl, 5)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::eliminate_overwritten_parts), @"
+        L0:
+          mov al,1
+          mov ah,2
+          mov al,3
+          mov cl,4
+          mov cl,5
+          ret
+          exit
+        ");
+    }
+}

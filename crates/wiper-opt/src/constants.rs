@@ -222,7 +222,13 @@ impl Evaluator {
                 Some((r, out.state.regs[i] >> shift & m))
             })
             .collect();
-        let modified = ins.rflags_modified();
+        // A shift by a zero count keeps the flags the state had, which
+        // are not the ones `state` made up: no flag is known then.
+        let modified = if crate::effects::may_keep_flags(ins) {
+            0
+        } else {
+            ins.rflags_modified()
+        };
         let flag = |f: Flag, bit: u32| {
             (modified & bit != 0 && !out.undefined.contains(&f)).then(|| out.state.flag(f))
         };
@@ -599,5 +605,87 @@ mod tests {
         let o = eval.evaluate(&mut calc, &zero, &Known::default()).unwrap();
         assert_eq!(o.dests, vec![(Register::EBX, 0)]);
         assert_eq!(o.flags.holds(ConditionCode::e), Some(true));
+    }
+}
+
+#[cfg(test)]
+mod rewrite_tests {
+    use iced_x86::code_asm::*;
+    use iced_x86::ConditionCode as Cc;
+    use wiper_emit::Terminator;
+
+    use crate::testutil::{after, asm, block, branch, function, residual};
+
+    /// A known `ecx` becomes an immediate; `add ecx,1` with dead flags
+    /// becomes `mov ecx,6`.
+    #[test]
+    fn known_registers_become_immediates() {
+        let f = function(|a| {
+            a.mov(ecx, 5)?;
+            a.add(eax, ecx)?;
+            a.add(ecx, 1)?;
+            a.mov(edx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::propagate), @"
+        L0:
+          mov ecx,5
+          add eax,5
+          mov ecx,6
+          mov edx,6
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: `adc` reads the carry of `add ecx,1` (the `add`
+    /// stays an `add`), and `mov cl,bl` makes part of `ecx` unknown.
+    #[test]
+    fn read_flags_and_unknown_parts_keep_the_code() {
+        let f = function(|a| {
+            a.mov(ecx, 5)?;
+            a.add(ecx, 1)?;
+            a.adc(edx, 0)?;
+            a.mov(cl, bl)?;
+            a.add(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::propagate), @"
+        L0:
+          mov ecx,5
+          add ecx,1
+          adc edx,0
+          mov cl,bl
+          add eax,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// `cmp ecx,3; je` shows `ecx` is 3 along the taken edge only: L1's
+    /// read of it folds, L2's (the `jne` side) does not.
+    #[test]
+    fn an_equality_is_known_along_its_edge_only() {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        let r = residual(vec![
+            block(0, asm(|a| a.cmp(ecx, 3)), branch(Cc::e, 1, 2)),
+            block(1, asm(|a| a.add(eax, ecx)), crate::testutil::jump(3)),
+            block(2, asm(|a| a.add(eax, ecx)), crate::testutil::jump(3)),
+            ret(3),
+        ]);
+        insta::assert_snapshot!(after(r, super::propagate), @"
+        L0:
+          cmp ecx,3
+          je L1 else L2
+        L1:
+          add eax,3
+          jmp L3
+        L2:
+          add eax,ecx
+          jmp L3
+        L3:
+          ret
+          exit
+        ");
     }
 }

@@ -229,3 +229,99 @@ pub fn close_loops(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
     }
     closed
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+    use iced_x86::ConditionCode as Cc;
+    use wiper_emit::Terminator;
+
+    use crate::testutil::{after, asm, block, branch, jump, residual};
+
+    /// `entry`, then L1 looping to itself on `body` while `jne`, then
+    /// `exit` and `ret`.
+    fn counted(
+        body: Vec<iced_x86::Instruction>,
+        exit: Vec<iced_x86::Instruction>,
+    ) -> wiper_emit::Residual {
+        let mut exit = exit;
+        exit.extend(asm(|a| a.ret()));
+        residual(vec![
+            block(0, asm(|a| a.mov(eax, 1)), jump(1)),
+            block(1, body, branch(Cc::ne, 1, 2)),
+            block(2, exit, Terminator::Exit),
+        ])
+    }
+
+    /// `[>+<-]`: `dl` gains the counter `cl`, which ends at 0.
+    #[test]
+    fn a_counted_loop_becomes_its_closed_form() {
+        let r = counted(
+            asm(|a| {
+                a.inc(dl)?;
+                a.dec(cl)
+            }),
+            Vec::new(),
+        );
+        insta::assert_snapshot!(after(r, super::close_loops), @"
+        L0:
+          mov eax,1
+          jmp L1
+        L1:
+          add dl,cl
+          mov cl,0
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: a store each turn (a side effect the closed form
+    /// would do once), and in the second loop the exit reads the flags.
+    #[test]
+    fn a_loop_with_a_store_or_read_flags_stays() {
+        let store = counted(
+            asm(|a| {
+                a.inc(dl)?;
+                a.mov(dword_ptr(0x3000_0000u32), edx)?;
+                a.dec(cl)
+            }),
+            Vec::new(),
+        );
+        let flags = counted(
+            asm(|a| {
+                a.inc(dl)?;
+                a.dec(cl)
+            }),
+            asm(|a| a.adc(eax, 0)),
+        );
+        insta::assert_snapshot!(
+            after(store, super::close_loops) + &after(flags, super::close_loops),
+            @"
+        L0:
+          mov eax,1
+          jmp L1
+        L1:
+          inc dl
+          mov [30000000h],edx
+          dec cl
+          jne L1 else L2
+        L2:
+          ret
+          exit
+        L0:
+          mov eax,1
+          jmp L1
+        L1:
+          inc dl
+          dec cl
+          jne L1 else L2
+        L2:
+          adc eax,0
+          ret
+          exit
+        "
+        );
+    }
+}

@@ -202,7 +202,8 @@ pub fn is_fixed_register(ins: &Instruction, k: u32) -> bool {
     )
 }
 
-/// The register a zero test compares with zero: `test r,r` or `cmp r,0`.
+/// The register a zero test compares with zero: `test r,r` or `cmp r,0`
+/// (also in the short forms of `cmp al,0` and `cmp eax,0`).
 pub fn zero_test(item: &Item) -> Option<Register> {
     let Item::Instr(ins, _) = item else {
         return None;
@@ -213,9 +214,11 @@ pub fn zero_test(item: &Item) -> Option<Register> {
             let r = reg_op(0)?;
             (reg_op(1)? == r).then_some(r)
         }
-        Code::Cmp_rm8_imm8 | Code::Cmp_rm32_imm8 | Code::Cmp_rm32_imm32 => {
-            (ins.immediate(1) == 0).then_some(reg_op(0)?)
-        }
+        Code::Cmp_rm8_imm8
+        | Code::Cmp_rm32_imm8
+        | Code::Cmp_rm32_imm32
+        | Code::Cmp_AL_imm8
+        | Code::Cmp_EAX_imm32 => (ins.immediate(1) == 0).then_some(reg_op(0)?),
         _ => None,
     }
 }
@@ -261,6 +264,31 @@ pub fn constant_step(ins: &Instruction) -> Option<(Register, u32)> {
         _ => return None,
     };
     Some((r, step))
+}
+
+/// Whether `ins` is a shift or rotate whose count may be zero: by `cl`,
+/// or by an immediate that is zero modulo 32 (any rotate through carry
+/// of a byte or word, whose count is also taken modulo 9 or 17). With a
+/// zero count it leaves the flags as they were, so its flag writes are
+/// not kills: the flags before may be the flags after.
+pub fn may_keep_flags(ins: &Instruction) -> bool {
+    use Mnemonic as M;
+    let m = ins.mnemonic();
+    if matches!(m, M::Rcl | M::Rcr) {
+        return true;
+    }
+    if !matches!(
+        m,
+        M::Shl | M::Sal | M::Shr | M::Sar | M::Rol | M::Ror | M::Shld | M::Shrd
+    ) || ins.op_count() == 0
+    {
+        return false;
+    }
+    let count = ins.op_count() - 1;
+    match ins.op_kind(count) {
+        OpKind::Immediate8 => ins.immediate8() & 0x1f == 0,
+        _ => true,
+    }
 }
 
 /// The low byte of a 32-bit register (`al` of `eax`), when it has one.
@@ -403,7 +431,9 @@ impl EffectsOf {
         fx.uses |= flag_bits(ins.rflags_read());
         let written = flag_bits(ins.rflags_modified());
         fx.defs |= written;
-        fx.kills |= written;
+        if !may_keep_flags(ins) {
+            fx.kills |= written;
+        }
         if ins.rflags_modified() & RflagsBits::DF != 0 {
             fx.side_effect = true;
         }
@@ -464,5 +494,55 @@ pub fn displacement_size(displacement: i32) -> u32 {
         0 => 0,
         d if i8::try_from(d).is_ok() => 1,
         _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// `sub` writes CF, `shl` by `cl` may keep it (a zero count), `adc`
+    /// reads it: the `sub` stays although `eax` is dead.
+    #[test]
+    fn a_shift_by_cl_does_not_kill_the_flags() {
+        let f = function(|a| {
+            a.sub(eax, ebx)?;
+            a.shl(esi, cl)?;
+            a.adc(edx, 0)?;
+            a.mov(eax, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, |r, c| crate::cleanup::eliminate_dead(r, c, None)), @"
+        L0:
+          sub eax,ebx
+          shl esi,cl
+          adc edx,0
+          mov eax,0
+          ret
+          exit
+        ");
+    }
+
+    /// By a non-zero constant the shift writes CF for sure: the `sub`
+    /// goes.
+    #[test]
+    fn a_shift_by_a_constant_kills_the_flags() {
+        let f = function(|a| {
+            a.sub(eax, ebx)?;
+            a.shl(esi, 3)?;
+            a.adc(edx, 0)?;
+            a.mov(eax, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, |r, c| crate::cleanup::eliminate_dead(r, c, None)), @"
+        L0:
+          shl esi,3
+          adc edx,0
+          mov eax,0
+          ret
+          exit
+        ");
     }
 }

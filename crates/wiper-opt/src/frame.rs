@@ -303,3 +303,65 @@ pub fn split_word_stores(residual: &mut Residual, frame: &Frame) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// `frame::split_word_stores` after the analysis.
+    fn split(r: wiper_emit::Residual) -> String {
+        after(r, |r, _| {
+            let f = super::analyze(r).expect("a frame");
+            super::split_word_stores(r, &f)
+        })
+    }
+
+    #[test]
+    fn a_dword_constant_over_byte_slots_is_split() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(dword_ptr(esp + 4), 0x0102_0304)?;
+            a.movzx(eax, byte_ptr(esp + 5))?;
+            a.lea(esp, ptr(esp + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(split(f), @"
+        L0:
+          lea esp,[esp-8]
+          mov byte [esp+4],4
+          mov byte [esp+5],3
+          mov byte [esp+6],2
+          mov byte [esp+7],1
+          movzx eax,byte [esp+5]
+          lea esp,[esp+8]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: no byte of the dword is accessed alone (the byte read
+    /// is in the slot below).
+    #[test]
+    fn a_dword_constant_not_over_byte_slots_stays() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(dword_ptr(esp + 4), 0x0102_0304)?;
+            a.movzx(eax, byte_ptr(esp + 3))?;
+            a.add(eax, dword_ptr(esp + 4))?;
+            a.lea(esp, ptr(esp + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(split(f), @"
+        L0:
+          lea esp,[esp-8]
+          mov dword [esp+4],1020304h
+          movzx eax,byte [esp+3]
+          add eax,[esp+4]
+          lea esp,[esp+8]
+          ret
+          exit
+        ");
+    }
+}

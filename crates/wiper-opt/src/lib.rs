@@ -5,7 +5,7 @@
 //! that the original kept in its stack frame stay there, and moves pile up
 //! between stores and loads. Passes, all over the residual control-flow
 //! graph:
-//! 0. **Control-flow cleanup** ([`cfg`]): jump threading, merging of
+//! 0. **Control-flow cleanup** ([`cfg`](mod@cfg)): jump threading, merging of
 //!    straight-line blocks, removal of unreachable ones.
 //! 1. **Stack-slot promotion** ([`frame`], [`promote`]): frame slots
 //!    accessed only as whole 4-byte `[esp+d]` operands move into free
@@ -39,8 +39,15 @@
 //!
 //! Passes 2 to 4 repeat until nothing changes, before and after 5. Assumptions (see
 //! docs/specialization.md): at a `ret` the flags are dead (the i386 System V
-//! ABI does not preserve them) and so is the function's own frame below the
-//! entry stack pointer; everything else a caller can see stays live.
+//! ABI does not preserve them) and so are the function's own frame below the
+//! entry stack pointer and its incoming arguments above it (the callee owns
+//! them: a promoted argument's stores go, see [`frame`]); everything else a
+//! caller can see stays live, memory reached through pointers or absolute
+//! addresses included.
+//!
+//! [`optimize_observed`] runs the same passes in the same order and shows
+//! the residual to an observer after each one (by the names in
+//! [`PASS_NAMES`]); the processor tests check every intermediate residual.
 
 pub mod affine;
 pub mod branches;
@@ -58,6 +65,9 @@ pub mod promote;
 pub mod scratch;
 pub mod unframe;
 pub mod unroll;
+
+#[cfg(test)]
+mod testutil;
 
 use wiper_emit::Residual;
 
@@ -91,66 +101,137 @@ pub struct OptStats {
 
 /// Optimizes `residual` in place.
 pub fn optimize(residual: &mut Residual) -> OptStats {
+    optimize_observed(residual, |_, _| {})
+}
+
+/// Names of the passes [`optimize_observed`] reports, in no particular
+/// order (each may run many times).
+pub const PASS_NAMES: &[&str] = &[
+    "cfg",
+    "split_word_stores",
+    "dead_slots",
+    "promote",
+    "copies",
+    "affine",
+    "dead",
+    "overwritten_parts",
+    "peephole",
+    "offsets",
+    "powers",
+    "unframe",
+    "scratch",
+    "branches",
+    "constants",
+    "unroll_distances",
+    "counted",
+    "unroll",
+];
+
+/// Runs `pass` on `residual`, then shows the result to `observe` under
+/// `name` (one of [`PASS_NAMES`]).
+fn step<T>(
+    residual: &mut Residual,
+    observe: &mut dyn FnMut(&str, &Residual),
+    name: &'static str,
+    pass: impl FnOnce(&mut Residual) -> T,
+) -> T {
+    let out = pass(residual);
+    observe(name, residual);
+    out
+}
+
+/// [`optimize`], calling `observe(pass_name, residual)` after every pass
+/// it runs (also when the pass changed nothing), with the residual as
+/// that pass left it; `pass_name` is one of [`PASS_NAMES`]. This is the
+/// one definition of the pass order: [`optimize`] is this with an
+/// observer that does nothing. Tests use it to check each intermediate
+/// residual, so that a failure names the pass that broke the code.
+pub fn optimize_observed(
+    residual: &mut Residual,
+    mut observe: impl FnMut(&str, &Residual),
+) -> OptStats {
+    let observe: &mut dyn FnMut(&str, &Residual) = &mut observe;
     let count = |r: &Residual| r.blocks.iter().map(|b| b.items.len()).sum::<usize>();
     let items_before = count(residual);
-    cfg::simplify(residual);
+    step(residual, observe, "cfg", cfg::simplify);
     let mut calc = effects::EffectsOf::for_residual(residual);
-    if let Some(f) = frame::analyze(residual) {
-        frame::split_word_stores(residual, &f);
-    }
+    step(residual, observe, "split_word_stores", |r| {
+        if let Some(f) = frame::analyze(r) {
+            frame::split_word_stores(r, &f);
+        }
+    });
     // Dead stores to frame slots go first, so that they do not hold
     // registers the promotion could give to live slots.
-    if let Some(f) = frame::analyze(residual) {
-        cleanup::eliminate_dead(residual, &mut calc, Some(&f.slot_of));
-    }
+    step(residual, observe, "dead_slots", |r| {
+        if let Some(f) = frame::analyze(r) {
+            cleanup::eliminate_dead(r, &mut calc, Some(&f.slot_of));
+        }
+    });
     // Promotion and clean-up repeat while slots move: copies removed in one
     // round free registers for the next.
     let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) = (0, 0, 0);
     for _ in 0..4 {
-        let (words, bytes) = frame::analyze(residual)
-            .map(|f| promote::promote(residual, &f, &mut calc))
-            .unwrap_or((0, 0));
+        let (words, bytes) = step(residual, observe, "promote", |r| {
+            frame::analyze(r)
+                .map(|f| promote::promote(r, &f, &mut calc))
+                .unwrap_or((0, 0))
+        });
         promoted_slots += words;
         promoted_byte_slots += bytes;
-        affine_rewrites += clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc, observe);
         if words == 0 {
             break;
         }
-        if let Some(f) = frame::analyze(residual) {
-            cleanup::eliminate_dead(residual, &mut calc, Some(&f.slot_of));
-        }
+        step(residual, observe, "dead_slots", |r| {
+            if let Some(f) = frame::analyze(r) {
+                cleanup::eliminate_dead(r, &mut calc, Some(&f.slot_of));
+            }
+        });
     }
-    let unframed =
-        frame::analyze(residual).is_some_and(|f| unframe::eliminate_frame(residual, &f, &mut calc));
+    let unframed = step(residual, observe, "unframe", |r| {
+        frame::analyze(r).is_some_and(|f| unframe::eliminate_frame(r, &f, &mut calc))
+    });
     if unframed {
-        affine_rewrites += clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc, observe);
     }
-    cfg::simplify(residual); // the save is looked for in the entry block
-    let freed_registers = scratch::free_saved_registers(residual, &mut calc);
+    // The save is looked for in the entry block.
+    step(residual, observe, "cfg", cfg::simplify);
+    let freed_registers = step(residual, observe, "scratch", |r| {
+        scratch::free_saved_registers(r, &mut calc)
+    });
     if freed_registers > 0 {
-        affine_rewrites += clean_up(residual, &mut calc);
+        affine_rewrites += clean_up(residual, &mut calc, observe);
     }
-    let decided_branches = branches::decide_repeated_tests(residual, &mut calc);
+    let decided_branches = step(residual, observe, "branches", |r| {
+        branches::decide_repeated_tests(r, &mut calc)
+    });
     if decided_branches > 0 {
-        cfg::simplify(residual);
-        affine_rewrites += clean_up(residual, &mut calc);
+        step(residual, observe, "cfg", cfg::simplify);
+        affine_rewrites += clean_up(residual, &mut calc, observe);
     }
     // Constants and closed loops feed each other: a closed inner loop
     // leaves its counter known, which may close the loop around it.
     let (mut folded_constants, mut closed_loops, mut unrolled_loops) = (0, 0, 0);
     for _ in 0..8 {
-        let folded = constants::propagate(residual, &mut calc)
-            + unroll::decide_distances(residual, &mut calc);
-        let closed = counted::close_loops(residual, &mut calc);
-        let unrolled = unroll::unroll_loops(residual, &mut calc);
+        let folded = step(residual, observe, "constants", |r| {
+            constants::propagate(r, &mut calc)
+        }) + step(residual, observe, "unroll_distances", |r| {
+            unroll::decide_distances(r, &mut calc)
+        });
+        let closed = step(residual, observe, "counted", |r| {
+            counted::close_loops(r, &mut calc)
+        });
+        let unrolled = step(residual, observe, "unroll", |r| {
+            unroll::unroll_loops(r, &mut calc)
+        });
         if folded + closed + unrolled == 0 {
             break;
         }
         folded_constants += folded;
         closed_loops += closed;
         unrolled_loops += unrolled;
-        cfg::simplify(residual);
-        affine_rewrites += clean_up(residual, &mut calc);
+        step(residual, observe, "cfg", cfg::simplify);
+        affine_rewrites += clean_up(residual, &mut calc, observe);
     }
     OptStats {
         promoted_slots,
@@ -170,16 +251,29 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
 /// Copy propagation, affine value numbering, dead-code elimination and
 /// peepholes until nothing changes (at most 16 rounds); returns the affine
 /// rewrites.
-fn clean_up(residual: &mut Residual, calc: &mut effects::EffectsOf) -> usize {
+fn clean_up(
+    residual: &mut Residual,
+    calc: &mut effects::EffectsOf,
+    observe: &mut dyn FnMut(&str, &Residual),
+) -> usize {
     let mut affine_rewrites = 0;
     for _ in 0..16 {
-        let copied = cleanup::propagate_copies(residual, calc);
-        let reduced = affine::run(residual, calc);
-        let removed = cleanup::eliminate_dead(residual, calc, None)
-            | cleanup::eliminate_overwritten_parts(residual, calc);
-        let rewritten = peephole::run(residual, calc)
-            | offsets::fold_offsets(residual, calc)
-            | powers::shorten_power_chains(residual, calc);
+        let copied = step(residual, observe, "copies", |r| {
+            cleanup::propagate_copies(r, calc)
+        });
+        let reduced = step(residual, observe, "affine", |r| affine::run(r, calc));
+        let removed = step(residual, observe, "dead", |r| {
+            cleanup::eliminate_dead(r, calc, None)
+        }) | step(residual, observe, "overwritten_parts", |r| {
+            cleanup::eliminate_overwritten_parts(r, calc)
+        });
+        let rewritten = step(residual, observe, "peephole", |r| peephole::run(r, calc))
+            | step(residual, observe, "offsets", |r| {
+                offsets::fold_offsets(r, calc)
+            })
+            | step(residual, observe, "powers", |r| {
+                powers::shorten_power_chains(r, calc)
+            });
         affine_rewrites += reduced;
         if !copied && reduced == 0 && !removed && !rewritten {
             break;

@@ -145,3 +145,58 @@ pub fn fold_offsets(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// Increments of `eax` move into the displacements; `eax`, live at
+    /// `ret`, gets their sum once at the end.
+    #[test]
+    fn increments_fold_into_displacements() {
+        let f = function(|a| {
+            a.mov(edx, dword_ptr(eax))?;
+            a.add(eax, 4)?;
+            a.add(edx, dword_ptr(eax))?;
+            a.add(eax, 4)?;
+            a.add(edx, dword_ptr(eax))?;
+            a.add(eax, 4)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_offsets), @"
+        L0:
+          mov edx,[eax]
+          add edx,[eax+4]
+          add edx,[eax+8]
+          lea eax,[eax+0Ch]
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: `adc` reads the carry of an increment, and `mov
+    /// ecx,esi` reads the incremented `esi` itself.
+    #[test]
+    fn increments_whose_flags_or_value_are_read_stay() {
+        let f = function(|a| {
+            a.add(eax, 4)?;
+            a.adc(edx, dword_ptr(eax))?;
+            a.inc(esi)?;
+            a.mov(ecx, esi)?;
+            a.add(edx, dword_ptr(esi))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_offsets), @"
+        L0:
+          add eax,4
+          adc edx,[eax]
+          inc esi
+          mov ecx,esi
+          add edx,[esi]
+          ret
+          exit
+        ");
+    }
+}

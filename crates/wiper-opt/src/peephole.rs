@@ -200,7 +200,13 @@ pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
             }
             // add a,imm; X with [a+d] and a dead after X
             if let [Item::Instr(add, _), Item::Instr(x, x_origin), ..] = window {
-                if let Some(folded) = fold_address(add, x, fx[b][k].defs, out[k + 1]) {
+                if let Some(folded) = fold_address(
+                    calc,
+                    add,
+                    x,
+                    (fx[b][k].defs, fx[b][k + 1].kills),
+                    out[k + 1],
+                ) {
                     keep.push(Item::Instr(folded, *x_origin));
                     changed = true;
                     k += 2;
@@ -361,11 +367,14 @@ fn reads_only_low_byte(calc: &mut EffectsOf, x: &Instruction, r: Register) -> bo
 
 /// `add a, imm` followed by `x` that uses `a` only as the base of its memory
 /// operand, with `a` dead after `x` (or overwritten by it) and the flags of
-/// the `add` unread: `x` with the immediate folded into its displacement.
+/// the `add` unread (or surely overwritten by `x`, whose effects kill
+/// `x_kills`), and no implicit operand of `x` reading `a` (`mul`'s `eax`):
+/// `x` with the immediate folded into its displacement.
 fn fold_address(
+    calc: &mut EffectsOf,
     add: &Instruction,
     x: &Instruction,
-    add_defs: Locs,
+    (add_defs, x_kills): (Locs, Locs),
     live_after_x: Locs,
 ) -> Option<Instruction> {
     let imm = match add.code() {
@@ -387,11 +396,25 @@ fn fold_address(
             && x.op_register(i).full_register32() == a
             && !(i == 0 && writes_a)
     });
+    // Implicit operands too: `mul dword [eax+d]` multiplies `eax`.
+    let implicit_use = crate::effects::info32(calc.factory(), x)
+        .used_registers()
+        .iter()
+        .any(|u| {
+            let r = u.register();
+            (r.is_gpr8() || r.is_gpr16() || r.is_gpr32())
+                && r.full_register32() == a
+                && !matches!(
+                    (u.access(), writes_a),
+                    (iced_x86::OpAccess::Read, _) | (iced_x86::OpAccess::Write, true)
+                )
+        });
     if x.memory_base() != a
         || x.memory_index() == a
         || reads_a_otherwise
+        || implicit_use
         || x.rflags_read() != 0
-        || add_defs & live_after_x & ALL_FLAGS & !flag_bits(x.rflags_modified()) != 0
+        || add_defs & live_after_x & ALL_FLAGS & !x_kills != 0
         || (!writes_a && is_live(live_after_x, a))
     {
         return None;
@@ -447,4 +470,411 @@ fn fold_load(load: &Instruction, op: &Instruction, live_after_op: Locs) -> Optio
         load.segment_prefix(),
     );
     Instruction::with2(code, b, memory).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+    use iced_x86::ConditionCode as Cc;
+    use wiper_emit::Terminator;
+
+    use crate::testutil::{after, asm, block, branch, function, residual};
+
+    /// The listing after one round of peepholes.
+    fn peep(r: wiper_emit::Residual) -> String {
+        after(r, super::run)
+    }
+
+    #[test]
+    fn a_swap_through_a_temporary_becomes_xchg() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          xchg ebx,eax
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the temporary goes to `edx`, not back into `ebx`.
+    #[test]
+    fn a_move_elsewhere_is_no_swap() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.mov(eax, ebx)?;
+            a.mov(edx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov ecx,eax
+          mov eax,ebx
+          mov edx,ecx
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn two_address_arithmetic_through_a_copy_goes_direct() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.sub(ecx, esi)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          sub ebx,esi
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the copy `eax` is read after (it is live at `ret`).
+    #[test]
+    fn two_address_arithmetic_whose_copy_is_read_stays() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            a.sub(eax, esi)?;
+            a.mov(ebx, eax)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov eax,ebx
+          sub eax,esi
+          mov ebx,eax
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_commutative_operand_moved_aside_is_used_in_place() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.mov(eax, ebx)?;
+            a.add(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          add eax,ebx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `sub` is not commutative (`ebx - eax` is not
+    /// `eax - ebx`).
+    #[test]
+    fn a_non_commutative_operand_moved_aside_stays() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.mov(eax, ebx)?;
+            a.sub(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov ecx,eax
+          mov eax,ebx
+          sub eax,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// `dec eax; test eax,eax; je`: only ZF is read, which `dec` set the
+    /// same.
+    #[test]
+    fn a_zero_test_after_arithmetic_on_the_register_goes() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.dec(eax)?;
+                    a.test(eax, eax)
+                }),
+                branch(Cc::e, 1, 1),
+            ),
+            block(1, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(peep(r), @"
+        L0:
+          dec eax
+          je L1 else L1
+        L1:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `jb` reads CF, which `test` clears and `dec` keeps.
+    #[test]
+    fn a_zero_test_whose_carry_is_read_stays() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.dec(eax)?;
+                    a.test(eax, eax)
+                }),
+                branch(Cc::b, 1, 1),
+            ),
+            block(1, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(peep(r), @"
+        L0:
+          dec eax
+          test eax,eax
+          jb L1 else L1
+        L1:
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn imul_by_one_with_dead_flags_is_a_move() {
+        let f = function(|a| {
+            a.imul_3(eax, ebx, 1)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov eax,ebx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `adc` reads the carry `imul` clears.
+    #[test]
+    fn imul_by_one_whose_flags_are_read_stays() {
+        let f = function(|a| {
+            a.imul_3(eax, ebx, 1)?;
+            a.adc(edx, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          imul eax,ebx,1
+          adc edx,0
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_load_used_once_folds_into_its_user() {
+        let f = function(|a| {
+            a.mov(ecx, dword_ptr(esi + 8))?;
+            a.sub(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          sub eax,[esi+8]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the loaded `edx` is live at `ret`.
+    #[test]
+    fn a_load_read_again_stays() {
+        let f = function(|a| {
+            a.mov(edx, dword_ptr(esi + 8))?;
+            a.sub(eax, edx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov edx,[esi+8]
+          sub eax,edx
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn an_increment_folds_into_the_next_address() {
+        let f = function(|a| {
+            a.add(ecx, 4)?;
+            a.mov(eax, dword_ptr(ecx + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov eax,[ecx+0Ch]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `adc` reads the carry of the `add`.
+    #[test]
+    fn an_increment_whose_carry_is_read_stays() {
+        let f = function(|a| {
+            a.add(ecx, 4)?;
+            a.mov(eax, dword_ptr(ecx + 8))?;
+            a.adc(eax, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          add ecx,4
+          mov eax,[ecx+8]
+          adc eax,0
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `mul` reads `eax` (its multiplicand) besides the
+    /// address, and `edx` is live.
+    #[test]
+    fn an_increment_read_implicitly_stays() {
+        // (the assembler would pick `add eax,imm32`'s short form)
+        let add =
+            iced_x86::Instruction::with2(iced_x86::Code::Add_rm32_imm8, iced_x86::Register::EAX, 4)
+                .expect("add eax,4");
+        let mut code = vec![add];
+        code.extend(asm(|a| {
+            a.mul(dword_ptr(eax + 8))?;
+            a.mov(eax, 0)?;
+            a.ret()
+        }));
+        let f = residual(vec![block(0, code, Terminator::Exit)]);
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          add eax,4
+          mul dword [eax+8]
+          mov eax,0
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_byte_changed_through_a_register_is_changed_in_place() {
+        let f = function(|a| {
+            a.movzx(ecx, byte_ptr(esi + 3))?;
+            a.dec(cl)?;
+            a.mov(byte_ptr(esi + 3), cl)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          dec byte [esi+3]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the byte goes back to the next address.
+    #[test]
+    fn a_byte_stored_elsewhere_stays() {
+        let f = function(|a| {
+            a.movzx(ecx, byte_ptr(esi + 3))?;
+            a.dec(cl)?;
+            a.mov(byte_ptr(esi + 4), cl)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          movzx ecx,byte [esi+3]
+          dec cl
+          mov [esi+4],cl
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_byte_tested_through_a_register_is_tested_in_place() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.movzx(ecx, byte_ptr(esi))?;
+                    a.test(cl, cl)
+                }),
+                branch(Cc::e, 1, 1),
+            ),
+            block(1, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(peep(r), @"
+        L0:
+          cmp byte [esi],0
+          je L1 else L1
+        L1:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the zero-extended `eax` is live at `ret`.
+    #[test]
+    fn a_byte_tested_through_a_live_register_stays() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.movzx(eax, byte_ptr(esi))?;
+                    a.test(al, al)
+                }),
+                branch(Cc::e, 1, 1),
+            ),
+            block(1, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(peep(r), @"
+        L0:
+          movzx eax,byte [esi]
+          test al,al
+          je L1 else L1
+        L1:
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_zero_extension_of_itself_read_as_a_byte_goes() {
+        let f = function(|a| {
+            a.movzx(ecx, cl)?;
+            a.add(al, cl)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          add al,cl
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `add eax,ecx` reads all of `ecx`.
+    #[test]
+    fn a_zero_extension_of_itself_read_whole_stays() {
+        let f = function(|a| {
+            a.movzx(ecx, cl)?;
+            a.add(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          movzx ecx,cl
+          add eax,ecx
+          ret
+          exit
+        ");
+    }
 }

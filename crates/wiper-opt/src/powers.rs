@@ -88,3 +88,57 @@ pub fn shorten_power_chains(residual: &mut Residual, calc: &mut EffectsOf) -> bo
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// `ebx^6` by five products becomes square-and-multiply.
+    #[test]
+    fn a_chain_of_products_is_squared() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            for _ in 0..5 {
+                a.imul_2(eax, ebx)?;
+            }
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::shorten_power_chains), @"
+        L0:
+          mov eax,ebx
+          imul eax,eax
+          imul eax,ebx
+          imul eax,eax
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `adc` reads the last product's carry, which the
+    /// squares would make differently.
+    #[test]
+    fn a_chain_whose_flags_are_read_stays() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            for _ in 0..5 {
+                a.imul_2(eax, ebx)?;
+            }
+            a.adc(edx, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::shorten_power_chains), @"
+        L0:
+          mov eax,ebx
+          imul eax,ebx
+          imul eax,ebx
+          imul eax,ebx
+          imul eax,ebx
+          imul eax,ebx
+          adc edx,0
+          ret
+          exit
+        ");
+    }
+}

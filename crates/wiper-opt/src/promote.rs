@@ -228,3 +228,83 @@ pub fn bits(set: Locs) -> impl Iterator<Item = u32> {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// Promotion after the frame analysis (nothing when there is none).
+    fn promoted(r: wiper_emit::Residual) -> String {
+        after(r, |r, c| {
+            if let Some(f) = crate::frame::analyze(r) {
+                super::promote(r, &f, c);
+            }
+        })
+    }
+
+    #[test]
+    fn a_slot_accessed_as_a_dword_lives_in_a_register() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.mov(eax, 7)?;
+            a.add(eax, dword_ptr(esp))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(promoted(f), @"
+        L0:
+          lea esp,[esp-4]
+          mov ecx,eax
+          mov eax,7
+          add eax,ecx
+          lea esp,[esp+4]
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: a byte of the slot is written too (overlap), and in
+    /// the second function the slot's address escapes into `ecx`.
+    #[test]
+    fn a_slot_with_a_byte_access_or_an_escaping_address_stays() {
+        let overlap = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.mov(byte_ptr(esp + 1), dl)?;
+            a.add(eax, dword_ptr(esp))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        let escape = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.lea(ecx, ptr(esp))?;
+            a.mov(dword_ptr(ecx), edx)?;
+            a.add(eax, dword_ptr(esp))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(promoted(overlap) + &promoted(escape), @"
+        L0:
+          lea esp,[esp-4]
+          mov [esp],eax
+          mov [esp+1],dl
+          add eax,[esp]
+          lea esp,[esp+4]
+          ret
+          exit
+        L0:
+          lea esp,[esp-4]
+          mov [esp],eax
+          lea ecx,[esp]
+          mov [ecx],edx
+          add eax,[esp]
+          lea esp,[esp+4]
+          ret
+          exit
+        ");
+    }
+}

@@ -166,3 +166,74 @@ fn swap(residual: &mut Residual, calc: &mut EffectsOf, r: Register, s: Register)
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// `ebx`, saved in `ecx`, only holds a temporary: the two swap.
+    #[test]
+    fn a_saved_register_holding_temporaries_gives_way() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.lea(ebx, ptr(eax + 5))?;
+            a.imul_3(eax, ebx, 3)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::free_saved_registers), @"
+        L0:
+          lea ecx,[eax+5]
+          imul eax,ecx,3
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: `ecx` is written elsewhere, and in the second
+    /// function the entry value of `ebx` is read again after the save.
+    #[test]
+    fn a_used_scratch_or_a_reread_entry_value_stays() {
+        let used = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.lea(ebx, ptr(eax + 5))?;
+            a.mov(dword_ptr(0x3000_0000u32), ecx)?;
+            a.mov(ecx, eax)?;
+            a.imul_3(eax, ebx, 3)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        let reread = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.add(eax, ebx)?;
+            a.lea(ebx, ptr(eax + 5))?;
+            a.imul_3(eax, ebx, 3)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(
+            after(used, super::free_saved_registers) + &after(reread, super::free_saved_registers),
+            @"
+        L0:
+          mov ecx,ebx
+          lea ebx,[eax+5]
+          mov [30000000h],ecx
+          mov ecx,eax
+          imul eax,ebx,3
+          mov ebx,ecx
+          ret
+          exit
+        L0:
+          mov ecx,ebx
+          add eax,ebx
+          lea ebx,[eax+5]
+          imul eax,ebx,3
+          mov ebx,ecx
+          ret
+          exit
+        "
+        );
+    }
+}

@@ -180,3 +180,76 @@ fn restores_only_at_exits(
                 })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// Frame elimination after the frame analysis.
+    fn unframed(r: wiper_emit::Residual) -> String {
+        after(r, |r, c| {
+            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
+        })
+    }
+
+    /// `ebx` is saved and restored but never changed; the argument read
+    /// is re-addressed from the entry stack pointer.
+    #[test]
+    fn a_frame_of_bookkeeping_goes() {
+        let f = function(|a| {
+            a.push(ebx)?;
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(eax, dword_ptr(esp + 16))?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.lea(esp, ptr(esp + 12))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(unframed(f), @"
+        L0:
+          mov eax,[esp+4]
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: the restore is a `pop` (the pass wants none), and in
+    /// the second function `ebx` changes, so its save stays as a
+    /// `push`/`pop` pair.
+    #[test]
+    fn a_pop_or_a_changed_register_keeps_a_save() {
+        let popped = function(|a| {
+            a.push(ebx)?;
+            a.mov(eax, dword_ptr(esp + 8))?;
+            a.pop(ebx)?;
+            a.ret()
+        });
+        let changed = function(|a| {
+            a.push(ebx)?;
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(ebx, dword_ptr(esp + 16))?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.lea(esp, ptr(esp + 12))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(unframed(popped) + &unframed(changed), @"
+        L0:
+          push ebx
+          mov eax,[esp+8]
+          pop ebx
+          ret
+          exit
+        L1:
+          push ebx
+          jmp L0
+        L0:
+          mov ebx,[esp+8]
+          mov eax,ebx
+          pop ebx
+          ret
+          exit
+        ");
+    }
+}

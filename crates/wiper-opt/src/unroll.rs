@@ -159,3 +159,128 @@ pub fn decide_distances(residual: &mut Residual, calc: &mut EffectsOf) -> usize 
     }
     decided
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+    use iced_x86::ConditionCode as Cc;
+    use wiper_emit::Terminator;
+
+    use crate::testutil::{after, asm, block, branch, jump, residual};
+
+    /// A walk from `eax` to `ecx` by 4, `setup` relating (or not) the two.
+    fn walk(setup: Vec<iced_x86::Instruction>) -> wiper_emit::Residual {
+        residual(vec![
+            block(0, setup, jump(1)),
+            block(
+                1,
+                asm(|a| {
+                    a.add(edx, dword_ptr(eax))?;
+                    a.add(eax, 4)?;
+                    a.cmp(eax, ecx)
+                }),
+                branch(Cc::ne, 1, 2),
+            ),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ])
+    }
+
+    /// `ecx` is `eax+8`: two turns, straight-line.
+    #[test]
+    fn a_walk_of_known_length_is_unrolled() {
+        let r = walk(asm(|a| a.lea(ecx, ptr(eax + 8))));
+        insta::assert_snapshot!(after(r, super::unroll_loops), @"
+        L0:
+          lea ecx,[eax+8]
+          jmp L1
+        L1:
+          add edx,[eax]
+          add eax,4
+          cmp eax,ecx
+          add edx,[eax]
+          add eax,4
+          cmp eax,ecx
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the end is loaded, not related to the pointer.
+    #[test]
+    fn a_walk_to_an_unknown_end_stays() {
+        let r = walk(asm(|a| a.mov(ecx, dword_ptr(esp + 4))));
+        insta::assert_snapshot!(after(r, super::unroll_loops), @"
+        L0:
+          mov ecx,[esp+4]
+          jmp L1
+        L1:
+          add edx,[eax]
+          add eax,4
+          cmp eax,ecx
+          jne L1 else L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// `je` after comparing `eax` with `eax+8`: never taken.
+    #[test]
+    fn a_compare_of_known_distance_is_decided() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.lea(ecx, ptr(eax + 8))?;
+                    a.cmp(eax, ecx)
+                }),
+                branch(Cc::e, 1, 2),
+            ),
+            block(1, asm(|a| a.ret()), Terminator::Exit),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(after(r, super::decide_distances), @"
+        L0:
+          lea ecx,[eax+8]
+          cmp eax,ecx
+          jmp L2
+        L1:
+          ret
+          exit
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `ecx` is loaded, so the distance is unknown.
+    #[test]
+    fn a_compare_of_unknown_distance_stays() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.mov(ecx, dword_ptr(esp + 4))?;
+                    a.cmp(eax, ecx)
+                }),
+                branch(Cc::e, 1, 2),
+            ),
+            block(1, asm(|a| a.ret()), Terminator::Exit),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(after(r, super::decide_distances), @"
+        L0:
+          mov ecx,[esp+4]
+          cmp eax,ecx
+          je L1 else L2
+        L1:
+          ret
+          exit
+        L2:
+          ret
+          exit
+        ");
+    }
+}
