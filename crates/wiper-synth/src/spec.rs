@@ -336,3 +336,48 @@ fn constants(
     out.truncate(MAX_CONSTS);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An access of `size` bytes at `base + offset`.
+    fn at(pool: &mut ExprPool, base: &str, offset: u64, size: u32, write: bool) -> Access {
+        let b = pool.var(base, 32);
+        let k = pool.bv(offset, 32);
+        let addr = pool.add(b, k);
+        Access { addr, size, write }
+    }
+
+    /// A candidate may touch only bytes the goal touches: same base, inside
+    /// the range, a write only where the goal writes. Anything else could
+    /// fault where the original does not, which no proof of equal values
+    /// rules out.
+    #[test]
+    fn covered_accepts_only_accesses_inside_the_goal_s() {
+        let mut p = ExprPool::new();
+        let goal = [
+            at(&mut p, "esp", 4, 4, false),
+            at(&mut p, "ebx", 0, 2, true),
+        ];
+        let inside = [
+            at(&mut p, "esp", 4, 4, false),
+            at(&mut p, "esp", 6, 2, false),
+            at(&mut p, "ebx", 1, 1, true),
+            at(&mut p, "ebx", 0, 2, false),
+        ];
+        for c in &inside {
+            assert!(covered(&p, c, &goal), "{c:?}");
+        }
+        let outside = [
+            at(&mut p, "esp", 8, 4, false), // same base, past the end
+            at(&mut p, "esp", 6, 4, false), // same base, straddles the end
+            at(&mut p, "esp", 0, 4, false), // same base, before the start
+            at(&mut p, "ecx", 4, 4, false), // another base, same offset
+            at(&mut p, "esp", 4, 4, true),  // a write where the goal reads
+        ];
+        for c in &outside {
+            assert!(!covered(&p, c, &goal), "{c:?}");
+        }
+    }
+}
