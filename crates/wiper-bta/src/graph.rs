@@ -18,11 +18,11 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::stable_graph::StableGraph;
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use wiper_elf::Binary;
-use wiper_qfbv::{ExprId, ExprPool, Op};
+use wiper_qfbv::Op;
 use wiper_sem::{Flag, Loc, Reg, Temp, Value};
 
 use crate::memory::{AbstractLoc, AccessKind};
-use crate::program::{PartId, Program, Stmt, ENTRY};
+use crate::program::{formula_reads, part_roots, PartId, Program, Stmt, ENTRY};
 use crate::stack::{Offset, StackInfo};
 
 /// An input of the function: the value a location holds at entry.
@@ -326,57 +326,6 @@ fn index_loc(i: usize) -> Loc {
     } else {
         Loc::Temp(Temp((i - NREG - NFLAG) as u8))
     }
-}
-
-/// Registers and flags read as data and as addresses by `roots`.
-pub(crate) fn formula_reads(pool: &ExprPool, roots: &[ExprId]) -> (BTreeSet<Loc>, BTreeSet<Loc>) {
-    let mut data = BTreeSet::new();
-    let mut addr = BTreeSet::new();
-    let mut seen: HashSet<(ExprId, bool)> = HashSet::new();
-    let mut stack: Vec<(ExprId, bool)> = roots.iter().map(|&r| (r, false)).collect();
-    while let Some((e, in_addr)) = stack.pop() {
-        if !seen.insert((e, in_addr)) {
-            continue;
-        }
-        match pool.op(e) {
-            Op::Var(v) => {
-                if let Some(l) = Loc::of_var(pool, v) {
-                    if l != Loc::Mem {
-                        if in_addr {
-                            addr.insert(l);
-                        } else {
-                            data.insert(l);
-                        }
-                    }
-                }
-            }
-            Op::Load(_) => {
-                let a = pool.args(e);
-                stack.push((a[0], in_addr));
-                stack.push((a[1], true));
-            }
-            Op::Store => {
-                let a = pool.args(e);
-                stack.push((a[0], in_addr));
-                stack.push((a[1], true));
-                stack.push((a[2], in_addr));
-            }
-            _ => stack.extend(pool.args(e).iter().map(|&a| (a, in_addr))),
-        }
-    }
-    (data, addr)
-}
-
-/// The roots of a part's formulas.
-pub(crate) fn part_roots(part: &wiper_sem::Part) -> Vec<ExprId> {
-    part.effects
-        .iter()
-        .filter_map(|e| match e.value {
-            Value::Expr(x) => Some(x),
-            Value::Undefined => None,
-        })
-        .chain(part.fault)
-        .collect()
 }
 
 struct CellTable {

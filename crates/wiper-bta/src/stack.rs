@@ -22,7 +22,7 @@ use wiper_qfbv::{ExprId, ExprPool, Op, VarId};
 use wiper_sem::{loc_var, Loc, Reg, Temp, Value};
 
 use crate::memory::{AbstractLoc, Access, AccessKind};
-use crate::program::{Program, Stmt, ENTRY};
+use crate::program::{formula_reads, part_roots, Program, Stmt, ENTRY};
 
 /// A register's offset from the entry stack pointer, when known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -623,15 +623,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         if let Some(acc) = accesses.as_deref_mut() {
-            let roots: Vec<ExprId> = part
-                .effects
-                .iter()
-                .filter_map(|e| match e.value {
-                    Value::Expr(x) => Some(x),
-                    Value::Undefined => None,
-                })
-                .chain(part.fault)
-                .collect();
+            let roots = part_roots(&part);
             let mut seen = Vec::new();
             for root in roots {
                 let r = self.rewrite(pool, root, state, false);
@@ -926,8 +918,8 @@ fn liveness(program: &Program) -> Vec<u16> {
                     uses[s] = 0xff;
                     continue;
                 }
-                let roots = crate::graph::part_roots(part);
-                let (data, addr) = crate::graph::formula_reads(&program.pool, &roots);
+                let roots = part_roots(part);
+                let (data, addr) = formula_reads(&program.pool, &roots);
                 uses[s] = data
                     .iter()
                     .chain(addr.iter())
