@@ -16,7 +16,7 @@ use wiper_qfbv::{ExprId, ExprPool, Op};
 use wiper_sem::{lift, Loc, Part, Value};
 use wiper_x86::{CallTarget, Function, Instruction, Successor};
 
-use crate::BtaError;
+use crate::error::BtaError;
 
 /// Dense index of a part of the analysed function, in address order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
