@@ -22,6 +22,7 @@
 //!
 //! The design, the may-alias rules and the assumptions are in `docs/bta.md`.
 
+mod error;
 mod graph;
 mod memory;
 mod program;
@@ -36,9 +37,10 @@ use std::rc::Rc;
 use petgraph::graph::NodeIndex;
 use wiper_elf::Binary;
 use wiper_qfbv::ExprPool;
-use wiper_sem::{Reg, SemError};
-use wiper_x86::{CallTarget, DecodeError, Disassembler, Function};
+use wiper_sem::Reg;
+use wiper_x86::{CallTarget, Disassembler, Function};
 
+pub use error::BtaError;
 pub use graph::{CallOutput, DependenceGraph, EdgeKind, Input, Node, NodeId};
 pub use memory::{AbstractLoc, Access, AccessKind};
 pub use program::{InstructionInfo, PartId, PartInfo};
@@ -49,36 +51,6 @@ pub use stack::{Offset, StackState};
 use graph::{Built, CalleeInfo};
 use program::Program;
 use stack::{Ctx, Footprint, StackInfo};
-
-/// Why a function could not be analysed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BtaError {
-    /// The function could not be decoded.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// An instruction of the function has no semantics.
-    #[error(transparent)]
-    Sem(#[from] SemError),
-    /// A malformed static spec.
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    /// The spec names an argument the function does not read.
-    #[error("static input arg{index} is out of range: the function reads {}", reads_text(*reads))]
-    ArgumentOutOfRange {
-        /// The argument named.
-        index: u32,
-        /// How many stack arguments the function reads.
-        reads: u32,
-    },
-}
-
-fn reads_text(n: u32) -> String {
-    match n {
-        0 => "no stack arguments".to_owned(),
-        1 => "only 1 stack argument (arg0)".to_owned(),
-        n => format!("only {n} stack arguments (arg0..arg{})", n - 1),
-    }
-}
 
 /// A call site of the analysed function, with what the analysis decided.
 #[derive(Debug, Clone)]

@@ -3,15 +3,20 @@
 //! *statements*: the parts, plus an entry, an exit, a statement per call
 //! (the callee's effect, between the call's jump and the return site) and a
 //! placeholder for a block without parts.
+//!
+//! It also says which locations a part's formulas read ([`part_roots`],
+//! [`formula_reads`]): the stack tracking (liveness) and the dependence
+//! graph (uses) both need it, so it lives here, before either.
 
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 
 use iced_x86::Mnemonic;
-use wiper_qfbv::ExprPool;
-use wiper_sem::{lift, Part};
+use wiper_qfbv::{ExprId, ExprPool, Op};
+use wiper_sem::{lift, Loc, Part, Value};
 use wiper_x86::{CallTarget, Function, Instruction, Successor};
 
-use crate::BtaError;
+use crate::error::BtaError;
 
 /// Dense index of a part of the analysed function, in address order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -267,4 +272,55 @@ pub(crate) fn reverse_post_order(succs: &[Vec<usize>], root: usize) -> Vec<usize
     }
     order.reverse();
     order
+}
+
+/// Registers and flags read as data and as addresses by `roots`.
+pub(crate) fn formula_reads(pool: &ExprPool, roots: &[ExprId]) -> (BTreeSet<Loc>, BTreeSet<Loc>) {
+    let mut data = BTreeSet::new();
+    let mut addr = BTreeSet::new();
+    let mut seen: HashSet<(ExprId, bool)> = HashSet::new();
+    let mut stack: Vec<(ExprId, bool)> = roots.iter().map(|&r| (r, false)).collect();
+    while let Some((e, in_addr)) = stack.pop() {
+        if !seen.insert((e, in_addr)) {
+            continue;
+        }
+        match pool.op(e) {
+            Op::Var(v) => {
+                if let Some(l) = Loc::of_var(pool, v) {
+                    if l != Loc::Mem {
+                        if in_addr {
+                            addr.insert(l);
+                        } else {
+                            data.insert(l);
+                        }
+                    }
+                }
+            }
+            Op::Load(_) => {
+                let a = pool.args(e);
+                stack.push((a[0], in_addr));
+                stack.push((a[1], true));
+            }
+            Op::Store => {
+                let a = pool.args(e);
+                stack.push((a[0], in_addr));
+                stack.push((a[1], true));
+                stack.push((a[2], in_addr));
+            }
+            _ => stack.extend(pool.args(e).iter().map(|&a| (a, in_addr))),
+        }
+    }
+    (data, addr)
+}
+
+/// The roots of a part's formulas.
+pub(crate) fn part_roots(part: &Part) -> Vec<ExprId> {
+    part.effects
+        .iter()
+        .filter_map(|e| match e.value {
+            Value::Expr(x) => Some(x),
+            Value::Undefined => None,
+        })
+        .chain(part.fault)
+        .collect()
 }

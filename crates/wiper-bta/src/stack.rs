@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use wiper_elf::Binary;
 use wiper_qfbv::{ExprId, ExprPool, Op, VarId};
-use wiper_sem::{loc_var, Loc, Reg, Temp, Value};
+use wiper_sem::{loc_var, Loc, Part, Reg, Temp, Value};
 
 use crate::memory::{AbstractLoc, Access, AccessKind};
-use crate::program::{Program, Stmt, ENTRY};
+use crate::program::{formula_reads, part_roots, Program, Stmt, ENTRY};
 
 /// A register's offset from the entry stack pointer, when known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -590,6 +590,72 @@ impl<'a> Ctx<'a> {
         out
     }
 
+    /// The loads of `part`'s formulas under `state`, classified, without
+    /// repeats.
+    fn read_accesses(&self, pool: &mut ExprPool, part: &Part, state: &State) -> Vec<Access> {
+        let mut seen = Vec::new();
+        for root in part_roots(part) {
+            let r = self.rewrite(pool, root, state, false);
+            for s in pool.subterms(&[r]) {
+                if let Op::Load(n) = pool.op(s) {
+                    let addr = pool.args(s)[1];
+                    let loc = self.abstract_loc(self.classify(pool, addr), u32::from(n));
+                    let a = Access {
+                        loc,
+                        kind: AccessKind::Read,
+                    };
+                    if !seen.contains(&a) {
+                        seen.push(a);
+                    }
+                }
+            }
+        }
+        seen
+    }
+
+    /// Applies a store of `v` to `loc` (`must`: it always happens) to
+    /// `state`; sets `escape` when a stack address may be lost.
+    fn store(&self, state: &mut State, loc: AbstractLoc, v: AbsVal, must: bool, escape: &mut bool) {
+        match loc {
+            AbstractLoc::Stack { offset, size } => {
+                let lo = i64::from(offset);
+                state.kill(lo, lo + i64::from(size), !must, escape);
+                if must && size == 4 {
+                    if v != AbsVal::Top {
+                        state.slots.insert(offset, v);
+                    }
+                } else if v.is_stack() {
+                    *escape = true;
+                }
+            }
+            AbstractLoc::LocalAny => {
+                state.kill(i64::from(i32::MIN), 0, true, escape);
+                if v.is_stack() {
+                    *escape = true;
+                }
+            }
+            AbstractLoc::StackAny => {
+                state.kill_all(escape);
+                if v.is_stack() {
+                    *escape = true;
+                }
+            }
+            AbstractLoc::Unknown => {
+                if self.escaped_mode {
+                    state.kill_all(escape);
+                }
+                if v.is_stack() {
+                    *escape = true;
+                }
+            }
+            _ => {
+                if v.is_stack() {
+                    *escape = true;
+                }
+            }
+        }
+    }
+
     /// Applies part `p`'s effects to `state`; sets `escape` when a stack
     /// address may be lost. With `accesses`, collects its memory accesses.
     fn transfer_part(
@@ -623,33 +689,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         if let Some(acc) = accesses.as_deref_mut() {
-            let roots: Vec<ExprId> = part
-                .effects
-                .iter()
-                .filter_map(|e| match e.value {
-                    Value::Expr(x) => Some(x),
-                    Value::Undefined => None,
-                })
-                .chain(part.fault)
-                .collect();
-            let mut seen = Vec::new();
-            for root in roots {
-                let r = self.rewrite(pool, root, state, false);
-                for s in pool.subterms(&[r]) {
-                    if let Op::Load(n) = pool.op(s) {
-                        let addr = pool.args(s)[1];
-                        let loc = self.abstract_loc(self.classify(pool, addr), u32::from(n));
-                        let a = Access {
-                            loc,
-                            kind: AccessKind::Read,
-                        };
-                        if !seen.contains(&a) {
-                            seen.push(a);
-                        }
-                    }
-                }
-            }
-            acc.extend(seen);
+            acc.extend(self.read_accesses(pool, &part, state));
         }
         // Parallel assignment: compute every value from the old state.
         let mut reg_out: Vec<(Loc, AbsVal)> = Vec::new();
@@ -700,44 +740,7 @@ impl<'a> Ctx<'a> {
                     acc.push(a);
                 }
             }
-            match loc {
-                AbstractLoc::Stack { offset, size } => {
-                    let lo = i64::from(offset);
-                    state.kill(lo, lo + i64::from(size), !must, escape);
-                    if must && size == 4 {
-                        if v != AbsVal::Top {
-                            state.slots.insert(offset, v);
-                        }
-                    } else if v.is_stack() {
-                        *escape = true;
-                    }
-                }
-                AbstractLoc::LocalAny => {
-                    state.kill(i64::from(i32::MIN), 0, true, escape);
-                    if v.is_stack() {
-                        *escape = true;
-                    }
-                }
-                AbstractLoc::StackAny => {
-                    state.kill_all(escape);
-                    if v.is_stack() {
-                        *escape = true;
-                    }
-                }
-                AbstractLoc::Unknown => {
-                    if self.escaped_mode {
-                        state.kill_all(escape);
-                    }
-                    if v.is_stack() {
-                        *escape = true;
-                    }
-                }
-                _ => {
-                    if v.is_stack() {
-                        *escape = true;
-                    }
-                }
-            }
+            self.store(state, loc, v, must, escape);
         }
         for (dst, v) in reg_out {
             match dst {
@@ -926,8 +929,8 @@ fn liveness(program: &Program) -> Vec<u16> {
                     uses[s] = 0xff;
                     continue;
                 }
-                let roots = crate::graph::part_roots(part);
-                let (data, addr) = crate::graph::formula_reads(&program.pool, &roots);
+                let roots = part_roots(part);
+                let (data, addr) = formula_reads(&program.pool, &roots);
                 uses[s] = data
                     .iter()
                     .chain(addr.iter())
