@@ -332,12 +332,6 @@ pub fn specialize(
 /// The numbers of a residual ELF written by [`specialize_elf`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WrittenElf {
-    /// The function's name (its symbol, or `fn_ADDR`).
-    pub name: String,
-    /// The function's entry address in the input binary.
-    pub entry: u32,
-    /// Instructions of the original function's control-flow graph.
-    pub original_instructions: usize,
     /// Residual instructions (thunks and traps excluded).
     pub residual_instructions: usize,
     /// Size in bytes of the residual code.
@@ -364,9 +358,6 @@ pub fn specialize_elf(
     sp.write_elf(output)?;
     let start = sp.encoded.load_vaddr;
     Ok(WrittenElf {
-        name: sp.name.clone(),
-        entry: sp.entry,
-        original_instructions: sp.result.stats.original_instructions,
         residual_instructions: sp.encoded.instruction_count,
         residual_bytes: sp.encoded.code_size(),
         code_range: (
@@ -456,6 +447,7 @@ fn run_program(path: &Path, args: &[String]) -> Result<(String, String)> {
     Ok((String::from_utf8_lossy(&o.stdout).into_owned(), status))
 }
 
+/// Whether `a` and `b` name the same existing file.
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
@@ -463,6 +455,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Writes `bytes` to `out` and makes it executable.
 fn write_executable(out: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
     #[cfg(unix)]

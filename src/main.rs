@@ -178,6 +178,45 @@ enum FormatArg {
     Dot,
 }
 
+impl From<EmitArg> for commands::EmitKind {
+    fn from(emit: EmitArg) -> Self {
+        match emit {
+            EmitArg::Elf => commands::EmitKind::Elf,
+            EmitArg::Asm => commands::EmitKind::Asm,
+            EmitArg::Bin => commands::EmitKind::Bin,
+        }
+    }
+}
+
+impl From<BtaFormatArg> for commands::BtaFormat {
+    fn from(format: BtaFormatArg) -> Self {
+        match format {
+            BtaFormatArg::Text => commands::BtaFormat::Text,
+            BtaFormatArg::Dot => commands::BtaFormat::Dot,
+            BtaFormatArg::Json => commands::BtaFormat::Json,
+        }
+    }
+}
+
+impl From<SyntaxArg> for wiper_x86::Syntax {
+    fn from(syntax: SyntaxArg) -> Self {
+        match syntax {
+            SyntaxArg::Intel => wiper_x86::Syntax::Intel,
+            SyntaxArg::Gas => wiper_x86::Syntax::Gas,
+        }
+    }
+}
+
+impl From<FormatArg> for wiper_x86::Format {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Text => wiper_x86::Format::Text,
+            FormatArg::Dot => wiper_x86::Format::Dot,
+        }
+    }
+}
+
+/// Parses the command line, runs the command and prints what it returns.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -187,17 +226,13 @@ fn main() -> ExitCode {
             function,
             syntax,
             format,
-        } => {
-            let syntax = match syntax {
-                SyntaxArg::Intel => wiper_x86::Syntax::Intel,
-                SyntaxArg::Gas => wiper_x86::Syntax::Gas,
-            };
-            let format = match format {
-                FormatArg::Text => wiper_x86::Format::Text,
-                FormatArg::Dot => wiper_x86::Format::Dot,
-            };
-            commands::disasm(&binary.binary, &function.function, syntax, format).map(Report::from)
-        }
+        } => commands::disasm(
+            &binary.binary,
+            &function.function,
+            syntax.into(),
+            format.into(),
+        )
+        .map(Report::from),
         Command::Lift { binary, function } => {
             commands::lift(&binary.binary, &function.function).map(Report::from)
         }
@@ -206,15 +241,13 @@ fn main() -> ExitCode {
             function,
             statics,
             format,
-        } => {
-            let format = match format {
-                BtaFormatArg::Text => commands::BtaFormat::Text,
-                BtaFormatArg::Dot => commands::BtaFormat::Dot,
-                BtaFormatArg::Json => commands::BtaFormat::Json,
-            };
-            commands::bta(&binary.binary, &function.function, &statics.statics, format)
-                .map(Report::from)
-        }
+        } => commands::bta(
+            &binary.binary,
+            &function.function,
+            &statics.statics,
+            format.into(),
+        )
+        .map(Report::from),
         Command::Specialize {
             binary,
             function,
@@ -222,21 +255,14 @@ fn main() -> ExitCode {
             output,
             emit,
             options,
-        } => {
-            let emit = match emit {
-                EmitArg::Elf => commands::EmitKind::Elf,
-                EmitArg::Asm => commands::EmitKind::Asm,
-                EmitArg::Bin => commands::EmitKind::Bin,
-            };
-            commands::specialize(
-                &binary.binary,
-                &function.function,
-                &statics.statics,
-                output.as_deref(),
-                emit,
-                &options.options(),
-            )
-        }
+        } => commands::specialize(
+            &binary.binary,
+            &function.function,
+            &statics.statics,
+            output.as_deref(),
+            emit.into(),
+            &options.options(),
+        ),
         Command::Compare {
             binary,
             function,
@@ -281,6 +307,7 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// `s` on one line: every run of whitespace (newlines too) becomes one space.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
