@@ -1,4 +1,5 @@
-//! The subcommands: each loads its input and returns the text to print.
+//! The subcommands: each loads its input and returns what to print (the
+//! text for stdout, or a [`Report`]); none of them prints.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -7,6 +8,30 @@ use anyhow::{anyhow, Context, Result};
 use wiper_elf::{Binary, ElfError, FileType};
 use wiper_sem::wiper_qfbv::ExprPool;
 use wiper_x86::{format, Disassembler, Format, Syntax};
+
+/// What a command produced, for the caller to print: the stderr lines
+/// first, then the stdout text, then the failure, if any, as the error.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The text for stdout.
+    pub stdout: String,
+    /// Lines for stderr, without their newlines (the summary line of
+    /// `specialize` and `compare`).
+    pub stderr: Vec<String>,
+    /// A failure found once the output was made (`compare`'s runs that
+    /// differ): the output is still printed, then this is the error.
+    pub failure: Option<anyhow::Error>,
+}
+
+impl From<String> for Report {
+    /// A report of just the text for stdout.
+    fn from(stdout: String) -> Self {
+        Report {
+            stdout,
+            ..Default::default()
+        }
+    }
+}
 
 /// Loads the ELF at `path`, naming the file in every error.
 pub fn load(path: &Path) -> Result<Binary> {
@@ -182,7 +207,12 @@ struct Specialized {
 
 impl Specialized {
     /// Specializes `function` of the binary at `path` for `statics`.
-    fn new(path: &Path, function: &str, statics: &[String], max_residual: usize) -> Result<Self> {
+    fn new(
+        path: &Path,
+        function: &str,
+        statics: &[String],
+        options: &wiper_specialize::Options,
+    ) -> Result<Self> {
         let spec = wiper_bta::StaticSpec::parse_all(statics)?;
         let binary = load(path)?;
         let entry = wiper_x86::resolve_function(&binary, function)
@@ -191,13 +221,9 @@ impl Specialized {
             .function_at(entry)
             .map(|s| s.name.clone())
             .unwrap_or_else(|| format!("fn_{entry:x}"));
-        let options = wiper_specialize::Options {
-            max_residual,
-            ..Default::default()
-        };
         let context = || format!("{}: function {name}", path.display());
         let result =
-            wiper_specialize::specialize(&binary, entry, &spec, &options).with_context(context)?;
+            wiper_specialize::specialize(&binary, entry, &spec, options).with_context(context)?;
         let encoded = wiper_emit::encode(&result.plan, &result.residual).with_context(context)?;
         Ok(Specialized {
             binary,
@@ -255,27 +281,29 @@ fn check_output(input: &Path, output: Option<&Path>) -> Result<()> {
 
 /// `wiper specialize`: specializes `function` for `statics` and writes the
 /// residual program. Returns the text for stdout (the listing for
-/// `--emit asm` without `-o`); the summary line goes to stderr.
+/// `--emit asm` without `-o`) and the summary line for stderr.
 pub fn specialize(
     path: &Path,
     function: &str,
     statics: &[String],
     output: Option<&Path>,
     emit: EmitKind,
-    max_residual: usize,
-) -> Result<String> {
+    options: &wiper_specialize::Options,
+) -> Result<Report> {
     if emit != EmitKind::Asm && output.is_none() {
         return Err(anyhow!(
             "-o OUTPUT is required for --emit elf and --emit bin"
         ));
     }
     if let (EmitKind::Elf, Some(out)) = (emit, output) {
-        let written = specialize_elf(path, function, statics, out, max_residual)?;
-        eprintln!("{}", written.summary);
-        return Ok(String::new());
+        let written = specialize_elf(path, function, statics, out, options)?;
+        return Ok(Report {
+            stderr: vec![written.summary],
+            ..Default::default()
+        });
     }
     check_output(path, output)?;
-    let sp = Specialized::new(path, function, statics, max_residual)?;
+    let sp = Specialized::new(path, function, statics, options)?;
     let mut stdout = String::new();
     let mut summary = sp.summary();
     match (emit, output) {
@@ -294,19 +322,16 @@ pub fn specialize(
         }
         (EmitKind::Elf, _) | (EmitKind::Bin, None) => unreachable!("handled above"),
     }
-    eprintln!("{summary}");
-    Ok(stdout)
+    Ok(Report {
+        stdout,
+        stderr: vec![summary],
+        failure: None,
+    })
 }
 
 /// The numbers of a residual ELF written by [`specialize_elf`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WrittenElf {
-    /// The function's name (its symbol, or `fn_ADDR`).
-    pub name: String,
-    /// The function's entry address in the input binary.
-    pub entry: u32,
-    /// Instructions of the original function's control-flow graph.
-    pub original_instructions: usize,
     /// Residual instructions (thunks and traps excluded).
     pub residual_instructions: usize,
     /// Size in bytes of the residual code.
@@ -314,28 +339,25 @@ pub struct WrittenElf {
     /// Addresses `[start, end)` of everything loaded with the residual code
     /// (PC thunks included).
     pub code_range: (u32, u32),
-    /// The summary line `wiper specialize` prints on stderr.
+    /// The summary line `wiper specialize` reports for stderr.
     pub summary: String,
 }
 
 /// `wiper specialize --emit elf -o OUT`: specializes `function` of the
 /// binary at `path` for `statics`, writes the runnable ELF to `output` and
-/// returns its numbers (printing nothing).
+/// returns its numbers.
 pub fn specialize_elf(
     path: &Path,
     function: &str,
     statics: &[String],
     output: &Path,
-    max_residual: usize,
+    options: &wiper_specialize::Options,
 ) -> Result<WrittenElf> {
     check_output(path, Some(output))?;
-    let sp = Specialized::new(path, function, statics, max_residual)?;
+    let sp = Specialized::new(path, function, statics, options)?;
     sp.write_elf(output)?;
     let start = sp.encoded.load_vaddr;
     Ok(WrittenElf {
-        name: sp.name.clone(),
-        entry: sp.entry,
-        original_instructions: sp.result.stats.original_instructions,
         residual_instructions: sp.encoded.instruction_count,
         residual_bytes: sp.encoded.code_size(),
         code_range: (
@@ -348,22 +370,22 @@ pub fn specialize_elf(
 
 /// `wiper compare`: specializes, then shows the original function and the
 /// residual code and runs the original and the specialized binary on the
-/// same program arguments, comparing output and exit status.
+/// same program arguments, comparing output and exit status. Returns both
+/// listings and the runs for stdout and the summary line for stderr; runs
+/// that differ are the report's failure.
 pub fn compare(
     path: &Path,
     function: &str,
     statics: &[String],
     output: Option<&Path>,
+    options: &wiper_specialize::Options,
     args: &[String],
-) -> Result<String> {
+) -> Result<Report> {
     check_output(path, output)?;
-    let sp = Specialized::new(
-        path,
-        function,
-        statics,
-        wiper_specialize::Options::default().max_residual,
-    )?;
-    let (_, original) = load_function(path, function)?;
+    let sp = Specialized::new(path, function, statics, options)?;
+    let original = Disassembler::new(&sp.binary)
+        .function(sp.entry)
+        .with_context(|| format!("{}: function {function}", path.display()))?;
     let out_path = match output {
         Some(o) => o.to_path_buf(),
         None => std::env::temp_dir().join(format!(
@@ -391,38 +413,41 @@ pub fn compare(
     );
     text.push_str(&wiper_emit::listing(&sp.binary, &sp.encoded));
     let _ = writeln!(text, "\n== run with arguments: {}", args.join(" "));
-    let run = |p: &Path| -> Result<(String, String)> {
-        let o = std::process::Command::new(p)
-            .args(args)
-            .output()
-            .with_context(|| format!("cannot run {}", p.display()))?;
-        let status = match o.status.code() {
-            Some(c) => format!("exit status {c}"),
-            None => "killed by a signal".to_owned(),
-        };
-        Ok((String::from_utf8_lossy(&o.stdout).into_owned(), status))
-    };
-    let a = run(path)?;
-    let b = run(&out_path)?;
+    let a = run_program(path, args)?;
+    let b = run_program(&out_path, args)?;
     let _ = writeln!(text, "original: {:?}, {}", a.0, a.1);
     let _ = writeln!(text, "residual: {:?}, {}", b.0, b.1);
+    let same = a == b;
     let _ = writeln!(
         text,
         "{}",
-        if a == b {
+        if same {
             "same output and exit status"
         } else {
             "DIFFERENT"
         }
     );
-    eprintln!("{}", sp.summary());
-    if a != b {
-        print!("{text}");
-        return Err(anyhow!("the residual binary behaves differently"));
-    }
-    Ok(text)
+    Ok(Report {
+        stdout: text,
+        stderr: vec![sp.summary()],
+        failure: (!same).then(|| anyhow!("the residual binary behaves differently")),
+    })
 }
 
+/// Runs the program at `path` with `args`: its stdout and how it ended.
+fn run_program(path: &Path, args: &[String]) -> Result<(String, String)> {
+    let o = std::process::Command::new(path)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {}", path.display()))?;
+    let status = match o.status.code() {
+        Some(c) => format!("exit status {c}"),
+        None => "killed by a signal".to_owned(),
+    };
+    Ok((String::from_utf8_lossy(&o.stdout).into_owned(), status))
+}
+
+/// Whether `a` and `b` name the same existing file.
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(x), Ok(y)) => x == y,
@@ -430,6 +455,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Writes `bytes` to `out` and makes it executable.
 fn write_executable(out: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
     #[cfg(unix)]

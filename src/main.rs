@@ -1,14 +1,15 @@
 //! `wiper`: the command line of the IA-32 partial evaluator.
 //!
 //! Every failure is reported as one line on stderr (`wiper: error: ...`) with exit
-//! status 2; usage errors come from clap with the same status.
+//! status 2; usage errors come from clap with the same status. The commands
+//! (`wiper::commands`) return their output; only this file prints.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use wiper::commands;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use wiper::commands::{self, Report};
 
 /// Partial evaluation of IA-32 machine code.
 #[derive(Parser)]
@@ -18,20 +19,61 @@ struct Cli {
     command: Command,
 }
 
+/// The input executable (every command).
+#[derive(Args)]
+struct BinaryArgs {
+    /// The ELF file.
+    binary: PathBuf,
+}
+
+/// The function a command works on.
+#[derive(Args)]
+struct FunctionArgs {
+    /// Function name, or its entry address as 0x followed by hex digits.
+    #[arg(short, long, value_name = "NAME|0xADDR")]
+    function: String,
+}
+
+/// The static inputs (`bta`, `specialize`, `compare`).
+#[derive(Args)]
+struct StaticArgs {
+    /// A static input: argN=INT, argN=@str:TEXT, argN=@i32:1,2,3, argN=@bytes:HEX or
+    /// REG=INT (repeatable; every input not given is dynamic).
+    #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
+    statics: Vec<String>,
+}
+
+/// The options that shape the residual code (`specialize`, `compare`).
+#[derive(Args)]
+struct SpecializeOptions {
+    /// Most residual instructions before specialization gives up.
+    #[arg(long, value_name = "N", default_value_t = wiper_specialize::Options::default().max_residual)]
+    max_residual: usize,
+}
+
+impl SpecializeOptions {
+    /// The specializer's options: these, and the defaults for the rest.
+    fn options(&self) -> wiper_specialize::Options {
+        wiper_specialize::Options {
+            max_residual: self.max_residual,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Summarize an i386 ELF executable: type, entry, segments, functions, symbols.
     Info {
-        /// The ELF file.
-        binary: PathBuf,
+        #[command(flatten)]
+        binary: BinaryArgs,
     },
     /// Print a function's control-flow graph: blocks, instructions, successors.
     Disasm {
-        /// The ELF file.
-        binary: PathBuf,
-        /// Function name, or its entry address as 0x followed by hex digits.
-        #[arg(short, long, value_name = "NAME|0xADDR")]
-        function: String,
+        #[command(flatten)]
+        binary: BinaryArgs,
+        #[command(flatten)]
+        function: FunctionArgs,
         /// Assembly syntax.
         #[arg(long, value_enum, default_value_t = SyntaxArg::Intel)]
         syntax: SyntaxArg,
@@ -41,62 +83,55 @@ enum Command {
     },
     /// Print a function's decoupled instructions, each part with its formula.
     Lift {
-        /// The ELF file.
-        binary: PathBuf,
-        /// Function name, or its entry address as 0x followed by hex digits.
-        #[arg(short, long, value_name = "NAME|0xADDR")]
-        function: String,
+        #[command(flatten)]
+        binary: BinaryArgs,
+        #[command(flatten)]
+        function: FunctionArgs,
     },
     /// Binding-time analysis: mark every decoupled instruction Static, Dynamic or Lifted.
     Bta {
-        /// The ELF file.
-        binary: PathBuf,
-        /// Function name, or its entry address as 0x followed by hex digits.
-        #[arg(short, long, value_name = "NAME|0xADDR")]
-        function: String,
-        /// A static input: argN=INT, argN=@str:TEXT, argN=@i32:1,2,3, argN=@bytes:HEX or
-        /// REG=INT (repeatable; every input not given is dynamic).
-        #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
-        statics: Vec<String>,
+        #[command(flatten)]
+        binary: BinaryArgs,
+        #[command(flatten)]
+        function: FunctionArgs,
+        #[command(flatten)]
+        statics: StaticArgs,
         /// Output format.
         #[arg(long, value_enum, default_value_t = BtaFormatArg::Text)]
         format: BtaFormatArg,
     },
     /// Specialize a function for static inputs and write the residual program.
     Specialize {
-        /// The ELF file.
-        binary: PathBuf,
-        /// Function name, or its entry address as 0x followed by hex digits.
-        #[arg(short, long, value_name = "NAME|0xADDR")]
-        function: String,
-        /// A static input: argN=INT, argN=@str:TEXT, argN=@i32:1,2,3, argN=@bytes:HEX or
-        /// REG=INT (repeatable; every input not given is dynamic).
-        #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
-        statics: Vec<String>,
+        #[command(flatten)]
+        binary: BinaryArgs,
+        #[command(flatten)]
+        function: FunctionArgs,
+        #[command(flatten)]
+        statics: StaticArgs,
         /// The output file (required for --emit elf and bin; never the input).
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
         /// What to write: a runnable ELF, the annotated residual listing, or the raw code.
         #[arg(long, value_enum, default_value_t = EmitArg::Elf)]
         emit: EmitArg,
-        /// Most residual instructions before specialization gives up.
-        #[arg(long, default_value_t = 100_000)]
-        max_residual: usize,
+        #[command(flatten)]
+        options: SpecializeOptions,
     },
     /// Specialize, print the original and the residual code, and run both binaries
     /// on the same program arguments.
     Compare {
-        /// The ELF file.
-        binary: PathBuf,
-        /// Function name, or its entry address as 0x followed by hex digits.
-        #[arg(short, long, value_name = "NAME|0xADDR")]
-        function: String,
-        /// A static input (as for `specialize`; repeatable).
-        #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
-        statics: Vec<String>,
-        /// Where to write the specialized binary (default: the temporary directory).
+        #[command(flatten)]
+        binary: BinaryArgs,
+        #[command(flatten)]
+        function: FunctionArgs,
+        #[command(flatten)]
+        statics: StaticArgs,
+        /// Where to write the specialized binary (default: the temporary directory;
+        /// never the input).
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        options: SpecializeOptions,
         /// The program's arguments for both runs (after `--`).
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
@@ -143,77 +178,124 @@ enum FormatArg {
     Dot,
 }
 
+impl From<EmitArg> for commands::EmitKind {
+    fn from(emit: EmitArg) -> Self {
+        match emit {
+            EmitArg::Elf => commands::EmitKind::Elf,
+            EmitArg::Asm => commands::EmitKind::Asm,
+            EmitArg::Bin => commands::EmitKind::Bin,
+        }
+    }
+}
+
+impl From<BtaFormatArg> for commands::BtaFormat {
+    fn from(format: BtaFormatArg) -> Self {
+        match format {
+            BtaFormatArg::Text => commands::BtaFormat::Text,
+            BtaFormatArg::Dot => commands::BtaFormat::Dot,
+            BtaFormatArg::Json => commands::BtaFormat::Json,
+        }
+    }
+}
+
+impl From<SyntaxArg> for wiper_x86::Syntax {
+    fn from(syntax: SyntaxArg) -> Self {
+        match syntax {
+            SyntaxArg::Intel => wiper_x86::Syntax::Intel,
+            SyntaxArg::Gas => wiper_x86::Syntax::Gas,
+        }
+    }
+}
+
+impl From<FormatArg> for wiper_x86::Format {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Text => wiper_x86::Format::Text,
+            FormatArg::Dot => wiper_x86::Format::Dot,
+        }
+    }
+}
+
+/// Parses the command line, runs the command and prints what it returns.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { binary } => commands::info(&binary),
+        Command::Info { binary } => commands::info(&binary.binary).map(Report::from),
         Command::Disasm {
             binary,
             function,
             syntax,
             format,
-        } => {
-            let syntax = match syntax {
-                SyntaxArg::Intel => wiper_x86::Syntax::Intel,
-                SyntaxArg::Gas => wiper_x86::Syntax::Gas,
-            };
-            let format = match format {
-                FormatArg::Text => wiper_x86::Format::Text,
-                FormatArg::Dot => wiper_x86::Format::Dot,
-            };
-            commands::disasm(&binary, &function, syntax, format)
+        } => commands::disasm(
+            &binary.binary,
+            &function.function,
+            syntax.into(),
+            format.into(),
+        )
+        .map(Report::from),
+        Command::Lift { binary, function } => {
+            commands::lift(&binary.binary, &function.function).map(Report::from)
         }
-        Command::Lift { binary, function } => commands::lift(&binary, &function),
         Command::Bta {
             binary,
             function,
             statics,
             format,
-        } => {
-            let format = match format {
-                BtaFormatArg::Text => commands::BtaFormat::Text,
-                BtaFormatArg::Dot => commands::BtaFormat::Dot,
-                BtaFormatArg::Json => commands::BtaFormat::Json,
-            };
-            commands::bta(&binary, &function, &statics, format)
-        }
+        } => commands::bta(
+            &binary.binary,
+            &function.function,
+            &statics.statics,
+            format.into(),
+        )
+        .map(Report::from),
         Command::Specialize {
             binary,
             function,
             statics,
             output,
             emit,
-            max_residual,
-        } => {
-            let emit = match emit {
-                EmitArg::Elf => commands::EmitKind::Elf,
-                EmitArg::Asm => commands::EmitKind::Asm,
-                EmitArg::Bin => commands::EmitKind::Bin,
-            };
-            commands::specialize(
-                &binary,
-                &function,
-                &statics,
-                output.as_deref(),
-                emit,
-                max_residual,
-            )
-        }
+            options,
+        } => commands::specialize(
+            &binary.binary,
+            &function.function,
+            &statics.statics,
+            output.as_deref(),
+            emit.into(),
+            &options.options(),
+        ),
         Command::Compare {
             binary,
             function,
             statics,
             output,
+            options,
             args,
-        } => commands::compare(&binary, &function, &statics, output.as_deref(), &args),
+        } => commands::compare(
+            &binary.binary,
+            &function.function,
+            &statics.statics,
+            output.as_deref(),
+            &options.options(),
+            &args,
+        ),
     };
-    match result.and_then(|text| write_stdout(&text)) {
+    match result.and_then(print) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wiper: error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints a command's report: its stderr lines, then its stdout text; a
+/// failure it carries becomes the command's error.
+fn print(report: Report) -> anyhow::Result<()> {
+    for line in &report.stderr {
+        eprintln!("{line}");
+    }
+    write_stdout(&report.stdout)?;
+    report.failure.map_or(Ok(()), Err)
 }
 
 /// Writes the command's output; a closed pipe (`wiper ... | head`) is not an error.
@@ -225,6 +307,7 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// `s` on one line: every run of whitespace (newlines too) becomes one space.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -283,3 +283,113 @@ fn errors_are_one_line_with_status_2() {
     );
     assert!(!out_path.exists(), "no output on failure");
 }
+
+/// `wiper compare` arguments for `power` of power-O2 with `statics`,
+/// writing the residual to `out`; `extra` goes before `--` and `run` after.
+fn compare_args(out: &str, statics: &[&str], extra: &[&str], run: &[&str]) -> Vec<String> {
+    let mut args = vec!["compare", &bin("power-O2"), "-f", "power", "-o", out]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    for s in statics {
+        args.extend(["--static".to_owned(), s.to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push("--".to_owned());
+    args.extend(run.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn compare_runs_both_binaries() {
+    let out_path = scratch_file("power-O2-compare", b"");
+    let args = compare_args(
+        path_arg(&out_path),
+        &["arg1=1", "arg2=2"],
+        &[],
+        &["5", "1", "2"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = wiper(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let [line] = stderr.lines().collect::<Vec<_>>()[..] else {
+        panic!("one stderr line: {stderr}");
+    };
+    assert!(
+        line.starts_with("wiper: specialized power: 17 -> "),
+        "{line}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("== original power (17 instructions)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n== residual power.specialized ("), "{text}");
+    assert!(text.contains("\n== run with arguments: 5 1 2\n"), "{text}");
+    assert!(text.ends_with("same output and exit status\n"), "{text}");
+    assert!(out_path.exists());
+}
+
+#[test]
+fn compare_reports_a_different_run_with_status_2() {
+    // The residual ignores the y and n it is given: 0 and 0 are not 1 and 2.
+    let out_path = scratch_file("power-O2-compare-different", b"");
+    let args = compare_args(
+        path_arg(&out_path),
+        &["arg1=1", "arg2=2"],
+        &[],
+        &["5", "0", "0"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = wiper(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "summary and error: {stderr}");
+    assert!(
+        lines[0].starts_with("wiper: specialized power: "),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[1],
+        "wiper: error: the residual binary behaves differently"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.ends_with("DIFFERENT\n"), "both runs shown: {text}");
+}
+
+#[test]
+fn compare_errors_are_one_line_with_status_2() {
+    let out_path = scratch_file("compare-never-written", b"");
+    std::fs::remove_file(&out_path).unwrap();
+    let o = path_arg(&out_path).to_owned();
+    // Unbounded unrolling hits the residual bound, as for `specialize`.
+    let args = compare_args(
+        &o,
+        &["arg2=50"],
+        &["--max-residual", "20"],
+        &["5", "1", "50"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_fails(&args, "exceeds 20 instructions");
+    assert!(!out_path.exists(), "no output on failure");
+    // Never the input as output.
+    let copy = scratch_file(
+        "power-O2-compare-copy",
+        &std::fs::read(testdata_bin("power-O2")).unwrap(),
+    );
+    let c = path_arg(&copy).to_owned();
+    assert_fails(
+        &["compare", &c, "-f", "power", "-o", &c, "--", "1", "2", "3"],
+        "overwrite",
+    );
+    assert_fails(
+        &["compare", &c, "-f", "nosuch", "--static", "arg1=1"],
+        "unknown function `nosuch`",
+    );
+    assert_fails(
+        &["compare", &c, "-f", "power", "--static", "arg1=x"],
+        "arg1=x",
+    );
+}

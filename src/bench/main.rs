@@ -94,13 +94,12 @@ fn child(args: &[String]) -> Result<String> {
     let [binary, function, output, statics @ ..] = args else {
         bail!("usage: wiper-bench {CHILD_FLAG} BINARY FUNCTION OUTPUT [STATIC...]");
     };
-    let max_residual = wiper_specialize::Options::default().max_residual;
     let written = wiper::commands::specialize_elf(
         Path::new(binary),
         function,
         statics,
         Path::new(output),
-        max_residual,
+        &wiper_specialize::Options::default(),
     )?;
     let status = std::fs::read_to_string("/proc/self/status").context("/proc/self/status")?;
     let peak = status
