@@ -10,21 +10,40 @@ use crate::SpecializeError;
 
 /// How specialization leaves an instruction.
 pub(super) enum Next {
+    /// On at this address, in the same block.
     Continue(u32),
+    /// A conditional branch on a dynamic condition: both sides are
+    /// specialized.
     Branch {
+        /// The branch's condition.
         cc: ConditionCode,
-        taken: Box<(u32, State)>,
-        not_taken: Box<(u32, State)>,
+        /// Where control goes when it holds.
+        taken: Box<Target>,
+        /// Where control goes otherwise.
+        not_taken: Box<Target>,
+        /// The branch's address.
         address: u32,
     },
+    /// The block ends with what was emitted (a return, a tail call).
     Exit,
     /// A jump through a table with a dynamic index: compare the target
     /// (computed into `ecx`, saved first) with each case.
     Table {
+        /// The original jump.
         jump: Instruction,
+        /// The table's targets, sorted, without duplicates.
         cases: Vec<u32>,
+        /// The state at the jump.
         state: Box<State>,
     },
+}
+
+/// One side of a dynamic branch: where it goes, in which state.
+pub(super) struct Target {
+    /// The address control goes to.
+    pub(super) addr: u32,
+    /// The state there.
+    pub(super) state: State,
 }
 
 impl Specializer<'_> {
@@ -62,9 +81,13 @@ impl Specializer<'_> {
             }
             let info = &f.instrs[&addr];
             if !first && info.block_start {
-                let (target, glue) = self.goto(state, addr)?;
-                items.extend(glue);
-                self.finish(label, items, Terminator::Jump(target, Origin::Glue(addr)));
+                let arrival = self.goto(state, addr)?;
+                items.extend(arrival.glue);
+                self.finish(
+                    label,
+                    items,
+                    Terminator::Jump(arrival.label, Origin::Glue(addr)),
+                );
                 return Ok(());
             }
             first = false;
@@ -84,10 +107,10 @@ impl Specializer<'_> {
                     mut not_taken,
                     address,
                 } => {
-                    taken.1.dyn_branches += 1;
-                    not_taken.1.dyn_branches += 1;
-                    let t = self.edge(taken.1, taken.0)?;
-                    let n = self.edge(not_taken.1, not_taken.0)?;
+                    taken.state.dyn_branches += 1;
+                    not_taken.state.dyn_branches += 1;
+                    let t = self.edge(taken.state, taken.addr)?;
+                    let n = self.edge(not_taken.state, not_taken.addr)?;
                     self.finish(
                         label,
                         items,
@@ -146,14 +169,14 @@ impl Specializer<'_> {
         let mut state = state;
         state.dyn_branches += 1;
         for t in cases {
-            let (target, glue_items) = self.goto(state.clone(), *t)?;
+            let arrival = self.goto(state.clone(), *t)?;
             let edge = self.new_label();
             let mut edge_items = vec![
                 Item::Instr(Instruction::with(Code::Popfd), glue),
                 Item::Instr(Instruction::with1(Code::Pop_r32, ecx).expect("pop"), glue),
             ];
-            edge_items.extend(glue_items);
-            self.finish(edge, edge_items, Terminator::Jump(target, glue));
+            edge_items.extend(arrival.glue);
+            self.finish(edge, edge_items, Terminator::Jump(arrival.label, glue));
             let next = self.new_label();
             cur.1.push(Item::Instr(
                 Instruction::with2(Code::Cmp_rm32_imm32, ecx, *t).expect("cmp"),
@@ -180,12 +203,16 @@ impl Specializer<'_> {
     /// A label for a branch edge: the point itself, or a block of glue
     /// leading to it.
     pub(super) fn edge(&mut self, state: State, addr: u32) -> Result<Label, Stop> {
-        let (label, glue) = self.goto(state, addr)?;
-        if glue.is_empty() {
-            return Ok(label);
+        let arrival = self.goto(state, addr)?;
+        if arrival.glue.is_empty() {
+            return Ok(arrival.label);
         }
         let l = self.new_label();
-        self.finish(l, glue, Terminator::Jump(label, Origin::Glue(addr)));
+        self.finish(
+            l,
+            arrival.glue,
+            Terminator::Jump(arrival.label, Origin::Glue(addr)),
+        );
         Ok(l)
     }
 }

@@ -59,8 +59,8 @@ impl Specializer<'_> {
                 key.iter().any(Option::is_some)
                     && activations(state)
                         .into_iter()
-                        .filter(|&(f, _)| f == t)
-                        .all(|(_, ret_slot)| arg_key(&post, ret_slot, nargs) != key)
+                        .filter(|a| a.func == t)
+                        .all(|a| arg_key(&post, a.ret_slot, nargs) != key)
             };
             if state.ctx.len() < self.options.max_inline_depth
                 && (!recursive || args_known || progresses())
@@ -84,9 +84,9 @@ impl Specializer<'_> {
             Some(t) => {
                 // A clone specialized for what is known at the call.
                 let clone = self.clone_state(state, t);
-                let (label, glue) = self.goto(clone, t)?;
-                debug_assert!(glue.is_empty());
-                items.push(Item::CallLabel(label, Origin::Original(addr)));
+                let arrival = self.goto(clone, t)?;
+                debug_assert!(arrival.glue.is_empty());
+                items.push(Item::CallLabel(arrival.label, Origin::Original(addr)));
             }
             None => {
                 let call = match target {
@@ -184,7 +184,7 @@ impl Specializer<'_> {
 /// The known bytes of the `nargs` bytes of stack arguments above the return
 /// address slot `ret_slot` (`None` for a dynamic byte or one holding part
 /// of an address).
-pub(super) fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<u8>> {
+fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<u8>> {
     (4..4 + nargs)
         .map(|i| {
             match store
@@ -201,9 +201,17 @@ pub(super) fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<u8
         .collect()
 }
 
+/// An activation of a function on the inlining stack.
+struct Activation {
+    /// The function's entry.
+    func: u32,
+    /// Stack offset of its return address slot.
+    ret_slot: u32,
+}
+
 /// The activations on the inlining stack of `state`, outermost first: each
 /// function with the stack offset of its return address slot.
-pub(super) fn activations(state: &State) -> Vec<(u32, u32)> {
+fn activations(state: &State) -> Vec<Activation> {
     // Frame i is the call from `ctx[i].caller` into the next frame's caller
     // (the running function for the last frame).
     let callees = state
@@ -215,5 +223,6 @@ pub(super) fn activations(state: &State) -> Vec<(u32, u32)> {
     let root = state.ctx.first().map_or(state.func, |f| f.caller);
     std::iter::once((root, 0))
         .chain(callees.zip(state.ctx.iter().map(|f| f.ret_slot)))
+        .map(|(func, ret_slot)| Activation { func, ret_slot })
         .collect()
 }

@@ -104,12 +104,10 @@ impl Specializer<'_> {
     /// (keeping the return addresses of inlined calls).
     pub(super) fn forget_reachable(&mut self, state: &mut State, frame: bool) {
         let slots = ret_slots(state);
-        let buffers = self.buffer_ranges.clone();
+        let buffers = &self.buffer_ranges;
         state.store.mem.retain(|(region, off), _| match region {
             Region::Of(Base::Stack) => !frame || slots.contains(&off),
-            r => buffers
-                .iter()
-                .any(|(br, lo, hi)| *br == r && off >= *lo && off < *hi),
+            r => buffers.iter().any(|b| b.contains(r, off)),
         });
     }
 }

@@ -6,7 +6,8 @@ use std::hash::{Hash, Hasher};
 use wiper_emit::{Item, Label};
 use wiper_sem::{Flag, Reg};
 
-use super::{Frame, Specializer, State, Stop};
+use super::{Frame, Pending, Specializer, State, Stop};
+use crate::function::InstrInfo;
 use crate::materialize::Emitter;
 use crate::state::{Base, FxHasher, Known, Region, SVal, Store};
 use crate::SpecializeError;
@@ -14,7 +15,9 @@ use crate::SpecializeError;
 /// A location that can be generalized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) enum GenLoc {
+    /// A register.
     Reg(Reg),
+    /// A flag.
     Flag(Flag),
     /// An aligned 4-byte word of memory.
     Word(Region, u32),
@@ -54,12 +57,67 @@ pub(super) fn memo_hash(point: &Point, store: &Store) -> u64 {
     h.finish()
 }
 
-/// A program point of specialization: function, address, inlined calls.
-pub(super) type Point = (u32, u32, Vec<Frame>);
+/// A program point of specialization: an address of a function, under a
+/// stack of inlined calls.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Point {
+    /// Entry of the function whose code runs.
+    pub(super) func: u32,
+    /// The instruction's address.
+    pub(super) addr: u32,
+    /// The inlined calls, outermost first.
+    pub(super) ctx: Vec<Frame>,
+}
+
+/// A location generalized at an address of a function (in every inlining
+/// context): made dynamic on arrival there. Ordered by function, address,
+/// then location, so the glue that materializes them is deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Generalization {
+    /// Entry of the function.
+    pub(super) func: u32,
+    /// The address in it.
+    pub(super) addr: u32,
+    /// The location made dynamic.
+    pub(super) loc: GenLoc,
+}
+
+/// What a blown whistle asks for: restart the run with these locations
+/// generalized at `addr` of `func`.
+#[derive(Clone, Debug)]
+pub(super) struct Restart {
+    /// Entry of the function.
+    pub(super) func: u32,
+    /// The program point's address.
+    pub(super) addr: u32,
+    /// The locations whose static values kept changing there.
+    pub(super) locs: Vec<GenLoc>,
+}
+
+impl Restart {
+    /// The generalizations this restart adds.
+    pub(super) fn generalizations(&self) -> impl Iterator<Item = Generalization> + '_ {
+        self.locs.iter().map(|&loc| Generalization {
+            func: self.func,
+            addr: self.addr,
+            loc,
+        })
+    }
+}
+
+/// The way into a specialization point: its residual block, and the glue
+/// code that brings the machine from the state at the jump into the state
+/// the point expects.
+pub(super) struct Arrival {
+    /// The point's residual block.
+    pub(super) label: Label,
+    /// Code to run before jumping there (may be empty).
+    pub(super) glue: Vec<Item>,
+}
 
 /// A specialization point: a memo entry, and a node of the tree of paths
 /// the whistle walks.
-pub(super) struct Entry {
+pub(super) struct MemoEntry {
     point: Point,
     /// The store on arrival (after generalization and dead locations were
     /// dropped): its static part is the memo key, what it has synced is
@@ -67,9 +125,22 @@ pub(super) struct Entry {
     store: Store,
     /// The point's residual block.
     label: Label,
+    /// Dynamic branches on the path from the entry to the point.
     dyn_branches: u32,
     /// The point before this one on the path that created it.
     parent: Option<usize>,
+}
+
+/// A visit of a program point on the current path, as the whistle compares
+/// them.
+struct Visit<'a> {
+    /// The store on arrival.
+    store: &'a Store,
+    /// Dynamic branches on the path to the visit.
+    dyn_branches: u32,
+    /// How many points the walk back from the current state had passed
+    /// when it met this visit (`usize::MAX` for the current state itself).
+    walked: usize,
 }
 
 /// Most locations one whistle generalizes at once (a loop's counters and
@@ -85,16 +156,68 @@ impl Specializer<'_> {
     /// The label of the specialization point (`addr`, `state`), creating it
     /// (and queueing its specialization) if new, with the glue code that
     /// brings the machine into the point's expected state.
-    pub(super) fn goto(&mut self, mut state: State, addr: u32) -> Result<(Label, Vec<Item>), Stop> {
+    pub(super) fn goto(&mut self, mut state: State, addr: u32) -> Result<Arrival, Stop> {
         let mut glue = Vec::new();
         let f = self.function(state.func)?;
-        let mut em = Emitter::new(&mut glue, addr);
-        // Generalization: make chosen locations dynamic here.
+        self.generalize_at(&mut state, addr, &mut glue)?;
+        if let Some(info) = f.instrs.get(&addr) {
+            drop_dead(&mut state.store, info);
+        }
+        let point = Point {
+            func: state.func,
+            addr,
+            ctx: state.ctx.clone(),
+        };
+        let hash = memo_hash(&point, &state.store);
+        if let Some(id) = self.memo_hit(hash, &point, &state.store) {
+            let e = &self.run.entries[id];
+            let (label, target) = (e.label, e.store.clone());
+            self.glue_to(&mut state.store, &target, addr, &mut glue)?;
+            return Ok(Arrival { label, glue });
+        }
+        // Whistle: along this path, the last visits of the same point,
+        // each reached from the one before through a dynamic branch, differ
+        // in the same few locations every time: a static value
+        // changing under dynamic control (a counter). Generalize it there.
+        if let Some(locs) = self.whistle(&point, &state) {
+            if std::env::var_os("WIPER_DEBUG").is_some() {
+                eprintln!("wiper: debug: generalizing at {addr:#x}: {locs:?}");
+            }
+            return Err(Stop::Restart(Restart {
+                func: state.func,
+                addr,
+                locs,
+            }));
+        }
+        let id = self.run.entries.len();
+        let label = self.new_label();
+        self.run.entries.push(MemoEntry {
+            point,
+            store: state.store.clone(),
+            label,
+            dyn_branches: state.dyn_branches,
+            parent: state.parent,
+        });
+        self.run.memo.entry(hash).or_default().push(id);
+        state.parent = Some(id);
+        self.run.worklist.push(Pending { label, addr, state });
+        Ok(Arrival { label, glue })
+    }
+
+    /// Generalization: makes the locations chosen for `addr` of the running
+    /// function dynamic, materializing their values first.
+    fn generalize_at(
+        &mut self,
+        state: &mut State,
+        addr: u32,
+        glue: &mut Vec<Item>,
+    ) -> Result<(), SpecializeError> {
+        let mut em = Emitter::new(glue, addr);
         let gens: Vec<GenLoc> = self
             .generalized
             .iter()
-            .filter(|(fu, a, _)| *fu == state.func && *a == addr)
-            .map(|g| g.2)
+            .filter(|g| g.func == state.func && g.addr == addr)
+            .map(|g| g.loc)
             .collect();
         for g in gens {
             match g {
@@ -125,65 +248,20 @@ impl Specializer<'_> {
             }
         }
         self.stats.materialized += em.materialized;
-        // Dead registers and flags are dropped (with the copy facts on
-        // them: a dead register holds garbage).
-        if let Some(info) = f.instrs.get(&addr) {
-            for r in Reg::ALL {
-                if r != Reg::Esp && info.live_regs_in & (1 << r.index()) == 0 {
-                    state.store.set_reg(r, None);
-                    state.store.copies.retain(|c| c.1 != r);
-                }
-            }
-            for fl in Flag::ALL {
-                if info.live_flags_in & (1 << fl.index()) == 0 {
-                    state.store.flags[fl.index()] = None;
-                }
-            }
-        }
-        let point = (state.func, addr, state.ctx.clone());
-        let hash = memo_hash(&point, &state.store);
-        // A memo entry fits when its static part is this one and the copies
-        // its code relies on hold here too.
-        let hit = self.run.memo.get(&hash).and_then(|ids| {
-            ids.iter().map(|id| &self.run.entries[*id]).find(|e| {
-                e.point == point
-                    && e.store.same_static(&state.store)
-                    && e.store
-                        .copies
-                        .iter()
-                        .all(|c| state.store.copies.contains(c))
-            })
-        });
-        if let Some(e) = hit {
-            let (label, target) = (e.label, e.store.clone());
-            self.glue_to(&mut state.store, &target, addr, &mut glue)?;
-            return Ok((label, glue));
-        }
-        // Whistle: along this path, the last visits of the same point,
-        // each reached from the one before through a dynamic branch, differ
-        // in the same few locations every time: a static value
-        // changing under dynamic control (a counter). Generalize it there.
-        if let Some(d) = self.whistle(&point, &state) {
-            if std::env::var_os("WIPER_DEBUG").is_some() {
-                eprintln!("wiper: debug: generalizing at {addr:#x}: {d:?}");
-            }
-            return Err(Stop::Restart(
-                d.iter().map(|g| (state.func, addr, *g)).collect(),
-            ));
-        }
-        let id = self.run.entries.len();
-        let label = self.new_label();
-        self.run.entries.push(Entry {
-            point,
-            store: state.store.clone(),
-            label,
-            dyn_branches: state.dyn_branches,
-            parent: state.parent,
-        });
-        self.run.memo.entry(hash).or_default().push(id);
-        state.parent = Some(id);
-        self.run.worklist.push((label, addr, state));
-        Ok((label, glue))
+        Ok(())
+    }
+
+    /// The memo entry for `point` and `store` (whose [`memo_hash`] is
+    /// `hash`), if there is one: its static part is this one and the copies
+    /// its code relies on hold here too.
+    fn memo_hit(&self, hash: u64, point: &Point, store: &Store) -> Option<usize> {
+        let ids = self.run.memo.get(&hash)?;
+        ids.iter().copied().find(|id| {
+            let e = &self.run.entries[*id];
+            e.point == *point
+                && e.store.same_static(store)
+                && e.store.copies.iter().all(|c| store.copies.contains(c))
+        })
     }
 
     /// The locations to generalize at a new point, if the whistle blows.
@@ -202,8 +280,11 @@ impl Specializer<'_> {
         let most = k.max(UNEVEN_PATH_VISITS);
         // The visits, newest first, with the index in `walked` of each
         // (the current state has none: it is not an entry yet).
-        let mut chain: Vec<(&Store, u32, usize)> =
-            vec![(&state.store, state.dyn_branches, usize::MAX)];
+        let mut chain = vec![Visit {
+            store: &state.store,
+            dyn_branches: state.dyn_branches,
+            walked: usize::MAX,
+        }];
         let mut walked: Vec<&Point> = Vec::new();
         let mut cur = state.parent;
         while let Some(id) = cur {
@@ -211,10 +292,14 @@ impl Specializer<'_> {
             if e.point == *point {
                 // Each visit must be reached from the one before through a
                 // dynamic branch.
-                if e.dyn_branches >= chain[chain.len() - 1].1 {
+                if e.dyn_branches >= chain[chain.len() - 1].dyn_branches {
                     break;
                 }
-                chain.push((&e.store, e.dyn_branches, walked.len()));
+                chain.push(Visit {
+                    store: &e.store,
+                    dyn_branches: e.dyn_branches,
+                    walked: walked.len(),
+                });
                 if chain.len() > most {
                     break;
                 }
@@ -228,15 +313,15 @@ impl Specializer<'_> {
         if chain.len() <= k {
             return None;
         }
-        let d = static_diff(chain[0].0, chain[1].0).filter(|d| !d.is_empty())?;
+        let d = static_diff(chain[0].store, chain[1].store).filter(|d| !d.is_empty())?;
         let same_diff = 1 + chain[1..]
             .windows(2)
-            .take_while(|w| static_diff(w[0].0, w[1].0).as_ref() == Some(&d))
+            .take_while(|w| static_diff(w[0].store, w[1].store).as_ref() == Some(&d))
             .count();
         // The points passed between visit j and visit j + 1.
         let path = |j: usize| {
-            let from = chain[j].2.wrapping_add(1);
-            &walked[from..chain[j + 1].2]
+            let from = chain[j].walked.wrapping_add(1);
+            &walked[from..chain[j + 1].walked]
         };
         let same_path = (1..k).all(|j| path(j) == path(0));
         if same_diff < k || (!same_path && same_diff < UNEVEN_PATH_VISITS) {
@@ -245,9 +330,9 @@ impl Specializer<'_> {
         // Registers holding stack addresses (esp, a frame pointer) are never
         // generalized: code moves esp back from them.
         let stack_reg = |g: &GenLoc| match g {
-            GenLoc::Reg(r) => chain.iter().any(|(x, _, _)| {
+            GenLoc::Reg(r) => chain.iter().any(|v| {
                 matches!(
-                    x.reg(*r),
+                    v.store.reg(*r),
                     Some(Known {
                         value: SVal::Addr(Base::Stack, _),
                         ..
@@ -272,7 +357,7 @@ impl Specializer<'_> {
         glue: &mut Vec<Item>,
     ) -> Result<(), SpecializeError> {
         let mut em = Emitter::new(glue, addr);
-        let keys: Vec<(Region, u32)> = target
+        let keys: Vec<_> = target
             .mem
             .iter()
             .filter(|(k, v)| v.synced && store.mem.get(*k).is_some_and(|s| !s.synced))
@@ -303,5 +388,21 @@ impl Specializer<'_> {
         em.set_real_esp(store, target.real_esp);
         self.stats.materialized += em.materialized;
         Ok(())
+    }
+}
+
+/// Drops the registers and flags dead on entry to `info` (with the copy
+/// facts on them: a dead register holds garbage).
+fn drop_dead(store: &mut Store, info: &InstrInfo) {
+    for r in Reg::ALL {
+        if r != Reg::Esp && info.live_regs_in & (1 << r.index()) == 0 {
+            store.set_reg(r, None);
+            store.copies.retain(|c| c.1 != r);
+        }
+    }
+    for fl in Flag::ALL {
+        if info.live_flags_in & (1 << fl.index()) == 0 {
+            store.flags[fl.index()] = None;
+        }
     }
 }

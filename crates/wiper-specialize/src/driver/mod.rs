@@ -27,7 +27,7 @@ use std::hash::Hash;
 use std::rc::Rc;
 use std::time::Instant;
 
-use wiper_bta::{StaticInput, StaticSpec, StaticValue};
+use wiper_bta::StaticSpec;
 use wiper_elf::{Binary, FileType};
 use wiper_emit::{Block, Item, Label, Residual, Terminator};
 use wiper_qfbv::ExprPool;
@@ -36,10 +36,10 @@ use wiper_x86::{CallerAnalysis, Disassembler};
 
 use crate::eval::Scratch;
 use crate::function::FunctionInfo;
-use crate::state::{Base, Byte, FxHashMap, Known, Region, SVal, Store};
+use crate::state::{FxHashMap, Store};
 use crate::{check, Options, Specialization, SpecializeError, Stats};
-use entry::write_known;
-use memo::{Entry, GenLoc};
+use entry::{entry_store, BufferRange, DataLayout, EntryStore};
+use memo::{Generalization, MemoEntry, Restart};
 
 /// An inlined call: where to go back to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -53,6 +53,7 @@ struct Frame {
 /// The specializer's state at one point.
 #[derive(Clone, Debug)]
 struct State {
+    /// The static store.
     store: Store,
     /// Entry of the function whose code runs.
     func: u32,
@@ -67,8 +68,10 @@ struct State {
 
 /// Why a run stopped early.
 enum Stop {
+    /// Specialization failed.
     Fail(SpecializeError),
-    Restart(Vec<(u32, u32, GenLoc)>),
+    /// The whistle blew: run again with more locations generalized.
+    Restart(Restart),
 }
 
 impl From<SpecializeError> for Stop {
@@ -76,6 +79,21 @@ impl From<SpecializeError> for Stop {
         Stop::Fail(e)
     }
 }
+
+/// A specialization point waiting on the worklist to be specialized into
+/// its block.
+struct Pending {
+    /// The point's residual block.
+    label: Label,
+    /// The point's address.
+    addr: u32,
+    /// The state on arrival.
+    state: State,
+}
+
+/// Most restarts before giving up (the whistle keeps blowing: unrolling
+/// does not stop).
+const MAX_RESTARTS: usize = 64;
 
 /// Specializes the function at `entry` of `binary` for the static inputs
 /// of `spec`.
@@ -87,97 +105,17 @@ pub fn specialize(
 ) -> Result<Specialization, SpecializeError> {
     let start = Instant::now();
     check(binary, entry, spec)?;
-    let mut data = Vec::new();
-    let mut buffers = Vec::new();
-    for e in &spec.entries {
-        if let StaticInput::Arg {
-            index,
-            value: StaticValue::Pointer(buf),
-        } = e
-        {
-            while data.len() % 16 != 0 {
-                data.push(0);
-            }
-            buffers.push((*index, data.len() as u32, buf.bytes()));
-            data.extend(buf.bytes());
-        }
-    }
-    let plan = wiper_emit::plan(binary, data.len() as u32)?;
+    let mut layout = DataLayout::new(spec);
+    let plan = wiper_emit::plan(binary, layout.data.len() as u32)?;
     let pie = binary.file_type == FileType::PositionIndependent;
-    let mut sp = Specializer {
-        binary,
-        pie,
-        options: options.clone(),
-        pool: ExprPool::new(),
-        dis: Disassembler::new(binary),
-        functions: FxHashMap::default(),
-        synth: Synthesizer::new(options.proof_timeout_ms),
-        scratch: Scratch::default(),
-        top: entry,
-        generalized: BTreeSet::new(),
-        buffer_ranges: Vec::new(),
-        run: RunState::default(),
-        stats: Stats::default(),
-        arg_counts: HashMap::new(),
-        callers: CallerAnalysis::new(binary),
-    };
+    let mut sp = Specializer::new(binary, entry, pie, options);
     let top = sp.function(entry)?;
     sp.stats.original_instructions = top.instrs.len();
-    // The entry store.
-    let mut store = Store::entry();
-    let region_of_data = if pie {
-        Region::Of(Base::Load)
-    } else {
-        Region::Abs
-    };
-    for e in &spec.entries {
-        match e {
-            StaticInput::Arg {
-                index,
-                value: StaticValue::Int(v),
-            } => write_known(
-                &mut store,
-                Region::Of(Base::Stack),
-                4 + 4 * index,
-                SVal::Const(u64::from(*v)),
-                false,
-            ),
-            StaticInput::Arg { .. } => {}
-            StaticInput::Reg { reg, value } => store.set_reg(
-                *reg,
-                Some(Known {
-                    value: SVal::Const(u64::from(*value)),
-                    synced: false,
-                }),
-            ),
-        }
-    }
-    for (index, off, bytes) in &buffers {
-        let addr = plan.data_vaddr + off;
-        let value = if pie {
-            SVal::Addr(Base::Load, addr)
-        } else {
-            SVal::Const(u64::from(addr))
-        };
-        write_known(
-            &mut store,
-            Region::Of(Base::Stack),
-            4 + 4 * index,
-            value,
-            false,
-        );
-        for (i, b) in bytes.iter().enumerate() {
-            store.mem.insert(
-                (region_of_data, addr + i as u32),
-                Known {
-                    value: Byte::Const(*b),
-                    synced: true,
-                },
-            );
-        }
-        sp.buffer_ranges
-            .push((region_of_data, addr, addr + bytes.len() as u32));
-    }
+    let EntryStore {
+        store,
+        buffer_ranges,
+    } = entry_store(spec, &layout, plan.data_vaddr, pie);
+    sp.buffer_ranges = buffer_ranges;
     let init = State {
         store,
         func: entry,
@@ -192,7 +130,7 @@ pub fn specialize(
                 let residual = Residual {
                     entry: Some(label),
                     blocks: std::mem::take(&mut sp.run.blocks),
-                    data,
+                    data: std::mem::take(&mut layout.data),
                     edx_dead_at_return: !sp.run.edx_live_at_exit,
                 };
                 let mut stats = sp.stats.clone();
@@ -214,14 +152,14 @@ pub fn specialize(
                 });
             }
             Err(Stop::Fail(e)) => return Err(e),
-            Err(Stop::Restart(locs)) => {
+            Err(Stop::Restart(restart)) => {
                 sp.stats.restarts += 1;
-                if sp.stats.restarts > 64 {
+                if sp.stats.restarts > MAX_RESTARTS {
                     return Err(SpecializeError::TooLarge {
                         limit: sp.options.max_residual,
                     });
                 }
-                sp.generalized.extend(locs);
+                sp.generalized.extend(restart.generalizations());
                 sp.stats.reduced = 0;
                 sp.stats.proved = 0;
                 sp.stats.fallbacks = 0;
@@ -234,13 +172,17 @@ pub fn specialize(
 /// Per-run state (reset when generalization restarts the run).
 #[derive(Default)]
 struct RunState {
+    /// The residual blocks so far.
     blocks: Vec<Block>,
+    /// The next fresh label.
     next_label: u32,
     /// The memo table: the entries with each [`memo_hash`], oldest first.
     memo: FxHashMap<u64, Vec<usize>>,
     /// Every specialization point, with the one before it on its path.
-    entries: Vec<Entry>,
-    worklist: Vec<(Label, u32, State)>,
+    entries: Vec<MemoEntry>,
+    /// The points still to specialize.
+    worklist: Vec<Pending>,
+    /// Residual instructions so far (for [`Options::max_residual`]).
     size: usize,
     /// Whether some exit kept `edx` for a caller that may read it.
     edx_live_at_exit: bool,
@@ -251,22 +193,29 @@ struct RunState {
 /// locations, the statistics) and the state of the current run.
 struct Specializer<'a> {
     binary: &'a Binary,
+    /// Whether the binary is position-independent.
     pie: bool,
     options: Options,
+    /// The formulas of every evaluation.
     pool: ExprPool,
     dis: Disassembler<'a>,
+    /// Decoded functions by entry (`None`: decoding failed).
     functions: FxHashMap<u32, Option<Rc<FunctionInfo>>>,
+    /// Reduce.
     synth: Synthesizer,
     /// Tables reused by every evaluation.
     scratch: Scratch,
+    /// The specialized function's entry.
     top: u32,
-    /// (function, address, location): made dynamic on arrival there (in
-    /// a fixed order, so the glue that materializes them is deterministic).
-    generalized: BTreeSet<(u32, u32, GenLoc)>,
+    /// The locations made dynamic on arrival at a program point (in a
+    /// fixed order, so the glue that materializes them is deterministic).
+    generalized: BTreeSet<Generalization>,
     /// Where the static buffers live (never written through unknown
     /// pointers, by assumption).
-    buffer_ranges: Vec<(Region, u32, u32)>,
+    buffer_ranges: Vec<BufferRange>,
+    /// The current run.
     run: RunState,
+    /// Counts; those of a run are reset by a restart.
     stats: Stats,
     /// Stack argument bytes of internal callees.
     arg_counts: HashMap<u32, u32>,
@@ -279,7 +228,29 @@ struct Specializer<'a> {
 /// Stack argument bytes assumed for a callee we cannot analyse.
 const UNKNOWN_ARGS: u32 = 32;
 
-impl Specializer<'_> {
+impl<'a> Specializer<'a> {
+    /// A specializer of the function at `top` of `binary`, before any run.
+    fn new(binary: &'a Binary, top: u32, pie: bool, options: &Options) -> Self {
+        Specializer {
+            binary,
+            pie,
+            options: options.clone(),
+            pool: ExprPool::new(),
+            dis: Disassembler::new(binary),
+            functions: FxHashMap::default(),
+            synth: Synthesizer::new(options.proof_timeout_ms),
+            scratch: Scratch::default(),
+            top,
+            generalized: BTreeSet::new(),
+            buffer_ranges: Vec::new(),
+            run: RunState::default(),
+            stats: Stats::default(),
+            arg_counts: HashMap::new(),
+            callers: CallerAnalysis::new(binary),
+        }
+    }
+
+    /// The decoded and lifted function at `entry` (decoded once).
     fn function(&mut self, entry: u32) -> Result<Rc<FunctionInfo>, SpecializeError> {
         if let Some(Some(f)) = self.functions.get(&entry) {
             return Ok(f.clone());
@@ -298,20 +269,24 @@ impl Specializer<'_> {
         }
     }
 
+    /// A fresh label for a residual block.
     fn new_label(&mut self) -> Label {
         self.run.next_label += 1;
         Label(self.run.next_label - 1)
     }
 
+    /// One run: specializes every point reachable from `init` at the
+    /// function's entry; the label of the entry point.
     fn run_all(&mut self, init: State) -> Result<Label, Stop> {
-        let (label, glue) = self.goto(init, self.top)?;
-        debug_assert!(glue.is_empty());
-        while let Some((label, addr, state)) = self.run.worklist.pop() {
+        let arrival = self.goto(init, self.top)?;
+        debug_assert!(arrival.glue.is_empty());
+        while let Some(Pending { label, addr, state }) = self.run.worklist.pop() {
             self.process(label, addr, state)?;
         }
-        Ok(label)
+        Ok(arrival.label)
     }
 
+    /// Adds the block `label` to the residual.
     fn finish(&mut self, label: Label, items: Vec<Item>, terminator: Terminator) {
         self.run.size += items.len() + 1;
         self.run.blocks.push(Block {

@@ -4,7 +4,7 @@
 use iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic};
 use wiper_emit::{Item, Origin};
 
-use super::block::Next;
+use super::block::{Next, Target};
 use super::residual::purge_copies;
 use super::{Specializer, State, Stop, UNKNOWN_ARGS};
 use crate::eval::{Evaluated, Evaluator, SExpr};
@@ -48,6 +48,8 @@ impl Specializer<'_> {
         }
     }
 
+    /// Specializes one instruction in `state`, appending its residual code
+    /// to `items`; how specialization goes on.
     pub(super) fn step(
         &mut self,
         state: &mut State,
@@ -94,23 +96,7 @@ impl Specializer<'_> {
             }));
         }
         if ins.flow_control() == FlowControl::Return {
-            if let Some(SExpr::Known(v)) = ev.eip {
-                // Return from an inlined call.
-                let target = self.code_addr(v, addr)?;
-                state.store = post;
-                if let Some(fr) = state.ctx.pop() {
-                    state.func = fr.caller;
-                }
-                return Ok(Next::Continue(target));
-            }
-            if !state.ctx.is_empty() {
-                return Err(Stop::Fail(SpecializeError::Unsupported {
-                    address: addr,
-                    reason: "the return address of an inlined call became dynamic".into(),
-                }));
-            }
-            self.exit(state, &ins, items)?;
-            return Ok(Next::Exit);
+            return self.ret(state, &ins, post, &ev, items);
         }
         if ev.has_residual() || ev.needs_fallback {
             let start = items.len();
@@ -124,75 +110,126 @@ impl Specializer<'_> {
         match ev.eip {
             None => Ok(Next::Continue(next)),
             Some(SExpr::Known(v)) => Ok(Next::Continue(self.code_addr(v, addr)?)),
-            Some(SExpr::Dyn(_)) => {
-                let cc = ins.condition_code();
-                let is_jcc = ins.flow_control() == FlowControl::ConditionalBranch
-                    && cc != ConditionCode::None
-                    && !matches!(
-                        ins.mnemonic(),
-                        Mnemonic::Loop
-                            | Mnemonic::Loope
-                            | Mnemonic::Loopne
-                            | Mnemonic::Jecxz
-                            | Mnemonic::Jcxz
-                    );
-                if !is_jcc && ins.flow_control() == FlowControl::IndirectBranch {
-                    let f = self.function(state.func)?;
-                    let cases: Vec<u32> = f
-                        .function
-                        .blocks
-                        .values()
-                        .filter(|b| b.instructions.last().is_some_and(|i| i.ip32() == addr))
-                        .flat_map(|b| b.successors.iter())
-                        .filter_map(|s| match s {
-                            wiper_x86::Successor::Case { target, .. } => Some(*target),
-                            _ => None,
-                        })
-                        .collect();
-                    if !cases.is_empty() && !self.pie {
-                        self.materialize_inputs(&mut state.store, info, &ev, items)?;
-                        let esp = state.store.esp();
-                        Emitter::new(items, addr).lower_real_esp(&mut state.store, esp);
-                        let mut cases = cases;
-                        cases.sort();
-                        cases.dedup();
-                        return Ok(Next::Table {
-                            jump: ins,
-                            cases,
-                            state: Box::new(state.clone()),
-                        });
-                    }
-                    if state.ctx.is_empty() {
-                        // An indirect tail call: the callee returns to our
-                        // caller, so everything goes into the machine.
-                        self.sync_all(state, addr, UNKNOWN_ARGS, items)?;
-                        items.push(Item::Instr(ins, Origin::Original(addr)));
-                        return Ok(Next::Exit);
-                    }
-                }
-                if !is_jcc {
-                    return Err(Stop::Fail(SpecializeError::Unsupported {
-                        address: addr,
-                        reason: format!(
-                            "`{}` jumps to a target known only at run time",
-                            mnemonic_text(&ins)
-                        ),
-                    }));
-                }
-                let mut em = Emitter::new(items, addr);
-                em.flags(&mut state.store, info.flags_read());
-                self.stats.materialized += em.materialized;
-                Ok(Next::Branch {
-                    cc,
-                    taken: Box::new((ins.near_branch32(), state.clone())),
-                    not_taken: Box::new((next, state.clone())),
-                    address: addr,
+            Some(SExpr::Dyn(_)) => self.dynamic_jump(state, info, &ev, items),
+        }
+    }
+
+    /// A return: from an inlined call when the return address is known,
+    /// else the function's exit.
+    fn ret(
+        &mut self,
+        state: &mut State,
+        ins: &Instruction,
+        post: Store,
+        ev: &Evaluated,
+        items: &mut Vec<Item>,
+    ) -> Result<Next, Stop> {
+        let addr = ins.ip32();
+        if let Some(SExpr::Known(v)) = ev.eip {
+            // Return from an inlined call.
+            let target = self.code_addr(v, addr)?;
+            state.store = post;
+            if let Some(fr) = state.ctx.pop() {
+                state.func = fr.caller;
+            }
+            return Ok(Next::Continue(target));
+        }
+        if !state.ctx.is_empty() {
+            return Err(Stop::Fail(SpecializeError::Unsupported {
+                address: addr,
+                reason: "the return address of an inlined call became dynamic".into(),
+            }));
+        }
+        self.exit(state, ins, items)?;
+        Ok(Next::Exit)
+    }
+
+    /// A jump whose target is dynamic: a conditional branch (both sides
+    /// specialized), a jump through a table (a compare chain), an indirect
+    /// tail call; anything else is unsupported.
+    fn dynamic_jump(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        ev: &Evaluated,
+        items: &mut Vec<Item>,
+    ) -> Result<Next, Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let next = ins.next_ip32();
+        let cc = ins.condition_code();
+        let is_jcc = ins.flow_control() == FlowControl::ConditionalBranch
+            && cc != ConditionCode::None
+            && !matches!(
+                ins.mnemonic(),
+                Mnemonic::Loop
+                    | Mnemonic::Loope
+                    | Mnemonic::Loopne
+                    | Mnemonic::Jecxz
+                    | Mnemonic::Jcxz
+            );
+        if !is_jcc && ins.flow_control() == FlowControl::IndirectBranch {
+            let f = self.function(state.func)?;
+            let cases: Vec<u32> = f
+                .function
+                .blocks
+                .values()
+                .filter(|b| b.instructions.last().is_some_and(|i| i.ip32() == addr))
+                .flat_map(|b| b.successors.iter())
+                .filter_map(|s| match s {
+                    wiper_x86::Successor::Case { target, .. } => Some(*target),
+                    _ => None,
                 })
+                .collect();
+            if !cases.is_empty() && !self.pie {
+                self.materialize_inputs(&mut state.store, info, ev, items)?;
+                let esp = state.store.esp();
+                Emitter::new(items, addr).lower_real_esp(&mut state.store, esp);
+                let mut cases = cases;
+                cases.sort();
+                cases.dedup();
+                return Ok(Next::Table {
+                    jump: ins,
+                    cases,
+                    state: Box::new(state.clone()),
+                });
+            }
+            if state.ctx.is_empty() {
+                // An indirect tail call: the callee returns to our
+                // caller, so everything goes into the machine.
+                self.sync_all(state, addr, UNKNOWN_ARGS, items)?;
+                items.push(Item::Instr(ins, Origin::Original(addr)));
+                return Ok(Next::Exit);
             }
         }
+        if !is_jcc {
+            return Err(Stop::Fail(SpecializeError::Unsupported {
+                address: addr,
+                reason: format!(
+                    "`{}` jumps to a target known only at run time",
+                    mnemonic_text(&ins)
+                ),
+            }));
+        }
+        let mut em = Emitter::new(items, addr);
+        em.flags(&mut state.store, info.flags_read());
+        self.stats.materialized += em.materialized;
+        Ok(Next::Branch {
+            cc,
+            taken: Box::new(Target {
+                addr: ins.near_branch32(),
+                state: state.clone(),
+            }),
+            not_taken: Box::new(Target {
+                addr: next,
+                state: state.clone(),
+            }),
+            address: addr,
+        })
     }
 }
 
-pub(super) fn mnemonic_text(ins: &Instruction) -> String {
+/// The instruction's mnemonic, for messages.
+fn mnemonic_text(ins: &Instruction) -> String {
     format!("{:?}", ins.mnemonic()).to_lowercase()
 }
