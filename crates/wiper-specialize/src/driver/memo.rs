@@ -1,6 +1,7 @@
 //! Specialization points: program points, the memo table, glue into a
 //! memo entry, the whistle and the generalization it asks for.
 
+use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use wiper_emit::{Item, Label};
@@ -80,6 +81,16 @@ pub(super) struct Generalization {
     pub(super) addr: u32,
     /// The location made dynamic.
     pub(super) loc: GenLoc,
+}
+
+impl fmt::Display for Generalization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} at {:#x} (function {:#x})",
+            self.loc, self.addr, self.func
+        )
+    }
 }
 
 /// What a blown whistle asks for: restart the run with these locations
@@ -180,9 +191,7 @@ impl Specializer<'_> {
         // in the same few locations every time: a static value
         // changing under dynamic control (a counter). Generalize it there.
         if let Some(locs) = self.whistle(&point, &state) {
-            if std::env::var_os("WIPER_DEBUG").is_some() {
-                eprintln!("wiper: debug: generalizing at {addr:#x}: {locs:?}");
-            }
+            tracing::debug!("whistle at {addr:#x}: generalizing {locs:?}, restarting");
             return Err(Stop::Restart(Restart {
                 func: state.func,
                 addr,

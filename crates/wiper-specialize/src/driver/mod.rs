@@ -135,15 +135,14 @@ pub fn specialize(
                 };
                 let mut stats = sp.stats.clone();
                 stats.points = sp.run.entries.len();
-                if std::env::var_os("WIPER_DEBUG").is_some() {
-                    eprintln!(
-                        "wiper: debug: {} points, {} restarts, generalized {:?}; edx at return {}",
-                        stats.points,
-                        stats.restarts,
-                        sp.generalized,
-                        sp.callers.edx_at_return(entry)
-                    );
-                }
+                stats.generalized = sp.generalized.len();
+                tracing::debug!(
+                    points = stats.points,
+                    restarts = stats.restarts,
+                    generalized = ?sp.generalized.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    edx_at_return = %sp.callers.edx_at_return(entry),
+                    "specialized {entry:#x}"
+                );
                 stats.time = start.elapsed();
                 return Ok(Specialization {
                     residual,
