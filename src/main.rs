@@ -218,6 +218,13 @@ impl From<FormatArg> for wiper_x86::Format {
 
 /// Parses the command line, runs the command and prints what it returns.
 fn main() -> ExitCode {
+    // `RUST_LOG=wiper_specialize=debug` prints the specializer's decisions.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { binary } => commands::info(&binary.binary).map(Report::from),

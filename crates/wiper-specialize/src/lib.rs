@@ -14,6 +14,12 @@
 //! static trip count unroll and loops with dynamic control stay loops.
 //! See `docs/specialization.md` for the design and its assumptions.
 //!
+//! The crate prints nothing: the figures of a run are in [`Stats`], and
+//! what the specializer decides on the way (the whistle's
+//! generalizations, the final counts, whether `edx` is live at the
+//! function's return and why) goes to [`tracing`] events at the `debug`
+//! level of the target `wiper_specialize`.
+//!
 //! ```no_run
 //! let binary = wiper_elf::Binary::open("testdata/bin/power-O2".as_ref()).unwrap();
 //! let entry = wiper_x86::resolve_function(&binary, "power").unwrap();
@@ -132,6 +138,9 @@ pub struct Stats {
     pub points: usize,
     /// Restarts after generalizing locations.
     pub restarts: usize,
+    /// Locations generalized (made dynamic at a program point) by those
+    /// restarts.
+    pub generalized: usize,
     /// Time spent.
     pub time: Duration,
 }

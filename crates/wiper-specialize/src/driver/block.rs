@@ -1,0 +1,218 @@
+//! Residual blocks: specializing from a point until the next one, the
+//! edges of a dynamic branch, the dispatch of a jump table with a dynamic
+//! index.
+
+use iced_x86::{Code, ConditionCode, Instruction};
+use wiper_emit::{Item, Label, Origin, Terminator};
+
+use super::{Specializer, State, Stop};
+use crate::SpecializeError;
+
+/// How specialization leaves an instruction.
+pub(super) enum Next {
+    /// On at this address, in the same block.
+    Continue(u32),
+    /// A conditional branch on a dynamic condition: both sides are
+    /// specialized.
+    Branch {
+        /// The branch's condition.
+        cc: ConditionCode,
+        /// Where control goes when it holds.
+        taken: Box<Target>,
+        /// Where control goes otherwise.
+        not_taken: Box<Target>,
+        /// The branch's address.
+        address: u32,
+    },
+    /// The block ends with what was emitted (a return, a tail call).
+    Exit,
+    /// A jump through a table with a dynamic index: compare the target
+    /// (computed into `ecx`, saved first) with each case.
+    Table {
+        /// The original jump.
+        jump: Instruction,
+        /// The table's targets, sorted, without duplicates.
+        cases: Vec<u32>,
+        /// The state at the jump.
+        state: Box<State>,
+    },
+}
+
+/// One side of a dynamic branch: where it goes, in which state.
+pub(super) struct Target {
+    /// The address control goes to.
+    pub(super) addr: u32,
+    /// The state there.
+    pub(super) state: State,
+}
+
+impl Specializer<'_> {
+    /// Specializes from `addr` in `state` into the block `label`.
+    pub(super) fn process(
+        &mut self,
+        label: Label,
+        mut addr: u32,
+        mut state: State,
+    ) -> Result<(), Stop> {
+        let mut items = Vec::new();
+        let mut first = true;
+        loop {
+            if self.run.size + items.len() > self.options.max_residual {
+                return Err(Stop::Fail(SpecializeError::TooLarge {
+                    limit: self.options.max_residual,
+                }));
+            }
+            let mut f = self.function(state.func)?;
+            if !f.instrs.contains_key(&addr) {
+                // A jump into another function (a tail call): it runs in
+                // the same frame.
+                match self.binary.function_at(addr) {
+                    Some(_) => {
+                        state.func = addr;
+                        f = self.function(addr)?;
+                    }
+                    None => {
+                        return Err(Stop::Fail(SpecializeError::Unsupported {
+                            address: addr,
+                            reason: "control reaches an address outside any known function".into(),
+                        }))
+                    }
+                }
+            }
+            let info = &f.instrs[&addr];
+            if !first && info.block_start {
+                let arrival = self.goto(state, addr)?;
+                items.extend(arrival.glue);
+                self.finish(
+                    label,
+                    items,
+                    Terminator::Jump(arrival.label, Origin::Glue(addr)),
+                );
+                return Ok(());
+            }
+            first = false;
+            match self.step(&mut state, info, &mut items)? {
+                Next::Continue(a) => addr = a,
+                Next::Exit => {
+                    self.finish(label, items, Terminator::Exit);
+                    return Ok(());
+                }
+                Next::Table { jump, cases, state } => {
+                    self.table(label, items, jump, &cases, *state)?;
+                    return Ok(());
+                }
+                Next::Branch {
+                    cc,
+                    mut taken,
+                    mut not_taken,
+                    address,
+                } => {
+                    taken.state.dyn_branches += 1;
+                    not_taken.state.dyn_branches += 1;
+                    let t = self.edge(taken.state, taken.addr)?;
+                    let n = self.edge(not_taken.state, not_taken.addr)?;
+                    self.finish(
+                        label,
+                        items,
+                        Terminator::Branch {
+                            cc,
+                            taken: t,
+                            not_taken: n,
+                            origin: Origin::Original(address),
+                        },
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Residual dispatch for a jump table with a dynamic index: `push ecx;
+    /// pushfd; mov ecx, target; cmp ecx, case; je ...` for each case,
+    /// restoring the flags and `ecx` on every edge.
+    pub(super) fn table(
+        &mut self,
+        label: Label,
+        mut items: Vec<Item>,
+        jump: Instruction,
+        cases: &[u32],
+        state: State,
+    ) -> Result<(), Stop> {
+        let addr = jump.ip32();
+        let glue = Origin::Glue(addr);
+        let ecx = iced_x86::Register::ECX;
+        items.push(Item::Instr(
+            Instruction::with1(Code::Push_r32, ecx).expect("push"),
+            glue,
+        ));
+        items.push(Item::Instr(Instruction::with(Code::Pushfd), glue));
+        let load = match jump.op0_kind() {
+            iced_x86::OpKind::Register => {
+                Instruction::with2(Code::Mov_r32_rm32, ecx, jump.op0_register()).expect("mov")
+            }
+            _ => {
+                let mut m = iced_x86::MemoryOperand::with_base_index_scale_displ_size(
+                    jump.memory_base(),
+                    jump.memory_index(),
+                    jump.memory_index_scale(),
+                    i64::from(jump.memory_displacement32() as i32),
+                    4,
+                );
+                if jump.memory_base() == iced_x86::Register::ESP {
+                    m.displacement += 8;
+                }
+                Instruction::with2(Code::Mov_r32_rm32, ecx, m).expect("mov")
+            }
+        };
+        items.push(Item::Instr(load, Origin::Reduced(addr)));
+        let mut cur = (label, items);
+        let mut state = state;
+        state.dyn_branches += 1;
+        for t in cases {
+            let arrival = self.goto(state.clone(), *t)?;
+            let edge = self.new_label();
+            let mut edge_items = vec![
+                Item::Instr(Instruction::with(Code::Popfd), glue),
+                Item::Instr(Instruction::with1(Code::Pop_r32, ecx).expect("pop"), glue),
+            ];
+            edge_items.extend(arrival.glue);
+            self.finish(edge, edge_items, Terminator::Jump(arrival.label, glue));
+            let next = self.new_label();
+            cur.1.push(Item::Instr(
+                Instruction::with2(Code::Cmp_rm32_imm32, ecx, *t).expect("cmp"),
+                glue,
+            ));
+            self.finish(
+                cur.0,
+                std::mem::take(&mut cur.1),
+                Terminator::Branch {
+                    cc: ConditionCode::e,
+                    taken: edge,
+                    not_taken: next,
+                    origin: glue,
+                },
+            );
+            cur = (next, Vec::new());
+        }
+        // No case matched: impossible for a table the decoder bounded.
+        cur.1.push(Item::Instr(Instruction::with(Code::Ud2), glue));
+        self.finish(cur.0, cur.1, Terminator::Exit);
+        Ok(())
+    }
+
+    /// A label for a branch edge: the point itself, or a block of glue
+    /// leading to it.
+    pub(super) fn edge(&mut self, state: State, addr: u32) -> Result<Label, Stop> {
+        let arrival = self.goto(state, addr)?;
+        if arrival.glue.is_empty() {
+            return Ok(arrival.label);
+        }
+        let l = self.new_label();
+        self.finish(
+            l,
+            arrival.glue,
+            Terminator::Jump(arrival.label, Origin::Glue(addr)),
+        );
+        Ok(l)
+    }
+}

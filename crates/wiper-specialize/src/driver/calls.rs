@@ -1,0 +1,228 @@
+//! Calls: inlined, specialized as a clone, or kept; recursion and the
+//! entry state of a clone.
+
+use iced_x86::{Code, Instruction};
+use wiper_bta::StaticSpec;
+use wiper_emit::{Item, Origin};
+use wiper_sem::Reg;
+
+use super::block::Next;
+use super::exit::ret_slots;
+use super::{Frame, Specializer, State, Stop, UNKNOWN_ARGS};
+use crate::eval::SExpr;
+use crate::function::InstrInfo;
+use crate::state::{Base, Byte, Known, Region, SVal, Store};
+
+impl Specializer<'_> {
+    /// Bytes of stack arguments the function at `entry` reads (from the
+    /// binding-time analysis; a generous bound if it fails).
+    pub(super) fn arg_bytes(&mut self, entry: u32) -> u32 {
+        *self.arg_counts.entry(entry).or_insert_with(|| {
+            wiper_bta::analyze(self.binary, entry, &StaticSpec::default())
+                .map(|a| 4 * a.arg_count)
+                .unwrap_or(UNKNOWN_ARGS)
+        })
+    }
+
+    /// A call: inlined, specialized as a clone, or kept.
+    pub(super) fn call(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<Next, Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let next = ins.next_ip32();
+        let (post, ev) = self.evaluate(&state.store, info);
+        let target = match ev.eip {
+            Some(SExpr::Known(v)) => Some(self.code_addr(v, addr)?),
+            _ => None,
+        };
+        let internal = target.filter(|t| {
+            !self.binary.plt.contains_key(t)
+                && self.binary.function_at(*t).is_some_and(|s| s.addr == *t)
+                && self.function(*t).is_ok()
+        });
+        if let Some(t) = internal {
+            let recursive = t == state.func || state.ctx.iter().any(|f| f.caller == t);
+            // A recursive call is inlined when all its arguments are known
+            // (the recursion then ends at specialization time), or when some
+            // are and no activation of `t` it is nested in had the same
+            // known arguments (a static argument progresses, as `n` in
+            // `pow(x, n - 1)`; up to the inlining depth). Otherwise it
+            // becomes a call to a clone.
+            let nargs = self.arg_bytes(t);
+            let key = arg_key(&post, post.esp(), nargs);
+            let args_known = key.iter().all(Option::is_some);
+            let progresses = || {
+                key.iter().any(Option::is_some)
+                    && activations(state)
+                        .into_iter()
+                        .filter(|a| a.func == t)
+                        .all(|a| arg_key(&post, a.ret_slot, nargs) != key)
+            };
+            if state.ctx.len() < self.options.max_inline_depth
+                && (!recursive || args_known || progresses())
+            {
+                state.store = post;
+                state.ctx.push(Frame {
+                    caller: state.func,
+                    ret_slot: state.store.esp(),
+                });
+                state.func = t;
+                return Ok(Next::Continue(t));
+            }
+        }
+        // A real call: everything into the machine.
+        let args = match internal {
+            Some(t) => self.arg_bytes(t),
+            None => UNKNOWN_ARGS,
+        };
+        self.sync_all(state, addr, args, items)?;
+        match internal {
+            Some(t) => {
+                // A clone specialized for what is known at the call.
+                let clone = self.clone_state(state, t);
+                let arrival = self.goto(clone, t)?;
+                debug_assert!(arrival.glue.is_empty());
+                items.push(Item::CallLabel(arrival.label, Origin::Original(addr)));
+            }
+            None => {
+                let call = match target {
+                    Some(t) if ins.code() != Code::Call_rel32_32 => {
+                        Instruction::with_branch(Code::Call_rel32_32, u64::from(t)).expect("call")
+                    }
+                    _ => ins,
+                };
+                items.push(Item::Instr(call, Origin::Original(addr)));
+            }
+        }
+        for r in [Reg::Eax, Reg::Ecx, Reg::Edx] {
+            state.store.set_reg(r, None);
+        }
+        state.store.flags = [None; 7];
+        let frame = state.store.escaped;
+        if !frame {
+            // The callee owns its argument area (but not the return
+            // addresses of inlined calls).
+            let esp = state.store.esp();
+            let slots = ret_slots(state);
+            state.store.mem.retain(|(region, off), _| {
+                region != Region::Of(Base::Stack)
+                    || slots.contains(&off)
+                    || off.wrapping_sub(esp) >= args
+            });
+        }
+        self.forget_reachable(state, frame);
+        Ok(Next::Continue(next))
+    }
+
+    /// The entry state of a clone of `t` called from `state` (after
+    /// everything was synced): what is known of the callee's arguments,
+    /// the registers and global memory, relative to the callee's frame.
+    pub(super) fn clone_state(&self, state: &State, t: u32) -> State {
+        let shift = state.store.esp().wrapping_sub(4);
+        let tr = |v: SVal| match v {
+            SVal::Addr(Base::Stack, o) => SVal::Addr(Base::Stack, o.wrapping_sub(shift)),
+            v => v,
+        };
+        let mut s = Store::entry();
+        for r in Reg::ALL {
+            // Stack addresses in registers (a frame pointer) are synced and
+            // differ at every depth of a recursion: the clone does not need
+            // them as static values.
+            if r != Reg::Esp {
+                let k = state
+                    .store
+                    .reg(r)
+                    .filter(|k| !matches!(k.value, SVal::Addr(Base::Stack, _)));
+                s.set_reg(
+                    r,
+                    k.map(|k| Known {
+                        value: tr(k.value),
+                        synced: true,
+                    }),
+                );
+            }
+        }
+        for ((region, off), k) in state.store.mem.iter() {
+            let byte = match k.value {
+                Byte::Part(b, o, i) => match tr(SVal::Addr(b, o)) {
+                    SVal::Addr(b, o) => Byte::Part(b, o, i),
+                    _ => unreachable!(),
+                },
+                b => b,
+            };
+            let known = Known {
+                value: byte,
+                synced: true,
+            };
+            match region {
+                Region::Of(Base::Stack) => {
+                    let rel = off.wrapping_sub(shift) as i32;
+                    if (4..4 + 4 * 8).contains(&rel) {
+                        s.mem.insert((region, rel as u32), known);
+                    }
+                }
+                _ => {
+                    s.mem.insert((region, off), known);
+                }
+            }
+        }
+        s.escaped = true;
+        State {
+            store: s,
+            func: t,
+            ctx: Vec::new(),
+            dyn_branches: state.dyn_branches,
+            parent: state.parent,
+        }
+    }
+}
+
+/// The known bytes of the `nargs` bytes of stack arguments above the return
+/// address slot `ret_slot` (`None` for a dynamic byte or one holding part
+/// of an address).
+fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<u8>> {
+    (4..4 + nargs)
+        .map(|i| {
+            match store
+                .mem
+                .get((Region::Of(Base::Stack), ret_slot.wrapping_add(i)))
+            {
+                Some(Known {
+                    value: Byte::Const(b),
+                    ..
+                }) => Some(b),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// An activation of a function on the inlining stack.
+struct Activation {
+    /// The function's entry.
+    func: u32,
+    /// Stack offset of its return address slot.
+    ret_slot: u32,
+}
+
+/// The activations on the inlining stack of `state`, outermost first: each
+/// function with the stack offset of its return address slot.
+fn activations(state: &State) -> Vec<Activation> {
+    // Frame i is the call from `ctx[i].caller` into the next frame's caller
+    // (the running function for the last frame).
+    let callees = state
+        .ctx
+        .iter()
+        .skip(1)
+        .map(|f| f.caller)
+        .chain(std::iter::once(state.func));
+    let root = state.ctx.first().map_or(state.func, |f| f.caller);
+    std::iter::once((root, 0))
+        .chain(callees.zip(state.ctx.iter().map(|f| f.ret_slot)))
+        .map(|(func, ret_slot)| Activation { func, ret_slot })
+        .collect()
+}

@@ -1,0 +1,144 @@
+//! The function exit, barriers (system calls) and syncing everything into
+//! the machine before code the specializer does not see.
+
+use std::collections::HashSet;
+
+use iced_x86::Instruction;
+use wiper_emit::{Item, Origin};
+use wiper_sem::Reg;
+
+use super::{Specializer, State, Stop};
+use crate::function::{InstrInfo, ALL_FLAGS};
+use crate::materialize::Emitter;
+use crate::state::{Base, Byte, Known, Region, SVal};
+
+impl Specializer<'_> {
+    /// Function exit: what the caller can observe goes into the machine,
+    /// then the original `ret`. `edx` only when some caller of the
+    /// function may read it ([`CallerAnalysis::edx_at_return`]): the
+    /// residual is reached only where the original function was.
+    pub(super) fn exit(
+        &mut self,
+        state: &mut State,
+        ins: &Instruction,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        let mut em = Emitter::new(items, ins.ip32());
+        // The frame dies; the caller owns no stack byte the function
+        // could know (its arguments belong to the callee).
+        em.all_memory(&mut state.store, |r, _| r != Region::Of(Base::Stack))?;
+        if self.callers.edx_at_return(state.func).is_dead() {
+            em.registers_except(&mut state.store, Reg::Edx);
+        } else {
+            self.run.edx_live_at_exit = true;
+            em.all_registers(&mut state.store);
+        }
+        let esp = state.store.esp();
+        em.set_real_esp(&mut state.store, esp);
+        em.emit(*ins, Origin::Original(ins.ip32()));
+        self.stats.materialized += em.materialized;
+        Ok(())
+    }
+
+    /// A system call or other barrier: everything into the machine first.
+    pub(super) fn barrier(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        let ins = info.instruction;
+        self.sync_all(state, ins.ip32(), 0, items)?;
+        items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
+        state.store.set_reg(Reg::Eax, None);
+        let frame = state.store.escaped;
+        self.forget_reachable(state, frame);
+        Ok(())
+    }
+
+    /// Materializes every known register, flag and memory byte and moves
+    /// the machine esp to the static one. Code we do not see runs next: if
+    /// it can be handed a stack address (in `eax`/`ecx`/`edx`, the
+    /// argument area or global memory), the frame escapes.
+    pub(super) fn sync_all(
+        &mut self,
+        state: &mut State,
+        addr: u32,
+        args: u32,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        state.store.copies.clear();
+        let esp = state.store.esp();
+        let stack_addr = |v: Option<Known<SVal>>| {
+            matches!(
+                v,
+                Some(Known {
+                    value: SVal::Addr(Base::Stack, _),
+                    ..
+                })
+            )
+        };
+        if [Reg::Eax, Reg::Ecx, Reg::Edx]
+            .iter()
+            .any(|r| stack_addr(state.store.reg(*r)))
+            || state.store.mem.iter().any(|((region, off), k)| {
+                matches!(k.value, Byte::Part(Base::Stack, ..))
+                    && (region != Region::Of(Base::Stack) || off.wrapping_sub(esp) < args)
+            })
+        {
+            state.store.escaped = true;
+        }
+        let mut em = Emitter::new(items, addr);
+        em.all_memory(&mut state.store, |_, _| true)?;
+        em.all_registers(&mut state.store);
+        em.flags(&mut state.store, ALL_FLAGS);
+        let esp = state.store.esp();
+        em.set_real_esp(&mut state.store, esp);
+        self.stats.materialized += em.materialized;
+        Ok(())
+    }
+
+    /// Forgets known memory that code outside the specializer's view (a
+    /// callee, a system call, a store through an unknown pointer) may
+    /// change: all but the static buffers, and the frame when it escaped
+    /// (keeping the return addresses of inlined calls).
+    pub(super) fn forget_reachable(&mut self, state: &mut State, frame: bool) {
+        let slots = ret_slots(state);
+        let buffers = &self.buffer_ranges;
+        state.store.mem.retain(|(region, off), _| match region {
+            Region::Of(Base::Stack) => !frame || slots.contains(&off),
+            r => buffers.iter().any(|b| b.contains(r, off)),
+        });
+    }
+}
+
+/// The stack bytes holding the return addresses of inlined calls, and the
+/// frame pointers saved right below them.
+pub(super) fn ret_slots(state: &State) -> HashSet<u32> {
+    let mut slots: HashSet<u32> = state
+        .ctx
+        .iter()
+        .flat_map(|f| (0..4).map(move |i| f.ret_slot.wrapping_add(i)))
+        .collect();
+    // The frame pointer an inlined callee saved right below its return
+    // address (`push ebp` on entry) is no callee's business either.
+    for f in &state.ctx {
+        let saved = f.ret_slot.wrapping_sub(4);
+        let holds_frame_pointer = (0..4).all(|i| {
+            matches!(
+                state
+                    .store
+                    .mem
+                    .get((Region::Of(Base::Stack), saved.wrapping_add(i))),
+                Some(Known {
+                    value: Byte::Part(Base::Stack, _, _),
+                    ..
+                })
+            )
+        });
+        if holds_frame_pointer {
+            slots.extend((0..4).map(|i| saved.wrapping_add(i)));
+        }
+    }
+    slots
+}

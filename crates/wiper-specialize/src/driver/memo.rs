@@ -1,0 +1,417 @@
+//! Specialization points: program points, the memo table, glue into a
+//! memo entry, the whistle and the generalization it asks for.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use wiper_emit::{Item, Label};
+use wiper_sem::{Flag, Reg};
+
+use super::{Frame, Pending, Specializer, State, Stop};
+use crate::function::InstrInfo;
+use crate::materialize::Emitter;
+use crate::state::{Base, FxHasher, Known, Region, SVal, Store};
+use crate::SpecializeError;
+
+/// A location that can be generalized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum GenLoc {
+    /// A register.
+    Reg(Reg),
+    /// A flag.
+    Flag(Flag),
+    /// An aligned 4-byte word of memory.
+    Word(Region, u32),
+}
+
+/// The locations where the static parts of two stores of one program point
+/// differ (registers, flags, then aligned memory words, each in increasing
+/// order); `None` when there are more than [`MAX_GENERALIZED`].
+pub(super) fn static_diff(a: &Store, b: &Store) -> Option<Vec<GenLoc>> {
+    let mut d = Vec::new();
+    for r in Reg::ALL {
+        if a.reg(r).map(|k| k.value) != b.reg(r).map(|k| k.value) {
+            d.push(GenLoc::Reg(r));
+        }
+    }
+    for f in Flag::ALL {
+        if a.flag(f).map(|k| k.value) != b.flag(f).map(|k| k.value) {
+            d.push(GenLoc::Flag(f));
+        }
+    }
+    let limit = MAX_GENERALIZED.checked_sub(d.len())?;
+    let words = a.mem.diff_words(&b.mem, limit)?;
+    d.extend(
+        words
+            .into_iter()
+            .map(|(region, off)| GenLoc::Word(region, off)),
+    );
+    Some(d)
+}
+
+/// The memo table's hash of a specialization point: the program point and
+/// the static part of the store.
+pub(super) fn memo_hash(point: &Point, store: &Store) -> u64 {
+    let mut h = FxHasher::default();
+    point.hash(&mut h);
+    store.hash_static(&mut h);
+    h.finish()
+}
+
+/// A program point of specialization: an address of a function, under a
+/// stack of inlined calls.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Point {
+    /// Entry of the function whose code runs.
+    pub(super) func: u32,
+    /// The instruction's address.
+    pub(super) addr: u32,
+    /// The inlined calls, outermost first.
+    pub(super) ctx: Vec<Frame>,
+}
+
+/// A location generalized at an address of a function (in every inlining
+/// context): made dynamic on arrival there. Ordered by function, address,
+/// then location, so the glue that materializes them is deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Generalization {
+    /// Entry of the function.
+    pub(super) func: u32,
+    /// The address in it.
+    pub(super) addr: u32,
+    /// The location made dynamic.
+    pub(super) loc: GenLoc,
+}
+
+impl fmt::Display for Generalization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} at {:#x} (function {:#x})",
+            self.loc, self.addr, self.func
+        )
+    }
+}
+
+/// What a blown whistle asks for: restart the run with these locations
+/// generalized at `addr` of `func`.
+#[derive(Clone, Debug)]
+pub(super) struct Restart {
+    /// Entry of the function.
+    pub(super) func: u32,
+    /// The program point's address.
+    pub(super) addr: u32,
+    /// The locations whose static values kept changing there.
+    pub(super) locs: Vec<GenLoc>,
+}
+
+impl Restart {
+    /// The generalizations this restart adds.
+    pub(super) fn generalizations(&self) -> impl Iterator<Item = Generalization> + '_ {
+        self.locs.iter().map(|&loc| Generalization {
+            func: self.func,
+            addr: self.addr,
+            loc,
+        })
+    }
+}
+
+/// The way into a specialization point: its residual block, and the glue
+/// code that brings the machine from the state at the jump into the state
+/// the point expects.
+pub(super) struct Arrival {
+    /// The point's residual block.
+    pub(super) label: Label,
+    /// Code to run before jumping there (may be empty).
+    pub(super) glue: Vec<Item>,
+}
+
+/// A specialization point: a memo entry, and a node of the tree of paths
+/// the whistle walks.
+pub(super) struct MemoEntry {
+    point: Point,
+    /// The store on arrival (after generalization and dead locations were
+    /// dropped): its static part is the memo key, what it has synced is
+    /// what jumps to the point must sync first.
+    store: Store,
+    /// The point's residual block.
+    label: Label,
+    /// Dynamic branches on the path from the entry to the point.
+    dyn_branches: u32,
+    /// The point before this one on the path that created it.
+    parent: Option<usize>,
+}
+
+/// A visit of a program point on the current path, as the whistle compares
+/// them.
+struct Visit<'a> {
+    /// The store on arrival.
+    store: &'a Store,
+    /// Dynamic branches on the path to the visit.
+    dyn_branches: u32,
+    /// How many points the walk back from the current state had passed
+    /// when it met this visit (`usize::MAX` for the current state itself).
+    walked: usize,
+}
+
+/// Most locations one whistle generalizes at once (a loop's counters and
+/// the values derived from them).
+pub(super) const MAX_GENERALIZED: usize = 4;
+
+/// Visits of one point, each differing from the one before in the same
+/// locations, that make the whistle blow when the paths between them differ
+/// (see `Specializer::whistle`).
+pub(super) const UNEVEN_PATH_VISITS: usize = 16;
+
+impl Specializer<'_> {
+    /// The label of the specialization point (`addr`, `state`), creating it
+    /// (and queueing its specialization) if new, with the glue code that
+    /// brings the machine into the point's expected state.
+    pub(super) fn goto(&mut self, mut state: State, addr: u32) -> Result<Arrival, Stop> {
+        let mut glue = Vec::new();
+        let f = self.function(state.func)?;
+        self.generalize_at(&mut state, addr, &mut glue)?;
+        if let Some(info) = f.instrs.get(&addr) {
+            drop_dead(&mut state.store, info);
+        }
+        let point = Point {
+            func: state.func,
+            addr,
+            ctx: state.ctx.clone(),
+        };
+        let hash = memo_hash(&point, &state.store);
+        if let Some(id) = self.memo_hit(hash, &point, &state.store) {
+            let e = &self.run.entries[id];
+            let (label, target) = (e.label, e.store.clone());
+            self.glue_to(&mut state.store, &target, addr, &mut glue)?;
+            return Ok(Arrival { label, glue });
+        }
+        // Whistle: along this path, the last visits of the same point,
+        // each reached from the one before through a dynamic branch, differ
+        // in the same few locations every time: a static value
+        // changing under dynamic control (a counter). Generalize it there.
+        if let Some(locs) = self.whistle(&point, &state) {
+            tracing::debug!("whistle at {addr:#x}: generalizing {locs:?}, restarting");
+            return Err(Stop::Restart(Restart {
+                func: state.func,
+                addr,
+                locs,
+            }));
+        }
+        let id = self.run.entries.len();
+        let label = self.new_label();
+        self.run.entries.push(MemoEntry {
+            point,
+            store: state.store.clone(),
+            label,
+            dyn_branches: state.dyn_branches,
+            parent: state.parent,
+        });
+        self.run.memo.entry(hash).or_default().push(id);
+        state.parent = Some(id);
+        self.run.worklist.push(Pending { label, addr, state });
+        Ok(Arrival { label, glue })
+    }
+
+    /// Generalization: makes the locations chosen for `addr` of the running
+    /// function dynamic, materializing their values first.
+    fn generalize_at(
+        &mut self,
+        state: &mut State,
+        addr: u32,
+        glue: &mut Vec<Item>,
+    ) -> Result<(), SpecializeError> {
+        let mut em = Emitter::new(glue, addr);
+        let gens: Vec<GenLoc> = self
+            .generalized
+            .iter()
+            .filter(|g| g.func == state.func && g.addr == addr)
+            .map(|g| g.loc)
+            .collect();
+        for g in gens {
+            match g {
+                GenLoc::Reg(r) if r != Reg::Esp => {
+                    if let Some(Known {
+                        value: SVal::Addr(Base::Stack, _),
+                        ..
+                    }) = state.store.reg(r)
+                    {
+                        state.store.escaped = true;
+                    }
+                    em.register(&mut state.store, r);
+                    state.store.set_reg(r, None);
+                    state.store.copies.retain(|c| c.1 != r);
+                }
+                GenLoc::Reg(_) => {}
+                GenLoc::Flag(fl) => {
+                    em.flags(&mut state.store, 1 << fl.index());
+                    state.store.flags[fl.index()] = None;
+                }
+                GenLoc::Word(region, off) => {
+                    state.store.copies.retain(|c| c.0 != off);
+                    em.memory(&mut state.store, region, off, 4)?;
+                    for i in 0..4 {
+                        state.store.mem.remove((region, off + i));
+                    }
+                }
+            }
+        }
+        self.stats.materialized += em.materialized;
+        Ok(())
+    }
+
+    /// The memo entry for `point` and `store` (whose [`memo_hash`] is
+    /// `hash`), if there is one: its static part is this one and the copies
+    /// its code relies on hold here too.
+    fn memo_hit(&self, hash: u64, point: &Point, store: &Store) -> Option<usize> {
+        let ids = self.run.memo.get(&hash)?;
+        ids.iter().copied().find(|id| {
+            let e = &self.run.entries[*id];
+            e.point == *point
+                && e.store.same_static(store)
+                && e.store.copies.iter().all(|c| store.copies.contains(c))
+        })
+    }
+
+    /// The locations to generalize at a new point, if the whistle blows.
+    ///
+    /// The last visits of `point` on this path, each reached from the one
+    /// before through a dynamic branch, are compared. When the newest
+    /// `generalize_after` of them differ in the same locations each time and
+    /// each went around the loop along the same specialization points, a
+    /// static value changes under dynamic control with nothing else
+    /// changing: a counter, generalized. When the paths differ, the
+    /// changing value drives what the code does (an interpreter's program
+    /// counter walking a static program, bounded by the program's length),
+    /// so the whistle waits for [`UNEVEN_PATH_VISITS`] such visits.
+    pub(super) fn whistle(&self, point: &Point, state: &State) -> Option<Vec<GenLoc>> {
+        let k = self.options.generalize_after.max(1);
+        let most = k.max(UNEVEN_PATH_VISITS);
+        // The visits, newest first, with the index in `walked` of each
+        // (the current state has none: it is not an entry yet).
+        let mut chain = vec![Visit {
+            store: &state.store,
+            dyn_branches: state.dyn_branches,
+            walked: usize::MAX,
+        }];
+        let mut walked: Vec<&Point> = Vec::new();
+        let mut cur = state.parent;
+        while let Some(id) = cur {
+            let e = &self.run.entries[id];
+            if e.point == *point {
+                // Each visit must be reached from the one before through a
+                // dynamic branch.
+                if e.dyn_branches >= chain[chain.len() - 1].dyn_branches {
+                    break;
+                }
+                chain.push(Visit {
+                    store: &e.store,
+                    dyn_branches: e.dyn_branches,
+                    walked: walked.len(),
+                });
+                if chain.len() > most {
+                    break;
+                }
+            }
+            walked.push(&e.point);
+            cur = e.parent;
+            if walked.len() > 100_000 {
+                break;
+            }
+        }
+        if chain.len() <= k {
+            return None;
+        }
+        let d = static_diff(chain[0].store, chain[1].store).filter(|d| !d.is_empty())?;
+        let same_diff = 1 + chain[1..]
+            .windows(2)
+            .take_while(|w| static_diff(w[0].store, w[1].store).as_ref() == Some(&d))
+            .count();
+        // The points passed between visit j and visit j + 1.
+        let path = |j: usize| {
+            let from = chain[j].walked.wrapping_add(1);
+            &walked[from..chain[j + 1].walked]
+        };
+        let same_path = (1..k).all(|j| path(j) == path(0));
+        if same_diff < k || (!same_path && same_diff < UNEVEN_PATH_VISITS) {
+            return None;
+        }
+        // Registers holding stack addresses (esp, a frame pointer) are never
+        // generalized: code moves esp back from them.
+        let stack_reg = |g: &GenLoc| match g {
+            GenLoc::Reg(r) => chain.iter().any(|v| {
+                matches!(
+                    v.store.reg(*r),
+                    Some(Known {
+                        value: SVal::Addr(Base::Stack, _),
+                        ..
+                    })
+                )
+            }),
+            _ => false,
+        };
+        if d.iter().any(stack_reg) {
+            return None;
+        }
+        Some(d)
+    }
+
+    /// Glue from `store` to a memo entry's `target` store (same static
+    /// values): sync what the target expects synced, move the machine esp.
+    pub(super) fn glue_to(
+        &mut self,
+        store: &mut Store,
+        target: &Store,
+        addr: u32,
+        glue: &mut Vec<Item>,
+    ) -> Result<(), SpecializeError> {
+        let mut em = Emitter::new(glue, addr);
+        let keys: Vec<_> = target
+            .mem
+            .iter()
+            .filter(|(k, v)| v.synced && store.mem.get(*k).is_some_and(|s| !s.synced))
+            .map(|(k, _)| k)
+            .collect();
+        for (region, off) in keys {
+            em.memory(store, region, off, 1)?;
+        }
+        for r in Reg::ALL {
+            if r == Reg::Esp {
+                continue;
+            }
+            if let (Some(t), Some(s)) = (target.reg(r), store.reg(r)) {
+                if t.synced && !s.synced {
+                    em.register(store, r);
+                }
+            }
+        }
+        let mut mask = 0;
+        for f in Flag::ALL {
+            if let (Some(t), Some(s)) = (target.flag(f), store.flag(f)) {
+                if t.synced && !s.synced {
+                    mask |= 1 << f.index();
+                }
+            }
+        }
+        em.flags(store, mask);
+        em.set_real_esp(store, target.real_esp);
+        self.stats.materialized += em.materialized;
+        Ok(())
+    }
+}
+
+/// Drops the registers and flags dead on entry to `info` (with the copy
+/// facts on them: a dead register holds garbage).
+fn drop_dead(store: &mut Store, info: &InstrInfo) {
+    for r in Reg::ALL {
+        if r != Reg::Esp && info.live_regs_in & (1 << r.index()) == 0 {
+            store.set_reg(r, None);
+            store.copies.retain(|c| c.1 != r);
+        }
+    }
+    for fl in Flag::ALL {
+        if info.live_flags_in & (1 << fl.index()) == 0 {
+            store.flags[fl.index()] = None;
+        }
+    }
+}

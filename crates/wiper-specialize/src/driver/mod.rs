@@ -1,0 +1,297 @@
+//! The specialization driver: the [`specialize`] entry point, the
+//! [`Specializer`] and its per-run state, and the restart loop (a run that
+//! blows the whistle restarts with more locations generalized).
+//!
+//! The concerns live in submodules, each adding methods to [`Specializer`]:
+//!
+//! - `entry`: the entry store and the layout of the static buffers;
+//! - `memo`: program points, the memo table, the whistle and generalization;
+//! - `block`: specializing from a point into a residual block, branch edges,
+//!   jump tables with a dynamic index;
+//! - `step`: one instruction (Eval, the control it leaves by);
+//! - `residual`: an instruction's residual part (Emit, Reduce, the fallback)
+//!   and the copy facts;
+//! - `calls`: calls (inlined, cloned or kept) and recursion;
+//! - `exit`: the function exit, barriers and syncing everything.
+
+mod block;
+mod calls;
+mod entry;
+mod exit;
+mod memo;
+mod residual;
+mod step;
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::rc::Rc;
+use std::time::Instant;
+
+use wiper_bta::StaticSpec;
+use wiper_elf::{Binary, FileType};
+use wiper_emit::{Block, Item, Label, Residual, Terminator};
+use wiper_qfbv::ExprPool;
+use wiper_synth::Synthesizer;
+use wiper_x86::{CallerAnalysis, Disassembler};
+
+use crate::eval::Scratch;
+use crate::function::FunctionInfo;
+use crate::state::{FxHashMap, Store};
+use crate::{check, Options, Specialization, SpecializeError, Stats};
+use entry::{entry_store, BufferRange, DataLayout, EntryStore};
+use memo::{Generalization, MemoEntry, Restart};
+
+/// An inlined call: where to go back to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Frame {
+    /// The caller's function entry.
+    caller: u32,
+    /// Stack offset of the return address slot.
+    ret_slot: u32,
+}
+
+/// The specializer's state at one point.
+#[derive(Clone, Debug)]
+struct State {
+    /// The static store.
+    store: Store,
+    /// Entry of the function whose code runs.
+    func: u32,
+    /// Inlined calls, outermost first.
+    ctx: Vec<Frame>,
+    /// Dynamic branches on the path from the entry (for the whistle:
+    /// only a loop under dynamic control needs generalization).
+    dyn_branches: u32,
+    /// The last specialization point on the path.
+    parent: Option<usize>,
+}
+
+/// Why a run stopped early.
+enum Stop {
+    /// Specialization failed.
+    Fail(SpecializeError),
+    /// The whistle blew: run again with more locations generalized.
+    Restart(Restart),
+}
+
+impl From<SpecializeError> for Stop {
+    fn from(e: SpecializeError) -> Self {
+        Stop::Fail(e)
+    }
+}
+
+/// A specialization point waiting on the worklist to be specialized into
+/// its block.
+struct Pending {
+    /// The point's residual block.
+    label: Label,
+    /// The point's address.
+    addr: u32,
+    /// The state on arrival.
+    state: State,
+}
+
+/// Most restarts before giving up (the whistle keeps blowing: unrolling
+/// does not stop).
+const MAX_RESTARTS: usize = 64;
+
+/// Specializes the function at `entry` of `binary` for the static inputs
+/// of `spec`.
+pub fn specialize(
+    binary: &Binary,
+    entry: u32,
+    spec: &StaticSpec,
+    options: &Options,
+) -> Result<Specialization, SpecializeError> {
+    let start = Instant::now();
+    check(binary, entry, spec)?;
+    let mut layout = DataLayout::new(spec);
+    let plan = wiper_emit::plan(binary, layout.data.len() as u32)?;
+    let pie = binary.file_type == FileType::PositionIndependent;
+    let mut sp = Specializer::new(binary, entry, pie, options);
+    let top = sp.function(entry)?;
+    sp.stats.original_instructions = top.instrs.len();
+    let EntryStore {
+        store,
+        buffer_ranges,
+    } = entry_store(spec, &layout, plan.data_vaddr, pie);
+    sp.buffer_ranges = buffer_ranges;
+    let init = State {
+        store,
+        func: entry,
+        ctx: Vec::new(),
+        dyn_branches: 0,
+        parent: None,
+    };
+    loop {
+        sp.run = RunState::default();
+        match sp.run_all(init.clone()) {
+            Ok(label) => {
+                let residual = Residual {
+                    entry: Some(label),
+                    blocks: std::mem::take(&mut sp.run.blocks),
+                    data: std::mem::take(&mut layout.data),
+                    edx_dead_at_return: !sp.run.edx_live_at_exit,
+                };
+                let mut stats = sp.stats.clone();
+                stats.points = sp.run.entries.len();
+                stats.generalized = sp.generalized.len();
+                tracing::debug!(
+                    points = stats.points,
+                    restarts = stats.restarts,
+                    generalized = ?sp.generalized.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    edx_at_return = %sp.callers.edx_at_return(entry),
+                    "specialized {entry:#x}"
+                );
+                stats.time = start.elapsed();
+                return Ok(Specialization {
+                    residual,
+                    plan,
+                    stats,
+                });
+            }
+            Err(Stop::Fail(e)) => return Err(e),
+            Err(Stop::Restart(restart)) => {
+                sp.stats.restarts += 1;
+                if sp.stats.restarts > MAX_RESTARTS {
+                    return Err(SpecializeError::TooLarge {
+                        limit: sp.options.max_residual,
+                    });
+                }
+                sp.generalized.extend(restart.generalizations());
+                sp.stats.reduced = 0;
+                sp.stats.proved = 0;
+                sp.stats.fallbacks = 0;
+                sp.stats.materialized = 0;
+            }
+        }
+    }
+}
+
+/// Per-run state (reset when generalization restarts the run).
+#[derive(Default)]
+struct RunState {
+    /// The residual blocks so far.
+    blocks: Vec<Block>,
+    /// The next fresh label.
+    next_label: u32,
+    /// The memo table: the entries with each [`memo_hash`], oldest first.
+    memo: FxHashMap<u64, Vec<usize>>,
+    /// Every specialization point, with the one before it on its path.
+    entries: Vec<MemoEntry>,
+    /// The points still to specialize.
+    worklist: Vec<Pending>,
+    /// Residual instructions so far (for [`Options::max_residual`]).
+    size: usize,
+    /// Whether some exit kept `edx` for a caller that may read it.
+    edx_live_at_exit: bool,
+}
+
+/// The specializer of one function: what every run shares (decoded
+/// functions, the expression pool, Reduce's synthesizer, the generalized
+/// locations, the statistics) and the state of the current run.
+struct Specializer<'a> {
+    binary: &'a Binary,
+    /// Whether the binary is position-independent.
+    pie: bool,
+    options: Options,
+    /// The formulas of every evaluation.
+    pool: ExprPool,
+    dis: Disassembler<'a>,
+    /// Decoded functions by entry (`None`: decoding failed).
+    functions: FxHashMap<u32, Option<Rc<FunctionInfo>>>,
+    /// Reduce.
+    synth: Synthesizer,
+    /// Tables reused by every evaluation.
+    scratch: Scratch,
+    /// The specialized function's entry.
+    top: u32,
+    /// The locations made dynamic on arrival at a program point (in a
+    /// fixed order, so the glue that materializes them is deterministic).
+    generalized: BTreeSet<Generalization>,
+    /// Where the static buffers live (never written through unknown
+    /// pointers, by assumption).
+    buffer_ranges: Vec<BufferRange>,
+    /// The current run.
+    run: RunState,
+    /// Counts; those of a run are reset by a restart.
+    stats: Stats,
+    /// Stack argument bytes of internal callees.
+    arg_counts: HashMap<u32, u32>,
+    /// Whether the callers of a function may read `edx` after it returns
+    /// (at the exit of the specialized function and of its clones, a known
+    /// `edx` is materialized only then).
+    callers: CallerAnalysis<'a>,
+}
+
+/// Stack argument bytes assumed for a callee we cannot analyse.
+const UNKNOWN_ARGS: u32 = 32;
+
+impl<'a> Specializer<'a> {
+    /// A specializer of the function at `top` of `binary`, before any run.
+    fn new(binary: &'a Binary, top: u32, pie: bool, options: &Options) -> Self {
+        Specializer {
+            binary,
+            pie,
+            options: options.clone(),
+            pool: ExprPool::new(),
+            dis: Disassembler::new(binary),
+            functions: FxHashMap::default(),
+            synth: Synthesizer::new(options.proof_timeout_ms),
+            scratch: Scratch::default(),
+            top,
+            generalized: BTreeSet::new(),
+            buffer_ranges: Vec::new(),
+            run: RunState::default(),
+            stats: Stats::default(),
+            arg_counts: HashMap::new(),
+            callers: CallerAnalysis::new(binary),
+        }
+    }
+
+    /// The decoded and lifted function at `entry` (decoded once).
+    fn function(&mut self, entry: u32) -> Result<Rc<FunctionInfo>, SpecializeError> {
+        if let Some(Some(f)) = self.functions.get(&entry) {
+            return Ok(f.clone());
+        }
+        let f = self.dis.function(entry)?;
+        match FunctionInfo::new(&mut self.pool, f) {
+            Ok(info) => {
+                let info = Rc::new(info);
+                self.functions.insert(entry, Some(info.clone()));
+                Ok(info)
+            }
+            Err(e) => {
+                self.functions.insert(entry, None);
+                Err(e)
+            }
+        }
+    }
+
+    /// A fresh label for a residual block.
+    fn new_label(&mut self) -> Label {
+        self.run.next_label += 1;
+        Label(self.run.next_label - 1)
+    }
+
+    /// One run: specializes every point reachable from `init` at the
+    /// function's entry; the label of the entry point.
+    fn run_all(&mut self, init: State) -> Result<Label, Stop> {
+        let arrival = self.goto(init, self.top)?;
+        debug_assert!(arrival.glue.is_empty());
+        while let Some(Pending { label, addr, state }) = self.run.worklist.pop() {
+            self.process(label, addr, state)?;
+        }
+        Ok(arrival.label)
+    }
+
+    /// Adds the block `label` to the residual.
+    fn finish(&mut self, label: Label, items: Vec<Item>, terminator: Terminator) {
+        self.run.size += items.len() + 1;
+        self.run.blocks.push(Block {
+            label,
+            items,
+            terminator,
+        });
+    }
+}

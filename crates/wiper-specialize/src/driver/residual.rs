@@ -1,0 +1,327 @@
+//! The residual part of an instruction: Emit (the original), Reduce
+//! (synthesized, proved code), the fallback (inputs materialized, then the
+//! original), and the copy facts kept true across what was emitted.
+
+use std::collections::HashMap;
+
+use iced_x86::{Code, Instruction};
+use wiper_emit::{Item, Origin};
+use wiper_qfbv::ExprId;
+use wiper_sem::{loc_var, Flag, Loc, Reg};
+use wiper_synth::{Goal, Synthesized};
+
+use super::{Specializer, State, Stop};
+use crate::eval::{base_var_name, Evaluated};
+use crate::function::{InstrInfo, ALL_FLAGS};
+use crate::materialize::Emitter;
+use crate::state::{Base, Known, Region, SVal, Store};
+use crate::SpecializeError;
+
+impl Specializer<'_> {
+    /// Keeps the copy facts true after `emitted` ran: facts on registers or
+    /// slots it writes go; a lone `mov [esp+d],r32` or `mov r32,[esp+d]`
+    /// makes a new one.
+    pub(super) fn update_copies(&mut self, state: &mut State, emitted: &[Item]) {
+        let copies = &mut state.store.copies;
+        let mut writes_memory = false;
+        for item in emitted {
+            match item {
+                Item::Instr(i, _) => {
+                    if let Ok(l) = wiper_sem::lift(&mut self.pool, i) {
+                        for w in l.writes() {
+                            match w {
+                                Loc::Reg(r) => copies.retain(|c| c.1 != r),
+                                Loc::Mem => writes_memory = true,
+                                _ => {}
+                            }
+                        }
+                    } else {
+                        copies.clear();
+                    }
+                }
+                _ => copies.clear(),
+            }
+        }
+        let single = match emitted {
+            [Item::Instr(i, _)] => Some(*i),
+            _ => None,
+        };
+        let slot = |i: &Instruction, op: u32| -> Option<u32> {
+            (i.op_kind(op) == iced_x86::OpKind::Memory
+                && i.memory_base() == iced_x86::Register::ESP
+                && i.memory_index() == iced_x86::Register::None)
+                .then(|| state.store.real_esp.wrapping_add(i.memory_displacement32()))
+        };
+        let fact = match single {
+            Some(i) if i.code() == Code::Mov_rm32_r32 => {
+                slot(&i, 0).zip(Reg::from_iced(i.op1_register()))
+            }
+            Some(i) if i.code() == Code::Mov_r32_rm32 => {
+                slot(&i, 1).zip(Reg::from_iced(i.op0_register()))
+            }
+            _ => None,
+        };
+        let copies = &mut state.store.copies;
+        if writes_memory {
+            match fact {
+                Some((off, _)) => copies.retain(|c| c.0.wrapping_sub(off).wrapping_add(3) > 6),
+                None => copies.clear(),
+            }
+        }
+        if let Some((off, r)) = fact {
+            if r != Reg::Esp && state.store.regs[r.index()].is_none() {
+                copies.push((off, r));
+            }
+        }
+    }
+
+    /// Emits the residual code of a non-control instruction.
+    pub(super) fn emit_residual(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let mut em_items = Vec::new();
+        let mut em = Emitter::new(&mut em_items, addr);
+        // Memory the residual formulas read must be in memory; then the
+        // instruction is evaluated again over the updated store.
+        let (_, first) = self.evaluate(&state.store, info);
+        for (region, off, n) in &first.partial_reads {
+            em.memory(&mut state.store, *region, *off, *n)?;
+        }
+        if !first.dyn_reads.is_empty() || !first.dyn_writes.is_empty() {
+            em.all_memory(&mut state.store, |_, _| true)?;
+        }
+        let (post, ev) = self.evaluate(&state.store, info);
+        self.stats.materialized += em.materialized;
+        items.append(&mut em_items);
+        let mut fallback = ev.needs_fallback;
+        let mut emitted = false;
+        if !fallback && !ev.read_unsynced {
+            items.push(Item::Instr(ins, Origin::Original(addr)));
+            state.store = self.synced_after(post.clone(), info, &ev);
+            emitted = true;
+        }
+        if !emitted && !fallback {
+            // Keep every live frame byte at or above the machine's esp.
+            let floor = if (post.esp() as i32) < (state.store.esp() as i32) {
+                post.esp()
+            } else {
+                state.store.esp()
+            };
+            let mut em = Emitter::new(items, addr);
+            em.lower_real_esp(&mut state.store, floor);
+            // Only a sequence Z3's verdicts prove is used; one that is
+            // offered without a proof is counted and replaced by the fallback.
+            let offered = self.reduce(state, info, &post, &ev);
+            if let Some(s) = &offered {
+                self.stats.reduced += s.instructions.len();
+            }
+            match offered.filter(|s| s.proof.holds()) {
+                Some(synthesized) => {
+                    let seq = synthesized.instructions;
+                    let same = seq.len() == 1 && same_instruction(&seq[0], &ins);
+                    let mut s = post.clone();
+                    for i in &seq {
+                        self.stats.proved += 1;
+                        let origin = if same {
+                            Origin::Original(addr)
+                        } else {
+                            Origin::Reduced(addr)
+                        };
+                        items.push(Item::Instr(*i, origin));
+                        // Registers and flags the sequence clobbers lose sync.
+                        if let Ok(l) = wiper_sem::lift(&mut self.pool, i) {
+                            for w in l.writes() {
+                                s.set_synced(w, false);
+                            }
+                        }
+                    }
+                    s.real_esp = state.store.real_esp;
+                    s.escaped |= ev.escapes || state.store.escaped;
+                    state.store = s;
+                    emitted = true;
+                }
+                None => fallback = true,
+            }
+        }
+        if !emitted && fallback {
+            self.materialize_inputs(&mut state.store, info, &ev, items)?;
+            let (post, ev) = self.evaluate(&state.store, info);
+            // Everything the instruction reads is in the machine now.
+            if ev.read_unsynced {
+                return Err(Stop::Fail(SpecializeError::Unsupported {
+                    address: addr,
+                    reason: "could not materialize the instruction's static inputs".into(),
+                }));
+            }
+            items.push(Item::Instr(ins, Origin::Fallback(addr)));
+            self.stats.fallbacks += 1;
+            state.store = self.synced_after(post, info, &ev);
+        }
+        // Stores through unknown pointers: known bytes they may reach
+        // become dynamic (they were written to memory first).
+        if !ev.dyn_writes.is_empty() {
+            let stack_var = self.pool.lookup_var(base_var_name(Base::Stack));
+            let esp_var = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
+            let mut frame = state.store.escaped;
+            for a in &ev.dyn_writes {
+                let vars = self.pool.vars(*a);
+                if stack_var.is_some_and(|v| vars.contains(&v))
+                    || self.pool.as_var(esp_var).is_some_and(|v| vars.contains(&v))
+                {
+                    frame = true;
+                }
+            }
+            self.forget_reachable(state, frame);
+        }
+        if ev.escapes {
+            state.store.escaped = true;
+        }
+        Ok(())
+    }
+
+    /// Puts every known register, flag and memory byte the instruction
+    /// reads into the machine, so the original instruction can run.
+    pub(super) fn materialize_inputs(
+        &mut self,
+        store: &mut Store,
+        info: &InstrInfo,
+        ev: &Evaluated,
+        items: &mut Vec<Item>,
+    ) -> Result<(), SpecializeError> {
+        let mut em = Emitter::new(items, info.instruction.ip32());
+        for l in &info.reads {
+            if let Loc::Reg(r) = *l {
+                em.register(store, r);
+            }
+        }
+        em.flags(store, info.flags_read());
+        for (region, off, n) in &ev.known_reads {
+            em.memory(store, *region, *off, *n)?;
+        }
+        self.stats.materialized += em.materialized;
+        Ok(())
+    }
+
+    /// The store after the original instruction ran on a machine holding
+    /// all its inputs: what it computed is in the machine too.
+    pub(super) fn synced_after(&self, mut s: Store, info: &InstrInfo, ev: &Evaluated) -> Store {
+        for &w in &info.writes {
+            if w == Loc::Reg(Reg::Esp) {
+                s.real_esp = s.esp();
+            }
+            s.set_synced(w, true);
+        }
+        for (region, off, n) in &ev.known_writes {
+            for i in 0..*n {
+                s.mem.mark_synced((*region, off.wrapping_add(i)));
+            }
+        }
+        if ev.escapes {
+            s.escaped = true;
+        }
+        s
+    }
+
+    /// Reduce: synthesizes code for the instruction's residual formulas.
+    pub(super) fn reduce(
+        &mut self,
+        state: &State,
+        info: &InstrInfo,
+        post: &Store,
+        ev: &Evaluated,
+    ) -> Option<Synthesized> {
+        let mut map = HashMap::new();
+        if let Some(v) = self.pool.lookup_var(base_var_name(Base::Stack)) {
+            let esp = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
+            let k = self
+                .pool
+                .bv(u64::from(state.store.real_esp.wrapping_neg()), 32);
+            let e = self.pool.add(esp, k);
+            map.insert(v, e);
+        }
+        let load = self.pool.lookup_var(base_var_name(Base::Load));
+        let mut effects: Vec<(Loc, ExprId)> = Vec::new();
+        let regs = ev.regs.iter().map(|(r, e)| (Loc::Reg(*r), *e));
+        let flags = ev.flags.iter().map(|(f, e)| (Loc::Flag(*f), *e));
+        let mem = ev.mem.iter().map(|e| (Loc::Mem, *e));
+        for (l, e) in regs.chain(flags).chain(mem) {
+            let e = self.pool.subst(e, &map).ok()?;
+            if let Some(lv) = load {
+                if self.pool.vars(e).contains(&lv) {
+                    return None;
+                }
+            }
+            effects.push((l, e));
+        }
+        let mut live_regs = 1u8 << Reg::Esp.index();
+        for r in Reg::ALL {
+            if info.live_regs_out & (1 << r.index()) != 0 && post.reg(r).is_none() {
+                live_regs |= 1 << r.index();
+            }
+        }
+        let mut live_flags = 0u8;
+        for f in Flag::ALL {
+            if info.live_flags_out & (1 << f.index()) != 0 && post.flag(f).is_none() {
+                live_flags |= 1 << f.index();
+            }
+        }
+        // Registers whose machine contents are stale, with their constant
+        // value as a hint (0 for addresses, which make no immediates).
+        let statics: Vec<(Reg, u32)> = Reg::ALL
+            .iter()
+            .filter_map(|r| match state.store.reg(*r) {
+                Some(Known {
+                    value,
+                    synced: false,
+                }) if *r != Reg::Esp => Some((
+                    *r,
+                    match value {
+                        SVal::Const(c) => c as u32,
+                        SVal::Addr(..) => 0,
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        let goal = Goal {
+            effects,
+            live_regs,
+            live_flags: live_flags & ALL_FLAGS,
+            original: Some(&info.instruction),
+            static_regs: &statics,
+        };
+        self.synth.synthesize_detailed(&self.pool, &goal)
+    }
+}
+
+/// Drops the copy facts on whatever the instruction writes (registers, known
+/// stack slots; all of them for a store through an unknown pointer).
+pub(super) fn purge_copies(store: &mut Store, info: &InstrInfo, ev: &Evaluated) {
+    for w in &info.writes {
+        if let Loc::Reg(r) = *w {
+            store.copies.retain(|c| c.1 != r);
+        }
+    }
+    if !ev.dyn_writes.is_empty() {
+        store.copies.clear();
+    }
+    for (region, off, n) in ev.known_writes.iter().chain(&ev.dyn_known_writes) {
+        if *region == Region::Of(Base::Stack) {
+            store
+                .copies
+                .retain(|c| c.0.wrapping_sub(*off).wrapping_add(3) >= n + 3);
+        }
+    }
+}
+
+pub(super) fn same_instruction(a: &Instruction, b: &Instruction) -> bool {
+    let mut a = *a;
+    a.set_ip(b.ip());
+    a.set_len(b.len());
+    a == *b
+}

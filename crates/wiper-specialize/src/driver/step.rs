@@ -1,0 +1,235 @@
+//! One instruction: evaluating it over the store and deciding how
+//! specialization leaves it (next address, dynamic branch, table, exit).
+
+use iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic};
+use wiper_emit::{Item, Origin};
+
+use super::block::{Next, Target};
+use super::residual::purge_copies;
+use super::{Specializer, State, Stop, UNKNOWN_ARGS};
+use crate::eval::{Evaluated, Evaluator, SExpr};
+use crate::function::InstrInfo;
+use crate::materialize::Emitter;
+use crate::state::{Base, Known, SVal, Store};
+use crate::SpecializeError;
+
+impl Specializer<'_> {
+    /// Evaluates an instruction; residual effects on registers and flags
+    /// that are dead afterwards are dropped (their value may be anything).
+    pub(super) fn evaluate(&mut self, store: &Store, info: &InstrInfo) -> (Store, Evaluated) {
+        let is_call = matches!(
+            info.instruction.flow_control(),
+            FlowControl::Call | FlowControl::IndirectCall
+        );
+        let evaluator = Evaluator::new(
+            &mut self.pool,
+            self.binary,
+            self.pie,
+            store,
+            &mut self.scratch,
+        );
+        let (post, mut ev) = evaluator.run(&info.lifted, is_call);
+        ev.regs
+            .retain(|(r, _)| info.live_regs_out & (1 << r.index()) != 0);
+        ev.flags
+            .retain(|(f, _)| info.live_flags_out & (1 << f.index()) != 0);
+        (post, ev)
+    }
+
+    /// The code address a known instruction-pointer value stands for.
+    pub(super) fn code_addr(&self, v: SVal, at: u32) -> Result<u32, SpecializeError> {
+        match v {
+            SVal::Const(c) => Ok(c as u32),
+            SVal::Addr(Base::Load, t) if self.pie => Ok(t),
+            SVal::Addr(..) => Err(SpecializeError::Unsupported {
+                address: at,
+                reason: "a jump to a stack address".into(),
+            }),
+        }
+    }
+
+    /// Specializes one instruction in `state`, appending its residual code
+    /// to `items`; how specialization goes on.
+    pub(super) fn step(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<Next, Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let next = ins.next_ip32();
+        match ins.flow_control() {
+            FlowControl::Call | FlowControl::IndirectCall => return self.call(state, info, items),
+            FlowControl::Interrupt | FlowControl::Exception if info.lifted.barrier().is_some() => {
+                self.barrier(state, info, items)?;
+                let f = self.function(state.func)?;
+                return Ok(if f.instrs.contains_key(&next) {
+                    Next::Continue(next)
+                } else {
+                    Next::Exit
+                });
+            }
+            _ => {}
+        }
+        if let Some(r) = info.free_narrow_write {
+            // Only the bits this instruction writes are ever read: the
+            // register's old value is irrelevant, so take it as 0.
+            if state.store.reg(r).is_none() {
+                state.store.set_reg(
+                    r,
+                    Some(Known {
+                        value: SVal::Const(0),
+                        synced: false,
+                    }),
+                );
+            }
+        }
+        let (post, ev) = self.evaluate(&state.store, info);
+        if ev.esp_lost {
+            return Err(Stop::Fail(SpecializeError::Unsupported {
+                address: addr,
+                reason: format!(
+                    "`{}` makes the stack pointer unknown (stack realignment)",
+                    mnemonic_text(&ins)
+                ),
+            }));
+        }
+        if ins.flow_control() == FlowControl::Return {
+            return self.ret(state, &ins, post, &ev, items);
+        }
+        if ev.has_residual() || ev.needs_fallback {
+            let start = items.len();
+            self.emit_residual(state, info, items)?;
+            purge_copies(&mut state.store, info, &ev);
+            self.update_copies(state, &items[start..]);
+        } else {
+            state.store = post;
+            purge_copies(&mut state.store, info, &ev);
+        }
+        match ev.eip {
+            None => Ok(Next::Continue(next)),
+            Some(SExpr::Known(v)) => Ok(Next::Continue(self.code_addr(v, addr)?)),
+            Some(SExpr::Dyn(_)) => self.dynamic_jump(state, info, &ev, items),
+        }
+    }
+
+    /// A return: from an inlined call when the return address is known,
+    /// else the function's exit.
+    fn ret(
+        &mut self,
+        state: &mut State,
+        ins: &Instruction,
+        post: Store,
+        ev: &Evaluated,
+        items: &mut Vec<Item>,
+    ) -> Result<Next, Stop> {
+        let addr = ins.ip32();
+        if let Some(SExpr::Known(v)) = ev.eip {
+            // Return from an inlined call.
+            let target = self.code_addr(v, addr)?;
+            state.store = post;
+            if let Some(fr) = state.ctx.pop() {
+                state.func = fr.caller;
+            }
+            return Ok(Next::Continue(target));
+        }
+        if !state.ctx.is_empty() {
+            return Err(Stop::Fail(SpecializeError::Unsupported {
+                address: addr,
+                reason: "the return address of an inlined call became dynamic".into(),
+            }));
+        }
+        self.exit(state, ins, items)?;
+        Ok(Next::Exit)
+    }
+
+    /// A jump whose target is dynamic: a conditional branch (both sides
+    /// specialized), a jump through a table (a compare chain), an indirect
+    /// tail call; anything else is unsupported.
+    fn dynamic_jump(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        ev: &Evaluated,
+        items: &mut Vec<Item>,
+    ) -> Result<Next, Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let next = ins.next_ip32();
+        let cc = ins.condition_code();
+        let is_jcc = ins.flow_control() == FlowControl::ConditionalBranch
+            && cc != ConditionCode::None
+            && !matches!(
+                ins.mnemonic(),
+                Mnemonic::Loop
+                    | Mnemonic::Loope
+                    | Mnemonic::Loopne
+                    | Mnemonic::Jecxz
+                    | Mnemonic::Jcxz
+            );
+        if !is_jcc && ins.flow_control() == FlowControl::IndirectBranch {
+            let f = self.function(state.func)?;
+            let cases: Vec<u32> = f
+                .function
+                .blocks
+                .values()
+                .filter(|b| b.instructions.last().is_some_and(|i| i.ip32() == addr))
+                .flat_map(|b| b.successors.iter())
+                .filter_map(|s| match s {
+                    wiper_x86::Successor::Case { target, .. } => Some(*target),
+                    _ => None,
+                })
+                .collect();
+            if !cases.is_empty() && !self.pie {
+                self.materialize_inputs(&mut state.store, info, ev, items)?;
+                let esp = state.store.esp();
+                Emitter::new(items, addr).lower_real_esp(&mut state.store, esp);
+                let mut cases = cases;
+                cases.sort();
+                cases.dedup();
+                return Ok(Next::Table {
+                    jump: ins,
+                    cases,
+                    state: Box::new(state.clone()),
+                });
+            }
+            if state.ctx.is_empty() {
+                // An indirect tail call: the callee returns to our
+                // caller, so everything goes into the machine.
+                self.sync_all(state, addr, UNKNOWN_ARGS, items)?;
+                items.push(Item::Instr(ins, Origin::Original(addr)));
+                return Ok(Next::Exit);
+            }
+        }
+        if !is_jcc {
+            return Err(Stop::Fail(SpecializeError::Unsupported {
+                address: addr,
+                reason: format!(
+                    "`{}` jumps to a target known only at run time",
+                    mnemonic_text(&ins)
+                ),
+            }));
+        }
+        let mut em = Emitter::new(items, addr);
+        em.flags(&mut state.store, info.flags_read());
+        self.stats.materialized += em.materialized;
+        Ok(Next::Branch {
+            cc,
+            taken: Box::new(Target {
+                addr: ins.near_branch32(),
+                state: state.clone(),
+            }),
+            not_taken: Box::new(Target {
+                addr: next,
+                state: state.clone(),
+            }),
+            address: addr,
+        })
+    }
+}
+
+/// The instruction's mnemonic, for messages.
+fn mnemonic_text(ins: &Instruction) -> String {
+    format!("{:?}", ins.mnemonic()).to_lowercase()
+}
