@@ -779,6 +779,26 @@ mod tests {
         ");
     }
 
+    /// Near miss: the byte's address uses the register it is loaded into,
+    /// so the store goes where the loaded value points, not back.
+    #[test]
+    fn a_byte_addressed_through_its_own_register_stays() {
+        let f = function(|a| {
+            a.movzx(ecx, byte_ptr(ecx + 3))?;
+            a.dec(cl)?;
+            a.mov(byte_ptr(ecx + 3), cl)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          movzx ecx,byte [ecx+3]
+          dec cl
+          mov [ecx+3],cl
+          ret
+          exit
+        ");
+    }
+
     /// Near miss: the byte goes back to the next address.
     #[test]
     fn a_byte_stored_elsewhere_stays() {
