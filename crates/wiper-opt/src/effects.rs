@@ -501,7 +501,132 @@ pub fn displacement_size(displacement: i32) -> u32 {
 mod tests {
     use iced_x86::code_asm::*;
 
-    use crate::testutil::{after, function};
+    use crate::testutil::{after, asm, function};
+
+    /// The listing after the whole optimizer.
+    fn optimized(mut r: wiper_emit::Residual) -> String {
+        crate::optimize(&mut r);
+        crate::testutil::listing(&r)
+    }
+
+    /// `items` as a one-block function ending in `ret`.
+    fn with_items(items: Vec<wiper_emit::Item>) -> wiper_emit::Residual {
+        let mut r = function(|a| a.ret());
+        let ret = r.blocks[0].items.pop().expect("ret");
+        r.blocks[0].items = items;
+        r.blocks[0].items.push(ret);
+        r
+    }
+
+    /// An instruction item.
+    fn instr(ins: iced_x86::Instruction) -> wiper_emit::Item {
+        wiper_emit::Item::Instr(ins, wiper_emit::Origin::Original(0))
+    }
+
+    /// A call into the original code reads every register (its arguments
+    /// may be anywhere), writes every one (`ecx` after it is not the `ecx`
+    /// before) and must stay even when nothing it defines is read.
+    #[test]
+    fn a_call_reads_writes_and_stays() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.call(0x0804_9000u64)?;
+            a.mov(eax, ecx)?;
+            a.call(0x0804_9000u64)?;
+            for r in [eax, edx, ebx, esi, edi, ebp] {
+                a.mov(r, 0)?;
+            }
+            a.ret()
+        });
+        insta::assert_snapshot!(optimized(f), @"
+        L0:
+          mov ecx,ebx
+          call 08049000h
+          mov eax,ecx
+          call 08049000h
+          mov eax,0
+          mov edx,0
+          mov ebx,0
+          mov esi,0
+          mov edi,0
+          mov ebp,0
+          ret
+          exit
+        ");
+    }
+
+    /// A division whose results nobody reads stays: it faults on a zero
+    /// divisor, and so must the optimized code.
+    #[test]
+    fn an_unread_division_stays() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            a.xor(edx, edx)?;
+            a.div(ecx)?;
+            a.mov(eax, 0)?;
+            a.mov(edx, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(optimized(f), @"
+        L0:
+          mov eax,ebx
+          xor edx,edx
+          div ecx
+          mov eax,0
+          mov edx,0
+          ret
+          exit
+        ");
+    }
+
+    /// A call to a residual block, likewise.
+    #[test]
+    fn a_call_to_a_residual_block_reads_writes_and_stays() {
+        let call =
+            wiper_emit::Item::CallLabel(wiper_emit::Label(0), wiper_emit::Origin::Original(0));
+        let [set, copy] = [asm(|a| a.mov(ecx, ebx)), asm(|a| a.mov(eax, ecx))].map(|v| instr(v[0]));
+        let mut items = vec![set, call.clone(), copy, call];
+        for r in [eax, edx, ebx, esi, edi, ebp] {
+            items.push(instr(asm(|a| a.mov(r, 0))[0]));
+        }
+        let r = with_items(items);
+        insta::assert_snapshot!(optimized(r), @"
+        L0:
+          mov ecx,ebx
+          CallLabel(Label(0), Original(0))
+          mov eax,ecx
+          CallLabel(Label(0), Original(0))
+          mov eax,0
+          mov edx,0
+          mov ebx,0
+          mov esi,0
+          mov edi,0
+          mov ebp,0
+          ret
+          exit
+        ");
+    }
+
+    /// An address item writes its register: a copy made before it is not
+    /// the register's value after it.
+    #[test]
+    fn an_address_item_overwrites_its_register() {
+        let address = wiper_emit::Item::Address {
+            reg: iced_x86::Register::ECX,
+            addr: 0x0804_c000,
+            origin: wiper_emit::Origin::Original(0),
+        };
+        let [copy, read] =
+            [asm(|a| a.mov(ecx, ebx)), asm(|a| a.mov(eax, ecx))].map(|v| instr(v[0]));
+        let r = with_items(vec![copy, address, read]);
+        insta::assert_snapshot!(optimized(r), @"
+        L0:
+          Address { reg: ECX, addr: 134529024, origin: Original(0) }
+          mov eax,ecx
+          ret
+          exit
+        ");
+    }
 
     /// `sub` writes CF, `shl` by `cl` may keep it (a zero count), `adc`
     /// reads it: the `sub` stays although `eax` is dead.
