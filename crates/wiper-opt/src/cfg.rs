@@ -232,6 +232,29 @@ mod tests {
         ");
     }
 
+    /// Near miss: the entry block has one jump in (the loop's back edge),
+    /// but it is also the way in from outside, so it is never merged into
+    /// the block that jumps to it.
+    #[test]
+    fn the_entry_block_is_never_merged_away() {
+        let r = residual(vec![
+            block(0, asm(|a| a.dec(ecx)), branch(Cc::ne, 1, 2)),
+            block(1, asm(|a| a.inc(eax)), jump(0)),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(after(r, |r, _| super::simplify(r)), @"
+        L0:
+          dec ecx
+          jne L1 else L2
+        L1:
+          inc eax
+          jmp L0
+        L2:
+          ret
+          exit
+        ");
+    }
+
     /// Near miss: L2 is reached from L0 and L1, so it stays a block.
     #[test]
     fn a_block_with_two_ways_in_stays_apart() {
