@@ -229,19 +229,7 @@ pub fn run_binary_with_timeout(
         }
     };
 
-    let input = stdin.to_vec();
-    let mut child_stdin = child.stdin.take().expect("stdin is piped");
-    let writer = thread::spawn(move || {
-        // A program may exit without reading all of its input: that gives a
-        // broken pipe here, which is not an error of the run.
-        match child_stdin.write_all(&input) {
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
-            _ => Ok(()),
-        }
-        // Dropping child_stdin closes the pipe, so the program sees EOF.
-    });
-    let stdout_reader = spawn_reader(child.stdout.take().expect("stdout is piped"));
-    let stderr_reader = spawn_reader(child.stderr.take().expect("stderr is piped"));
+    let io_threads = ChildIo::start(&mut child, stdin);
 
     let status = match wait_with_deadline(&mut child, timeout)? {
         Some(status) => status,
@@ -249,9 +237,7 @@ pub fn run_binary_with_timeout(
             // Kill and reap; the reader threads then see EOF and finish.
             let _ = child.kill();
             let _ = child.wait();
-            let _ = writer.join();
-            let _ = stdout_reader.join();
-            let _ = stderr_reader.join();
+            io_threads.abandon();
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -264,18 +250,57 @@ pub fn run_binary_with_timeout(
         }
     };
 
-    writer.join().expect("stdin writer thread panicked")?;
-    let stdout = stdout_reader
-        .join()
-        .expect("stdout reader thread panicked")?;
-    let stderr = stderr_reader
-        .join()
-        .expect("stderr reader thread panicked")?;
+    let (stdout, stderr) = io_threads.finish()?;
     Ok(RunOutput {
         stdout,
         stderr,
         status: Termination::from_status(status),
     })
+}
+
+/// The threads that feed a child's standard input and collect its standard
+/// output and error (all three piped).
+pub(crate) struct ChildIo {
+    writer: thread::JoinHandle<io::Result<()>>,
+    stdout: thread::JoinHandle<io::Result<Vec<u8>>>,
+    stderr: thread::JoinHandle<io::Result<Vec<u8>>>,
+}
+
+impl ChildIo {
+    /// Starts writing `stdin` to `child` and reading its output.
+    pub(crate) fn start(child: &mut std::process::Child, stdin: &[u8]) -> ChildIo {
+        let input = stdin.to_vec();
+        let mut child_stdin = child.stdin.take().expect("stdin is piped");
+        let writer = thread::spawn(move || {
+            // A program may exit without reading all of its input: that
+            // gives a broken pipe here, which is not an error of the run.
+            match child_stdin.write_all(&input) {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
+                _ => Ok(()),
+            }
+            // Dropping child_stdin closes the pipe, so the program sees EOF.
+        });
+        ChildIo {
+            writer,
+            stdout: spawn_reader(child.stdout.take().expect("stdout is piped")),
+            stderr: spawn_reader(child.stderr.take().expect("stderr is piped")),
+        }
+    }
+
+    /// Waits for the threads of a child that was killed, ignoring errors.
+    pub(crate) fn abandon(self) {
+        let _ = self.writer.join();
+        let _ = self.stdout.join();
+        let _ = self.stderr.join();
+    }
+
+    /// Waits for the threads of a child that exited: its stdout and stderr.
+    pub(crate) fn finish(self) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        self.writer.join().expect("stdin writer thread panicked")?;
+        let stdout = self.stdout.join().expect("stdout reader thread panicked")?;
+        let stderr = self.stderr.join().expect("stderr reader thread panicked")?;
+        Ok((stdout, stderr))
+    }
 }
 
 /// Reads `pipe` to its end on a new thread.

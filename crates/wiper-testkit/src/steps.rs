@@ -7,9 +7,8 @@ use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
 
-use crate::{spawn_reader, RunOutput, Termination};
+use crate::{ChildIo, RunOutput, Termination};
 
 /// `PTRACE_TRACEME`: the child asks to be traced by its parent.
 const PTRACE_TRACEME: i32 = 0;
@@ -82,17 +81,7 @@ pub fn count_instructions(
         .spawn()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", path.display())))?;
     let pid = child.id() as i32;
-    let input = stdin.to_vec();
-    let mut child_stdin = child.stdin.take().expect("stdin is piped");
-    let writer = thread::spawn(move || {
-        use std::io::Write;
-        match child_stdin.write_all(&input) {
-            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
-            _ => Ok(()),
-        }
-    });
-    let stdout_reader = spawn_reader(child.stdout.take().expect("stdout is piped"));
-    let stderr_reader = spawn_reader(child.stderr.take().expect("stderr is piped"));
+    let io_threads = ChildIo::start(&mut child, stdin);
 
     // The first stop is the SIGTRAP of execve: nothing executed yet.
     let mut status = wait_for(pid)?;
@@ -109,9 +98,7 @@ pub fn count_instructions(
             // SAFETY: plain system call on our own child.
             unsafe { kill(pid, SIGKILL) };
             let _ = wait_for(pid);
-            let _ = writer.join();
-            let _ = stdout_reader.join();
-            let _ = stderr_reader.join();
+            io_threads.abandon();
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -127,9 +114,7 @@ pub fn count_instructions(
         steps += 1;
         status = wait_for(pid)?;
     };
-    writer.join().expect("stdin writer thread panicked")?;
-    let stdout = stdout_reader.join().expect("stdout reader panicked")?;
-    let stderr = stderr_reader.join().expect("stderr reader panicked")?;
+    let (stdout, stderr) = io_threads.finish()?;
     Ok((
         steps,
         RunOutput {
