@@ -347,69 +347,133 @@ pub(crate) fn direct(pool: &mut ExprPool, spec: &Spec) -> Vec<Instruction> {
 
 /// Candidates for register `r := v`.
 fn register_forms(pool: &mut ExprPool, spec: &Spec, r: Reg, v: ExprId) -> Vec<Instruction> {
-    let ok = |x: Reg| !spec.is_stale(x);
-    let d = Opnd::R(r.to_iced());
-    let mut out: Vec<Option<Instruction>> = Vec::new();
-    let args = pool.args(v).to_vec();
-    let op = pool.op(v);
-    if let Some(c) = pool.as_const(v) {
-        if c == 0 {
-            out.push(build("Xor", &[d, d]));
-        }
-        out.push(build("Mov", &[d, Opnd::I(c as u32)]));
-    }
-    if let Some(s) = var_reg(pool, v).filter(|&s| ok(s)) {
-        out.push(build("Mov", &[d, Opnd::R(s.to_iced())]));
-    }
-    if let Some(a) = decompose(pool, v, spec.stale) {
-        if a.base == Some(r) && a.index.is_none() {
-            let c = a.disp;
-            out.push(build("Add", &[d, Opnd::I(c)]));
-            out.push(build("Sub", &[d, Opnd::I(c.wrapping_neg())]));
-            if c == 1 {
-                out.push(build("Inc", &[d]));
-            }
-            if c == u32::MAX {
-                out.push(build("Dec", &[d]));
-            }
-        }
-        if a.disp == 0 && a.base == Some(r) {
-            if let Some((i, 1)) = a.index {
-                out.push(build("Add", &[d, Opnd::R(i.to_iced())]));
-            }
-        }
-        if a.disp == 0 && a.index == Some((r, 1)) {
-            if let Some(b) = a.base {
-                out.push(build("Add", &[d, Opnd::R(b.to_iced())]));
-            }
-        }
-        out.push(build("Lea", &[d, Opnd::M(a, 32)]));
-    }
     let mem = loc_var(pool, Loc::Mem);
-    let load_at = |pool: &ExprPool, e: ExprId| -> Option<(Addr, u32)> {
+    let pool: &ExprPool = pool;
+    let g = RegGoal {
+        pool,
+        spec,
+        r,
+        d: Opnd::R(r.to_iced()),
+        v,
+        op: pool.op(v),
+        args: pool.args(v).to_vec(),
+        mem,
+    };
+    let mut out: Vec<Option<Instruction>> = Vec::new();
+    g.value_forms(&mut out);
+    g.extend_forms(&mut out);
+    g.low_part_forms(&mut out);
+    g.high_byte_forms(&mut out);
+    g.unary_forms(&mut out);
+    g.binary_forms(&mut out);
+    out.into_iter().flatten().collect()
+}
+
+/// The goal `r := v` that `register_forms`' helpers share.
+struct RegGoal<'a> {
+    pool: &'a ExprPool,
+    spec: &'a Spec,
+    /// The register written.
+    r: Reg,
+    /// `r` as an operand.
+    d: Opnd,
+    /// Its new value.
+    v: ExprId,
+    /// The operator of `v`.
+    op: Op,
+    /// The arguments of `v`.
+    args: Vec<ExprId>,
+    /// The memory variable.
+    mem: ExprId,
+}
+
+impl RegGoal<'_> {
+    /// Whether register `x` may be read (it is not stale).
+    fn ok(&self, x: Reg) -> bool {
+        !self.spec.is_stale(x)
+    }
+
+    /// The address and bit width of `e` if it is a load from memory.
+    fn load_at(&self, e: ExprId) -> Option<(Addr, u32)> {
+        let pool = self.pool;
         match pool.op(e) {
-            Op::Load(n) if pool.args(e)[0] == mem => Some((
-                decompose(pool, pool.args(e)[1], spec.stale)?,
+            Op::Load(n) if pool.args(e)[0] == self.mem => Some((
+                decompose(pool, pool.args(e)[1], self.spec.stale)?,
                 u32::from(n) * 8,
             )),
             _ => None,
         }
-    };
-    if let Some((a, 32)) = load_at(pool, v) {
-        out.push(build("Mov", &[d, Opnd::M(a, 32)]));
     }
-    // Extensions of a narrow load or register part.
-    if let Op::ZeroExt(32) | Op::SignExt(32) = op {
+
+    /// The readable register (part) `e` is.
+    fn part(&self, e: ExprId) -> Option<Register> {
+        reg_part(self.pool, e).filter(|s| Reg::from_iced(*s).is_some_and(|x| self.ok(x)))
+    }
+
+    /// Whether `e` is `r` itself.
+    fn is_r(&self, e: ExprId) -> bool {
+        var_reg(self.pool, e) == Some(self.r)
+    }
+
+    /// Whole-register values: a constant, a register copy, an address
+    /// (`add`/`sub`/`inc`/`dec`/`lea`) and a 32-bit load.
+    fn value_forms(&self, out: &mut Vec<Option<Instruction>>) {
+        let (pool, spec, r, d, v) = (self.pool, self.spec, self.r, self.d, self.v);
+        if let Some(c) = pool.as_const(v) {
+            if c == 0 {
+                out.push(build("Xor", &[d, d]));
+            }
+            out.push(build("Mov", &[d, Opnd::I(c as u32)]));
+        }
+        if let Some(s) = var_reg(pool, v).filter(|&s| self.ok(s)) {
+            out.push(build("Mov", &[d, Opnd::R(s.to_iced())]));
+        }
+        if let Some(a) = decompose(pool, v, spec.stale) {
+            if a.base == Some(r) && a.index.is_none() {
+                let c = a.disp;
+                out.push(build("Add", &[d, Opnd::I(c)]));
+                out.push(build("Sub", &[d, Opnd::I(c.wrapping_neg())]));
+                if c == 1 {
+                    out.push(build("Inc", &[d]));
+                }
+                if c == u32::MAX {
+                    out.push(build("Dec", &[d]));
+                }
+            }
+            if a.disp == 0 && a.base == Some(r) {
+                if let Some((i, 1)) = a.index {
+                    out.push(build("Add", &[d, Opnd::R(i.to_iced())]));
+                }
+            }
+            if a.disp == 0 && a.index == Some((r, 1)) {
+                if let Some(b) = a.base {
+                    out.push(build("Add", &[d, Opnd::R(b.to_iced())]));
+                }
+            }
+            out.push(build("Lea", &[d, Opnd::M(a, 32)]));
+        }
+        if let Some((a, 32)) = self.load_at(v) {
+            out.push(build("Mov", &[d, Opnd::M(a, 32)]));
+        }
+    }
+
+    /// Extensions of a narrow load or register part, and `and` for the low
+    /// bits of `r` itself.
+    fn extend_forms(&self, out: &mut Vec<Option<Instruction>>) {
+        let (pool, r, d, op) = (self.pool, self.r, self.d, self.op);
+        if !matches!(op, Op::ZeroExt(32) | Op::SignExt(32)) {
+            return;
+        }
         let mn = if matches!(op, Op::ZeroExt(_)) {
             "Movzx"
         } else {
             "Movsx"
         };
-        let x = args[0];
-        if let Some((a, w @ (8 | 16))) = load_at(pool, x) {
+        let x = self.args[0];
+        if let Some((a, w @ (8 | 16))) = self.load_at(x) {
             out.push(build(mn, &[d, Opnd::M(a, w)]));
         }
-        if let Some(src) = reg_part(pool, x).filter(|s| Reg::from_iced(*s).is_some_and(ok)) {
+        if let Some(src) = self.part(x) {
             out.push(build(mn, &[d, Opnd::R(src)]));
         }
         // `and r, 2^k-1` for the low bits of r itself.
@@ -425,23 +489,25 @@ fn register_forms(pool: &mut ExprPool, spec: &Spec, r: Reg, v: ExprId) -> Vec<In
             out.push(build("And", &[d, Opnd::I(mask as u32)]));
         }
     }
-    // A write of the low byte or word.
-    if op == Op::Concat {
-        let (hi, lo) = (args[0], args[1]);
+
+    /// A write of the low byte or word.
+    fn low_part_forms(&self, out: &mut Vec<Option<Instruction>>) {
+        let (pool, r) = (self.pool, self.r);
+        if self.op != Op::Concat {
+            return;
+        }
+        let (hi, lo) = (self.args[0], self.args[1]);
         let w = pool.width(lo);
-        if pool.op(hi) == (Op::Extract { hi: 31, lo: w })
-            && var_reg(pool, pool.args(hi)[0]) == Some(r)
-        {
+        if pool.op(hi) == (Op::Extract { hi: 31, lo: w }) && self.is_r(pool.args(hi)[0]) {
             if let Some(dn) = sized(r, w) {
                 let dn = Opnd::R(dn);
                 if let Some(c) = pool.as_const(lo) {
                     out.push(build("Mov", &[dn, Opnd::I(c as u32)]));
                 }
-                if let Some(src) = reg_part(pool, lo).filter(|s| Reg::from_iced(*s).is_some_and(ok))
-                {
+                if let Some(src) = self.part(lo) {
                     out.push(build("Mov", &[dn, Opnd::R(src)]));
                 }
-                if let Some((a, aw)) = load_at(pool, lo) {
+                if let Some((a, aw)) = self.load_at(lo) {
                     if aw == w {
                         out.push(build("Mov", &[dn, Opnd::M(a, w)]));
                     }
@@ -449,100 +515,131 @@ fn register_forms(pool: &mut ExprPool, spec: &Spec, r: Reg, v: ExprId) -> Vec<In
             }
         }
     }
-    // A write of the high byte: (r[31:16] ++ x) ++ r[7:0].
-    if op == Op::Concat && pool.width(args[1]) == 8 && pool.op(args[0]) == Op::Concat {
+
+    /// A write of the high byte: (r[31:16] ++ x) ++ r[7:0].
+    fn high_byte_forms(&self, out: &mut Vec<Option<Instruction>>) {
+        let (pool, r, args) = (self.pool, self.r, &self.args);
+        if !(self.op == Op::Concat && pool.width(args[1]) == 8 && pool.op(args[0]) == Op::Concat) {
+            return;
+        }
         let (top, x, low) = (pool.args(args[0])[0], pool.args(args[0])[1], args[1]);
-        let keeps = |pool: &ExprPool, e: ExprId, hi: u32, lo: u32| {
-            pool.op(e) == (Op::Extract { hi, lo }) && var_reg(pool, pool.args(e)[0]) == Some(r)
+        let keeps = |e: ExprId, hi: u32, lo: u32| {
+            pool.op(e) == (Op::Extract { hi, lo }) && self.is_r(pool.args(e)[0])
         };
-        if pool.width(x) == 8 && keeps(pool, top, 31, 16) && keeps(pool, low, 7, 0) {
+        if pool.width(x) == 8 && keeps(top, 31, 16) && keeps(low, 7, 0) {
             if let Some(h) = high_byte(r) {
                 if let Some(c) = pool.as_const(x) {
                     out.push(build("Mov", &[Opnd::R(h), Opnd::I(c as u32)]));
                 }
-                if let Some(src) = reg_part(pool, x).filter(|s| Reg::from_iced(*s).is_some_and(ok))
-                {
+                if let Some(src) = self.part(x) {
                     out.push(build("Mov", &[Opnd::R(h), Opnd::R(src)]));
                 }
-                if let Some((a, 8)) = load_at(pool, x) {
+                if let Some((a, 8)) = self.load_at(x) {
                     out.push(build("Mov", &[Opnd::R(h), Opnd::M(a, 8)]));
                 }
             }
         }
     }
-    // Unary and binary operations on r itself.
-    let is_r = |pool: &ExprPool, e: ExprId| var_reg(pool, e) == Some(r);
-    match op {
-        Op::Not if is_r(pool, args[0]) => out.push(build("Not", &[d])),
-        Op::Neg if is_r(pool, args[0]) => out.push(build("Neg", &[d])),
-        _ => {}
+
+    /// `not` and `neg` of `r` itself.
+    fn unary_forms(&self, out: &mut Vec<Option<Instruction>>) {
+        match self.op {
+            Op::Not if self.is_r(self.args[0]) => out.push(build("Not", &[self.d])),
+            Op::Neg if self.is_r(self.args[0]) => out.push(build("Neg", &[self.d])),
+            _ => {}
+        }
     }
-    if args.len() == 2 && pool.sort(v) == Sort::Bv(32) {
-        let (a, b) = (args[0], args[1]);
-        let mn = match op {
-            Op::Add => Some("Add"),
-            Op::Sub => Some("Sub"),
-            Op::And => Some("And"),
-            Op::Or => Some("Or"),
-            Op::Xor => Some("Xor"),
-            Op::Mul => Some("Imul"),
-            Op::Shl => Some("Shl"),
-            Op::Lshr => Some("Shr"),
-            Op::Ashr => Some("Sar"),
-            Op::Rotl => Some("Rol"),
-            Op::Rotr => Some("Ror"),
-            _ => None,
+
+    /// Binary operations on `r` itself, with a constant, register or memory
+    /// source; `imul` from another source; shifts by `cl`.
+    fn binary_forms(&self, out: &mut Vec<Option<Instruction>>) {
+        let (pool, d, op) = (self.pool, self.d, self.op);
+        if !(self.args.len() == 2 && pool.sort(self.v) == Sort::Bv(32)) {
+            return;
+        }
+        let (a, b) = (self.args[0], self.args[1]);
+        let Some(mn) = binary_mnemonic(op) else {
+            return;
         };
-        if let Some(mn) = mn {
-            let commutes = op.is_commutative();
-            for (x, y) in [(a, b), (b, a)] {
-                if !is_r(pool, x) || (x == b && !commutes) {
-                    continue;
+        let shift = matches!(mn, "Shl" | "Shr" | "Sar" | "Rol" | "Ror");
+        let commutes = op.is_commutative();
+        for (x, y) in [(a, b), (b, a)] {
+            if !self.is_r(x) || (x == b && !commutes) {
+                continue;
+            }
+            if let Some(c) = pool.as_const(y) {
+                let c = c as u32;
+                if mn == "Imul" {
+                    out.push(build("Imul", &[d, d, Opnd::I(c)]));
+                } else {
+                    out.push(build(mn, &[d, Opnd::I(c)]));
                 }
-                if let Some(c) = pool.as_const(y) {
-                    let c = c as u32;
-                    if mn == "Imul" {
-                        out.push(build("Imul", &[d, d, Opnd::I(c)]));
-                    } else {
-                        out.push(build(mn, &[d, Opnd::I(c)]));
-                    }
-                } else if let Some(s) = var_reg(pool, y).filter(|&s| ok(s)) {
-                    if !matches!(mn, "Shl" | "Shr" | "Sar" | "Rol" | "Ror") {
-                        out.push(build(mn, &[d, Opnd::R(s.to_iced())]));
-                    }
-                } else if let Some((at, 32)) = load_at(pool, y) {
-                    if !matches!(mn, "Shl" | "Shr" | "Sar" | "Rol" | "Ror") {
-                        out.push(build(mn, &[d, Opnd::M(at, 32)]));
-                    }
+            } else if let Some(s) = var_reg(pool, y).filter(|&s| self.ok(s)) {
+                if !shift {
+                    out.push(build(mn, &[d, Opnd::R(s.to_iced())]));
+                }
+            } else if let Some((at, 32)) = self.load_at(y) {
+                if !shift {
+                    out.push(build(mn, &[d, Opnd::M(at, 32)]));
                 }
             }
-            // imul r, src, c with another source (register or memory).
-            if op == Op::Mul {
-                if let Some(c) = pool.as_const(b) {
-                    if let Some(s) = var_reg(pool, a).filter(|&s| ok(s) && s != r) {
-                        out.push(build("Imul", &[d, Opnd::R(s.to_iced()), Opnd::I(c as u32)]));
-                    }
-                    if let Some((at, 32)) = load_at(pool, a) {
-                        out.push(build("Imul", &[d, Opnd::M(at, 32), Opnd::I(c as u32)]));
-                    }
-                }
+        }
+        if op == Op::Mul {
+            self.imul_forms(out);
+        }
+        if shift {
+            self.shift_by_cl_forms(mn, out);
+        }
+    }
+
+    /// `imul r, src, c` with another source (register or memory).
+    fn imul_forms(&self, out: &mut Vec<Option<Instruction>>) {
+        let (pool, d) = (self.pool, self.d);
+        let (a, b) = (self.args[0], self.args[1]);
+        if let Some(c) = pool.as_const(b) {
+            if let Some(s) = var_reg(pool, a).filter(|&s| self.ok(s) && s != self.r) {
+                out.push(build("Imul", &[d, Opnd::R(s.to_iced()), Opnd::I(c as u32)]));
             }
-            // Shifts and rotates of r by a count computed from ecx.
-            if matches!(mn, "Shl" | "Shr" | "Sar" | "Rol" | "Ror")
-                && is_r(pool, a)
-                && r != Reg::Ecx
-                && ok(Reg::Ecx)
-                && pool.as_const(b).is_none()
-                && pool
-                    .vars(b)
-                    .iter()
-                    .all(|&v| Loc::of_var(pool, v) == Some(Loc::Reg(Reg::Ecx)))
-            {
-                out.push(build(mn, &[d, Opnd::R(Register::CL)]));
+            if let Some((at, 32)) = self.load_at(a) {
+                out.push(build("Imul", &[d, Opnd::M(at, 32), Opnd::I(c as u32)]));
             }
         }
     }
-    out.into_iter().flatten().collect()
+
+    /// Shifts and rotates of `r` by a count computed from ecx.
+    fn shift_by_cl_forms(&self, mn: &str, out: &mut Vec<Option<Instruction>>) {
+        let pool = self.pool;
+        let (a, b) = (self.args[0], self.args[1]);
+        if self.is_r(a)
+            && self.r != Reg::Ecx
+            && self.ok(Reg::Ecx)
+            && pool.as_const(b).is_none()
+            && pool
+                .vars(b)
+                .iter()
+                .all(|&v| Loc::of_var(pool, v) == Some(Loc::Reg(Reg::Ecx)))
+        {
+            out.push(build(mn, &[self.d, Opnd::R(Register::CL)]));
+        }
+    }
+}
+
+/// The two-operand instruction computing `op`, if any.
+fn binary_mnemonic(op: Op) -> Option<&'static str> {
+    match op {
+        Op::Add => Some("Add"),
+        Op::Sub => Some("Sub"),
+        Op::And => Some("And"),
+        Op::Or => Some("Or"),
+        Op::Xor => Some("Xor"),
+        Op::Mul => Some("Imul"),
+        Op::Shl => Some("Shl"),
+        Op::Lshr => Some("Shr"),
+        Op::Ashr => Some("Sar"),
+        Op::Rotl => Some("Rol"),
+        Op::Rotr => Some("Ror"),
+        _ => None,
+    }
 }
 
 /// The register (part) `e` is: `r`, `r[7:0]`, `r[15:8]`, `r[15:0]`.

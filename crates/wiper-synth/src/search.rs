@@ -83,8 +83,92 @@ impl Ops {
     }
 }
 
-/// The instruction pool for `spec`, cheapest-looking first.
-pub(crate) fn templates(pool: &ExprPool, spec: &Spec) -> Vec<Instruction> {
+/// The goal's footprint: what the instruction pool is built from.
+struct Footprint {
+    /// The operator families the pool offers.
+    ops: Ops,
+    /// Registers the formulas read.
+    srcs: Vec<Reg>,
+    /// Registers the pool may write: the changed ones and a few scratch.
+    dsts: Vec<Reg>,
+    /// Sources, then destinations not already sources.
+    readable: Vec<Reg>,
+    /// 32-bit constants of the goal.
+    consts: Vec<u32>,
+    /// Constants usable as shift counts.
+    counts: Vec<u32>,
+    /// Whether `cl` is a source.
+    has_cl: bool,
+    /// Whether the formulas read the carry flag.
+    reads_cf: bool,
+}
+
+impl Footprint {
+    /// The footprint of `spec`.
+    fn of(pool: &ExprPool, spec: &Spec) -> Footprint {
+        let ops = wanted_ops(pool, spec);
+        // Registers the formulas read (sources) and may write (destinations).
+        let roots: Vec<ExprId> = spec.targets().into_iter().map(|(_, e)| e).collect();
+        let mut srcs: Vec<Reg> = Vec::new();
+        for s in pool.subterms(&roots) {
+            if let Some(r) = var_reg(pool, s) {
+                if !spec.is_stale(r) && !srcs.contains(&r) {
+                    srcs.push(r);
+                }
+            }
+        }
+        let mut dsts: Vec<Reg> = Reg::ALL
+            .into_iter()
+            .filter(|r| spec.changed_regs & 1 << r.index() != 0 && *r != Reg::Esp)
+            .collect();
+        // Scratch registers, those the formulas read first (an operation in
+        // place on a dead source is common).
+        let mut scratch: Vec<Reg> = Reg::ALL
+            .into_iter()
+            .filter(|r| spec.scratch & 1 << r.index() != 0)
+            .collect();
+        scratch.sort_by_key(|r| !srcs.contains(r));
+        dsts.extend(scratch.into_iter().take(MAX_SCRATCH));
+        let mut readable = srcs.clone();
+        for d in &dsts {
+            if !readable.contains(d) {
+                readable.push(*d);
+            }
+        }
+        let consts: Vec<u32> = spec
+            .consts
+            .iter()
+            .filter(|c| c.1 == 32)
+            .map(|c| c.0)
+            .take(MAX_POOL_CONSTS)
+            .collect();
+        let counts: Vec<u32> = consts
+            .iter()
+            .copied()
+            .filter(|&c| (1..32).contains(&c))
+            .collect();
+        let has_cl = srcs.contains(&Reg::Ecx);
+        let reads_cf = pool.subterms(&roots).into_iter().any(|e| {
+            matches!(
+                pool.as_var(e).and_then(|v| Loc::of_var(pool, v)),
+                Some(Loc::Flag(wiper_sem::Flag::Cf))
+            )
+        });
+        Footprint {
+            ops,
+            srcs,
+            dsts,
+            readable,
+            consts,
+            counts,
+            has_cl,
+            reads_cf,
+        }
+    }
+}
+
+/// The operator families of the changed data, plus those flags need.
+fn wanted_ops(pool: &ExprPool, spec: &Spec) -> Ops {
     let data: Vec<ExprId> = spec
         .targets()
         .into_iter()
@@ -104,197 +188,222 @@ pub(crate) fn templates(pool: &ExprPool, spec: &Spec) -> Vec<Instruction> {
         ops.add |= fo.add;
         ops.and |= fo.and && !fo.add;
     }
-    // Registers the formulas read (sources) and may write (destinations).
-    let roots: Vec<ExprId> = spec.targets().into_iter().map(|(_, e)| e).collect();
-    let mut srcs: Vec<Reg> = Vec::new();
-    for s in pool.subterms(&roots) {
-        if let Some(r) = var_reg(pool, s) {
-            if !spec.is_stale(r) && !srcs.contains(&r) {
-                srcs.push(r);
-            }
-        }
-    }
-    let mut dsts: Vec<Reg> = Reg::ALL
-        .into_iter()
-        .filter(|r| spec.changed_regs & 1 << r.index() != 0 && *r != Reg::Esp)
-        .collect();
-    // Scratch registers, those the formulas read first (an operation in
-    // place on a dead source is common).
-    let mut scratch: Vec<Reg> = Reg::ALL
-        .into_iter()
-        .filter(|r| spec.scratch & 1 << r.index() != 0)
-        .collect();
-    scratch.sort_by_key(|r| !srcs.contains(r));
-    dsts.extend(scratch.into_iter().take(MAX_SCRATCH));
-    let mut readable = srcs.clone();
-    for d in &dsts {
-        if !readable.contains(d) {
-            readable.push(*d);
-        }
-    }
-    let consts: Vec<u32> = spec
-        .consts
-        .iter()
-        .filter(|c| c.1 == 32)
-        .map(|c| c.0)
-        .take(MAX_POOL_CONSTS)
-        .collect();
-    let counts: Vec<u32> = consts
-        .iter()
-        .copied()
-        .filter(|&c| (1..32).contains(&c))
-        .collect();
-    let has_cl = srcs.contains(&Reg::Ecx);
-    let reads_cf = pool.subterms(&roots).into_iter().any(|e| {
-        matches!(
-            pool.as_var(e).and_then(|v| Loc::of_var(pool, v)),
-            Some(Loc::Flag(wiper_sem::Flag::Cf))
-        )
-    });
+    ops
+}
 
+/// The 32-bit register operand `r`.
+fn r32(r: Reg) -> Opnd {
+    Opnd::R(r.to_iced())
+}
+
+/// The instruction pool for `spec`, cheapest-looking first.
+pub(crate) fn templates(pool: &ExprPool, spec: &Spec) -> Vec<Instruction> {
+    let fp = Footprint::of(pool, spec);
     let mut out: Vec<Option<Instruction>> = Vec::new();
-    let r32 = |r: Reg| Opnd::R(r.to_iced());
-    let imm = Opnd::I;
-    for &d in &dsts {
-        let dd = r32(d);
-        for &s in &readable {
-            if s != d {
-                out.push(build("Mov", &[dd, r32(s)]));
-            }
-        }
-        for &k in &consts {
-            out.push(build("Mov", &[dd, imm(k)]));
-        }
+    move_templates(&fp, &mut out);
+    for &d in &fp.dsts {
+        arith_templates(&fp, d, &mut out);
+        shift_templates(&fp, d, &mut out);
+        logic_templates(&fp, d, &mut out);
+        extend_templates(&fp, d, &mut out);
+        cond_templates(&fp, d, &mut out);
     }
-    for &d in &dsts {
-        let dd = r32(d);
-        let binary = |mn: &str, out: &mut Vec<Option<Instruction>>| {
-            for &s in &readable {
-                out.push(build(mn, &[dd, r32(s)]));
-            }
-            for &k in &consts {
-                out.push(build(mn, &[dd, imm(k)]));
-            }
-        };
-        if ops.add {
-            binary("Add", &mut out);
-            binary("Sub", &mut out);
-            if reads_cf {
-                binary("Adc", &mut out);
-                binary("Sbb", &mut out);
-            }
-            out.push(build("Inc", &[dd]));
-            out.push(build("Dec", &[dd]));
-            out.push(build("Neg", &[dd]));
-            for &s in &srcs {
-                for &k in &consts {
-                    let a = decompose_addr(s, k);
-                    out.push(build("Lea", &[dd, Opnd::M(a, 32)]));
-                }
-            }
-        }
-        if ops.mul {
-            for &s in &readable {
-                out.push(build("Imul", &[dd, r32(s)]));
-                for &k in &consts {
-                    out.push(build("Imul", &[dd, r32(s), imm(k)]));
-                }
-            }
-        }
-        let shifts = |mn: &str, out: &mut Vec<Option<Instruction>>| {
-            for &k in &counts {
-                out.push(build(mn, &[dd, imm(k)]));
-            }
-            if !counts.contains(&1) {
-                out.push(build(mn, &[dd, imm(1)]));
-            }
-            if has_cl && d != Reg::Ecx {
-                out.push(build(mn, &[dd, Opnd::R(iced_x86::Register::CL)]));
-            }
-        };
-        if ops.shl || ops.mul {
-            shifts("Shl", &mut out);
-        }
-        if ops.shr {
-            shifts("Shr", &mut out);
-        }
-        if ops.sar {
-            shifts("Sar", &mut out);
-        }
-        if ops.rot {
-            shifts("Rol", &mut out);
-            shifts("Ror", &mut out);
-        }
-        if ops.and {
-            binary("And", &mut out);
-        }
-        if ops.or {
-            binary("Or", &mut out);
-        }
-        if ops.xor {
-            binary("Xor", &mut out);
-        }
-        if ops.not {
-            out.push(build("Not", &[dd]));
-        }
-        for (flag, mn) in [(ops.zext, "Movzx"), (ops.sext, "Movsx")] {
-            if !flag {
-                continue;
-            }
-            for &s in &readable {
-                for part in [sized(s, 8), high_byte(s), sized(s, 16)]
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push(build(mn, &[dd, Opnd::R(part)]));
-                }
-            }
-        }
-        if ops.sext && d == Reg::Edx && readable.contains(&Reg::Eax) {
-            out.push(build("Cdq", &[]));
-        }
-        if ops.cmp {
-            if let Some(d8) = sized(d, 8) {
-                for c in CONDS {
-                    out.push(build(&format!("Set{c}"), &[Opnd::R(d8)]));
-                }
-            }
-        }
-        if ops.ite {
-            for c in CONDS {
-                for &s in &readable {
-                    if s != d {
-                        out.push(build(&format!("Cmov{c}"), &[dd, r32(s)]));
-                    }
-                }
-            }
-        }
-    }
-    if ops.cmp {
-        for &s in &readable {
-            for &t in &readable {
-                out.push(build("Cmp", &[r32(s), r32(t)]));
-                out.push(build("Test", &[r32(s), r32(t)]));
-            }
-            for &k in &consts {
-                out.push(build("Cmp", &[r32(s), imm(k)]));
-                out.push(build("Test", &[r32(s), imm(k)]));
-            }
-        }
-    }
-    if ops.wide_mul {
-        for &s in &readable {
+    compare_templates(&fp, &mut out);
+    if fp.ops.wide_mul {
+        for &s in &fp.readable {
             out.push(build("Mul", &[r32(s)]));
             out.push(build("Imul", &[r32(s)]));
         }
     }
-    // Memory: the goal's own accesses only.
+    memory_templates(pool, spec, &fp, &mut out);
+    let mut seen = Vec::new();
+    for i in out.into_iter().flatten() {
+        if !seen.contains(&i) {
+            seen.push(i);
+        }
+    }
+    seen
+}
+
+/// `mov d, src` for every destination from every other readable register
+/// and every constant.
+fn move_templates(fp: &Footprint, out: &mut Vec<Option<Instruction>>) {
+    for &d in &fp.dsts {
+        let dd = r32(d);
+        for &s in &fp.readable {
+            if s != d {
+                out.push(build("Mov", &[dd, r32(s)]));
+            }
+        }
+        for &k in &fp.consts {
+            out.push(build("Mov", &[dd, Opnd::I(k)]));
+        }
+    }
+}
+
+/// `mn d, src` for every readable register and every constant.
+fn binary_templates(fp: &Footprint, mn: &str, d: Reg, out: &mut Vec<Option<Instruction>>) {
+    let dd = r32(d);
+    for &s in &fp.readable {
+        out.push(build(mn, &[dd, r32(s)]));
+    }
+    for &k in &fp.consts {
+        out.push(build(mn, &[dd, Opnd::I(k)]));
+    }
+}
+
+/// Additive (add, sub, adc, sbb, inc, dec, neg, lea) and multiplicative
+/// (imul) operations into `d`.
+fn arith_templates(fp: &Footprint, d: Reg, out: &mut Vec<Option<Instruction>>) {
+    let dd = r32(d);
+    if fp.ops.add {
+        binary_templates(fp, "Add", d, out);
+        binary_templates(fp, "Sub", d, out);
+        if fp.reads_cf {
+            binary_templates(fp, "Adc", d, out);
+            binary_templates(fp, "Sbb", d, out);
+        }
+        out.push(build("Inc", &[dd]));
+        out.push(build("Dec", &[dd]));
+        out.push(build("Neg", &[dd]));
+        for &s in &fp.srcs {
+            for &k in &fp.consts {
+                let a = decompose_addr(s, k);
+                out.push(build("Lea", &[dd, Opnd::M(a, 32)]));
+            }
+        }
+    }
+    if fp.ops.mul {
+        for &s in &fp.readable {
+            out.push(build("Imul", &[dd, r32(s)]));
+            for &k in &fp.consts {
+                out.push(build("Imul", &[dd, r32(s), Opnd::I(k)]));
+            }
+        }
+    }
+}
+
+/// `mn d, count` for the constant counts, 1 and `cl`.
+fn shift_by(fp: &Footprint, mn: &str, d: Reg, out: &mut Vec<Option<Instruction>>) {
+    let dd = r32(d);
+    for &k in &fp.counts {
+        out.push(build(mn, &[dd, Opnd::I(k)]));
+    }
+    if !fp.counts.contains(&1) {
+        out.push(build(mn, &[dd, Opnd::I(1)]));
+    }
+    if fp.has_cl && d != Reg::Ecx {
+        out.push(build(mn, &[dd, Opnd::R(iced_x86::Register::CL)]));
+    }
+}
+
+/// Shifts and rotates of `d`.
+fn shift_templates(fp: &Footprint, d: Reg, out: &mut Vec<Option<Instruction>>) {
+    let ops = &fp.ops;
+    if ops.shl || ops.mul {
+        shift_by(fp, "Shl", d, out);
+    }
+    if ops.shr {
+        shift_by(fp, "Shr", d, out);
+    }
+    if ops.sar {
+        shift_by(fp, "Sar", d, out);
+    }
+    if ops.rot {
+        shift_by(fp, "Rol", d, out);
+        shift_by(fp, "Ror", d, out);
+    }
+}
+
+/// Bitwise operations (and, or, xor, not) into `d`.
+fn logic_templates(fp: &Footprint, d: Reg, out: &mut Vec<Option<Instruction>>) {
+    if fp.ops.and {
+        binary_templates(fp, "And", d, out);
+    }
+    if fp.ops.or {
+        binary_templates(fp, "Or", d, out);
+    }
+    if fp.ops.xor {
+        binary_templates(fp, "Xor", d, out);
+    }
+    if fp.ops.not {
+        out.push(build("Not", &[r32(d)]));
+    }
+}
+
+/// Zero and sign extensions of register parts into `d`, and `cdq`.
+fn extend_templates(fp: &Footprint, d: Reg, out: &mut Vec<Option<Instruction>>) {
+    let dd = r32(d);
+    for (flag, mn) in [(fp.ops.zext, "Movzx"), (fp.ops.sext, "Movsx")] {
+        if !flag {
+            continue;
+        }
+        for &s in &fp.readable {
+            for part in [sized(s, 8), high_byte(s), sized(s, 16)]
+                .into_iter()
+                .flatten()
+            {
+                out.push(build(mn, &[dd, Opnd::R(part)]));
+            }
+        }
+    }
+    if fp.ops.sext && d == Reg::Edx && fp.readable.contains(&Reg::Eax) {
+        out.push(build("Cdq", &[]));
+    }
+}
+
+/// Conditional writes of `d`: `setcc` of its low byte and `cmovcc`.
+fn cond_templates(fp: &Footprint, d: Reg, out: &mut Vec<Option<Instruction>>) {
+    if fp.ops.cmp {
+        if let Some(d8) = sized(d, 8) {
+            for c in CONDS {
+                out.push(build(&format!("Set{c}"), &[Opnd::R(d8)]));
+            }
+        }
+    }
+    if fp.ops.ite {
+        for c in CONDS {
+            for &s in &fp.readable {
+                if s != d {
+                    out.push(build(&format!("Cmov{c}"), &[r32(d), r32(s)]));
+                }
+            }
+        }
+    }
+}
+
+/// `cmp` and `test` of readable registers against each other and the
+/// constants.
+fn compare_templates(fp: &Footprint, out: &mut Vec<Option<Instruction>>) {
+    if !fp.ops.cmp {
+        return;
+    }
+    for &s in &fp.readable {
+        for &t in &fp.readable {
+            out.push(build("Cmp", &[r32(s), r32(t)]));
+            out.push(build("Test", &[r32(s), r32(t)]));
+        }
+        for &k in &fp.consts {
+            out.push(build("Cmp", &[r32(s), Opnd::I(k)]));
+            out.push(build("Test", &[r32(s), Opnd::I(k)]));
+        }
+    }
+}
+
+/// Loads, compares and stores at the goal's own memory accesses only.
+fn memory_templates(
+    pool: &ExprPool,
+    spec: &Spec,
+    fp: &Footprint,
+    out: &mut Vec<Option<Instruction>>,
+) {
+    let ops = &fp.ops;
     for acc in &spec.accesses {
         let Some(a) = decompose(pool, acc.addr, spec.stale) else {
             continue;
         };
         let w = acc.size * 8;
-        for &d in &dsts {
+        for &d in &fp.dsts {
             let dd = r32(d);
             match w {
                 32 => out.push(build("Mov", &[dd, Opnd::M(a, 32)])),
@@ -307,7 +416,7 @@ pub(crate) fn templates(pool: &ExprPool, spec: &Spec) -> Vec<Instruction> {
         }
         if ops.cmp {
             let m = Opnd::M(a, w);
-            for &s in &readable {
+            for &s in &fp.readable {
                 if let Some(r) = sized(s, w) {
                     out.push(build("Cmp", &[m, Opnd::R(r)]));
                     out.push(build("Test", &[m, Opnd::R(r)]));
@@ -315,19 +424,20 @@ pub(crate) fn templates(pool: &ExprPool, spec: &Spec) -> Vec<Instruction> {
             }
             for &(k, kw) in &spec.consts {
                 if kw == w {
-                    out.push(build("Cmp", &[m, imm(k)]));
-                    out.push(build("Test", &[m, imm(k)]));
+                    out.push(build("Cmp", &[m, Opnd::I(k)]));
+                    out.push(build("Test", &[m, Opnd::I(k)]));
                 }
             }
         }
         if acc.write && spec.mem_changed {
             let m = Opnd::M(a, w);
-            let mut regs: Vec<Opnd> = readable
+            let mut regs: Vec<Opnd> = fp
+                .readable
                 .iter()
                 .filter_map(|&s| sized(s, w))
                 .map(Opnd::R)
                 .collect();
-            regs.extend(consts.iter().map(|&k| imm(k)));
+            regs.extend(fp.consts.iter().map(|&k| Opnd::I(k)));
             for &x in &regs {
                 out.push(build("Mov", &[m, x]));
                 for (on, mn) in [
@@ -344,13 +454,6 @@ pub(crate) fn templates(pool: &ExprPool, spec: &Spec) -> Vec<Instruction> {
             }
         }
     }
-    let mut seen = Vec::new();
-    for i in out.into_iter().flatten() {
-        if !seen.contains(&i) {
-            seen.push(i);
-        }
-    }
-    seen
 }
 
 /// `[s + k]`.
