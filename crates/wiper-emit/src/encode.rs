@@ -110,129 +110,16 @@ const THUNK_REGS: [Register; 7] = [
 /// whose last instruction can fall through gets a `ud2` after it.
 pub fn encode(plan: &Plan, residual: &Residual) -> Result<Encoded, EmitError> {
     let blocks = Blocks::new(residual)?;
-    if residual.data.len() as u64 > u64::from(plan.data_room()) {
-        return Err(EmitError::DataTooLarge {
-            len: residual.data.len(),
-            room: plan.data_room(),
-        });
-    }
-    if plan.thunk_vaddr > plan.code_vaddr || plan.data_vaddr > plan.thunk_vaddr {
-        return Err(EmitError::Mismatch(
-            "the plan's data, thunk and code addresses are out of order".to_string(),
-        ));
-    }
+    check_data_and_order(plan, residual)?;
     let layout = order(&blocks);
     let thunks = thunk_slots(plan, layout.iter().map(|l| blocks.by_label[l]))?;
     let thunk_of: HashMap<Register, u32> = thunks.iter().copied().collect();
 
     // 1. Instructions with block targets still symbolic.
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut origins: Vec<Option<Origin>> = Vec::new();
-    let mut block_range: HashMap<Label, (usize, usize)> = HashMap::new();
-    for (i, &label) in layout.iter().enumerate() {
-        let next = layout.get(i + 1).copied();
-        let block = blocks.by_label[&label];
-        let start = pending.len();
-        let mut out = Out {
-            pending: &mut pending,
-            origins: &mut origins,
-        };
-        for item in &block.items {
-            match item {
-                Item::Instr(ins, origin) => {
-                    check_instruction(ins, *origin)?;
-                    out.push(Pending::Fixed(*ins), Some(*origin));
-                }
-                Item::Address { reg, addr, origin } => {
-                    for ins in address(plan, &thunk_of, *reg, *addr, *origin)? {
-                        out.push(Pending::Fixed(ins), Some(*origin));
-                    }
-                }
-                Item::CallLabel(target, origin) => {
-                    out.push(
-                        Pending::ToLabel(Code::Call_rel32_32, *target),
-                        Some(*origin),
-                    );
-                }
-            }
-        }
-        match &block.terminator {
-            Terminator::Exit => {
-                let falls_through = match out.pending.last() {
-                    Some(Pending::Fixed(ins)) if out.pending.len() > start => !matches!(
-                        ins.flow_control(),
-                        FlowControl::Return
-                            | FlowControl::UnconditionalBranch
-                            | FlowControl::IndirectBranch
-                            | FlowControl::Exception
-                    ),
-                    _ => true,
-                };
-                if falls_through {
-                    out.push(Pending::Fixed(Instruction::with(Code::Ud2)), None);
-                }
-            }
-            Terminator::Jump(target, origin) => {
-                if next != Some(*target) {
-                    out.push(Pending::ToLabel(Code::Jmp_rel32_32, *target), Some(*origin));
-                }
-            }
-            Terminator::Branch {
-                cc,
-                taken,
-                not_taken,
-                origin,
-            } => {
-                let jcc = jcc_code(*cc).ok_or(EmitError::NoCondition(label))?;
-                let o = Some(*origin);
-                if taken == not_taken {
-                    if next != Some(*taken) {
-                        out.push(Pending::ToLabel(Code::Jmp_rel32_32, *taken), o);
-                    }
-                } else if next == Some(*not_taken) {
-                    out.push(Pending::ToLabel(jcc, *taken), o);
-                } else if next == Some(*taken) {
-                    out.push(Pending::ToLabel(jcc.negate_condition_code(), *not_taken), o);
-                } else {
-                    out.push(Pending::ToLabel(jcc, *taken), o);
-                    out.push(Pending::ToLabel(Code::Jmp_rel32_32, *not_taken), o);
-                }
-            }
-        }
-        block_range.insert(label, (start, pending.len()));
-    }
-    let count = pending.len();
-    // Every label resolves to an instruction: the layout's last block always
-    // emits one (a jump, or an Exit block's last instruction or trap).
-    let first_index = |l: Label| -> Result<usize, EmitError> {
-        match block_range.get(&l) {
-            Some(&(start, _)) if start < count => Ok(start),
-            _ => Err(EmitError::Encode(format!("block {l} has no instruction"))),
-        }
-    };
+    let sym = symbolic(plan, &blocks, &layout, &thunk_of)?;
 
     // 2. Fake IPs, then real instructions.
-    let externals: Vec<u32> = pending
-        .iter()
-        .filter_map(|p| match p {
-            Pending::Fixed(ins) if is_near_branch(ins) => Some(ins.near_branch_target() as u32),
-            _ => None,
-        })
-        .chain(thunks.iter().map(|&(_, a)| a))
-        .collect();
-    let fake_base = fake_ip_base(plan.code_vaddr, count, &externals)?;
-    let mut instructions = Vec::with_capacity(count);
-    for (i, p) in pending.iter().enumerate() {
-        let mut ins = match p {
-            Pending::Fixed(ins) => *ins,
-            Pending::ToLabel(code, target) => {
-                let t = fake_base + first_index(*target)? as u64;
-                Instruction::with_branch(*code, t).map_err(|e| EmitError::Encode(one_line(e)))?
-            }
-        };
-        ins.set_ip(fake_base + i as u64);
-        instructions.push(ins);
-    }
+    let instructions = resolve(plan, &sym, &thunks)?;
 
     // 3. Encode and find where each instruction went.
     let result = BlockEncoder::encode(
@@ -245,60 +132,11 @@ pub fn encode(plan: &Plan, residual: &Residual) -> Result<Encoded, EmitError> {
     let starts = instruction_starts(&result.new_instruction_offsets, &bytes, plan.code_vaddr)?;
 
     // 4. Lines: thunks, then the code decoded back.
-    let mut code = vec![0xcc; (plan.code_vaddr - plan.thunk_vaddr) as usize];
-    for &(reg, addr) in &thunks {
-        let at = (addr - plan.thunk_vaddr) as usize;
-        code[at..at + 7].copy_from_slice(&thunk_bytes(reg));
-    }
-    let mut lines = Vec::new();
-    for &(_, addr) in &thunks {
-        let at = (addr - plan.thunk_vaddr) as usize;
-        for ins in decode(&code[at..at + 7], addr)? {
-            lines.push(Line {
-                address: ins.ip32(),
-                instruction: ins,
-                origin: None,
-                block: None,
-                empty_blocks: Vec::new(),
-            });
-        }
-    }
-    let mut starting_here: HashMap<usize, (Option<Label>, Vec<Label>)> = HashMap::new();
-    for &label in &layout {
-        let (start, end) = block_range[&label];
-        let entry = starting_here.entry(first_index(label)?).or_default();
-        if end > start {
-            entry.0 = Some(label);
-        } else {
-            entry.1.push(label);
-        }
-    }
-    let mut owner = 0usize;
-    let mut instruction_count = 0;
-    for ins in decode(&bytes, plan.code_vaddr)? {
-        let offset = ins.ip32() - plan.code_vaddr;
-        while owner + 1 < count && starts[owner + 1] <= offset {
-            owner += 1;
-        }
-        let (block, empty_blocks) = if starts[owner] == offset {
-            starting_here.remove(&owner).unwrap_or_default()
-        } else {
-            (None, Vec::new())
-        };
-        if origins[owner].is_some() {
-            instruction_count += 1;
-        }
-        lines.push(Line {
-            address: ins.ip32(),
-            instruction: ins,
-            origin: origins[owner],
-            block,
-            empty_blocks,
-        });
-    }
+    let (mut code, mut lines) = thunk_area(plan, &thunks)?;
+    let instruction_count = code_lines(plan, &sym, &layout, &bytes, &starts, &mut lines)?;
     let mut labels = BTreeMap::new();
     for &label in &layout {
-        labels.insert(label, plan.code_vaddr + starts[first_index(label)?]);
+        labels.insert(label, plan.code_vaddr + starts[sym.first_index(label)?]);
     }
     code.extend_from_slice(&bytes);
     Ok(Encoded {
@@ -311,6 +149,260 @@ pub fn encode(plan: &Plan, residual: &Residual) -> Result<Encoded, EmitError> {
         labels,
         thunks,
     })
+}
+
+/// Rejects data larger than the plan's room and out-of-order plan addresses.
+fn check_data_and_order(plan: &Plan, residual: &Residual) -> Result<(), EmitError> {
+    if residual.data.len() as u64 > u64::from(plan.data_room()) {
+        return Err(EmitError::DataTooLarge {
+            len: residual.data.len(),
+            room: plan.data_room(),
+        });
+    }
+    if plan.thunk_vaddr > plan.code_vaddr || plan.data_vaddr > plan.thunk_vaddr {
+        return Err(EmitError::Mismatch(
+            "the plan's data, thunk and code addresses are out of order".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The laid-out instructions with block targets still symbolic.
+struct Symbolic {
+    /// Every instruction, in layout order.
+    pending: Vec<Pending>,
+    /// The origin of each of `pending`.
+    origins: Vec<Option<Origin>>,
+    /// The range of `pending` each emitted block produced.
+    block_range: HashMap<Label, (usize, usize)>,
+}
+
+impl Symbolic {
+    /// The index of the instruction `l` resolves to.
+    ///
+    /// Every label resolves to an instruction: the layout's last block always
+    /// emits one (a jump, or an Exit block's last instruction or trap).
+    fn first_index(&self, l: Label) -> Result<usize, EmitError> {
+        match self.block_range.get(&l) {
+            Some(&(start, _)) if start < self.pending.len() => Ok(start),
+            _ => Err(EmitError::Encode(format!("block {l} has no instruction"))),
+        }
+    }
+}
+
+/// Step 1: the instructions of the blocks of `layout`, in that order.
+fn symbolic(
+    plan: &Plan,
+    blocks: &Blocks,
+    layout: &[Label],
+    thunk_of: &HashMap<Register, u32>,
+) -> Result<Symbolic, EmitError> {
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut origins: Vec<Option<Origin>> = Vec::new();
+    let mut block_range: HashMap<Label, (usize, usize)> = HashMap::new();
+    for (i, &label) in layout.iter().enumerate() {
+        let next = layout.get(i + 1).copied();
+        let block = blocks.by_label[&label];
+        let start = pending.len();
+        let mut out = Out {
+            pending: &mut pending,
+            origins: &mut origins,
+        };
+        push_items(&mut out, plan, thunk_of, block)?;
+        push_terminator(&mut out, start, label, next, &block.terminator)?;
+        block_range.insert(label, (start, pending.len()));
+    }
+    Ok(Symbolic {
+        pending,
+        origins,
+        block_range,
+    })
+}
+
+/// Pushes the instructions of `block`'s items.
+fn push_items(
+    out: &mut Out<'_>,
+    plan: &Plan,
+    thunk_of: &HashMap<Register, u32>,
+    block: &Block,
+) -> Result<(), EmitError> {
+    for item in &block.items {
+        match item {
+            Item::Instr(ins, origin) => {
+                check_instruction(ins, *origin)?;
+                out.push(Pending::Fixed(*ins), Some(*origin));
+            }
+            Item::Address { reg, addr, origin } => {
+                for ins in address(plan, thunk_of, *reg, *addr, *origin)? {
+                    out.push(Pending::Fixed(ins), Some(*origin));
+                }
+            }
+            Item::CallLabel(target, origin) => {
+                out.push(
+                    Pending::ToLabel(Code::Call_rel32_32, *target),
+                    Some(*origin),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Pushes the instructions of the terminator of block `label`, whose
+/// instructions start at `start` and which `next` follows.
+fn push_terminator(
+    out: &mut Out<'_>,
+    start: usize,
+    label: Label,
+    next: Option<Label>,
+    terminator: &Terminator,
+) -> Result<(), EmitError> {
+    match terminator {
+        Terminator::Exit => {
+            let falls_through = match out.pending.last() {
+                Some(Pending::Fixed(ins)) if out.pending.len() > start => !matches!(
+                    ins.flow_control(),
+                    FlowControl::Return
+                        | FlowControl::UnconditionalBranch
+                        | FlowControl::IndirectBranch
+                        | FlowControl::Exception
+                ),
+                _ => true,
+            };
+            if falls_through {
+                out.push(Pending::Fixed(Instruction::with(Code::Ud2)), None);
+            }
+        }
+        Terminator::Jump(target, origin) => {
+            if next != Some(*target) {
+                out.push(Pending::ToLabel(Code::Jmp_rel32_32, *target), Some(*origin));
+            }
+        }
+        Terminator::Branch {
+            cc,
+            taken,
+            not_taken,
+            origin,
+        } => {
+            let jcc = jcc_code(*cc).ok_or(EmitError::NoCondition(label))?;
+            let o = Some(*origin);
+            if taken == not_taken {
+                if next != Some(*taken) {
+                    out.push(Pending::ToLabel(Code::Jmp_rel32_32, *taken), o);
+                }
+            } else if next == Some(*not_taken) {
+                out.push(Pending::ToLabel(jcc, *taken), o);
+            } else if next == Some(*taken) {
+                out.push(Pending::ToLabel(jcc.negate_condition_code(), *not_taken), o);
+            } else {
+                out.push(Pending::ToLabel(jcc, *taken), o);
+                out.push(Pending::ToLabel(Code::Jmp_rel32_32, *not_taken), o);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step 2: gives every instruction a fake IP and resolves block targets to them.
+fn resolve(
+    plan: &Plan,
+    sym: &Symbolic,
+    thunks: &[(Register, u32)],
+) -> Result<Vec<Instruction>, EmitError> {
+    let count = sym.pending.len();
+    let externals: Vec<u32> = sym
+        .pending
+        .iter()
+        .filter_map(|p| match p {
+            Pending::Fixed(ins) if is_near_branch(ins) => Some(ins.near_branch_target() as u32),
+            _ => None,
+        })
+        .chain(thunks.iter().map(|&(_, a)| a))
+        .collect();
+    let fake_base = fake_ip_base(plan.code_vaddr, count, &externals)?;
+    let mut instructions = Vec::with_capacity(count);
+    for (i, p) in sym.pending.iter().enumerate() {
+        let mut ins = match p {
+            Pending::Fixed(ins) => *ins,
+            Pending::ToLabel(code, target) => {
+                let t = fake_base + sym.first_index(*target)? as u64;
+                Instruction::with_branch(*code, t).map_err(|e| EmitError::Encode(one_line(e)))?
+            }
+        };
+        ins.set_ip(fake_base + i as u64);
+        instructions.push(ins);
+    }
+    Ok(instructions)
+}
+
+/// The `int3`-padded thunk area and the lines of its thunks.
+fn thunk_area(plan: &Plan, thunks: &[(Register, u32)]) -> Result<(Vec<u8>, Vec<Line>), EmitError> {
+    let mut code = vec![0xcc; (plan.code_vaddr - plan.thunk_vaddr) as usize];
+    for &(reg, addr) in thunks {
+        let at = (addr - plan.thunk_vaddr) as usize;
+        code[at..at + 7].copy_from_slice(&thunk_bytes(reg));
+    }
+    let mut lines = Vec::new();
+    for &(_, addr) in thunks {
+        let at = (addr - plan.thunk_vaddr) as usize;
+        for ins in decode(&code[at..at + 7], addr)? {
+            lines.push(Line {
+                address: ins.ip32(),
+                instruction: ins,
+                origin: None,
+                block: None,
+                empty_blocks: Vec::new(),
+            });
+        }
+    }
+    Ok((code, lines))
+}
+
+/// Appends the lines of the encoded `bytes` (`starts` of each instruction) to
+/// `lines`; returns the number of residual instructions.
+fn code_lines(
+    plan: &Plan,
+    sym: &Symbolic,
+    layout: &[Label],
+    bytes: &[u8],
+    starts: &[u32],
+    lines: &mut Vec<Line>,
+) -> Result<usize, EmitError> {
+    let count = sym.pending.len();
+    let mut starting_here: HashMap<usize, (Option<Label>, Vec<Label>)> = HashMap::new();
+    for &label in layout {
+        let (start, end) = sym.block_range[&label];
+        let entry = starting_here.entry(sym.first_index(label)?).or_default();
+        if end > start {
+            entry.0 = Some(label);
+        } else {
+            entry.1.push(label);
+        }
+    }
+    let mut owner = 0usize;
+    let mut instruction_count = 0;
+    for ins in decode(bytes, plan.code_vaddr)? {
+        let offset = ins.ip32() - plan.code_vaddr;
+        while owner + 1 < count && starts[owner + 1] <= offset {
+            owner += 1;
+        }
+        let (block, empty_blocks) = if starts[owner] == offset {
+            starting_here.remove(&owner).unwrap_or_default()
+        } else {
+            (None, Vec::new())
+        };
+        if sym.origins[owner].is_some() {
+            instruction_count += 1;
+        }
+        lines.push(Line {
+            address: ins.ip32(),
+            instruction: ins,
+            origin: sym.origins[owner],
+            block,
+            empty_blocks,
+        });
+    }
+    Ok(instruction_count)
 }
 
 /// The thunk slot of every register some `Item::Address` of the emitted

@@ -396,89 +396,217 @@ fn add_sections(
     encoded: &Encoded,
     symbol_name: &str,
 ) -> Result<(), EmitError> {
-    let mut shdrs: Vec<Shdr> = (0..header.shnum)
-        .map(|i| Shdr::read(input, header.shoff + i * SHDR_SIZE))
-        .collect::<Option<_>>()
-        .ok_or_else(|| malformed("section header table outside the file"))?;
-    let file_offset = |vaddr: u32| (plan.segment_offset as u32) + (vaddr - plan.segment_vaddr);
-    let shstrndx = header.shstrndx;
-    let mut shstrtab = shdrs[shstrndx].contents(input)?.to_vec();
-    // The existing symbol table and its string table, if any.
-    let symtab_index = shdrs.iter().position(|s| s.kind == SHT_SYMTAB);
-    let (mut symtab, strtab_index) = match symtab_index {
-        Some(i) => {
-            let link = shdrs[i].link as usize;
-            if link >= shdrs.len() || shdrs[link].kind != SHT_STRTAB {
-                return Err(malformed(".symtab is not linked to a string table"));
-            }
-            if shdrs[i].size as usize % SYM_SIZE != 0 {
-                return Err(malformed(".symtab size is not a multiple of 16"));
-            }
-            (shdrs[i].contents(input)?.to_vec(), Some(link))
-        }
-        None => (vec![0u8; SYM_SIZE], None),
-    };
-    // When .symtab's names live in .shstrtab, both grow in one table.
-    let shared = strtab_index == Some(shstrndx);
-    let mut strtab = match strtab_index {
-        Some(i) if !shared => shdrs[i].contents(input)?.to_vec(),
-        Some(_) => Vec::new(),
-        None => vec![0u8],
-    };
-
+    let mut tables = Tables::read(input, header)?;
     // New sections, in address order: .wiper.data, .wiper, then (stripped
     // input) .symtab, .strtab.
-    let mut added = Vec::new();
-    let mut data_index = None;
-    if !residual.data.is_empty() {
-        data_index = Some(shdrs.len());
-        added.push(Shdr {
-            name: add_string(&mut shstrtab, ".wiper.data"),
-            kind: SHT_PROGBITS,
-            flags: SHF_ALLOC | SHF_WRITE,
-            addr: plan.data_vaddr,
-            offset: file_offset(plan.data_vaddr),
-            size: residual.data.len() as u32,
-            align: 16,
-            ..Shdr::default()
-        });
-    }
-    let code_index = shdrs.len() + added.len();
-    added.push(Shdr {
-        name: add_string(&mut shstrtab, ".wiper"),
-        kind: SHT_PROGBITS,
-        flags: SHF_ALLOC | SHF_EXECINSTR,
-        addr: encoded.load_vaddr,
-        offset: file_offset(encoded.load_vaddr),
-        size: encoded.code.len() as u32,
-        align: 16,
-        ..Shdr::default()
-    });
-    let new_tables = symtab_index.is_none();
-    if new_tables {
-        let strtab_at = shdrs.len() + added.len() + 1;
-        added.push(Shdr {
-            name: add_string(&mut shstrtab, ".symtab"),
-            kind: SHT_SYMTAB,
-            link: strtab_at as u32,
-            info: 1,
-            align: 4,
-            entsize: SYM_SIZE as u32,
-            ..Shdr::default()
-        });
-        added.push(Shdr {
-            name: add_string(&mut shstrtab, ".strtab"),
-            kind: SHT_STRTAB,
-            align: 1,
-            ..Shdr::default()
-        });
-    }
-    let total = shdrs.len() + added.len();
+    let (added, data_index, code_index) = tables.new_sections(plan, residual, encoded);
+    let total = tables.shdrs.len() + added.len();
     if total >= SHN_LORESERVE {
         return Err(malformed("too many sections to add the .wiper sections"));
     }
+    let symbols = new_symbols(plan, residual, encoded, symbol_name, code_index, data_index);
+    tables.add_symbols(&symbols);
+    tables.write(out, added, total);
+    Ok(())
+}
 
-    // The symbols.
+/// The input's section headers and the string and symbol tables being grown.
+struct Tables {
+    /// The input's section headers.
+    shdrs: Vec<Shdr>,
+    /// Index of the section name string table.
+    shstrndx: usize,
+    /// The section name string table.
+    shstrtab: Vec<u8>,
+    /// The symbol table (only the null symbol if the input has none).
+    symtab: Vec<u8>,
+    /// Index of the input's `.symtab`, if any.
+    symtab_index: Option<usize>,
+    /// The symbol string table (empty when `shared`).
+    strtab: Vec<u8>,
+    /// Index of the input's symbol string table, if any.
+    strtab_index: Option<usize>,
+    /// Whether `.symtab`'s names live in `.shstrtab`, so both grow in one table.
+    shared: bool,
+}
+
+impl Tables {
+    /// Reads the section headers and the tables to grow from `input`.
+    fn read(input: &[u8], header: &ElfHeader) -> Result<Tables, EmitError> {
+        let shdrs: Vec<Shdr> = (0..header.shnum)
+            .map(|i| Shdr::read(input, header.shoff + i * SHDR_SIZE))
+            .collect::<Option<_>>()
+            .ok_or_else(|| malformed("section header table outside the file"))?;
+        let shstrndx = header.shstrndx;
+        let shstrtab = shdrs[shstrndx].contents(input)?.to_vec();
+        // The existing symbol table and its string table, if any.
+        let symtab_index = shdrs.iter().position(|s| s.kind == SHT_SYMTAB);
+        let (symtab, strtab_index) = match symtab_index {
+            Some(i) => {
+                let link = shdrs[i].link as usize;
+                if link >= shdrs.len() || shdrs[link].kind != SHT_STRTAB {
+                    return Err(malformed(".symtab is not linked to a string table"));
+                }
+                if shdrs[i].size as usize % SYM_SIZE != 0 {
+                    return Err(malformed(".symtab size is not a multiple of 16"));
+                }
+                (shdrs[i].contents(input)?.to_vec(), Some(link))
+            }
+            None => (vec![0u8; SYM_SIZE], None),
+        };
+        // When .symtab's names live in .shstrtab, both grow in one table.
+        let shared = strtab_index == Some(shstrndx);
+        let strtab = match strtab_index {
+            Some(i) if !shared => shdrs[i].contents(input)?.to_vec(),
+            Some(_) => Vec::new(),
+            None => vec![0u8],
+        };
+        Ok(Tables {
+            shdrs,
+            shstrndx,
+            shstrtab,
+            symtab,
+            symtab_index,
+            strtab,
+            strtab_index,
+            shared,
+        })
+    }
+
+    /// The headers of the new sections, with the index of `.wiper.data` (if
+    /// any) and of `.wiper`; their names go into `.shstrtab`.
+    fn new_sections(
+        &mut self,
+        plan: &Plan,
+        residual: &Residual,
+        encoded: &Encoded,
+    ) -> (Vec<Shdr>, Option<usize>, usize) {
+        let file_offset = |vaddr: u32| (plan.segment_offset as u32) + (vaddr - plan.segment_vaddr);
+        let shstrtab = &mut self.shstrtab;
+        let mut added = Vec::new();
+        let mut data_index = None;
+        if !residual.data.is_empty() {
+            data_index = Some(self.shdrs.len());
+            added.push(Shdr {
+                name: add_string(shstrtab, ".wiper.data"),
+                kind: SHT_PROGBITS,
+                flags: SHF_ALLOC | SHF_WRITE,
+                addr: plan.data_vaddr,
+                offset: file_offset(plan.data_vaddr),
+                size: residual.data.len() as u32,
+                align: 16,
+                ..Shdr::default()
+            });
+        }
+        let code_index = self.shdrs.len() + added.len();
+        added.push(Shdr {
+            name: add_string(shstrtab, ".wiper"),
+            kind: SHT_PROGBITS,
+            flags: SHF_ALLOC | SHF_EXECINSTR,
+            addr: encoded.load_vaddr,
+            offset: file_offset(encoded.load_vaddr),
+            size: encoded.code.len() as u32,
+            align: 16,
+            ..Shdr::default()
+        });
+        if self.symtab_index.is_none() {
+            let strtab_at = self.shdrs.len() + added.len() + 1;
+            added.push(Shdr {
+                name: add_string(shstrtab, ".symtab"),
+                kind: SHT_SYMTAB,
+                link: strtab_at as u32,
+                info: 1,
+                align: 4,
+                entsize: SYM_SIZE as u32,
+                ..Shdr::default()
+            });
+            added.push(Shdr {
+                name: add_string(shstrtab, ".strtab"),
+                kind: SHT_STRTAB,
+                align: 1,
+                ..Shdr::default()
+            });
+        }
+        (added, data_index, code_index)
+    }
+
+    /// Appends `symbols` to the symbol table, their names to its string table.
+    fn add_symbols(&mut self, symbols: &[NewSymbol]) {
+        for s in symbols {
+            let names = if self.shared {
+                &mut self.shstrtab
+            } else {
+                &mut self.strtab
+            };
+            let name = add_string(names, &s.name);
+            let mut entry = [0u8; SYM_SIZE];
+            put_u32(&mut entry, 0, name);
+            put_u32(&mut entry, 4, s.value);
+            put_u32(&mut entry, 8, s.size);
+            entry[12] = (STB_GLOBAL << 4) | s.kind;
+            put_u16(&mut entry, 14, s.shndx);
+            self.symtab.extend_from_slice(&entry);
+        }
+    }
+
+    /// Appends the tables and the section header table (the input's headers,
+    /// the tables' repointed, then `added`; `total` in all) to `out`.
+    fn write(self, out: &mut Vec<u8>, added: Vec<Shdr>, total: usize) {
+        let Tables {
+            mut shdrs,
+            shstrndx,
+            shstrtab,
+            symtab,
+            symtab_index,
+            strtab,
+            strtab_index,
+            shared,
+        } = self;
+        let place = |out: &mut Vec<u8>, bytes: &[u8], align: usize| -> u32 {
+            pad_to(out, align);
+            let at = out.len() as u32;
+            out.extend_from_slice(bytes);
+            at
+        };
+        let shstr_at = place(out, &shstrtab, 1);
+        let sym_at = place(out, &symtab, 4);
+        let str_at = if shared {
+            shstr_at
+        } else {
+            place(out, &strtab, 1)
+        };
+        let (sym_index, str_index) = match (symtab_index, strtab_index) {
+            (Some(s), Some(t)) => (s, t),
+            _ => (total - 2, total - 1),
+        };
+        shdrs.extend(added);
+        shdrs[shstrndx].offset = shstr_at;
+        shdrs[shstrndx].size = shstrtab.len() as u32;
+        shdrs[sym_index].offset = sym_at;
+        shdrs[sym_index].size = symtab.len() as u32;
+        if !shared {
+            shdrs[str_index].offset = str_at;
+            shdrs[str_index].size = strtab.len() as u32;
+        }
+        pad_to(out, 4);
+        let shoff = out.len() as u32;
+        for s in &shdrs {
+            out.extend_from_slice(&s.bytes());
+        }
+        put_u32(out, 32, shoff);
+        put_u16(out, 48, shdrs.len() as u16);
+    }
+}
+
+/// The symbols to add: the specialized function, its PC thunks and its data.
+fn new_symbols(
+    plan: &Plan,
+    residual: &Residual,
+    encoded: &Encoded,
+    symbol_name: &str,
+    code_index: usize,
+    data_index: Option<usize>,
+) -> Vec<NewSymbol> {
     let mut symbols = vec![NewSymbol {
         name: symbol_name.to_string(),
         value: encoded.entry_vaddr,
@@ -507,51 +635,5 @@ fn add_sections(
             shndx: i as u16,
         });
     }
-    for s in &symbols {
-        let names = if shared { &mut shstrtab } else { &mut strtab };
-        let name = add_string(names, &s.name);
-        let mut entry = [0u8; SYM_SIZE];
-        put_u32(&mut entry, 0, name);
-        put_u32(&mut entry, 4, s.value);
-        put_u32(&mut entry, 8, s.size);
-        entry[12] = (STB_GLOBAL << 4) | s.kind;
-        put_u16(&mut entry, 14, s.shndx);
-        symtab.extend_from_slice(&entry);
-    }
-
-    // Append the tables and repoint their headers.
-    let place = |out: &mut Vec<u8>, bytes: &[u8], align: usize| -> u32 {
-        pad_to(out, align);
-        let at = out.len() as u32;
-        out.extend_from_slice(bytes);
-        at
-    };
-    let shstr_at = place(out, &shstrtab, 1);
-    let sym_at = place(out, &symtab, 4);
-    let str_at = if shared {
-        shstr_at
-    } else {
-        place(out, &strtab, 1)
-    };
-    let (sym_index, str_index) = match (symtab_index, strtab_index) {
-        (Some(s), Some(t)) => (s, t),
-        _ => (total - 2, total - 1),
-    };
-    shdrs.extend(added);
-    shdrs[shstrndx].offset = shstr_at;
-    shdrs[shstrndx].size = shstrtab.len() as u32;
-    shdrs[sym_index].offset = sym_at;
-    shdrs[sym_index].size = symtab.len() as u32;
-    if !shared {
-        shdrs[str_index].offset = str_at;
-        shdrs[str_index].size = strtab.len() as u32;
-    }
-    pad_to(out, 4);
-    let shoff = out.len() as u32;
-    for s in &shdrs {
-        out.extend_from_slice(&s.bytes());
-    }
-    put_u32(out, 32, shoff);
-    put_u16(out, 48, shdrs.len() as u16);
-    Ok(())
+    symbols
 }

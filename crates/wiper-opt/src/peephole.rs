@@ -21,7 +21,7 @@ use wiper_emit::{Item, Residual};
 
 use crate::effects::{
     displacement_size, flag_bits, is_fixed_register, low_byte, reg_bit, reg_move, zero_test,
-    EffectsOf, Locs, ALL_FLAGS,
+    Effects, EffectsOf, Locs, ALL_FLAGS,
 };
 use crate::liveness::liveness;
 
@@ -78,177 +78,238 @@ fn sets_zf_sf_pf_of(ins: &Instruction, reg: Register) -> bool {
 pub fn run(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
     let fx = calc.residual(residual);
     let live = liveness(residual, &fx);
-    let zf_sf_pf = flag_bits(RflagsBits::ZF | RflagsBits::SF | RflagsBits::PF);
     let mut changed = false;
     for (b, block) in residual.blocks.iter_mut().enumerate() {
-        let out = &live.live_out[b];
         let items = std::mem::take(&mut block.items);
         let mut keep: Vec<Item> = Vec::with_capacity(items.len());
         let mut k = 0;
         while k < items.len() {
-            let window = &items[k..];
-            // mov t,a; mov a,b; mov b,t
-            if let [m1, m2, m3, ..] = window {
-                if let (Some((t, a)), Some((a2, b2)), Some((b3, t3))) =
-                    (reg_move(m1), reg_move(m2), reg_move(m3))
-                {
-                    if a2 == a && b3 == b2 && t3 == t && t != a && a != b2 && t != b2 {
-                        let origin = match m2 {
-                            Item::Instr(_, o) => *o,
-                            _ => unreachable!("a move is an instruction"),
-                        };
-                        let xchg = Instruction::with2(Code::Xchg_rm32_r32, a, b2)
-                            .expect("xchg r32, r32 is encodable");
-                        keep.push(Item::Instr(xchg, origin));
-                        if is_live(out[k + 2], t) {
-                            keep.push(Item::Instr(mov(t, b2), origin));
-                        }
-                        changed = true;
-                        k += 3;
-                        continue;
-                    }
-                }
-            }
-            // mov a,b; OP a,c; mov b,a
-            if let [m1, Item::Instr(op, origin), m3, ..] = window {
-                if let (Some((a, b1)), Some((b3, a3))) = (reg_move(m1), reg_move(m3)) {
-                    if b3 == b1
-                        && a3 == a
-                        && a != b1
-                        && two_address(op)
-                        && op.op0_register() == a
-                        && !is_live(out[k + 2], a)
-                    {
-                        let mut new = *op;
-                        new.set_op0_register(b1);
-                        if new.op1_kind() == OpKind::Register && new.op1_register() == a {
-                            new.set_op1_register(b1);
-                        }
-                        keep.push(Item::Instr(new, *origin));
-                        changed = true;
-                        k += 3;
-                        continue;
-                    }
-                }
-            }
-            // mov t,a; mov a,b; OP a,t with OP commutative, t dead after
-            if let [m1, m2, Item::Instr(op, origin), ..] = window {
-                if let (Some((t, a)), Some((a2, b2))) = (reg_move(m1), reg_move(m2)) {
-                    if a2 == a
-                        && t != a
-                        && b2 != t
-                        && commutative(op)
-                        && op.op0_register() == a
-                        && op.op1_kind() == OpKind::Register
-                        && op.op1_register() == t
-                        && !is_live(out[k + 2], t)
-                    {
-                        let mut new = *op;
-                        new.set_op1_register(b2);
-                        keep.push(Item::Instr(new, *origin));
-                        changed = true;
-                        k += 3;
-                        continue;
-                    }
-                }
-            }
-            // mov a,[m]; OP b,a with a dead after
-            if let [Item::Instr(load, _), Item::Instr(op, op_origin), ..] = window {
-                if let Some(folded) = fold_load(load, op, out[k + 1]) {
-                    keep.push(Item::Instr(folded, *op_origin));
+            let site = Site {
+                window: &items[k..],
+                out: &live.live_out[b],
+                fx: &fx[b],
+                k,
+            };
+            match rewrite(&site, calc, &mut keep) {
+                Some(consumed) => {
                     changed = true;
-                    k += 2;
-                    continue;
+                    k += consumed;
                 }
-            }
-            // movzx r,x; OP rl; mov x,rl with r dead after: OP x
-            if let [Item::Instr(ext, _), Item::Instr(op, origin), Item::Instr(st, _), ..] = window {
-                if let Some(x) =
-                    byte_through(ext, op, st).filter(|_| !is_live(out[k + 2], ext.op0_register()))
-                {
-                    keep.push(Item::Instr(x, *origin));
-                    changed = true;
-                    k += 3;
-                    continue;
-                }
-            }
-            // movzx r,x; test rl,rl with r dead after: test x,x (cmp x,0)
-            if let [Item::Instr(ext, _), test @ Item::Instr(_, origin), ..] = window {
-                if let Some(x) = zero_extended_byte(ext).filter(|_| {
-                    zero_test(test) == low_byte(ext.op0_register())
-                        && !is_live(out[k + 1], ext.op0_register())
-                }) {
-                    let tested = match x {
-                        ByteOperand::Reg(x) => Instruction::with2(Code::Test_rm8_r8, x, x),
-                        ByteOperand::Mem(m) => Instruction::with2(Code::Cmp_rm8_imm8, m, 0),
-                    };
-                    keep.push(Item::Instr(tested.expect("encodable byte test"), *origin));
-                    changed = true;
-                    k += 2;
-                    continue;
-                }
-            }
-            // movzx r,rl; X reading only rl, r dead after X
-            if let [Item::Instr(ext, _), Item::Instr(x, _), ..] = window {
-                if zero_extends_itself(ext)
-                    .is_some_and(|r| !is_live(out[k + 1], r) && reads_only_low_byte(calc, x, r))
-                {
-                    changed = true;
+                None => {
+                    keep.push(items[k].clone());
                     k += 1;
-                    continue;
                 }
             }
-            // add a,imm; X with [a+d] and a dead after X
-            if let [Item::Instr(add, _), Item::Instr(x, x_origin), ..] = window {
-                if let Some(folded) = fold_address(
-                    calc,
-                    add,
-                    x,
-                    (fx[b][k].defs, fx[b][k + 1].kills),
-                    out[k + 1],
-                ) {
-                    keep.push(Item::Instr(folded, *x_origin));
-                    changed = true;
-                    k += 2;
-                    continue;
-                }
-            }
-            let item = &items[k];
-            if let Item::Instr(ins, origin) = item {
-                // test r,r or cmp r,0 after an instruction that set ZF/SF/PF
-                // from r
-                if let (Some(r), true) = (zero_test(item), out[k] & ALL_FLAGS & !zf_sf_pf == 0) {
-                    if let Some(Item::Instr(prev, _)) = keep.last() {
-                        if sets_zf_sf_pf_of(prev, r) {
-                            changed = true;
-                            k += 1;
-                            continue;
-                        }
-                    }
-                }
-                // imul r,s,1 with dead flags
-                if matches!(
-                    ins.code(),
-                    Code::Imul_r32_rm32_imm8 | Code::Imul_r32_rm32_imm32
-                ) && ins.op1_kind() == OpKind::Register
-                    && ins.immediate(2) == 1
-                    && fx[b][k].defs & out[k] & ALL_FLAGS == 0
-                {
-                    keep.push(Item::Instr(
-                        mov(ins.op0_register(), ins.op1_register()),
-                        *origin,
-                    ));
-                    changed = true;
-                    k += 1;
-                    continue;
-                }
-            }
-            keep.push(item.clone());
-            k += 1;
         }
         block.items = keep;
     }
     changed
+}
+
+/// Where a rule is tried: at item `k` of a block.
+struct Site<'a> {
+    /// The block's items from item `k` on.
+    window: &'a [Item],
+    /// What is live after each item of the block.
+    out: &'a [Locs],
+    /// The effects of each item of the block.
+    fx: &'a [Effects],
+    /// The index of the first item of `window` in the block.
+    k: usize,
+}
+
+/// Tries the rules in turn at `s`; the first that applies pushes its
+/// replacement onto `keep` (the rewritten items so far) and returns how many
+/// items it consumed.
+fn rewrite(s: &Site<'_>, calc: &mut EffectsOf, keep: &mut Vec<Item>) -> Option<usize> {
+    moves_to_xchg(s, keep)
+        .or_else(|| op_on_source(s, keep))
+        .or_else(|| commuted_op(s, keep))
+        .or_else(|| load_into_op(s, keep))
+        .or_else(|| op_on_byte(s, keep))
+        .or_else(|| test_byte(s, keep))
+        .or_else(|| drop_self_extension(s, calc))
+        .or_else(|| add_into_address(s, calc, keep))
+        .or_else(|| drop_redundant_test(s, keep))
+        .or_else(|| imul_by_one(s, keep))
+}
+
+/// `mov t,a; mov a,b; mov b,t` becomes `xchg a,b` (plus `mov t,b` if `t` is live).
+fn moves_to_xchg(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
+    let [m1, m2, m3, ..] = s.window else {
+        return None;
+    };
+    let (Some((t, a)), Some((a2, b2)), Some((b3, t3))) = (reg_move(m1), reg_move(m2), reg_move(m3))
+    else {
+        return None;
+    };
+    if !(a2 == a && b3 == b2 && t3 == t && t != a && a != b2 && t != b2) {
+        return None;
+    }
+    let origin = match m2 {
+        Item::Instr(_, o) => *o,
+        _ => unreachable!("a move is an instruction"),
+    };
+    let xchg = Instruction::with2(Code::Xchg_rm32_r32, a, b2).expect("xchg r32, r32 is encodable");
+    keep.push(Item::Instr(xchg, origin));
+    if is_live(s.out[s.k + 2], t) {
+        keep.push(Item::Instr(mov(t, b2), origin));
+    }
+    Some(3)
+}
+
+/// `mov a,b; OP a,c; mov b,a` becomes `OP b,c` when `a` is dead after.
+fn op_on_source(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
+    let [m1, Item::Instr(op, origin), m3, ..] = s.window else {
+        return None;
+    };
+    let (Some((a, b1)), Some((b3, a3))) = (reg_move(m1), reg_move(m3)) else {
+        return None;
+    };
+    if !(b3 == b1
+        && a3 == a
+        && a != b1
+        && two_address(op)
+        && op.op0_register() == a
+        && !is_live(s.out[s.k + 2], a))
+    {
+        return None;
+    }
+    let mut new = *op;
+    new.set_op0_register(b1);
+    if new.op1_kind() == OpKind::Register && new.op1_register() == a {
+        new.set_op1_register(b1);
+    }
+    keep.push(Item::Instr(new, *origin));
+    Some(3)
+}
+
+/// `mov t,a; mov a,b; OP a,t` becomes `OP a,b` for a commutative `OP`, `t` dead after.
+fn commuted_op(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
+    let [m1, m2, Item::Instr(op, origin), ..] = s.window else {
+        return None;
+    };
+    let (Some((t, a)), Some((a2, b2))) = (reg_move(m1), reg_move(m2)) else {
+        return None;
+    };
+    if !(a2 == a
+        && t != a
+        && b2 != t
+        && commutative(op)
+        && op.op0_register() == a
+        && op.op1_kind() == OpKind::Register
+        && op.op1_register() == t
+        && !is_live(s.out[s.k + 2], t))
+    {
+        return None;
+    }
+    let mut new = *op;
+    new.set_op1_register(b2);
+    keep.push(Item::Instr(new, *origin));
+    Some(3)
+}
+
+/// `mov a,[m]; OP b,a` becomes `OP b,[m]` when `a` is dead after.
+fn load_into_op(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
+    let [Item::Instr(load, _), Item::Instr(op, op_origin), ..] = s.window else {
+        return None;
+    };
+    let folded = fold_load(load, op, s.out[s.k + 1])?;
+    keep.push(Item::Instr(folded, *op_origin));
+    Some(2)
+}
+
+/// `movzx r,x; OP rl; mov x,rl` becomes `OP x` when `r` is dead after.
+fn op_on_byte(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
+    let [Item::Instr(ext, _), Item::Instr(op, origin), Item::Instr(st, _), ..] = s.window else {
+        return None;
+    };
+    let x = byte_through(ext, op, st).filter(|_| !is_live(s.out[s.k + 2], ext.op0_register()))?;
+    keep.push(Item::Instr(x, *origin));
+    Some(3)
+}
+
+/// `movzx r,x; test rl,rl` becomes `test x,x` (`cmp x,0`) when `r` is dead after.
+fn test_byte(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
+    let [Item::Instr(ext, _), test @ Item::Instr(_, origin), ..] = s.window else {
+        return None;
+    };
+    let x = zero_extended_byte(ext).filter(|_| {
+        zero_test(test) == low_byte(ext.op0_register())
+            && !is_live(s.out[s.k + 1], ext.op0_register())
+    })?;
+    let tested = match x {
+        ByteOperand::Reg(x) => Instruction::with2(Code::Test_rm8_r8, x, x),
+        ByteOperand::Mem(m) => Instruction::with2(Code::Cmp_rm8_imm8, m, 0),
+    };
+    keep.push(Item::Instr(tested.expect("encodable byte test"), *origin));
+    Some(2)
+}
+
+/// `movzx r,rl` goes when the next instruction reads only `rl` and `r` is dead after it.
+fn drop_self_extension(s: &Site<'_>, calc: &mut EffectsOf) -> Option<usize> {
+    let [Item::Instr(ext, _), Item::Instr(x, _), ..] = s.window else {
+        return None;
+    };
+    zero_extends_itself(ext)
+        .is_some_and(|r| !is_live(s.out[s.k + 1], r) && reads_only_low_byte(calc, x, r))
+        .then_some(1)
+}
+
+/// `add a,imm; X` with `[a+d]` becomes `X` with `[a+d+imm]` when `a` is dead after `X`.
+fn add_into_address(s: &Site<'_>, calc: &mut EffectsOf, keep: &mut Vec<Item>) -> Option<usize> {
+    let [Item::Instr(add, _), Item::Instr(x, x_origin), ..] = s.window else {
+        return None;
+    };
+    let k = s.k;
+    let folded = fold_address(
+        calc,
+        add,
+        x,
+        (s.fx[k].defs, s.fx[k + 1].kills),
+        s.out[k + 1],
+    )?;
+    keep.push(Item::Instr(folded, *x_origin));
+    Some(2)
+}
+
+/// `test r,r` or `cmp r,0` goes after an instruction that set ZF/SF/PF from `r`
+/// when no other flag is live.
+fn drop_redundant_test(s: &Site<'_>, keep: &[Item]) -> Option<usize> {
+    let item = s.window.first()?;
+    if !matches!(item, Item::Instr(..)) {
+        return None;
+    }
+    let zf_sf_pf = flag_bits(RflagsBits::ZF | RflagsBits::SF | RflagsBits::PF);
+    let (Some(r), true) = (zero_test(item), s.out[s.k] & ALL_FLAGS & !zf_sf_pf == 0) else {
+        return None;
+    };
+    let Some(Item::Instr(prev, _)) = keep.last() else {
+        return None;
+    };
+    sets_zf_sf_pf_of(prev, r).then_some(1)
+}
+
+/// `imul r,s,1` becomes `mov r,s` when the flags it writes are dead.
+fn imul_by_one(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
+    let Some(Item::Instr(ins, origin)) = s.window.first() else {
+        return None;
+    };
+    let k = s.k;
+    if !(matches!(
+        ins.code(),
+        Code::Imul_r32_rm32_imm8 | Code::Imul_r32_rm32_imm32
+    ) && ins.op1_kind() == OpKind::Register
+        && ins.immediate(2) == 1
+        && s.fx[k].defs & s.out[k] & ALL_FLAGS == 0)
+    {
+        return None;
+    }
+    keep.push(Item::Instr(
+        mov(ins.op0_register(), ins.op1_register()),
+        *origin,
+    ));
+    Some(1)
 }
 
 /// A byte operand: a byte register or a memory operand.
