@@ -1028,3 +1028,35 @@ fn every_testdata_binary_runs_with_main_replaced() {
         Binary::parse(e.output).unwrap();
     }
 }
+
+/// `bytes` with the memory size of its highest `PT_LOAD` changed so that
+/// the segment ends at `end`.
+fn with_load_end(bytes: &[u8], end: u64) -> Vec<u8> {
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
+    let phoff = u32_at(28) as usize;
+    let phnum = u16::from_le_bytes([bytes[44], bytes[45]]) as usize;
+    let loads = (0..phnum)
+        .map(|i| phoff + 32 * i)
+        .filter(|&at| u32_at(at) == 1);
+    let top = loads
+        .max_by_key(|&at| u64::from(u32_at(at + 8)) + u64::from(u32_at(at + 20)))
+        .expect("a PT_LOAD");
+    let memsz = (end - u64::from(u32_at(top + 8))) as u32;
+    let mut out = bytes.to_vec();
+    out[top + 20..top + 24].copy_from_slice(&memsz.to_le_bytes());
+    out
+}
+
+/// The new segment goes after the highest `PT_LOAD`, and a binary that
+/// leaves less than a page of address space above it is refused; one that
+/// leaves a page is not.
+#[test]
+fn a_segment_that_would_not_fit_below_4_gib_is_refused() {
+    let (bytes, _) = load("power-O2");
+    let room = Binary::parse(with_load_end(&bytes, 0xfffe_0000)).unwrap();
+    let p = plan(&room, 0).expect("a page is left");
+    assert_eq!(p.code_vaddr, 0xfffe_0000);
+    let full = Binary::parse(with_load_end(&bytes, 0xffff_f001)).unwrap();
+    let err = plan(&full, 0).unwrap_err();
+    assert!(matches!(err, EmitError::AddressSpace(_)), "{err}");
+}
