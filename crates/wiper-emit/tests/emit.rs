@@ -1060,3 +1060,35 @@ fn a_segment_that_would_not_fit_below_4_gib_is_refused() {
     let err = plan(&full, 0).unwrap_err();
     assert!(matches!(err, EmitError::AddressSpace(_)), "{err}");
 }
+
+/// `esp :=` a link-time address is a plain `mov esp, imm32` in an
+/// executable at a fixed address; a PIE has no thunk for `esp` (a call
+/// through it would push onto the stack being set), so it is refused.
+#[test]
+fn an_esp_address_is_a_move_in_a_fixed_executable_and_refused_in_a_pie() {
+    let esp_at = |addr| {
+        residual(
+            0,
+            vec![block(
+                0,
+                vec![Item::Address {
+                    reg: Register::ESP,
+                    addr,
+                    origin: Origin::Glue(0x10),
+                }],
+                Terminator::Exit,
+            )],
+        )
+    };
+    let (_, fixed) = load("power-O2");
+    let enc = encode(&plan(&fixed, 0).unwrap(), &esp_at(0x0804_c000)).unwrap();
+    let first = enc.lines[0].instruction;
+    assert_eq!(first.code(), iced_x86::Code::Mov_r32_imm32, "{first}");
+    assert_eq!(
+        (first.op0_register(), first.immediate32()),
+        (Register::ESP, 0x0804_c000)
+    );
+    let (_, pie) = load("pie_switch-O2");
+    let err = encode(&plan(&pie, 0).unwrap(), &esp_at(0x2000)).unwrap_err();
+    assert!(matches!(err, EmitError::AddressRegister { .. }), "{err}");
+}
