@@ -1092,3 +1092,35 @@ fn an_esp_address_is_a_move_in_a_fixed_executable_and_refused_in_a_pie() {
     let err = encode(&plan(&pie, 0).unwrap(), &esp_at(0x2000)).unwrap_err();
     assert!(matches!(err, EmitError::AddressRegister { .. }), "{err}");
 }
+
+/// An empty exit block placed after a block that ends in `ret` still gets
+/// its trap: the `ret` before it is another block's.
+#[test]
+fn an_empty_exit_block_after_a_return_traps() {
+    let (_, binary) = load("power-O2");
+    let p = plan(&binary, 0).unwrap();
+    let r = residual(
+        0,
+        vec![
+            block(
+                0,
+                items(asm(|a| a.test(eax, eax)), 0),
+                branch(ConditionCode::e, 2, 1),
+            ),
+            block(1, ret(), Terminator::Exit),
+            block(2, Vec::new(), Terminator::Exit),
+        ],
+    );
+    let enc = encode(&p, &r).unwrap();
+    let at_l2 = enc
+        .lines
+        .iter()
+        .find(|l| l.block == Some(Label(2)) || l.empty_blocks.contains(&Label(2)))
+        .expect("L2 is placed");
+    assert_eq!(
+        at_l2.instruction.code(),
+        iced_x86::Code::Ud2,
+        "{:?}",
+        enc.lines
+    );
+}
