@@ -523,22 +523,25 @@ mod tests {
         wiper_emit::Item::Instr(ins, wiper_emit::Origin::Original(0))
     }
 
+    /// `mov ecx,ebx; CALL; mov eax,ecx; CALL`, then every register a
+    /// caller sees overwritten, then `ret`: the first call must read `ecx`,
+    /// the copy must not cross it, and the second call's results are unread.
+    fn around_calls(call: wiper_emit::Item) -> wiper_emit::Residual {
+        let [set, copy] = [asm(|a| a.mov(ecx, ebx)), asm(|a| a.mov(eax, ecx))].map(|v| instr(v[0]));
+        let mut items = vec![set, call.clone(), copy, call];
+        for r in [eax, edx, ebx, esi, edi, ebp] {
+            items.push(instr(asm(|a| a.mov(r, 0))[0]));
+        }
+        with_items(items)
+    }
+
     /// A call into the original code reads every register (its arguments
     /// may be anywhere), writes every one (`ecx` after it is not the `ecx`
     /// before) and must stay even when nothing it defines is read.
     #[test]
     fn a_call_reads_writes_and_stays() {
-        let f = function(|a| {
-            a.mov(ecx, ebx)?;
-            a.call(0x0804_9000u64)?;
-            a.mov(eax, ecx)?;
-            a.call(0x0804_9000u64)?;
-            for r in [eax, edx, ebx, esi, edi, ebp] {
-                a.mov(r, 0)?;
-            }
-            a.ret()
-        });
-        insta::assert_snapshot!(optimized(f), @"
+        let call = instr(asm(|a| a.call(0x0804_9000u64))[0]);
+        insta::assert_snapshot!(optimized(around_calls(call)), @"
         L0:
           mov ecx,ebx
           call 08049000h
@@ -584,13 +587,7 @@ mod tests {
     fn a_call_to_a_residual_block_reads_writes_and_stays() {
         let call =
             wiper_emit::Item::CallLabel(wiper_emit::Label(0), wiper_emit::Origin::Original(0));
-        let [set, copy] = [asm(|a| a.mov(ecx, ebx)), asm(|a| a.mov(eax, ecx))].map(|v| instr(v[0]));
-        let mut items = vec![set, call.clone(), copy, call];
-        for r in [eax, edx, ebx, esi, edi, ebp] {
-            items.push(instr(asm(|a| a.mov(r, 0))[0]));
-        }
-        let r = with_items(items);
-        insta::assert_snapshot!(optimized(r), @"
+        insta::assert_snapshot!(optimized(around_calls(call)), @"
         L0:
           mov ecx,ebx
           CallLabel(Label(0), Original(0))
