@@ -202,6 +202,7 @@ struct Specialized {
     entry: u32,
     name: String,
     result: wiper_specialize::Specialization,
+    plan: wiper_emit::Plan,
     encoded: wiper_emit::Encoded,
 }
 
@@ -222,14 +223,20 @@ impl Specialized {
             .map(|s| s.name.clone())
             .unwrap_or_else(|| format!("fn_{entry:x}"));
         let context = || format!("{}: function {name}", path.display());
-        let result =
+        let mut result =
             wiper_specialize::specialize(&binary, entry, &spec, options).with_context(context)?;
-        let encoded = wiper_emit::encode(&result.plan, &result.residual).with_context(context)?;
+        let started = std::time::Instant::now();
+        wiper_opt::optimize(&mut result.residual);
+        result.stats.time += started.elapsed();
+        let plan =
+            wiper_emit::plan(&binary, result.residual.data.len() as u32).with_context(context)?;
+        let encoded = wiper_emit::encode(&plan, &result.residual).with_context(context)?;
         Ok(Specialized {
             binary,
             entry,
             name,
             result,
+            plan,
             encoded,
         })
     }
@@ -257,7 +264,7 @@ impl Specialized {
         let bytes = wiper_emit::write_elf(
             self.binary.file_bytes(),
             &self.binary,
-            &self.result.plan,
+            &self.plan,
             &self.result.residual,
             &self.encoded,
             self.entry,
@@ -316,7 +323,7 @@ pub fn specialize(
             std::fs::write(out, &sp.encoded.code)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             let _ = write!(summary, "; code loads at {:#x}", sp.encoded.load_vaddr);
-            if sp.result.plan.pie {
+            if sp.plan.pie {
                 summary.push_str(" (relative to the load base)");
             }
         }

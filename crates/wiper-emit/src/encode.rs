@@ -16,7 +16,8 @@ use iced_x86::{
 };
 
 use crate::layout::{order, Blocks};
-use crate::{Block, EmitError, Item, Label, Origin, Plan, Residual, Terminator, THUNK_SLOT};
+use crate::{EmitError, Plan, THUNK_SLOT};
+use wiper_residual::{Block, Item, Label, Origin, Residual, Terminator};
 
 /// One instruction of the encoded code (a PC thunk's or the residual's), as it
 /// will run.
@@ -151,13 +152,20 @@ pub fn encode(plan: &Plan, residual: &Residual) -> Result<Encoded, EmitError> {
     })
 }
 
-/// Rejects data larger than the plan's room and out-of-order plan addresses.
+/// Rejects data larger than the plan's room, data the code expects
+/// elsewhere, and out-of-order plan addresses.
 fn check_data_and_order(plan: &Plan, residual: &Residual) -> Result<(), EmitError> {
     if residual.data.len() as u64 > u64::from(plan.data_room()) {
         return Err(EmitError::DataTooLarge {
             len: residual.data.len(),
             room: plan.data_room(),
         });
+    }
+    if !residual.data.is_empty() && residual.data_vaddr != plan.data_vaddr {
+        return Err(EmitError::Mismatch(format!(
+            "the residual's data belongs at {:#x} but the plan puts it at {:#x}",
+            residual.data_vaddr, plan.data_vaddr
+        )));
     }
     if plan.thunk_vaddr > plan.code_vaddr || plan.data_vaddr > plan.thunk_vaddr {
         return Err(EmitError::Mismatch(
@@ -284,7 +292,7 @@ fn push_terminator(
             not_taken,
             origin,
         } => {
-            let jcc = jcc_code(*cc).ok_or(EmitError::NoCondition(label))?;
+            let jcc = jcc_code(*cc).ok_or(wiper_residual::ResidualError::NoCondition(label))?;
             let o = Some(*origin);
             if taken == not_taken {
                 if next != Some(*taken) {

@@ -4,7 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{Block, EmitError, Item, Label, Residual, Terminator};
+use crate::EmitError;
+use wiper_residual::{Block, Item, Label, Residual, Terminator};
 
 /// The residual's blocks by label, checked: unique labels, every reference defined.
 pub(crate) struct Blocks<'a> {
@@ -15,58 +16,19 @@ pub(crate) struct Blocks<'a> {
 }
 
 impl<'a> Blocks<'a> {
-    /// Indexes and checks `residual`.
+    /// Checks `residual` ([`Residual::verify`]) and indexes its blocks.
     pub fn new(residual: &'a Residual) -> Result<Self, EmitError> {
-        let entry = residual.entry.ok_or(EmitError::NoEntry)?;
-        let mut by_label = HashMap::new();
-        for block in &residual.blocks {
-            if by_label.insert(block.label, block).is_some() {
-                return Err(EmitError::DuplicateLabel(block.label));
-            }
-        }
-        let defined = |l: Label| {
-            if by_label.contains_key(&l) {
-                Ok(())
-            } else {
-                Err(EmitError::UnknownLabel(l))
-            }
-        };
-        defined(entry)?;
-        for block in &residual.blocks {
-            for l in successors(block) {
-                defined(l)?;
-            }
-        }
+        residual.verify()?;
+        let entry = residual
+            .entry
+            .ok_or(wiper_residual::ResidualError::NoEntry)?;
+        let by_label = residual.blocks.iter().map(|b| (b.label, b)).collect();
         Ok(Blocks { by_label, entry })
     }
 
     fn get(&self, label: Label) -> &'a Block {
         self.by_label[&label]
     }
-}
-
-/// Every label a block refers to: called blocks (in item order), then the
-/// terminator's targets.
-fn successors(block: &Block) -> Vec<Label> {
-    let mut out: Vec<Label> = block
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            Item::CallLabel(l, _) => Some(*l),
-            _ => None,
-        })
-        .collect();
-    match &block.terminator {
-        Terminator::Exit => {}
-        Terminator::Jump(l, _) => out.push(*l),
-        Terminator::Branch {
-            taken, not_taken, ..
-        } => {
-            out.push(*taken);
-            out.push(*not_taken);
-        }
-    }
-    out
 }
 
 /// The emission order of the blocks reachable from the entry (unreachable
@@ -154,7 +116,7 @@ fn reaches(blocks: &Blocks<'_>, from: Label, to: Label) -> bool {
             return true;
         }
         if seen.insert(l) {
-            work.extend(successors(blocks.get(l)));
+            work.extend(blocks.get(l).successors());
         }
     }
     false

@@ -1,4 +1,4 @@
-//! The *emit* stage of wiper: from a [`Residual`] program to a runnable ELF.
+//! The *emit* stage of wiper: from a [`Residual`](wiper_residual::Residual) program to a runnable ELF.
 //!
 //! Three steps, each a function:
 //!
@@ -7,9 +7,9 @@
 //!    static data, the PC thunks a position-independent executable needs, and
 //!    the code.
 //! 2. [`encode`] lays the residual blocks out for fall-through, turns
-//!    terminators into `jcc`/`jmp`, [`Item::Address`] into `mov` (or, in a PIE,
+//!    terminators into `jcc`/`jmp`, [`Item::Address`](wiper_residual::Item::Address) into `mov` (or, in a PIE,
 //!    a call to a PC thunk plus `lea`), and lets iced's `BlockEncoder` pick the
-//!    branch encodings. The result keeps every instruction's [`Origin`].
+//!    branch encodings. The result keeps every instruction's [`Origin`](wiper_residual::Origin).
 //! 3. [`write_elf`] writes the output file: the input, byte for byte, except for
 //!    the `PT_NOTE` program header (reused as the new `PT_LOAD`), a `jmp` at the
 //!    specialized function's entry, and new sections and symbols appended at
@@ -21,18 +21,14 @@
 mod encode;
 mod layout;
 mod listing;
-pub mod residual;
 mod write;
 
 pub use encode::{encode, Encoded, Line};
 pub use listing::listing;
-pub use residual::*;
 pub use write::write_elf;
 
 use wiper_elf::{Binary, FileType};
-
-/// Page size of the i386 targets: segment addresses and file offsets agree modulo it.
-pub const PAGE_SIZE: u32 = 0x1000;
+use wiper_residual::{ResidualError, PAGE_SIZE};
 
 /// Alignment of the thunk and code areas in the new segment.
 const CODE_ALIGN: u32 = 16;
@@ -59,18 +55,9 @@ pub enum EmitError {
     /// The new segment would not fit below 4 GiB.
     #[error("the new segment does not fit in the 32-bit address space ({0})")]
     AddressSpace(String),
-    /// The residual names no entry block.
-    #[error("the residual program has no entry block")]
-    NoEntry,
-    /// A terminator, call or the entry names a label no block has.
-    #[error("residual block {0} is referenced but not defined")]
-    UnknownLabel(Label),
-    /// Two blocks share a label.
-    #[error("residual block {0} is defined twice")]
-    DuplicateLabel(Label),
-    /// A `Branch` terminator without a condition.
-    #[error("the branch ending residual block {0} has no condition code")]
-    NoCondition(Label),
+    /// The residual breaks the shape [`wiper_residual::Residual::verify`] checks.
+    #[error(transparent)]
+    Residual(#[from] ResidualError),
     /// `Item::Address` into something other than a 32-bit general register
     /// (or into `esp` in a PIE, where the thunk would pop into the stack pointer).
     #[error("cannot load an address into register {reg} (from {origin:#x}): a 32-bit general register other than esp is needed")]
@@ -173,7 +160,9 @@ pub fn plan(binary: &Binary, data_len: u32) -> Result<Plan, EmitError> {
         .max()
         .ok_or(EmitError::NoLoadSegment)?;
     let too_big = |what: &str| EmitError::AddressSpace(what.to_string());
-    let segment_vaddr = align_up(end, u64::from(PAGE_SIZE));
+    let segment_vaddr = wiper_residual::data_address(binary)
+        .map(u64::from)
+        .ok_or_else(|| too_big(&format!("the loadable segments end at {end:#x}")))?;
     let segment_offset = align_up(data.len() as u64, u64::from(PAGE_SIZE));
     let thunk_vaddr = align_up(segment_vaddr + u64::from(data_len), u64::from(CODE_ALIGN));
     let pie = binary.file_type == FileType::PositionIndependent;
@@ -197,25 +186,4 @@ pub fn plan(binary: &Binary, data_len: u32) -> Result<Plan, EmitError> {
 /// `value` rounded up to a multiple of `align` (a power of two).
 pub(crate) fn align_up(value: u64, align: u64) -> u64 {
     (value + align - 1) & !(align - 1)
-}
-
-impl std::fmt::Display for Label {
-    /// `L3`, as the listing prints block labels.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "L{}", self.0)
-    }
-}
-
-impl std::fmt::Display for Origin {
-    /// The listing's comment for an instruction: `from 0x8049abc`, `reduced
-    /// from 0x...`, `materialized for 0x...`, `fallback 0x...`, `glue 0x...`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            Origin::Original(a) => write!(f, "from {a:#x}"),
-            Origin::Reduced(a) => write!(f, "reduced from {a:#x}"),
-            Origin::Materialized(a) => write!(f, "materialized for {a:#x}"),
-            Origin::Fallback(a) => write!(f, "fallback {a:#x}"),
-            Origin::Glue(a) => write!(f, "glue {a:#x}"),
-        }
-    }
 }

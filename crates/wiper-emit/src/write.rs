@@ -19,7 +19,9 @@
 
 use wiper_elf::Binary;
 
-use crate::{EmitError, Encoded, Plan, Residual, PAGE_SIZE};
+use crate::{EmitError, Encoded, Plan};
+use wiper_residual::Residual;
+use wiper_residual::PAGE_SIZE;
 
 pub(crate) const PT_LOAD: u32 = 1;
 pub(crate) const PT_NOTE: u32 = 4;

@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use iced_x86::code_asm::*;
 use iced_x86::{ConditionCode, Instruction, Register};
 use wiper_elf::{Binary, SymbolKind};
-use wiper_emit::{
-    encode, listing, plan, write_elf, Block, EmitError, Encoded, Item, Label, Origin, Plan,
-    Residual, Terminator,
-};
+use wiper_emit::{encode, listing, plan, write_elf, EmitError, Encoded, Plan};
+use wiper_residual::{Block, Item, Label, Origin, Residual, ResidualError, Terminator};
 use wiper_testkit::{run_binary, scratch_file, testdata_bin, RunOutput};
 
 /// Instructions written with iced's assembler (no labels).
@@ -54,6 +52,7 @@ fn residual(entry: u32, blocks: Vec<Block>) -> Residual {
         entry: Some(Label(entry)),
         blocks,
         data: Vec::new(),
+        data_vaddr: 0,
         edx_dead_at_return: false,
     }
 }
@@ -580,6 +579,7 @@ fn table_lookup(data_vaddr: u32, index: i32) -> Residual {
         entry: Some(Label(0)),
         blocks: vec![block(0, code, Terminator::Exit)],
         data,
+        data_vaddr,
         edx_dead_at_return: false,
     }
 }
@@ -863,14 +863,17 @@ fn bad_residuals_are_refused() {
     let p = plan(&binary, 0).unwrap();
     let ret = || items(asm(|a| a.ret()), 0);
     let cases = [
-        (Residual::default(), EmitError::NoEntry),
+        (
+            Residual::default(),
+            EmitError::Residual(ResidualError::NoEntry),
+        ),
         (
             residual(1, vec![block(0, ret(), Terminator::Exit)]),
-            EmitError::UnknownLabel(Label(1)),
+            EmitError::Residual(ResidualError::UnknownLabel(Label(1))),
         ),
         (
             residual(0, vec![block(0, ret(), jump(5))]),
-            EmitError::UnknownLabel(Label(5)),
+            EmitError::Residual(ResidualError::UnknownLabel(Label(5))),
         ),
         (
             residual(
@@ -880,14 +883,14 @@ fn bad_residuals_are_refused() {
                     block(0, ret(), Terminator::Exit),
                 ],
             ),
-            EmitError::DuplicateLabel(Label(0)),
+            EmitError::Residual(ResidualError::DuplicateLabel(Label(0))),
         ),
         (
             residual(
                 0,
                 vec![block(0, Vec::new(), branch(ConditionCode::None, 0, 0))],
             ),
-            EmitError::NoCondition(Label(0)),
+            EmitError::Residual(ResidualError::NoCondition(Label(0))),
         ),
         (
             residual(
@@ -920,6 +923,21 @@ fn bad_residuals_are_refused() {
         one_line(&err);
         assert_eq!(err, expected);
     }
+    // Data the code expects elsewhere than the plan puts it.
+    let room = plan(&binary, 16).unwrap();
+    let elsewhere = Residual {
+        data: vec![0; 16],
+        data_vaddr: room.data_vaddr + 0x1000,
+        ..residual(0, vec![block(0, ret(), Terminator::Exit)])
+    };
+    assert!(
+        matches!(encode(&room, &elsewhere), Err(EmitError::Mismatch(m)) if m.contains("belongs at"))
+    );
+    let right = Residual {
+        data_vaddr: room.data_vaddr,
+        ..elsewhere
+    };
+    assert!(encode(&room, &right).is_ok());
     // esp cannot go through a PC thunk.
     let (_, pie) = load("pie_switch-O2");
     let to_esp = residual(

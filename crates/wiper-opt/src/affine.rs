@@ -34,7 +34,7 @@
 //! rewritten, so no register of a fixed-register encoding is renamed.
 
 use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Residual};
+use wiper_residual::{Item, Residual};
 
 use crate::effects::{
     displacement_size, memory_operand, reg_of_bit, Effects, EffectsOf, Locs, ALL_FLAGS, ALL_REGS,
@@ -900,7 +900,7 @@ mod rewrite_tests {
 
     /// The affine pass, then dead code (which removes what it left
     /// unread).
-    fn affine(r: wiper_emit::Residual) -> String {
+    fn affine(r: wiper_residual::Residual) -> String {
         after(r, |r, c| {
             super::run(r, c);
             crate::cleanup::eliminate_dead(r, c, None)
@@ -966,7 +966,7 @@ mod address_tests {
     use crate::testutil::{after, function};
 
     /// The affine pass, then dead code.
-    fn affine(r: wiper_emit::Residual) -> String {
+    fn affine(r: wiper_residual::Residual) -> String {
         after(r, |r, c| {
             super::run(r, c);
             crate::cleanup::eliminate_dead(r, c, None)

@@ -6,7 +6,7 @@
 //! each other in the residual code.)
 
 use iced_x86::{ConditionCode, Register};
-use wiper_emit::{Item, Residual, Terminator};
+use wiper_residual::{Item, Residual, Terminator};
 
 use crate::effects::{reg_bit, zero_test, EffectsOf, ALL_FLAGS};
 use crate::liveness::{block_index, successors};
@@ -107,13 +107,13 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
 mod tests {
     use iced_x86::code_asm::*;
     use iced_x86::ConditionCode as Cc;
-    use wiper_emit::Terminator;
+    use wiper_residual::Terminator;
 
     use crate::testutil::{after, asm, block, branch, jump, residual};
 
     /// `test eax,eax; je L1` then L1 (entered only there) tests `eax`
     /// again after `second`: L0 -> L1 -> L2 or L3.
-    fn repeated(second: Vec<iced_x86::Instruction>) -> wiper_emit::Residual {
+    fn repeated(second: Vec<iced_x86::Instruction>) -> wiper_residual::Residual {
         let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
         residual(vec![
             block(0, asm(|a| a.test(eax, eax)), branch(Cc::e, 1, 3)),

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
+use wiper_residual::{Block, Item, Label, Origin, Residual, Terminator};
 
 use crate::liveness::{block_index, successors};
 
@@ -178,7 +178,7 @@ pub fn simplify(residual: &mut Residual) {
             *preds.entry(s).or_default() += 1;
         }
     }
-    let mut blocks: HashMap<Label, wiper_emit::Block> = residual
+    let mut blocks: HashMap<Label, wiper_residual::Block> = residual
         .blocks
         .iter()
         .map(|b| (b.label, b.clone()))
@@ -212,7 +212,7 @@ pub fn simplify(residual: &mut Residual) {
 mod tests {
     use iced_x86::code_asm::*;
     use iced_x86::ConditionCode as Cc;
-    use wiper_emit::Terminator;
+    use wiper_residual::Terminator;
 
     use crate::testutil::{after, asm, block, branch, jump, residual};
 

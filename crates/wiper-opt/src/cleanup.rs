@@ -6,7 +6,7 @@
 //! every written location is dead and that have no other effect.
 
 use iced_x86::{Code, Instruction, OpAccess, OpKind, Register};
-use wiper_emit::{Item, Residual};
+use wiper_residual::{Item, Residual};
 
 use crate::effects::{
     info32, is_fixed_register, is_pure, reg_bit, reg_of_bit, Effects, EffectsOf, ALL_FLAGS,
@@ -236,12 +236,12 @@ mod tests {
     use crate::testutil::{after, function};
 
     /// Copy propagation only.
-    fn copies(r: wiper_emit::Residual) -> String {
+    fn copies(r: wiper_residual::Residual) -> String {
         after(r, super::propagate_copies)
     }
 
     /// Dead-code elimination only.
-    fn dead(r: wiper_emit::Residual) -> String {
+    fn dead(r: wiper_residual::Residual) -> String {
         after(r, |r, c| super::eliminate_dead(r, c, None))
     }
 

@@ -24,7 +24,7 @@ use iced_x86::{
     Code, CodeSize, ConditionCode, FlowControl, Instruction, Mnemonic, OpAccess, OpKind, Register,
     RflagsBits,
 };
-use wiper_emit::{Item, Residual, Terminator};
+use wiper_residual::{Item, Residual, Terminator};
 use wiper_sem::wiper_qfbv::ExprPool;
 use wiper_sem::{Flag, Lifted, MachineState};
 
@@ -612,7 +612,7 @@ mod tests {
 mod rewrite_tests {
     use iced_x86::code_asm::*;
     use iced_x86::ConditionCode as Cc;
-    use wiper_emit::Terminator;
+    use wiper_residual::Terminator;
 
     use crate::testutil::{after, asm, block, branch, function, residual};
 

@@ -13,7 +13,7 @@
 //! the tape cells in registers.
 
 use iced_x86::{Code, Instruction, OpKind, Register};
-use wiper_emit::{Item, Residual, Terminator};
+use wiper_residual::{Item, Residual, Terminator};
 
 use crate::cfg::loop_while_not_zero;
 use crate::effects::{
@@ -234,7 +234,7 @@ pub fn close_loops(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
 mod tests {
     use iced_x86::code_asm::*;
     use iced_x86::ConditionCode as Cc;
-    use wiper_emit::Terminator;
+    use wiper_residual::Terminator;
 
     use crate::testutil::{after, asm, block, branch, jump, residual};
 
@@ -243,7 +243,7 @@ mod tests {
     fn counted(
         body: Vec<iced_x86::Instruction>,
         exit: Vec<iced_x86::Instruction>,
-    ) -> wiper_emit::Residual {
+    ) -> wiper_residual::Residual {
         let mut exit = exit;
         exit.extend(asm(|a| a.ret()));
         residual(vec![

@@ -11,7 +11,7 @@ use iced_x86::{
     Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess,
     OpKind, Register, RflagsBits,
 };
-use wiper_emit::{Item, Residual};
+use wiper_residual::{Item, Residual};
 
 /// A set of locations (see the module docs).
 pub type Locs = u128;
@@ -369,7 +369,7 @@ impl EffectsOf {
 
     /// The effects of every item of `residual` (per block, per item), with
     /// no promotable slots.
-    pub fn residual(&mut self, residual: &wiper_emit::Residual) -> Vec<Vec<Effects>> {
+    pub fn residual(&mut self, residual: &wiper_residual::Residual) -> Vec<Vec<Effects>> {
         residual
             .blocks
             .iter()
@@ -504,13 +504,13 @@ mod tests {
     use crate::testutil::{after, asm, function};
 
     /// The listing after the whole optimizer.
-    fn optimized(mut r: wiper_emit::Residual) -> String {
+    fn optimized(mut r: wiper_residual::Residual) -> String {
         crate::optimize(&mut r);
         crate::testutil::listing(&r)
     }
 
     /// `items` as a one-block function ending in `ret`.
-    fn with_items(items: Vec<wiper_emit::Item>) -> wiper_emit::Residual {
+    fn with_items(items: Vec<wiper_residual::Item>) -> wiper_residual::Residual {
         let mut r = function(|a| a.ret());
         let ret = r.blocks[0].items.pop().expect("ret");
         r.blocks[0].items = items;
@@ -519,14 +519,14 @@ mod tests {
     }
 
     /// An instruction item.
-    fn instr(ins: iced_x86::Instruction) -> wiper_emit::Item {
-        wiper_emit::Item::Instr(ins, wiper_emit::Origin::Original(0))
+    fn instr(ins: iced_x86::Instruction) -> wiper_residual::Item {
+        wiper_residual::Item::Instr(ins, wiper_residual::Origin::Original(0))
     }
 
     /// `mov ecx,ebx; CALL; mov eax,ecx; CALL`, then every register a
     /// caller sees overwritten, then `ret`: the first call must read `ecx`,
     /// the copy must not cross it, and the second call's results are unread.
-    fn around_calls(call: wiper_emit::Item) -> wiper_emit::Residual {
+    fn around_calls(call: wiper_residual::Item) -> wiper_residual::Residual {
         let [set, copy] = [asm(|a| a.mov(ecx, ebx)), asm(|a| a.mov(eax, ecx))].map(|v| instr(v[0]));
         let mut items = vec![set, call.clone(), copy, call];
         for r in [eax, edx, ebx, esi, edi, ebp] {
@@ -585,14 +585,16 @@ mod tests {
     /// A call to a residual block, likewise.
     #[test]
     fn a_call_to_a_residual_block_reads_writes_and_stays() {
-        let call =
-            wiper_emit::Item::CallLabel(wiper_emit::Label(0), wiper_emit::Origin::Original(0));
+        let call = wiper_residual::Item::CallLabel(
+            wiper_residual::Label(0),
+            wiper_residual::Origin::Original(0),
+        );
         insta::assert_snapshot!(optimized(around_calls(call)), @"
         L0:
           mov ecx,ebx
-          CallLabel(Label(0), Original(0))
+          call L0
           mov eax,ecx
-          CallLabel(Label(0), Original(0))
+          call L0
           mov eax,0
           mov edx,0
           mov ebx,0
@@ -608,17 +610,17 @@ mod tests {
     /// the register's value after it.
     #[test]
     fn an_address_item_overwrites_its_register() {
-        let address = wiper_emit::Item::Address {
+        let address = wiper_residual::Item::Address {
             reg: iced_x86::Register::ECX,
             addr: 0x0804_c000,
-            origin: wiper_emit::Origin::Original(0),
+            origin: wiper_residual::Origin::Original(0),
         };
         let [copy, read] =
             [asm(|a| a.mov(ecx, ebx)), asm(|a| a.mov(eax, ecx))].map(|v| instr(v[0]));
         let r = with_items(vec![copy, address, read]);
         insta::assert_snapshot!(optimized(r), @"
         L0:
-          Address { reg: ECX, addr: 134529024, origin: Original(0) }
+          mov ecx,&0x804c000
           mov eax,ecx
           ret
           exit

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use iced_x86::{Code, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Residual, Terminator};
+use wiper_residual::{Item, Residual, Terminator};
 
 use crate::effects::{memory_operand, ARITHMETIC, MAX_SLOTS};
 use crate::liveness::{block_index, successors};
@@ -311,7 +311,7 @@ mod tests {
     use crate::testutil::{after, function};
 
     /// `frame::split_word_stores` after the analysis.
-    fn split(r: wiper_emit::Residual) -> String {
+    fn split(r: wiper_residual::Residual) -> String {
         after(r, |r, _| {
             let f = super::analyze(r).expect("a frame");
             super::split_word_stores(r, &f)

@@ -49,27 +49,27 @@
 //! the residual to an observer after each one (by the names in
 //! [`PASS_NAMES`]); the processor tests check every intermediate residual.
 
-pub mod affine;
-pub mod branches;
-pub mod cfg;
-pub mod cleanup;
-pub mod constants;
-pub mod counted;
-pub mod effects;
-pub mod frame;
-pub mod liveness;
-pub mod offsets;
-pub mod peephole;
-pub mod powers;
-pub mod promote;
-pub mod scratch;
-pub mod unframe;
-pub mod unroll;
+mod affine;
+mod branches;
+mod cfg;
+mod cleanup;
+mod constants;
+mod counted;
+mod effects;
+mod frame;
+mod liveness;
+mod offsets;
+mod peephole;
+mod powers;
+mod promote;
+mod scratch;
+mod unframe;
+mod unroll;
 
 #[cfg(test)]
 mod testutil;
 
-use wiper_emit::Residual;
+use wiper_residual::Residual;
 
 /// What [`optimize`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,7 +128,9 @@ pub const PASS_NAMES: &[&str] = &[
 ];
 
 /// Runs `pass` on `residual`, then shows the result to `observe` under
-/// `name` (one of [`PASS_NAMES`]).
+/// `name` (one of [`PASS_NAMES`]). In debug builds the result is checked
+/// with [`Residual::verify`] first: a pass that breaks the residual's shape
+/// panics with its name.
 fn step<T>(
     residual: &mut Residual,
     observe: &mut dyn FnMut(&str, &Residual),
@@ -136,6 +138,10 @@ fn step<T>(
     pass: impl FnOnce(&mut Residual) -> T,
 ) -> T {
     let out = pass(residual);
+    #[cfg(debug_assertions)]
+    if let Err(e) = residual.verify() {
+        panic!("optimizer pass {name} broke the residual: {e}\n{residual}");
+    }
     observe(name, residual);
     out
 }

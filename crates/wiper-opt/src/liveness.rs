@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use wiper_emit::{Label, Residual, Terminator};
+use wiper_residual::{Label, Residual, Terminator};
 
 use crate::effects::{condition_flags, Effects, Locs};
 

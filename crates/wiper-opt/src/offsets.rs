@@ -8,7 +8,7 @@
 //! at fixed displacements.
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Origin, Residual};
+use wiper_residual::{Item, Origin, Residual};
 
 use crate::effects::{
     constant_step, displacement_size, reg_of_bit, Effects, EffectsOf, ALL_FLAGS, ARITHMETIC,

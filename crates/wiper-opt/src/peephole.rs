@@ -17,7 +17,7 @@
 //!   instruction reads only that byte of `r` and `r` is dead after it.
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
-use wiper_emit::{Item, Residual};
+use wiper_residual::{Item, Residual};
 
 use crate::effects::{
     displacement_size, flag_bits, is_fixed_register, low_byte, reg_bit, reg_move, zero_test,
@@ -537,12 +537,12 @@ fn fold_load(load: &Instruction, op: &Instruction, live_after_op: Locs) -> Optio
 mod tests {
     use iced_x86::code_asm::*;
     use iced_x86::ConditionCode as Cc;
-    use wiper_emit::Terminator;
+    use wiper_residual::Terminator;
 
     use crate::testutil::{after, asm, block, branch, function, residual};
 
     /// The listing after one round of peepholes.
-    fn peep(r: wiper_emit::Residual) -> String {
+    fn peep(r: wiper_residual::Residual) -> String {
         after(r, super::run)
     }
 

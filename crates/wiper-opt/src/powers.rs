@@ -8,7 +8,7 @@
 //! static `n` unrolls its loop or recursion into such a chain.
 
 use iced_x86::{Code, Instruction, OpKind, Register};
-use wiper_emit::{Item, Origin, Residual};
+use wiper_residual::{Item, Origin, Residual};
 
 use crate::effects::{EffectsOf, ALL_FLAGS};
 use crate::liveness::liveness;

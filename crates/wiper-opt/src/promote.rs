@@ -11,7 +11,7 @@
 //! neither with it nor with the slots already given that register.
 
 use iced_x86::{Code, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Residual};
+use wiper_residual::{Item, Residual};
 
 use crate::cfg::{entry_glue_origin, prepend_to_entry};
 use crate::effects::{reg_bit, reg_of_bit, Effects, EffectsOf, Locs, SLOT_BASE};
@@ -236,7 +236,7 @@ mod tests {
     use crate::testutil::{after, function};
 
     /// Promotion after the frame analysis (nothing when there is none).
-    fn promoted(r: wiper_emit::Residual) -> String {
+    fn promoted(r: wiper_residual::Residual) -> String {
         after(r, |r, c| {
             if let Some(f) = crate::frame::analyze(r) {
                 super::promote(r, &f, c);

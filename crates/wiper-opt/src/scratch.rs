@@ -8,7 +8,7 @@
 //! temporaries live in `S`, and the save and the restores go.
 
 use iced_x86::{Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Residual};
+use wiper_residual::{Item, Residual};
 
 use crate::effects::{reg_bit, reg_move, Effects, EffectsOf, ARITHMETIC};
 use crate::liveness::{liveness, successors};

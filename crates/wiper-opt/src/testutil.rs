@@ -4,7 +4,7 @@
 
 use iced_x86::code_asm::CodeAssembler;
 use iced_x86::{ConditionCode, IcedError, Instruction};
-use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
+use wiper_residual::{Block, Item, Label, Origin, Residual, Terminator};
 
 use crate::effects::EffectsOf;
 
@@ -48,6 +48,7 @@ pub fn residual(blocks: Vec<Block>) -> Residual {
         entry: blocks.first().map(|b| b.label),
         blocks,
         data: Vec::new(),
+        data_vaddr: 0,
         edx_dead_at_return: false,
     }
 }
@@ -58,30 +59,10 @@ pub fn function(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> 
     residual(vec![block(0, asm(f), Terminator::Exit)])
 }
 
-/// `residual` as text: a label line per block, an instruction a line, and
-/// the terminator (`jmp L1`, `je L1 else L2`, `exit`).
+/// `residual` as text (its `Display`): a label line per block, an item a
+/// line, and the terminator (`jmp L1`, `je L1 else L2`, `exit`).
 pub fn listing(residual: &Residual) -> String {
-    let mut out = String::new();
-    for block in &residual.blocks {
-        out += &format!("L{}:\n", block.label.0);
-        for item in &block.items {
-            match item {
-                Item::Instr(ins, _) => out += &format!("  {ins}\n"),
-                other => out += &format!("  {other:?}\n"),
-            }
-        }
-        out += &match block.terminator {
-            Terminator::Exit => "  exit\n".to_string(),
-            Terminator::Jump(l, _) => format!("  jmp L{}\n", l.0),
-            Terminator::Branch {
-                cc,
-                taken,
-                not_taken,
-                ..
-            } => format!("  j{cc:?} L{} else L{}\n", taken.0, not_taken.0),
-        };
-    }
-    out
+    residual.to_string()
 }
 
 /// The listing of `residual` after `pass` ran on it once with a fresh

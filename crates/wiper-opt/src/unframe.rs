@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
-use wiper_emit::{Item, Residual, Terminator};
+use wiper_residual::{Item, Residual, Terminator};
 
 use crate::cfg::{entry_glue_origin, prepend_to_entry};
 use crate::effects::{displacement_size, memory_operand, reg_bit, EffectsOf};
@@ -188,7 +188,7 @@ mod tests {
     use crate::testutil::{after, function};
 
     /// Frame elimination after the frame analysis.
-    fn unframed(r: wiper_emit::Residual) -> String {
+    fn unframed(r: wiper_residual::Residual) -> String {
         after(r, |r, c| {
             crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
         })

@@ -10,7 +10,7 @@
 //! ([`crate::offsets`]) then turns into loads at fixed displacements.
 
 use iced_x86::{Code, ConditionCode, Instruction, OpKind};
-use wiper_emit::{Item, Residual, Terminator};
+use wiper_residual::{Item, Residual, Terminator};
 
 use crate::affine::{Affine, Forms, Value};
 use crate::cfg::loop_while_not_zero;
@@ -164,12 +164,12 @@ pub fn decide_distances(residual: &mut Residual, calc: &mut EffectsOf) -> usize 
 mod tests {
     use iced_x86::code_asm::*;
     use iced_x86::ConditionCode as Cc;
-    use wiper_emit::Terminator;
+    use wiper_residual::Terminator;
 
     use crate::testutil::{after, asm, block, branch, jump, residual};
 
     /// A walk from `eax` to `ecx` by 4, `setup` relating (or not) the two.
-    fn walk(setup: Vec<iced_x86::Instruction>) -> wiper_emit::Residual {
+    fn walk(setup: Vec<iced_x86::Instruction>) -> wiper_residual::Residual {
         residual(vec![
             block(0, setup, jump(1)),
             block(

@@ -18,8 +18,9 @@
 
 use iced_x86::code_asm::*;
 use iced_x86::{ConditionCode, Instruction, RflagsBits};
-use wiper_emit::{Block, Item, Label, Origin, Plan, Residual, Terminator};
+use wiper_emit::Plan;
 use wiper_oracle::{fallthrough_address, CpuState, Rng, CODE_BASE, ESP, SCRATCH_BASE};
+use wiper_residual::{Block, Item, Label, Origin, Residual, Terminator};
 
 /// Bytes of the random function's frame: dword slots below `BYTES`, byte
 /// slots from there.
@@ -907,6 +908,7 @@ fn random_function(r: &mut Rng, instruction: Generator) -> Residual {
         entry: Some(Label(0)),
         blocks: out,
         data: Vec::new(),
+        data_vaddr: 0,
         edx_dead_at_return: false,
     }
 }
@@ -1112,6 +1114,7 @@ fn random_saved_function(r: &mut Rng) -> Residual {
         entry: Some(Label(0)),
         blocks: out,
         data: Vec::new(),
+        data_vaddr: 0,
         edx_dead_at_return: false,
     }
 }
@@ -1166,6 +1169,7 @@ fn self_loop_function(
         entry: Some(Label(0)),
         blocks,
         data: Vec::new(),
+        data_vaddr: 0,
         edx_dead_at_return: false,
     }
 }

@@ -1,7 +1,7 @@
 //! What `ret` reads: `edx` only unless the residual says no caller reads it.
 
 use iced_x86::{Code, Instruction, Register};
-use wiper_emit::{Block, Item, Label, Origin, Residual, Terminator};
+use wiper_residual::{Block, Item, Label, Origin, Residual, Terminator};
 
 /// `mov edx, 7; mov eax, 1; ret`, optimized.
 fn optimized(edx_dead_at_return: bool) -> Vec<Item> {
@@ -17,8 +17,8 @@ fn optimized(edx_dead_at_return: bool) -> Vec<Item> {
             ],
             terminator: Terminator::Exit,
         }],
-        data: Vec::new(),
         edx_dead_at_return,
+        ..Residual::default()
     };
     wiper_opt::optimize(&mut residual);
     residual.blocks.remove(0).items

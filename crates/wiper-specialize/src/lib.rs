@@ -38,24 +38,18 @@ use std::time::Duration;
 
 use wiper_bta::StaticSpec;
 use wiper_elf::Binary;
-use wiper_emit::{Plan, Residual};
+use wiper_residual::Residual;
 
 /// Specializes the function at `entry` of `binary` for the static inputs
-/// `spec`, then (unless `options.optimize` is off) cleans the residual code
-/// up with the residual optimizer (`wiper-opt`).
+/// `spec`. The residual is as the specializer made it; the next stage,
+/// `wiper-opt`, cleans it up.
 pub fn specialize(
     binary: &Binary,
     entry: u32,
     spec: &StaticSpec,
     options: &Options,
 ) -> Result<Specialization, SpecializeError> {
-    let mut result = driver::specialize(binary, entry, spec, options)?;
-    if options.optimize {
-        let started = std::time::Instant::now();
-        wiper_opt::optimize(&mut result.residual);
-        result.stats.time += started.elapsed();
-    }
-    Ok(result)
+    driver::specialize(binary, entry, spec, options)
 }
 
 /// Why a function could not be specialized. Every message is one line.
@@ -67,9 +61,10 @@ pub enum SpecializeError {
     /// The binding-time analysis rejected the function or the spec.
     #[error(transparent)]
     Bta(#[from] wiper_bta::BtaError),
-    /// The output segment could not be planned.
-    #[error(transparent)]
-    Emit(#[from] wiper_emit::EmitError),
+    /// No address below 4 GiB is left after the binary's image for the
+    /// residual's data ([`wiper_residual::data_address`]).
+    #[error("no room below 4 GiB after the binary's loadable segments for the residual's data")]
+    NoRoom,
     /// An instruction or situation the specializer does not handle.
     #[error("unsupported at {address:#x}: {reason}")]
     Unsupported {
@@ -100,9 +95,6 @@ pub struct Options {
     pub generalize_after: usize,
     /// Most nested inlined calls.
     pub max_inline_depth: usize,
-    /// Run the residual optimizer (stack-slot promotion, copy propagation,
-    /// dead-code elimination) on the result.
-    pub optimize: bool,
 }
 
 impl Default for Options {
@@ -112,7 +104,6 @@ impl Default for Options {
             proof_timeout_ms: 2_000,
             generalize_after: 3,
             max_inline_depth: 48,
-            optimize: true,
         }
     }
 }
@@ -149,8 +140,6 @@ pub struct Stats {
 pub struct Specialization {
     /// The residual code.
     pub residual: Residual,
-    /// Where it will be placed in the output.
-    pub plan: Plan,
     /// Counts.
     pub stats: Stats,
 }

@@ -3,7 +3,7 @@
 //! changing any other location the residual program relies on.
 
 use iced_x86::{Code, Instruction, MemoryOperand, Register};
-use wiper_emit::{Item, Origin};
+use wiper_residual::{Item, Origin};
 use wiper_sem::{Flag, Reg};
 
 use crate::state::{join_bytes, Base, Byte, Known, Region, SVal, Store};

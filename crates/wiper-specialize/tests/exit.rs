@@ -3,7 +3,7 @@
 //! analysis of `wiper-x86`).
 
 use iced_x86::{OpKind, Register};
-use wiper_emit::{Item, Origin, Terminator};
+use wiper_residual::{Item, Origin, Terminator};
 use wiper_specialize::{specialize, Specialization};
 use wiper_testkit::testdata_bin;
 

@@ -35,8 +35,10 @@ fn nested_loops_stay_loops_under_a_generalized_tape() {
     let s = specialize_bf(",[>-[>+<-]<-]>>.");
     assert_eq!(s.stats.restarts, 1, "{:?}", s.stats);
     let items: usize = s.residual.blocks.iter().map(|b| b.items.len()).sum();
-    // Observed 25 residual items on 2026-12-03 (the bound is 1/0.83 of that).
-    assert!(items <= 30, "{items} residual items");
+    // Observed 185 residual items on 2026-12-03, before the optimizer
+    // (25 after it); the bound is 1/0.83 of that. Unrolling the inner loop
+    // would give thousands.
+    assert!(items <= 222, "{items} residual items");
 }
 
 #[test]
@@ -60,7 +62,7 @@ fn the_program_counter_stays_static_through_the_echo_loop() {
     let s = specialize_bf(",[.,]");
     for block in &s.residual.blocks {
         for item in &block.items {
-            if let wiper_emit::Item::Instr(_, origin) = item {
+            if let wiper_residual::Item::Instr(_, origin) = item {
                 assert_ne!(origin.address(), dispatch[0], "{:?}", s.stats);
             }
         }

@@ -2,7 +2,7 @@
 //! (the recursion unfolds at specialization time), not kept as calls to
 //! specialized clones.
 
-use wiper_emit::Item;
+use wiper_residual::Item;
 use wiper_specialize::{specialize, Specialization};
 use wiper_testkit::testdata_bin;
 

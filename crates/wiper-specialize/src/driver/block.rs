@@ -3,7 +3,7 @@
 //! index.
 
 use iced_x86::{Code, ConditionCode, Instruction};
-use wiper_emit::{Item, Label, Origin, Terminator};
+use wiper_residual::{Item, Label, Origin, Terminator};
 
 use super::{Specializer, State, Stop};
 use crate::SpecializeError;

@@ -3,7 +3,7 @@
 
 use iced_x86::{Code, Instruction};
 use wiper_bta::StaticSpec;
-use wiper_emit::{Item, Origin};
+use wiper_residual::{Item, Origin};
 use wiper_sem::Reg;
 
 use super::block::Next;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use iced_x86::Instruction;
-use wiper_emit::{Item, Origin};
+use wiper_residual::{Item, Origin};
 use wiper_sem::Reg;
 
 use super::{Specializer, State, Stop};

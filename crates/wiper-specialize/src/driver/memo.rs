@@ -4,7 +4,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
-use wiper_emit::{Item, Label};
+use wiper_residual::{Item, Label};
 use wiper_sem::{Flag, Reg};
 
 use super::{Frame, Pending, Specializer, State, Stop};

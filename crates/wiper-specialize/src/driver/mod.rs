@@ -29,8 +29,8 @@ use std::time::Instant;
 
 use wiper_bta::StaticSpec;
 use wiper_elf::{Binary, FileType};
-use wiper_emit::{Block, Item, Label, Residual, Terminator};
 use wiper_qfbv::ExprPool;
+use wiper_residual::{Block, Item, Label, Residual, Terminator};
 use wiper_synth::Synthesizer;
 use wiper_x86::{CallerAnalysis, Disassembler};
 
@@ -106,7 +106,7 @@ pub fn specialize(
     let start = Instant::now();
     check(binary, entry, spec)?;
     let mut layout = DataLayout::new(spec);
-    let plan = wiper_emit::plan(binary, layout.data.len() as u32)?;
+    let data_vaddr = wiper_residual::data_address(binary).ok_or(SpecializeError::NoRoom)?;
     let pie = binary.file_type == FileType::PositionIndependent;
     let mut sp = Specializer::new(binary, entry, pie, options);
     let top = sp.function(entry)?;
@@ -114,7 +114,7 @@ pub fn specialize(
     let EntryStore {
         store,
         buffer_ranges,
-    } = entry_store(spec, &layout, plan.data_vaddr, pie);
+    } = entry_store(spec, &layout, data_vaddr, pie);
     sp.buffer_ranges = buffer_ranges;
     let init = State {
         store,
@@ -131,6 +131,7 @@ pub fn specialize(
                     entry: Some(label),
                     blocks: std::mem::take(&mut sp.run.blocks),
                     data: std::mem::take(&mut layout.data),
+                    data_vaddr,
                     edx_dead_at_return: !sp.run.edx_live_at_exit,
                 };
                 let mut stats = sp.stats.clone();
@@ -144,11 +145,8 @@ pub fn specialize(
                     "specialized {entry:#x}"
                 );
                 stats.time = start.elapsed();
-                return Ok(Specialization {
-                    residual,
-                    plan,
-                    stats,
-                });
+                debug_assert_eq!(residual.verify(), Ok(()));
+                return Ok(Specialization { residual, stats });
             }
             Err(Stop::Fail(e)) => return Err(e),
             Err(Stop::Restart(restart)) => {

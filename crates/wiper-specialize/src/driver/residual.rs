@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use iced_x86::{Code, Instruction};
-use wiper_emit::{Item, Origin};
 use wiper_qfbv::ExprId;
+use wiper_residual::{Item, Origin};
 use wiper_sem::{loc_var, Flag, Loc, Reg};
 use wiper_synth::{Goal, Synthesized};
 

@@ -2,7 +2,7 @@
 //! specialization leaves it (next address, dynamic branch, table, exit).
 
 use iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic};
-use wiper_emit::{Item, Origin};
+use wiper_residual::{Item, Origin};
 
 use super::block::{Next, Target};
 use super::residual::purge_copies;
