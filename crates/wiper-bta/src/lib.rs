@@ -30,6 +30,7 @@ pub mod render;
 mod slice;
 pub mod spec;
 mod stack;
+mod times;
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -47,6 +48,7 @@ pub use program::{InstructionInfo, PartId, PartInfo};
 pub use slice::{BindingTime, Pattern, StaticRead};
 pub use spec::{Buffer, SpecError, StaticInput, StaticSpec, StaticValue};
 pub use stack::{Offset, StackState};
+pub use times::{Context, InstructionTime, InstructionTimes};
 
 use graph::{Built, CalleeInfo};
 use program::Program;
@@ -165,7 +167,6 @@ impl Analysis {
 /// Analyses the function at `entry` of `binary` with the static inputs of
 /// `spec`.
 pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysis, BtaError> {
-    let mut an = Analyzer::new(binary);
     let buffers: Vec<u32> = spec
         .entries
         .iter()
@@ -177,18 +178,6 @@ pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysi
             _ => None,
         })
         .collect();
-    an.in_progress.insert(entry);
-    let model = an.build_model(entry, &buffers, 0);
-    an.in_progress.remove(&entry);
-    let model = model?;
-    if let Some(max) = spec.max_arg() {
-        if max >= model.built.nargs {
-            return Err(BtaError::ArgumentOutOfRange {
-                index: max,
-                reads: model.built.nargs,
-            });
-        }
-    }
     let mut pattern = Pattern { regs: 0, args: 0 };
     for e in &spec.entries {
         match e {
@@ -197,6 +186,40 @@ pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysi
             _ => {}
         }
     }
+    let context = Context { pattern, buffers };
+    analyze_checked(binary, entry, &context, spec.clone(), spec.max_arg())
+}
+
+/// Analyses the function at `entry` of `binary` in `context`: which of its
+/// inputs are static, not their values. The specializer calls it for each
+/// function it enters, with the context its static store gives.
+pub fn analyze_in(binary: &Binary, entry: u32, context: &Context) -> Result<Analysis, BtaError> {
+    analyze_checked(binary, entry, context, StaticSpec::default(), None)
+}
+
+/// The analysis in `context`; fails when `max_arg` (the highest static
+/// argument the user named) is not an argument the function reads.
+fn analyze_checked(
+    binary: &Binary,
+    entry: u32,
+    context: &Context,
+    spec: StaticSpec,
+    max_arg: Option<u32>,
+) -> Result<Analysis, BtaError> {
+    let mut an = Analyzer::new(binary);
+    an.in_progress.insert(entry);
+    let model = an.build_model(entry, &context.buffers, 0);
+    an.in_progress.remove(&entry);
+    let model = model?;
+    if let Some(max) = max_arg {
+        if max >= model.built.nargs {
+            return Err(BtaError::ArgumentOutOfRange {
+                index: max,
+                reads: model.built.nargs,
+            });
+        }
+    }
+    let pattern = context.pattern;
     let result = an.binding(&model, pattern);
     let binding = slice::binding_times(&model.built, &result.dynamic);
     let model = Rc::try_unwrap(model).unwrap_or_else(|_| panic!("model still shared"));
@@ -253,7 +276,7 @@ pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysi
     let exempt = built.exempt.clone();
     Ok(Analysis {
         function: program.function,
-        spec: spec.clone(),
+        spec,
         pool: program.pool,
         parts: program.parts,
         instructions: program.instructions,

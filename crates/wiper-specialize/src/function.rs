@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use iced_x86::{FlowControl, Instruction, InstructionInfoFactory, OpAccess, Register};
 use wiper_qfbv::ExprPool;
-use wiper_sem::{lift, Lifted, Loc, Reg};
+use wiper_sem::{lift, Lifted, Loc, Reg, Value};
 use wiper_x86::{Function, Successor};
 
 use crate::state::FxHashMap;
@@ -60,6 +60,14 @@ fn wide_uses(
     (wide_reads, kills & !other, narrow)
 }
 
+/// Whether a part of `lifted` assigns a formula without variables.
+fn writes_a_constant(pool: &ExprPool, lifted: &Lifted) -> bool {
+    lifted.parts.iter().flat_map(|p| &p.effects).any(|e| match e.value {
+        Value::Expr(x) => pool.subterms(&[x]).into_iter().all(|s| pool.as_var(s).is_none()),
+        Value::Undefined => false,
+    })
+}
+
 /// One instruction of a function.
 pub struct InstrInfo {
     /// The decoded instruction.
@@ -86,6 +94,9 @@ pub struct InstrInfo {
     /// old value cannot matter, so a dynamic one may be taken as 0 and the
     /// result known.
     pub free_narrow_write: Option<Reg>,
+    /// Whether a part assigns a value that reads no location (`test`
+    /// clears CF and OF): that value is static whatever the inputs.
+    pub writes_a_constant: bool,
 }
 
 /// A function prepared for specialization.
@@ -131,6 +142,7 @@ impl FunctionInfo {
                     reason: e.to_string(),
                 })?;
                 let reads: Vec<Loc> = lifted.reads(pool).into_iter().collect();
+                let writes_a_constant = writes_a_constant(pool, &lifted);
                 let writes: Vec<Loc> = lifted.writes().into_iter().collect();
                 let (mut rr, mut rf) = mask_of(reads.iter().copied());
                 let (mut wr, mut wf) = mask_of(writes.iter().copied());
@@ -167,6 +179,7 @@ impl FunctionInfo {
                         live_flags_out: 0,
                         block_start: i == 0,
                         free_narrow_write: None,
+                        writes_a_constant,
                     },
                 );
             }

@@ -132,8 +132,33 @@ pub struct Stats {
     /// Locations generalized (made dynamic at a program point) by those
     /// restarts.
     pub generalized: usize,
+    /// What the binding-time analysis decided and the online step refined.
+    pub bta: BtaStats,
     /// Time spent.
     pub time: Duration,
+}
+
+/// How the specializer used the BTA's binding times, in instruction visits
+/// (an instruction specialized at several points counts each time) of the
+/// final run (see docs/specialization.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BtaStats {
+    /// (function, context) pairs the BTA analysed, over all runs.
+    pub contexts: usize,
+    /// Visits of instructions the BTA found Static.
+    pub static_: usize,
+    /// Visits of instructions the BTA found Dynamic.
+    pub dynamic: usize,
+    /// Visits of instructions with Lifted parts (or parts of mixed times).
+    pub lifted: usize,
+    /// Visits in functions the BTA could not analyse.
+    pub unanalysed: usize,
+    /// Of the Dynamic visits, those emitted without evaluating them.
+    pub emitted: usize,
+    /// Visits where the online step knew better than the BTA: a Dynamic
+    /// instruction whose inputs the store knows, or a Static one that left
+    /// residual code (its inputs were generalized).
+    pub refined: usize,
 }
 
 /// The result of a specialization.

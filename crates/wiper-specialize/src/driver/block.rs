@@ -69,6 +69,7 @@ impl Specializer<'_> {
                 match self.binary.function_at(addr) {
                     Some(_) => {
                         state.func = addr;
+                        state.times = self.times_at_entry(addr, &state.store);
                         f = self.function(addr)?;
                     }
                     None => {

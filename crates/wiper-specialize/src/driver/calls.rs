@@ -71,6 +71,9 @@ impl Specializer<'_> {
                     ret_slot: state.store.esp(),
                 });
                 state.func = t;
+                let times = self.times_at_entry(t, &state.store);
+                let caller = std::mem::replace(&mut state.times, times);
+                state.caller_times.push(caller);
                 return Ok(Next::Continue(t));
             }
         }
@@ -83,7 +86,8 @@ impl Specializer<'_> {
         match internal {
             Some(t) => {
                 // A clone specialized for what is known at the call.
-                let clone = self.clone_state(state, t);
+                let mut clone = self.clone_state(state, t);
+                clone.times = self.times_at_entry(t, &clone.store);
                 let arrival = self.goto(clone, t)?;
                 debug_assert!(arrival.glue.is_empty());
                 items.push(Item::CallLabel(arrival.label, Origin::Original(addr)));
@@ -177,6 +181,8 @@ impl Specializer<'_> {
             ctx: Vec::new(),
             dyn_branches: state.dyn_branches,
             parent: state.parent,
+            times: None,
+            caller_times: Vec::new(),
         }
     }
 }

@@ -9,12 +9,15 @@
 //! - `block`: specializing from a point into a residual block, branch edges,
 //!   jump tables with a dynamic index;
 //! - `step`: one instruction (Eval, the control it leaves by);
+//! - `bta`: the BTA's binding times per function context, and the
+//!   instructions emitted on its word without evaluation;
 //! - `residual`: an instruction's residual part (Emit, Reduce, the fallback)
 //!   and the copy facts;
 //! - `calls`: calls (inlined, cloned or kept) and recursion;
 //! - `exit`: the function exit, barriers and syncing everything.
 
 mod block;
+mod bta;
 mod calls;
 mod entry;
 mod exit;
@@ -27,7 +30,7 @@ use std::hash::Hash;
 use std::rc::Rc;
 use std::time::Instant;
 
-use wiper_bta::StaticSpec;
+use wiper_bta::{Context, InstructionTimes, StaticSpec};
 use wiper_elf::{Binary, FileType};
 use wiper_qfbv::ExprPool;
 use wiper_residual::{Block, Item, Label, Residual, Terminator};
@@ -37,7 +40,7 @@ use wiper_x86::{CallerAnalysis, Disassembler};
 use crate::eval::Scratch;
 use crate::function::FunctionInfo;
 use crate::state::{FxHashMap, Store};
-use crate::{check, Options, Specialization, SpecializeError, Stats};
+use crate::{check, BtaStats, Options, Specialization, SpecializeError, Stats};
 use entry::{entry_store, BufferRange, DataLayout, EntryStore};
 use memo::{Generalization, MemoEntry, Restart};
 
@@ -64,6 +67,11 @@ struct State {
     dyn_branches: u32,
     /// The last specialization point on the path.
     parent: Option<usize>,
+    /// The BTA's instruction times for the running function in the context
+    /// it was entered with (`None`: not analysed).
+    times: Option<Rc<InstructionTimes>>,
+    /// The same for the callers of `ctx`, outermost first.
+    caller_times: Vec<Option<Rc<InstructionTimes>>>,
 }
 
 /// Why a run stopped early.
@@ -116,12 +124,15 @@ pub fn specialize(
         buffer_ranges,
     } = entry_store(spec, &layout, data_vaddr, pie);
     sp.buffer_ranges = buffer_ranges;
+    let times = sp.times_at_entry(entry, &store);
     let init = State {
         store,
         func: entry,
         ctx: Vec::new(),
         dyn_branches: 0,
         parent: None,
+        times,
+        caller_times: Vec::new(),
     };
     loop {
         sp.run = RunState::default();
@@ -142,6 +153,7 @@ pub fn specialize(
                     restarts = stats.restarts,
                     generalized = ?sp.generalized.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     edx_at_return = %sp.callers.edx_at_return(entry),
+                    bta = ?stats.bta,
                     "specialized {entry:#x}"
                 );
                 stats.time = start.elapsed();
@@ -161,6 +173,10 @@ pub fn specialize(
                 sp.stats.proved = 0;
                 sp.stats.fallbacks = 0;
                 sp.stats.materialized = 0;
+                sp.stats.bta = BtaStats {
+                    contexts: sp.stats.bta.contexts,
+                    ..BtaStats::default()
+                };
             }
         }
     }
@@ -220,6 +236,9 @@ struct Specializer<'a> {
     /// (at the exit of the specialized function and of its clones, a known
     /// `edx` is materialized only then).
     callers: CallerAnalysis<'a>,
+    /// The BTA's instruction times per function and context (`None`: the
+    /// analysis failed there).
+    times: HashMap<(u32, Context), Option<Rc<InstructionTimes>>>,
 }
 
 /// Stack argument bytes assumed for a callee we cannot analyse.
@@ -244,6 +263,7 @@ impl<'a> Specializer<'a> {
             stats: Stats::default(),
             arg_counts: HashMap::new(),
             callers: CallerAnalysis::new(binary),
+            times: HashMap::new(),
         }
     }
 

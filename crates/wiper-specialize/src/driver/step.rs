@@ -5,6 +5,7 @@ use iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic};
 use wiper_residual::{Item, Origin};
 
 use super::block::{Next, Target};
+use super::bta::Decision;
 use super::residual::purge_copies;
 use super::{Specializer, State, Stop, UNKNOWN_ARGS};
 use crate::eval::{Evaluated, Evaluator, SExpr};
@@ -72,6 +73,22 @@ impl Specializer<'_> {
             }
             _ => {}
         }
+        let decision = self.decide(state, info);
+        if decision == Decision::EmitDynamic {
+            #[cfg(debug_assertions)]
+            let online = self.online_outcome(state, info);
+            let start = items.len();
+            self.emit_dynamic(state, info, items);
+            #[cfg(debug_assertions)]
+            if let Ok((store, emitted)) = online {
+                assert_eq!(
+                    (&store, emitted.as_slice()),
+                    (&state.store, &items[start..]),
+                    "the BTA's fast path and evaluation disagree at {addr:#x}"
+                );
+            }
+            return Ok(Next::Continue(next));
+        }
         if let Some(r) = info.free_narrow_write {
             // Only the bits this instruction writes are ever read: the
             // register's old value is irrelevant, so take it as 0.
@@ -98,20 +115,53 @@ impl Specializer<'_> {
         if ins.flow_control() == FlowControl::Return {
             return self.ret(state, &ins, post, &ev, items);
         }
-        if ev.has_residual() || ev.needs_fallback {
-            let start = items.len();
-            self.emit_residual(state, info, items)?;
-            purge_copies(&mut state.store, info, &ev);
-            self.update_copies(state, &items[start..]);
-        } else {
-            state.store = post;
-            purge_copies(&mut state.store, info, &ev);
-        }
+        self.note_static_residual(decision, ev.has_residual() || ev.needs_fallback);
+        self.apply(state, info, post, &ev, items)?;
         match ev.eip {
             None => Ok(Next::Continue(next)),
             Some(SExpr::Known(v)) => Ok(Next::Continue(self.code_addr(v, addr)?)),
             Some(SExpr::Dyn(_)) => self.dynamic_jump(state, info, &ev, items),
         }
+    }
+
+    /// Leaves the evaluated instruction's effects: its residual code (Emit,
+    /// Reduce or the fallback) when it has any, else the store after it.
+    fn apply(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        post: Store,
+        ev: &Evaluated,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        if ev.has_residual() || ev.needs_fallback {
+            let start = items.len();
+            self.emit_residual(state, info, items)?;
+            purge_copies(&mut state.store, info, ev);
+            self.update_copies(state, &items[start..]);
+        } else {
+            state.store = post;
+            purge_copies(&mut state.store, info, ev);
+        }
+        Ok(())
+    }
+
+    /// What evaluating `info` in `state` would leave (store and residual
+    /// code), without changing `state` or the counts: the judge of the
+    /// BTA's fast path in debug builds.
+    #[cfg(debug_assertions)]
+    fn online_outcome(
+        &mut self,
+        state: &State,
+        info: &InstrInfo,
+    ) -> Result<(Store, Vec<Item>), Stop> {
+        let saved = self.stats.clone();
+        let mut state = state.clone();
+        let mut items = Vec::new();
+        let (post, ev) = self.evaluate(&state.store, info);
+        let applied = self.apply(&mut state, info, post, &ev, &mut items);
+        self.stats = saved;
+        applied.map(|()| (state.store, items))
     }
 
     /// A return: from an inlined call when the return address is known,
@@ -131,6 +181,7 @@ impl Specializer<'_> {
             state.store = post;
             if let Some(fr) = state.ctx.pop() {
                 state.func = fr.caller;
+                state.times = state.caller_times.pop().flatten();
             }
             return Ok(Next::Continue(target));
         }
