@@ -348,6 +348,8 @@ pub struct WrittenElf {
     pub code_range: (u32, u32),
     /// The summary line `wiper specialize` reports for stderr.
     pub summary: String,
+    /// The specializer's counts.
+    pub stats: wiper_specialize::Stats,
 }
 
 /// `wiper specialize --emit elf -o OUT`: specializes `function` of the
@@ -372,6 +374,7 @@ pub fn specialize_elf(
             start.saturating_add(u32::try_from(sp.encoded.code.len()).unwrap_or(u32::MAX)),
         ),
         summary: sp.summary(),
+        stats: sp.result.stats.clone(),
     })
 }
 

@@ -108,9 +108,15 @@ fn child(args: &[String]) -> Result<String> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| anyhow!("no VmHWM in /proc/self/status"))?;
+    let bta = &written.stats.bta;
     Ok(format!(
-        "{CHILD_PREFIX} residual_instructions={} residual_bytes={} code_start={} code_end={} peak_kib={peak}",
-        written.residual_instructions, written.residual_bytes, written.code_range.0, written.code_range.1
+        "{CHILD_PREFIX} residual_instructions={} residual_bytes={} code_start={} code_end={} peak_kib={peak} bta_visits={} bta_refined={}",
+        written.residual_instructions,
+        written.residual_bytes,
+        written.code_range.0,
+        written.code_range.1,
+        bta.static_ + bta.dynamic + bta.lifted + bta.unanalysed,
+        bta.refined + bta.unanalysed,
     ))
 }
 
@@ -121,6 +127,11 @@ struct ChildReport {
     residual_bytes: u32,
     code_range: (u32, u32),
     peak_kib: u64,
+    /// Instruction visits of the specializer ([`wiper_specialize::BtaStats`]).
+    bta_visits: u64,
+    /// Of those, the ones the BTA did not decide (refined online, or in a
+    /// function it could not analyse).
+    bta_refined: u64,
 }
 
 /// Parses the child's line (`key=value` fields after [`CHILD_PREFIX`]).
@@ -143,6 +154,8 @@ fn parse_child(stdout: &str) -> Result<ChildReport> {
         residual_bytes: u32_field("residual_bytes")?,
         code_range: (u32_field("code_start")?, u32_field("code_end")?),
         peak_kib: field("peak_kib")?,
+        bta_visits: field("bta_visits")?,
+        bta_refined: field("bta_refined")?,
     })
 }
 
@@ -312,6 +325,7 @@ fn measure(case: &Case, bin_dir: &Path, work: &Path, exe: &Path) -> Result<Row> 
         residual_bytes: child.residual_bytes,
         residual_instructions: child.residual_instructions,
         per_call,
+        bta: (child.bta_visits, child.bta_refined),
     })
 }
 
@@ -488,7 +502,7 @@ mod tests {
     #[test]
     fn child_line_round_trip() {
         let out = format!(
-            "{CHILD_PREFIX} residual_instructions=9 residual_bytes=25 code_start=134524928 code_end=134524960 peak_kib=10240\n"
+            "{CHILD_PREFIX} residual_instructions=9 residual_bytes=25 code_start=134524928 code_end=134524960 peak_kib=10240 bta_visits=30 bta_refined=2\n"
         );
         assert_eq!(
             parse_child(&out).unwrap(),
@@ -497,6 +511,8 @@ mod tests {
                 residual_bytes: 25,
                 code_range: (134_524_928, 134_524_960),
                 peak_kib: 10240,
+                bta_visits: 30,
+                bta_refined: 2,
             }
         );
         assert!(parse_child("").is_err());

@@ -24,6 +24,9 @@ pub struct Row {
     pub residual_instructions: usize,
     /// Instructions executed per call: original, residual, hand-specialized.
     pub per_call: [f64; 3],
+    /// The specializer's instruction visits, and how many of them the BTA
+    /// did not decide (refined online or unanalysed).
+    pub bta: (u64, u64),
 }
 
 impl Row {
@@ -236,13 +239,13 @@ pub fn markdown(ctx: &Context, families: &[&Family], rows: &[Row], failures: &[F
     );
     let _ = writeln!(
         w,
-        "| case | spec time (s) | peak RSS (MiB) | original bytes | residual bytes | residual instructions | original | residual | hand | speedup | vs hand |"
+        "| case | spec time (s) | peak RSS (MiB) | original bytes | residual bytes | residual instructions | original | residual | hand | speedup | vs hand | visits: BTA decided / refined |"
     );
-    let _ = writeln!(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for r in rows {
         let _ = writeln!(
             w,
-            "| {}{} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} | {:.2}x | {:.2}x |",
+            "| {}{} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} | {:.2}x | {:.2}x | {} / {} |",
             r.case,
             if r.interpreter { " *" } else { "" },
             r.spec_secs,
@@ -254,7 +257,9 @@ pub fn markdown(ctx: &Context, families: &[&Family], rows: &[Row], failures: &[F
             count(r.per_call[1]),
             count(r.per_call[2]),
             r.speedup(),
-            r.vs_hand()
+            r.vs_hand(),
+            r.bta.0 - r.bta.1,
+            r.bta.1
         );
     }
     if !failures.is_empty() {
@@ -365,6 +370,7 @@ mod tests {
             residual_bytes: 20,
             residual_instructions: 8,
             per_call,
+            bta: (0, 0),
         }
     }
 

@@ -62,10 +62,17 @@ fn wide_uses(
 
 /// Whether a part of `lifted` assigns a formula without variables.
 fn writes_a_constant(pool: &ExprPool, lifted: &Lifted) -> bool {
-    lifted.parts.iter().flat_map(|p| &p.effects).any(|e| match e.value {
-        Value::Expr(x) => pool.subterms(&[x]).into_iter().all(|s| pool.as_var(s).is_none()),
-        Value::Undefined => false,
-    })
+    lifted
+        .parts
+        .iter()
+        .flat_map(|p| &p.effects)
+        .any(|e| match e.value {
+            Value::Expr(x) => pool
+                .subterms(&[x])
+                .into_iter()
+                .all(|s| pool.as_var(s).is_none()),
+            Value::Undefined => false,
+        })
 }
 
 /// One instruction of a function.

@@ -76,8 +76,7 @@ impl Specializer<'_> {
         let decision = self.decide(state, info);
         if decision == Decision::EmitDynamic {
             #[cfg(debug_assertions)]
-            let online = self.online_outcome(state, info);
-            let start = items.len();
+            let (online, start) = (self.online_outcome(state, info), items.len());
             self.emit_dynamic(state, info, items);
             #[cfg(debug_assertions)]
             if let Ok((store, emitted)) = online {
