@@ -186,7 +186,11 @@ pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysi
             _ => {}
         }
     }
-    let context = Context { pattern, buffers };
+    let context = Context {
+        pattern,
+        buffers,
+        control: true,
+    };
     analyze_checked(binary, entry, &context, spec.clone(), spec.max_arg())
 }
 
@@ -206,7 +210,7 @@ fn analyze_checked(
     spec: StaticSpec,
     max_arg: Option<u32>,
 ) -> Result<Analysis, BtaError> {
-    let mut an = Analyzer::new(binary);
+    let mut an = Analyzer::new(binary, context.control);
     an.in_progress.insert(entry);
     let model = an.build_model(entry, &context.buffers, 0);
     an.in_progress.remove(&entry);
@@ -340,6 +344,9 @@ const MAX_DEPTH: usize = 6;
 const MAX_MODELS: usize = 48;
 
 struct Analyzer<'a> {
+    /// Whether control dependences make parts dynamic (see
+    /// [`Context::control`]).
+    control: bool,
     binary: &'a Binary,
     dis: Disassembler<'a>,
     models: HashMap<u32, Option<Rc<Model>>>,
@@ -349,8 +356,9 @@ struct Analyzer<'a> {
 }
 
 impl<'a> Analyzer<'a> {
-    fn new(binary: &'a Binary) -> Self {
+    fn new(binary: &'a Binary, control: bool) -> Self {
         Analyzer {
+            control,
             binary,
             dis: Disassembler::new(binary),
             models: HashMap::new(),
@@ -507,7 +515,7 @@ impl<'a> Analyzer<'a> {
                     }
                 }
             }
-            let dynamic = slice::slice(built, &seeds);
+            let dynamic = slice::slice(built, &seeds, self.control);
             let mut changed = false;
             for (i, site) in built.calls.iter().enumerate() {
                 let Some(entry) = model.callees[i].0 else {

@@ -107,7 +107,7 @@ pub(crate) fn input_dynamic(i: Input, pattern: &Pattern) -> bool {
 
 /// Forward slice: every node reachable from `seeds` over data and control
 /// edges (not [`EdgeKind::CallInput`]).
-pub(crate) fn slice(built: &Built, seeds: &[NodeIndex]) -> Vec<bool> {
+pub(crate) fn slice(built: &Built, seeds: &[NodeIndex], control: bool) -> Vec<bool> {
     let g = &built.graph.g;
     let mut dynamic = vec![false; g.node_bound()];
     let mut queue: VecDeque<NodeIndex> = VecDeque::new();
@@ -119,7 +119,8 @@ pub(crate) fn slice(built: &Built, seeds: &[NodeIndex]) -> Vec<bool> {
     }
     while let Some(n) = queue.pop_front() {
         for e in g.edges(n) {
-            if *e.weight() == EdgeKind::CallInput {
+            if *e.weight() == EdgeKind::CallInput || (!control && *e.weight() == EdgeKind::Control)
+            {
                 continue;
             }
             let t = e.target();

@@ -18,6 +18,14 @@ pub struct Context {
     /// Stack arguments that point to static buffers (their contents are
     /// static).
     pub buffers: Vec<u32>,
+    /// Whether a part that runs or not depending on a dynamic branch is
+    /// dynamic (control dependence), as in an offline, monovariant
+    /// specializer: [`crate::analyze`] does so. wiper's specializer is
+    /// polyvariant over (program point, static store): it follows each
+    /// side of a dynamic branch with its own store, so a value that only
+    /// static values define stays static on every path, and it asks for
+    /// `false`.
+    pub control: bool,
 }
 
 /// The binding time of a whole instruction: its parts' times combined.

@@ -31,6 +31,7 @@ use wiper_residual::{Item, Origin};
 use wiper_sem::{Loc, Reg};
 
 use super::{Specializer, State};
+use crate::eval::Evaluated;
 use crate::function::InstrInfo;
 use crate::state::{Base, Byte, Known, Region, SVal, Store};
 
@@ -97,7 +98,11 @@ impl Specializer<'_> {
                 }
             }
         }
-        Context { pattern, buffers }
+        Context {
+            pattern,
+            buffers,
+            control: false,
+        }
     }
 
     /// How to treat `info` in `state`; counts the BTA's decisions.
@@ -110,20 +115,17 @@ impl Specializer<'_> {
             Some(InstructionTime::Lifted) => self.stats.bta.lifted += 1,
             Some(InstructionTime::Dynamic) => {
                 self.stats.bta.dynamic += 1;
-                if !registers_and_flags_only(info) {
-                    return Decision::Evaluate {
-                        time,
-                        refined: false,
-                    };
+                let known = reads_known(&state.store, info);
+                if !known && registers_and_flags_only(info) {
+                    return Decision::EmitDynamic;
                 }
-                if reads_known(&state.store, info) {
+                if known {
                     self.stats.bta.refined += 1;
-                    return Decision::Evaluate {
-                        time,
-                        refined: true,
-                    };
                 }
-                return Decision::EmitDynamic;
+                return Decision::Evaluate {
+                    time,
+                    refined: known,
+                };
             }
         }
         Decision::Evaluate {
@@ -132,15 +134,24 @@ impl Specializer<'_> {
         }
     }
 
-    /// Counts a Static instruction that left residual code as refined.
-    pub(super) fn note_static_residual(&mut self, decision: Decision, residual: bool) {
-        if residual
-            && decision
-                == (Decision::Evaluate {
-                    time: Some(InstructionTime::Static),
-                    refined: false,
-                })
-        {
+    /// Counts an evaluated instruction whose outcome the BTA did not
+    /// foresee as refined: a Static one that left residual code (its
+    /// inputs were generalized), a Dynamic one that was wholly static or
+    /// read known memory.
+    pub(super) fn note_outcome(&mut self, decision: Decision, ev: &Evaluated) {
+        let residual = ev.has_residual() || ev.needs_fallback;
+        let refined = match decision {
+            Decision::Evaluate {
+                time: Some(InstructionTime::Static),
+                ..
+            } => residual,
+            Decision::Evaluate {
+                time: Some(InstructionTime::Dynamic),
+                refined: false,
+            } => !residual || ev.read_unsynced || !ev.known_reads.is_empty(),
+            _ => false,
+        };
+        if refined {
             self.stats.bta.refined += 1;
         }
     }
@@ -195,12 +206,13 @@ fn registers_and_flags_only(info: &InstrInfo) -> bool {
         && info.writes.iter().all(plain)
 }
 
-/// Whether the store knows a register or flag `info` reads.
+/// Whether the store knows a register other than `esp` or a flag that
+/// `info` reads.
 fn reads_known(store: &Store, info: &InstrInfo) -> bool {
     info.reads.iter().any(|l| match *l {
-        Loc::Reg(r) => store.reg(r).is_some(),
+        Loc::Reg(r) => r != Reg::Esp && store.reg(r).is_some(),
         Loc::Flag(f) => store.flag(f).is_some(),
-        _ => true,
+        _ => false,
     })
 }
 
