@@ -115,10 +115,10 @@ impl Specializer<'_> {
             Some(InstructionTime::Lifted) => self.stats.bta.lifted += 1,
             Some(InstructionTime::Dynamic) => {
                 self.stats.bta.dynamic += 1;
-                let known = reads_known(&state.store, info);
-                if !known && registers_and_flags_only(info) {
+                if registers_and_flags_only(info) && !reads_known(&state.store, info, true) {
                     return Decision::EmitDynamic;
                 }
+                let known = reads_known(&state.store, info, false);
                 if known {
                     self.stats.bta.refined += 1;
                 }
@@ -136,9 +136,10 @@ impl Specializer<'_> {
 
     /// Counts an evaluated instruction whose outcome the BTA did not
     /// foresee as refined: a Static one that left residual code (its
-    /// inputs were generalized), a Dynamic one that was wholly static or
-    /// read known memory.
-    pub(super) fn note_outcome(&mut self, decision: Decision, ev: &Evaluated) {
+    /// inputs were generalized), a Dynamic one that read a known value the
+    /// machine does not hold or known memory (`store` is the store before
+    /// the instruction).
+    pub(super) fn note_outcome(&mut self, decision: Decision, store: &Store, ev: &Evaluated) {
         let residual = ev.has_residual() || ev.needs_fallback;
         let refined = match decision {
             Decision::Evaluate {
@@ -148,7 +149,7 @@ impl Specializer<'_> {
             Decision::Evaluate {
                 time: Some(InstructionTime::Dynamic),
                 refined: false,
-            } => !residual || ev.read_unsynced || !ev.known_reads.is_empty(),
+            } => ev.read_unsynced || reads_known_memory(store, ev),
             _ => false,
         };
         if refined {
@@ -206,13 +207,29 @@ fn registers_and_flags_only(info: &InstrInfo) -> bool {
         && info.writes.iter().all(plain)
 }
 
-/// Whether the store knows a register other than `esp` or a flag that
-/// `info` reads.
-fn reads_known(store: &Store, info: &InstrInfo) -> bool {
+/// Whether the store knows a flag or a register other than `esp` that
+/// `info` reads; a register holding a stack address (a frame pointer, which
+/// the BTA too takes as a static address, not a value) counts only with
+/// `addresses`.
+fn reads_known(store: &Store, info: &InstrInfo, addresses: bool) -> bool {
     info.reads.iter().any(|l| match *l {
-        Loc::Reg(r) => r != Reg::Esp && store.reg(r).is_some(),
+        Loc::Reg(r) if r != Reg::Esp => match store.reg(r) {
+            Some(Known {
+                value: SVal::Addr(Base::Stack, _),
+                ..
+            }) => addresses,
+            known => known.is_some(),
+        },
         Loc::Flag(f) => store.flag(f).is_some(),
         _ => false,
+    })
+}
+
+/// Whether a byte the evaluated instruction read at a known address is
+/// known too.
+fn reads_known_memory(store: &Store, ev: &Evaluated) -> bool {
+    ev.known_reads.iter().any(|&(region, off, n)| {
+        (0..n).any(|i| store.mem.get((region, off.wrapping_add(i))).is_some())
     })
 }
 

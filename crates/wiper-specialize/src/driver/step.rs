@@ -114,7 +114,7 @@ impl Specializer<'_> {
         if ins.flow_control() == FlowControl::Return {
             return self.ret(state, &ins, post, &ev, items);
         }
-        self.note_outcome(decision, &ev);
+        self.note_outcome(decision, &state.store, &ev);
         self.apply(state, info, post, &ev, items)?;
         match ev.eip {
             None => Ok(Next::Continue(next)),
