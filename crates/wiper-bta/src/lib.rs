@@ -27,6 +27,7 @@ mod graph;
 mod memory;
 mod program;
 pub mod render;
+mod session;
 mod slice;
 pub mod spec;
 mod stack;
@@ -45,6 +46,7 @@ pub use error::BtaError;
 pub use graph::{CallOutput, DependenceGraph, EdgeKind, Input, Node, NodeId};
 pub use memory::{AbstractLoc, Access, AccessKind};
 pub use program::{InstructionInfo, PartId, PartInfo};
+pub use session::Session;
 pub use slice::{BindingTime, Pattern, StaticRead};
 pub use spec::{Buffer, SpecError, StaticInput, StaticSpec, StaticValue};
 pub use stack::{Offset, StackState};
@@ -186,19 +188,8 @@ pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysi
             _ => {}
         }
     }
-    let context = Context {
-        pattern,
-        buffers,
-        control: true,
-    };
+    let context = Context { pattern, buffers };
     analyze_checked(binary, entry, &context, spec.clone(), spec.max_arg())
-}
-
-/// Analyses the function at `entry` of `binary` in `context`: which of its
-/// inputs are static, not their values. The specializer calls it for each
-/// function it enters, with the context its static store gives.
-pub fn analyze_in(binary: &Binary, entry: u32, context: &Context) -> Result<Analysis, BtaError> {
-    analyze_checked(binary, entry, context, StaticSpec::default(), None)
 }
 
 /// The analysis in `context`; fails when `max_arg` (the highest static
@@ -210,7 +201,7 @@ fn analyze_checked(
     spec: StaticSpec,
     max_arg: Option<u32>,
 ) -> Result<Analysis, BtaError> {
-    let mut an = Analyzer::new(binary, context.control);
+    let mut an = Analyzer::new(binary, true);
     an.in_progress.insert(entry);
     let model = an.build_model(entry, &context.buffers, 0);
     an.in_progress.remove(&entry);
@@ -344,8 +335,7 @@ const MAX_DEPTH: usize = 6;
 const MAX_MODELS: usize = 48;
 
 struct Analyzer<'a> {
-    /// Whether control dependences make parts dynamic (see
-    /// [`Context::control`]).
+    /// Whether control dependences make parts dynamic (see [`Session`]).
     control: bool,
     binary: &'a Binary,
     dis: Disassembler<'a>,

@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 
-use crate::{Analysis, BindingTime, Pattern};
+use crate::{Analysis, BindingTime, InstructionInfo, Pattern};
 
 /// What is static when a function starts running at specialization time:
-/// the context the analysis is made in. The specializer computes one for
-/// every function it enters (from its static store at the entry), so the
-/// analysis is polyvariant over the specializer's contexts at function
-/// granularity; within a function it is monovariant, and the specializer
-/// refines it online (see docs/specialization.md).
+/// the context a [`crate::Session`] analyses it in. The specializer computes
+/// one for every function it enters (from its static store at the entry),
+/// so the analysis is polyvariant over the specializer's contexts at
+/// function granularity; within a function it is monovariant, and the
+/// specializer refines it online (see docs/specialization.md).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Context {
     /// The static registers and stack arguments at the entry.
@@ -18,14 +18,6 @@ pub struct Context {
     /// Stack arguments that point to static buffers (their contents are
     /// static).
     pub buffers: Vec<u32>,
-    /// Whether a part that runs or not depending on a dynamic branch is
-    /// dynamic (control dependence), as in an offline, monovariant
-    /// specializer: [`crate::analyze`] does so. wiper's specializer is
-    /// polyvariant over (program point, static store): it follows each
-    /// side of a dynamic branch with its own store, so a value that only
-    /// static values define stays static on every path, and it asks for
-    /// `false`.
-    pub control: bool,
 }
 
 /// The binding time of a whole instruction: its parts' times combined.
@@ -49,11 +41,16 @@ pub struct InstructionTimes {
 impl InstructionTimes {
     /// The times of `analysis`'s instructions.
     pub fn of(analysis: &Analysis) -> Self {
-        let by_address = analysis
-            .instructions
+        Self::from_parts(&analysis.instructions, &analysis.binding)
+    }
+
+    /// The times of `instructions`, whose parts have the times `binding`
+    /// (indexed by [`crate::PartId`]).
+    pub(crate) fn from_parts(instructions: &[InstructionInfo], binding: &[BindingTime]) -> Self {
+        let by_address = instructions
             .iter()
             .map(|ins| {
-                let times = ins.parts.clone().map(|p| &analysis.binding[p as usize]);
+                let times = ins.parts.clone().map(|p| &binding[p as usize]);
                 (ins.address, combine(times))
             })
             .collect();

@@ -5,7 +5,10 @@
 //! `wiper-bta` in the context its static store gives at the entry: which
 //! registers and stack arguments are known, and which arguments point into
 //! static buffers. The analysis is made once per (function, context), so it
-//! is polyvariant over the specializer's contexts at function granularity.
+//! is polyvariant over the specializer's contexts at function granularity
+//! (a [`wiper_bta::Session`], which builds each function's model once and
+//! ignores control dependences: the specializer is polyvariant over static
+//! stores).
 //!
 //! [`Specializer::decide`] reads the time of each instruction:
 //! - **Dynamic** (every part reads only dynamic values): when the
@@ -64,9 +67,7 @@ impl Specializer<'_> {
         if let Some(t) = self.times.get(&(func, context.clone())) {
             return t.clone();
         }
-        let times = wiper_bta::analyze_in(self.binary, func, &context)
-            .ok()
-            .map(|a| Rc::new(InstructionTimes::of(&a)));
+        let times = self.bta.times_in(func, &context).ok().map(Rc::new);
         self.stats.bta.contexts += 1;
         self.times.insert((func, context), times.clone());
         times
@@ -98,11 +99,7 @@ impl Specializer<'_> {
                 }
             }
         }
-        Context {
-            pattern,
-            buffers,
-            control: false,
-        }
+        Context { pattern, buffers }
     }
 
     /// How to treat `info` in `state`; counts the BTA's decisions.

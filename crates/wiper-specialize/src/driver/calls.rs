@@ -2,7 +2,6 @@
 //! entry state of a clone.
 
 use iced_x86::{Code, Instruction};
-use wiper_bta::StaticSpec;
 use wiper_residual::{Item, Origin};
 use wiper_sem::Reg;
 
@@ -18,8 +17,9 @@ impl Specializer<'_> {
     /// binding-time analysis; a generous bound if it fails).
     pub(super) fn arg_bytes(&mut self, entry: u32) -> u32 {
         *self.arg_counts.entry(entry).or_insert_with(|| {
-            wiper_bta::analyze(self.binary, entry, &StaticSpec::default())
-                .map(|a| 4 * a.arg_count)
+            self.bta
+                .arg_count(entry)
+                .map(|n| 4 * n)
                 .unwrap_or(UNKNOWN_ARGS)
         })
     }

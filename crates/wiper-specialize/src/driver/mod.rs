@@ -239,6 +239,8 @@ struct Specializer<'a> {
     /// The BTA's instruction times per function and context (`None`: the
     /// analysis failed there).
     times: HashMap<(u32, Context), Option<Rc<InstructionTimes>>>,
+    /// The binding-time analyses of this binary's functions.
+    bta: wiper_bta::Session<'a>,
 }
 
 /// Stack argument bytes assumed for a callee we cannot analyse.
@@ -264,6 +266,7 @@ impl<'a> Specializer<'a> {
             arg_counts: HashMap::new(),
             callers: CallerAnalysis::new(binary),
             times: HashMap::new(),
+            bta: wiper_bta::Session::new(binary),
         }
     }
 

@@ -1,0 +1,72 @@
+//! [`Session`]: binding times for the specializer, one function and
+//! context at a time, with the function models shared between them.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use wiper_elf::Binary;
+
+use crate::{slice, Analyzer, BtaError, Context, InstructionTimes, Model};
+
+/// Analyses the functions of one binary in the contexts a polyvariant
+/// specializer meets. The pattern-independent model of a function (its
+/// decoded and lifted instructions, stack offsets, dependence graph) is
+/// built once and reused for every context; each context costs one slice.
+///
+/// Unlike [`crate::analyze`], a session does not let control dependences
+/// make parts dynamic: wiper's specializer follows each side of a dynamic
+/// branch with its own static store (its points are program point and
+/// store), so a value that only static values define stays static on
+/// every path. What control dependence would add is left to the online
+/// step (docs/specialization.md).
+pub struct Session<'a> {
+    analyzer: Analyzer<'a>,
+    /// Models of analysed functions, by entry and static buffer arguments.
+    models: HashMap<(u32, Vec<u32>), Option<Rc<Model>>>,
+}
+
+impl<'a> Session<'a> {
+    /// A session over `binary`, with nothing analysed yet.
+    pub fn new(binary: &'a Binary) -> Self {
+        Session {
+            analyzer: Analyzer::new(binary, false),
+            models: HashMap::new(),
+        }
+    }
+
+    /// The model of the function at `entry` with the static buffers
+    /// `buffers` (built on first use).
+    fn model(&mut self, entry: u32, buffers: &[u32]) -> Result<Rc<Model>, BtaError> {
+        if let Some(Some(m)) = self.models.get(&(entry, buffers.to_vec())) {
+            return Ok(m.clone());
+        }
+        let an = &mut self.analyzer;
+        an.in_progress.insert(entry);
+        let model = an.build_model(entry, buffers, 0);
+        an.in_progress.remove(&entry);
+        self.models
+            .insert((entry, buffers.to_vec()), model.as_ref().ok().cloned());
+        model
+    }
+
+    /// The binding time of every instruction of the function at `entry`
+    /// when it starts in `context`.
+    pub fn times_in(
+        &mut self,
+        entry: u32,
+        context: &Context,
+    ) -> Result<InstructionTimes, BtaError> {
+        let model = self.model(entry, &context.buffers)?;
+        let result = self.analyzer.binding(&model, context.pattern);
+        let binding = slice::binding_times(&model.built, &result.dynamic);
+        Ok(InstructionTimes::from_parts(
+            &model.program.instructions,
+            &binding,
+        ))
+    }
+
+    /// How many 4-byte stack arguments the function at `entry` reads.
+    pub fn arg_count(&mut self, entry: u32) -> Result<u32, BtaError> {
+        Ok(self.model(entry, &[])?.built.nargs)
+    }
+}
