@@ -169,27 +169,20 @@ impl Analysis {
 /// Analyses the function at `entry` of `binary` with the static inputs of
 /// `spec`.
 pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysis, BtaError> {
-    let buffers: Vec<u32> = spec
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            StaticInput::Arg {
-                index,
-                value: StaticValue::Pointer(_),
-            } => Some(*index),
-            _ => None,
-        })
-        .collect();
-    let mut pattern = Pattern { regs: 0, args: 0 };
-    for e in &spec.entries {
-        match e {
-            StaticInput::Arg { index, .. } if *index < 64 => pattern.args |= 1 << index,
-            StaticInput::Reg { reg, .. } => pattern.regs |= 1 << reg.index(),
-            _ => {}
-        }
-    }
-    let context = Context { pattern, buffers };
+    let context = spec.context();
     analyze_checked(binary, entry, &context, spec.clone(), spec.max_arg())
+}
+
+/// Fails when `max_arg` (the highest static argument named) is not one of
+/// the `nargs` arguments the function reads.
+fn check_arg_range(max_arg: Option<u32>, nargs: u32) -> Result<(), BtaError> {
+    match max_arg {
+        Some(max) if max >= nargs => Err(BtaError::ArgumentOutOfRange {
+            index: max,
+            reads: nargs,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The analysis in `context`; fails when `max_arg` (the highest static
@@ -206,14 +199,7 @@ fn analyze_checked(
     let model = an.build_model(entry, &context.buffers, 0);
     an.in_progress.remove(&entry);
     let model = model?;
-    if let Some(max) = max_arg {
-        if max >= model.built.nargs {
-            return Err(BtaError::ArgumentOutOfRange {
-                index: max,
-                reads: model.built.nargs,
-            });
-        }
-    }
+    check_arg_range(max_arg, model.built.nargs)?;
     let pattern = context.pattern;
     let result = an.binding(&model, pattern);
     let binding = slice::binding_times(&model.built, &result.dynamic);

@@ -6,7 +6,9 @@ use std::rc::Rc;
 
 use wiper_elf::Binary;
 
-use crate::{slice, Analyzer, BtaError, Context, InstructionTimes, Model};
+use crate::{
+    check_arg_range, slice, Analyzer, BtaError, Context, InstructionTimes, Model, StaticSpec,
+};
 
 /// Analyses the functions of one binary in the contexts a polyvariant
 /// specializer meets. The pattern-independent model of a function (its
@@ -65,8 +67,25 @@ impl<'a> Session<'a> {
         ))
     }
 
+    /// Checks `spec` against the function at `entry` as [`crate::analyze`]
+    /// does (the function can be analysed, the arguments named exist),
+    /// building the model the specializer's first context will use.
+    pub fn check(&mut self, entry: u32, spec: &StaticSpec) -> Result<(), BtaError> {
+        let nargs = self.model(entry, &spec.context().buffers)?.built.nargs;
+        check_arg_range(spec.max_arg(), nargs)
+    }
+
     /// How many 4-byte stack arguments the function at `entry` reads.
     pub fn arg_count(&mut self, entry: u32) -> Result<u32, BtaError> {
-        Ok(self.model(entry, &[])?.built.nargs)
+        // The arguments a function reads do not depend on which of them
+        // point to static buffers: any model of it will do.
+        let any = self
+            .models
+            .iter()
+            .find_map(|((e, _), m)| m.as_ref().filter(|_| *e == entry));
+        match any {
+            Some(m) => Ok(m.built.nargs),
+            None => Ok(self.model(entry, &[])?.built.nargs),
+        }
     }
 }

@@ -40,7 +40,7 @@ use wiper_x86::{CallerAnalysis, Disassembler};
 use crate::eval::Scratch;
 use crate::function::FunctionInfo;
 use crate::state::{FxHashMap, Store};
-use crate::{check, BtaStats, Options, Specialization, SpecializeError, Stats};
+use crate::{BtaStats, Options, Specialization, SpecializeError, Stats};
 use entry::{entry_store, BufferRange, DataLayout, EntryStore};
 use memo::{Generalization, MemoEntry, Restart};
 
@@ -112,11 +112,11 @@ pub fn specialize(
     options: &Options,
 ) -> Result<Specialization, SpecializeError> {
     let start = Instant::now();
-    check(binary, entry, spec)?;
-    let mut layout = DataLayout::new(spec);
-    let data_vaddr = wiper_residual::data_address(binary).ok_or(SpecializeError::NoRoom)?;
     let pie = binary.file_type == FileType::PositionIndependent;
     let mut sp = Specializer::new(binary, entry, pie, options);
+    sp.bta.check(entry, spec)?;
+    let mut layout = DataLayout::new(spec);
+    let data_vaddr = wiper_residual::data_address(binary).ok_or(SpecializeError::NoRoom)?;
     let top = sp.function(entry)?;
     sp.stats.original_instructions = top.instrs.len();
     let EntryStore {
