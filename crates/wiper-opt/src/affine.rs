@@ -898,12 +898,12 @@ mod rewrite_tests {
 
     use crate::testutil::{after, function};
 
-    /// The affine pass, then dead code (which removes what it left
-    /// unread).
+    /// The affine pass, then dead code until nothing changes (which
+    /// removes what it left unread).
     fn affine(r: wiper_residual::Residual) -> String {
         after(r, |r, c| {
             super::run(r, c);
-            crate::cleanup::eliminate_dead(r, c, None)
+            while crate::cleanup::eliminate_dead(r, c, None) {}
         })
     }
 
@@ -924,8 +924,6 @@ mod rewrite_tests {
         insta::assert_snapshot!(affine(f), @"
         L0:
           lea edx,[ecx+3]
-          mov eax,edx
-          add eax,edx
           imul eax,edx,4
           ret
           exit
@@ -957,6 +955,85 @@ mod rewrite_tests {
           exit
         ");
     }
+
+    /// The module docs' example: `ecx` doubled from `eax = edx+2` three
+    /// times holds `8*edx+16`, which one `lea` puts in `eax`.
+    #[test]
+    fn a_chain_of_doublings_becomes_one_lea() {
+        let f = function(|a| {
+            a.lea(eax, ptr(edx + 2))?;
+            a.mov(ecx, eax)?;
+            a.add(ecx, eax)?;
+            a.add(ecx, ecx)?;
+            a.add(ecx, ecx)?;
+            a.mov(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          lea eax,[edx*8+10h]
+          ret
+          exit
+        ");
+    }
+
+    /// A register that holds a constant gets it by one `mov`.
+    #[test]
+    fn a_constant_sum_becomes_a_move() {
+        let f = function(|a| {
+            a.mov(eax, 3)?;
+            a.add(eax, 4)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          mov eax,7
+          ret
+          exit
+        ");
+    }
+
+    /// `eax` times 8 through `ecx`, with the flags dead: a shift of `eax`
+    /// itself.
+    #[test]
+    fn a_power_of_two_multiple_of_a_register_is_a_shift() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.add(ecx, ecx)?;
+            a.add(ecx, ecx)?;
+            a.add(ecx, ecx)?;
+            a.mov(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          shl eax,3
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss for the shift: `adc` reads the carry of `cmp`, so only
+    /// flag-free code (`lea`) may replace the `mov`.
+    #[test]
+    fn a_multiple_with_live_flags_is_a_lea() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.shl(ecx, 3)?;
+            a.cmp(esi, edi)?;
+            a.mov(eax, ecx)?;
+            a.adc(edx, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(affine(f), @"
+        L0:
+          cmp esi,edi
+          lea eax,[eax*8]
+          adc edx,0
+          ret
+          exit
+        ");
+    }
 }
 
 #[cfg(test)]
@@ -965,11 +1042,11 @@ mod address_tests {
 
     use crate::testutil::{after, function};
 
-    /// The affine pass, then dead code.
+    /// The affine pass, then dead code until nothing changes.
     fn affine(r: wiper_residual::Residual) -> String {
         after(r, |r, c| {
             super::run(r, c);
-            crate::cleanup::eliminate_dead(r, c, None)
+            while crate::cleanup::eliminate_dead(r, c, None) {}
         })
     }
 

@@ -217,4 +217,39 @@ mod tests {
           jmp L1
         ");
     }
+
+    /// Along the taken edge of `jne`, `eax` is not zero: L1's `je` never
+    /// jumps.
+    #[test]
+    fn a_repeated_test_along_the_not_zero_edge_is_decided() {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        let r = residual(vec![
+            block(0, asm(|a| a.test(eax, eax)), branch(Cc::ne, 1, 3)),
+            block(
+                1,
+                asm(|a| {
+                    a.mov(ebx, 1)?;
+                    a.test(eax, eax)
+                }),
+                branch(Cc::e, 2, 3),
+            ),
+            ret(2),
+            ret(3),
+        ]);
+        insta::assert_snapshot!(after(r, super::decide_repeated_tests), @"
+        L0:
+          test eax,eax
+          jne L1 else L3
+        L1:
+          mov ebx,1
+          test eax,eax
+          jmp L3
+        L2:
+          ret
+          exit
+        L3:
+          ret
+          exit
+        ");
+    }
 }

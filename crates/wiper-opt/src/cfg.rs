@@ -103,9 +103,12 @@ pub fn simplify(residual: &mut Residual) {
         })
         .collect();
     // Where each label finally leads, computed once per chain (a cycle of
-    // empty blocks stays where it is).
+    // empty blocks stays where it is). Chains are followed from the blocks
+    // in order, not in the map's (random) order, so that where a cycle is
+    // entered, and so the output, does not change from run to run.
     let mut target: HashMap<Label, Label> = HashMap::new();
-    for &start in forward.keys() {
+    let starts = residual.blocks.iter().map(|b| b.label);
+    for start in starts.filter(|l| forward.contains_key(l)) {
         let mut chain = vec![start];
         let mut on_chain: HashSet<Label> = HashSet::from([start]);
         let mut l = start;
@@ -216,6 +219,11 @@ mod tests {
 
     use crate::testutil::{after, asm, block, branch, jump, residual};
 
+    /// The listing after [`super::simplify`].
+    fn simplified(r: wiper_residual::Residual) -> String {
+        after(r, |r, _| super::simplify(r))
+    }
+
     #[test]
     fn empty_blocks_are_threaded_and_single_entry_ones_merged() {
         let r = residual(vec![
@@ -224,7 +232,7 @@ mod tests {
             block(2, asm(|a| a.ret()), Terminator::Exit),
             block(3, asm(|a| a.ret()), Terminator::Exit),
         ]);
-        insta::assert_snapshot!(after(r, |r, _| super::simplify(r)), @"
+        insta::assert_snapshot!(simplified(r), @"
         L0:
           mov eax,1
           ret
@@ -242,7 +250,7 @@ mod tests {
             block(1, asm(|a| a.inc(eax)), jump(0)),
             block(2, asm(|a| a.ret()), Terminator::Exit),
         ]);
-        insta::assert_snapshot!(after(r, |r, _| super::simplify(r)), @"
+        insta::assert_snapshot!(simplified(r), @"
         L0:
           dec ecx
           jne L1 else L2
@@ -263,7 +271,7 @@ mod tests {
             block(1, asm(|a| a.mov(eax, 1)), jump(2)),
             block(2, asm(|a| a.ret()), Terminator::Exit),
         ]);
-        insta::assert_snapshot!(after(r, |r, _| super::simplify(r)), @"
+        insta::assert_snapshot!(simplified(r), @"
         L0:
           test eax,eax
           je L1 else L2
@@ -271,6 +279,89 @@ mod tests {
           mov eax,1
           jmp L2
         L2:
+          ret
+          exit
+        ");
+    }
+
+    /// L0's branch to the empty L1 goes straight to L2; then both its
+    /// targets are L2 and it becomes a jump (and L2 merges in).
+    #[test]
+    fn a_branch_through_an_empty_block_becomes_a_jump() {
+        let r = residual(vec![
+            block(0, asm(|a| a.test(eax, eax)), branch(Cc::e, 1, 2)),
+            block(1, Vec::new(), jump(2)),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(simplified(r), @"
+        L0:
+          test eax,eax
+          ret
+          exit
+        ");
+    }
+
+    /// The taken edge is threaded past the empty L1; L2 has two ways in
+    /// (from L0 and L3), so it stays a block.
+    #[test]
+    fn a_branch_to_an_empty_block_is_threaded() {
+        let r = residual(vec![
+            block(0, asm(|a| a.test(eax, eax)), branch(Cc::e, 1, 3)),
+            block(1, Vec::new(), jump(2)),
+            block(3, asm(|a| a.mov(eax, 1)), jump(2)),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(simplified(r), @"
+        L0:
+          test eax,eax
+          je L2 else L3
+        L3:
+          mov eax,1
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the empty L1 and L2 jump to each other; the chain stops
+    /// at the cycle (an endless loop stays one), at the same block every
+    /// run (chains were once followed in a hash map's random order).
+    #[test]
+    fn a_cycle_of_empty_blocks_stays_a_loop() {
+        let r = residual(vec![
+            block(0, asm(|a| a.mov(eax, 1)), jump(1)),
+            block(1, Vec::new(), jump(2)),
+            block(2, Vec::new(), jump(1)),
+        ]);
+        insta::assert_snapshot!(simplified(r), @"
+        L0:
+          mov eax,1
+          jmp L2
+        L2:
+          jmp L2
+        ");
+    }
+
+    /// Near miss: no jump reaches L1, but L0 calls it, so it stays (and is
+    /// never merged away).
+    #[test]
+    fn a_block_reached_by_a_call_stays() {
+        let mut entry = block(0, asm(|a| a.ret()), Terminator::Exit);
+        entry.items.insert(
+            0,
+            wiper_residual::Item::CallLabel(
+                wiper_residual::Label(1),
+                wiper_residual::Origin::Original(0),
+            ),
+        );
+        let r = residual(vec![entry, block(1, asm(|a| a.ret()), Terminator::Exit)]);
+        insta::assert_snapshot!(simplified(r), @"
+        L0:
+          call L1
+          ret
+          exit
+        L1:
           ret
           exit
         ");

@@ -1,9 +1,11 @@
 //! Register copy propagation and dead-code elimination.
 //!
 //! Copy propagation is local to a block: after `mov a, b` a read of `a`
-//! (as a 32-bit register operand or an address register) becomes a read of
-//! `b` until either is written. Dead-code elimination removes items whose
-//! every written location is dead and that have no other effect.
+//! (as a 32-bit register operand or an address register, but not one fixed
+//! by the instruction's encoding) becomes a read of `b` until either is
+//! written, and a move that becomes `mov b, b` goes. Dead-code elimination
+//! removes items whose every written location is dead and that have no
+//! other effect.
 
 use iced_x86::{Code, Instruction, OpAccess, OpKind, Register};
 use wiper_residual::{Item, Residual};
@@ -115,7 +117,12 @@ fn is_self_move(ins: &Instruction) -> bool {
         && ins.op0_register() == ins.op1_register()
 }
 
-/// Removes dead items; returns whether anything changed. With `slots`
+/// Removes dead items; returns whether anything changed. An item is dead
+/// when nothing it writes is live after it with every item in place, so a
+/// chain of items that only feed each other (`mov eax,edx; add eax,edx`
+/// before `eax` is overwritten) goes one link per call: callers repeat it
+/// until nothing changes, as the optimizer's clean-up rounds do. With
+/// `slots`
 /// (per block and item, the promotable slot an item's memory operand
 /// accesses, as in [`crate::frame::Frame::slot_of`]) stores to dead slots go
 /// too.
@@ -358,6 +365,141 @@ mod tests {
           mov al,3
           mov cl,4
           mov cl,5
+          ret
+          exit
+        ");
+    }
+
+    /// A copy read as an address register reads its source; a move back
+    /// into the source becomes `mov ebx,ebx`, which goes.
+    #[test]
+    fn a_copy_is_read_through_its_source_in_addresses_and_moves() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.mov(eax, dword_ptr(ecx + 4))?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(copies(f), @"
+        L0:
+          mov ecx,ebx
+          mov eax,[ebx+4]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `test eax,imm32` has a short form whose `eax` is fixed
+    /// by its code, so it is not renamed.
+    #[test]
+    fn a_copy_in_a_fixed_register_operand_is_read_itself() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            a.test(eax, 0x100)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(copies(f), @"
+        L0:
+          mov eax,ebx
+          test eax,100h
+          ret
+          exit
+        ");
+    }
+
+    /// Dead-code elimination with the frame's slots: the store to a slot
+    /// that nothing reads goes.
+    #[test]
+    fn a_store_to_a_dead_slot_goes() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, |r, c| {
+            let frame = crate::frame::analyze(r).expect("a frame");
+            super::eliminate_dead(r, c, Some(&frame.slot_of))
+        }), @"
+        L0:
+          lea esp,[esp-4]
+          lea esp,[esp+4]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: without the slots the store is a store to memory, which
+    /// stays.
+    #[test]
+    fn a_store_to_memory_stays() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(dead(f), @"
+        L0:
+          lea esp,[esp-4]
+          mov [esp],eax
+          lea esp,[esp+4]
+          ret
+          exit
+        ");
+    }
+
+    /// A chain of writes that only feed each other goes one link per
+    /// call (first the last `xor`, which `mov ecx,0` overwrites), and all
+    /// of it when the calls repeat until nothing changes.
+    #[test]
+    fn a_dead_chain_goes_one_link_per_call() {
+        let f = function(|a| {
+            a.mov(ecx, edx)?;
+            for _ in 0..3 {
+                a.xor(ecx, eax)?;
+            }
+            a.mov(ecx, 0)?;
+            a.mov(esi, ecx)?;
+            a.ret()
+        });
+        let all = after(f.clone(), |r, c| while super::eliminate_dead(r, c, None) {});
+        insta::assert_snapshot!(dead(f) + &all, @"
+        L0:
+          mov ecx,edx
+          xor ecx,eax
+          xor ecx,eax
+          mov ecx,0
+          mov esi,ecx
+          ret
+          exit
+        L0:
+          mov ecx,0
+          mov esi,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the chain's last value is read (by `mov esi,ecx`), so
+    /// every link stays.
+    #[test]
+    fn a_chain_whose_end_is_read_stays() {
+        let f = function(|a| {
+            a.mov(ecx, edx)?;
+            for _ in 0..3 {
+                a.xor(ecx, eax)?;
+            }
+            a.mov(esi, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(dead(f), @"
+        L0:
+          mov ecx,edx
+          xor ecx,eax
+          xor ecx,eax
+          xor ecx,eax
+          mov esi,ecx
           ret
           exit
         ");

@@ -614,7 +614,7 @@ mod rewrite_tests {
     use iced_x86::ConditionCode as Cc;
     use wiper_residual::Terminator;
 
-    use crate::testutil::{after, asm, block, branch, function, residual};
+    use crate::testutil::{after, asm, block, branch, function, residual, two_way};
 
     /// A known `ecx` becomes an immediate; `add ecx,1` with dead flags
     /// becomes `mov ecx,6`.
@@ -684,6 +684,150 @@ mod rewrite_tests {
           add eax,ecx
           jmp L3
         L3:
+          ret
+          exit
+        ");
+    }
+
+    /// `or ecx,1` leaves `ecx` at 5, which it already holds: it goes (its
+    /// flags are dead).
+    #[test]
+    fn a_write_of_the_value_a_register_holds_goes() {
+        let f = function(|a| {
+            a.mov(ecx, 5)?;
+            a.or(ecx, 1)?;
+            a.add(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::propagate), @"
+        L0:
+          mov ecx,5
+          add eax,5
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `adc` reads the carry `or` clears, so the `or` stays.
+    #[test]
+    fn a_write_of_the_held_value_whose_flags_are_read_stays() {
+        let f = function(|a| {
+            a.mov(ecx, 5)?;
+            a.or(ecx, 1)?;
+            a.adc(eax, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::propagate), @"
+        L0:
+          mov ecx,5
+          or ecx,1
+          adc eax,0
+          ret
+          exit
+        ");
+    }
+
+    /// `ecx` is 5 when it is compared with 5: `je` always jumps.
+    #[test]
+    fn a_branch_on_known_flags_becomes_a_jump() {
+        let r = two_way(
+            asm(|a| {
+                a.mov(ecx, 5)?;
+                a.cmp(ecx, 5)
+            }),
+            Cc::e,
+        );
+        insta::assert_snapshot!(after(r, super::propagate), @"
+        L0:
+          mov ecx,5
+          cmp ecx,5
+          jmp L1
+        L1:
+          ret
+          exit
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `ecx` comes from memory, so the compare is not known.
+    #[test]
+    fn a_branch_on_unknown_flags_stays() {
+        let r = two_way(
+            asm(|a| {
+                a.mov(ecx, dword_ptr(esi))?;
+                a.cmp(ecx, 5)
+            }),
+            Cc::e,
+        );
+        insta::assert_snapshot!(after(r, super::propagate), @"
+        L0:
+          mov ecx,[esi]
+          cmp ecx,5
+          je L1 else L2
+        L1:
+          ret
+          exit
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// L0 -> L1 or L2 -> L3, each side setting `ecx` to `second` (L1 to 1):
+    /// L3 knows `ecx` only when they agree.
+    fn join(second: u32) -> wiper_residual::Residual {
+        residual(vec![
+            block(0, asm(|a| a.test(eax, eax)), branch(Cc::e, 1, 2)),
+            block(1, asm(|a| a.mov(ecx, 1)), crate::testutil::jump(3)),
+            block(2, asm(|a| a.mov(ecx, second)), crate::testutil::jump(3)),
+            block(
+                3,
+                asm(|a| {
+                    a.add(eax, ecx)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ])
+    }
+
+    /// Both ways into L3 set `ecx` to 1: its read folds.
+    #[test]
+    fn a_value_all_predecessors_agree_on_is_known() {
+        insta::assert_snapshot!(after(join(1), super::propagate), @"
+        L0:
+          test eax,eax
+          je L1 else L2
+        L1:
+          mov ecx,1
+          jmp L3
+        L2:
+          mov ecx,1
+          jmp L3
+        L3:
+          add eax,1
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: one way sets `ecx` to 2.
+    #[test]
+    fn a_value_predecessors_disagree_on_is_unknown() {
+        insta::assert_snapshot!(after(join(2), super::propagate), @"
+        L0:
+          test eax,eax
+          je L1 else L2
+        L1:
+          mov ecx,1
+          jmp L3
+        L2:
+          mov ecx,2
+          jmp L3
+        L3:
+          add eax,ecx
           ret
           exit
         ");

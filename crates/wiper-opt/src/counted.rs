@@ -324,4 +324,101 @@ mod tests {
         "
         );
     }
+
+    /// Counting `cl` up: the loop runs `-cl` turns, so `dl` loses `cl`.
+    #[test]
+    fn a_loop_counting_up_subtracts_the_counter() {
+        let r = counted(
+            asm(|a| {
+                a.inc(dl)?;
+                a.inc(cl)
+            }),
+            Vec::new(),
+        );
+        insta::assert_snapshot!(after(r, super::close_loops), @"
+        L0:
+          mov eax,1
+          jmp L1
+        L1:
+          sub dl,cl
+          mov cl,0
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// A step of 3 is a product, in `edx`: free because no caller reads it
+    /// at return and the loop does not use it.
+    #[test]
+    fn a_loop_with_a_larger_step_becomes_a_product() {
+        let mut r = counted(
+            asm(|a| {
+                a.add(ebx, 3)?;
+                a.dec(ecx)
+            }),
+            Vec::new(),
+        );
+        r.edx_dead_at_return = true;
+        insta::assert_snapshot!(after(r, super::close_loops), @"
+        L0:
+          mov eax,1
+          jmp L1
+        L1:
+          imul edx,ecx,3
+          add ebx,edx
+          mov ecx,0
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: the same loop with `edx` read at return has no free
+    /// register for the product; and `edx` is wider than the counter `cl`
+    /// (it would see the 256 turns of a zero count).
+    #[test]
+    fn a_loop_without_a_free_register_or_with_a_wider_sum_stays() {
+        let product = counted(
+            asm(|a| {
+                a.add(ebx, 3)?;
+                a.dec(ecx)
+            }),
+            Vec::new(),
+        );
+        let wider = counted(
+            asm(|a| {
+                a.inc(edx)?;
+                a.dec(cl)
+            }),
+            Vec::new(),
+        );
+        insta::assert_snapshot!(
+            after(product, super::close_loops) + &after(wider, super::close_loops),
+            @"
+        L0:
+          mov eax,1
+          jmp L1
+        L1:
+          add ebx,3
+          dec ecx
+          jne L1 else L2
+        L2:
+          ret
+          exit
+        L0:
+          mov eax,1
+          jmp L1
+        L1:
+          inc edx
+          dec cl
+          jne L1 else L2
+        L2:
+          ret
+          exit
+        "
+        );
+    }
 }

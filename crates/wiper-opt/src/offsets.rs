@@ -199,4 +199,46 @@ mod tests {
           exit
         ");
     }
+
+    /// `eax` is overwritten after the load: its increment only moves into
+    /// the displacement.
+    #[test]
+    fn an_increment_of_an_overwritten_register_only_moves() {
+        let f = function(|a| {
+            a.add(eax, 4)?;
+            a.mov(edx, dword_ptr(eax))?;
+            a.mov(eax, ebx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_offsets), @"
+        L0:
+          mov edx,[eax+4]
+          mov eax,ebx
+          ret
+          exit
+        ");
+    }
+
+    /// `mov ecx,esi` reads `esi`: it gets the pending offset by one `lea`
+    /// just before.
+    #[test]
+    fn a_pending_offset_is_added_before_a_read() {
+        let f = function(|a| {
+            a.add(esi, 4)?;
+            a.add(edx, dword_ptr(esi))?;
+            a.add(esi, 4)?;
+            a.add(edx, dword_ptr(esi))?;
+            a.mov(ecx, esi)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_offsets), @"
+        L0:
+          add edx,[esi+4]
+          add edx,[esi+8]
+          lea esi,[esi+8]
+          mov ecx,esi
+          ret
+          exit
+        ");
+    }
 }

@@ -439,8 +439,10 @@ fn fold_address(
     live_after_x: Locs,
 ) -> Option<Instruction> {
     let imm = match add.code() {
-        Code::Add_rm32_imm8 | Code::Add_rm32_imm32 => add.immediate(1) as i32,
-        Code::Sub_rm32_imm8 | Code::Sub_rm32_imm32 => (add.immediate(1) as i32).wrapping_neg(),
+        Code::Add_rm32_imm8 | Code::Add_rm32_imm32 | Code::Add_EAX_imm32 => add.immediate(1) as i32,
+        Code::Sub_rm32_imm8 | Code::Sub_rm32_imm32 | Code::Sub_EAX_imm32 => {
+            (add.immediate(1) as i32).wrapping_neg()
+        }
         _ => return None,
     };
     if add.op0_kind() != OpKind::Register {
@@ -954,6 +956,227 @@ mod tests {
         L0:
           movzx ecx,cl
           add eax,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// `code`, then a branch on `cc` to a block that returns.
+    fn branching(code: Vec<iced_x86::Instruction>, cc: Cc) -> wiper_residual::Residual {
+        residual(vec![
+            block(0, code, branch(cc, 1, 1)),
+            block(1, asm(|a| a.ret()), Terminator::Exit),
+        ])
+    }
+
+    /// The temporary `ecx` is read after the swap: it gets the old `eax`,
+    /// which is then in `ebx`.
+    #[test]
+    fn a_swap_whose_temporary_is_read_keeps_it() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, ecx)?;
+            a.mov(esi, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          xchg ebx,eax
+          mov ecx,ebx
+          mov esi,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the moved-aside `ecx` is read again after the `add`.
+    #[test]
+    fn a_commutative_operand_read_again_stays() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.mov(eax, ebx)?;
+            a.add(eax, ecx)?;
+            a.mov(esi, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov ecx,eax
+          mov eax,ebx
+          add eax,ecx
+          mov esi,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// `cmp ecx,0` is a zero test too: `sub` set ZF from `ecx` already.
+    #[test]
+    fn a_compare_with_zero_after_arithmetic_goes() {
+        let r = branching(
+            asm(|a| {
+                a.sub(ecx, edx)?;
+                a.cmp(ecx, 0)
+            }),
+            Cc::ne,
+        );
+        insta::assert_snapshot!(peep(r), @"
+        L0:
+          sub ecx,edx
+          jne L1 else L1
+        L1:
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: `mov` sets no flags, and `add edx,1` sets them from
+    /// `edx`, not from the tested `ecx`.
+    #[test]
+    fn a_zero_test_after_a_move_or_of_another_register_stays() {
+        let moved = branching(
+            asm(|a| {
+                a.mov(ecx, edx)?;
+                a.test(ecx, ecx)
+            }),
+            Cc::e,
+        );
+        let other = branching(
+            asm(|a| {
+                a.add(edx, 1)?;
+                a.test(ecx, ecx)
+            }),
+            Cc::e,
+        );
+        insta::assert_snapshot!(peep(moved) + &peep(other), @"
+        L0:
+          mov ecx,edx
+          test ecx,ecx
+          je L1 else L1
+        L1:
+          ret
+          exit
+        L0:
+          add edx,1
+          test ecx,ecx
+          je L1 else L1
+        L1:
+          ret
+          exit
+        ");
+    }
+
+    /// A `sub` folds as a negative offset, and the load may overwrite the
+    /// address register itself (`ecx` is read after, but as the loaded
+    /// value).
+    #[test]
+    fn a_decrement_folds_into_a_load_over_its_register() {
+        let f = function(|a| {
+            a.sub(ecx, 4)?;
+            a.mov(ecx, dword_ptr(ecx + 8))?;
+            a.mov(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov ecx,[ecx+4]
+          mov eax,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `ecx` is read after the load (by `mov eax,ecx`), so it
+    /// must get its increment.
+    #[test]
+    fn an_increment_read_after_the_load_stays() {
+        let f = function(|a| {
+            a.add(ecx, 4)?;
+            a.mov(edx, dword_ptr(ecx + 8))?;
+            a.mov(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          add ecx,4
+          mov edx,[ecx+8]
+          mov eax,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// A byte register changed through `ecx` is changed in place.
+    #[test]
+    fn a_byte_register_changed_through_another_is_changed_in_place() {
+        let f = function(|a| {
+            a.movzx(ecx, bh)?;
+            a.add(cl, 3)?;
+            a.mov(bh, cl)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          add bh,3
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `ecx` (the zero-extended byte plus 3) is read after.
+    #[test]
+    fn a_byte_changed_through_a_live_register_stays() {
+        let f = function(|a| {
+            a.movzx(ecx, bh)?;
+            a.add(cl, 3)?;
+            a.mov(bh, cl)?;
+            a.mov(esi, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          movzx ecx,bh
+          add cl,3
+          mov bh,cl
+          mov esi,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// A byte register tested through `ecx` is tested itself.
+    #[test]
+    fn a_byte_register_tested_through_another_is_tested_itself() {
+        let r = branching(
+            asm(|a| {
+                a.movzx(ecx, dl)?;
+                a.test(cl, cl)
+            }),
+            Cc::e,
+        );
+        insta::assert_snapshot!(peep(r), @"
+        L0:
+          test dl,dl
+          je L1 else L1
+        L1:
+          ret
+          exit
+        ");
+    }
+
+    /// `add eax,imm32` in its short form (the assembler's choice for
+    /// `eax`) folds too; the load overwrites `eax`.
+    #[test]
+    fn a_short_form_increment_of_eax_folds() {
+        let f = function(|a| {
+            a.add(eax, 0x100)?;
+            a.mov(eax, dword_ptr(eax + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov eax,[eax+108h]
           ret
           exit
         ");

@@ -141,4 +141,45 @@ mod tests {
           exit
         ");
     }
+
+    /// A chain with a squaring in it: `((b^2)^2 * b) * b` is `b^6`.
+    #[test]
+    fn a_chain_with_squarings_is_squared_anew() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            a.imul_2(eax, ebx)?;
+            a.imul_2(eax, eax)?;
+            a.imul_2(eax, ebx)?;
+            a.imul_2(eax, ebx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::shorten_power_chains), @"
+        L0:
+          mov eax,ebx
+          imul eax,eax
+          imul eax,ebx
+          imul eax,eax
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `b^3` by square-and-multiply is as long as the chain.
+    #[test]
+    fn a_chain_no_longer_than_its_square_stays() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            a.imul_2(eax, ebx)?;
+            a.imul_2(eax, ebx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::shorten_power_chains), @"
+        L0:
+          mov eax,ebx
+          imul eax,ebx
+          imul eax,ebx
+          ret
+          exit
+        ");
+    }
 }

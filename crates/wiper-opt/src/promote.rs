@@ -307,4 +307,63 @@ mod tests {
           exit
         ");
     }
+
+    /// A byte slot lives in a byte register (`cl`, which it is moved from).
+    #[test]
+    fn a_slot_accessed_as_a_byte_lives_in_a_byte_register() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(byte_ptr(esp), cl)?;
+            a.movzx(eax, byte_ptr(esp))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(promoted(f), @"
+        L0:
+          lea esp,[esp-4]
+          mov cl,cl
+          movzx eax,cl
+          lea esp,[esp+4]
+          ret
+          exit
+        ");
+    }
+
+    /// An argument slot read on entry: its register is loaded from it in a
+    /// new entry block.
+    #[test]
+    fn an_argument_slot_is_loaded_on_entry() {
+        let f = function(|a| {
+            a.mov(eax, dword_ptr(esp + 4))?;
+            a.add(eax, dword_ptr(esp + 4))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(promoted(f), @"
+        L1:
+          mov eax,[esp+4]
+          jmp L0
+        L0:
+          mov eax,eax
+          add eax,eax
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `[esp]` on entry is the return address, never a slot.
+    #[test]
+    fn the_return_address_stays_in_memory() {
+        let f = function(|a| {
+            a.mov(eax, dword_ptr(esp))?;
+            a.add(eax, dword_ptr(esp))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(promoted(f), @"
+        L0:
+          mov eax,[esp]
+          add eax,[esp]
+          ret
+          exit
+        ");
+    }
 }

@@ -236,4 +236,45 @@ mod tests {
         "
         );
     }
+
+    /// `ebx` saved in `edx` when `edx` is dead at return (the second
+    /// scratch register); the `edx` flag of `r` chooses.
+    fn saved_in_edx(edx_dead_at_return: bool) -> wiper_residual::Residual {
+        let mut f = function(|a| {
+            a.mov(edx, ebx)?;
+            a.lea(ebx, ptr(eax + 5))?;
+            a.imul_3(eax, ebx, 3)?;
+            a.mov(ebx, edx)?;
+            a.ret()
+        });
+        f.edx_dead_at_return = edx_dead_at_return;
+        f
+    }
+
+    /// No caller reads `edx`: `ebx` gives way to it.
+    #[test]
+    fn a_saved_register_gives_way_to_a_dead_edx() {
+        insta::assert_snapshot!(after(saved_in_edx(true), super::free_saved_registers), @"
+        L0:
+          lea edx,[eax+5]
+          imul eax,edx,3
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: a caller may read `edx` at return, so it is no scratch
+    /// register.
+    #[test]
+    fn a_saved_register_keeps_a_live_edx() {
+        insta::assert_snapshot!(after(saved_in_edx(false), super::free_saved_registers), @"
+        L0:
+          mov edx,ebx
+          lea ebx,[eax+5]
+          imul eax,ebx,3
+          mov ebx,edx
+          ret
+          exit
+        ");
+    }
 }

@@ -42,6 +42,17 @@ pub fn branch(cc: ConditionCode, taken: u32, not_taken: u32) -> Terminator {
     }
 }
 
+/// A residual of three blocks: L0 runs `instructions` and branches on
+/// `cc` to L1, else to L2; both return.
+pub fn two_way(instructions: Vec<Instruction>, cc: ConditionCode) -> Residual {
+    let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+    residual(vec![
+        block(0, instructions, branch(cc, 1, 2)),
+        ret(1),
+        ret(2),
+    ])
+}
+
 /// A residual of `blocks`, entered at the first.
 pub fn residual(blocks: Vec<Block>) -> Residual {
     Residual {

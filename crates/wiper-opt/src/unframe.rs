@@ -252,4 +252,50 @@ mod tests {
           exit
         ");
     }
+
+    /// Near misses: a local slot (`[esp]` below the entry stack pointer)
+    /// is more than bookkeeping; in the second function the changed `ebx`
+    /// is read after its restore, so the restore cannot become a `pop`
+    /// before `ret`.
+    #[test]
+    fn a_local_slot_or_a_read_after_the_restore_keeps_the_frame() {
+        let local = function(|a| {
+            a.push(ebx)?;
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.mov(eax, dword_ptr(esp))?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.lea(esp, ptr(esp + 12))?;
+            a.ret()
+        });
+        let reread = function(|a| {
+            a.push(ebx)?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, dword_ptr(esp))?;
+            a.add(eax, ebx)?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(unframed(local) + &unframed(reread), @"
+        L0:
+          push ebx
+          lea esp,[esp-8]
+          mov [esp],eax
+          mov eax,[esp]
+          mov ebx,[esp+8]
+          lea esp,[esp+0Ch]
+          ret
+          exit
+        L0:
+          push ebx
+          mov ebx,[esp+8]
+          mov eax,ebx
+          mov ebx,[esp]
+          add eax,ebx
+          lea esp,[esp+4]
+          ret
+          exit
+        ");
+    }
 }

@@ -33,7 +33,8 @@ fn run(items: &[Item], fx: &[Effects]) -> Forms {
 }
 
 /// The block's last flag writer, with its index, when it is a 32-bit `cmp`
-/// of a register with a register or an immediate.
+/// of a register with a register or an immediate (also in the short form
+/// `cmp eax,imm32`, which assemblers pick for `eax`).
 fn last_compare<'a>(items: &'a [Item], fx: &[Effects]) -> Option<(usize, &'a Instruction)> {
     let k = fx.iter().rposition(|e| e.defs & ALL_FLAGS != 0)?;
     let Item::Instr(cmp, _) = &items[k] else {
@@ -41,7 +42,11 @@ fn last_compare<'a>(items: &'a [Item], fx: &[Effects]) -> Option<(usize, &'a Ins
     };
     (matches!(
         cmp.code(),
-        Code::Cmp_rm32_r32 | Code::Cmp_r32_rm32 | Code::Cmp_rm32_imm8 | Code::Cmp_rm32_imm32
+        Code::Cmp_rm32_r32
+            | Code::Cmp_r32_rm32
+            | Code::Cmp_rm32_imm8
+            | Code::Cmp_rm32_imm32
+            | Code::Cmp_EAX_imm32
     ) && cmp.op0_kind() == OpKind::Register)
         .then_some((k, cmp))
 }
@@ -166,7 +171,7 @@ mod tests {
     use iced_x86::ConditionCode as Cc;
     use wiper_residual::Terminator;
 
-    use crate::testutil::{after, asm, block, branch, jump, residual};
+    use crate::testutil::{after, asm, block, branch, jump, residual, two_way};
 
     /// A walk from `eax` to `ecx` by 4, `setup` relating (or not) the two.
     fn walk(setup: Vec<iced_x86::Instruction>) -> wiper_residual::Residual {
@@ -229,18 +234,13 @@ mod tests {
     /// `je` after comparing `eax` with `eax+8`: never taken.
     #[test]
     fn a_compare_of_known_distance_is_decided() {
-        let r = residual(vec![
-            block(
-                0,
-                asm(|a| {
-                    a.lea(ecx, ptr(eax + 8))?;
-                    a.cmp(eax, ecx)
-                }),
-                branch(Cc::e, 1, 2),
-            ),
-            block(1, asm(|a| a.ret()), Terminator::Exit),
-            block(2, asm(|a| a.ret()), Terminator::Exit),
-        ]);
+        let r = two_way(
+            asm(|a| {
+                a.lea(ecx, ptr(eax + 8))?;
+                a.cmp(eax, ecx)
+            }),
+            Cc::e,
+        );
         insta::assert_snapshot!(after(r, super::decide_distances), @"
         L0:
           lea ecx,[eax+8]
@@ -258,23 +258,105 @@ mod tests {
     /// Near miss: `ecx` is loaded, so the distance is unknown.
     #[test]
     fn a_compare_of_unknown_distance_stays() {
-        let r = residual(vec![
-            block(
-                0,
-                asm(|a| {
-                    a.mov(ecx, dword_ptr(esp + 4))?;
-                    a.cmp(eax, ecx)
-                }),
-                branch(Cc::e, 1, 2),
-            ),
-            block(1, asm(|a| a.ret()), Terminator::Exit),
-            block(2, asm(|a| a.ret()), Terminator::Exit),
-        ]);
+        let r = two_way(
+            asm(|a| {
+                a.mov(ecx, dword_ptr(esp + 4))?;
+                a.cmp(eax, ecx)
+            }),
+            Cc::e,
+        );
         insta::assert_snapshot!(after(r, super::decide_distances), @"
         L0:
           mov ecx,[esp+4]
           cmp eax,ecx
           je L1 else L2
+        L1:
+          ret
+          exit
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// L0 sets `eax` to `start`, L1 counts it up to 3 (`cmp eax,imm`).
+    fn count_to_three(start: u32) -> wiper_residual::Residual {
+        residual(vec![
+            block(0, asm(|a| a.mov(eax, start)), jump(1)),
+            block(
+                1,
+                asm(|a| {
+                    a.inc(eax)?;
+                    a.add(edx, eax)?;
+                    a.cmp(eax, 3)
+                }),
+                branch(Cc::ne, 1, 2),
+            ),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ])
+    }
+
+    /// From 0 to 3 by 1: three turns.
+    #[test]
+    fn a_count_to_a_constant_is_unrolled() {
+        insta::assert_snapshot!(after(count_to_three(0), super::unroll_loops), @"
+        L0:
+          mov eax,0
+          jmp L1
+        L1:
+          inc eax
+          add edx,eax
+          cmp eax,3
+          inc eax
+          add edx,eax
+          cmp eax,3
+          inc eax
+          add edx,eax
+          cmp eax,3
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: from 3 (the first compare sees 4) the count wraps
+    /// around: 2^32 - 1 turns, too many.
+    #[test]
+    fn a_count_of_too_many_turns_stays() {
+        insta::assert_snapshot!(after(count_to_three(3), super::unroll_loops), @"
+        L0:
+          mov eax,3
+          jmp L1
+        L1:
+          inc eax
+          add edx,eax
+          cmp eax,3
+          jne L1 else L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// `je` after comparing `eax+8` with the immediate 8, where `eax` was
+    /// set to 0 (`cmp eax,imm32` in its short form): always taken.
+    #[test]
+    fn a_compare_with_an_immediate_of_known_distance_is_decided() {
+        let r = two_way(
+            asm(|a| {
+                a.mov(eax, 0)?;
+                a.add(eax, 8)?;
+                a.cmp(eax, 8)
+            }),
+            Cc::e,
+        );
+        insta::assert_snapshot!(after(r, super::decide_distances), @"
+        L0:
+          mov eax,0
+          add eax,8
+          cmp eax,8
+          jmp L1
         L1:
           ret
           exit

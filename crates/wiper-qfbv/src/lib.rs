@@ -34,15 +34,16 @@ mod build;
 pub mod bv;
 mod eval;
 mod fx;
+mod op;
 mod pool;
 mod print;
-pub mod simplify;
 mod smt;
 mod traverse;
 
 pub use eval::{Assignment, Env, EvalError, MemImage, MemValue, Value};
 pub use fx::{FxHashMap, FxHashSet, FxHasher};
-pub use pool::{ExprId, ExprPool, Op, Sort, VarId};
+pub use op::{Op, Sort, VarId};
+pub use pool::{simplify, ExprId, ExprPool};
 pub use print::{Printer, Syntax};
 pub use smt::{Counterexample, ProofResult, Prover, ProverStats, Z3Term, Z3Translator};
 
