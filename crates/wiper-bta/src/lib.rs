@@ -169,7 +169,7 @@ impl Analysis {
 /// Analyses the function at `entry` of `binary` with the static inputs of
 /// `spec`.
 pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysis, BtaError> {
-    let context = spec.context();
+    let context = Context::of_spec(spec);
     analyze_checked(binary, entry, &context, spec.clone(), spec.max_arg())
 }
 

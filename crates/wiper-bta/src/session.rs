@@ -71,7 +71,10 @@ impl<'a> Session<'a> {
     /// does (the function can be analysed, the arguments named exist),
     /// building the model the specializer's first context will use.
     pub fn check(&mut self, entry: u32, spec: &StaticSpec) -> Result<(), BtaError> {
-        let nargs = self.model(entry, &spec.context().buffers)?.built.nargs;
+        let nargs = self
+            .model(entry, &Context::of_spec(spec).buffers)?
+            .built
+            .nargs;
         check_arg_range(spec.max_arg(), nargs)
     }
 

@@ -141,27 +141,6 @@ impl StaticSpec {
         })
     }
 
-    /// The context the spec gives its function: the static arguments and
-    /// registers, and the arguments that point to static buffers.
-    pub fn context(&self) -> crate::Context {
-        let mut pattern = crate::Pattern { regs: 0, args: 0 };
-        let mut buffers = Vec::new();
-        for e in &self.entries {
-            match e {
-                StaticInput::Arg { index, value } => {
-                    if *index < 64 {
-                        pattern.args |= 1 << index;
-                    }
-                    if matches!(value, StaticValue::Pointer(_)) {
-                        buffers.push(*index);
-                    }
-                }
-                StaticInput::Reg { reg, .. } => pattern.regs |= 1 << reg.index(),
-            }
-        }
-        crate::Context { pattern, buffers }
-    }
-
     /// The highest argument index named, if any.
     pub fn max_arg(&self) -> Option<u32> {
         self.entries

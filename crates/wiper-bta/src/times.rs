@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::spec::{StaticInput, StaticSpec, StaticValue};
 use crate::{Analysis, BindingTime, InstructionInfo, Pattern};
 
 /// What is static when a function starts running at specialization time:
@@ -18,6 +19,29 @@ pub struct Context {
     /// Stack arguments that point to static buffers (their contents are
     /// static).
     pub buffers: Vec<u32>,
+}
+
+impl Context {
+    /// The context `spec` gives its function: the static arguments and
+    /// registers, and the arguments that point to static buffers.
+    pub fn of_spec(spec: &StaticSpec) -> Context {
+        let mut pattern = Pattern { regs: 0, args: 0 };
+        let mut buffers = Vec::new();
+        for e in &spec.entries {
+            match e {
+                StaticInput::Arg { index, value } => {
+                    if *index < 64 {
+                        pattern.args |= 1 << index;
+                    }
+                    if matches!(value, StaticValue::Pointer(_)) {
+                        buffers.push(*index);
+                    }
+                }
+                StaticInput::Reg { reg, .. } => pattern.regs |= 1 << reg.index(),
+            }
+        }
+        Context { pattern, buffers }
+    }
 }
 
 /// The binding time of a whole instruction: its parts' times combined.
