@@ -35,6 +35,7 @@
 
 use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
 use wiper_residual::{Item, Residual};
+use wiper_x86::Reg;
 
 use crate::effects::{
     displacement_size, memory_operand, reg_of_bit, Effects, EffectsOf, Locs, ALL_FLAGS, ALL_REGS,
@@ -178,7 +179,9 @@ pub fn inverse(c: u32) -> Option<u32> {
 /// The register index (0..8, as in [`crate::effects`]) of a 32-bit
 /// general-purpose register other than `esp`.
 fn index(reg: Register) -> Option<usize> {
-    (reg.is_gpr32() && reg != Register::ESP).then(|| reg.number() - Register::EAX.number())
+    Reg::from_iced(reg)
+        .filter(|&r| reg.is_gpr32() && r != Reg::Esp)
+        .map(Reg::index)
 }
 
 /// The forms of the registers at one point of a block.

@@ -113,8 +113,7 @@ pub use layout::{
 };
 pub use rng::Rng;
 pub use state::{
-    flags, is_landing_address, reg_index, CpuState, Fault, Outcome, EAX, EBP, EBX, ECX, EDI, EDX,
-    ESI, ESP, REG_NAMES,
+    flags, is_landing_address, CpuState, Fault, Outcome, EAX, EBP, EBX, ECX, EDI, EDX, ESI, ESP,
 };
 
 /// Why a batch could not be run at all (per-state problems are [`Fault`]s).

@@ -695,9 +695,10 @@ fn check_sequence(code: Code, total: usize, rng: &mut Rng) -> Report {
                     q.next_eip
                 ));
             } else {
-                for (i, name) in wiper_oracle::REG_NAMES.iter().enumerate() {
-                    let (a, b) = (o.state.regs[i], q.state.regs[i]);
+                for r in wiper_sem::Reg::ALL {
+                    let (a, b) = (o.state.regs[r.index()], q.state.regs[r.index()]);
                     if a != b {
+                        let name = r.name();
                         diffs.push(format!("{name}: original {a:#010x}, parts {b:#010x}"));
                     }
                 }

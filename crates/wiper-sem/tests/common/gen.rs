@@ -80,6 +80,7 @@ const MARGIN: u32 = 8;
 /// Attempts to draw one valid state before giving up on an instance.
 const STATE_ATTEMPTS: usize = 300;
 
+use wiper_sem::Reg;
 use wiper_x86::{GPR16 as R16, GPR32 as R32, GPR8 as R8};
 
 /// Shift and rotate counts worth testing (masked to 5 bits by the processor).
@@ -912,8 +913,8 @@ impl Instance {
         if rng.chance(1, 2) && size > 1 {
             ea &= !(size - 1);
         }
-        let bi = wiper_oracle::reg_index(base);
-        let ii = wiper_oracle::reg_index(index);
+        let bi = Reg::from_iced(base).map(Reg::index);
+        let ii = Reg::from_iced(index).map(Reg::index);
         match (bi, ii) {
             (None, None) => {}
             (Some(ESP), None) => {}
@@ -1301,7 +1302,7 @@ pub fn reg_value(s: &CpuState, r: Register) -> Option<u64> {
     if r.is_segment_register() {
         return Some(0);
     }
-    let full = wiper_oracle::reg_index(r.full_register32())?;
+    let full = Reg::from_iced(r)?.index();
     let v = s.regs[full];
     Some(u64::from(if r.is_gpr8() {
         if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
@@ -1318,7 +1319,7 @@ pub fn reg_value(s: &CpuState, r: Register) -> Option<u64> {
 
 /// Writes the low bits of `v` into register `r` of `s`.
 pub fn set_reg(s: &mut CpuState, r: Register, v: u32) {
-    let Some(full) = wiper_oracle::reg_index(r.full_register32()) else {
+    let Some(full) = Reg::from_iced(r).map(Reg::index) else {
         return;
     };
     let old = s.regs[full];

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use iced_x86::{Instruction, RflagsBits};
-use wiper_oracle::{flags, CpuState, OracleError, Outcome, CODE_BASE, REG_NAMES, SCRATCH_BASE};
+use wiper_oracle::{flags, CpuState, OracleError, Outcome, CODE_BASE, SCRATCH_BASE};
 use wiper_qfbv::ExprPool;
 use wiper_sem::{Executed, Flag, Lifted, MachineState, Reg};
 
@@ -61,8 +61,8 @@ pub fn to_machine(s: &CpuState) -> MachineState {
 /// Registers, flags and window of a state, for messages.
 pub fn show_state(s: &CpuState) -> String {
     let mut out = String::new();
-    for (name, v) in REG_NAMES.iter().zip(s.regs) {
-        let _ = write!(out, "{name}={v:08x} ");
+    for (r, v) in Reg::ALL.iter().zip(s.regs) {
+        let _ = write!(out, "{}={v:08x} ", r.name());
     }
     out.push_str("flags=");
     for (mask, name) in flags::NAMES {
@@ -111,10 +111,7 @@ pub fn differences(cpu: &Outcome, ex: &Executed) -> Vec<String> {
     for r in Reg::ALL {
         let (c, w) = (cpu.state.regs[r.index()], ex.state.regs[r.index()]);
         if c != w {
-            diffs.push(format!(
-                "{}: cpu {c:#010x}, wiper {w:#010x}",
-                REG_NAMES[r.index()]
-            ));
+            diffs.push(format!("{}: cpu {c:#010x}, wiper {w:#010x}", r.name()));
         }
     }
     for f in Flag::ALL {

@@ -5,6 +5,7 @@ use iced_x86::{Code, Instruction};
 use wiper_bta::StaticSpec;
 use wiper_residual::{Item, Origin};
 use wiper_sem::Reg;
+use wiper_x86::abi;
 
 use super::block::Next;
 use super::exit::ret_slots;
@@ -19,7 +20,7 @@ impl Specializer<'_> {
     pub(super) fn arg_bytes(&mut self, entry: u32) -> u32 {
         *self.arg_counts.entry(entry).or_insert_with(|| {
             wiper_bta::analyze(self.binary, entry, &StaticSpec::default())
-                .map(|a| 4 * a.arg_count)
+                .map(|a| abi::ARG_SIZE * a.arg_count)
                 .unwrap_or(UNKNOWN_ARGS)
         })
     }
@@ -98,7 +99,7 @@ impl Specializer<'_> {
                 items.push(Item::Instr(call, Origin::Original(addr)));
             }
         }
-        for r in [Reg::Eax, Reg::Ecx, Reg::Edx] {
+        for r in abi::CALLER_SAVED {
             state.store.set_reg(r, None);
         }
         state.store.flags = [None; 7];
@@ -161,7 +162,8 @@ impl Specializer<'_> {
             match region {
                 Region::Of(Base::Stack) => {
                     let rel = off.wrapping_sub(shift) as i32;
-                    if (4..4 + 4 * 8).contains(&rel) {
+                    // The first eight arguments.
+                    if (abi::arg_offset(0) as i32..abi::arg_offset(8) as i32).contains(&rel) {
                         s.mem.insert((region, rel as u32), known);
                     }
                 }
