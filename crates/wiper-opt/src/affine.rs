@@ -35,6 +35,7 @@
 
 use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
 use wiper_residual::{Item, Residual};
+use wiper_sem::wiper_qfbv::bv;
 use wiper_x86::Reg;
 
 use crate::effects::{
@@ -153,27 +154,13 @@ impl Affine {
             return None;
         }
         let c = source.scale;
-        let m = match inverse(c) {
+        let m = match bv::inverse32(c) {
             Some(inv) => self.scale.wrapping_mul(inv),
             None if self.scale % c == 0 => self.scale / c,
             None => return None,
         };
         Some((m, self.offset.wrapping_sub(m.wrapping_mul(source.offset))))
     }
-}
-
-/// The multiplicative inverse of `c` modulo 2^32, for odd `c`.
-pub fn inverse(c: u32) -> Option<u32> {
-    if c % 2 == 0 {
-        return None;
-    }
-    // Newton's iteration doubles the correct low bits: c is its own
-    // inverse modulo 8.
-    let mut x = c;
-    for _ in 0..4 {
-        x = x.wrapping_mul(2u32.wrapping_sub(c.wrapping_mul(x)));
-    }
-    Some(x)
 }
 
 /// The register index (0..8, as in [`crate::effects`]) of a 32-bit
@@ -775,15 +762,6 @@ mod tests {
             Affine::new(u32::MAX, Some(Value(1)), 3u32.wrapping_neg())
         );
         assert_eq!(neg.scaled(u32::MAX), v(1).offset_by(3));
-    }
-
-    #[test]
-    fn inverses_are_inverses() {
-        for c in [1u32, 3, 5, 7, 9, 0x8001, u32::MAX, 0xdead_beef] {
-            assert_eq!(c.wrapping_mul(inverse(c).unwrap()), 1, "{c:#x}");
-        }
-        assert_eq!(inverse(2), None);
-        assert_eq!(inverse(0), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod format;
 pub mod jumptable;
 mod locate;
 pub mod reg;
+pub mod rng;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +27,7 @@ pub use format::{Format, Syntax};
 pub use jumptable::JumpTable;
 pub use locate::{find_main, main_from_start, resolve_function};
 pub use reg::{Reg, GPR16, GPR32, GPR8};
+pub use rng::Rng;
 
 /// Why a function could not be decoded. Each message is one line and names the address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

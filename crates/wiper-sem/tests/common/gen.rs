@@ -80,6 +80,7 @@ const MARGIN: u32 = 8;
 /// Attempts to draw one valid state before giving up on an instance.
 const STATE_ATTEMPTS: usize = 300;
 
+use wiper_qfbv::bv::inverse32;
 use wiper_sem::Reg;
 use wiper_x86::{GPR16 as R16, GPR32 as R32, GPR8 as R8};
 
@@ -936,7 +937,7 @@ impl Instance {
                 let f = scale + 1;
                 let mut t = ea.wrapping_sub(disp);
                 if f % 2 == 1 {
-                    s.regs[b] = t.wrapping_mul(inverse(f));
+                    s.regs[b] = t.wrapping_mul(inverse32(f).expect("odd"));
                 } else {
                     t &= !1;
                     s.regs[b] = (t >> 1).wrapping_add(if rng.coin() { 1 << 31 } else { 0 });
@@ -1275,15 +1276,6 @@ fn string_regs(mn: Mnemonic) -> (bool, bool) {
         M::Lodsb | M::Lodsw | M::Lodsd => (true, false),
         _ => (false, true),
     }
-}
-
-/// The multiplicative inverse of an odd number modulo 2^32.
-fn inverse(a: u32) -> u32 {
-    let mut x: u32 = 1;
-    for _ in 0..5 {
-        x = x.wrapping_mul(2u32.wrapping_sub(a.wrapping_mul(x)));
-    }
-    x
 }
 
 fn sext(v: u32, bits: u32) -> i64 {
