@@ -22,7 +22,7 @@
 //!
 //! * every form with an immediate has one instance per edge immediate (0, 1,
 //!   all ones, `0x80..`, `0x7f..`; shift counts 0, 1, 2, width-1, width,
-//!   width+1, 32, 33, 255) besides random ones (`gen::edge_immediates`);
+//!   width+1, 32, 33, 255) besides random ones (`sample::edge_immediates`);
 //! * in every instance the first `gen::FIXED_STATES` states fix the rule
 //!   inputs (`gen::Variant`): CF clear and set alternately, DF both ways,
 //!   counts in `cl` of 0 (with both carry-ins), 1 and above 1, and operand
@@ -65,6 +65,7 @@ use std::sync::Mutex;
 
 use iced_x86::Code;
 use wiper_oracle::{flags, CpuState, Rng, CODE_BASE};
+use wiper_sem::sample::{edge_count, edge_immediates, is_barrier, width_mask};
 use wiper_sem::{barrier_codes, execute, supported_codes, Flag};
 
 use common::gen::{self, Edge, Instance};
@@ -150,7 +151,7 @@ fn split(total: usize, code: Code) -> (usize, usize) {
     let instances = total
         .div_ceil(STATES_PER_INSTANCE)
         .clamp(1, MAX_INSTANCES)
-        .max(gen::edge_count(code));
+        .max(edge_count(code));
     (instances, total.div_ceil(instances))
 }
 
@@ -225,7 +226,7 @@ fn state_differences(
 /// Checks one form: instances × states against the processor.
 fn check_code(code: Code, total: usize, rng: &mut Rng) -> Report {
     let mut rep = Report::default();
-    let barrier = gen::is_barrier(code) || barrier_codes().contains(&code);
+    let barrier = is_barrier(code) || barrier_codes().contains(&code);
     let (instances, per) = split(total, code);
     let mut inputs = Inputs::default();
     for k in 0..instances {
@@ -385,7 +386,7 @@ impl Inputs {
                     continue;
                 };
                 for e in SLOT_EDGES {
-                    if e.value(bits) == Some(v & gen::width_mask(bits)) {
+                    if e.value(bits) == Some(v & width_mask(bits)) {
                         self.edges.insert((k, e));
                     }
                 }
@@ -398,7 +399,7 @@ impl Inputs {
     /// form has them.
     fn kinds(&self, code: Code) -> Vec<&'static str> {
         let mut k = vec!["carry-in"];
-        if gen::edge_count(code) > 0 {
+        if edge_count(code) > 0 {
             k.push("edge immediates");
         }
         if self.cl_count {
@@ -422,7 +423,7 @@ impl Inputs {
         let mut out = self.instances.clone();
         for i in 0..code.op_code().op_count() {
             let seen = self.imms.get(&i);
-            let absent: Vec<String> = gen::edge_immediates(code, i)
+            let absent: Vec<String> = edge_immediates(code, i)
                 .into_iter()
                 .filter(|v| !seen.is_some_and(|s| s.contains(v)))
                 .map(|v| format!("{v:#x}"))
@@ -592,7 +593,7 @@ fn conformance_long() {
 /// The decoupled sequence of one form, natively, against the original.
 fn check_sequence(code: Code, total: usize, rng: &mut Rng) -> Report {
     let mut rep = Report::default();
-    if gen::is_barrier(code) || barrier_codes().contains(&code) {
+    if is_barrier(code) || barrier_codes().contains(&code) {
         rep.skipped = Some("barrier".into());
         return rep;
     }
@@ -931,7 +932,7 @@ fn rule_input_check_reports_missing_inputs() {
         }
         inputs.missing(code).join("; ")
     };
-    let edges = gen::edge_count(Code::Adc_rm32_imm32);
+    let edges = edge_count(Code::Adc_rm32_imm32);
     assert_eq!(run(Code::Adc_rm32_imm32, edges, &|_| {}), "");
     let no_carry = run(Code::Adc_rm32_imm32, edges, &|s| {
         s.set_flag(flags::CF, false)

@@ -1,10 +1,14 @@
-//! Helpers shared by the conformance tests: instance and state generation
-//! ([`gen`]), conversion of oracle states to [`MachineState`]s, and the
-//! comparison of a processor outcome with [`wiper_sem::execute`]'s result.
+//! Helpers shared by the conformance tests and the CPU-free tests that run
+//! generated instances: state generation on top of the instruction
+//! generator ([`gen`]), conversion of oracle states to [`MachineState`]s, and
+//! the comparison of a processor outcome with [`wiper_sem::execute`]'s
+//! result.
 
 #![allow(dead_code)]
 
 pub mod gen;
+
+pub use wiper_sem::sample::is_shift_or_rotate;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -249,20 +253,11 @@ pub fn lift(ins: &Instruction) -> Result<(ExprPool, Lifted), String> {
     }
 }
 
-/// Whether `m` is a shift or rotate (whose count is masked to 5 bits).
-pub fn is_shift_or_rotate(m: iced_x86::Mnemonic) -> bool {
-    use iced_x86::Mnemonic;
-    matches!(
-        m,
-        Mnemonic::Shl
-            | Mnemonic::Sal
-            | Mnemonic::Shr
-            | Mnemonic::Sar
-            | Mnemonic::Rol
-            | Mnemonic::Ror
-            | Mnemonic::Rcl
-            | Mnemonic::Rcr
-            | Mnemonic::Shld
-            | Mnemonic::Shrd
-    )
+/// Number of random states per form: `default`, or the value of the
+/// environment variable `var`.
+pub fn count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
