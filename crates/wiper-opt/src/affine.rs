@@ -790,8 +790,8 @@ mod tests {
     #[test]
     fn instructions_are_interpreted() {
         let mut f = Forms::at_entry();
-        let x = f.regs[2]; // edx
-        f.regs[0] = x.offset_by(2); // eax = edx + 2
+        let x = f.regs[Reg::Edx.index()];
+        f.regs[Reg::Eax.index()] = x.offset_by(2); // eax = edx + 2
         let cases = [
             (one(|a| a.mov(ecx, eax)), x.offset_by(2)),
             (one(|a| a.mov(ecx, 7)), Affine::constant(7)),

@@ -64,7 +64,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use iced_x86::Code;
-use wiper_oracle::{flags, CpuState, Rng, CODE_BASE};
+use wiper_oracle::{flags, CpuState, Rng, CODE_BASE, EBX, ECX, EDX, ESP};
 use wiper_sem::sample::{edge_count, edge_immediates, is_barrier, width_mask};
 use wiper_sem::{barrier_codes, execute, supported_codes, Flag};
 
@@ -359,7 +359,7 @@ impl Inputs {
                 .any(|i| ins.op_kind(i) == OpKind::Register && ins.op_register(i) == Register::CL);
         self.cl_count |= cl_count;
         if cl_count {
-            let count = |s: &CpuState| s.regs[1] & 31;
+            let count = |s: &CpuState| s.regs[ECX] & 31;
             for want in [false, true] {
                 need(
                     format!("count 0 in cl with CF={}", u8::from(want)),
@@ -814,7 +814,7 @@ fn comparison_reports_each_kind_of_difference() {
         assert_eq!(differences(o, &good), Vec::<String>::new());
         let mut cases: Vec<(&str, wiper_sem::Executed)> = Vec::new();
         let mut e = good.clone();
-        e.state.regs[3] ^= 0x100;
+        e.state.regs[EBX] ^= 0x100;
         cases.push(("ebx", e));
         let mut e = good.clone();
         e.state.flags[Flag::Of.index()] ^= true;
@@ -872,7 +872,7 @@ fn generator_covers_edge_cases() {
     // Shift counts in CL: 0, 1, 31, 32 and above 32 (masked to 5 bits).
     let counts: BTreeSet<u32> = sample(Code::Shl_rm32_CL)
         .iter()
-        .flat_map(|(_, ss)| ss.iter().map(|s| s.regs[1] & 0xff))
+        .flat_map(|(_, ss)| ss.iter().map(|s| s.regs[ECX] & 0xff))
         .collect();
     for c in [0, 1, 31, 32] {
         assert!(counts.contains(&c), "shift count {c} never generated");
@@ -897,7 +897,7 @@ fn generator_covers_edge_cases() {
     assert!(all.iter().any(|s| !s.flag(wiper_oracle::flags::DF)));
     assert!(movs
         .iter()
-        .any(|(i, ss)| i.ins.has_rep_prefix() && ss.iter().any(|s| s.regs[1] == 0)));
+        .any(|(i, ss)| i.ins.has_rep_prefix() && ss.iter().any(|s| s.regs[ECX] == 0)));
     // bsf with a zero source.
     let bsf = sample(Code::Bsf_r32_rm32);
     assert!(bsf.iter().any(|(i, ss)| ss
@@ -907,11 +907,11 @@ fn generator_covers_edge_cases() {
     let idiv = sample(Code::Idiv_rm32);
     assert!(idiv
         .iter()
-        .any(|(_, ss)| ss.iter().any(|s| (s.regs[2] as i32) < 0)));
+        .any(|(_, ss)| ss.iter().any(|s| (s.regs[EDX] as i32) < 0)));
     // Returns go to landing addresses.
     for (_, ss) in sample(Code::Retnd) {
         for s in ss {
-            assert!(gen::is_target(s.read_u32(s.regs[4]).unwrap()));
+            assert!(gen::is_target(s.read_u32(s.regs[ESP]).unwrap()));
         }
     }
 }
@@ -941,7 +941,7 @@ fn rule_input_check_reports_missing_inputs() {
     let one = run(Code::Adc_rm32_imm32, 1, &|_| {});
     assert!(one.contains("immediate operand 1 never 0x1"), "{one}");
     assert_eq!(run(Code::Shl_rm32_CL, 2, &|_| {}), "");
-    let no_zero = run(Code::Shl_rm32_CL, 2, &|s| s.regs[1] |= 2);
+    let no_zero = run(Code::Shl_rm32_CL, 2, &|s| s.regs[ECX] |= 2);
     assert!(no_zero.contains("count 0 in cl"), "{no_zero}");
     let no_sign = run(Code::Add_r32_rm32, 3, &|s| {
         s.regs.iter_mut().for_each(|r| *r &= 0x7fff_fff0);

@@ -228,7 +228,7 @@ fn narrow_shift_past_width(ins: &Instruction, s: &CpuState) -> bool {
         return false;
     }
     let count = match ins.op_kind(1) {
-        OpKind::Register if ins.op_register(1) == Register::CL => s.regs[1] & 0xff,
+        OpKind::Register if ins.op_register(1) == Register::CL => s.regs[wiper_oracle::ECX] & 0xff,
         OpKind::Immediate8 => ins.immediate8().into(),
         _ => 1,
     } & 31;
