@@ -39,8 +39,7 @@ use std::rc::Rc;
 use petgraph::graph::NodeIndex;
 use wiper_elf::Binary;
 use wiper_qfbv::ExprPool;
-use wiper_sem::Reg;
-use wiper_x86::{CallTarget, Disassembler, Function};
+use wiper_x86::{abi, CallTarget, Disassembler, Function};
 
 pub use error::BtaError;
 pub use graph::{CallOutput, DependenceGraph, EdgeKind, Input, Node, NodeId};
@@ -52,7 +51,7 @@ pub use spec::{Buffer, SpecError, StaticInput, StaticSpec, StaticValue};
 pub use stack::{Offset, StackState};
 pub use times::{Context, InstructionTime, InstructionTimes};
 
-use graph::{Built, CalleeInfo};
+use graph::{Built, CalleeInfo, EXIT_OUTPUTS};
 use program::Program;
 use stack::{Ctx, Footprint, StackInfo};
 
@@ -304,8 +303,8 @@ struct Model {
 /// What one (function, pattern) analysis gives its callers.
 #[derive(Debug, Clone)]
 struct Summary {
-    /// Dynamic at exit: eax, ecx, edx, flags.
-    regs: [bool; 4],
+    /// Dynamic at exit: eax, ecx, edx, flags ([`EXIT_OUTPUTS`]).
+    regs: [bool; EXIT_OUTPUTS.len()],
     /// Per effect of the model: dynamic.
     effects: Vec<bool>,
 }
@@ -384,7 +383,10 @@ impl<'a> Analyzer<'a> {
                         match *l {
                             AbstractLoc::Stack { offset, size } => arg_writes
                                 .push((i64::from(offset), i64::from(offset) + i64::from(size))),
-                            AbstractLoc::StackAny => arg_writes.push((4, 4 + 4 * i64::from(nargs))),
+                            AbstractLoc::StackAny => arg_writes.push((
+                                i64::from(abi::arg_offset(0)),
+                                i64::from(abi::arg_offset(nargs)),
+                            )),
                             _ => {}
                         }
                     }
@@ -427,21 +429,21 @@ impl<'a> Analyzer<'a> {
         }
         let Some(model) = model else {
             return Rc::new(Summary {
-                regs: [true; 4],
+                regs: [true; EXIT_OUTPUTS.len()],
                 effects: Vec::new(),
             });
         };
         if !self.summary_in_progress.insert(key) {
             return Rc::new(Summary {
-                regs: [true; 4],
+                regs: [true; EXIT_OUTPUTS.len()],
                 effects: vec![true; model.built.effects.len()],
             });
         }
         let r = self.binding(&model, pattern);
         self.summary_in_progress.remove(&key);
         let dyn_any = |nodes: &[NodeIndex]| nodes.iter().any(|n| r.dynamic[n.index()]);
-        let mut regs = [true; 4];
-        for (i, (_, nodes)) in model.built.exit_defs.iter().enumerate().take(4) {
+        let mut regs = [true; EXIT_OUTPUTS.len()];
+        for (i, (_, nodes)) in model.built.exit_defs.iter().enumerate() {
             regs[i] = dyn_any(nodes);
         }
         let effects = model
@@ -478,11 +480,10 @@ impl<'a> Analyzer<'a> {
                         (Some(_), None) => false,
                         (Some(_), Some(s)) => match (o, eff) {
                             (_, Some(e)) => s.effects.get(*e).copied().unwrap_or(true),
-                            (CallOutput::Reg(Reg::Eax), _) => s.regs[0],
-                            (CallOutput::Reg(Reg::Ecx), _) => s.regs[1],
-                            (CallOutput::Reg(Reg::Edx), _) => s.regs[2],
-                            (CallOutput::Flags, _) => s.regs[3],
-                            _ => true,
+                            (o, _) => EXIT_OUTPUTS
+                                .iter()
+                                .position(|x| x == o)
+                                .map_or(true, |i| s.regs[i]),
                         },
                     };
                     if dynamic {

@@ -334,9 +334,17 @@ fn parse_input(spec: &str) -> Result<StaticInput, String> {
                 value: parse_int(value)?,
             })
         }
-        None => Err(format!(
-            "unknown input `{name}`: expected argN or one of eax, ecx, edx, ebx, ebp, esi, edi"
-        )),
+        None => {
+            let names: Vec<&str> = Reg::ALL
+                .iter()
+                .filter(|&&r| r != Reg::Esp)
+                .map(|r| r.name())
+                .collect();
+            Err(format!(
+                "unknown input `{name}`: expected argN or one of {}",
+                names.join(", ")
+            ))
+        }
     }
 }
 

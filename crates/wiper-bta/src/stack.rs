@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use wiper_elf::Binary;
 use wiper_qfbv::{ExprId, ExprPool, Op, VarId};
 use wiper_sem::{loc_var, Loc, Part, Reg, Temp, Value};
+use wiper_x86::abi;
 
 use crate::memory::{AbstractLoc, Access, AccessKind};
 use crate::program::{formula_reads, part_roots, Program, Stmt, ENTRY};
@@ -369,7 +370,10 @@ impl<'a> Ctx<'a> {
         regs[Reg::Esp.index()] = AbsVal::Ptr(Base::Stack, Some(0));
         let mut slots = BTreeMap::new();
         for &k in &self.buffers {
-            slots.insert(4 + 4 * k as i32, AbsVal::Ptr(Base::Arg(k), Some(0)));
+            slots.insert(
+                abi::arg_offset(k) as i32,
+                AbsVal::Ptr(Base::Arg(k), Some(0)),
+            );
         }
         State {
             regs,
@@ -786,7 +790,7 @@ impl<'a> Ctx<'a> {
         if self.escaped_mode {
             state.kill_all(escape);
         }
-        for r in [Reg::Eax, Reg::Ecx, Reg::Edx] {
+        for r in abi::CALLER_SAVED {
             state.regs[r.index()] = AbsVal::Top;
         }
         state.temps.clear();
@@ -939,10 +943,10 @@ fn liveness(program: &Program) -> Vec<u16> {
                 defs[s] = part.writes().iter().map(|l| bit(*l)).fold(0, |a, b| a | b);
             }
             Stmt::Call(_) => {
-                defs[s] = bit(Loc::Reg(Reg::Eax))
-                    | bit(Loc::Reg(Reg::Ecx))
-                    | bit(Loc::Reg(Reg::Edx))
-                    | 0xff00;
+                defs[s] = abi::CALLER_SAVED
+                    .iter()
+                    .map(|&r| bit(Loc::Reg(r)))
+                    .fold(0xff00, |a, b| a | b);
             }
             Stmt::Exit => uses[s] = 0xff,
             _ => {}

@@ -224,13 +224,8 @@ fn damaged_files_never_panic() {
     for cut in (0..original.len()).step_by(97) {
         let _ = Binary::parse(original[..cut].to_vec());
     }
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = wiper_x86::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next_u64();
     for _ in 0..3000 {
         let mut bytes = original.clone();
         for _ in 0..1 + next() % 4 {

@@ -18,6 +18,7 @@ use iced_x86::{
 use crate::layout::{order, Blocks};
 use crate::{EmitError, Plan, THUNK_SLOT};
 use wiper_residual::{Block, Item, Label, Origin, Residual, Terminator};
+use wiper_x86::Reg;
 
 /// One instruction of the encoded code (a PC thunk's or the residual's), as it
 /// will run.
@@ -87,17 +88,6 @@ impl Out<'_> {
         self.origins.push(origin);
     }
 }
-
-/// The registers a PC thunk can load, in slot order.
-const THUNK_REGS: [Register; 7] = [
-    Register::EAX,
-    Register::ECX,
-    Register::EDX,
-    Register::EBX,
-    Register::EBP,
-    Register::ESI,
-    Register::EDI,
-];
 
 /// Lays out and encodes `residual` for the segment `plan` describes.
 ///
@@ -414,13 +404,13 @@ fn code_lines(
 }
 
 /// The thunk slot of every register some `Item::Address` of the emitted
-/// `blocks` loads (PIE only): in [`THUNK_REGS`] order, packed from
-/// `plan.thunk_vaddr`.
+/// `blocks` loads (PIE only): in encoding order, packed from
+/// `plan.thunk_vaddr`. A thunk can load any 32-bit register but `esp`.
 fn thunk_slots<'a>(
     plan: &Plan,
     blocks: impl Iterator<Item = &'a Block>,
 ) -> Result<Vec<(Register, u32)>, EmitError> {
-    let mut used = [false; THUNK_REGS.len()];
+    let mut used = [false; Reg::ALL.len()];
     for block in blocks {
         for item in &block.items {
             if let Item::Address { reg, origin, .. } = item {
@@ -428,8 +418,9 @@ fn thunk_slots<'a>(
                     reg: format!("{reg:?}").to_lowercase(),
                     origin: origin.address(),
                 };
-                match THUNK_REGS.iter().position(|r| r == reg) {
-                    Some(i) => used[i] = true,
+                let thunk_reg = Reg::from_iced(*reg).filter(|r| r.to_iced() == *reg);
+                match thunk_reg.filter(|&r| r != Reg::Esp) {
+                    Some(r) => used[r.index()] = true,
                     None if *reg == Register::ESP && !plan.pie => {}
                     None => return Err(bad()),
                 }
@@ -441,9 +432,9 @@ fn thunk_slots<'a>(
     }
     let mut slots = Vec::new();
     let mut addr = plan.thunk_vaddr;
-    for (i, reg) in THUNK_REGS.iter().enumerate() {
-        if used[i] {
-            slots.push((*reg, addr));
+    for r in Reg::ALL {
+        if used[r.index()] {
+            slots.push((r.to_iced(), addr));
             addr += THUNK_SLOT;
         }
     }

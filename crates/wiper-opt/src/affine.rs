@@ -35,6 +35,8 @@
 
 use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
 use wiper_residual::{Item, Residual};
+use wiper_sem::wiper_qfbv::bv;
+use wiper_x86::Reg;
 
 use crate::effects::{
     displacement_size, memory_operand, reg_of_bit, Effects, EffectsOf, Locs, ALL_FLAGS, ALL_REGS,
@@ -152,7 +154,7 @@ impl Affine {
             return None;
         }
         let c = source.scale;
-        let m = match inverse(c) {
+        let m = match bv::inverse32(c) {
             Some(inv) => self.scale.wrapping_mul(inv),
             None if self.scale % c == 0 => self.scale / c,
             None => return None,
@@ -161,24 +163,12 @@ impl Affine {
     }
 }
 
-/// The multiplicative inverse of `c` modulo 2^32, for odd `c`.
-pub fn inverse(c: u32) -> Option<u32> {
-    if c % 2 == 0 {
-        return None;
-    }
-    // Newton's iteration doubles the correct low bits: c is its own
-    // inverse modulo 8.
-    let mut x = c;
-    for _ in 0..4 {
-        x = x.wrapping_mul(2u32.wrapping_sub(c.wrapping_mul(x)));
-    }
-    Some(x)
-}
-
 /// The register index (0..8, as in [`crate::effects`]) of a 32-bit
 /// general-purpose register other than `esp`.
 fn index(reg: Register) -> Option<usize> {
-    (reg.is_gpr32() && reg != Register::ESP).then(|| reg.number() - Register::EAX.number())
+    Reg::from_iced(reg)
+        .filter(|&r| reg.is_gpr32() && r != Reg::Esp)
+        .map(Reg::index)
 }
 
 /// The forms of the registers at one point of a block.
@@ -775,15 +765,6 @@ mod tests {
     }
 
     #[test]
-    fn inverses_are_inverses() {
-        for c in [1u32, 3, 5, 7, 9, 0x8001, u32::MAX, 0xdead_beef] {
-            assert_eq!(c.wrapping_mul(inverse(c).unwrap()), 1, "{c:#x}");
-        }
-        assert_eq!(inverse(2), None);
-        assert_eq!(inverse(0), None);
-    }
-
-    #[test]
     fn forms_are_expressed_in_terms_of_each_other() {
         let target = v(1).scaled(8).offset_by(16);
         // from x: 8x + 16
@@ -809,8 +790,8 @@ mod tests {
     #[test]
     fn instructions_are_interpreted() {
         let mut f = Forms::at_entry();
-        let x = f.regs[2]; // edx
-        f.regs[0] = x.offset_by(2); // eax = edx + 2
+        let x = f.regs[Reg::Edx.index()];
+        f.regs[Reg::Eax.index()] = x.offset_by(2); // eax = edx + 2
         let cases = [
             (one(|a| a.mov(ecx, eax)), x.offset_by(2)),
             (one(|a| a.mov(ecx, 7)), Affine::constant(7)),

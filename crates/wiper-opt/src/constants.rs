@@ -27,6 +27,8 @@ use iced_x86::{
 use wiper_residual::{Item, Residual, Terminator};
 use wiper_sem::wiper_qfbv::ExprPool;
 use wiper_sem::{Flag, Lifted, MachineState};
+use wiper_x86::reg::is_high_byte;
+use wiper_x86::Reg;
 
 use crate::effects::{info32, reg_bit, Effects, EffectsOf, ALL_FLAGS};
 use crate::liveness::{block_index, liveness};
@@ -43,15 +45,12 @@ pub struct Known {
 /// mask (`ah` is bits 8..16 of `eax`).
 fn place(reg: Register) -> Option<(usize, u32, u32)> {
     reg_bit(reg)?;
-    let index = reg.full_register32().number() - Register::EAX.number();
+    let index = Reg::from_iced(reg)?.index();
     if reg.is_gpr32() {
         Some((index, 0, !0))
     } else if reg.is_gpr16() {
         Some((index, 0, 0xffff))
-    } else if matches!(
-        reg,
-        Register::AH | Register::CH | Register::DH | Register::BH
-    ) {
+    } else if is_high_byte(reg) {
         Some((index, 8, 0xff))
     } else {
         Some((index, 0, 0xff))

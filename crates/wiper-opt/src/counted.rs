@@ -14,6 +14,7 @@
 
 use iced_x86::{Code, Instruction, OpKind, Register};
 use wiper_residual::{Item, Residual, Terminator};
+use wiper_x86::reg::is_high_byte;
 
 use crate::cfg::loop_while_not_zero;
 use crate::effects::{
@@ -41,11 +42,6 @@ fn mask(r: Register) -> u32 {
 /// do not).
 fn overlap(a: Register, b: Register) -> bool {
     a.full_register32() == b.full_register32() && (a == b || !(a.is_gpr8() && b.is_gpr8()))
-}
-
-/// Whether `r` is `ah`, `ch`, `dh` or `bh`.
-fn is_high_byte(r: Register) -> bool {
-    matches!(r, Register::AH | Register::CH | Register::DH | Register::BH)
 }
 
 /// `reg` (a byte register or any part of a dword one) as an operand of

@@ -12,6 +12,7 @@ use iced_x86::{
     OpKind, Register, RflagsBits,
 };
 use wiper_residual::{Item, Residual};
+use wiper_x86::{abi, Reg};
 
 /// A set of locations (see the module docs).
 pub type Locs = u128;
@@ -21,10 +22,11 @@ pub const SLOT_BASE: u32 = 14;
 /// How many slots fit in a [`Locs`].
 pub const MAX_SLOTS: usize = 128 - SLOT_BASE as usize;
 /// All general-purpose registers but `esp`.
-pub const ALL_REGS: Locs = 0xef;
-/// What a caller may read after `ret`: the registers but `ecx`, which no
+pub const ALL_REGS: Locs = 0xff & !reg_set(&[Reg::Esp]);
+/// What a caller may read after `ret`: the callee-saved registers and the
+/// return registers (`edx:eax`), i.e. the registers but `ecx`, which no
 /// i386 calling convention returns a value in.
-pub const RETURN_REGS: Locs = ALL_REGS & !0b10;
+pub const RETURN_REGS: Locs = reg_set(&abi::CALLEE_SAVED) | reg_set(&abi::RETURN);
 /// All six status flags.
 pub const ALL_FLAGS: Locs = 0x3f << 8;
 
@@ -33,28 +35,28 @@ pub fn slot_bit(slot: usize) -> Locs {
     1 << (SLOT_BASE as usize + slot)
 }
 
+/// The location set of `regs`.
+pub const fn reg_set(regs: &[Reg]) -> Locs {
+    let mut set = 0;
+    let mut i = 0;
+    while i < regs.len() {
+        set |= 1 << regs[i].index();
+        i += 1;
+    }
+    set
+}
+
 /// The bit of the 32-bit register `reg` is part of, or `None` for `esp`
 /// and registers that are not general-purpose.
 pub fn reg_bit(reg: Register) -> Option<Locs> {
-    if !(reg.is_gpr8() || reg.is_gpr16() || reg.is_gpr32()) {
-        return None;
-    }
-    let full = reg.full_register32();
-    (full != Register::ESP).then(|| 1 << (full.number() - Register::EAX.number()))
+    Reg::from_iced(reg)
+        .filter(|&r| r != Reg::Esp)
+        .map(|r| 1 << r.index())
 }
 
 /// The 32-bit register of a register bit index (0..8).
 pub fn reg_of_bit(bit: u32) -> Register {
-    [
-        Register::EAX,
-        Register::ECX,
-        Register::EDX,
-        Register::EBX,
-        Register::ESP,
-        Register::EBP,
-        Register::ESI,
-        Register::EDI,
-    ][bit as usize]
+    Reg::ALL[bit as usize].to_iced()
 }
 
 /// The flag bits of an iced `RflagsBits` mask.
@@ -293,13 +295,7 @@ pub fn may_keep_flags(ins: &Instruction) -> bool {
 
 /// The low byte of a 32-bit register (`al` of `eax`), when it has one.
 pub fn low_byte(r: Register) -> Option<Register> {
-    match r.full_register32() {
-        Register::EAX => Some(Register::AL),
-        Register::ECX => Some(Register::CL),
-        Register::EDX => Some(Register::DL),
-        Register::EBX => Some(Register::BL),
-        _ => None,
-    }
+    Reg::from_iced(r)?.low_byte()
 }
 
 /// The index of the explicit memory operand of `ins`, if any.
@@ -529,7 +525,9 @@ mod tests {
     fn around_calls(call: wiper_residual::Item) -> wiper_residual::Residual {
         let [set, copy] = [asm(|a| a.mov(ecx, ebx)), asm(|a| a.mov(eax, ecx))].map(|v| instr(v[0]));
         let mut items = vec![set, call.clone(), copy, call];
-        for r in [eax, edx, ebx, esi, edi, ebp] {
+        use wiper_x86::abi;
+        for r in abi::RETURN.iter().chain(&abi::CALLEE_SAVED) {
+            let r = iced_x86::code_asm::get_gpr32(r.to_iced()).expect("a 32-bit register");
             items.push(instr(asm(|a| a.mov(r, 0))[0]));
         }
         with_items(items)

@@ -9,6 +9,7 @@
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register};
 use wiper_residual::{Item, Origin, Residual};
+use wiper_x86::Reg;
 
 use crate::effects::{
     constant_step, displacement_size, reg_of_bit, Effects, EffectsOf, ALL_FLAGS, ARITHMETIC,
@@ -89,7 +90,7 @@ pub fn fold_offsets(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
             if let Item::Instr(ins, origin) = item {
                 let flags_dead = e.defs & ALL_FLAGS & live.live_out[b][k] == 0;
                 if let Some((r, add)) = increment(ins).filter(|_| flags_dead && !e.side_effect) {
-                    let i = r.number() - Register::EAX.number();
+                    let i = Reg::from_iced(r).expect("a 32-bit register").index();
                     let (old, o) = pending[i].unwrap_or((0, *origin));
                     pending[i] = Some((old.wrapping_add(add), o));
                     continue;

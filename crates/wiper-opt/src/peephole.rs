@@ -18,6 +18,7 @@
 
 use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use wiper_residual::{Item, Residual};
+use wiper_x86::Reg;
 
 use crate::effects::{
     displacement_size, flag_bits, is_fixed_register, low_byte, reg_bit, reg_move, zero_test,
@@ -405,7 +406,7 @@ fn zero_extends_itself(ins: &Instruction) -> Option<Register> {
 
 /// `al`, `cl`, `dl` or `bl`: the low byte of a 32-bit register.
 fn is_low_byte(r: Register) -> bool {
-    r.is_gpr8() && r.number() < Register::AH.number()
+    Reg::from_iced(r).and_then(Reg::low_byte) == Some(r)
 }
 
 /// Whether `x` touches the 32-bit register `r` only by reading its low byte.

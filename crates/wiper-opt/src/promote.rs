@@ -13,6 +13,8 @@
 use iced_x86::{Code, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
 use wiper_residual::{Item, Residual};
 
+use wiper_x86::Reg;
+
 use crate::cfg::{entry_glue_origin, prepend_to_entry};
 use crate::effects::{reg_bit, reg_of_bit, Effects, EffectsOf, Locs, SLOT_BASE};
 use crate::frame::Frame;
@@ -20,18 +22,34 @@ use crate::liveness::liveness;
 
 /// Registers in the order they are tried: caller-saved first, `eax` last
 /// (it is the busiest).
-const ORDER: [u32; 7] = [1, 2, 6, 7, 3, 5, 0];
+const ORDER: [Reg; 7] = [
+    Reg::Ecx,
+    Reg::Edx,
+    Reg::Esi,
+    Reg::Edi,
+    Reg::Ebx,
+    Reg::Ebp,
+    Reg::Eax,
+];
 
-/// The registers with a low byte (`cl`, `dl`, `bl`, `al`), for byte slots,
-/// in the same order.
-const BYTE_ORDER: [u32; 4] = [1, 2, 3, 0];
+/// The register bits of [`ORDER`], of all registers (`byte` false) or of
+/// those with a low byte (`cl`, `dl`, `bl`, `al`: for byte slots).
+fn order_bits(byte: bool) -> Vec<u32> {
+    ORDER
+        .iter()
+        .filter(|r| !byte || r.low_byte().is_some())
+        .map(|r| r.index() as u32)
+        .collect()
+}
 
 /// The register a slot of `size` bytes lives in when given the 32-bit
 /// register of bit `r`.
 fn slot_register(r: u32, size: i32) -> Register {
     let full = reg_of_bit(r);
     if size == 1 {
-        [Register::AL, Register::CL, Register::DL, Register::BL][r as usize]
+        Reg::ALL[r as usize]
+            .low_byte()
+            .expect("a register with a low byte")
     } else {
         full
     }
@@ -96,7 +114,7 @@ pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> 
     for (s, slot_reg) in assigned.iter_mut().enumerate() {
         let sb = SLOT_BASE + s as u32;
         let size = frame.slots[s].size;
-        let order: &[u32] = if size == 1 { &BYTE_ORDER } else { &ORDER };
+        let order = order_bits(size == 1);
         // Registers the slot is moved from or to come first: sharing one
         // makes the move vanish.
         let preferred = hints[s].iter().copied().filter(|r| order.contains(r));

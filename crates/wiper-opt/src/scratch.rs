@@ -9,6 +9,7 @@
 
 use iced_x86::{Mnemonic, OpKind, Register};
 use wiper_residual::{Item, Residual};
+use wiper_x86::{abi, Reg};
 
 use crate::effects::{reg_bit, reg_move, Effects, EffectsOf, ARITHMETIC};
 use crate::liveness::{liveness, successors};
@@ -18,20 +19,19 @@ fn same_part(reg: Register, from: Register, to: Register) -> Option<Register> {
     if reg.full_register32() != from {
         return Some(reg);
     }
-    let parts = |r: Register| -> [Register; 4] {
-        match r {
-            Register::EAX => [Register::EAX, Register::AX, Register::AL, Register::AH],
-            Register::ECX => [Register::ECX, Register::CX, Register::CL, Register::CH],
-            Register::EDX => [Register::EDX, Register::DX, Register::DL, Register::DH],
-            Register::EBX => [Register::EBX, Register::BX, Register::BL, Register::BH],
-            Register::ESI => [Register::ESI, Register::SI, Register::None, Register::None],
-            Register::EDI => [Register::EDI, Register::DI, Register::None, Register::None],
-            Register::EBP => [Register::EBP, Register::BP, Register::None, Register::None],
-            _ => [Register::None; 4],
+    let parts = |r: Register| -> [Option<Register>; 4] {
+        match Reg::from_iced(r).filter(|&r| r != Reg::Esp) {
+            Some(r) => [
+                Some(r.to_iced()),
+                Some(r.word()),
+                r.low_byte(),
+                r.high_byte(),
+            ],
+            None => [None; 4],
         }
     };
-    let k = parts(from).iter().position(|&p| p == reg)?;
-    Some(parts(to)[k]).filter(|&r| r != Register::None)
+    let k = parts(from).iter().position(|&p| p == Some(reg))?;
+    parts(to)[k]
 }
 
 /// `item` with register `from` renamed to `to`, when `from` appears only
@@ -76,10 +76,13 @@ fn renamed(item: &Item, from: Register, to: Register) -> Option<Item> {
 pub fn free_saved_registers(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
     let mut swapped = 0;
     let edx_free = residual.edx_dead_at_return;
-    for r in [Register::EBX, Register::ESI, Register::EDI, Register::EBP] {
-        let scratch = [Register::ECX, Register::EDX]
+    for r in abi::CALLEE_SAVED.map(Reg::to_iced) {
+        // The caller-saved registers but `eax`, which is busy: `ecx`, and
+        // `edx` when no caller reads it.
+        let scratch = abi::CALLER_SAVED
             .into_iter()
-            .filter(|&s| s == Register::ECX || edx_free);
+            .filter(|&s| s != Reg::Eax && (s != Reg::Edx || edx_free))
+            .map(Reg::to_iced);
         for s in scratch {
             if swap(residual, calc, r, s) {
                 swapped += 1;

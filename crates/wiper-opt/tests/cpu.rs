@@ -21,6 +21,7 @@ use iced_x86::{ConditionCode, Instruction, RflagsBits};
 use wiper_emit::Plan;
 use wiper_oracle::{fallthrough_address, CpuState, Rng, CODE_BASE, ESP, SCRATCH_BASE};
 use wiper_residual::{Block, Item, Label, Origin, Residual, Terminator};
+use wiper_x86::{abi, Reg};
 
 /// Bytes of the random function's frame: dword slots below `BYTES`, byte
 /// slots from there.
@@ -54,9 +55,23 @@ fn one(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Instructi
     a.instructions()[0]
 }
 
+/// The assembler's name of `reg`.
+fn asm32(reg: Reg) -> AsmRegister32 {
+    get_gpr32(reg.to_iced()).expect("a 32-bit register")
+}
+
+/// The general-purpose registers other than `esp`, in encoding order.
+fn registers() -> Vec<AsmRegister32> {
+    Reg::ALL
+        .into_iter()
+        .filter(|&x| x != Reg::Esp)
+        .map(asm32)
+        .collect()
+}
+
 /// A random general-purpose register other than `esp`.
 fn reg(r: &mut Rng) -> AsmRegister32 {
-    *r.choose(&[eax, ecx, edx, ebx, ebp, esi, edi])
+    *r.choose(&registers())
 }
 
 /// A random register with a low byte.
@@ -85,7 +100,7 @@ fn slot_offset(r: &mut Rng, saved: i32) -> i32 {
 
 /// The `[esp+d]` displacement of argument `k` after the prologue.
 fn argument(saved: i32, k: i32) -> i32 {
-    FRAME + 4 * saved + 4 + 4 * k
+    FRAME + 4 * saved + abi::arg_offset(k as u32) as i32
 }
 
 /// A random byte slot, as a `byte [esp+d]` operand.
@@ -217,10 +232,8 @@ fn affine_shape(r: &mut Rng) -> Vec<Instruction> {
                 // an index 1..4 in q, from p in 0..3; a, c and p distinct, so
                 // the load stays in the frame (a read of the return address
                 // would differ: the code's length moves it)
-                let others: Vec<AsmRegister32> = [eax, ecx, edx, ebx, ebp, esi, edi]
-                    .into_iter()
-                    .filter(|&x| x != a)
-                    .collect();
+                let others: Vec<AsmRegister32> =
+                    registers().into_iter().filter(|&x| x != a).collect();
                 let p = *r.choose(&others);
                 let q = *r.choose(&others);
                 out.push(one(|x| x.and(p, 3)));
@@ -323,7 +336,7 @@ fn reg_with_low(r: &mut Rng) -> (AsmRegister32, AsmRegister8) {
 
 /// A random register other than `esp` and those in `not`.
 fn reg_except(r: &mut Rng, not: &[AsmRegister32]) -> AsmRegister32 {
-    let free: Vec<AsmRegister32> = [eax, ecx, edx, ebx, ebp, esi, edi]
+    let free: Vec<AsmRegister32> = registers()
         .into_iter()
         .filter(|x| !not.contains(x))
         .collect();
@@ -799,8 +812,9 @@ type Generator = fn(&mut Rng, i32) -> Vec<Instruction>;
 /// the specializer reduces `pop`s) and returns.
 fn random_function(r: &mut Rng, instruction: Generator) -> Residual {
     let blocks = 1 + r.below(5) as usize;
-    let saved: Vec<AsmRegister32> = [ebx, esi, edi, ebp]
+    let saved: Vec<AsmRegister32> = abi::CALLEE_SAVED
         .into_iter()
+        .map(asm32)
         .filter(|_| r.below(3) == 0)
         .collect();
     let n = saved.len() as i32;
@@ -1054,7 +1068,10 @@ fn random_loop_function(r: &mut Rng) -> Residual {
 /// value is read again, and the register must stay as it is.
 fn random_saved_function(r: &mut Rng) -> Residual {
     let o = Origin::Original(0);
-    let (saved, low) = *r.choose(&[(ebx, Some(bl)), (esi, None), (edi, None), (ebp, None)]);
+    let (saved, low) = *r.choose(&abi::CALLEE_SAVED.map(|reg| {
+        let low = reg.low_byte().and_then(get_gpr8);
+        (asm32(reg), low)
+    }));
     let blocks = r.range(1, 4);
     let mut out = Vec::new();
     for i in 0..blocks {
@@ -1291,7 +1308,7 @@ fn random_states(rng: &mut Rng) -> Vec<CpuState> {
                     (_, 1) => first + rng.range(1, 4),
                     _ => GLOBAL + 16 + 4 * rng.below(40),
                 };
-                s.write_u32(entry_esp + 4 + 4 * k, pointer);
+                s.write_u32(entry_esp + abi::arg_offset(k), pointer);
             }
             s
         })
@@ -1334,7 +1351,12 @@ type Observed = (Vec<u32>, Vec<u8>);
 ///   (`frame.rs`, `liveness.rs`). What is written through the pointer
 ///   arguments lands in the global area and is compared.
 fn observable(s: &CpuState, entry_esp: u32) -> Observed {
-    let regs = [0, 2, 3, 4, 5, 6, 7].iter().map(|&i| s.regs[i]).collect();
+    let seen = |r: &Reg| *r == Reg::Esp || abi::RETURN.contains(r) || abi::CALLEE_SAVED.contains(r);
+    let regs = Reg::ALL
+        .iter()
+        .filter(|r| seen(r))
+        .map(|r| s.regs[r.index()])
+        .collect();
     let lo = (entry_esp - STACK_BELOW - SCRATCH_BASE) as usize;
     let hi = (entry_esp - SCRATCH_BASE) as usize + 4 + ARGS as usize;
     let mut mem = s.mem.clone();

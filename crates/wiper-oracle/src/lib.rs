@@ -100,7 +100,6 @@ pub use iced_x86;
 
 mod harness;
 mod layout;
-mod rng;
 mod run;
 mod state;
 
@@ -111,11 +110,12 @@ pub use layout::{
     fallthrough_address, CODE_BASE, FALLTHROUGH_JMP_LEN, LANDING_BASE, LANDING_SIZE, MAX_CODE_LEN,
     MAX_SCRATCH_SIZE, SCRATCH_BASE, SCRATCH_SIZE,
 };
-pub use rng::Rng;
 pub use state::{
-    flags, is_landing_address, reg_index, CpuState, Fault, Outcome, EAX, EBP, EBX, ECX, EDI, EDX,
-    ESI, ESP, REG_NAMES,
+    flags, is_landing_address, CpuState, Fault, Outcome, EAX, EBP, EBX, ECX, EDI, EDX, ESI, ESP,
 };
+/// The machine model's generator, so oracle states and library code draw
+/// from one implementation.
+pub use wiper_x86::Rng;
 
 /// Why a batch could not be run at all (per-state problems are [`Fault`]s).
 #[derive(Debug, thiserror::Error)]

@@ -1,45 +1,25 @@
 //! Machine states fed to the processor and the outcomes read back.
 
 use crate::layout::{LANDING_BASE, LANDING_SIZE, SCRATCH_BASE, SCRATCH_SIZE};
-use crate::rng::Rng;
+use crate::Rng;
+use wiper_x86::Reg;
 
 /// Index of `eax` in [`CpuState::regs`].
-pub const EAX: usize = 0;
+pub const EAX: usize = Reg::Eax.index();
 /// Index of `ecx` in [`CpuState::regs`].
-pub const ECX: usize = 1;
+pub const ECX: usize = Reg::Ecx.index();
 /// Index of `edx` in [`CpuState::regs`].
-pub const EDX: usize = 2;
+pub const EDX: usize = Reg::Edx.index();
 /// Index of `ebx` in [`CpuState::regs`].
-pub const EBX: usize = 3;
+pub const EBX: usize = Reg::Ebx.index();
 /// Index of `esp` in [`CpuState::regs`].
-pub const ESP: usize = 4;
+pub const ESP: usize = Reg::Esp.index();
 /// Index of `ebp` in [`CpuState::regs`].
-pub const EBP: usize = 5;
+pub const EBP: usize = Reg::Ebp.index();
 /// Index of `esi` in [`CpuState::regs`].
-pub const ESI: usize = 6;
+pub const ESI: usize = Reg::Esi.index();
 /// Index of `edi` in [`CpuState::regs`].
-pub const EDI: usize = 7;
-
-/// Register names in [`CpuState::regs`] order, for messages.
-pub const REG_NAMES: [&str; 8] = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
-
-/// Index into [`CpuState::regs`] of a 32-bit general-purpose iced-x86 register
-/// (`EAX`..`EDI`), so callers can go from decoded operands to state slots.
-#[must_use]
-pub fn reg_index(reg: iced_x86::Register) -> Option<usize> {
-    use iced_x86::Register as R;
-    match reg {
-        R::EAX => Some(EAX),
-        R::ECX => Some(ECX),
-        R::EDX => Some(EDX),
-        R::EBX => Some(EBX),
-        R::ESP => Some(ESP),
-        R::EBP => Some(EBP),
-        R::ESI => Some(ESI),
-        R::EDI => Some(EDI),
-        _ => None,
-    }
-}
+pub const EDI: usize = Reg::Edi.index();
 
 /// EFLAGS bit masks (at their architectural positions) for the flags the
 /// oracle sets and reports.
@@ -82,7 +62,8 @@ pub mod flags {
 /// them and x87/SSE state is not controlled.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CpuState {
-    /// `eax ecx edx ebx esp ebp esi edi` (iced/Intel encoding order, see [`EAX`]..[`EDI`]).
+    /// `eax ecx edx ebx esp ebp esi edi`: indexed by [`Reg::index`] (the
+    /// encoding order, see [`EAX`]..[`EDI`]).
     pub regs: [u32; 8],
     /// EFLAGS; only the bits in [`flags::MASK`] are loaded and reported.
     pub eflags: u32,

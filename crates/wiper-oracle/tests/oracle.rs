@@ -6,7 +6,7 @@ use wiper_oracle::iced_x86::{Code, Instruction, Register, RepPrefixKind};
 use wiper_oracle::{
     assemble, fallthrough_address, flags, is_landing_address, run_code, run_code_with,
     run_instructions, CpuState, Fault, OracleError, Outcome, Rng, RunOptions, CODE_BASE, EAX, EBX,
-    ECX, EDI, EDX, ESI, ESP, LANDING_BASE, LANDING_SIZE, REG_NAMES, SCRATCH_BASE,
+    ECX, EDI, EDX, ESI, ESP, LANDING_BASE, LANDING_SIZE, SCRATCH_BASE,
 };
 
 /// Values at the edges of carry, overflow, sign, parity and half-carry.
@@ -51,9 +51,10 @@ fn check_fallthrough(o: &Outcome, code_len: usize, ctx: &str) {
 
 /// Asserts that registers other than `changed` are as in `input`.
 fn check_regs_kept(input: &CpuState, out: &CpuState, changed: &[usize], ctx: &str) {
-    for (r, name) in REG_NAMES.iter().enumerate() {
-        if !changed.contains(&r) {
-            assert_eq!(out.regs[r], input.regs[r], "{name} changed for {ctx}");
+    for r in wiper_x86::Reg::ALL {
+        let (i, name) = (r.index(), r.name());
+        if !changed.contains(&i) {
+            assert_eq!(out.regs[i], input.regs[i], "{name} changed for {ctx}");
         }
     }
 }

@@ -26,6 +26,21 @@ pub fn sign_extend(v: u64, from: u32, to: u32) -> u64 {
     to_signed(v, from) as u64 & mask(to)
 }
 
+/// The multiplicative inverse of `c` modulo 2^32, if `c` is odd (an even
+/// number has none): `c * inverse32(c) == 1` in wrapping arithmetic.
+pub fn inverse32(c: u32) -> Option<u32> {
+    if c % 2 == 0 {
+        return None;
+    }
+    // Newton's iteration doubles the correct low bits: c is its own
+    // inverse modulo 8.
+    let mut x = c;
+    for _ in 0..4 {
+        x = x.wrapping_mul(2u32.wrapping_sub(c.wrapping_mul(x)));
+    }
+    Some(x)
+}
+
 /// Two's-complement negation modulo `2^width`.
 fn neg(v: u64, w: u32) -> u64 {
     v.wrapping_neg() & mask(w)
@@ -133,6 +148,15 @@ pub fn apply(op: Op, args: &[(u64, u32)]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inverses_are_inverses() {
+        for c in [1u32, 3, 5, 7, 9, 0x8001, u32::MAX, 0xdead_beef] {
+            assert_eq!(c.wrapping_mul(inverse32(c).unwrap()), 1, "{c:#x}");
+        }
+        assert_eq!(inverse32(2), None);
+        assert_eq!(inverse32(0), None);
+    }
 
     #[test]
     fn division_by_zero_follows_smtlib() {

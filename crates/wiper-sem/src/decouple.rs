@@ -4,6 +4,7 @@
 
 use iced_x86::{Code, Instruction, MemoryOperand, OpKind, Register};
 use wiper_qfbv::{ExprId, ExprPool};
+use wiper_x86::reg::is_high_byte;
 
 use crate::loc::{is_undefined_var, loc_var, Flag, Loc, Reg, Temp};
 use crate::part::{Barrier, Effect, Part, Value};
@@ -301,11 +302,6 @@ impl<'a> Seq<'a> {
             ins.segment_prefix(),
         )
     }
-}
-
-/// Whether `r` is one of `ah`, `ch`, `dh`, `bh`.
-pub(crate) fn is_high_byte(r: Register) -> bool {
-    matches!(r, Register::AH | Register::CH | Register::DH | Register::BH)
 }
 
 /// Builders of the native instructions decoupled sequences use.

@@ -6,85 +6,8 @@ use std::fmt;
 
 use wiper_qfbv::{ExprId, ExprPool, Sort, VarId};
 
-/// A 32-bit general register, in encoding order. Byte and word registers
-/// (`al`, `ah`, `ax`, …) are parts of these.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Reg {
-    /// `eax` (encoding 0).
-    Eax,
-    /// `ecx` (encoding 1).
-    Ecx,
-    /// `edx` (encoding 2).
-    Edx,
-    /// `ebx` (encoding 3).
-    Ebx,
-    /// `esp` (encoding 4).
-    Esp,
-    /// `ebp` (encoding 5).
-    Ebp,
-    /// `esi` (encoding 6).
-    Esi,
-    /// `edi` (encoding 7).
-    Edi,
-}
-
-impl Reg {
-    /// All registers in encoding order.
-    pub const ALL: [Reg; 8] = [
-        Reg::Eax,
-        Reg::Ecx,
-        Reg::Edx,
-        Reg::Ebx,
-        Reg::Esp,
-        Reg::Ebp,
-        Reg::Esi,
-        Reg::Edi,
-    ];
-
-    /// The encoding number (0 for `eax` … 7 for `edi`), also the index into
-    /// [`crate::MachineState::regs`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The full 32-bit register that iced's `reg` is (a part of): `al`, `ah`,
-    /// `ax` and `eax` all give [`Reg::Eax`]. `None` for registers that are not
-    /// general-purpose (segment, x87, SSE, …).
-    pub fn from_iced(reg: iced_x86::Register) -> Option<Reg> {
-        use iced_x86::Register as R;
-        Some(match reg {
-            R::AL | R::AH | R::AX | R::EAX => Reg::Eax,
-            R::CL | R::CH | R::CX | R::ECX => Reg::Ecx,
-            R::DL | R::DH | R::DX | R::EDX => Reg::Edx,
-            R::BL | R::BH | R::BX | R::EBX => Reg::Ebx,
-            R::SP | R::ESP => Reg::Esp,
-            R::BP | R::EBP => Reg::Ebp,
-            R::SI | R::ESI => Reg::Esi,
-            R::DI | R::EDI => Reg::Edi,
-            _ => return None,
-        })
-    }
-
-    /// The iced register of this register's full 32 bits.
-    pub fn to_iced(self) -> iced_x86::Register {
-        use iced_x86::Register as R;
-        [
-            R::EAX,
-            R::ECX,
-            R::EDX,
-            R::EBX,
-            R::ESP,
-            R::EBP,
-            R::ESI,
-            R::EDI,
-        ][self.index()]
-    }
-
-    /// Lower-case name, also the name of the register's formula variable.
-    pub fn name(self) -> &'static str {
-        ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"][self.index()]
-    }
-}
+/// The 32-bit general registers: the machine model's one register type.
+pub use wiper_x86::Reg;
 
 /// A modelled EFLAGS bit. Each is a separate one-bit location.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -290,14 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn iced_registers() {
-        use iced_x86::Register as R;
-        assert_eq!(Reg::from_iced(R::AH), Some(Reg::Eax));
-        assert_eq!(Reg::from_iced(R::DI), Some(Reg::Edi));
-        assert_eq!(Reg::from_iced(R::ES), None);
-        for r in Reg::ALL {
-            assert_eq!(Reg::from_iced(r.to_iced()), Some(r));
-        }
+    fn eflags_bits() {
         assert_eq!(Flag::Of.eflags_bit(), 0x800);
     }
 }

@@ -12,11 +12,12 @@ use std::fmt::Write as _;
 
 use iced_x86::{Code, Decoder, DecoderOptions};
 use wiper_qfbv::ExprPool;
+use wiper_x86::Rng;
 
 use crate::display::part_lines;
 use crate::loc::{is_undefined_var, Flag, Loc};
 use crate::part::{Lifted, Value};
-use crate::sample::Sampler;
+use crate::sample;
 use crate::{barrier_codes, lift, supported_codes};
 
 /// The command that regenerates the document.
@@ -184,14 +185,14 @@ fn names(set: &BTreeSet<Flag>) -> String {
 }
 
 /// The flag and part columns of `code`.
-fn analyse(pool: &mut ExprPool, sampler: &mut Sampler, code: Code) -> FlagUse {
+fn analyse(pool: &mut ExprPool, rng: &mut Rng, code: Code) -> FlagUse {
     let mut u = FlagUse {
         min_parts: usize::MAX,
         ..FlagUse::default()
     };
     let mut always_in_all: Option<BTreeSet<Flag>> = None;
     for _ in 0..SAMPLES {
-        let ins = sampler.instance(code, EXAMPLE_IP);
+        let ins = sample::instance(code, EXAMPLE_IP, rng);
         let lifted = lift(pool, &ins).expect("supported forms lift");
         let (w, a, s) = flag_use(pool, &lifted);
         u.written.extend(&w);
@@ -277,9 +278,9 @@ pub fn semantics_markdown() -> String {
         "| code | instruction | opcode | parts | flags written | undefined (whenever written) | undefined on some inputs |"
     );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|");
-    let mut sampler = Sampler::new(0x7ab1e);
+    let mut rng = Rng::new(0x7ab1e);
     for code in codes.into_iter().chain(barriers) {
-        let u = analyse(&mut pool, &mut sampler, code);
+        let u = analyse(&mut pool, &mut rng, code);
         let parts = if u.min_parts == u.max_parts {
             u.min_parts.to_string()
         } else {

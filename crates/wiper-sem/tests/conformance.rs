@@ -22,7 +22,7 @@
 //!
 //! * every form with an immediate has one instance per edge immediate (0, 1,
 //!   all ones, `0x80..`, `0x7f..`; shift counts 0, 1, 2, width-1, width,
-//!   width+1, 32, 33, 255) besides random ones (`gen::edge_immediates`);
+//!   width+1, 32, 33, 255) besides random ones (`sample::edge_immediates`);
 //! * in every instance the first `gen::FIXED_STATES` states fix the rule
 //!   inputs (`gen::Variant`): CF clear and set alternately, DF both ways,
 //!   counts in `cl` of 0 (with both carry-ins), 1 and above 1, and operand
@@ -64,7 +64,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use iced_x86::Code;
-use wiper_oracle::{flags, CpuState, Rng, CODE_BASE};
+use wiper_oracle::{flags, CpuState, Rng, CODE_BASE, EBX, ECX, EDX, ESP};
+use wiper_sem::sample::{edge_count, edge_immediates, is_barrier, width_mask};
 use wiper_sem::{barrier_codes, execute, supported_codes, Flag};
 
 use common::gen::{self, Edge, Instance};
@@ -150,7 +151,7 @@ fn split(total: usize, code: Code) -> (usize, usize) {
     let instances = total
         .div_ceil(STATES_PER_INSTANCE)
         .clamp(1, MAX_INSTANCES)
-        .max(gen::edge_count(code));
+        .max(edge_count(code));
     (instances, total.div_ceil(instances))
 }
 
@@ -225,7 +226,7 @@ fn state_differences(
 /// Checks one form: instances × states against the processor.
 fn check_code(code: Code, total: usize, rng: &mut Rng) -> Report {
     let mut rep = Report::default();
-    let barrier = gen::is_barrier(code) || barrier_codes().contains(&code);
+    let barrier = is_barrier(code) || barrier_codes().contains(&code);
     let (instances, per) = split(total, code);
     let mut inputs = Inputs::default();
     for k in 0..instances {
@@ -358,7 +359,7 @@ impl Inputs {
                 .any(|i| ins.op_kind(i) == OpKind::Register && ins.op_register(i) == Register::CL);
         self.cl_count |= cl_count;
         if cl_count {
-            let count = |s: &CpuState| s.regs[1] & 31;
+            let count = |s: &CpuState| s.regs[ECX] & 31;
             for want in [false, true] {
                 need(
                     format!("count 0 in cl with CF={}", u8::from(want)),
@@ -385,7 +386,7 @@ impl Inputs {
                     continue;
                 };
                 for e in SLOT_EDGES {
-                    if e.value(bits) == Some(v & gen::width_mask(bits)) {
+                    if e.value(bits) == Some(v & width_mask(bits)) {
                         self.edges.insert((k, e));
                     }
                 }
@@ -398,7 +399,7 @@ impl Inputs {
     /// form has them.
     fn kinds(&self, code: Code) -> Vec<&'static str> {
         let mut k = vec!["carry-in"];
-        if gen::edge_count(code) > 0 {
+        if edge_count(code) > 0 {
             k.push("edge immediates");
         }
         if self.cl_count {
@@ -422,7 +423,7 @@ impl Inputs {
         let mut out = self.instances.clone();
         for i in 0..code.op_code().op_count() {
             let seen = self.imms.get(&i);
-            let absent: Vec<String> = gen::edge_immediates(code, i)
+            let absent: Vec<String> = edge_immediates(code, i)
                 .into_iter()
                 .filter(|v| !seen.is_some_and(|s| s.contains(v)))
                 .map(|v| format!("{v:#x}"))
@@ -592,7 +593,7 @@ fn conformance_long() {
 /// The decoupled sequence of one form, natively, against the original.
 fn check_sequence(code: Code, total: usize, rng: &mut Rng) -> Report {
     let mut rep = Report::default();
-    if gen::is_barrier(code) || barrier_codes().contains(&code) {
+    if is_barrier(code) || barrier_codes().contains(&code) {
         rep.skipped = Some("barrier".into());
         return rep;
     }
@@ -695,9 +696,10 @@ fn check_sequence(code: Code, total: usize, rng: &mut Rng) -> Report {
                     q.next_eip
                 ));
             } else {
-                for (i, name) in wiper_oracle::REG_NAMES.iter().enumerate() {
-                    let (a, b) = (o.state.regs[i], q.state.regs[i]);
+                for r in wiper_sem::Reg::ALL {
+                    let (a, b) = (o.state.regs[r.index()], q.state.regs[r.index()]);
                     if a != b {
+                        let name = r.name();
                         diffs.push(format!("{name}: original {a:#010x}, parts {b:#010x}"));
                     }
                 }
@@ -812,7 +814,7 @@ fn comparison_reports_each_kind_of_difference() {
         assert_eq!(differences(o, &good), Vec::<String>::new());
         let mut cases: Vec<(&str, wiper_sem::Executed)> = Vec::new();
         let mut e = good.clone();
-        e.state.regs[3] ^= 0x100;
+        e.state.regs[EBX] ^= 0x100;
         cases.push(("ebx", e));
         let mut e = good.clone();
         e.state.flags[Flag::Of.index()] ^= true;
@@ -870,7 +872,7 @@ fn generator_covers_edge_cases() {
     // Shift counts in CL: 0, 1, 31, 32 and above 32 (masked to 5 bits).
     let counts: BTreeSet<u32> = sample(Code::Shl_rm32_CL)
         .iter()
-        .flat_map(|(_, ss)| ss.iter().map(|s| s.regs[1] & 0xff))
+        .flat_map(|(_, ss)| ss.iter().map(|s| s.regs[ECX] & 0xff))
         .collect();
     for c in [0, 1, 31, 32] {
         assert!(counts.contains(&c), "shift count {c} never generated");
@@ -895,7 +897,7 @@ fn generator_covers_edge_cases() {
     assert!(all.iter().any(|s| !s.flag(wiper_oracle::flags::DF)));
     assert!(movs
         .iter()
-        .any(|(i, ss)| i.ins.has_rep_prefix() && ss.iter().any(|s| s.regs[1] == 0)));
+        .any(|(i, ss)| i.ins.has_rep_prefix() && ss.iter().any(|s| s.regs[ECX] == 0)));
     // bsf with a zero source.
     let bsf = sample(Code::Bsf_r32_rm32);
     assert!(bsf.iter().any(|(i, ss)| ss
@@ -905,11 +907,11 @@ fn generator_covers_edge_cases() {
     let idiv = sample(Code::Idiv_rm32);
     assert!(idiv
         .iter()
-        .any(|(_, ss)| ss.iter().any(|s| (s.regs[2] as i32) < 0)));
+        .any(|(_, ss)| ss.iter().any(|s| (s.regs[EDX] as i32) < 0)));
     // Returns go to landing addresses.
     for (_, ss) in sample(Code::Retnd) {
         for s in ss {
-            assert!(gen::is_target(s.read_u32(s.regs[4]).unwrap()));
+            assert!(gen::is_target(s.read_u32(s.regs[ESP]).unwrap()));
         }
     }
 }
@@ -930,7 +932,7 @@ fn rule_input_check_reports_missing_inputs() {
         }
         inputs.missing(code).join("; ")
     };
-    let edges = gen::edge_count(Code::Adc_rm32_imm32);
+    let edges = edge_count(Code::Adc_rm32_imm32);
     assert_eq!(run(Code::Adc_rm32_imm32, edges, &|_| {}), "");
     let no_carry = run(Code::Adc_rm32_imm32, edges, &|s| {
         s.set_flag(flags::CF, false)
@@ -939,7 +941,7 @@ fn rule_input_check_reports_missing_inputs() {
     let one = run(Code::Adc_rm32_imm32, 1, &|_| {});
     assert!(one.contains("immediate operand 1 never 0x1"), "{one}");
     assert_eq!(run(Code::Shl_rm32_CL, 2, &|_| {}), "");
-    let no_zero = run(Code::Shl_rm32_CL, 2, &|s| s.regs[1] |= 2);
+    let no_zero = run(Code::Shl_rm32_CL, 2, &|s| s.regs[ECX] |= 2);
     assert!(no_zero.contains("count 0 in cl"), "{no_zero}");
     let no_sign = run(Code::Add_r32_rm32, 3, &|s| {
         s.regs.iter_mut().for_each(|r| *r &= 0x7fff_fff0);

@@ -1,5 +1,6 @@
 //! The concrete evaluator and Z3 agree: for random instances of every
-//! supported form and random states, [`execute`] gives the same registers,
+//! supported form and random states for them (`common/gen.rs`; every other
+//! state of a division made to trap), [`execute`] gives the same registers,
 //! flags (and undefined flags), `eip` and memory as evaluating the same
 //! formulas with Z3 (location variables substituted by the state's values,
 //! then `simplify`). Divide errors must agree too.
@@ -7,18 +8,20 @@
 //! `WIPER_Z3_STATES` sets the number of (instance, state) pairs per form
 //! (default 12).
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use iced_x86::Instruction;
 use wiper_qfbv::{ExprId, ExprPool, Op, Z3Term, Z3Translator};
-use wiper_sem::sample::Sampler;
 use wiper_sem::{
     execute, is_undefined_var, lift, supported_codes, ExecError, Flag, Lifted, Loc, MachineState,
     Value,
 };
+use wiper_x86::Rng;
 use z3::ast::{Array, Ast, BV};
+
+use common::gen::Instance;
 
 /// The Z3 view of a machine state during one instruction. Memory is kept
 /// as bytes; each formula sees a small Z3 array holding just the bytes its
@@ -311,8 +314,8 @@ fn difference(a: &Outcome, b: &Outcome) -> String {
 
 #[test]
 fn execute_agrees_with_z3_on_every_supported_form() {
-    let per_form = support::count("WIPER_Z3_STATES", 12);
-    let mut s = Sampler::new(0x5eed);
+    let per_form = common::count("WIPER_Z3_STATES", 12);
+    let mut rng = Rng::new(0x5eed);
     let mut tr = Z3Translator::new();
     let mut pool = ExprPool::new();
     let mut starved = Vec::new();
@@ -322,9 +325,17 @@ fn execute_agrees_with_z3_on_every_supported_form() {
             if done == per_form {
                 break;
             }
-            let ins = s.instance(code, 0x0804_9000);
-            let st = support::random_state(&mut s, &ins);
-            if check(&mut pool, &mut tr, &ins, &st) {
+            let inst = Instance::generate(code, &mut rng).unwrap_or_else(|e| panic!("{e}"));
+            // Every other state of a division traps.
+            let mut cpu = inst.unchecked_state(&mut rng);
+            if done % 2 == 1 {
+                inst.make_division_trap(&mut cpu, &mut rng);
+            }
+            if inst.check_accesses(&cpu).is_err() {
+                continue;
+            }
+            let st = common::to_machine(&cpu);
+            if check(&mut pool, &mut tr, &inst.ins, &st) {
                 done += 1;
             }
         }

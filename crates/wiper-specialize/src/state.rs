@@ -475,37 +475,27 @@ pub fn join_bytes(bytes: &[Byte]) -> Option<SVal> {
 mod tests {
     use std::collections::BTreeMap;
 
+    use wiper_x86::Rng;
+
     use super::*;
 
-    /// A small deterministic generator for the randomized checks.
-    struct Lcg(u64);
+    /// A location near a page boundary of some region, offsets wrapping
+    /// around 0 (negative stack offsets).
+    fn loc(rng: &mut Rng) -> (Region, u32) {
+        let region = *rng.choose(&REGIONS);
+        let off = rng.below(200).wrapping_sub(100);
+        (region, off)
+    }
 
-    impl Lcg {
-        fn next(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) % n
-        }
-
-        /// A location near a page boundary of some region, offsets
-        /// wrapping around 0 (negative stack offsets).
-        fn loc(&mut self) -> (Region, u32) {
-            let region = REGIONS[self.next(3) as usize];
-            let off = (self.next(200) as u32).wrapping_sub(100);
-            (region, off)
-        }
-
-        fn known(&mut self) -> Known<Byte> {
-            let value = match self.next(3) {
-                0 => Byte::Part(Base::Stack, self.next(4) as u32, self.next(4) as u8),
-                _ => Byte::Const(self.next(3) as u8),
-            };
-            Known {
-                value,
-                synced: self.next(2) == 0,
-            }
+    /// A random known byte.
+    fn known(rng: &mut Rng) -> Known<Byte> {
+        let value = match rng.below(3) {
+            0 => Byte::Part(Base::Stack, rng.below(4), rng.below(4) as u8),
+            _ => Byte::Const(rng.below(3) as u8),
+        };
+        Known {
+            value,
+            synced: rng.coin(),
         }
     }
 
@@ -522,13 +512,13 @@ mod tests {
 
     #[test]
     fn memory_behaves_like_an_ordered_map() {
-        let mut rng = Lcg(7);
+        let mut rng = Rng::new(7);
         let mut m = Memory::default();
         let mut reference: BTreeMap<(Region, u32), Known<Byte>> = BTreeMap::new();
         let mut snapshots = Vec::new();
         for step in 0..5000 {
-            let loc = rng.loc();
-            match rng.next(4) {
+            let loc = loc(&mut rng);
+            match rng.below(4) {
                 0 => {
                     m.remove(loc);
                     reference.remove(&loc);
@@ -540,7 +530,7 @@ mod tests {
                     }
                 }
                 _ => {
-                    let k = rng.known();
+                    let k = known(&mut rng);
                     m.insert(loc, k);
                     reference.insert(loc, k);
                 }
@@ -566,11 +556,11 @@ mod tests {
 
     #[test]
     fn static_comparison_ignores_sync_state_and_history() {
-        let mut rng = Lcg(11);
+        let mut rng = Rng::new(11);
         for _ in 0..200 {
             let mut reference = BTreeMap::new();
-            for _ in 0..rng.next(40) {
-                reference.insert(rng.loc(), rng.known());
+            for _ in 0..rng.below(40) {
+                reference.insert(loc(&mut rng), known(&mut rng));
             }
             // The same values, written in another order with other sync
             // states, after writing and removing other bytes.
@@ -580,7 +570,7 @@ mod tests {
             }
             let mut b = Memory::default();
             for _ in 0..10 {
-                b.insert(rng.loc(), rng.known());
+                b.insert(loc(&mut rng), known(&mut rng));
             }
             b.retain(|_, _| false);
             for (loc, k) in reference.iter().rev() {
@@ -600,18 +590,18 @@ mod tests {
 
     #[test]
     fn diff_words_lists_the_words_that_differ() {
-        let mut rng = Lcg(3);
+        let mut rng = Rng::new(3);
         for _ in 0..500 {
             let mut ra = BTreeMap::new();
-            for _ in 0..rng.next(30) {
-                ra.insert(rng.loc(), rng.known());
+            for _ in 0..rng.below(30) {
+                ra.insert(loc(&mut rng), known(&mut rng));
             }
             let mut rb = ra.clone();
-            for _ in 0..rng.next(4) {
-                let loc = rng.loc();
-                match rng.next(2) {
+            for _ in 0..rng.below(4) {
+                let loc = loc(&mut rng);
+                match rng.below(2) {
                     0 => rb.remove(&loc),
-                    _ => rb.insert(loc, rng.known()),
+                    _ => rb.insert(loc, known(&mut rng)),
                 };
             }
             let (a, b) = (

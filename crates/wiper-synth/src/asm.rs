@@ -90,20 +90,12 @@ fn codes() -> &'static HashMap<String, Code> {
 
 /// The iced register of `r` at `bits` (8: the low byte, `None` for `esp`..`edi`).
 pub(crate) fn sized(r: Reg, bits: u32) -> Option<Register> {
-    use Register as R;
-    let i = r.index();
     match bits {
         32 => Some(r.to_iced()),
-        16 => Some([R::AX, R::CX, R::DX, R::BX, R::SP, R::BP, R::SI, R::DI][i]),
-        8 if i < 4 => Some([R::AL, R::CL, R::DL, R::BL][i]),
+        16 => Some(r.word()),
+        8 => r.low_byte(),
         _ => None,
     }
-}
-
-/// The high-byte register (`ah`..`bh`) of `r`, if it has one.
-pub(crate) fn high_byte(r: Reg) -> Option<Register> {
-    use Register as R;
-    [R::AH, R::CH, R::DH, R::BH].get(r.index()).copied()
 }
 
 /// Width in bits of a register or memory operand.

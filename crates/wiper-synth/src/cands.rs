@@ -9,7 +9,7 @@ use iced_x86::{Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, 
 use wiper_qfbv::{ExprId, ExprPool, Op, Sort};
 use wiper_sem::{loc_var, Loc, Reg};
 
-use crate::asm::{build, high_byte, sized, Addr, Opnd};
+use crate::asm::{build, sized, Addr, Opnd};
 use crate::spec::Spec;
 
 /// Most rewritten forms of the original tried per goal.
@@ -129,7 +129,7 @@ fn static_part(spec: &Spec, r: Register) -> Option<u32> {
     Some(match r.size() {
         4 => v,
         2 => v & 0xffff,
-        _ if high_byte(full) == Some(r) => (v >> 8) & 0xff,
+        _ if full.high_byte() == Some(r) => (v >> 8) & 0xff,
         _ => v & 0xff,
     })
 }
@@ -527,7 +527,7 @@ impl RegGoal<'_> {
             pool.op(e) == (Op::Extract { hi, lo }) && self.is_r(pool.args(e)[0])
         };
         if pool.width(x) == 8 && keeps(top, 31, 16) && keeps(low, 7, 0) {
-            if let Some(h) = high_byte(r) {
+            if let Some(h) = r.high_byte() {
                 if let Some(c) = pool.as_const(x) {
                     out.push(build("Mov", &[Opnd::R(h), Opnd::I(c as u32)]));
                 }
@@ -654,7 +654,7 @@ fn reg_part(pool: &ExprPool, e: ExprId) -> Option<Register> {
     match (hi, lo) {
         (7, 0) => sized(r, 8),
         (15, 0) => sized(r, 16),
-        (15, 8) => high_byte(r),
+        (15, 8) => r.high_byte(),
         _ => None,
     }
 }

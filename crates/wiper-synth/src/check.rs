@@ -6,19 +6,12 @@
 
 use wiper_qfbv::{Assignment, Env, ExprId, ExprPool, Value, VarId};
 use wiper_sem::Loc;
+use wiper_x86::Rng;
 
 /// Random states every goal starts with.
 pub(crate) const RANDOM_STATES: u64 = 6;
 /// Most states per goal (random ones plus counterexamples).
 pub(crate) const MAX_STATES: usize = 24;
-
-/// SplitMix64: a well-mixed hash of `x`.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 /// A concrete machine state for evaluation: every variable and memory byte
 /// gets a value derived from a seed (registers get edge values such as 0,
@@ -49,7 +42,7 @@ impl Env for TestEnv {
         if let Some(v) = self.fixed.as_ref().and_then(|a| a.bvs.get(&var)) {
             return Some(*v);
         }
-        let h = mix(self.seed ^ mix(var.index() as u64 + 1));
+        let h = Rng::hash(self.seed ^ Rng::hash(var.index() as u64 + 1));
         Some(match h % 12 {
             0 => 0,
             1 => 1,
@@ -69,7 +62,9 @@ impl Env for TestEnv {
         {
             return Some(*b);
         }
-        let h = mix(self.seed.rotate_left(17) ^ mix((var.index() as u64) << 32 | u64::from(addr)));
+        let h = Rng::hash(
+            self.seed.rotate_left(17) ^ Rng::hash((var.index() as u64) << 32 | u64::from(addr)),
+        );
         Some(h as u8)
     }
 }
@@ -118,7 +113,7 @@ impl Vectors {
     }
 
     fn seed(&mut self) -> u64 {
-        self.next_seed = mix(self.next_seed);
+        self.next_seed = Rng::hash(self.next_seed);
         self.next_seed
     }
 

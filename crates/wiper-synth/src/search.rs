@@ -13,7 +13,7 @@ use iced_x86::Instruction;
 use wiper_qfbv::{ExprId, ExprPool, Op};
 use wiper_sem::{Loc, Reg};
 
-use crate::asm::{build, high_byte, sized, Opnd};
+use crate::asm::{build, sized, Opnd};
 use crate::cands::{decompose, var_reg};
 use crate::compose::{LiftInfo, SymState};
 use crate::spec::Spec;
@@ -339,7 +339,7 @@ fn extend_templates(fp: &Footprint, d: Reg, out: &mut Vec<Option<Instruction>>) 
             continue;
         }
         for &s in &fp.readable {
-            for part in [sized(s, 8), high_byte(s), sized(s, 16)]
+            for part in [sized(s, 8), s.high_byte(), sized(s, 16)]
                 .into_iter()
                 .flatten()
             {

@@ -3,7 +3,7 @@
 //! live registers, live flags and the memory window it leaves are compared
 //! with the goal's formulas evaluated on the same states.
 //!
-//! Goals come from random instances (`wiper_sem::sample::Sampler`) of the
+//! Goals come from random instances (`wiper_sem::sample::instance`) of the
 //! supported data-processing forms: memory operands are re-addressed to
 //! `[esp+d]` or to `[ebp+d]` with `ebp` static as `esp+c` (so accesses land
 //! in the oracle's window), a random half of the registers the instruction
@@ -27,7 +27,7 @@ use iced_x86::{
 };
 use wiper_oracle::{CpuState, Outcome, Rng, SCRATCH_BASE};
 use wiper_qfbv::{Env, ExprId, ExprPool, Value, VarId};
-use wiper_sem::sample::Sampler;
+use wiper_sem::sample;
 use wiper_sem::{loc_var, supported_codes, Flag, Loc, Reg};
 use wiper_synth::{CandidateKind, Goal, Synthesizer};
 
@@ -109,9 +109,9 @@ struct Case {
     hint: bool,
 }
 
-fn case(rng: &mut Rng, sampler: &mut Sampler, codes: &[Code]) -> Option<Case> {
+fn case(rng: &mut Rng, sampler: &mut Rng, codes: &[Code]) -> Option<Case> {
     let code = codes[rng.below(codes.len() as u32) as usize];
-    let mut ins = sampler.instance(code, common::IP as u32);
+    let mut ins = sample::instance(code, common::IP as u32, sampler);
     let mut statics: Vec<(Reg, Static)> = Vec::new();
     let has_mem = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
     let frame = rng.chance(1, 2);
@@ -267,7 +267,7 @@ fn compare(pool: &mut ExprPool, goal: &Goal, input: &CpuState, out: &Outcome) ->
 fn random_goals(goals: usize, budget: Option<usize>, seed: u64) {
     let codes = codes();
     let mut rng = Rng::new(seed);
-    let mut sampler = Sampler::new(seed ^ 0x5eed);
+    let mut sampler = Rng::new(seed ^ 0x5eed);
     let mut synth = Synthesizer::new(2000);
     if let Some(b) = budget {
         synth.set_budget(b);

@@ -7,7 +7,7 @@ mod common;
 
 use wiper_oracle::Rng;
 use wiper_qfbv::{ExprId, ExprPool, Op, Sort};
-use wiper_sem::sample::Sampler;
+use wiper_sem::sample;
 use wiper_sem::{barrier_codes, loc_var, supported_codes, Flag, Loc, Reg, Temp};
 use wiper_synth::{Goal, Synthesizer};
 
@@ -69,7 +69,7 @@ fn expr(p: &mut ExprPool, rng: &mut Rng, sort: Sort, depth: u32) -> ExprId {
 #[test]
 fn random_goals_never_panic() {
     let mut rng = Rng::new(0x0dd);
-    let mut sampler = Sampler::new(0x0dd);
+    let mut sampler = Rng::new(0x0dd);
     let mut codes: Vec<_> = supported_codes().to_vec();
     codes.extend(barrier_codes());
     let mut synth = Synthesizer::new(500);
@@ -96,7 +96,7 @@ fn random_goals_never_panic() {
             effects.push((loc, e));
         }
         let code = codes[rng.below(codes.len() as u32) as usize];
-        let ins = sampler.instance(code, 0x0804_9000);
+        let ins = sample::instance(code, 0x0804_9000, &mut sampler);
         let statics: Vec<(Reg, u32)> = (0..rng.below(4))
             .map(|_| (Reg::ALL[rng.below(8) as usize], rng.next_u32()))
             .collect();

@@ -26,7 +26,7 @@ fn flag_goal(pool: &mut ExprPool, test: impl FnOnce(&mut ExprPool, ExprId) -> Ex
 /// returns `eax` after it.
 fn eax_after(seq: &[Instruction], witness: u32) -> u32 {
     let mut state = CpuState::new();
-    state.regs[0] = witness;
+    state.regs[Reg::Eax.index()] = witness;
     let out = wiper_oracle::run_instructions(seq, &[state]).expect("the oracle runs");
     let outcome = out.into_iter().next().expect("one outcome");
     assert!(
@@ -34,7 +34,7 @@ fn eax_after(seq: &[Instruction], witness: u32) -> u32 {
         "{seq:?} faults: {:?}",
         outcome.fault
     );
-    outcome.state.regs[0]
+    outcome.state.regs[Reg::Eax.index()]
 }
 
 /// Synthesizes `eax := value` (all registers live, flags dead) and checks

@@ -8,11 +8,14 @@
 //! that never return (`exit`, `abort`, an `exit` system call) get no fall-through
 //! edge, so code after them is not mistaken for part of the function.
 
+pub mod abi;
 pub mod callers;
 mod cfg;
 pub mod format;
 pub mod jumptable;
 mod locate;
+pub mod reg;
+pub mod rng;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +26,8 @@ pub use callers::{CallerAnalysis, EdxAtReturn, EdxLive};
 pub use format::{Format, Syntax};
 pub use jumptable::JumpTable;
 pub use locate::{find_main, main_from_start, resolve_function};
+pub use reg::{Reg, GPR16, GPR32, GPR8};
+pub use rng::Rng;
 
 /// Why a function could not be decoded. Each message is one line and names the address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,22 +69,6 @@ pub enum DecodeError {
     #[error("function at {0:#x} has more than {MAX_INSTRUCTIONS} instructions")]
     TooLarge(u32),
 }
-
-/// The 32-bit general registers in encoding order (the `reg` field of ModR/M).
-pub const GPR32: [iced_x86::Register; 8] = {
-    use iced_x86::Register::*;
-    [EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI]
-};
-/// The 16-bit general registers in encoding order.
-pub const GPR16: [iced_x86::Register; 8] = {
-    use iced_x86::Register::*;
-    [AX, CX, DX, BX, SP, BP, SI, DI]
-};
-/// The 8-bit general registers in encoding order.
-pub const GPR8: [iced_x86::Register; 8] = {
-    use iced_x86::Register::*;
-    [AL, CL, DL, BL, AH, CH, DH, BH]
-};
 
 /// Upper bound on the instructions of one function, against runaway decoding of data.
 pub const MAX_INSTRUCTIONS: usize = 200_000;

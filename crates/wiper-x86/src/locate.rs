@@ -3,7 +3,7 @@
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Mnemonic, OpKind, Register};
 use wiper_elf::Binary;
 
-use crate::DecodeError;
+use crate::{DecodeError, Reg};
 
 /// Instructions of `_start` examined when looking for `main`.
 const START_SCAN: usize = 48;
@@ -51,11 +51,7 @@ pub fn main_from_start(binary: &Binary) -> Option<u32> {
         if ins.is_invalid() {
             return None;
         }
-        let reg_slot = |r: Register| {
-            r.full_register32()
-                .number()
-                .checked_sub(Register::EAX.number())
-        };
+        let reg_slot = |r: Register| Reg::from_iced(r).map(Reg::index);
         match (ins.mnemonic(), ins.op0_kind()) {
             (Mnemonic::Mov, OpKind::Register) if ins.op1_kind() == OpKind::Immediate32 => {
                 if let Some(i) = reg_slot(ins.op0_register()) {

@@ -221,15 +221,13 @@ fn damaged_code_never_panics() {
     let pristine = Binary::parse(original.clone()).unwrap();
     let text = pristine.section(".text").unwrap().clone();
     let entries = pristine.function_symbol_addrs();
-    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rng = wiper_x86::Rng::new(0x2545_f491_4f6c_dd1d);
     for _ in 0..200 {
         let mut bytes = original.clone();
         for _ in 0..8 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let at = text.offset as usize + (seed as usize % text.size as usize);
-            bytes[at] = (seed >> 32) as u8;
+            let r = rng.next_u64();
+            let at = text.offset as usize + (r as usize % text.size as usize);
+            bytes[at] = (r >> 32) as u8;
         }
         let binary = Binary::parse(bytes).unwrap();
         let mut dis = Disassembler::new(&binary);

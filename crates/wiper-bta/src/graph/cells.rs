@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use wiper_elf::Binary;
+use wiper_x86::abi;
 
 use super::interface::Interface;
 use crate::memory::AbstractLoc;
@@ -78,7 +79,7 @@ pub(super) fn cell_table(
     exact.push(AbstractLoc::Stack { offset: 0, size: 4 });
     for k in 0..interface.nargs {
         exact.push(AbstractLoc::Stack {
-            offset: 4 + 4 * k as i32,
+            offset: abi::arg_offset(k) as i32,
             size: 4,
         });
     }

@@ -10,11 +10,11 @@
 use std::collections::HashSet;
 
 use petgraph::graph::NodeIndex;
-use wiper_sem::{Loc, Reg};
+use wiper_sem::Loc;
 
 use super::definitions::{Definitions, UseRef};
 use super::reaching::Reaching;
-use super::{CallOutput, EdgeKind, UseWhat};
+use super::{CallOutput, EdgeKind, UseWhat, EXIT_OUTPUTS};
 use crate::stack::StackInfo;
 
 /// The edges of the graph, in the order they are added, without repeats.
@@ -66,12 +66,7 @@ pub(super) fn data_edges(
 ) -> DataEdges {
     let mut out = DataEdges {
         edges: EdgeList::default(),
-        exit_defs: vec![
-            (CallOutput::Reg(Reg::Eax), Vec::new()),
-            (CallOutput::Reg(Reg::Ecx), Vec::new()),
-            (CallOutput::Reg(Reg::Edx), Vec::new()),
-            (CallOutput::Flags, Vec::new()),
-        ],
+        exit_defs: EXIT_OUTPUTS.iter().map(|&o| (o, Vec::new())).collect(),
         reached: Vec::new(),
     };
     for (s, info) in defs.stmts.iter().enumerate() {

@@ -16,12 +16,14 @@ use std::collections::BTreeSet;
 
 use petgraph::graph::NodeIndex;
 use wiper_sem::{Flag, Loc, Reg};
+use wiper_x86::abi;
 
 use super::cells::CellTable;
 use super::interface::Interface;
 use super::nodes::Nodes;
 use super::{
-    index_loc, loc_index, CallOutput, CallSiteGraph, Def, Node, Use, UseWhat, CELL0, NFLAG, NREG,
+    index_loc, loc_index, CallOutput, CallSiteGraph, Def, Node, Use, UseWhat, CELL0, EXIT_OUTPUTS,
+    NFLAG, NREG,
 };
 use crate::memory::{AbstractLoc, AccessKind};
 use crate::program::{formula_reads, part_roots, Program, Stmt, ENTRY};
@@ -288,7 +290,7 @@ impl Walk<'_> {
         let g = &mut self.nodes.g;
         let node = g.add_node(Node::Call(ci));
         let mut outputs = Vec::new();
-        for r in [Reg::Eax, Reg::Ecx, Reg::Edx] {
+        for r in abi::CALLER_SAVED {
             let n = g.add_node(Node::CallOut(ci, CallOutput::Reg(r)));
             outputs.push((CallOutput::Reg(r), None, n));
             self.out.def(s, n, r.index(), true);
@@ -327,15 +329,19 @@ impl Walk<'_> {
         });
     }
 
-    /// The exit: uses `eax`, `ecx`, `edx` and the flags.
+    /// The exit: uses `eax`, `ecx`, `edx` and the flags ([`EXIT_OUTPUTS`]).
     fn exit(&mut self, s: usize) {
         let uses = &mut self.out.stmts[s].uses;
-        for (i, l) in [Reg::Eax, Reg::Ecx, Reg::Edx].iter().enumerate() {
-            uses.push((l.index(), NodeIndex::end(), UseRef::Exit(i)));
-        }
-        for f in Flag::ALL {
-            if f != Flag::Df {
-                uses.push((NREG + f.index(), NodeIndex::end(), UseRef::Exit(3)));
+        for (i, o) in EXIT_OUTPUTS.iter().enumerate() {
+            match o {
+                CallOutput::Reg(r) => uses.push((r.index(), NodeIndex::end(), UseRef::Exit(i))),
+                _ => {
+                    for f in Flag::ALL {
+                        if f != Flag::Df {
+                            uses.push((NREG + f.index(), NodeIndex::end(), UseRef::Exit(i)));
+                        }
+                    }
+                }
             }
         }
     }

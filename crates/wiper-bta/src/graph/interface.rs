@@ -8,6 +8,7 @@
 
 use wiper_qfbv::Op;
 use wiper_sem::{Loc, Reg, Value};
+use wiper_x86::abi;
 
 use super::CalleeInfo;
 use crate::memory::{AbstractLoc, AccessKind};
@@ -55,7 +56,7 @@ pub(super) fn interface(
         .map(|(i, _)| match (&callees[i], stack.callee_esp0[i]) {
             (CalleeInfo::Internal { nargs: cn, .. }, Some(ce)) => (0..*cn)
                 .map(|k| AbstractLoc::Stack {
-                    offset: ce + 4 + 4 * k as i32,
+                    offset: ce + abi::arg_offset(k) as i32,
                     size: 4,
                 })
                 .collect(),
@@ -115,8 +116,8 @@ fn save_slots(program: &Program, stack: &StackInfo) -> Vec<i32> {
             }
             let v = pool.args(x)[2];
             let reg = pool.as_var(v).and_then(|v| Loc::of_var(pool, v));
-            if let Some(Loc::Reg(r @ (Reg::Ebx | Reg::Esi | Reg::Edi | Reg::Ebp))) = reg {
-                if written.contains(&r) {
+            if let Some(Loc::Reg(r)) = reg {
+                if !abi::CALLEE_SAVED.contains(&r) || written.contains(&r) {
                     continue;
                 }
                 for a in &stack.accesses[p.id.index()] {

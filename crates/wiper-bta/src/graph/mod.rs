@@ -43,6 +43,7 @@ use petgraph::stable_graph::StableGraph;
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use wiper_elf::Binary;
 use wiper_sem::{Flag, Loc, Reg, Temp};
+use wiper_x86::abi;
 
 use crate::memory::AbstractLoc;
 use crate::program::{PartId, Program};
@@ -98,6 +99,18 @@ pub enum CallOutput {
     /// Memory the callee may write, in the caller's terms.
     Mem(AbstractLoc),
 }
+
+/// What a caller sees of a function at its exit, in this order: the
+/// registers a call may change ([`abi::CALLER_SAVED`]) and the flags.
+pub(crate) const EXIT_OUTPUTS: [CallOutput; 4] = {
+    let [a, c, d] = abi::CALLER_SAVED;
+    [
+        CallOutput::Reg(a),
+        CallOutput::Reg(c),
+        CallOutput::Reg(d),
+        CallOutput::Flags,
+    ]
+};
 
 impl std::fmt::Display for CallOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

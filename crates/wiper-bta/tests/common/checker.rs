@@ -249,7 +249,7 @@ pub fn check(a: &Analysis, static_args: &[u32]) -> Vec<Option<bool>> {
     for k in 0..a.arg_count {
         if !static_args.contains(&k) {
             entry_state.mem.insert(Region::Loc(AbstractLoc::Stack {
-                offset: 4 + 4 * k as i32,
+                offset: wiper_x86::abi::arg_offset(k) as i32,
                 size: 4,
             }));
         }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use wiper_qfbv::{Assignment, ExprId, ExprPool, MemImage, Op, Sort};
+use wiper_x86::Rng;
 
 /// Every binary operator: first the ones whose operands and result share a width,
 /// then `concat` and the comparisons.
@@ -38,9 +39,10 @@ pub const BINARY_OPS: [Op; 21] = [
 /// whose multi-byte accesses wrap around 2^32.
 pub const BASES: [u64; 4] = [0x1000, 0x1002, 0xffff_fffc, 0xffff_fffe];
 
-/// Random expression generator (splitmix64).
+/// Random expression generator (drawing from the machine model's one
+/// generator, `wiper_x86::Rng`).
 pub struct Gen {
-    state: u64,
+    rng: Rng,
     /// Widths to draw from (extracts, extensions and loads add others).
     pub widths: Vec<u32>,
     /// Largest load/store size in bytes.
@@ -52,7 +54,7 @@ impl Gen {
     /// A generator for `seed` drawing widths from `widths`.
     pub fn new(seed: u64, widths: &[u32]) -> Self {
         Gen {
-            state: seed,
+            rng: Rng::new(seed),
             widths: widths.to_vec(),
             max_bytes: 8,
             made: Vec::new(),
@@ -60,11 +62,7 @@ impl Gen {
     }
 
     pub fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.rng.next_u64()
     }
 
     pub fn below(&mut self, n: u64) -> u64 {

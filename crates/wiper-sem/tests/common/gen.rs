@@ -1,17 +1,12 @@
-//! Random instances of instruction forms (iced `Code`s) and random machine
-//! states for them that the processor runs without faulting.
-//!
-//! An [`Instance`] fixes one instruction, built from the form's iced
-//! `OpCodeInfo` operand kinds and encoded at [`CODE_BASE`] (then decoded back,
-//! and rejected unless it decodes to the same form): random registers (all
-//! eight, `esp`/`ebp` and the byte registers `ah`..`bh` included), register
-//! or memory for `r/m` operands (half each), memory operands of every shape
-//! (absolute, base, base+disp8/disp32, base+index*scale(+disp), index*scale+
-//! disp32, base = index), immediates with edge values, branch targets in the
-//! landing zone (`rel8` targets within reach on both sides, `rel32` anywhere).
-//! Instance `nth` of a form ([`Instance::generate_nth`]) takes the `nth` of
-//! its [`edge_immediates`] (0, 1, all ones, both sides of the sign boundary;
-//! shift counts 0, 1, width-1, width, 32 and more) while there are any.
+//! CPU-state placement layered on the one instruction generator
+//! (`wiper_sem::sample`): instances placed for the processor oracle
+//! ([`Oracle`]: encoded at [`CODE_BASE`], absolute memory operands in the
+//! scratch window, branch targets in the landing zone) and random machine
+//! states for them that the processor runs without faulting. The instances
+//! are `wiper_sem::sample::Instance`s; [`Instance::generate_nth`] rejects the
+//! ones whose states could not be chosen freely (a count register, dividend
+//! or bit offset that addresses the memory operand) or that admit no valid
+//! state, and adds the operand slots the states put edge values in.
 //!
 //! The first [`FIXED_STATES`] states of every instance fix the inputs of
 //! per-state rules ([`Variant`]): CF clear and set alternately (carry-in),
@@ -31,9 +26,10 @@
 //!   `esp` base keeps `esp` and uses a small displacement); `lea` and `nop`
 //!   keep random registers;
 //! * **shifts/rotates by `cl`**: counts 0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31,
-//!   32, 33, 63, 64, 255 (three in four) or random; immediate counts alike;
-//! * **string instructions**: with no prefix, `rep`, or (`cmps`/`scas`)
-//!   `repne`; `ecx` 0..12 for `rep`; `esi`/`edi` placed so the whole range
+//!   32, 33, 63, 64, 255 (three in four) or random, as the generator draws
+//!   immediate counts;
+//! * **string instructions** (with no prefix, `rep`, or for `cmps`/`scas`
+//!   `repne`): `ecx` 0..12 for `rep`; `esi`/`edi` placed so the whole range
 //!   fits in the window for either DF; for `repe`/`repne` comparisons, runs
 //!   of equal (or different) elements ending at a random point;
 //! * **`div`/`idiv`**: a divisor with edge values (never 0), then a dividend
@@ -57,17 +53,21 @@
 //! 8 bytes inside the window, string ranges and bit-test words likewise, no
 //! division traps, and every return or indirect target is a landing address.
 //! States failing the check are drawn again; an instance admitting no states
-//! is replaced by another.
+//! is replaced by another. Runs without the processor (`z3_agrees.rs`) take
+//! [`Instance::unchecked_state`]s that pass [`Instance::check_accesses`],
+//! where a division may trap ([`Instance::make_division_trap`]).
 
-use iced_x86::{
-    Code, Decoder, DecoderOptions, Encoder, Formatter, Instruction, InstructionInfoFactory,
-    MemoryOperand, Mnemonic, NasmFormatter, OpCodeOperandKind as K, OpKind, Register,
-    RepPrefixKind,
-};
+use std::ops::Deref;
+
+use iced_x86::{Code, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register};
 use wiper_oracle::{
-    flags, is_landing_address, CpuState, Rng, CODE_BASE, ESP, LANDING_BASE, LANDING_SIZE,
-    SCRATCH_BASE,
+    flags, is_landing_address, CpuState, Rng, CODE_BASE, EAX, EBP, EBX, ECX, EDI, ESI, ESP,
+    LANDING_BASE, LANDING_SIZE, SCRATCH_BASE,
 };
+use wiper_qfbv::bv::inverse32;
+use wiper_sem::sample::{self, is_barrier, string_elem, width_mask, Placement, COUNTS};
+use wiper_sem::Reg;
+use wiper_x86::reg::is_high_byte;
 
 /// Bytes in the scratch window of every generated state.
 pub const WINDOW: u32 = 128;
@@ -80,28 +80,48 @@ const MARGIN: u32 = 8;
 /// Attempts to draw one valid state before giving up on an instance.
 const STATE_ATTEMPTS: usize = 300;
 
-use wiper_x86::{GPR16 as R16, GPR32 as R32, GPR8 as R8};
+/// The oracle's placement: instances at [`CODE_BASE`], absolute memory
+/// operands [`MARGIN`] bytes inside the [`WINDOW`]-byte scratch window,
+/// branch targets in the landing zone ([`landing`], [`is_landing_address`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Oracle;
 
-/// Shift and rotate counts worth testing (masked to 5 bits by the processor).
-const COUNTS: [u32; 16] = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 255];
+impl Placement for Oracle {
+    fn ip(&self) -> u32 {
+        CODE_BASE
+    }
 
-/// One generated instruction, placed at [`CODE_BASE`].
+    fn data(&self, rng: &mut Rng, size: u32) -> u32 {
+        SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN - size)
+    }
+
+    fn far_target(&self, rng: &mut Rng) -> u32 {
+        landing(rng)
+    }
+
+    fn near_target(&self, target: u32, len: u32) -> bool {
+        is_landing_address(target, len as usize)
+    }
+}
+
+/// One generated instruction, placed by [`Oracle`] (its fields are those of
+/// the `sample::Instance` it dereferences to: `code`, `ins`, `bytes`, `text`
+/// and `nth`, which also rotates the operand values of the [`Variant`]s, see
+/// [`Instance::states`]).
 #[derive(Clone, Debug)]
 pub struct Instance {
-    /// The form asked for.
-    pub code: Code,
-    /// The instruction as decoded from [`Self::bytes`] at [`CODE_BASE`].
-    pub ins: Instruction,
-    /// Its encoding.
-    pub bytes: Vec<u8>,
-    /// NASM text, for messages.
-    pub text: String,
-    /// Position of the instance among its form's instances: the first
-    /// [`edge_count`] take the edge immediates in turn, and it rotates the
-    /// operand values of the [`Variant`]s (see [`Instance::states`]).
-    pub nth: usize,
+    /// The instruction.
+    pub sample: sample::Instance,
     /// The operands that take edge values in the first states (at most two).
     pub slots: Vec<Slot>,
+}
+
+impl Deref for Instance {
+    type Target = sample::Instance;
+
+    fn deref(&self) -> &sample::Instance {
+        &self.sample
+    }
 }
 
 /// An operand that takes edge values ([`Edge`]) in a state.
@@ -206,76 +226,6 @@ impl Variant {
     }
 }
 
-/// The mask of `bits` low bits.
-pub fn width_mask(bits: u32) -> u32 {
-    if bits >= 32 {
-        u32::MAX
-    } else {
-        (1 << bits) - 1
-    }
-}
-
-/// The width in bits of an `r/m`, register or accumulator operand kind.
-fn kind_bits(k: K) -> Option<u32> {
-    Some(match k {
-        K::r8_reg | K::r8_opcode | K::r8_or_mem | K::al | K::cl => 8,
-        K::r16_reg | K::r16_opcode | K::r16_rm | K::r16_or_mem | K::ax => 16,
-        K::r32_reg | K::r32_opcode | K::r32_rm | K::r32_or_mem | K::eax => 32,
-        _ => return None,
-    })
-}
-
-/// The edge values of immediate operand `i` of `code` (empty if it is not
-/// an immediate with a choice): 0, 1, all ones (-1), the sign boundary on
-/// both sides (`0x80..`, `0x7f..`) and the maximum in the immediate's
-/// encoded width; shift and rotate counts: 0, 1, 2, width-1, width,
-/// width+1 and counts of 32 and more (masked to 5 bits by the processor).
-/// Values as [`Instance::immediate`] reads them back.
-pub fn edge_immediates(code: Code, i: u32) -> Vec<u32> {
-    let oc = code.op_code();
-    let mn = code.mnemonic();
-    let signed = |vs: [i8; 5], mask: u32| vs.iter().map(|&v| v as i32 as u32 & mask).collect();
-    let mut v: Vec<u32> = match oc.op_kind(i) {
-        K::imm8 if super::is_shift_or_rotate(mn) => {
-            let w = kind_bits(oc.op_kind(0)).unwrap_or(32);
-            vec![0, 1, 2, w - 1, w, w + 1, 32, 33, 255]
-        }
-        K::imm8 if mn == Mnemonic::Int => vec![],
-        K::imm8 => vec![0, 1, 0xff, 0x80, 0x7f],
-        K::imm8sex16 => signed([0, 1, -1, -128, 127], 0xffff),
-        K::imm8sex32 => signed([0, 1, -1, -128, 127], u32::MAX),
-        K::imm16 => vec![0, 1, 0xffff, 0x8000, 0x7fff],
-        K::imm32 => vec![0, 1, u32::MAX, 0x8000_0000, 0x7fff_ffff],
-        _ => vec![],
-    };
-    let mut seen = Vec::new();
-    v.retain(|x| {
-        let new = !seen.contains(x);
-        seen.push(*x);
-        new
-    });
-    v
-}
-
-/// How many instances of `code` it takes to see every edge immediate: the
-/// longest [`edge_immediates`] list of its operands (0 without immediates).
-pub fn edge_count(code: Code) -> usize {
-    let oc = code.op_code();
-    (0..oc.op_count())
-        .map(|i| edge_immediates(code, i).len())
-        .max()
-        .unwrap_or(0)
-}
-
-/// Operand values while an instance is built.
-#[derive(Clone, Copy, Debug)]
-enum Op {
-    R(Register),
-    M(MemoryOperand),
-    I(u32),
-    B(u32),
-}
-
 /// Where an operand's value lives in a state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpLoc {
@@ -283,112 +233,6 @@ pub enum OpLoc {
     Reg(Register),
     /// `size` bytes at an address.
     Mem(u32, u32),
-}
-
-/// Whether `code`'s instructions are barriers: they are lifted but never run
-/// (a system call, `hlt`, a trap).
-pub fn is_barrier(code: Code) -> bool {
-    matches!(
-        code.mnemonic(),
-        Mnemonic::Int
-            | Mnemonic::Int3
-            | Mnemonic::Int1
-            | Mnemonic::Hlt
-            | Mnemonic::Ud2
-            | Mnemonic::Into
-            | Mnemonic::Syscall
-            | Mnemonic::Sysenter
-    )
-}
-
-/// Element size of a string instruction form, if `code` is one.
-fn string_elem(code: Code) -> Option<u32> {
-    use Code as C;
-    Some(match code {
-        C::Movsb_m8_m8 | C::Cmpsb_m8_m8 | C::Stosb_m8_AL | C::Lodsb_AL_m8 | C::Scasb_AL_m8 => 1,
-        C::Movsw_m16_m16
-        | C::Cmpsw_m16_m16
-        | C::Stosw_m16_AX
-        | C::Lodsw_AX_m16
-        | C::Scasw_AX_m16 => 2,
-        C::Movsd_m32_m32
-        | C::Cmpsd_m32_m32
-        | C::Stosd_m32_EAX
-        | C::Lodsd_EAX_m32
-        | C::Scasd_EAX_m32 => 4,
-        _ => return None,
-    })
-}
-
-/// Builds a string instruction with the given prefix.
-fn string_instruction(code: Code, rep: RepPrefixKind) -> Result<Instruction, String> {
-    use Code as C;
-    let n = Register::None;
-    let r = match code {
-        C::Movsb_m8_m8 => Instruction::with_movsb(32, n, rep),
-        C::Movsw_m16_m16 => Instruction::with_movsw(32, n, rep),
-        C::Movsd_m32_m32 => Instruction::with_movsd(32, n, rep),
-        C::Cmpsb_m8_m8 => Instruction::with_cmpsb(32, n, rep),
-        C::Cmpsw_m16_m16 => Instruction::with_cmpsw(32, n, rep),
-        C::Cmpsd_m32_m32 => Instruction::with_cmpsd(32, n, rep),
-        C::Lodsb_AL_m8 => Instruction::with_lodsb(32, n, rep),
-        C::Lodsw_AX_m16 => Instruction::with_lodsw(32, n, rep),
-        C::Lodsd_EAX_m32 => Instruction::with_lodsd(32, n, rep),
-        C::Stosb_m8_AL => Instruction::with_stosb(32, rep),
-        C::Stosw_m16_AX => Instruction::with_stosw(32, rep),
-        C::Stosd_m32_EAX => Instruction::with_stosd(32, rep),
-        C::Scasb_AL_m8 => Instruction::with_scasb(32, rep),
-        C::Scasw_AX_m16 => Instruction::with_scasw(32, rep),
-        C::Scasd_EAX_m32 => Instruction::with_scasd(32, rep),
-        _ => return Err(format!("{code:?} is not a string instruction")),
-    };
-    r.map_err(|e| e.to_string())
-}
-
-/// Calls the iced-x86 constructor matching the operand types.
-fn build(code: Code, ops: &[Op]) -> Result<Instruction, String> {
-    use Op::*;
-    let r = match *ops {
-        [] => Ok(Instruction::with(code)),
-        [B(t)] => Instruction::with_branch(code, u64::from(t)),
-        [R(a)] => Instruction::with1(code, a),
-        [M(a)] => Instruction::with1(code, a),
-        [I(a)] => Instruction::with1(code, a),
-        [R(a), R(b)] => Instruction::with2(code, a, b),
-        [R(a), M(b)] => Instruction::with2(code, a, b),
-        [M(a), R(b)] => Instruction::with2(code, a, b),
-        [R(a), I(b)] => Instruction::with2(code, a, b),
-        [M(a), I(b)] => Instruction::with2(code, a, b),
-        [I(a), I(b)] => Instruction::with2(code, a, b),
-        [R(a), R(b), I(c)] => Instruction::with3(code, a, b, c),
-        [R(a), M(b), I(c)] => Instruction::with3(code, a, b, c),
-        [M(a), R(b), I(c)] => Instruction::with3(code, a, b, c),
-        [R(a), R(b), R(c)] => Instruction::with3(code, a, b, c),
-        [M(a), R(b), R(c)] => Instruction::with3(code, a, b, c),
-        _ => return Err(format!("no iced-x86 constructor for operands {ops:?}")),
-    };
-    r.map_err(|e| e.to_string())
-}
-
-/// Encodes `ins` at [`CODE_BASE`] and decodes it back.
-fn encode(ins: &Instruction) -> Result<(Instruction, Vec<u8>), String> {
-    let mut enc = Encoder::new(32);
-    enc.encode(ins, u64::from(CODE_BASE))
-        .map_err(|e| e.to_string())?;
-    let bytes = enc.take_buffer();
-    let mut dec = Decoder::with_ip(32, &bytes, u64::from(CODE_BASE), DecoderOptions::NONE);
-    let d = dec.decode();
-    if d.is_invalid() || d.len() != bytes.len() {
-        return Err(format!("{bytes:02x?} does not decode back"));
-    }
-    Ok((d, bytes))
-}
-
-/// NASM text of an instruction.
-pub fn text(ins: &Instruction) -> String {
-    let mut s = String::new();
-    NasmFormatter::new().format(ins, &mut s);
-    s
 }
 
 /// A random landing address outside the reserved code area.
@@ -412,76 +256,6 @@ pub fn is_target(t: u32) -> bool {
     is_landing_address(t, RESERVED as usize)
 }
 
-fn imm8(rng: &mut Rng) -> u32 {
-    match rng.below(3) {
-        0 => *rng.choose(&[0, 1, 2, 0x7f, 0x80, 0x81, 0xfe, 0xff]),
-        _ => rng.below(256),
-    }
-}
-
-fn imm16(rng: &mut Rng) -> u32 {
-    match rng.below(3) {
-        0 => *rng.choose(&[
-            0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff,
-        ]),
-        _ => rng.interesting_u32() & 0xffff,
-    }
-}
-
-fn simm8(rng: &mut Rng) -> i32 {
-    match rng.below(3) {
-        0 => *rng.choose(&[0, 1, 2, -1, -2, 127, -128, 126, -127]),
-        _ => rng.below(256) as u8 as i8 as i32,
-    }
-}
-
-/// A random memory operand shape: absolute, base, base+disp, base+index*scale(+disp)
-/// or index*scale+disp32, any registers (esp as a base with a small displacement).
-fn memory_operand(rng: &mut Rng, lea: bool) -> MemoryOperand {
-    let scale = *rng.choose(&[1, 2, 4, 8]);
-    let index = loop {
-        let r = *rng.choose(&R32);
-        if r != Register::ESP {
-            break r;
-        }
-    };
-    let base = *rng.choose(&R32);
-    let disp8 = simm8(rng) as i64;
-    let disp32 = i64::from(rng.interesting_u32() as i32);
-    let disp_esp = rng.range(0, 49) as i64 - 24;
-    let (b, i, s, d) = match rng.below(10) {
-        0 if !lea => (
-            Register::None,
-            Register::None,
-            1,
-            i64::from(SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN - 8)),
-        ),
-        0 => (Register::None, Register::None, 1, disp32),
-        1 => (base, Register::None, 1, 0),
-        2 | 3 => (base, Register::None, 1, disp8),
-        4 => (base, Register::None, 1, disp32),
-        5 => (base, index, scale, 0),
-        6 | 7 => (base, index, scale, disp8),
-        8 => (base, index, scale, disp32),
-        _ => (Register::None, index, scale, disp32),
-    };
-    // esp-based operands keep the displacement small: esp itself must stay in
-    // the window for the stack.
-    let d = if b == Register::ESP && !lea {
-        disp_esp
-    } else {
-        d
-    };
-    let size = if b == Register::None {
-        4
-    } else if d == 0 {
-        0
-    } else {
-        1
-    };
-    MemoryOperand::new(b, i, s, d, size, false, Register::None)
-}
-
 impl Instance {
     /// A random instance of `code`, trying several register and operand
     /// choices until one encodes to `code` and admits valid states.
@@ -490,7 +264,8 @@ impl Instance {
     }
 
     /// Instance `nth` of `code`: like [`Instance::generate`], but the first
-    /// [`edge_count`] instances of a form take its [`edge_immediates`] in
+    /// [`sample::edge_count`] instances of a form take its
+    /// [`sample::edge_immediates`] in
     /// turn (every immediate operand the `nth` value of its list).
     pub fn generate_nth(code: Code, nth: usize, rng: &mut Rng) -> Result<Instance, String> {
         let mut last = String::new();
@@ -513,49 +288,12 @@ impl Instance {
         Err(format!("cannot generate an instance of {code:?}: {last}"))
     }
 
+    /// One attempt: an instance from the generator, unless its states
+    /// could not be chosen freely.
     fn try_generate(code: Code, nth: usize, rng: &mut Rng) -> Result<Instance, String> {
-        let oc = code.op_code();
-        if !oc.mode32() {
-            return Err(format!("{code:?} is not available in 32-bit mode"));
-        }
-        let mn = code.mnemonic();
-        let ins = if string_elem(code).is_some() {
-            let rep = match (mn, rng.below(3)) {
-                (_, 0) => RepPrefixKind::None,
-                (Mnemonic::Cmpsb | Mnemonic::Cmpsw | Mnemonic::Cmpsd, 1)
-                | (Mnemonic::Scasb | Mnemonic::Scasw | Mnemonic::Scasd, 1) => RepPrefixKind::Repne,
-                _ => RepPrefixKind::Repe,
-            };
-            string_instruction(code, rep)?
-        } else {
-            let ops = Self::operands(code, nth, rng, CODE_BASE + 2)?;
-            let ins = build(code, &ops)?;
-            // Branches: choose the target once the length is known.
-            if let Some(pos) = ops.iter().position(|o| matches!(o, Op::B(_))) {
-                let (_, bytes) = encode(&ins)?;
-                let len = bytes.len() as u32;
-                let target = if oc.op_kind(pos as u32) == K::br32_1 {
-                    let next = CODE_BASE + len;
-                    let rel = match rng.below(4) {
-                        0 => *rng.choose(&[-128i32, 127, -3 - len as i32, 5]),
-                        _ => rng.range(0, 256) as i32 - 128,
-                    };
-                    let t = next.wrapping_add(rel as u32);
-                    if !is_landing_address(t, len as usize) {
-                        return Err(format!("rel8 target {t:#x} is not a landing address"));
-                    }
-                    t
-                } else {
-                    landing(rng)
-                };
-                let mut ops = ops;
-                ops[pos] = Op::B(target);
-                build(code, &ops)?
-            } else {
-                ins
-            }
-        };
-        let (ins, bytes) = encode(&ins)?;
+        let sample = sample::Instance::generate(code, nth, &Oracle, rng)?;
+        let ins = &sample.ins;
+        let mn = ins.mnemonic();
         if matches!(
             mn,
             Mnemonic::Bt | Mnemonic::Bts | Mnemonic::Btr | Mnemonic::Btc
@@ -585,88 +323,8 @@ impl Instance {
             // placed and would move it.
             return Err("the accumulator addresses the operand".into());
         }
-        if ins.code() != code {
-            return Err(format!(
-                "`{}` decodes as {:?}, not {code:?}",
-                text(&ins),
-                ins.code()
-            ));
-        }
-        let slots = slots(&ins);
-        Ok(Instance {
-            code,
-            text: text(&ins),
-            ins,
-            bytes,
-            nth,
-            slots,
-        })
-    }
-
-    /// Random operands for `code` (branch targets provisional).
-    fn operands(
-        code: Code,
-        nth: usize,
-        rng: &mut Rng,
-        provisional: u32,
-    ) -> Result<Vec<Op>, String> {
-        let oc = code.op_code();
-        let mn = code.mnemonic();
-        let lea = mn == Mnemonic::Lea;
-        let is_shift = super::is_shift_or_rotate(mn);
-        let mut ops = Vec::new();
-        for i in 0..oc.op_count() {
-            let kind = oc.op_kind(i);
-            let mem = |rng: &mut Rng| Op::M(memory_operand(rng, lea));
-            let edges = edge_immediates(code, i);
-            let op = match kind {
-                _ if nth < edges.len() => Op::I(edges[nth]),
-                K::r8_reg | K::r8_opcode => Op::R(*rng.choose(&R8)),
-                K::r16_reg | K::r16_opcode | K::r16_rm => Op::R(*rng.choose(&R16)),
-                K::r32_reg | K::r32_opcode | K::r32_rm => Op::R(*rng.choose(&R32)),
-                K::r8_or_mem if rng.coin() => Op::R(*rng.choose(&R8)),
-                K::r16_or_mem if rng.coin() => Op::R(*rng.choose(&R16)),
-                K::r32_or_mem if rng.coin() => Op::R(*rng.choose(&R32)),
-                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::mem => mem(rng),
-                K::mem_offs => {
-                    let addr = SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN - 4);
-                    Op::M(MemoryOperand::new(
-                        Register::None,
-                        Register::None,
-                        1,
-                        i64::from(addr),
-                        4,
-                        false,
-                        Register::None,
-                    ))
-                }
-                K::al => Op::R(Register::AL),
-                K::cl => Op::R(Register::CL),
-                K::ax => Op::R(Register::AX),
-                K::eax => Op::R(Register::EAX),
-                K::imm8_const_1 => Op::I(1),
-                K::imm8 if is_shift => Op::I(if rng.chance(3, 4) {
-                    *rng.choose(&COUNTS)
-                } else {
-                    rng.below(256)
-                }),
-                K::imm8 if mn == Mnemonic::Int => Op::I(0x80),
-                K::imm8 => Op::I(imm8(rng)),
-                K::imm8sex16 => Op::I(u32::from(simm8(rng) as i16 as u16)),
-                K::imm8sex32 => Op::I(simm8(rng) as u32),
-                K::imm16 if mn == Mnemonic::Ret => Op::I(match rng.below(3) {
-                    0 => *rng.choose(&[0, 4, 8, 12, 0xfffc, 0xffff, 1, 2]),
-                    1 => 4 * rng.below(16),
-                    _ => imm16(rng),
-                }),
-                K::imm16 => Op::I(imm16(rng)),
-                K::imm32 => Op::I(rng.interesting_u32()),
-                K::br32_1 | K::br32_4 => Op::B(provisional),
-                other => return Err(format!("{code:?}: operand kind {other:?} is not generated")),
-            };
-            ops.push(op);
-        }
-        Ok(ops)
+        let slots = slots(ins);
+        Ok(Instance { sample, slots })
     }
 
     /// The memory-operand index (0-based) of the instance, if it has one.
@@ -726,6 +384,13 @@ impl Instance {
         self.state_with(rng, None)
     }
 
+    /// A random state with the instance's fix-ups applied but not checked
+    /// ([`Instance::check`]): for runs without the processor, where a state
+    /// may divide by zero or reach outside the window.
+    pub fn unchecked_state(&self, rng: &mut Rng) -> CpuState {
+        self.candidate(rng, None)
+    }
+
     /// One valid state with the rule inputs of `variant`, or `None` after
     /// [`STATE_ATTEMPTS`] attempts. When the operand values make every
     /// attempt invalid (an operand that is also an address register), the
@@ -742,18 +407,6 @@ impl Instance {
             let s = self.candidate(rng, v);
             self.check(&s).is_ok().then_some(s)
         })
-    }
-
-    /// The value of immediate operand `i` in the width it is encoded in
-    /// (as [`edge_immediates`] lists it), if operand `i` is an immediate.
-    pub fn immediate(&self, i: u32) -> Option<u32> {
-        let mask = match self.code.op_code().op_kind(i) {
-            K::imm8 | K::imm8_const_1 => 0xff,
-            K::imm8sex16 | K::imm16 => 0xffff,
-            K::imm8sex32 | K::imm32 => u32::MAX,
-            _ => return None,
-        };
-        Some(self.ins.immediate(i) as u32 & mask)
     }
 
     /// Where slot `slot` lives in state `s`, and its width in bits.
@@ -810,10 +463,10 @@ impl Instance {
             Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jecxz
                 if rng.chance(3, 4) =>
             {
-                s.regs[1] = *rng.choose(&[0, 1, 2, u32::MAX]);
+                s.regs[ECX] = *rng.choose(&[0, 1, 2, u32::MAX]);
             }
             Mnemonic::Leave | Mnemonic::Enter => {
-                s.regs[5] = SCRATCH_BASE + rng.range(MARGIN + 16, WINDOW - MARGIN - 16);
+                s.regs[EBP] = SCRATCH_BASE + rng.range(MARGIN + 16, WINDOW - MARGIN - 16);
             }
             _ => {}
         }
@@ -876,8 +529,8 @@ impl Instance {
                 }
             }
             Mnemonic::Xlatb => {
-                let al = s.regs[0] & 0xff;
-                s.regs[3] = (SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN)).wrapping_sub(al);
+                let al = s.regs[EAX] & 0xff;
+                s.regs[EBX] = (SCRATCH_BASE + rng.range(MARGIN, WINDOW - MARGIN)).wrapping_sub(al);
             }
             _ => {}
         }
@@ -912,8 +565,8 @@ impl Instance {
         if rng.chance(1, 2) && size > 1 {
             ea &= !(size - 1);
         }
-        let bi = wiper_oracle::reg_index(base);
-        let ii = wiper_oracle::reg_index(index);
+        let bi = Reg::from_iced(base).map(Reg::index);
+        let ii = Reg::from_iced(index).map(Reg::index);
         match (bi, ii) {
             (None, None) => {}
             (Some(ESP), None) => {}
@@ -935,7 +588,7 @@ impl Instance {
                 let f = scale + 1;
                 let mut t = ea.wrapping_sub(disp);
                 if f % 2 == 1 {
-                    s.regs[b] = t.wrapping_mul(inverse(f));
+                    s.regs[b] = t.wrapping_mul(inverse32(f).expect("odd"));
                 } else {
                     t &= !1;
                     s.regs[b] = (t >> 1).wrapping_add(if rng.coin() { 1 << 31 } else { 0 });
@@ -958,13 +611,13 @@ impl Instance {
         let ins = &self.ins;
         let rep = ins.has_rep_prefix() || ins.has_repne_prefix();
         if rep && rng.chance(7, 8) {
-            s.regs[1] = if rng.chance(1, 4) {
+            s.regs[ECX] = if rng.chance(1, 4) {
                 *rng.choose(&[0, 1, 2])
             } else {
                 rng.below(13)
             };
         }
-        let n = if rep { s.regs[1].min(64) } else { 1 };
+        let n = if rep { s.regs[ECX].min(64) } else { 1 };
         let down = s.flag(flags::DF);
         let span = n.max(1) * elem;
         let place = |rng: &mut Rng| -> u32 {
@@ -982,10 +635,10 @@ impl Instance {
         };
         let (src, dst) = string_regs(ins.mnemonic());
         if src {
-            s.regs[6] = place(rng);
+            s.regs[ESI] = place(rng);
         }
         if dst {
-            s.regs[7] = place(rng);
+            s.regs[EDI] = place(rng);
         }
         // Runs of equal or different elements for repe/repne comparisons.
         let cmp = matches!(
@@ -1013,12 +666,12 @@ impl Instance {
                 (1 << (8 * elem)) - 1
             };
             for j in 0..=k.min(n.saturating_sub(1)) {
-                let d = s.regs[7].wrapping_add(step(j));
+                let d = s.regs[EDI].wrapping_add(step(j));
                 let want = if src {
-                    let a = s.regs[6].wrapping_add(step(j));
+                    let a = s.regs[ESI].wrapping_add(step(j));
                     read_mem(s, a, elem).unwrap_or(0)
                 } else {
-                    s.regs[0] & mask
+                    s.regs[EAX] & mask
                 };
                 // Elements before k: equal for repe, different for repne;
                 // element k: the opposite, ending the run.
@@ -1054,11 +707,7 @@ impl Instance {
             d = 1 + rng.below(mask.min(1000));
         }
         write_loc(s, loc, d);
-        let (lo_reg, hi_reg) = match size {
-            1 => (Register::AL, Register::AH),
-            2 => (Register::AX, Register::DX),
-            _ => (Register::EAX, Register::EDX),
-        };
+        let (lo_reg, hi_reg) = self.dividend();
         let d = read_loc(s, loc).unwrap_or(1);
         if signed {
             if rng.coin() {
@@ -1104,6 +753,13 @@ impl Instance {
     /// Whether `s` is safe to run: every memory access in the window, no
     /// division trap, branch and return targets in the landing zone.
     pub fn check(&self, s: &CpuState) -> Result<(), String> {
+        self.check_accesses(s)?;
+        self.check_division(s)
+    }
+
+    /// Whether `s` is safe to run but for a division trap ([`Self::check`]
+    /// without [`Self::check_division`]).
+    pub fn check_accesses(&self, s: &CpuState) -> Result<(), String> {
         let ins = &self.ins;
         let mn = ins.mnemonic();
         let in_window = |addr: u32, len: u32, what: &str| -> Result<(), String> {
@@ -1118,13 +774,13 @@ impl Instance {
         };
         if let Some(elem) = string_elem(self.code) {
             let rep = rep_any(ins);
-            let n = if rep { s.regs[1] } else { 1 };
+            let n = if rep { s.regs[ECX] } else { 1 };
             if n > 64 {
                 return Err(format!("string count {n} too large"));
             }
             let down = s.flag(flags::DF);
             let (src, dst) = string_regs(mn);
-            for (used, r) in [(src, 6), (dst, 7)] {
+            for (used, r) in [(src, ESI), (dst, EDI)] {
                 if used && n > 0 {
                     let start = if down {
                         s.regs[r].wrapping_sub((n - 1) * elem)
@@ -1158,36 +814,6 @@ impl Instance {
             }
         }
         match mn {
-            Mnemonic::Div | Mnemonic::Idiv => {
-                let size = self.op_size(0);
-                let bits = 8 * size;
-                let d = self
-                    .op_loc(s, 0)
-                    .and_then(|l| read_loc(s, l))
-                    .ok_or("divisor unreadable")?;
-                let (lo, hi) = match size {
-                    1 => (Register::AL, Register::AH),
-                    2 => (Register::AX, Register::DX),
-                    _ => (Register::EAX, Register::EDX),
-                };
-                let lo = reg_value(s, lo).unwrap_or(0);
-                let hi = reg_value(s, hi).unwrap_or(0);
-                let dividend = (hi << bits) | lo;
-                if d == 0 {
-                    return Err("division by zero".into());
-                }
-                let ok = if mn == Mnemonic::Div {
-                    dividend / u64::from(d) < 1u64 << bits
-                } else {
-                    let n = i128::from(sext_u64(dividend, 2 * bits));
-                    let q = n / i128::from(sext(d, bits));
-                    let lim = 1i128 << (bits - 1);
-                    (-lim..lim).contains(&q)
-                };
-                if !ok {
-                    return Err("quotient overflow".into());
-                }
-            }
             Mnemonic::Ret => {
                 let t = s.read_u32(s.regs[ESP]).unwrap_or(0);
                 if !is_target(t) {
@@ -1207,6 +833,75 @@ impl Instance {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+    /// The registers of the low and high half of a division's dividend
+    /// (`al`/`ah`, `ax`/`dx`, `eax`/`edx` by the divisor's size).
+    fn dividend(&self) -> (Register, Register) {
+        match self.op_size(0) {
+            1 => (Register::AL, Register::AH),
+            2 => (Register::AX, Register::DX),
+            _ => (Register::EAX, Register::EDX),
+        }
+    }
+
+    /// Makes the division of `s` trap, for runs that check divide errors:
+    /// a zero divisor or (half the time) a quotient that overflows (for
+    /// `div` the high half of the dividend at least the divisor, for `idiv`
+    /// a dividend near the largest positive one). Other instructions are
+    /// left as they are.
+    pub fn make_division_trap(&self, s: &mut CpuState, rng: &mut Rng) {
+        let mn = self.ins.mnemonic();
+        let Some(loc) = self
+            .op_loc(s, 0)
+            .filter(|_| matches!(mn, Mnemonic::Div | Mnemonic::Idiv))
+        else {
+            return;
+        };
+        let (lo, hi) = self.dividend();
+        let mask = width_mask(8 * self.op_size(0));
+        if rng.coin() {
+            write_loc(s, loc, 0);
+        } else if mn == Mnemonic::Div {
+            let d = read_loc(s, loc).unwrap_or(0);
+            set_reg(s, hi, d);
+        } else {
+            set_reg(s, hi, mask >> 1);
+            set_reg(s, lo, mask);
+        }
+    }
+
+    /// Whether a division of `s` does not trap (no division by zero, no
+    /// quotient overflow); always for other instructions.
+    pub fn check_division(&self, s: &CpuState) -> Result<(), String> {
+        let mn = self.ins.mnemonic();
+        if !matches!(mn, Mnemonic::Div | Mnemonic::Idiv) {
+            return Ok(());
+        }
+        let size = self.op_size(0);
+        let bits = 8 * size;
+        let d = self
+            .op_loc(s, 0)
+            .and_then(|l| read_loc(s, l))
+            .ok_or("divisor unreadable")?;
+        let (lo, hi) = self.dividend();
+        let lo = reg_value(s, lo).unwrap_or(0);
+        let hi = reg_value(s, hi).unwrap_or(0);
+        let dividend = (hi << bits) | lo;
+        if d == 0 {
+            return Err("division by zero".into());
+        }
+        let ok = if mn == Mnemonic::Div {
+            dividend / u64::from(d) < 1u64 << bits
+        } else {
+            let n = i128::from(sext_u64(dividend, 2 * bits));
+            let q = n / i128::from(sext(d, bits));
+            let lim = 1i128 << (bits - 1);
+            (-lim..lim).contains(&q)
+        };
+        if !ok {
+            return Err("quotient overflow".into());
         }
         Ok(())
     }
@@ -1276,15 +971,6 @@ fn string_regs(mn: Mnemonic) -> (bool, bool) {
     }
 }
 
-/// The multiplicative inverse of an odd number modulo 2^32.
-fn inverse(a: u32) -> u32 {
-    let mut x: u32 = 1;
-    for _ in 0..5 {
-        x = x.wrapping_mul(2u32.wrapping_sub(a.wrapping_mul(x)));
-    }
-    x
-}
-
 fn sext(v: u32, bits: u32) -> i64 {
     let sh = 64 - bits;
     (i64::from(v) << sh) >> sh
@@ -1301,10 +987,10 @@ pub fn reg_value(s: &CpuState, r: Register) -> Option<u64> {
     if r.is_segment_register() {
         return Some(0);
     }
-    let full = wiper_oracle::reg_index(r.full_register32())?;
+    let full = Reg::from_iced(r)?.index();
     let v = s.regs[full];
     Some(u64::from(if r.is_gpr8() {
-        if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
+        if is_high_byte(r) {
             (v >> 8) & 0xff
         } else {
             v & 0xff
@@ -1318,12 +1004,12 @@ pub fn reg_value(s: &CpuState, r: Register) -> Option<u64> {
 
 /// Writes the low bits of `v` into register `r` of `s`.
 pub fn set_reg(s: &mut CpuState, r: Register, v: u32) {
-    let Some(full) = wiper_oracle::reg_index(r.full_register32()) else {
+    let Some(full) = Reg::from_iced(r).map(Reg::index) else {
         return;
     };
     let old = s.regs[full];
     s.regs[full] = if r.is_gpr8() {
-        if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) {
+        if is_high_byte(r) {
             (old & !0xff00) | ((v & 0xff) << 8)
         } else {
             (old & !0xff) | (v & 0xff)

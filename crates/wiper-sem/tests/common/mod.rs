@@ -1,17 +1,21 @@
-//! Helpers shared by the conformance tests: instance and state generation
-//! ([`gen`]), conversion of oracle states to [`MachineState`]s, and the
-//! comparison of a processor outcome with [`wiper_sem::execute`]'s result.
+//! Helpers shared by the conformance tests and the CPU-free tests that run
+//! generated instances: state generation on top of the instruction
+//! generator ([`gen`]), conversion of oracle states to [`MachineState`]s, and
+//! the comparison of a processor outcome with [`wiper_sem::execute`]'s
+//! result.
 
 #![allow(dead_code)]
 
 pub mod gen;
+
+pub use wiper_sem::sample::is_shift_or_rotate;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use iced_x86::{Instruction, RflagsBits};
-use wiper_oracle::{flags, CpuState, OracleError, Outcome, CODE_BASE, REG_NAMES, SCRATCH_BASE};
+use wiper_oracle::{flags, CpuState, OracleError, Outcome, CODE_BASE, SCRATCH_BASE};
 use wiper_qfbv::ExprPool;
 use wiper_sem::{Executed, Flag, Lifted, MachineState, Reg};
 
@@ -61,8 +65,8 @@ pub fn to_machine(s: &CpuState) -> MachineState {
 /// Registers, flags and window of a state, for messages.
 pub fn show_state(s: &CpuState) -> String {
     let mut out = String::new();
-    for (name, v) in REG_NAMES.iter().zip(s.regs) {
-        let _ = write!(out, "{name}={v:08x} ");
+    for (r, v) in Reg::ALL.iter().zip(s.regs) {
+        let _ = write!(out, "{}={v:08x} ", r.name());
     }
     out.push_str("flags=");
     for (mask, name) in flags::NAMES {
@@ -111,10 +115,7 @@ pub fn differences(cpu: &Outcome, ex: &Executed) -> Vec<String> {
     for r in Reg::ALL {
         let (c, w) = (cpu.state.regs[r.index()], ex.state.regs[r.index()]);
         if c != w {
-            diffs.push(format!(
-                "{}: cpu {c:#010x}, wiper {w:#010x}",
-                REG_NAMES[r.index()]
-            ));
+            diffs.push(format!("{}: cpu {c:#010x}, wiper {w:#010x}", r.name()));
         }
     }
     for f in Flag::ALL {
@@ -227,7 +228,7 @@ fn narrow_shift_past_width(ins: &Instruction, s: &CpuState) -> bool {
         return false;
     }
     let count = match ins.op_kind(1) {
-        OpKind::Register if ins.op_register(1) == Register::CL => s.regs[1] & 0xff,
+        OpKind::Register if ins.op_register(1) == Register::CL => s.regs[wiper_oracle::ECX] & 0xff,
         OpKind::Immediate8 => ins.immediate8().into(),
         _ => 1,
     } & 31;
@@ -252,20 +253,11 @@ pub fn lift(ins: &Instruction) -> Result<(ExprPool, Lifted), String> {
     }
 }
 
-/// Whether `m` is a shift or rotate (whose count is masked to 5 bits).
-pub fn is_shift_or_rotate(m: iced_x86::Mnemonic) -> bool {
-    use iced_x86::Mnemonic;
-    matches!(
-        m,
-        Mnemonic::Shl
-            | Mnemonic::Sal
-            | Mnemonic::Shr
-            | Mnemonic::Sar
-            | Mnemonic::Rol
-            | Mnemonic::Ror
-            | Mnemonic::Rcl
-            | Mnemonic::Rcr
-            | Mnemonic::Shld
-            | Mnemonic::Shrd
-    )
+/// Number of random states per form: `default`, or the value of the
+/// environment variable `var`.
+pub fn count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

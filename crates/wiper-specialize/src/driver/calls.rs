@@ -4,6 +4,7 @@
 use iced_x86::{Code, Instruction};
 use wiper_residual::{Item, Origin};
 use wiper_sem::Reg;
+use wiper_x86::abi;
 
 use super::block::Next;
 use super::exit::ret_slots;
@@ -19,7 +20,7 @@ impl Specializer<'_> {
         *self.arg_counts.entry(entry).or_insert_with(|| {
             self.bta
                 .arg_count(entry)
-                .map(|n| 4 * n)
+                .map(|n| abi::ARG_SIZE * n)
                 .unwrap_or(UNKNOWN_ARGS)
         })
     }
@@ -102,7 +103,7 @@ impl Specializer<'_> {
                 items.push(Item::Instr(call, Origin::Original(addr)));
             }
         }
-        for r in [Reg::Eax, Reg::Ecx, Reg::Edx] {
+        for r in abi::CALLER_SAVED {
             state.store.set_reg(r, None);
         }
         state.store.flags = [None; 7];
@@ -165,7 +166,8 @@ impl Specializer<'_> {
             match region {
                 Region::Of(Base::Stack) => {
                     let rel = off.wrapping_sub(shift) as i32;
-                    if (4..4 + 4 * 8).contains(&rel) {
+                    // The first eight arguments.
+                    if (abi::arg_offset(0) as i32..abi::arg_offset(8) as i32).contains(&rel) {
                         s.mem.insert((region, rel as u32), known);
                     }
                 }

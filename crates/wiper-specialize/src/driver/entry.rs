@@ -2,6 +2,7 @@
 //! and where the static buffers are laid out in the residual's data.
 
 use wiper_bta::{StaticInput, StaticSpec, StaticValue};
+use wiper_x86::abi;
 
 use crate::state::{value_bytes, Base, Byte, Known, Region, SVal, Store};
 
@@ -102,7 +103,7 @@ pub(super) fn entry_store(
             } => write_known(
                 &mut store,
                 Region::Of(Base::Stack),
-                4 + 4 * index,
+                abi::arg_offset(*index),
                 SVal::Const(u64::from(*v)),
                 false,
             ),
@@ -127,7 +128,7 @@ pub(super) fn entry_store(
         write_known(
             &mut store,
             Region::Of(Base::Stack),
-            4 + 4 * buf.arg,
+            abi::arg_offset(buf.arg),
             value,
             false,
         );

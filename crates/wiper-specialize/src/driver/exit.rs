@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use iced_x86::Instruction;
 use wiper_residual::{Item, Origin};
 use wiper_sem::Reg;
+use wiper_x86::abi;
 
 use super::{Specializer, State, Stop};
 use crate::function::{InstrInfo, ALL_FLAGS};
@@ -78,7 +79,7 @@ impl Specializer<'_> {
                 })
             )
         };
-        if [Reg::Eax, Reg::Ecx, Reg::Edx]
+        if abi::CALLER_SAVED
             .iter()
             .any(|r| stack_addr(state.store.reg(*r)))
             || state.store.mem.iter().any(|((region, off), k)| {
