@@ -329,13 +329,40 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> io::Result<Option
     }
 }
 
+/// Removes `wiper-test-PID-N` directories under the temp directory whose
+/// process `PID` is gone (on Linux: no `/proc/PID`).
+fn remove_stale_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("wiper-test-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 /// Writes `bytes` to a fresh file named `name` in a directory of its own under the
 /// system temp directory, and returns its path: for tests that need a damaged or
 /// hand-made input file. Each call gets a new directory, so parallel tests never
 /// share a file.
+///
+/// The first call in a process removes the scratch directories of test
+/// processes that have ended, so runs do not pile files up in the temp
+/// directory.
 pub fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(remove_stale_scratch);
     let dir = std::env::temp_dir().join(format!(
         "wiper-test-{}-{}",
         std::process::id(),
@@ -345,4 +372,21 @@ pub fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write scratch file");
     path
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::*;
+
+    #[test]
+    fn scratch_directories_of_ended_processes_are_removed() {
+        // No process has a PID this large (the kernel's limit is 2^22).
+        let stale = std::env::temp_dir().join("wiper-test-4000000000-0");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("f"), b"x").unwrap();
+        let mine = scratch_file("kept", b"y");
+        remove_stale_scratch();
+        assert!(!stale.exists(), "{} still there", stale.display());
+        assert!(mine.exists(), "this process's own scratch file was removed");
+    }
 }
