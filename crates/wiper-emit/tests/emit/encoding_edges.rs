@@ -194,3 +194,32 @@ fn a_block_that_jumps_to_itself_is_laid_out_once() {
         e.encoded.labels[&Label(1)]
     );
 }
+
+/// A PIE residual with more instructions than its code's link-time address
+/// (pie_switch-O2's code starts at 0x5060), and a `loop` the block encoder
+/// rewrites after more bytes of code than that: fake IPs and instruction
+/// starts must not count below address 0.
+#[test]
+fn a_pie_residual_longer_than_its_code_address_runs() {
+    const COUNT: usize = 21_000;
+    let e = emit("pie_switch-O2", "step", |_, b| {
+        let code = asm(|a| {
+            a.xor(eax, eax)?;
+            for _ in 0..COUNT {
+                a.inc(eax)?;
+            }
+            a.mov(ecx, 1)
+        });
+        let mut code = items(code, 0x1290);
+        let cold = u64::from(symbol(b, "step.cold"));
+        let lp = Instruction::with_branch(Code::Loop_rel8_32_ECX, cold).unwrap();
+        code.push(Item::Instr(lp, Origin::Fallback(0x12a2)));
+        code.extend(ret());
+        residual(0, vec![block(0, code, Terminator::Exit)])
+    });
+    assert!(e.encoded.code_size() > e.plan.code_vaddr);
+    assert_eq!(
+        e.run(&["0", "0", "0"]).stdout_str(),
+        format!("{COUNT}\n0\n")
+    );
+}

@@ -2,7 +2,7 @@
 //! binary (each refused with its own one-line error), and given input files
 //! that are unusual but valid (each written, and run).
 
-use super::written_elf::read;
+use super::written_elf::{read, section_names};
 use super::*;
 
 /// Entry of power-O2's `power`.
@@ -272,12 +272,27 @@ fn program_headers_at_the_end_of_the_file_are_rewritten_there() {
         .program_headers
         .iter()
         .any(|h| h.p_vaddr == u64::from(e.plan.segment_vaddr)));
-    let names: Vec<_> = elf
-        .section_headers
-        .iter()
-        .filter_map(|s| elf.shdr_strtab.get_at(s.sh_name))
-        .collect();
-    assert!(names.contains(&".wiper"), "{names:?}");
+    assert_eq!(section_names(&elf).last().unwrap(), ".wiper");
+}
+
+/// power-O2 with its section header table moved from the end of the file
+/// into the zero padding after the headers, at 0x100: it starts before its
+/// own size (8 entries, 320 bytes) into the file.
+#[test]
+fn section_headers_early_in_the_file_are_kept() {
+    let (mut bytes, _) = load("power-O2");
+    let shoff = u32::from_le_bytes(bytes[32..36].try_into().unwrap()) as usize;
+    let table = bytes.split_off(shoff);
+    assert_eq!(table.len(), 8 * 40);
+    assert!(bytes[0x100..0x100 + table.len()].iter().all(|b| *b == 0));
+    bytes[0x100..0x100 + table.len()].copy_from_slice(&table);
+    bytes[32..36].copy_from_slice(&0x100u32.to_le_bytes());
+    let binary = Binary::parse(bytes.clone()).unwrap();
+    let e = emit_at("power-shdrs-early", bytes, binary, POWER, square_first);
+    assert_eq!(e.run(&["8", "0", "0"]).stdout_str(), "64\n");
+    let names = section_names(&read(&e.output));
+    assert_eq!(names[1..3], [".note.gnu.build-id", ".text"]);
+    assert_eq!(names[8..], [".wiper"]);
 }
 
 /// Without a section header table (`e_shoff`, `e_shnum`, `e_shstrndx` all 0)

@@ -41,7 +41,7 @@ fn progbits(flags: u32, addr: u32, offset: u64, size: usize) -> Fields {
 }
 
 /// The section names, in index order.
-fn section_names(elf: &Elf) -> Vec<String> {
+pub(crate) fn section_names(elf: &Elf) -> Vec<String> {
     elf.section_headers
         .iter()
         .map(|s| elf.shdr_strtab.get_at(s.sh_name).unwrap().to_string())
