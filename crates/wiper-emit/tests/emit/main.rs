@@ -1,5 +1,11 @@
 //! The emitter on hand-made residual programs: every written binary is run
-//! natively, so the processor and the kernel's loader are the judges.
+//! natively, so the processor and the kernel's loader are the judges; goblin,
+//! an independent ELF reader, judges the written headers and tables.
+
+mod encoding_edges;
+mod inconsistent_inputs;
+mod listings;
+mod written_elf;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -69,6 +75,7 @@ struct Emitted {
     input: Vec<u8>,
     binary: Binary,
     plan: Plan,
+    residual: Residual,
     encoded: Encoded,
     output: Vec<u8>,
 }
@@ -101,16 +108,23 @@ fn emit_at(
     assert_eq!(plan.data_vaddr, data_vaddr);
     let encoded = encode(&plan, &r).unwrap();
     let output = write_elf(&input, &binary, &plan, &r, &encoded, entry, "f.specialized").unwrap();
-    let path = scratch_file(&format!("{name}.wiper"), &output);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = executable(&format!("{name}.wiper"), &output);
     Emitted {
         path,
         input,
         binary,
         plan,
+        residual: r,
         encoded,
         output,
     }
+}
+
+/// `bytes` written to a fresh executable scratch file named `name`.
+fn executable(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = scratch_file(name, bytes);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 /// The address of a symbol of the binary.
@@ -268,6 +282,15 @@ fn exit_block_that_falls_through_traps() {
 /// The tail of the original power-O2 at 0x80490d0: `mov edx,1; mov eax,edx; ret`.
 const RETURN_ONE: u64 = 0x80490d0;
 
+/// `mov eax, 77; ret`, from power-O2's 0x80490c8.
+fn return_77() -> Vec<Item> {
+    let code = asm(|a| {
+        a.mov(eax, 77)?;
+        a.ret()
+    });
+    items(code, 0x80490c8)
+}
+
 #[test]
 fn short_branch_into_original_code_is_widened() {
     // power(x, y, n) = n == 0 ? 1 (in the original code) : 77.
@@ -275,13 +298,7 @@ fn short_branch_into_original_code_is_widened() {
         let mut code = items(asm(|a| a.cmp(dword_ptr(esp + 12), 0)), 0x80490a7);
         let je = Instruction::with_branch(iced_x86::Code::Je_rel8_32, RETURN_ONE).unwrap();
         code.push(Item::Instr(je, Origin::Original(0x80490a9)));
-        code.extend(items(
-            asm(|a| {
-                a.mov(eax, 77)?;
-                a.ret()
-            }),
-            0x80490c8,
-        ));
+        code.extend(return_77());
         residual(0, vec![block(0, code, Terminator::Exit)])
     });
     assert_eq!(e.run(&["1", "1", "0"]).stdout_str(), "1\n");
@@ -304,13 +321,7 @@ fn loop_into_original_code_is_rewritten_and_keeps_its_origin() {
         let mut code = items(asm(|a| a.mov(ecx, dword_ptr(esp + 12))), 0x80490a0);
         let lp = Instruction::with_branch(iced_x86::Code::Loop_rel8_32_ECX, RETURN_ONE).unwrap();
         code.push(Item::Instr(lp, Origin::Fallback(0x80490c6)));
-        code.extend(items(
-            asm(|a| {
-                a.mov(eax, 77)?;
-                a.ret()
-            }),
-            0x80490c8,
-        ));
+        code.extend(return_77());
         residual(0, vec![block(0, code, Terminator::Exit)])
     });
     assert_eq!(e.run(&["1", "1", "1"]).stdout_str(), "77\n");
@@ -495,40 +506,47 @@ fn loop_with_same_targets_unreachable_and_trailing_blocks() {
 // ---------------------------------------------------------------------------
 // Position-independent executables and data.
 
+/// step(op, a, b) of pie_switch-O2 = the first word of "usage: ...", and
+/// calls = 1234: two `Item::Address`es, through the thunks of eax and ecx.
+fn usage_and_calls(b: &Binary) -> Residual {
+    let usage = rodata(b, b"usage");
+    let calls = symbol(b, "calls");
+    let load = asm(|a| a.mov(eax, dword_ptr(eax)));
+    let store = asm(|a| {
+        a.mov(dword_ptr(ecx), 1234)?;
+        a.ret()
+    });
+    let origin = Origin::Materialized(0x1290);
+    let mut first = vec![Item::Address {
+        reg: Register::EAX,
+        addr: usage,
+        origin,
+    }];
+    first.extend(items(load, 0x12a8));
+    first.push(Item::Address {
+        reg: Register::ECX,
+        addr: calls,
+        origin,
+    });
+    first.extend(items(store, 0x12b1));
+    residual(0, vec![block(0, first, Terminator::Exit)])
+}
+
+/// What pie_switch prints after [`usage_and_calls`].
+fn check_usage_and_calls(out: &RunOutput) {
+    let word = u32::from_le_bytes(*b"usag");
+    assert_eq!(out.stdout_str(), format!("{word}\n1234\n"));
+}
+
 #[test]
 fn pie_residual_addresses_data_through_pc_thunks() {
-    // step(op, a, b) = the first word of "usage: ...", and calls = 1234.
-    let e = emit("pie_switch-O2", "step", |_, b| {
-        let usage = rodata(b, b"usage");
-        let calls = symbol(b, "calls");
-        let load = asm(|a| a.mov(eax, dword_ptr(eax)));
-        let store = asm(|a| {
-            a.mov(dword_ptr(ecx), 1234)?;
-            a.ret()
-        });
-        let origin = Origin::Materialized(0x1290);
-        let mut first = vec![Item::Address {
-            reg: Register::EAX,
-            addr: usage,
-            origin,
-        }];
-        first.extend(items(load, 0x12a8));
-        first.push(Item::Address {
-            reg: Register::ECX,
-            addr: calls,
-            origin,
-        });
-        first.extend(items(store, 0x12b1));
-        residual(0, vec![block(0, first, Terminator::Exit)])
-    });
+    let e = emit("pie_switch-O2", "step", |_, b| usage_and_calls(b));
     assert!(e.plan.pie);
     assert_eq!(e.encoded.thunks.len(), 2);
     assert_eq!(e.encoded.thunks[0].1, e.plan.thunk_vaddr);
     // Two runs: under ASLR the load base differs, the result does not.
     for _ in 0..2 {
-        let out = e.run(&["3", "4", "5"]);
-        let word = u32::from_le_bytes(*b"usag");
-        assert_eq!(out.stdout_str(), format!("{word}\n1234\n"));
+        check_usage_and_calls(&e.run(&["3", "4", "5"]));
     }
     // Address expansions carry the item's origin; thunks none.
     let with_origin = e
@@ -553,6 +571,65 @@ fn pie_residual_addresses_data_through_pc_thunks() {
         "{text}"
     );
     assert!(text.contains("; materialized for 0x1290"), "{text}");
+}
+
+/// step(op, a, b) of pie_switch-O2 = 2 * table[op] for op <= 7, also stored
+/// in `calls`; op > 7 jumps to the original default case (`step.cold`: -1,
+/// calls = 0). It loads the residual's data, the GOT (edx) and `calls` (ecx)
+/// through PC thunks, calls a residual block, and branches to a block that
+/// never runs: a hand-written call to ecx's thunk and a trap.
+fn table_and_calls(data_vaddr: u32, b: &Binary) -> Residual {
+    let data: Vec<u8> = (10u32..18).flat_map(|v| v.to_le_bytes()).collect();
+    // ecx's thunk is the first: edx comes after it in the thunk area.
+    let ecx_thunk = plan(b, data.len() as u32).unwrap().thunk_vaddr;
+    let address = |reg, addr, at| Item::Address {
+        reg,
+        addr,
+        origin: Origin::Materialized(at),
+    };
+    let cold = symbol(b, "step.cold");
+    let ja = Instruction::with_branch(iced_x86::Code::Ja_rel32_32, u64::from(cold)).unwrap();
+    let mut entry = vec![address(Register::EDX, b.got.unwrap(), 0x1290)];
+    entry.extend(items(
+        asm(|a| {
+            a.mov(eax, dword_ptr(esp + 4))?;
+            a.cmp(eax, 7)
+        }),
+        0x129b,
+    ));
+    entry.push(Item::Instr(ja, Origin::Original(0x12a2)));
+    entry.push(address(Register::ECX, data_vaddr, 0x12a8));
+    entry.extend(items(asm(|a| a.mov(eax, dword_ptr(ecx + eax * 4))), 0x12a8));
+    entry.push(Item::CallLabel(Label(2), Origin::Glue(0x12af)));
+    entry.extend(items(asm(|a| a.test(eax, eax)), 0x12af));
+    let mut store = vec![address(Register::ECX, symbol(b, "calls"), 0x12d1)];
+    store.extend(items(
+        asm(|a| {
+            a.mov(dword_ptr(ecx), eax)?;
+            a.ret()
+        }),
+        0x12d1,
+    ));
+    let double = asm(|a| {
+        a.add(eax, eax)?;
+        a.ret()
+    });
+    let odd = asm(|a| {
+        a.call(u64::from(ecx_thunk))?;
+        a.lea(edx, dword_ptr(ecx + 16))
+    });
+    Residual {
+        entry: Some(Label(0)),
+        blocks: vec![
+            block(0, entry, branch(ConditionCode::s, 3, 1)),
+            block(1, store, Terminator::Exit),
+            block(2, items(double, 0x1300), Terminator::Exit),
+            block(3, items(odd, 0x1080), Terminator::Exit),
+        ],
+        data,
+        data_vaddr,
+        edx_dead_at_return: false,
+    }
 }
 
 /// A table of words, and a residual that returns `table[arg]` (argument
@@ -779,8 +856,7 @@ fn note_before_the_loads_is_moved_after_them() {
     bytes[phoff..phoff + 32 * (note + 1)].rotate_right(32);
     let binary = Binary::parse(bytes.clone()).unwrap();
     // The reordered input itself runs.
-    let reordered = scratch_file("power-note-first", &bytes);
-    std::fs::set_permissions(&reordered, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let reordered = executable("power-note-first", &bytes);
     let out = run_binary(&reordered, &["6", "0", "0"], b"").unwrap();
     assert_eq!(out.stdout_str(), "1\n");
     let entry = symbol(&binary, "power");
@@ -988,17 +1064,7 @@ fn bad_patch_targets_are_refused() {
     let err = write_elf(&bytes, &binary, &other_plan, &r, &enc, 0x80490a0, "x").unwrap_err();
     assert!(matches!(err, EmitError::Mismatch(_)), "{err}");
     // A function whose symbol is shorter than the jmp: shrink power's symbol.
-    let mut small = bytes.clone();
-    let symtab = binary.section(".symtab").unwrap();
-    let strtab = binary.section(".strtab").unwrap();
-    for i in 0..symtab.size as usize / 16 {
-        let at = symtab.offset as usize + 16 * i;
-        let name = u32::from_le_bytes(small[at..at + 4].try_into().unwrap()) as usize;
-        let start = strtab.offset as usize + name;
-        if small[start..].starts_with(b"power\0") {
-            small[at + 8..at + 12].copy_from_slice(&4u32.to_le_bytes());
-        }
-    }
+    let small = with_symbol_size(&bytes, &binary, "power", 4);
     let shrunk = Binary::parse(small.clone()).unwrap();
     let err = write_elf(&small, &shrunk, &p, &r, &enc, 0x80490a0, "x").unwrap_err();
     assert_eq!(
@@ -1009,6 +1075,24 @@ fn bad_patch_targets_are_refused() {
         }
     );
     one_line(&err);
+}
+
+/// `bytes` (the file of `binary`) with the size of symbol `name` in
+/// `.symtab` set to `size`.
+fn with_symbol_size(bytes: &[u8], binary: &Binary, name: &str, size: u32) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let symtab = binary.section(".symtab").unwrap();
+    let strtab = binary.section(".strtab").unwrap();
+    let wanted = format!("{name}\0");
+    for i in 0..symtab.size as usize / 16 {
+        let at = symtab.offset as usize + 16 * i;
+        let name_at = u32::from_le_bytes(out[at..at + 4].try_into().unwrap()) as usize;
+        let start = strtab.offset as usize + name_at;
+        if out[start..].starts_with(wanted.as_bytes()) {
+            out[at + 8..at + 12].copy_from_slice(&size.to_le_bytes());
+        }
+    }
+    out
 }
 
 #[test]
