@@ -106,9 +106,10 @@ impl ElfHeader {
     }
 
     /// Whether there is a section header table the writer can extend (not
-    /// absent, not using extended numbering).
+    /// absent, not using extended numbering, with a section-name table:
+    /// `e_shstrndx` 0 is `SHN_UNDEF`, no names).
     fn has_sections(&self) -> bool {
-        self.shoff != 0 && self.shnum != 0 && self.shstrndx < self.shnum
+        self.shoff != 0 && self.shnum != 0 && self.shstrndx != 0 && self.shstrndx < self.shnum
     }
 
     /// The program headers, in table order.

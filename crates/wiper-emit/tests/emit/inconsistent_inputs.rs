@@ -328,3 +328,25 @@ fn a_zero_section_header_offset_means_no_section_headers() {
     assert!(read(&e.output).section_headers.is_empty());
     assert_eq!(&e.output[32..36], &[0; 4]);
 }
+
+/// `e_shstrndx` = 0 (`SHN_UNDEF`) means the sections have no name table:
+/// the writer cannot name new sections, so it leaves the section header
+/// table as it is (it used to write the names into section 0, the null
+/// section, which readers ignore). The program still runs.
+#[test]
+fn a_section_table_without_names_is_left_alone() {
+    let (mut bytes, _) = load("power-O2");
+    bytes[50..52].fill(0);
+    let binary = Binary::parse(bytes.clone()).unwrap();
+    let input = bytes.clone();
+    let before = read(&input);
+    let e = emit_at("power-no-shstrtab", bytes, binary, POWER, square_first);
+    assert_eq!(e.run(&["5", "0", "0"]).stdout_str(), "25\n");
+    let after = read(&e.output);
+    assert_eq!(after.header.e_shoff, before.header.e_shoff);
+    assert_eq!(after.header.e_shnum, before.header.e_shnum);
+    assert_eq!(after.header.e_shstrndx, 0);
+    assert_eq!(after.section_headers.len(), before.section_headers.len());
+    assert_eq!(after.section_headers[0].sh_type, 0, "section 0 stays null");
+    assert_eq!(after.section_headers[0].sh_size, 0, "section 0 stays null");
+}
