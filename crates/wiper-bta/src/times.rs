@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::spec::{StaticInput, StaticSpec, StaticValue};
-use crate::{Analysis, BindingTime, InstructionInfo, Pattern};
+use crate::{BindingTime, InstructionInfo, Pattern};
 
 /// What is static when a function starts running at specialization time:
 /// the context a [`crate::Session`] analyses it in. The specializer computes
@@ -63,11 +63,6 @@ pub struct InstructionTimes {
 }
 
 impl InstructionTimes {
-    /// The times of `analysis`'s instructions.
-    pub fn of(analysis: &Analysis) -> Self {
-        Self::from_parts(&analysis.instructions, &analysis.binding)
-    }
-
     /// The times of `instructions`, whose parts have the times `binding`
     /// (indexed by [`crate::PartId`]).
     pub(crate) fn from_parts(instructions: &[InstructionInfo], binding: &[BindingTime]) -> Self {

@@ -168,10 +168,3 @@ pub struct Specialization {
     /// Counts.
     pub stats: Stats,
 }
-
-/// Checks the spec against the function with the binding-time analysis
-/// (argument indices in range, every instruction understood).
-pub fn check(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<(), SpecializeError> {
-    wiper_bta::analyze(binary, entry, spec)?;
-    Ok(())
-}

@@ -32,6 +32,7 @@ use iced_x86::FlowControl;
 use wiper_bta::{Context, InstructionTime, InstructionTimes, Pattern};
 use wiper_residual::{Item, Origin};
 use wiper_sem::{Loc, Reg};
+use wiper_x86::abi;
 
 use super::{Specializer, State};
 use crate::eval::Evaluated;
@@ -62,7 +63,7 @@ impl Specializer<'_> {
         func: u32,
         store: &Store,
     ) -> Option<Rc<InstructionTimes>> {
-        let nargs = (self.arg_bytes(func) / 4).min(64);
+        let nargs = (self.arg_bytes(func) / abi::ARG_SIZE).min(64);
         let context = self.context_of(store, nargs);
         if let Some(t) = self.times.get(&(func, context.clone())) {
             return t.clone();
@@ -85,7 +86,7 @@ impl Specializer<'_> {
         let mut buffers = Vec::new();
         let ret_slot = store.esp();
         for k in 0..nargs {
-            match stack_word(store, ret_slot.wrapping_add(4 + 4 * k)) {
+            match stack_word(store, ret_slot.wrapping_add(abi::arg_offset(k))) {
                 None => {}
                 Some(value) => {
                     pattern.args |= 1 << k;
