@@ -92,12 +92,14 @@ pub enum EmitError {
     /// The function to patch is not in a file-backed executable segment.
     #[error("function entry {0:#x} is not in a file-backed executable segment")]
     EntryNotMapped(u32),
-    /// The function to patch is shorter than the 5-byte `jmp rel32` written over its entry.
+    /// The function to patch is shorter than the 5-byte `jmp rel32` written
+    /// over its entry (by its symbol's size, or by its decoded instructions).
     #[error("function at {addr:#x} is {size} bytes long, too short for the 5-byte jmp to its specialized code")]
     FunctionTooShort {
         /// Function entry.
         addr: u32,
-        /// Its symbol size.
+        /// Its length: the symbol's size, or the bytes its instructions
+        /// cover without a gap from the entry, whichever is smaller.
         size: u32,
     },
     /// The symbol name for the new code cannot go into a string table.

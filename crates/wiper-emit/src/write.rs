@@ -335,16 +335,12 @@ fn check_plan(
     Ok(())
 }
 
-/// Writes `jmp target` over the first 5 bytes of the function at `entry`.
+/// Writes `jmp target` over the first 5 bytes of the function at `entry`,
+/// which must be the function's own code: its symbol is at least 5 bytes long
+/// (when it has a size) and its decoded instructions cover them without a gap
+/// (a stripped binary's 4-byte `__x86.get_pc_thunk` is followed by padding or
+/// by the next function).
 fn patch_entry(out: &mut [u8], binary: &Binary, entry: u32, target: u32) -> Result<(), EmitError> {
-    if let Some(sym) = binary.function_at(entry) {
-        if sym.size != 0 && sym.size < 5 {
-            return Err(EmitError::FunctionTooShort {
-                addr: entry,
-                size: sym.size,
-            });
-        }
-    }
     let seg = binary
         .segments
         .iter()
@@ -354,6 +350,17 @@ fn patch_entry(out: &mut [u8], binary: &Binary, entry: u32, target: u32) -> Resu
                 && u64::from(entry) + 5 <= u64::from(s.vaddr) + u64::from(s.file_size)
         })
         .ok_or(EmitError::EntryNotMapped(entry))?;
+    let symbol_size =
+        binary
+            .function_at(entry)
+            .map_or(u32::MAX, |s| if s.size == 0 { u32::MAX } else { s.size });
+    let decoded = wiper_x86::Disassembler::new(binary)
+        .function(entry)
+        .map_or(0, |f| f.entry_run());
+    let size = symbol_size.min(decoded);
+    if size < 5 {
+        return Err(EmitError::FunctionTooShort { addr: entry, size });
+    }
     let at = (seg.offset + (entry - seg.vaddr)) as usize;
     let rel = target.wrapping_sub(entry.wrapping_add(5));
     let patch = out

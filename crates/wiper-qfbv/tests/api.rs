@@ -81,6 +81,35 @@ fn checked_construction_reports_sort_errors() {
             requested: Sort::Bv(16),
         })
     );
+    let err = p.try_var("m", Sort::Bv(8)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "variable `m` already has sort mem, not bv8"
+    );
+}
+
+#[test]
+fn a_pool_is_empty_until_something_is_interned() {
+    let mut p = ExprPool::new();
+    assert!(p.is_empty());
+    assert_eq!(p.len(), 0);
+    p.var("x", 32);
+    assert!(!p.is_empty());
+    assert_eq!(p.len(), 1);
+}
+
+#[test]
+fn fresh_variables_skip_names_already_taken() {
+    let mut p = ExprPool::new();
+    // The first candidate name is `t!N` for N the number of variables (here
+    // 2), so declaring `t!2` makes the first candidate collide.
+    p.var("a", 32);
+    p.var("t!2", 32);
+    let t = p.fresh_var("t", Sort::Bv(32));
+    let name = p.var_name(p.as_var(t).expect("a variable")).to_owned();
+    assert_ne!(name, "t!2");
+    assert!(name.starts_with("t!"), "{name}");
+    assert_eq!(p.declared_vars().count(), 3);
 }
 
 #[test]

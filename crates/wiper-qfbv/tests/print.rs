@@ -1,6 +1,6 @@
 //! Printer output: both notations, let-bound sharing, and the size cap.
 
-use wiper_qfbv::{ExprPool, Printer};
+use wiper_qfbv::{ExprPool, Op, Printer};
 
 #[test]
 fn infix_reads_naturally() {
@@ -100,4 +100,61 @@ fn output_is_capped() {
     assert_eq!(text.len(), 100 + '…'.len_utf8());
     assert!(text.ends_with('…'));
     assert!(p.display(e).to_string().len() <= 4096 + 3);
+}
+
+#[test]
+fn smt_lets_nest_one_per_shared_subterm() {
+    let mut p = ExprPool::new();
+    let x = p.var("x", 32);
+    let y = p.var("y", 32);
+    let s = p.add(x, y);
+    let t = p.mul(s, s);
+    let u = p.mul(t, t);
+    assert_eq!(
+        p.display(u).to_string(),
+        "let %1 = x + y; let %2 = %1 * %1; %2 * %2"
+    );
+    assert_eq!(
+        p.display_smt(u).to_string(),
+        "(let ((%1 (bvadd x y))) (let ((%2 (bvmul %1 %1))) (bvmul %2 %2)))"
+    );
+}
+
+#[test]
+fn stores_and_rotations_name_their_width_and_direction() {
+    let mut p = ExprPool::new();
+    let mem = p.mem_var("mem");
+    let eax = p.var("eax", 32);
+    let al = p.extract(eax, 7, 0);
+    let byte = p.store(mem, eax, al);
+    assert_eq!(
+        p.display_smt(byte).to_string(),
+        "(store1 mem eax ((_ extract 7 0) eax))"
+    );
+    let word = p.store(mem, eax, eax);
+    assert_eq!(p.display_smt(word).to_string(), "(store4 mem eax eax)");
+    assert_eq!(p.display(word).to_string(), "store32(mem, eax, eax)");
+    let cl = p.var("ecx", 32);
+    let left = p.mk(Op::Rotl, &[eax, cl]).unwrap();
+    let right = p.mk(Op::Rotr, &[eax, cl]).unwrap();
+    assert_eq!(p.display(left).to_string(), "rotl(eax, ecx)");
+    assert_eq!(p.display(right).to_string(), "rotr(eax, ecx)");
+}
+
+#[test]
+fn the_cap_keeps_what_fits_and_cuts_between_characters() {
+    let mut p = ExprPool::new();
+    let x = p.var("x", 32);
+    let y = p.var("y", 32);
+    let e = p.add(x, y);
+    let whole = p.display(e).to_string();
+    assert_eq!(whole, "x + y");
+    let exact = Printer::infix().with_max_len(whole.len()).print(&p, e);
+    assert_eq!(exact, whole, "output of exactly the cap is not cut");
+    let cut = Printer::infix().with_max_len(whole.len() - 1).print(&p, e);
+    assert_eq!(cut, "x + …");
+    // Two-byte characters: a cap of 3 bytes falls inside the second one.
+    let wide = p.var("éé", 32);
+    let text = Printer::infix().with_max_len(3).print(&p, wide);
+    assert_eq!(text, "é…");
 }

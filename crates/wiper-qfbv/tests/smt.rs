@@ -399,3 +399,17 @@ fn prover_never_calls_an_undecided_query_proved() {
     at.set_bv(p.lookup_var("x").expect("x declared"), u64::from(witness));
     assert_eq!(p.eval(flag, &at).expect("evaluates").as_u64(), Some(1));
 }
+
+#[test]
+#[should_panic(expected = "Z3Translator used with two ExprPools")]
+fn a_translator_refuses_a_second_pool() {
+    // Ids of one pool mean other terms in another; the translator's cache is
+    // keyed by id, so mixing pools would silently translate the wrong terms.
+    let mut first = ExprPool::new();
+    let mut second = ExprPool::new();
+    let x = first.var("x", 32);
+    let y = second.var("y", 32);
+    let mut tr = Z3Translator::new();
+    tr.translate(&first, x);
+    tr.translate(&second, y);
+}

@@ -166,6 +166,20 @@ pub struct Function {
 }
 
 impl Function {
+    /// How many bytes from the entry the function's own instructions cover
+    /// without a gap: what may be overwritten at the entry without touching
+    /// alignment padding or whatever code follows a short function.
+    pub fn entry_run(&self) -> u32 {
+        let mut end = self.entry;
+        for ins in self.instructions().skip_while(|i| i.ip32() < self.entry) {
+            if ins.ip32() != end {
+                break;
+            }
+            end = ins.next_ip32();
+        }
+        end - self.entry
+    }
+
     /// Number of instructions in all blocks.
     pub fn instruction_count(&self) -> usize {
         self.blocks.values().map(|b| b.instructions.len()).sum()

@@ -236,3 +236,18 @@ fn damaged_code_never_panics() {
         }
     }
 }
+
+#[test]
+fn the_entry_run_stops_at_the_first_gap() {
+    // objdump: `__x86.get_pc_thunk.dx` is `mov edx,[esp]; ret` (4 bytes) and
+    // padding follows; `power`'s first instructions run on past 5 bytes.
+    let pie = load("pie_switch-O2");
+    assert_eq!(decode(&pie, "__x86.get_pc_thunk.dx").entry_run(), 4);
+    let step = decode(&pie, "step");
+    let first = &step.blocks[&step.entry];
+    assert!(step.entry_run() >= first.end() - first.start);
+    let power = load("power-O2");
+    let f = decode(&power, "power");
+    let end_of_code = f.instructions().map(|i| i.next_ip32()).max().unwrap();
+    assert!(f.entry_run() >= 5 && f.entry_run() <= end_of_code - f.entry);
+}

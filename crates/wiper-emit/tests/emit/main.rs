@@ -1077,6 +1077,31 @@ fn bad_patch_targets_are_refused() {
     one_line(&err);
 }
 
+#[test]
+fn a_function_shorter_than_the_jump_is_refused_without_a_symbol_size() {
+    // As in a stripped binary: `__x86.get_pc_thunk.dx` (4 bytes, then the
+    // padding before `step`) with no size to say so. The decoded
+    // instructions do: a jump written there would run into what follows.
+    let (bytes, binary) = load("pie_switch-O2");
+    let thunk = symbol(&binary, "__x86.get_pc_thunk.dx");
+    let sizeless = with_symbol_size(&bytes, &binary, "__x86.get_pc_thunk.dx", 0);
+    let binary = Binary::parse(sizeless.clone()).unwrap();
+    let p = plan(&binary, 0).unwrap();
+    let r = square_first(0, &binary);
+    let enc = encode(&p, &r).unwrap();
+    let err = write_elf(&sizeless, &binary, &p, &r, &enc, thunk, "x").unwrap_err();
+    assert_eq!(
+        err,
+        EmitError::FunctionTooShort {
+            addr: thunk,
+            size: 4
+        }
+    );
+    // `step`, right after it, is long enough.
+    let step = symbol(&binary, "step");
+    write_elf(&sizeless, &binary, &p, &r, &enc, step, "x").unwrap();
+}
+
 /// `bytes` (the file of `binary`) with the size of symbol `name` in
 /// `.symtab` set to `size`.
 fn with_symbol_size(bytes: &[u8], binary: &Binary, name: &str, size: u32) -> Vec<u8> {
