@@ -74,6 +74,36 @@ pub fn testdata_bin(name: &str) -> PathBuf {
     path
 }
 
+/// The binaries of the real-world test bed, `testdata/real/` (made by its
+/// `build.sh`), by name: `debian/gzip`, `debian/bzip2` (Debian's own, PIE,
+/// stripped), `gzip-glibc`, `gzip-musl`, `bzip2-glibc`, `lua-glibc`
+/// (static, -O2, with symbols).
+pub const REAL_BINARIES: &[&str] = &[
+    "debian/gzip",
+    "debian/bzip2",
+    "gzip-glibc",
+    "gzip-musl",
+    "bzip2-glibc",
+    "lua-glibc",
+];
+
+/// Path of the committed real-world binary `testdata/real/<name>` (one of
+/// [`REAL_BINARIES`]).
+///
+/// # Panics
+///
+/// Panics with a message naming the path if the file does not exist.
+pub fn real_bin(name: &str) -> PathBuf {
+    let path = testdata_dir().join("real").join(name);
+    assert!(
+        path.is_file(),
+        "real test binary {} is missing: it should be committed; remake it \
+         with testdata/real/build.sh",
+        path.display()
+    );
+    path
+}
+
 /// Names of the programs linked against the tiny runtime (`power`, `prod`,
 /// `abn`, `loops`, `recursion`, `switch`, `calls`, `interp`, `wide`), so tests can
 /// loop over all of them.

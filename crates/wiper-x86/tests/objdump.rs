@@ -279,3 +279,116 @@ fn disassembly_matches_objdump_for_every_source_function() {
         "{instructions_checked} instructions"
     );
 }
+
+/// What checking the functions of one binary against objdump found.
+#[derive(Default, Debug)]
+struct Findings {
+    functions: usize,
+    instructions: usize,
+    /// Functions that do not decode, with the error.
+    errors: Vec<String>,
+    /// Instructions whose text differs from objdump's, or where objdump
+    /// starts none.
+    mismatches: Vec<String>,
+    /// Instructions objdump lists inside a function symbol that wiper did not
+    /// reach (and that are not padding).
+    undecoded: Vec<String>,
+    /// Indirect `jmp`s in the shapes of jump tables ([`is_table_jump`]), and
+    /// how many of them wiper resolved.
+    indirect_jumps: usize,
+    resolved_tables: usize,
+}
+
+/// Whether `ins` is an indirect jump of a shape gcc emits for a switch: through
+/// a table of 4-byte entries (`jmp [reg*4+table]`) or to a register (PIC:
+/// the entry plus the GOT address, `add eax,ebx; jmp eax`).
+fn is_table_jump(ins: &iced_x86::Instruction) -> bool {
+    use iced_x86::{Mnemonic, OpKind};
+    ins.mnemonic() == Mnemonic::Jmp
+        && match ins.op0_kind() {
+            OpKind::Register => true,
+            OpKind::Memory => {
+                ins.memory_index_scale() == 4 && ins.memory_index() != iced_x86::Register::None
+            }
+            _ => false,
+        }
+}
+
+/// Checks every function wiper finds in `path` (symbols, entry, `main`,
+/// call targets) against objdump.
+fn check_all_functions(path: &Path) -> Findings {
+    let binary = Binary::open(path).unwrap();
+    let reference = objdump(path);
+    let mut printer = InstructionPrinter::new(&binary, Syntax::Intel);
+    let mut dis = Disassembler::new(&binary);
+    let mut found = Findings::default();
+    for entry in dis.discover_functions() {
+        let name = binary
+            .name_of(entry)
+            .unwrap_or_else(|| format!("fn_{entry:x}"));
+        let f = match dis.function(entry) {
+            Ok(f) => f,
+            Err(e) => {
+                found.errors.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        found.functions += 1;
+        for ins in f.instructions() {
+            found.instructions += 1;
+            let ours = normalize(&printer.format(ins));
+            match reference.get(&ins.ip32()) {
+                Some(theirs) if normalize(theirs) == ours => {}
+                theirs => found.mismatches.push(format!(
+                    "{name} at {:#x}: wiper `{ours}`, objdump `{}`",
+                    ins.ip32(),
+                    theirs.map_or("(no instruction)".to_string(), |t| normalize(t))
+                )),
+            }
+        }
+        for block in f.blocks.values() {
+            let last = block.instructions.last().expect("blocks are not empty");
+            if is_table_jump(last) {
+                found.indirect_jumps += 1;
+                found.resolved_tables += usize::from(block.jump_table.is_some());
+            }
+        }
+        if let Some(sym) = binary.function_at(entry) {
+            let ours: std::collections::BTreeSet<u32> =
+                f.instructions().map(|i| i.ip32()).collect();
+            for (addr, text) in reference.range(sym.addr..sym.addr + sym.size) {
+                if !ours.contains(addr) && !is_padding(text) {
+                    found.undecoded.push(format!("{name}: {addr:#x} `{text}`"));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+#[ignore]
+fn measure_real_binaries() {
+    for name in wiper_testkit::REAL_BINARIES {
+        let f = check_all_functions(&wiper_testkit::real_bin(name));
+        println!(
+            "{name}: {} functions, {} instructions, {} errors, {} mismatches, {} undecoded, jump tables {}/{}",
+            f.functions,
+            f.instructions,
+            f.errors.len(),
+            f.mismatches.len(),
+            f.undecoded.len(),
+            f.resolved_tables,
+            f.indirect_jumps
+        );
+        for line in f
+            .errors
+            .iter()
+            .chain(&f.mismatches)
+            .chain(&f.undecoded)
+            .take(12)
+        {
+            println!("    {line}");
+        }
+    }
+}
