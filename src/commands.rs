@@ -100,7 +100,7 @@ pub fn info(path: &Path) -> Result<String> {
     let _ = writeln!(w, "plt entries: {}", binary.plt.len());
     let _ = writeln!(
         w,
-        "functions:   {} (symbols, entry, main and direct call targets)",
+        "functions:   {} (symbols, .eh_frame, entry, main and direct call targets)",
         functions.len()
     );
     Ok(out)

@@ -266,11 +266,13 @@ impl<'a> Disassembler<'a> {
         returns
     }
 
-    /// Entry addresses of all functions: function symbols, the entry point, `main`,
-    /// and every direct call target reachable from them.
+    /// Entry addresses of all functions: function symbols, the starts of the
+    /// `.eh_frame` FDEs (one per function gcc compiled, stripped or not), the
+    /// entry point, `main`, and every direct call target reachable from them.
     pub fn discover_functions(&mut self) -> Vec<u32> {
         let binary = self.binary;
         let mut seen: BTreeSet<u32> = binary.function_symbol_addrs().into_iter().collect();
+        seen.extend(binary.unwind_ranges().iter().map(|r| r.start));
         if binary.is_executable(binary.entry) {
             seen.insert(binary.entry);
         }

@@ -251,3 +251,50 @@ fn the_entry_run_stops_at_the_first_gap() {
     let end_of_code = f.instructions().map(|i| i.next_ip32()).max().unwrap();
     assert!(f.entry_run() >= 5 && f.entry_run() <= end_of_code - f.entry);
 }
+
+#[test]
+fn every_unwind_entry_is_a_function_that_decodes_within_its_range() {
+    // An FDE says where a function's code lies, independently of symbols:
+    // each must be a function wiper finds, and what wiper decodes from its
+    // start must stay inside its range or another FDE's (gcc's `.cold`
+    // parts have their own).
+    for name in wiper_testkit::REAL_BINARIES {
+        let binary = Binary::open(&wiper_testkit::real_bin(name)).unwrap();
+        let ranges = binary.unwind_ranges();
+        let mut dis = Disassembler::new(&binary);
+        let found: std::collections::BTreeSet<u32> = dis.discover_functions().into_iter().collect();
+        let inside_some = |a: u32| {
+            let i = ranges.partition_point(|r| r.start <= a);
+            ranges[..i]
+                .iter()
+                .rev()
+                .take(4)
+                .any(|r| a - r.start < r.len)
+        };
+        let mut outside = Vec::new();
+        for r in &ranges {
+            assert!(
+                found.contains(&r.start),
+                "{name}: FDE at {:#x} not a function",
+                r.start
+            );
+            let Ok(f) = dis.function(r.start) else {
+                continue;
+            };
+            for ins in f.instructions() {
+                let a = ins.ip32();
+                if !(a - r.start < r.len || inside_some(a)) {
+                    outside.push(format!("{:#x}: {a:#x}", r.start));
+                }
+            }
+        }
+        println!(
+            "{name}: {} FDEs, {} instructions outside",
+            ranges.len(),
+            outside.len()
+        );
+        for o in outside.iter().take(5) {
+            println!("   {o}");
+        }
+    }
+}
