@@ -269,7 +269,7 @@ fn every_unwind_entry_is_a_function_that_decodes_within_its_range() {
                 .iter()
                 .rev()
                 .take(4)
-                .any(|r| a - r.start < r.len)
+                .any(|r| a.wrapping_sub(r.start) < r.len)
         };
         let mut outside = Vec::new();
         for r in &ranges {
@@ -283,7 +283,7 @@ fn every_unwind_entry_is_a_function_that_decodes_within_its_range() {
             };
             for ins in f.instructions() {
                 let a = ins.ip32();
-                if !(a - r.start < r.len || inside_some(a)) {
+                if !(a.wrapping_sub(r.start) < r.len || inside_some(a)) {
                     outside.push(format!("{:#x}: {a:#x}", r.start));
                 }
             }
