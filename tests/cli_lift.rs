@@ -35,19 +35,41 @@ fn lift_shows_decoupled_parts_and_accepts_addresses() {
     );
 }
 
-#[test]
-fn unsupported_instruction_is_one_error_line() {
+/// `prod-O0` with `mov ebp,esp` (89 e5, after `push ebp`) replaced by the
+/// two bytes `replacement`, under the name `name`; and `prod`'s address.
+fn prod_patched(name: &str, replacement: [u8; 2]) -> (std::path::PathBuf, u32) {
     let bin = testdata_bin("prod-O0");
     let binary = wiper_elf::Binary::open(&bin).unwrap();
     let prod = binary.functions_named("prod")[0].addr;
     let offset = common::file_offset("prod-O0", prod + 1);
-    // `mov ebp,esp` (89 e5) after `push ebp` becomes `rcl eax,1` (d1 d0).
-    let patched = common::patched("prod-O0", "prod-rcl", |bytes| {
+    let patched = common::patched("prod-O0", name, |bytes| {
         assert_eq!(bytes[offset..offset + 2], [0x89, 0xe5]);
-        bytes[offset..offset + 2].copy_from_slice(&[0xd1, 0xd0]);
+        bytes[offset..offset + 2].copy_from_slice(&replacement);
     });
+    (patched, prod)
+}
+
+#[test]
+fn unsupported_instruction_is_one_error_line() {
+    // `mov ds,ax` (8e d8): a segment register write cannot be passed through.
+    let (patched, prod) = prod_patched("prod-movds", [0x8e, 0xd8]);
     assert_fails(
         &["lift", patched.to_str().unwrap(), "--function", "prod"],
-        &format!("unsupported instruction rcl at {:#x}", prod + 1),
+        &format!(
+            "unsupported instruction mov at {:#x}: it writes the segment register ds",
+            prod + 1
+        ),
     );
+}
+
+#[test]
+fn an_instruction_without_formulas_is_shown_opaque_with_its_footprint() {
+    // `rcl eax,1` (d1 d0): no formulas, passed through.
+    let (patched, _) = prod_patched("prod-rcl", [0xd1, 0xd0]);
+    let out = stdout_of(&["lift", patched.to_str().unwrap(), "--function", "prod"]);
+    assert!(
+        out.contains("rcl    eax,0x1                      opaque, reads eax, cf, of, fpu"),
+        "{out}"
+    );
+    assert!(out.contains("eax := eax'"), "{out}");
 }

@@ -393,3 +393,52 @@ fn compare_errors_are_one_line_with_status_2() {
         "arg1=x",
     );
 }
+
+/// The stack protector survives specialization: `checksum` of
+/// `canary-O2` (`-fstack-protector-all`) with a static length of 20 copies
+/// up to 20 bytes of its dynamic string into a 16-byte buffer. The residual
+/// keeps the canary's load and check (`gs:0x14`) and the call of
+/// `__stack_chk_fail`: a short string runs as the original does, a long one
+/// smashes the stack and the residual aborts with glibc's message, as the
+/// original does.
+#[test]
+fn a_smashed_stack_is_still_caught() {
+    let listing = residual_asm("canary-O2", "checksum", &["arg1=20"]);
+    let canary = listing.matches("gs:[0x14]").count();
+    assert!(canary >= 2, "the canary's load and check stay:\n{listing}");
+    assert!(listing.contains("__stack_chk_fail"), "{listing}");
+    let out = scratch_file("canary-O2-checksum-n20", b"");
+    let b = bin("canary-O2");
+    stdout_of(&[
+        "specialize",
+        &b,
+        "--function",
+        "checksum",
+        "--static",
+        "arg1=20",
+        "-o",
+        path_arg(&out),
+    ]);
+    for word in [
+        "short",
+        "exactly16bytes!!",
+        "seventeen bytes!!",
+        "a string of more than twenty bytes",
+    ] {
+        let args = [word, "20", "2"];
+        let original = run_binary(&testdata_bin("canary-O2"), &args, b"").unwrap();
+        let residual = run_binary(&out, &args, b"").unwrap();
+        assert_eq!(residual, original, "{word}");
+        if word.len() > 16 {
+            assert!(
+                original.stderr_str().contains("stack smashing detected"),
+                "{word}"
+            );
+            assert_eq!(
+                original.status,
+                wiper_testkit::Termination::Signaled(6),
+                "{word}"
+            );
+        }
+    }
+}

@@ -464,13 +464,21 @@ fn every_reduction_is_proved() {
 /// The messages with which the programs' `main`s reject a command line.
 const REJECTIONS: [&str; 4] = ["usage", "out of range", "no such", "bad "];
 
+/// glibc's message when the stack protector catches a smashed stack:
+/// canary.c smashes its stack on purpose for long words, and then aborts.
+const SMASHED_STACK: &str = "*** stack smashing detected ***";
+
 /// Whether an original's run shows a valid command line: it exits, prints
-/// no rejection and nothing on stderr.
+/// no rejection and nothing on stderr; or it aborts (SIGABRT) because the
+/// stack protector caught a smashed stack ([`SMASHED_STACK`]).
 fn valid_run(run: &RunOutput) -> bool {
     let text = run.stdout_str();
-    run.status.code().is_some()
-        && !REJECTIONS.iter().any(|r| text.contains(r))
-        && run.stderr.is_empty()
+    let smashed = run.status == wiper_testkit::Termination::Signaled(6)
+        && run.stderr_str().starts_with(SMASHED_STACK);
+    smashed
+        || run.status.code().is_some()
+            && !REJECTIONS.iter().any(|r| text.contains(r))
+            && run.stderr.is_empty()
 }
 
 /// The case table's command lines are valid for the original programs:

@@ -9,9 +9,12 @@
 //! random values within the ranges each program's `main` documents. Nothing
 //! here states an expected output: the original binary is the oracle.
 //!
-//! Every rt program is covered at `-O0`, `-O1` and `-O2`, plus the glibc
-//! binaries (`libc_demo-*`, including the PIE, the dynamic and the stripped one)
-//! and the PIE `pie_switch-O0`/`-O2`. Where a category does not need every
+//! Every rt program is covered at `-O0`, `-O1` and `-O2` (`fpu`, whose x87,
+//! SSE2 and `cpuid` instructions are passed through, at two of them per
+//! case), plus the glibc binaries (`libc_demo-*`, including the PIE, the
+//! dynamic and the stripped one; `canary-*`, built with the stack protector:
+//! gs-relative memory, and inputs that smash the stack, on which the original
+//! and the residual must both abort) and the PIE `pie_switch-O0`/`-O2`. Where a category does not need every
 //! function at every level, the levels rotate through the functions, so the
 //! table stays around a hundred specializations.
 
@@ -1275,6 +1278,178 @@ fn wide_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// fpu.c: `fpu A B N` calls ratio_permille(A, B), poly(A, N),
+/// clamp_scale(A, B, N), sse_mix(A, B, N) and sse_bit(1, 25): x87, SSE2
+/// and `cpuid` instructions, which wiper passes through as opaque parts.
+/// Each case runs at two of the three levels.
+fn fpu_cases(out: &mut Vec<Case>) {
+    type Fixed = [Option<i64>; 3];
+    const NONE: Fixed = [None, None, None];
+    let table: [(&str, &[&str], Fixed, &'static str); 12] = [
+        (
+            "ratio_permille",
+            &[],
+            NONE,
+            "x87 division and truncation, all dynamic",
+        ),
+        (
+            "ratio_permille",
+            &["arg1=7"],
+            [None, Some(7), None],
+            "x87 reading a static argument",
+        ),
+        (
+            "ratio_permille",
+            &["arg0=5"],
+            [Some(5), None, None],
+            "x87 reading a static argument",
+        ),
+        ("poly", &[], NONE, "an x87 loop, all dynamic"),
+        (
+            "poly",
+            &["arg1=5"],
+            [None, None, Some(5)],
+            "an x87 loop unrolled",
+        ),
+        (
+            "poly",
+            &["arg0=3"],
+            [Some(3), None, None],
+            "x87 reading a static value",
+        ),
+        (
+            "clamp_scale",
+            &["arg2=3"],
+            [None, None, Some(3)],
+            "x87 compares steering branches",
+        ),
+        (
+            "clamp_scale",
+            &["arg0=7", "arg1=3"],
+            [Some(7), Some(3), None],
+            "x87 compares",
+        ),
+        ("sse_mix", &[], NONE, "SSE2 arithmetic, all dynamic"),
+        (
+            "sse_mix",
+            &["arg2=4"],
+            [None, None, Some(4)],
+            "SSE2 reading a static argument",
+        ),
+        // main always calls sse_bit(1, 25).
+        (
+            "sse_bit",
+            &["arg0=1", "arg1=25"],
+            NONE,
+            "cpuid with a static leaf",
+        ),
+        ("sse_bit", &[], NONE, "cpuid, all dynamic"),
+    ];
+    for (i, (function, statics, fixed, what)) in table.into_iter().enumerate() {
+        for o in [LEVELS[i % 3], LEVELS[(i + 1) % 3]] {
+            out.push(Case::new(
+                format!("fpu-{o}"),
+                function,
+                specs(statics),
+                what,
+                move |r| {
+                    let a = fixed[0].unwrap_or_else(|| {
+                        r.each_or(&[0, 1, -1, 1000, -1000], |r| r.range(-1000, 1000))
+                    });
+                    let b = fixed[1].map_or_else(|| r.edge_arg(), |b| b.to_string());
+                    let n = fixed[2].unwrap_or_else(|| r.each_in(0, 8));
+                    Input::argv(vec![a.to_string(), b, n.to_string()])
+                },
+            ));
+        }
+    }
+}
+
+/// The word of the static-string cases of canary.c: 26 bytes, more than
+/// its 16-byte buffer holds.
+const CANARY_WORD: &str = "abcdefghijklmnopqrstuvwxyz";
+
+/// canary.c (static glibc, `-fstack-protector-all`): `canary WORD N K`
+/// calls checksum(WORD, N), which copies up to N bytes of WORD into a
+/// 16-byte buffer (more smash the stack: the program aborts), and bump(K)
+/// three times (a `__thread` counter, gs-relative).
+fn canary_cases(out: &mut Vec<Case>) {
+    type Fixed = (Option<&'static str>, Option<i64>, Option<i64>);
+    let table: [(&str, &str, Vec<String>, Fixed, &'static str); 8] = [
+        (
+            "canary-O0",
+            "checksum",
+            vec![],
+            (None, None, None),
+            "stack protector, all dynamic",
+        ),
+        (
+            "canary-O0",
+            "checksum",
+            specs(&["arg1=20"]),
+            (None, Some(20), None),
+            "stack protector, static length",
+        ),
+        (
+            "canary-O2",
+            "checksum",
+            specs(&["arg1=20"]),
+            (None, Some(20), None),
+            "stack protector, static length",
+        ),
+        (
+            "canary-O0",
+            "checksum",
+            vec![format!("arg0=@str:{CANARY_WORD}")],
+            (Some(CANARY_WORD), None, None),
+            "a static string smashing the stack",
+        ),
+        (
+            "canary-O2",
+            "checksum",
+            vec![format!("arg0=@str:{CANARY_WORD}")],
+            (Some(CANARY_WORD), None, None),
+            "a static string smashing the stack",
+        ),
+        (
+            "canary-O0",
+            "bump",
+            vec![],
+            (None, None, None),
+            "a thread-local counter (gs)",
+        ),
+        (
+            "canary-O2",
+            "bump",
+            vec![],
+            (None, None, None),
+            "a thread-local counter (gs)",
+        ),
+        (
+            "canary-O2",
+            "bump",
+            specs(&["arg0=3"]),
+            (None, None, Some(3)),
+            "a static step on a thread-local",
+        ),
+    ];
+    for (bin, function, statics, (word, n, k), what) in table {
+        out.push(Case::new(bin, function, statics, what, move |r| {
+            let word = word.map_or_else(
+                || {
+                    let lengths = [0, 5, 15, 16, 17, 26, 40];
+                    let len = r.each_or(&lengths, |r| r.range(0, 48) as usize);
+                    r.word(b"abcdefghijklmnopqrstuvwxyz0123456789", len, len)
+                },
+                str::to_owned,
+            );
+            let n = n.unwrap_or_else(|| r.each_or(&[0, 5, 16, 17, 20, 40], |r| r.range(0, 50)));
+            let k = k.unwrap_or_else(|| r.each_or(&[0, 1, -1], |r| r.range(-1000, 1000)));
+            Input::argv(vec![word, n.to_string(), k.to_string()])
+        }));
+    }
+}
+
 /// Every case of the differential test, in a fixed order.
 pub fn all_cases() -> Vec<Case> {
     let mut out = Vec::new();
@@ -1287,6 +1462,8 @@ pub fn all_cases() -> Vec<Case> {
     calls_cases(&mut out);
     interp_cases(&mut out);
     wide_cases(&mut out);
+    fpu_cases(&mut out);
+    canary_cases(&mut out);
     libc_cases(&mut out);
     pie_switch_cases(&mut out);
     out

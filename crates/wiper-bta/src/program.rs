@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use iced_x86::Mnemonic;
 use wiper_qfbv::{ExprId, ExprPool, Op};
-use wiper_sem::{lift, Loc, Part, Value};
+use wiper_sem::{lift, Loc, Part};
 use wiper_x86::{CallTarget, Function, Instruction, Successor};
 
 use crate::error::BtaError;
@@ -313,14 +313,7 @@ pub(crate) fn formula_reads(pool: &ExprPool, roots: &[ExprId]) -> (BTreeSet<Loc>
     (data, addr)
 }
 
-/// The roots of a part's formulas.
+/// The roots of a part's formulas (with an opaque part's inputs).
 pub(crate) fn part_roots(part: &Part) -> Vec<ExprId> {
-    part.effects
-        .iter()
-        .filter_map(|e| match e.value {
-            Value::Expr(x) => Some(x),
-            Value::Undefined => None,
-        })
-        .chain(part.fault)
-        .collect()
+    part.formulas()
 }

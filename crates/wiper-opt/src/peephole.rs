@@ -446,7 +446,10 @@ fn fold_address(
         }
         _ => return None,
     };
-    if add.op0_kind() != OpKind::Register {
+    // Not `esp`: the stack pointer is outside the liveness universe, so
+    // "dead after `x`" cannot be told, and later `[esp+d]` operands rely on
+    // the adjustment.
+    if add.op0_kind() != OpKind::Register || reg_bit(add.op0_register()).is_none() {
         return None;
     }
     let a = add.op0_register();
@@ -778,6 +781,31 @@ mod tests {
         insta::assert_snapshot!(peep(f), @"
         L0:
           mov eax,[ecx+0Ch]
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: a stack-pointer adjustment. The stack pointer is outside
+    /// the liveness universe, and the later `[esp+d]` operands (of an x87
+    /// load here, passed through as it is) rely on it.
+    #[test]
+    fn a_stack_pointer_adjustment_stays() {
+        let f = function(|a| {
+            a.sub(esp, 12)?;
+            a.fild(dword_ptr(esp + 16))?;
+            a.fild(dword_ptr(esp + 20))?;
+            a.faddp(st1, st0)?;
+            a.add(esp, 12)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          sub esp,0Ch
+          fild dword [esp+10h]
+          fild dword [esp+14h]
+          faddp
+          add esp,0Ch
           ret
           exit
         ");

@@ -15,6 +15,10 @@ const SYS_SETITIMER: i32 = 104;
 const SYS_RT_SIGRETURN: i32 = 173;
 const SYS_RT_SIGACTION: i32 = 174;
 const SYS_SIGALTSTACK: i32 = 186;
+const SYS_SET_THREAD_AREA: i32 = 243;
+/// `struct user_desc` flags: 32-bit, data, writable, limit in pages,
+/// present, usable.
+const USER_DESC_FLAGS: u32 = 0x51;
 const EINTR: i32 = 4;
 
 /// Signals caught by the harness: SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV, SIGVTALRM.
@@ -84,12 +88,36 @@ fn setup(a: &mut CodeAssembler, l: &Layout) -> Result<(), IcedError> {
         a.test(eax, eax)?;
         a.jnz(bad_sigaction)?;
     }
+    segments(a, l)?;
     a.mov(esp, l.hstack_top)?;
     a.jmp(u64::from(H_LOOP))?;
     a.set_label(&mut bad_altstack)?;
     fail(a, EXIT_SIGALTSTACK)?;
     a.set_label(&mut bad_sigaction)?;
     fail(a, EXIT_SIGACTION)
+}
+
+/// `gs` and `fs` get segments based at [`GS_BASE`] and [`FS_BASE`]
+/// (`set_thread_area`, then the selector of the entry the kernel chose).
+fn segments(a: &mut CodeAssembler, l: &Layout) -> Result<(), IcedError> {
+    let mut bad = a.create_label();
+    for (desc, seg) in [(l.d_gs_desc, gs), (l.d_fs_desc, fs)] {
+        a.mov(eax, SYS_SET_THREAD_AREA)?;
+        a.mov(ebx, desc)?;
+        a.int(0x80)?;
+        a.test(eax, eax)?;
+        a.jnz(bad)?;
+        a.mov(eax, dword_ptr(desc))?; // entry_number
+        a.shl(eax, 3)?;
+        a.or(eax, 3)?; // GDT, ring 3
+        a.mov(seg, ax)?;
+    }
+    let mut done = a.create_label();
+    a.jmp(done)?;
+    a.set_label(&mut bad)?;
+    fail(a, EXIT_SET_THREAD_AREA)?;
+    a.set_label(&mut done)?;
+    a.nop()
 }
 
 /// Main loop: read a record, load the window, arm the timer, load the
@@ -366,6 +394,14 @@ pub(crate) fn build_elf(
     put(l.d_stack_t, l.d_altstack);
     put(l.d_stack_t + 4, 0);
     put(l.d_stack_t + 8, l.altstack_size);
+    // user_desc: entry_number -1 (the kernel picks one), base, limit
+    // 0xfffff pages, flags.
+    for (desc, base) in [(l.d_gs_desc, GS_BASE), (l.d_fs_desc, FS_BASE)] {
+        put(desc, u32::MAX);
+        put(desc + 4, base);
+        put(desc + 8, 0xf_ffff);
+        put(desc + 12, USER_DESC_FLAGS);
+    }
     // itimerval: it_interval = 0, it_value = timeout.
     put(l.d_itimer + 8, cfg.timeout_ms / 1000);
     put(l.d_itimer + 12, (cfg.timeout_ms % 1000) * 1000);

@@ -8,6 +8,17 @@ pub const SCRATCH_SIZE: usize = 4096;
 /// Largest window length a batch may use.
 pub const MAX_SCRATCH_SIZE: usize = 0x1_0000;
 
+/// Base address of the `gs` segment while code under test runs (a thread
+/// pointer, as glibc and musl load into `gs`): below the window, so that
+/// `gs:[d]` reaches window byte `d - 0x1000` and an offset into the window
+/// never wraps around 4 GiB (an access across the end of a segment
+/// faults).
+pub const GS_BASE: u32 = SCRATCH_BASE - 0x1000;
+/// Base address of the `fs` segment while code under test runs: below the
+/// window too, apart from [`GS_BASE`] (`fs:[d]` reaches window byte
+/// `d - 0x2000`).
+pub const FS_BASE: u32 = SCRATCH_BASE - 0x2000;
+
 /// Start of the landing zone: `LANDING_SIZE` bytes of `int3` around the code
 /// under test. Control arriving at any `int3` byte of it is recorded as the
 /// target address (see [`crate::is_landing_address`]).
@@ -90,6 +101,7 @@ pub(crate) const EXIT_PARTIAL: u32 = 93;
 pub(crate) const EXIT_WRITE: u32 = 94;
 pub(crate) const EXIT_SIGNAL_IN_HARNESS: u32 = 95;
 pub(crate) const EXIT_SETITIMER: u32 = 96;
+pub(crate) const EXIT_SET_THREAD_AREA: u32 = 97;
 
 const PAGE: u32 = 0x1000;
 const ALTSTACK_SIZE: u32 = 0x1_0000;
@@ -127,6 +139,10 @@ pub(crate) struct Layout {
     pub d_save_frame: u32,
     /// `popad`+`popfd` source (9 dwords) built from the input record.
     pub d_load_frame: u32,
+    /// `struct user_desc` for `set_thread_area` (16 bytes), for `gs`.
+    pub d_gs_desc: u32,
+    /// The same for `fs`.
+    pub d_fs_desc: u32,
     /// Input record buffer.
     pub d_in: u32,
     /// Output record buffer.
@@ -157,6 +173,8 @@ impl Layout {
         let d_save_esp = DATA_BASE + 0x40;
         let d_save_frame = DATA_BASE + 0x60;
         let d_load_frame = DATA_BASE + 0xa0;
+        let d_gs_desc = DATA_BASE + 0xd0;
+        let d_fs_desc = DATA_BASE + 0xe0;
         let d_in = DATA_BASE + 0x100;
         let d_out = align_up(d_in + in_size, 64);
         let d_altstack = align_up(d_out + out_size, PAGE);
@@ -175,6 +193,8 @@ impl Layout {
             d_save_esp,
             d_save_frame,
             d_load_frame,
+            d_gs_desc,
+            d_fs_desc,
             d_in,
             d_out,
             d_altstack,

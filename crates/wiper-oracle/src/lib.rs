@@ -29,7 +29,10 @@
 //! `eax..edi` with `popad` and EFLAGS with `popfd` from a frame in harness data,
 //! sets `esp` last with `mov esp, [abs]`, and jumps to [`CODE_BASE`]. Only CF,
 //! PF, AF, ZF, SF, OF and DF come from the state ([`flags::MASK`]); IF is on, TF,
-//! AC and NT off. Segment registers are the kernel's flat ones.
+//! AC and NT off. `cs`, `ds`, `es` and `ss` are the kernel's flat segments;
+//! `gs` and `fs` are segments based at [`GS_BASE`] and [`FS_BASE`], below
+//! the window (set up once with `set_thread_area`), so `gs:[d]` reaches
+//! window bytes as a thread pointer's offsets do.
 //!
 //! Control leaves the code under test in one of three ways:
 //! * **fall-through**: the `jmp` at [`fallthrough_address`] reaches a stub that
@@ -72,8 +75,8 @@
 //!
 //! # Limitations
 //! * Only the general-purpose registers, the flags of [`flags::MASK`] and the
-//!   window are controlled and observed; x87/SSE state, segment registers and
-//!   other EFLAGS bits are not.
+//!   window are controlled and observed; x87/SSE state, segment registers
+//!   (fixed as above) and other EFLAGS bits are not.
 //! * Code under test must not make system calls that touch stdin/stdout or
 //!   block; `exit` is tolerated ([`Fault::ProcessDied`]).
 //! * The code under test is mapped read-only: self-modifying code faults.
@@ -107,8 +110,8 @@ use iced_x86::code_asm::CodeAssembler;
 use iced_x86::{BlockEncoder, BlockEncoderOptions, IcedError, Instruction, InstructionBlock};
 
 pub use layout::{
-    fallthrough_address, CODE_BASE, FALLTHROUGH_JMP_LEN, LANDING_BASE, LANDING_SIZE, MAX_CODE_LEN,
-    MAX_SCRATCH_SIZE, SCRATCH_BASE, SCRATCH_SIZE,
+    fallthrough_address, CODE_BASE, FALLTHROUGH_JMP_LEN, FS_BASE, GS_BASE, LANDING_BASE,
+    LANDING_SIZE, MAX_CODE_LEN, MAX_SCRATCH_SIZE, SCRATCH_BASE, SCRATCH_SIZE,
 };
 pub use state::{
     flags, is_landing_address, CpuState, Fault, Outcome, EAX, EBP, EBX, ECX, EDI, EDX, ESI, ESP,

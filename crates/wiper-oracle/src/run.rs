@@ -78,6 +78,7 @@ pub(crate) fn run(
                     | EXIT_PARTIAL
                     | EXIT_WRITE
                     | EXIT_SETITIMER
+                    | EXIT_SET_THREAD_AREA
             ) {
                 return Err(OracleError::Harness(format!(
                     "harness failed with exit code {code} at state {}",

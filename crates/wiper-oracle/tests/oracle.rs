@@ -591,3 +591,44 @@ fn garbage_esp_and_memory_indirect_call() {
         Some(fallthrough_address(code.len()))
     );
 }
+
+/// `gs` and `fs` are based below the window: `mov eax, gs:[d]` reads the
+/// window at `GS_BASE + d`, a store through `fs` writes at `FS_BASE + d`,
+/// and `lea` ignores the segment.
+#[test]
+fn gs_and_fs_are_based_in_the_window() {
+    use wiper_oracle::iced_x86::MemoryOperand;
+    use wiper_oracle::{FS_BASE, GS_BASE};
+    let operand = |base: Register, displacement: i64, segment: Register| {
+        MemoryOperand::new(base, Register::None, 1, displacement, 4, false, segment)
+    };
+    let load = Instruction::with2(
+        Code::Mov_r32_rm32,
+        Register::EAX,
+        operand(Register::None, 0x1008, Register::GS),
+    )
+    .unwrap();
+    let store = Instruction::with2(
+        Code::Mov_rm32_r32,
+        operand(Register::ECX, 4, Register::FS),
+        Register::EBX,
+    )
+    .unwrap();
+    let lea = Instruction::with2(
+        Code::Lea_r32_m,
+        Register::EDX,
+        operand(Register::ECX, 4, Register::GS),
+    )
+    .unwrap();
+    let mut s = CpuState::new();
+    let at = (GS_BASE + 0x1008 - SCRATCH_BASE) as usize;
+    s.mem[at..at + 4].copy_from_slice(&0x1122_3344u32.to_le_bytes());
+    s.regs[ECX] = 0x2020;
+    s.regs[EBX] = 0xcafe_f00d;
+    let out = run_instructions(&[load, store, lea], &[s]).unwrap();
+    let o = &out[0];
+    assert_eq!(o.fault, None);
+    assert_eq!(o.state.regs[EAX], 0x1122_3344);
+    assert_eq!(o.state.read_u32(FS_BASE + 0x2024), Some(0xcafe_f00d));
+    assert_eq!(o.state.regs[EDX], 0x2024);
+}

@@ -412,7 +412,7 @@ const STRING: &[Code] = codes!(
 const MISC: &[Code] = codes!(Nopd, Nopw, Nop_rm16, Nop_rm32, Endbr32, Cld, Std, Clc, Stc, Cmc);
 
 /// The barriers (`int 0x80`, `hlt`): lifted to a barrier part, not executed.
-const BARRIERS: &[Code] = codes!(Int_imm8, Hlt);
+const BARRIERS: &[Code] = codes!(Int_imm8, Hlt, Ud2, Int3);
 
 /// Every supported instruction form except the barriers, in table order.
 /// Every one of them lifts (for 32-bit addressing without `fs`/`gs`
@@ -434,7 +434,8 @@ pub fn supported_codes() -> Vec<Code> {
     .concat()
 }
 
-/// The barrier forms: `int imm8` (only `int 0x80`) and `hlt`. They lift to a
+/// The barrier forms: `int imm8` (only `int 0x80`), and `hlt`, `ud2` and
+/// `int3`, which stop the process with a signal. They lift to a
 /// part with no effects marked [`crate::Barrier`]; [`crate::execute`] refuses
 /// them.
 pub fn barrier_codes() -> Vec<Code> {

@@ -120,6 +120,7 @@ impl<'a> Seq<'a> {
             effects: kept,
             fault: None,
             barrier: None,
+            opaque: None,
         });
     }
 
@@ -148,6 +149,13 @@ impl<'a> Seq<'a> {
         self.parts.last_mut().expect("just pushed").barrier = Some(barrier);
     }
 
+    /// Appends the original instruction as an opaque part reading `inputs`
+    /// ([`crate::Opaque`]).
+    pub fn opaque(&mut self, effects: Vec<Effect>, inputs: Vec<ExprId>) {
+        self.whole(effects);
+        self.parts.last_mut().expect("just pushed").opaque = Some(crate::part::Opaque { inputs });
+    }
+
     /// Gives the last part the divide-error condition `cond`.
     pub fn set_fault(&mut self, cond: ExprId) {
         self.parts.last_mut().expect("a part").fault = Some(cond);
@@ -167,8 +175,22 @@ impl<'a> Seq<'a> {
         }
     }
 
-    /// The effective address of the memory operand (flat segments: the
-    /// segment base is 0), as a formula.
+    /// The address a memory access of the original instruction reaches: its
+    /// effective address plus the base of an `fs`/`gs` segment (the other
+    /// segments are flat: base 0).
+    pub fn mem_addr(&mut self) -> ExprId {
+        let a = self.addr();
+        let base = match self.ins.memory_segment() {
+            Register::FS => Loc::FsBase,
+            Register::GS => Loc::GsBase,
+            _ => return a,
+        };
+        let b = self.var(base);
+        self.pool.add(b, a)
+    }
+
+    /// The effective address of the memory operand (its offset in the
+    /// segment; what `lea` computes), as a formula.
     pub fn addr(&mut self) -> ExprId {
         let ins = self.ins;
         let mut a = self.pool.bv(u64::from(ins.memory_displacement32()), 32);
@@ -197,7 +219,7 @@ impl<'a> Seq<'a> {
         match self.ins.op_kind(op) {
             OpKind::Register => self.get_reg(self.ins.op_register(op)),
             OpKind::Memory => {
-                let a = self.addr();
+                let a = self.mem_addr();
                 self.load(a, w)
             }
             OpKind::NearBranch32 => self.pool.bv(u64::from(self.ins.near_branch32()), 32),
@@ -210,7 +232,7 @@ impl<'a> Seq<'a> {
         match self.ins.op_kind(op) {
             OpKind::Register => self.set_reg(self.ins.op_register(op), v),
             OpKind::Memory => {
-                let a = self.addr();
+                let a = self.mem_addr();
                 self.store(a, v)
             }
             k => unreachable!("write to operand kind {k:?}"),

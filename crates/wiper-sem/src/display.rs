@@ -15,17 +15,19 @@ const FORMULA_COLUMN: usize = 40;
 
 /// The lines of `part`: its text, then one `dst := formula` per effect (the
 /// first on the text's line), the divide-error condition as `#DE if …`, or
-/// the barrier. Formulas are cut at `max_len` bytes.
+/// the barrier; an opaque part first lists what it reads (`opaque, reads
+/// …`). Formulas are cut at `max_len` bytes.
 pub fn part_lines(pool: &ExprPool, part: &Part, max_len: usize) -> Vec<String> {
     let printer = Printer::infix().with_max_len(max_len);
-    let mut notes: Vec<String> = part
-        .effects
-        .iter()
-        .map(|e| match e.value {
-            Value::Expr(x) => format!("{} := {}", e.dst, printer.print(pool, x)),
-            Value::Undefined => format!("{} := undefined", e.dst),
-        })
-        .collect();
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(o) = &part.opaque {
+        let inputs: Vec<String> = o.inputs.iter().map(|x| printer.print(pool, *x)).collect();
+        notes.push(format!("opaque, reads {}", inputs.join(", ")));
+    }
+    notes.extend(part.effects.iter().map(|e| match e.value {
+        Value::Expr(x) => format!("{} := {}", e.dst, printer.print(pool, x)),
+        Value::Undefined => format!("{} := undefined", e.dst),
+    }));
     if let Some(c) = part.fault {
         notes.push(format!("#DE if {}", printer.print(pool, c)));
     }

@@ -20,6 +20,10 @@ pub struct MachineState {
     pub eip: u32,
     /// The known memory bytes; reading any other byte is an error.
     pub mem: BTreeMap<u32, u8>,
+    /// The base address of the `fs` segment.
+    pub fs_base: u32,
+    /// The base address of the `gs` segment (the thread pointer).
+    pub gs_base: u32,
 }
 
 impl MachineState {
@@ -82,6 +86,12 @@ pub enum ExecError {
         /// Address of the instruction.
         addr: u32,
     },
+    /// The instruction is opaque: wiper has no formulas for its results.
+    #[error("opaque instruction at {addr:#x} is not executed")]
+    Opaque {
+        /// Address of the instruction.
+        addr: u32,
+    },
     /// A register, memory or `eip` would receive a value computed from an
     /// undefined flag.
     #[error("{loc} at {addr:#x} depends on an undefined value")]
@@ -125,7 +135,9 @@ impl Env for Machine<'_> {
             Loc::Flag(f) => Some(u64::from(self.state.flag(f))),
             Loc::Temp(t) => self.temps.get(&t.0).map(|&v| u64::from(v)),
             Loc::Eip => Some(u64::from(self.state.eip)),
-            Loc::Mem => None,
+            Loc::FsBase => Some(u64::from(self.state.fs_base)),
+            Loc::GsBase => Some(u64::from(self.state.gs_base)),
+            Loc::Mem | Loc::Fpu => None,
         }
     }
 
@@ -215,6 +227,9 @@ impl Machine<'_> {
         let addr = part.origin;
         if let Some(barrier) = part.barrier {
             return Err(ExecError::Barrier { barrier, addr });
+        }
+        if part.opaque.is_some() {
+            return Err(ExecError::Opaque { addr });
         }
         if let Some(c) = part.fault {
             match self.eval(c) {

@@ -54,19 +54,25 @@ mod text;
 pub use codes::{barrier_codes, supported_codes};
 pub use exec::{execute, ExecError, Executed, MachineState, MAX_REP_ITERATIONS};
 pub use lift::lift;
-pub use loc::{is_undefined_var, loc_var, undefined_var, Flag, Loc, Reg, Temp, UNDEFINED_PREFIX};
-pub use part::{Barrier, Effect, Lifted, Part, Value};
+pub use loc::{
+    is_opaque_var, is_undefined_var, loc_var, opaque_var, undefined_var, Flag, Loc, Reg, Temp,
+    OPAQUE_SUFFIX, UNDEFINED_PREFIX,
+};
+pub use part::{Barrier, Effect, Lifted, Opaque, Part, Value};
 
 /// Why an instruction could not be lifted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SemError {
-    /// wiper has no semantics for this instruction (or this form of it).
-    #[error("unsupported instruction {mnemonic} at {addr:#x}")]
+    /// wiper can neither give this instruction formulas nor pass it through
+    /// as an opaque part.
+    #[error("unsupported instruction {mnemonic} at {addr:#x}: {reason}")]
     Unsupported {
         /// The mnemonic with its prefixes, as objdump prints it (`rcl`, `rep movs`).
         mnemonic: String,
         /// Address of the instruction.
         addr: u32,
+        /// Why (`it transfers control`, `16-bit addressing`, ...).
+        reason: String,
     },
     /// The bytes do not decode to an instruction.
     #[error("invalid instruction at {addr:#x}")]

@@ -102,6 +102,17 @@ pub enum Loc {
     Mem,
     /// The instruction pointer; assigned only by parts that transfer control.
     Eip,
+    /// The base address of the `fs` segment (read-only: writes to segment
+    /// registers are unsupported).
+    FsBase,
+    /// The base address of the `gs` segment: the thread pointer of glibc
+    /// and musl on i386.
+    GsBase,
+    /// Every other piece of machine state (x87, MMX, SSE and AVX registers,
+    /// their control and status words, ...) as one location, which only
+    /// opaque parts (instructions without formulas) read and write: it keeps
+    /// them in order among themselves.
+    Fpu,
 }
 
 impl fmt::Display for Loc {
@@ -112,6 +123,9 @@ impl fmt::Display for Loc {
             Loc::Temp(t) => write!(f, "{t}"),
             Loc::Mem => f.write_str("mem"),
             Loc::Eip => f.write_str("eip"),
+            Loc::Fpu => f.write_str("fpu"),
+            Loc::FsBase => f.write_str("fs_base"),
+            Loc::GsBase => f.write_str("gs_base"),
         }
     }
 }
@@ -120,7 +134,9 @@ impl Loc {
     /// The sort of the location's formula variable.
     pub fn sort(self) -> Sort {
         match self {
-            Loc::Reg(_) | Loc::Temp(_) | Loc::Eip => Sort::Bv(32),
+            Loc::Reg(_) | Loc::Temp(_) | Loc::Eip | Loc::Fpu | Loc::FsBase | Loc::GsBase => {
+                Sort::Bv(32)
+            }
             Loc::Flag(_) => Sort::Bv(1),
             Loc::Mem => Sort::Mem,
         }
@@ -139,6 +155,9 @@ impl Loc {
         match name {
             "mem" => return Some(Loc::Mem),
             "eip" => return Some(Loc::Eip),
+            "fpu" => return Some(Loc::Fpu),
+            "fs_base" => return Some(Loc::FsBase),
+            "gs_base" => return Some(Loc::GsBase),
             _ => {}
         }
         let digits = name.strip_prefix('t')?;
@@ -158,7 +177,8 @@ impl Loc {
 /// The formula variable of `loc`: registers are 32-bit variables named
 /// `eax`…`edi`, flags 1-bit variables `cf`, `pf`, `af`, `zf`, `sf`, `of`, `df`,
 /// temporaries 32-bit `t0`, `t1`, …, memory the memory variable `mem`, EIP a
-/// 32-bit `eip`. In a part's formulas it means the location's value before
+/// 32-bit `eip`, the segment bases 32-bit `fs_base` and `gs_base`, the other
+/// machine state a 32-bit `fpu` (a token: no part computes with its value). In a part's formulas it means the location's value before
 /// the part.
 pub fn loc_var(pool: &mut ExprPool, loc: Loc) -> ExprId {
     match loc {
@@ -191,6 +211,23 @@ pub fn is_undefined_var(pool: &ExprPool, var: VarId) -> bool {
     pool.var_name(var).starts_with(UNDEFINED_PREFIX)
 }
 
+/// Suffix of the names of *opaque-value* variables (`eax'`, `zf'`, `mem0_64'`).
+pub const OPAQUE_SUFFIX: char = '\'';
+
+/// The variable `<name>'` of `width` bits: "the value an opaque instruction
+/// computes" for the location `name` (`eax`, `ax`, `zf`, `fpu`, or `memK`
+/// for its K-th stored chunk of N bits: `memK_N`). Like an [`undefined_var`] it is free (Z3
+/// treats it as unknown), but it is not undefined: the processor computes
+/// it, wiper has no formula for it ([`crate::Opaque`]).
+pub fn opaque_var(pool: &mut ExprPool, name: &str, width: u32) -> ExprId {
+    pool.var(&format!("{name}{OPAQUE_SUFFIX}"), width)
+}
+
+/// Whether `var` is an opaque-value variable ([`opaque_var`]).
+pub fn is_opaque_var(pool: &ExprPool, var: VarId) -> bool {
+    pool.var_name(var).ends_with(OPAQUE_SUFFIX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,7 +237,15 @@ mod tests {
         let mut pool = ExprPool::new();
         let mut locs: Vec<Loc> = Reg::ALL.iter().map(|&r| Loc::Reg(r)).collect();
         locs.extend(Flag::ALL.iter().map(|&f| Loc::Flag(f)));
-        locs.extend([Loc::Temp(Temp(0)), Loc::Temp(Temp(12)), Loc::Mem, Loc::Eip]);
+        locs.extend([
+            Loc::Temp(Temp(0)),
+            Loc::Temp(Temp(12)),
+            Loc::Mem,
+            Loc::Eip,
+            Loc::Fpu,
+            Loc::FsBase,
+            Loc::GsBase,
+        ]);
         for loc in locs {
             let v = loc_var(&mut pool, loc);
             let var = pool.as_var(v).unwrap();
@@ -210,6 +255,10 @@ mod tests {
         assert_eq!(Loc::from_var_name("?cf"), None);
         let u = undefined_var(&mut pool, Flag::Of);
         assert!(is_undefined_var(&pool, pool.as_var(u).unwrap()));
+        let o = opaque_var(&mut pool, "ax", 16);
+        let o = pool.as_var(o).unwrap();
+        assert!(is_opaque_var(&pool, o) && !is_undefined_var(&pool, o));
+        assert_eq!(Loc::of_var(&pool, o), None);
     }
 
     #[test]

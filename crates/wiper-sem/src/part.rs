@@ -38,8 +38,28 @@ pub enum Barrier {
     /// `int 0x80`: a Linux system call (reads registers and memory, writes
     /// `eax` and memory, may not return).
     Syscall,
-    /// `hlt` (privileged: faults in user mode).
+    /// `hlt` (privileged: faults in user mode), `ud2` (an invalid opcode)
+    /// or `int3` (a breakpoint): the process stops with a signal.
     Halt,
+}
+
+/// What wiper knows of an instruction it has no formulas for (x87, SSE,
+/// `cpuid`, ...): an *opaque* part. Its footprint comes from iced's
+/// instruction info: the formulas of the values it reads are
+/// [`Opaque::inputs`]; each location it writes gets an effect whose formula
+/// reaches a fresh *opaque-value* variable (`eax'`, `zf'`, `fpu'`, `mem0_64'`,
+/// see [`crate::is_opaque_var`]) for the value the processor computes, so
+/// that the bits it keeps (the upper half of `eax` under `fnstsw ax`) and
+/// the addresses it stores at are formulas like any other. It is never
+/// evaluated ([`crate::execute`] refuses it); later stages emit it as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Opaque {
+    /// The values the instruction reads, as formulas over the state before
+    /// it: registers (also those it writes only in part or conditionally),
+    /// flags, `fpu`, and a `loadN(mem, address)` per memory operand it reads
+    /// (also those it writes only in part or conditionally), in chunks of
+    /// at most 8 bytes.
+    pub inputs: Vec<ExprId>,
 }
 
 /// One single-assignment instruction of a decoupled sequence: its effects are
@@ -66,6 +86,8 @@ pub struct Part {
     pub fault: Option<ExprId>,
     /// Set when the part is a [`Barrier`] (it then has no effects).
     pub barrier: Option<Barrier>,
+    /// Set when the part is an instruction without formulas ([`Opaque`]).
+    pub opaque: Option<Opaque>,
 }
 
 /// Locations of the free variables of `roots` (undefined-value variables are
@@ -80,16 +102,23 @@ fn vars_of(pool: &ExprPool, roots: impl IntoIterator<Item = ExprId>) -> BTreeSet
 }
 
 impl Part {
-    /// The locations the part reads: the free location variables of its
-    /// formulas (effects and fault condition). A store reads `mem` (the rest
-    /// of memory flows through), a write to `al` reads `eax` (the other 24
-    /// bits flow through).
-    pub fn reads(&self, pool: &ExprPool) -> BTreeSet<Loc> {
+    /// Every formula of the part: the effects' values, the fault condition
+    /// and an opaque part's inputs.
+    pub fn formulas(&self) -> Vec<ExprId> {
         let values = self.effects.iter().filter_map(|e| match e.value {
             Value::Expr(x) => Some(x),
             Value::Undefined => None,
         });
-        vars_of(pool, values.chain(self.fault))
+        let inputs = self.opaque.iter().flat_map(|o| o.inputs.iter().copied());
+        values.chain(self.fault).chain(inputs).collect()
+    }
+
+    /// The locations the part reads: the free location variables of its
+    /// [`Part::formulas`] (effects, fault condition, opaque inputs). A store
+    /// reads `mem` (the rest of memory flows through), a write to `al` reads
+    /// `eax` (the other 24 bits flow through).
+    pub fn reads(&self, pool: &ExprPool) -> BTreeSet<Loc> {
+        vars_of(pool, self.formulas())
     }
 
     /// The locations the part assigns (including those it makes undefined).
@@ -145,5 +174,11 @@ impl Lifted {
     /// The barrier the instruction is, if any.
     pub fn barrier(&self) -> Option<Barrier> {
         self.parts.iter().find_map(|p| p.barrier)
+    }
+
+    /// Whether the instruction is opaque (lifted without formulas for its
+    /// results: one [`Opaque`] part).
+    pub fn is_opaque(&self) -> bool {
+        self.parts.iter().any(|p| p.opaque.is_some())
     }
 }

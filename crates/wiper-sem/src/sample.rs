@@ -7,10 +7,10 @@
 //! `OpCodeInfo` operand kinds and encoded at the [`Placement`]'s address
 //! (then decoded back, and rejected unless it decodes to the same form):
 //! random registers (all eight, `esp`/`ebp` and the byte registers `ah`..`bh`
-//! included), register or memory for `r/m` operands (half each), memory
+//! included; `xmm0`..`xmm7` for SSE forms), register or memory for `r/m` operands (half each), memory
 //! operands of every shape (absolute, base, base+disp8/disp32,
 //! base+index*scale(+disp), index*scale+disp32, base = index; an `esp` base
-//! with a small displacement), immediates with edge values, branch targets
+//! with a small displacement; one in eight through `gs` or `fs`), immediates with edge values, branch targets
 //! the placement accepts (`rel8` targets within reach on both sides, `rel32`
 //! anywhere it says), string forms with no prefix, `rep`, or (`cmps`/`scas`)
 //! `repne`, and `int 0x80`. Instance `nth` of a form
@@ -27,6 +27,18 @@ use iced_x86::{
 };
 use wiper_x86::{Rng, GPR16 as R16, GPR32 as R32, GPR8 as R8};
 
+/// The SSE registers of 32-bit code (for opaque forms).
+const XMM: [Register; 8] = [
+    Register::XMM0,
+    Register::XMM1,
+    Register::XMM2,
+    Register::XMM3,
+    Register::XMM4,
+    Register::XMM5,
+    Register::XMM6,
+    Register::XMM7,
+];
+
 /// Shift and rotate counts worth testing (masked to 5 bits by the processor).
 pub const COUNTS: [u32; 16] = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 255];
 
@@ -42,6 +54,9 @@ pub trait Placement {
     fn far_target(&self, rng: &mut Rng) -> u32;
     /// Whether a `rel8` branch of `len` bytes may target `target`.
     fn near_target(&self, target: u32, len: u32) -> bool;
+    /// The base address of segment `fs` or `gs` where the instances run
+    /// (absolute memory operands through them are offsets from it).
+    fn segment_base(&self, segment: Register) -> u32;
 }
 
 /// A placement at an address and nowhere in particular: absolute addresses
@@ -65,6 +80,10 @@ impl Placement for At {
 
     fn near_target(&self, _target: u32, _len: u32) -> bool {
         true
+    }
+
+    fn segment_base(&self, _segment: Register) -> u32 {
+        0
     }
 }
 
@@ -352,6 +371,19 @@ fn memory_operand(rng: &mut Rng, lea: bool, at: &dyn Placement) -> MemoryOperand
     } else {
         d
     };
+    // One operand in eight through `gs` or `fs` (not with an `esp` base,
+    // whose small displacement must stay near the stack): an absolute
+    // address becomes an offset from the segment's base.
+    let segment = match rng.below(16) {
+        0 if b != Register::ESP => Register::GS,
+        1 if b != Register::ESP => Register::FS,
+        _ => Register::None,
+    };
+    let d = if segment != Register::None && b == Register::None && i == Register::None && !lea {
+        i64::from((d as u32).wrapping_sub(at.segment_base(segment)) as i32)
+    } else {
+        d
+    };
     let size = if b == Register::None {
         4
     } else if d == 0 {
@@ -359,7 +391,7 @@ fn memory_operand(rng: &mut Rng, lea: bool, at: &dyn Placement) -> MemoryOperand
     } else {
         1
     };
-    MemoryOperand::new(b, i, s, d, size, false, Register::None)
+    MemoryOperand::new(b, i, s, d, size, false, segment)
 }
 
 impl Instance {
@@ -461,7 +493,9 @@ impl Instance {
                 K::r8_or_mem if rng.coin() => Op::R(*rng.choose(&R8)),
                 K::r16_or_mem if rng.coin() => Op::R(*rng.choose(&R16)),
                 K::r32_or_mem if rng.coin() => Op::R(*rng.choose(&R32)),
-                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::mem => mem(rng),
+                K::xmm_or_mem if rng.coin() => Op::R(*rng.choose(&XMM)),
+                K::xmm_reg | K::xmm_rm => Op::R(*rng.choose(&XMM)),
+                K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::xmm_or_mem | K::mem => mem(rng),
                 K::mem_offs => Op::M(MemoryOperand::new(
                     Register::None,
                     Register::None,

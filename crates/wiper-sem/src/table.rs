@@ -44,10 +44,20 @@ form a parallel assignment. `wiper lift BINARY --function NAME` prints them.
   `eax := eax[31:8] ++ v` and reads `eax`);
 * the flags `cf pf af zf sf of df`, each a one-bit location;
 * temporaries `t0`, `t1`, … (32 bits) that live within one sequence only;
-* memory `mem`, one array from 32-bit addresses to bytes (flat segments; an
-  `fs`/`gs` override is unsupported);
+* memory `mem`, one array from 32-bit linear addresses to bytes: `cs`,
+  `ds`, `es` and `ss` are flat, and an operand through `fs` or `gs` adds
+  that segment's base to its offset (`mov eax, gs:0x14` is
+  `eax := load32(mem, gs_base + 0x14)`; `lea` ignores segments);
+* the segment bases `fs_base` and `gs_base` (32 bits), which instructions
+  read but never write (a write to a segment register is unsupported);
+  glibc and musl keep the thread pointer in `gs`. The CPU conformance suite
+  puts one generated memory operand in eight through `gs` or `fs` (the
+  oracle's harness gives both segments a base);
 * `eip`, assigned only by a part that transfers control. A sequence without
-  such a part falls through to the next instruction.
+  such a part falls through to the next instruction;
+* `fpu`, every other piece of machine state (x87, MMX, SSE and AVX
+  registers, control and status words) as one location, which only opaque
+  parts read and write.
 
 ## Representation choices
 
@@ -71,10 +81,37 @@ form a parallel assignment. `wiper lift BINARY --function NAME` prints them.
   quotient does not fit. The first part of their sequence carries that
   condition as a 1-bit formula in `Part::fault`; `execute` returns
   `ExecError::DivideError` instead of taking the part's effects.
-* **Barriers.** `int 0x80` and `hlt` lift to a single part without effects,
-  marked `Part::barrier` (`Barrier::Syscall`, `Barrier::Halt`). Their effect
-  is outside the model: later stages must treat a barrier as reading and
-  writing everything. `execute` refuses them (`ExecError::Barrier`).
+* **Barriers.** `int 0x80`, `call DWORD PTR gs:0x10` (glibc's and musl's
+  system calls through the kernel's vsyscall entry, which the thread's
+  control block holds; any `call` through a `gs` operand), `hlt`, `ud2` and
+  `int3` lift to a single part without effects, marked `Part::barrier`
+  (`Barrier::Syscall`, `Barrier::Halt` for the three that stop the process
+  with a signal). Their
+  effect is outside the model: later stages must treat a barrier as reading
+  and writing everything. `execute` refuses them (`ExecError::Barrier`).
+* **Opaque instructions.** Every other instruction that falls through (x87,
+  SSE, `cpuid`, `rdtsc`, `rcl`, BCD adjustments, ...) lifts to one part
+  marked `Part::opaque`, without formulas for its results but with its
+  footprint, from iced-x86's instruction info: `Opaque::inputs` are the
+  formulas of what it reads (registers, flags, `fpu`, a `loadN(mem, a)` per
+  memory chunk of at most 8 bytes); each location it writes gets an effect
+  whose formula reaches a fresh *opaque-value* variable (`eax'`, `zf'`,
+  `fpu'`, `mem0_64'`), so the bits a partial write keeps (`fnstsw ax`:
+  `eax := eax[31:16] ++ ax'`) and the addresses it stores at are formulas
+  like any other; `esp` moves by iced's stack-pointer increment (`pushfd`:
+  `esp := esp - 0x4`). Registers, flags and memory it writes in part or
+  conditionally are inputs too (their old values may survive); every
+  opaque part reads and writes `fpu`, which keeps them in order among
+  themselves. Later stages emit it as it is, after putting its known inputs
+  in the machine. `execute` refuses it (`ExecError::Opaque`). The CPU test
+  `tests/opaque.rs` checks, per form, that every location the processor
+  changes is written and that the written locations depend on nothing but
+  the inputs. What cannot be passed through this way stays
+  `unsupported instruction <mnemonic> at <address>: <reason>`: control
+  transfers without semantics (far jumps and calls, `int n` other than
+  `int 0x80`, ...), `rep` string instructions without semantics, writes to
+  segment registers, 16-bit addressing, vector-indexed memory and memory
+  operands of unknown size (`xsave`).
 * **`rep` string instructions** are a loop in the CFG sense: the sequence is
   one iteration, every part guarded by `ecx != 0` (the location keeps its
   value when `ecx` is 0), then `ecx` is decremented and a last part
@@ -259,10 +296,10 @@ pub fn semantics_markdown() -> String {
         w,
         "{} forms (iced-x86 `Code`s) from `wiper_sem::supported_codes()`, plus {} \
          barrier forms from `barrier_codes()`. String forms are supported with \
-         and without `rep` (`repe`/`repne` for `cmps`/`scas`). Anything else is \
-         `unsupported instruction <mnemonic> at <address>`; so are supported forms \
-         with 16-bit addressing or an `fs`/`gs` override, `int` other than \
-         `int 0x80`, and `repne` on `movs`/`stos`/`lods`.\n",
+         and without `rep` (`repe`/`repne` for `cmps`/`scas`). Anything else, and \
+         supported forms with 16-bit addressing or `repne` on `movs`/`stos`/`lods`, \
+         is an opaque part when it can be passed through (see Opaque instructions \
+         above), else `unsupported instruction <mnemonic> at <address>: <reason>`.\n",
         codes.len(),
         barriers.len()
     );

@@ -140,7 +140,10 @@ fn wiper_footprint(reads: &BTreeSet<Loc>, writes: &BTreeSet<Loc>) -> Footprint {
                 fp.flags_read.insert(f);
             }
             Loc::Mem => fp.mem_read = true,
-            Loc::Temp(_) | Loc::Eip => {} // rule 7 (eip); temps are internal
+            // rule 7 (eip); temps are internal; `fpu` (x87/SSE state) is
+            // not modelled on iced's side here (tests/opaque.rs checks it),
+            // nor segment bases (segment registers are ignored).
+            Loc::Temp(_) | Loc::Eip | Loc::Fpu | Loc::FsBase | Loc::GsBase => {}
         }
     }
     for l in writes {
@@ -153,7 +156,7 @@ fn wiper_footprint(reads: &BTreeSet<Loc>, writes: &BTreeSet<Loc>) -> Footprint {
             }
             Loc::Mem => fp.mem_written = true,
             Loc::Eip => fp.eip_written = true,
-            Loc::Temp(_) => {}
+            Loc::Temp(_) | Loc::Fpu | Loc::FsBase | Loc::GsBase => {}
         }
     }
     fp

@@ -69,3 +69,46 @@ fn every_instruction_of_the_test_binaries_lifts() {
         assert!(decoupled.contains_key(m), "no decoupled {m}: {decoupled:?}");
     }
 }
+
+/// How many functions of each real binary (testdata/real) lift with no
+/// error, and the mnemonics that fail most often. Ignored: a measurement
+/// (docs/real-binaries.md), not a check. `cargo test --release -p wiper-sem
+/// --test testdata_lifts measure_real_binaries -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_real_binaries() {
+    for name in wiper_testkit::REAL_BINARIES {
+        let bin = Binary::open(&wiper_testkit::real_bin(name)).unwrap();
+        let mut dis = Disassembler::new(&bin);
+        let entries = dis.discover_functions();
+        let (mut decoded, mut clean, mut instructions, mut failed) = (0, 0, 0, 0);
+        let mut mnemonics: BTreeMap<String, usize> = BTreeMap::new();
+        for entry in entries.iter().copied() {
+            let Ok(f) = dis.function(entry) else { continue };
+            decoded += 1;
+            let mut pool = ExprPool::new();
+            let mut ok = true;
+            for ins in f.instructions() {
+                instructions += 1;
+                if let Err(e) = lift(&mut pool, ins) {
+                    ok = false;
+                    failed += 1;
+                    let m = match e {
+                        wiper_sem::SemError::Unsupported { mnemonic, .. } => mnemonic,
+                        e => e.to_string(),
+                    };
+                    *mnemonics.entry(m).or_default() += 1;
+                }
+            }
+            clean += usize::from(ok);
+        }
+        let mut top: Vec<(usize, String)> = mnemonics.into_iter().map(|(m, n)| (n, m)).collect();
+        top.sort_by(|a, b| b.cmp(a));
+        println!(
+            "{name}: {} functions, {decoded} decode, {clean} lift with no error; \
+             {instructions} instructions, {failed} unsupported; most: {:?}",
+            entries.len(),
+            &top[..top.len().min(12)]
+        );
+    }
+}

@@ -32,6 +32,8 @@ struct Z3State {
     temps: BTreeMap<u8, u32>,
     eip: u32,
     mem: BTreeMap<u32, u8>,
+    fs_base: u32,
+    gs_base: u32,
 }
 
 /// Outcome of running the formulas through Z3.
@@ -66,6 +68,8 @@ impl Z3State {
             temps: BTreeMap::new(),
             eip: st.eip,
             mem: st.mem.clone(),
+            fs_base: st.fs_base,
+            gs_base: st.gs_base,
         }
     }
 
@@ -85,7 +89,9 @@ impl Z3State {
                 Loc::Flag(f) => self.flags[f.index()].map(|x| bv(u64::from(x), 1)),
                 Loc::Temp(t) => Some(bv(u64::from(self.temps[&t.0]), 32)),
                 Loc::Eip => Some(bv(u64::from(self.eip), 32)),
-                Loc::Mem => unreachable!(),
+                Loc::FsBase => Some(bv(u64::from(self.fs_base), 32)),
+                Loc::GsBase => Some(bv(u64::from(self.gs_base), 32)),
+                Loc::Mem | Loc::Fpu => unreachable!(),
             };
             if let Some(value) = value {
                 out.push((b.clone(), value));

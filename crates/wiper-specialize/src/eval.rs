@@ -28,6 +28,8 @@ pub fn base_var_name(b: Base) -> &'static str {
     match b {
         Base::Stack => "@stack",
         Base::Load => "@load",
+        Base::Fs => "@fs",
+        Base::Gs => "@gs",
     }
 }
 
@@ -65,12 +67,15 @@ pub struct Evaluated {
     /// Whether some formula could not be specialized to something the
     /// machine can compute (a symbolic base stayed in a residual formula).
     pub needs_fallback: bool,
+    /// Whether the instruction is opaque (`wiper_sem::Opaque`): it is
+    /// always emitted, after its known inputs are materialized.
+    pub opaque: bool,
 }
 
 impl Evaluated {
     /// Whether the instruction leaves anything for the residual program.
     pub fn has_residual(&self) -> bool {
-        !self.regs.is_empty() || !self.flags.is_empty() || self.mem.is_some()
+        !self.regs.is_empty() || !self.flags.is_empty() || self.mem.is_some() || self.opaque
     }
 }
 
@@ -184,6 +189,14 @@ impl<'a> Evaluator<'a> {
         for part in &lifted.parts {
             let mut results = std::mem::take(&mut self.scratch.results);
             self.scratch.next_part();
+            if let Some(opaque) = &part.opaque {
+                // Its inputs are read (known memory, unsynced values) like
+                // any formula's; their values matter only to the machine.
+                self.out.opaque = true;
+                for &input in &opaque.inputs {
+                    self.spec(input);
+                }
+            }
             for eff in &part.effects {
                 let v = match eff.value {
                     Value::Expr(e) => Some(self.spec(e)),
@@ -261,8 +274,10 @@ impl<'a> Evaluator<'a> {
                     self.out.flags.push((f, e));
                 }
             }
-            Loc::Temp(_) => {}
+            // The store has no place for `fpu`: the machine always holds it.
+            Loc::Temp(_) | Loc::Fpu => {}
             Loc::Mem | Loc::Eip => unreachable!("handled by the caller"),
+            Loc::FsBase | Loc::GsBase => unreachable!("no instruction assigns a segment base"),
         }
         // Undefined: reads see "the machine's value".
         let s = sexpr.unwrap_or_else(|| SExpr::Dyn(loc_var(self.pool, loc)));
@@ -397,6 +412,10 @@ impl<'a> Evaluator<'a> {
                 None => SExpr::Dyn(e),
             },
             Loc::Mem => SExpr::Dyn(self.cur_mem),
+            Loc::Fpu => SExpr::Dyn(e),
+            // A segment base is a symbolic base the machine always holds.
+            Loc::FsBase => SExpr::Known(SVal::Addr(Base::Fs, 0)),
+            Loc::GsBase => SExpr::Known(SVal::Addr(Base::Gs, 0)),
             // A temporary read before written: cannot happen in a lifted
             // sequence; keep it residual so the fallback handles it.
             Loc::Temp(_) | Loc::Eip => {

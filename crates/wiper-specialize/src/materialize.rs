@@ -141,6 +141,11 @@ impl<'a> Emitter<'a> {
                 });
                 self.materialized += 1;
             }
+            // wiper-sem adds a segment base only to the addresses of memory
+            // accesses, so no register or memory value is relative to one.
+            SVal::Addr(Base::Fs | Base::Gs, _) => {
+                unreachable!("a segment-relative value outside an address")
+            }
         }
     }
 
@@ -349,11 +354,17 @@ impl<'a> Emitter<'a> {
         store.real_esp = store.real_esp.wrapping_add(8);
     }
 
-    /// A memory operand for a stack or absolute location.
+    /// A memory operand for a stack, absolute or segment-relative location.
     fn operand(&self, store: &Store, region: Region, off: u32) -> MemoryOperand {
+        let in_segment = |segment| {
+            let none = Register::None;
+            MemoryOperand::new(none, none, 1, i64::from(off), 4, false, segment)
+        };
         match region {
             Region::Of(Base::Stack) => esp_mem(off.wrapping_sub(store.real_esp) as i32),
             Region::Abs => MemoryOperand::with_displ(u64::from(off), 4),
+            Region::Of(Base::Fs) => in_segment(Register::FS),
+            Region::Of(Base::Gs) => in_segment(Register::GS),
             Region::Of(Base::Load) => unreachable!("load-relative operands need a base register"),
         }
     }

@@ -23,6 +23,13 @@ pub enum Base {
     Stack,
     /// The load address of a position-independent executable.
     Load,
+    /// The base of the `fs` segment.
+    Fs,
+    /// The base of the `gs` segment: the thread pointer (glibc and musl keep
+    /// the thread's control block there: the stack-protector canary at
+    /// `gs:0x14`, the vsyscall entry at `gs:0x10`). Only memory addresses
+    /// are relative to it; no register holds such a value.
+    Gs,
 }
 
 /// A static 32-bit (or narrower) value.
@@ -35,7 +42,8 @@ pub enum SVal {
 }
 
 /// A memory region: absolute addresses, the stack frame (offsets from the
-/// entry stack pointer) or the PIE image (offsets from the load base).
+/// entry stack pointer), the PIE image (offsets from the load base) or the
+/// memory of an `fs`/`gs` segment (offsets from its base).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Region {
     /// Absolute addresses.
@@ -248,7 +256,13 @@ impl Page {
 type PageKey = u64;
 
 /// Every region, in [`Region`]'s order.
-const REGIONS: [Region; 3] = [Region::Abs, Region::Of(Base::Stack), Region::Of(Base::Load)];
+const REGIONS: [Region; 5] = [
+    Region::Abs,
+    Region::Of(Base::Stack),
+    Region::Of(Base::Load),
+    Region::Of(Base::Fs),
+    Region::Of(Base::Gs),
+];
 
 /// The page key of the page starting at `base` in `region`.
 fn page_key(region: Region, base: u32) -> PageKey {

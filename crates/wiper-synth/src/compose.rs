@@ -155,7 +155,7 @@ fn prepare(
         mem: Vec::new(),
         addr_regs: 0,
         faults: false,
-        unusable: lifted.barrier().is_some() || lifted.is_rep_loop(),
+        unusable: lifted.barrier().is_some() || lifted.is_rep_loop() || lifted.is_opaque(),
         writes_regs: 0,
         writes_flags: 0,
         writes_mem: false,
@@ -173,7 +173,7 @@ fn prepare(
                 Loc::Flag(f) => out.writes_flags |= 1 << f.index(),
                 Loc::Mem => out.writes_mem = true,
                 Loc::Temp(_) => {}
-                Loc::Eip => out.unusable = true,
+                Loc::Eip | Loc::Fpu | Loc::FsBase | Loc::GsBase => out.unusable = true,
             }
             let value = match e.value {
                 Value::Expr(x) => {
@@ -204,7 +204,7 @@ fn prepare(
                     Slot::Mem
                 }
                 Some(Loc::Temp(t)) => Slot::Temp(t.0),
-                Some(Loc::Eip) => {
+                Some(Loc::Eip | Loc::Fpu | Loc::FsBase | Loc::GsBase) => {
                     out.unusable = true;
                     continue;
                 }
@@ -355,7 +355,7 @@ impl SymState {
                     Loc::Temp(t) => {
                         temps.insert(t.0, value);
                     }
-                    Loc::Eip => return None,
+                    Loc::Eip | Loc::Fpu | Loc::FsBase | Loc::GsBase => return None,
                 }
             }
         }

@@ -80,7 +80,7 @@ impl Spec {
                 Loc::Reg(r) => &mut reg_val[r.index()],
                 Loc::Flag(f) => &mut flag_val[f.index()],
                 Loc::Mem => &mut mem_val,
-                Loc::Temp(_) | Loc::Eip => return None,
+                Loc::Temp(_) | Loc::Eip | Loc::Fpu | Loc::FsBase | Loc::GsBase => return None,
             };
             if slot.replace(e).is_some() {
                 return None;

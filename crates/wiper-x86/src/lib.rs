@@ -279,6 +279,14 @@ impl<'a> Disassembler<'a> {
         if let Some(main) = find_main(binary) {
             seen.insert(main);
         }
+        self.reachable_from(seen)
+    }
+
+    /// Entry addresses of `roots` and of every function reachable from them
+    /// by direct calls and tail calls, in address order (a function that
+    /// does not decode is listed, and its callees are not followed).
+    pub fn reachable_from(&mut self, roots: impl IntoIterator<Item = u32>) -> Vec<u32> {
+        let mut seen: BTreeSet<u32> = roots.into_iter().collect();
         let mut work: Vec<u32> = seen.iter().copied().collect();
         while let Some(addr) = work.pop() {
             let Ok(f) = self.function(addr) else { continue };

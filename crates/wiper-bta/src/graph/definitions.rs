@@ -58,7 +58,8 @@ pub(super) struct Definitions {
     pub stmts: Vec<StmtInfo>,
     /// Per part: its uses (their reaching definitions still empty).
     pub uses: Vec<Vec<Use>>,
-    /// Parts seeded dynamic: barriers, readers of an untracked `esp`.
+    /// Parts seeded dynamic: barriers, opaque parts, readers of an
+    /// untracked `esp`.
     pub seeds: Vec<NodeIndex>,
     /// Per part: whether it only moves `esp`/`ebp` by a known amount.
     pub exempt: Vec<bool>,
@@ -236,7 +237,10 @@ impl Walk<'_> {
             }
         }
         let reads_esp = data.contains(&Loc::Reg(Reg::Esp)) || addr.contains(&Loc::Reg(Reg::Esp));
-        if reads_esp && st.esp == Offset::Unknown && self.stack.reachable[p] {
+        // An opaque part (no formulas for its results) is dynamic whatever
+        // it reads, like a reader of an untracked `esp`.
+        let untracked = reads_esp && st.esp == Offset::Unknown;
+        if (untracked || part.opaque.is_some()) && self.stack.reachable[p] {
             self.out.seeds.push(node);
         }
         for l in regs {

@@ -295,7 +295,8 @@ pub(crate) struct Built {
     pub cells: Vec<Cell>,
     /// Per call site: its nodes and reaching definitions.
     pub calls: Vec<CallSiteGraph>,
-    /// Parts seeded dynamic: barriers, readers of an untracked `esp`.
+    /// Parts seeded dynamic: barriers, opaque parts, readers of an
+    /// untracked `esp`.
     pub seeds: Vec<NodeIndex>,
     /// Reaching definitions at the exit of eax, ecx, edx and the flags.
     pub exit_defs: Vec<(CallOutput, Vec<NodeIndex>)>,

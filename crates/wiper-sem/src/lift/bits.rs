@@ -30,7 +30,7 @@ pub(super) fn bit_test(seq: &mut Seq) {
         let units = p.ashr(o, k);
         let bytes = p.bv(u64::from(w / 8), 32);
         let delta = p.mul(units, bytes);
-        let base = seq.addr();
+        let base = seq.mem_addr();
         seq.pool.add(base, delta)
     });
     let x = match mem_addr {

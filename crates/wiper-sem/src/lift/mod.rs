@@ -9,6 +9,7 @@ mod data;
 mod exchange;
 pub(crate) mod flags;
 mod muldiv;
+mod opaque;
 mod shift;
 mod stack;
 mod string;
@@ -25,18 +26,32 @@ use crate::SemError;
 /// Lifts `ins` (decoded in 32-bit mode) to its decoupled sequence, building
 /// the formulas in `pool`.
 ///
-/// Fails with [`SemError::Unsupported`] for every form outside
-/// [`crate::supported_codes`] and [`crate::barrier_codes`], and for
-/// supported forms with 16-bit addressing, `fs`/`gs` segment overrides,
-/// `int` other than `int 0x80`, or a `repne` prefix on `movs`/`stos`/`lods`.
+/// A form outside [`crate::supported_codes`] and [`crate::barrier_codes`]
+/// (and a supported form with 16-bit addressing or a `repne` prefix on
+/// `movs`/`stos`/`lods`) becomes one opaque part ([`crate::Opaque`]) when it
+/// falls through; it fails with [`SemError::Unsupported`], naming the
+/// reason, when it cannot be passed through (a control transfer, `int`
+/// other than `int 0x80`, a write to a segment register, ...). A `call`
+/// through a `gs`-relative pointer (`call DWORD PTR gs:0x10`) is a system
+/// call: a [`crate::Barrier::Syscall`], like `int 0x80`.
 pub fn lift(pool: &mut ExprPool, ins: &Instruction) -> Result<Lifted, SemError> {
     if ins.is_invalid() {
         return Err(SemError::Invalid { addr: ins.ip32() });
     }
-    if !is_liftable(ins.code()) || !supported_form(ins) {
-        return Err(unsupported(ins));
-    }
     let mut seq = Seq::new(pool, ins);
+    if ins.mnemonic() == Mnemonic::Int && ins.immediate8() != 0x80 {
+        return Err(unsupported(
+            ins,
+            "only `int 0x80` (a Linux system call) is supported",
+        ));
+    }
+    if !is_liftable(ins.code()) || !supported_form(ins) {
+        opaque::lift(&mut seq).map_err(|reason| unsupported(ins, &reason))?;
+        return Ok(Lifted {
+            original: *ins,
+            parts: seq.finish(),
+        });
+    }
     use Mnemonic as M;
     match ins.mnemonic() {
         M::Add | M::Adc | M::Sub | M::Sbb | M::Cmp => arith::add_sub(&mut seq),
@@ -85,6 +100,11 @@ pub fn lift(pool: &mut ExprPool, ins: &Instruction) -> Result<Lifted, SemError> 
         M::Shld | M::Shrd => shift::double(&mut seq),
         M::Bt | M::Bts | M::Btr | M::Btc => bits::bit_test(&mut seq),
         M::Bsf | M::Bsr => bits::bit_scan(&mut seq),
+        // glibc's and musl's system calls: `call DWORD PTR gs:0x10`, the
+        // kernel's vsyscall entry that the thread's control block holds.
+        M::Call if seq.is_mem(0) && ins.memory_segment() == Register::GS => {
+            seq.barrier(Barrier::Syscall)
+        }
         M::Jmp | M::Call | M::Ret => control::transfer(&mut seq),
         M::Push | M::Pop | M::Leave => stack::lift(&mut seq),
         M::Movsb | M::Movsw | M::Movsd => string::lift(&mut seq),
@@ -93,7 +113,7 @@ pub fn lift(pool: &mut ExprPool, ins: &Instruction) -> Result<Lifted, SemError> 
         M::Nop | M::Endbr32 => {}
         M::Cld | M::Std | M::Clc | M::Stc | M::Cmc => flag_instruction(&mut seq),
         M::Int => seq.barrier(Barrier::Syscall),
-        M::Hlt => seq.barrier(Barrier::Halt),
+        M::Hlt | M::Ud2 | M::Int3 => seq.barrier(Barrier::Halt),
         _ if ins.is_jcc_short_or_near() => control::transfer(&mut seq),
         m => unreachable!("supported code {:?} with mnemonic {m:?}", ins.code()),
     }
@@ -103,27 +123,29 @@ pub fn lift(pool: &mut ExprPool, ins: &Instruction) -> Result<Lifted, SemError> 
     })
 }
 
-/// The error for an instruction wiper has no semantics for.
-fn unsupported(ins: &Instruction) -> SemError {
+/// The error for an instruction wiper can neither lift nor pass through.
+fn unsupported(ins: &Instruction, reason: &str) -> SemError {
     SemError::Unsupported {
         mnemonic: crate::text::mnemonic(ins),
         addr: ins.ip32(),
+        reason: reason.to_owned(),
     }
 }
 
-/// Restrictions on supported codes: flat 32-bit addressing, `int 0x80` only,
-/// and `rep` prefixes only where they mean something.
+/// Restrictions on supported codes: 32-bit addressing, no `fs`/`gs`
+/// override on string instructions, and `rep` prefixes only where they
+/// mean something.
 fn supported_form(ins: &Instruction) -> bool {
     let memory_ok = (0..ins.op_count()).all(|i| match ins.op_kind(i) {
         OpKind::Memory => {
             let gpr32 = |r: Register| r == Register::None || r.is_gpr32();
-            gpr32(ins.memory_base())
-                && gpr32(ins.memory_index())
-                && !matches!(ins.memory_segment(), Register::FS | Register::GS)
+            gpr32(ins.memory_base()) && gpr32(ins.memory_index())
         }
         _ => true,
     });
-    let int_ok = ins.mnemonic() != Mnemonic::Int || ins.immediate8() == 0x80;
+    // String instructions address `[esi]` and `es:[edi]` flat.
+    let string_segment_ok = !ins.is_string_instruction()
+        || !matches!(ins.segment_prefix(), Register::FS | Register::GS);
     let compares = matches!(
         ins.mnemonic(),
         Mnemonic::Cmpsb
@@ -134,7 +156,7 @@ fn supported_form(ins: &Instruction) -> bool {
             | Mnemonic::Scasd
     );
     let rep_ok = !ins.is_string_instruction() || compares || !ins.has_repne_prefix();
-    memory_ok && int_ok && rep_ok
+    memory_ok && string_segment_ok && rep_ok
 }
 
 /// `cld`, `std`, `clc`, `stc`, `cmc`.

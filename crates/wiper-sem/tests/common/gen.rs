@@ -21,7 +21,8 @@
 //! with edge values, `esp` in the middle half of a [`WINDOW`]-byte window)
 //! plus random CF PF AF ZF SF OF DF and window bytes, then:
 //! * **memory operands**: the base and index registers are solved so that
-//!   the access lies in the window (`index*scale` with the wrap-around
+//!   the access lies in the window, through the segment's base for a `gs`
+//!   or `fs` operand (`index*scale` with the wrap-around
 //!   multiples, base = index through the modular inverse of `1+scale`; an
 //!   `esp` base keeps `esp` and uses a small displacement); `lea` and `nop`
 //!   keep random registers;
@@ -62,7 +63,7 @@ use std::ops::Deref;
 use iced_x86::{Code, Instruction, InstructionInfoFactory, Mnemonic, OpKind, Register};
 use wiper_oracle::{
     flags, is_landing_address, CpuState, Rng, CODE_BASE, EAX, EBP, EBX, ECX, EDI, ESI, ESP,
-    LANDING_BASE, LANDING_SIZE, SCRATCH_BASE,
+    FS_BASE, GS_BASE, LANDING_BASE, LANDING_SIZE, SCRATCH_BASE,
 };
 use wiper_qfbv::bv::inverse32;
 use wiper_sem::sample::{self, is_barrier, string_elem, width_mask, Placement, COUNTS};
@@ -101,6 +102,20 @@ impl Placement for Oracle {
 
     fn near_target(&self, target: u32, len: u32) -> bool {
         is_landing_address(target, len as usize)
+    }
+
+    fn segment_base(&self, segment: Register) -> u32 {
+        segment_base(segment)
+    }
+}
+
+/// The base of a segment in the oracle's harness: [`GS_BASE`] and
+/// [`FS_BASE`] (inside the window), 0 for the flat ones.
+pub fn segment_base(segment: Register) -> u32 {
+    match segment {
+        Register::GS => GS_BASE,
+        Register::FS => FS_BASE,
+        _ => 0,
     }
 }
 
@@ -565,6 +580,8 @@ impl Instance {
         if rng.chance(1, 2) && size > 1 {
             ea &= !(size - 1);
         }
+        // The offset in the operand's segment.
+        let ea = ea.wrapping_sub(segment_base(ins.memory_segment()));
         let bi = Reg::from_iced(base).map(Reg::index);
         let ii = Reg::from_iced(index).map(Reg::index);
         match (bi, ii) {
@@ -985,7 +1002,8 @@ fn sext_u64(v: u64, bits: u32) -> i64 {
 /// registers read as base 0.
 pub fn reg_value(s: &CpuState, r: Register) -> Option<u64> {
     if r.is_segment_register() {
-        return Some(0);
+        // iced asks for segment bases.
+        return Some(u64::from(segment_base(r)));
     }
     let full = Reg::from_iced(r)?.index();
     let v = s.regs[full];

@@ -15,7 +15,9 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use iced_x86::{Instruction, RflagsBits};
-use wiper_oracle::{flags, CpuState, OracleError, Outcome, CODE_BASE, SCRATCH_BASE};
+use wiper_oracle::{
+    flags, CpuState, OracleError, Outcome, CODE_BASE, FS_BASE, GS_BASE, SCRATCH_BASE,
+};
 use wiper_qfbv::ExprPool;
 use wiper_sem::{Executed, Flag, Lifted, MachineState, Reg};
 
@@ -42,12 +44,14 @@ pub fn run_instructions(
 }
 
 /// The wiper state for an oracle state: registers, the seven flags from the
-/// EFLAGS bits, `eip` at [`CODE_BASE`] and every window byte at
-/// `SCRATCH_BASE + i`.
+/// EFLAGS bits, `eip` at [`CODE_BASE`], every window byte at
+/// `SCRATCH_BASE + i`, and the harness's segment bases.
 pub fn to_machine(s: &CpuState) -> MachineState {
     let mut m = MachineState {
         regs: s.regs,
         eip: CODE_BASE,
+        fs_base: FS_BASE,
+        gs_base: GS_BASE,
         ..MachineState::default()
     };
     for f in Flag::ALL {

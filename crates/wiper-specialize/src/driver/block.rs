@@ -5,6 +5,7 @@
 use iced_x86::{Code, ConditionCode, Instruction};
 use wiper_residual::{Item, Label, Origin, Terminator};
 
+use super::calls::outermost_callee;
 use super::{Specializer, State, Stop};
 use crate::SpecializeError;
 
@@ -58,9 +59,10 @@ impl Specializer<'_> {
         let mut first = true;
         loop {
             if self.run.size + items.len() > self.options.max_residual {
-                return Err(Stop::Fail(SpecializeError::TooLarge {
+                let e = SpecializeError::TooLarge {
                     limit: self.options.max_residual,
-                }));
+                };
+                return Err(self.failure_in(&state, e));
             }
             let mut f = self.function(state.func)?;
             if !f.instrs.contains_key(&addr) {
@@ -92,7 +94,11 @@ impl Specializer<'_> {
                 return Ok(());
             }
             first = false;
-            match self.step(&mut state, info, &mut items)? {
+            let next = match self.step(&mut state, info, &mut items) {
+                Err(Stop::Fail(e)) => return Err(self.failure_in(&state, e)),
+                next => next?,
+            };
+            match next {
                 Next::Continue(a) => addr = a,
                 Next::Exit => {
                     self.finish(label, items, Terminator::Exit);
@@ -125,6 +131,16 @@ impl Specializer<'_> {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// How a failure in `state` stops the run: inside an inlined call, the
+    /// run starts again with that call kept as a call to the original code
+    /// (unless it already was); otherwise specialization fails.
+    fn failure_in(&self, state: &State, e: SpecializeError) -> Stop {
+        match outermost_callee(state) {
+            Some(callee) if !self.kept.contains(&callee) => Stop::Keep(callee, e),
+            _ => Stop::Fail(e),
         }
     }
 

@@ -40,8 +40,15 @@ impl Specializer<'_> {
             Some(SExpr::Known(v)) => Some(self.code_addr(v, addr)?),
             _ => None,
         };
+        // A call the decoder found never returns (`exit`, `abort`,
+        // `__stack_chk_fail`, ...) ends the block as a real call: nothing
+        // after it is specialized, and its error paths are not worth
+        // inlining.
+        let returns = self.call_returns(state.func, addr)?;
         let internal = target.filter(|t| {
-            !self.binary.plt.contains_key(t)
+            returns
+                && !self.kept.contains(t)
+                && !self.binary.plt.contains_key(t)
                 && self.binary.function_at(*t).is_some_and(|s| s.addr == *t)
                 && self.function(*t).is_ok()
         });
@@ -103,6 +110,9 @@ impl Specializer<'_> {
                 items.push(Item::Instr(call, Origin::Original(addr)));
             }
         }
+        if !returns {
+            return Ok(Next::Exit);
+        }
         for r in abi::CALLER_SAVED {
             state.store.set_reg(r, None);
         }
@@ -121,6 +131,22 @@ impl Specializer<'_> {
         }
         self.forget_reachable(state, frame);
         Ok(Next::Continue(next))
+    }
+
+    /// Whether control may come back from the call at `addr` in the
+    /// function at `func`: the decoder gave its block a fall-through.
+    fn call_returns(&mut self, func: u32, addr: u32) -> Result<bool, crate::SpecializeError> {
+        let f = self.function(func)?;
+        let block = f
+            .function
+            .blocks
+            .values()
+            .find(|b| b.instructions.last().is_some_and(|i| i.ip32() == addr));
+        Ok(block.map_or(true, |b| {
+            b.successors
+                .iter()
+                .any(|s| matches!(s, wiper_x86::Successor::FallThrough(_)))
+        }))
     }
 
     /// The entry state of a clone of `t` called from `state` (after
@@ -207,6 +233,13 @@ fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<u8>> {
             }
         })
         .collect()
+}
+
+/// The function the outermost inlined call of `state` entered (called by
+/// the function specialized at the root of `state`), if there is one.
+pub(super) fn outermost_callee(state: &State) -> Option<u32> {
+    state.ctx.first()?;
+    Some(state.ctx.get(1).map_or(state.func, |f| f.caller))
 }
 
 /// An activation of a function on the inlining stack.

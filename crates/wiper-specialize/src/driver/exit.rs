@@ -41,7 +41,9 @@ impl Specializer<'_> {
         Ok(())
     }
 
-    /// A system call or other barrier: everything into the machine first.
+    /// A system call or other barrier: everything into the machine first;
+    /// afterwards `eax` and the flags are dynamic, and memory the kernel
+    /// may write is forgotten.
     pub(super) fn barrier(
         &mut self,
         state: &mut State,
@@ -52,6 +54,9 @@ impl Specializer<'_> {
         self.sync_all(state, ins.ip32(), 0, items)?;
         items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
         state.store.set_reg(Reg::Eax, None);
+        // The vsyscall entry (`call DWORD PTR gs:0x10`) is code too: its
+        // flags are not the kernel's promise.
+        state.store.flags = [None; 7];
         let frame = state.store.escaped;
         self.forget_reachable(state, frame);
         Ok(())

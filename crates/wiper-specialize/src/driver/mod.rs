@@ -25,7 +25,7 @@ mod memo;
 mod residual;
 mod step;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::rc::Rc;
 use std::time::Instant;
@@ -80,6 +80,9 @@ enum Stop {
     Fail(SpecializeError),
     /// The whistle blew: run again with more locations generalized.
     Restart(Restart),
+    /// Specializing an inlined call of this function failed (with this
+    /// error): run again with its calls kept as calls to the original code.
+    Keep(u32, SpecializeError),
 }
 
 impl From<SpecializeError> for Stop {
@@ -161,6 +164,15 @@ pub fn specialize(
                 return Ok(Specialization { residual, stats });
             }
             Err(Stop::Fail(e)) => return Err(e),
+            Err(Stop::Keep(func, e)) => {
+                tracing::debug!("calls of {func:#x} kept: inlining it failed: {e}");
+                sp.kept.insert(func);
+                sp.stats.restarts += 1;
+                if sp.stats.restarts > MAX_RESTARTS {
+                    return Err(e);
+                }
+                sp.reset_run_stats();
+            }
             Err(Stop::Restart(restart)) => {
                 sp.stats.restarts += 1;
                 if sp.stats.restarts > MAX_RESTARTS {
@@ -169,16 +181,23 @@ pub fn specialize(
                     });
                 }
                 sp.generalized.extend(restart.generalizations());
-                sp.stats.reduced = 0;
-                sp.stats.proved = 0;
-                sp.stats.fallbacks = 0;
-                sp.stats.materialized = 0;
-                sp.stats.bta = BtaStats {
-                    contexts: sp.stats.bta.contexts,
-                    ..BtaStats::default()
-                };
+                sp.reset_run_stats();
             }
         }
+    }
+}
+
+impl Specializer<'_> {
+    /// Resets the counts of a run before the next one.
+    fn reset_run_stats(&mut self) {
+        self.stats.reduced = 0;
+        self.stats.proved = 0;
+        self.stats.fallbacks = 0;
+        self.stats.materialized = 0;
+        self.stats.bta = BtaStats {
+            contexts: self.stats.bta.contexts,
+            ..BtaStats::default()
+        };
     }
 }
 
@@ -241,6 +260,10 @@ struct Specializer<'a> {
     times: HashMap<(u32, Context), Option<Rc<InstructionTimes>>>,
     /// The binding-time analyses of this binary's functions.
     bta: wiper_bta::Session<'a>,
+    /// Functions whose calls stay calls to the original code (never
+    /// inlined nor cloned): specializing an inlined call of them failed in
+    /// an earlier run.
+    kept: HashSet<u32>,
 }
 
 /// Stack argument bytes assumed for a callee we cannot analyse.
@@ -267,6 +290,7 @@ impl<'a> Specializer<'a> {
             callers: CallerAnalysis::new(binary),
             times: HashMap::new(),
             bta: wiper_bta::Session::new(binary),
+            kept: HashSet::new(),
         }
     }
 

@@ -98,7 +98,9 @@ impl Specializer<'_> {
         let (post, ev) = self.evaluate(&state.store, info);
         self.stats.materialized += em.materialized;
         items.append(&mut em_items);
-        let mut fallback = ev.needs_fallback;
+        // An opaque instruction has no formulas to reduce: with a known
+        // input the machine does not hold, it goes to the fallback.
+        let mut fallback = ev.needs_fallback || (ev.opaque && ev.read_unsynced);
         let mut emitted = false;
         if !fallback && !ev.read_unsynced {
             items.push(Item::Instr(ins, Origin::Original(addr)));
@@ -244,17 +246,20 @@ impl Specializer<'_> {
             let e = self.pool.add(esp, k);
             map.insert(v, e);
         }
-        let load = self.pool.lookup_var(base_var_name(Base::Load));
+        // Bases the synthesized code could not compute.
+        let unreachable_bases: Vec<_> = [Base::Load, Base::Fs, Base::Gs]
+            .into_iter()
+            .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
+            .collect();
         let mut effects: Vec<(Loc, ExprId)> = Vec::new();
         let regs = ev.regs.iter().map(|(r, e)| (Loc::Reg(*r), *e));
         let flags = ev.flags.iter().map(|(f, e)| (Loc::Flag(*f), *e));
         let mem = ev.mem.iter().map(|e| (Loc::Mem, *e));
         for (l, e) in regs.chain(flags).chain(mem) {
             let e = self.pool.subst(e, &map).ok()?;
-            if let Some(lv) = load {
-                if self.pool.vars(e).contains(&lv) {
-                    return None;
-                }
+            let vars = self.pool.vars(e);
+            if unreachable_bases.iter().any(|b| vars.contains(b)) {
+                return None;
             }
             effects.push((l, e));
         }

@@ -60,18 +60,23 @@ impl Specializer<'_> {
         let ins = info.instruction;
         let addr = ins.ip32();
         let next = ins.next_ip32();
-        match ins.flow_control() {
-            FlowControl::Call | FlowControl::IndirectCall => return self.call(state, info, items),
-            FlowControl::Interrupt | FlowControl::Exception if info.lifted.barrier().is_some() => {
-                self.barrier(state, info, items)?;
-                let f = self.function(state.func)?;
-                return Ok(if f.instrs.contains_key(&next) {
-                    Next::Continue(next)
-                } else {
-                    Next::Exit
-                });
-            }
-            _ => {}
+        if let Some(barrier) = info.lifted.barrier() {
+            // A system call (`int 0x80`, `call DWORD PTR gs:0x10`) or a trap.
+            self.barrier(state, info, items)?;
+            let f = self.function(state.func)?;
+            // `ud2`, `int3`, `hlt`: the process stops there.
+            let stops = barrier == wiper_sem::Barrier::Halt;
+            return Ok(if !stops && f.instrs.contains_key(&next) {
+                Next::Continue(next)
+            } else {
+                Next::Exit
+            });
+        }
+        if matches!(
+            ins.flow_control(),
+            FlowControl::Call | FlowControl::IndirectCall
+        ) {
+            return self.call(state, info, items);
         }
         let decision = self.decide(state, info);
         if decision == Decision::EmitDynamic {
