@@ -1450,6 +1450,88 @@ fn canary_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// `main` of gcc programs, which realign the stack (`and esp,-16`, undone
+/// by `lea esp,[ebp-0xc]` or `lea esp,[ecx-0x4]`): all dynamic, and with a
+/// static `argc` (`arg0`: one more than the arguments the inputs pass).
+fn main_cases(out: &mut Vec<Case>) {
+    fn power_args(r: &mut Rng) -> Input {
+        Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 12)])
+    }
+    for o in LEVELS {
+        let bin = format!("power-{o}");
+        out.push(Case::new(
+            &bin,
+            "main",
+            vec![],
+            "main: a realigned stack",
+            power_args,
+        ));
+        out.push(Case::new(
+            &bin,
+            "main",
+            specs(&["arg0=4"]),
+            "main: a realigned stack, static argc",
+            power_args,
+        ));
+    }
+    // libc_demo: WORD X Y N and `count` Vs.
+    for (bin, count) in [
+        ("libc_demo-O0", Some(2)),
+        ("libc_demo-O1", None),
+        ("libc_demo-O2", Some(3)),
+        ("libc_demo-dyn", Some(0)),
+        ("libc_demo-pie", Some(1)),
+        ("libc_demo-stripped", None),
+    ] {
+        let statics = count.map_or_else(Vec::new, |n| vec![format!("arg0={}", 5 + n)]);
+        // A stripped binary's `main` (found from `_start`) goes by address.
+        let function = match bin {
+            "libc_demo-stripped" => {
+                let binary = wiper_elf::Binary::open(&testdata_bin(bin)).expect(bin);
+                format!(
+                    "{:#x}",
+                    wiper_x86::find_main(&binary).expect("main from _start")
+                )
+            }
+            _ => "main".to_owned(),
+        };
+        out.push(Case::new(
+            bin,
+            function,
+            statics,
+            "main of a glibc program",
+            move |r| {
+                let vs = count.map(|n| (0..n).map(|_| r.any_arg()).collect());
+                libc_args(r, None, None, vs)
+            },
+        ));
+    }
+    for (bin, statics) in [("canary-O0", vec![]), ("canary-O2", specs(&["arg0=4"]))] {
+        out.push(Case::new(
+            bin,
+            "main",
+            statics,
+            "main with the stack protector",
+            |r| {
+                let len = r.each_or(&[0, 5, 16, 17, 26], |r| r.range(0, 40) as usize);
+                let word = r.word(b"abcdefghij", len, len);
+                let n = r.each_or(&[0, 16, 20], |r| r.range(0, 40));
+                Input::argv(vec![word, n.to_string(), r.range_arg(-50, 50)])
+            },
+        ));
+    }
+    out.push(Case::new(
+        "fpu-O2",
+        "main",
+        specs(&["arg0=4"]),
+        "main with x87 and SSE",
+        |r| {
+            let a = r.each_or(&[0, 1, -1000, 1000], |r| r.range(-1000, 1000));
+            Input::argv(vec![a.to_string(), r.edge_arg(), r.each_in_arg(0, 8)])
+        },
+    ));
+}
+
 /// Every case of the differential test, in a fixed order.
 pub fn all_cases() -> Vec<Case> {
     let mut out = Vec::new();
@@ -1465,6 +1547,7 @@ pub fn all_cases() -> Vec<Case> {
     fpu_cases(&mut out);
     canary_cases(&mut out);
     libc_cases(&mut out);
+    main_cases(&mut out);
     pie_switch_cases(&mut out);
     out
 }

@@ -165,6 +165,30 @@ impl Analysis {
     }
 }
 
+/// The caller-saved registers (bits by [`wiper_x86::Reg::index`]) that no
+/// part of `program` writes and that it does not pass to a callee (a
+/// function without calls that leaves them alone: `__x86.get_pc_thunk.bx`
+/// keeps `ecx`).
+fn preserved_registers(program: &Program) -> u8 {
+    if !program.calls.is_empty() {
+        return 0;
+    }
+    let mut preserved = abi::CALLER_SAVED
+        .iter()
+        .fold(0u8, |m, r| m | 1 << r.index());
+    for p in &program.parts {
+        for w in p.part.writes() {
+            if let wiper_sem::Loc::Reg(r) = w {
+                preserved &= !(1 << r.index());
+            }
+        }
+        if p.part.barrier.is_some() {
+            return 0;
+        }
+    }
+    preserved
+}
+
 /// Analyses the function at `entry` of `binary` with the static inputs of
 /// `spec`.
 pub fn analyze(binary: &Binary, entry: u32, spec: &StaticSpec) -> Result<Analysis, BtaError> {
@@ -393,6 +417,7 @@ impl<'a> Analyzer<'a> {
                     footprints.push(Some(Footprint {
                         arg_writes,
                         ret_pop: m.program.ret_pop,
+                        preserves: preserved_registers(&m.program),
                     }));
                     callees.push((
                         Some(addr),

@@ -222,6 +222,9 @@ pub(crate) struct Footprint {
     pub arg_writes: Vec<(i64, i64)>,
     /// Bytes of arguments the callee pops on return (`ret N`).
     pub ret_pop: u32,
+    /// Caller-saved registers the callee never writes (bits by
+    /// `Reg::index`): they keep their values across the call.
+    pub preserves: u8,
 }
 
 /// Linear form of an expression: `sum(coef * base) + konst + other`.
@@ -790,8 +793,11 @@ impl<'a> Ctx<'a> {
         if self.escaped_mode {
             state.kill_all(escape);
         }
+        let preserves = fp.map_or(0, |f| f.preserves);
         for r in abi::CALLER_SAVED {
-            state.regs[r.index()] = AbsVal::Top;
+            if preserves & (1 << r.index()) == 0 {
+                state.regs[r.index()] = AbsVal::Top;
+            }
         }
         state.temps.clear();
     }

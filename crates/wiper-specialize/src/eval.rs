@@ -27,6 +27,7 @@ pub enum SExpr {
 pub fn base_var_name(b: Base) -> &'static str {
     match b {
         Base::Stack => "@stack",
+        Base::Entry => "@entry",
         Base::Load => "@load",
         Base::Fs => "@fs",
         Base::Gs => "@gs",
@@ -64,6 +65,9 @@ pub struct Evaluated {
     pub escapes: bool,
     /// Whether the stack pointer stops being a known stack address.
     pub esp_lost: bool,
+    /// The offset from [`Base::Entry`] the stack pointer gets when the
+    /// instruction leaves a realigned stack (`lea esp,[ecx-0x4]`).
+    pub esp_entry: Option<u32>,
     /// Whether some formula could not be specialized to something the
     /// machine can compute (a symbolic base stayed in a residual formula).
     pub needs_fallback: bool,
@@ -247,6 +251,7 @@ impl<'a> Evaluator<'a> {
                                 synced: false,
                             }),
                         ),
+                        Some(SVal::Addr(Base::Entry, k)) => self.out.esp_entry = Some(k),
                         _ => self.out.esp_lost = true,
                     }
                 } else {
@@ -257,6 +262,12 @@ impl<'a> Evaluator<'a> {
                             synced: false,
                         }),
                     );
+                    // An entry-relative value cannot be rebuilt later: the
+                    // instruction computes it into the machine too.
+                    let dynamic = match known {
+                        Some(v @ SVal::Addr(Base::Entry, _)) => Some(self.embed(v)),
+                        _ => dynamic,
+                    };
                     if let Some(e) = dynamic {
                         self.note_escape(e);
                         self.out.regs.push((r, e));
@@ -314,6 +325,15 @@ impl<'a> Evaluator<'a> {
             match (a, v) {
                 (SExpr::Known(a), SExpr::Known(v)) => {
                     let (region, off) = Region::of(a);
+                    if region == Region::Of(Base::Entry) || matches!(v, SVal::Addr(Base::Entry, _))
+                    {
+                        // Entry-frame bytes and entry-relative values cannot
+                        // be written back later: the instruction stores them
+                        // now, and they are known too.
+                        let (ae, ve) = (self.embed(a), self.embed_width(v, nbytes * 8));
+                        self.cur_mem = self.pool.store(self.cur_mem, ae, ve);
+                        self.out.mem = Some(self.cur_mem);
+                    }
                     self.out.known_writes.push((region, off, nbytes));
                     for (i, b) in value_bytes(v, nbytes).into_iter().enumerate() {
                         self.store.mem.insert(
@@ -553,9 +573,13 @@ impl<'a> Evaluator<'a> {
 
     /// Records that a residual value computes a stack address.
     fn note_escape(&mut self, e: ExprId) {
-        let Some(v) = self.pool.lookup_var(base_var_name(Base::Stack)) else {
+        let frames: Vec<_> = [Base::Stack, Base::Entry]
+            .into_iter()
+            .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
+            .collect();
+        if frames.is_empty() {
             return;
-        };
+        }
         // Addresses of loads and stores do not escape; values do.
         let mut todo = vec![e];
         let mut seen = std::collections::HashSet::new();
@@ -564,7 +588,7 @@ impl<'a> Evaluator<'a> {
                 continue;
             }
             match self.pool.op(x) {
-                Op::Var(w) if w == v => {
+                Op::Var(w) if frames.contains(&w) => {
                     self.out.escapes = true;
                     return;
                 }

@@ -142,9 +142,11 @@ impl<'a> Emitter<'a> {
                 self.materialized += 1;
             }
             // wiper-sem adds a segment base only to the addresses of memory
-            // accesses, so no register or memory value is relative to one.
-            SVal::Addr(Base::Fs | Base::Gs, _) => {
-                unreachable!("a segment-relative value outside an address")
+            // accesses, so no register or memory value is relative to one;
+            // entry-relative values are always in the machine already (the
+            // instructions that compute them are emitted).
+            SVal::Addr(Base::Fs | Base::Gs | Base::Entry, _) => {
+                unreachable!("materializing {value:?}, which only the machine holds")
             }
         }
     }
@@ -365,6 +367,9 @@ impl<'a> Emitter<'a> {
             Region::Abs => MemoryOperand::with_displ(u64::from(off), 4),
             Region::Of(Base::Fs) => in_segment(Register::FS),
             Region::Of(Base::Gs) => in_segment(Register::GS),
+            Region::Of(Base::Entry) => {
+                unreachable!("entry-frame bytes are always written when they are known")
+            }
             Region::Of(Base::Load) => unreachable!("load-relative operands need a base register"),
         }
     }

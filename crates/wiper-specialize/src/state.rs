@@ -19,8 +19,17 @@ pub use wiper_qfbv::{FxHashMap, FxHasher};
 /// A symbolic base: a specialization-time address is `base + offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Base {
-    /// The stack pointer at entry of the function being specialized.
+    /// The stack pointer at entry of the function being specialized; while
+    /// its stack is realigned (`and esp, -16`), the realigned stack pointer
+    /// instead (see [`Base::Entry`]).
     Stack,
+    /// While the stack is realigned: the stack pointer at entry, whose
+    /// distance from the realigned one is unknown. Its frame (return
+    /// address, arguments, registers saved before the realignment) is
+    /// reached through registers that held entry-relative addresses when the
+    /// stack was realigned (`ebp`, or the `ecx` gcc saves). Values relative
+    /// to it cannot be rebuilt from `esp`, so the machine always holds them.
+    Entry,
     /// The load address of a position-independent executable.
     Load,
     /// The base of the `fs` segment.
@@ -50,6 +59,14 @@ pub enum Region {
     Abs,
     /// Relative to a symbolic base.
     Of(Base),
+}
+
+impl Base {
+    /// Whether an address with this base is in the function's own stack
+    /// (the frame, or the entry frame while the stack is realigned).
+    pub fn is_frame(self) -> bool {
+        matches!(self, Base::Stack | Base::Entry)
+    }
 }
 
 impl Region {
@@ -152,12 +169,18 @@ impl Store {
     }
 
     /// Marks a known register or flag as synced or not (nothing for a
-    /// dynamic one, nor for esp, whose machine value is `real_esp`).
+    /// dynamic one, nor for esp, whose machine value is `real_esp`). A
+    /// register whose entry-relative value ([`Base::Entry`]) the machine no
+    /// longer holds is forgotten instead: nothing could rebuild it.
     pub fn set_synced(&mut self, loc: Loc, synced: bool) {
         match loc {
             Loc::Reg(r) if r != Reg::Esp => {
-                if let Some(k) = &mut self.regs[r.index()] {
+                let slot = &mut self.regs[r.index()];
+                if let Some(k) = slot {
                     k.synced = synced;
+                    if !synced && matches!(k.value, SVal::Addr(Base::Entry, _)) {
+                        *slot = None;
+                    }
                 }
             }
             Loc::Flag(f) => {
@@ -256,9 +279,10 @@ impl Page {
 type PageKey = u64;
 
 /// Every region, in [`Region`]'s order.
-const REGIONS: [Region; 5] = [
+const REGIONS: [Region; 6] = [
     Region::Abs,
     Region::Of(Base::Stack),
+    Region::Of(Base::Entry),
     Region::Of(Base::Load),
     Region::Of(Base::Fs),
     Region::Of(Base::Gs),
@@ -355,6 +379,21 @@ impl Memory {
             (0..PAGE as usize)
                 .filter_map(move |i| page.get(i).map(|k| ((region, base + i as u32), k)))
         })
+    }
+
+    /// The memory with every known byte moved and changed by `f` (`None`
+    /// drops it): a new map, for the rare rewrite of a whole store.
+    pub fn remap(
+        &self,
+        mut f: impl FnMut((Region, u32), Known<Byte>) -> Option<((Region, u32), Known<Byte>)>,
+    ) -> Memory {
+        let mut out = Memory::default();
+        for (loc, k) in self.iter() {
+            if let Some((loc, k)) = f(loc, k) {
+                out.insert(loc, k);
+            }
+        }
+        out
     }
 
     /// Keeps only the known bytes `keep` accepts.

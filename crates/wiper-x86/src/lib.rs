@@ -25,7 +25,7 @@ use wiper_elf::Binary;
 pub use callers::{CallerAnalysis, EdxAtReturn, EdxLive};
 pub use format::{Format, Syntax};
 pub use jumptable::JumpTable;
-pub use locate::{find_main, main_from_start, resolve_function};
+pub use locate::{find_main, main_from_start, pc_thunk_register, resolve_function};
 pub use reg::{Reg, GPR16, GPR32, GPR8};
 pub use rng::Rng;
 

@@ -102,9 +102,10 @@ fn is_pc_thunk(binary: &Binary, addr: u32) -> bool {
     pc_thunk_register(binary, addr).is_some()
 }
 
-/// The register a pc thunk at `addr` (`mov reg, [esp]; ret`) loads with its
-/// return address, if `addr` holds one.
-pub(crate) fn pc_thunk_register(binary: &Binary, addr: u32) -> Option<Register> {
+/// The register a pc thunk at `addr` (`mov reg, [esp]; ret`, gcc's
+/// `__x86.get_pc_thunk.*`) loads with its return address, if `addr` holds
+/// one (found by its bytes, so also in a stripped binary).
+pub fn pc_thunk_register(binary: &Binary, addr: u32) -> Option<Register> {
     let b = binary.read(addr, 4)?;
     let is_thunk = b[0] == 0x8b && b[1] & 0xc7 == 0x04 && b[2] == 0x24 && b[3] == 0xc3;
     let number = usize::from((b[1] >> 3) & 7);

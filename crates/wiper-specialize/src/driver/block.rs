@@ -5,7 +5,6 @@
 use iced_x86::{Code, ConditionCode, Instruction};
 use wiper_residual::{Item, Label, Origin, Terminator};
 
-use super::calls::outermost_callee;
 use super::{Specializer, State, Stop};
 use crate::SpecializeError;
 
@@ -72,19 +71,27 @@ impl Specializer<'_> {
                     Some(_) => {
                         state.func = addr;
                         state.times = self.times_at_entry(addr, &state.store);
-                        f = self.function(addr)?;
+                        f = match self.function(addr) {
+                            Ok(f) => f,
+                            Err(e) => return Err(self.failure_in(&state, e)),
+                        };
                     }
                     None => {
-                        return Err(Stop::Fail(SpecializeError::Unsupported {
+                        let e = SpecializeError::Unsupported {
                             address: addr,
                             reason: "control reaches an address outside any known function".into(),
-                        }))
+                        };
+                        return Err(self.failure_in(&state, e));
                     }
                 }
             }
             let info = &f.instrs[&addr];
             if !first && info.block_start {
-                let arrival = self.goto(state, addr)?;
+                let keep = self.keep_candidate(&state);
+                let arrival = match self.goto(state, addr) {
+                    Err(Stop::Fail(e)) => return Err(self.failure(keep, e)),
+                    arrival => arrival?,
+                };
                 items.extend(arrival.glue);
                 self.finish(
                     label,
@@ -134,11 +141,25 @@ impl Specializer<'_> {
         }
     }
 
-    /// How a failure in `state` stops the run: inside an inlined call, the
-    /// run starts again with that call kept as a call to the original code
-    /// (unless it already was); otherwise specialization fails.
+    /// How a failure in `state` stops the run: inside an inlined call (or a
+    /// clone), the run starts again with that callee kept as a call to the
+    /// original code (unless it already was); otherwise specialization
+    /// fails.
     fn failure_in(&self, state: &State, e: SpecializeError) -> Stop {
-        match outermost_callee(state) {
+        self.failure(self.keep_candidate(state), e)
+    }
+
+    /// The function to keep as a call when specialization fails in
+    /// `state`: the outermost inlined callee, or the clone's function.
+    fn keep_candidate(&self, state: &State) -> Option<u32> {
+        let clone = (state.func != self.top).then_some(state.func);
+        state.outermost_callee().or(clone)
+    }
+
+    /// A failure stopping the run: a restart keeping `candidate`, if there
+    /// is one not kept yet.
+    fn failure(&self, candidate: Option<u32>, e: SpecializeError) -> Stop {
+        match candidate {
             Some(callee) if !self.kept.contains(&callee) => Stop::Keep(callee, e),
             _ => Stop::Fail(e),
         }

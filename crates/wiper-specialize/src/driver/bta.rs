@@ -213,9 +213,9 @@ fn reads_known(store: &Store, info: &InstrInfo, addresses: bool) -> bool {
     info.reads.iter().any(|l| match *l {
         Loc::Reg(r) if r != Reg::Esp => match store.reg(r) {
             Some(Known {
-                value: SVal::Addr(Base::Stack, _),
+                value: SVal::Addr(b, _),
                 ..
-            }) => addresses,
+            }) if b.is_frame() => addresses,
             known => known.is_some(),
         },
         Loc::Flag(f) => store.flag(f).is_some(),

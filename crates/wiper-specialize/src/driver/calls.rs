@@ -49,7 +49,8 @@ impl Specializer<'_> {
             returns
                 && !self.kept.contains(t)
                 && !self.binary.plt.contains_key(t)
-                && self.binary.function_at(*t).is_some_and(|s| s.addr == *t)
+                && (self.binary.function_at(*t).is_some_and(|s| s.addr == *t)
+                    || wiper_x86::pc_thunk_register(self.binary, *t).is_some())
                 && self.function(*t).is_ok()
         });
         if let Some(t) = internal {
@@ -76,6 +77,7 @@ impl Specializer<'_> {
                 state.store = post;
                 state.ctx.push(Frame {
                     caller: state.func,
+                    callee: t,
                     ret_slot: state.store.esp(),
                 });
                 state.func = t;
@@ -123,10 +125,12 @@ impl Specializer<'_> {
             // addresses of inlined calls).
             let esp = state.store.esp();
             let slots = ret_slots(state);
-            state.store.mem.retain(|(region, off), _| {
+            // (Saved entry-frame addresses are saved registers: kept.)
+            state.store.mem.retain(|(region, off), k| {
                 region != Region::Of(Base::Stack)
                     || slots.contains(&off)
                     || off.wrapping_sub(esp) >= args
+                    || matches!(k.value, Byte::Part(Base::Entry, ..))
             });
         }
         self.forget_reachable(state, frame);
@@ -167,7 +171,7 @@ impl Specializer<'_> {
                 let k = state
                     .store
                     .reg(r)
-                    .filter(|k| !matches!(k.value, SVal::Addr(Base::Stack, _)));
+                    .filter(|k| !matches!(k.value, SVal::Addr(b, _) if b.is_frame()));
                 s.set_reg(
                     r,
                     k.map(|k| Known {
@@ -233,13 +237,6 @@ fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<u8>> {
             }
         })
         .collect()
-}
-
-/// The function the outermost inlined call of `state` entered (called by
-/// the function specialized at the root of `state`), if there is one.
-pub(super) fn outermost_callee(state: &State) -> Option<u32> {
-    state.ctx.first()?;
-    Some(state.ctx.get(1).map_or(state.func, |f| f.caller))
 }
 
 /// An activation of a function on the inlining stack.

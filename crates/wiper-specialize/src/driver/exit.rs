@@ -79,16 +79,16 @@ impl Specializer<'_> {
             matches!(
                 v,
                 Some(Known {
-                    value: SVal::Addr(Base::Stack, _),
+                    value: SVal::Addr(b, _),
                     ..
-                })
+                }) if b.is_frame()
             )
         };
         if abi::CALLER_SAVED
             .iter()
             .any(|r| stack_addr(state.store.reg(*r)))
             || state.store.mem.iter().any(|((region, off), k)| {
-                matches!(k.value, Byte::Part(Base::Stack, ..))
+                matches!(k.value, Byte::Part(b, ..) if b.is_frame())
                     && (region != Region::Of(Base::Stack) || off.wrapping_sub(esp) < args)
             })
         {
@@ -106,14 +106,22 @@ impl Specializer<'_> {
 
     /// Forgets known memory that code outside the specializer's view (a
     /// callee, a system call, a store through an unknown pointer) may
-    /// change: all but the static buffers, and the frame when it escaped
-    /// (keeping the return addresses of inlined calls).
+    /// change: all but the static buffers, and the frame (with the entry
+    /// frame of a realigned stack) when it escaped (keeping the return
+    /// addresses of inlined calls and saved entry-frame addresses).
     pub(super) fn forget_reachable(&mut self, state: &mut State, frame: bool) {
         let slots = ret_slots(state);
         let buffers = &self.buffer_ranges;
-        state.store.mem.retain(|(region, off), _| match region {
-            Region::Of(Base::Stack) => !frame || slots.contains(&off),
-            r => buffers.iter().any(|b| b.contains(r, off)),
+        state.store.mem.retain(|(region, off), k| {
+            // An entry-relative address saved in the frame (`ebp`, or the
+            // `ecx` gcc's realigning `main` saves) is a saved register,
+            // which no callee writes.
+            let saved_entry = matches!(k.value, Byte::Part(Base::Entry, ..));
+            match region {
+                Region::Of(Base::Stack) => !frame || saved_entry || slots.contains(&off),
+                Region::Of(Base::Entry) => !frame || saved_entry,
+                r => buffers.iter().any(|b| b.contains(r, off)),
+            }
         });
     }
 }
@@ -137,9 +145,9 @@ pub(super) fn ret_slots(state: &State) -> HashSet<u32> {
                     .mem
                     .get((Region::Of(Base::Stack), saved.wrapping_add(i))),
                 Some(Known {
-                    value: Byte::Part(Base::Stack, _, _),
+                    value: Byte::Part(b, _, _),
                     ..
-                })
+                }) if b.is_frame()
             )
         });
         if holds_frame_pointer {

@@ -10,7 +10,7 @@ use wiper_sem::{Flag, Reg};
 use super::{Frame, Pending, Specializer, State, Stop};
 use crate::function::InstrInfo;
 use crate::materialize::Emitter;
-use crate::state::{Base, FxHasher, Known, Region, SVal, Store};
+use crate::state::{FxHasher, Known, Region, SVal, Store};
 use crate::SpecializeError;
 
 /// A location that can be generalized.
@@ -232,11 +232,13 @@ impl Specializer<'_> {
             match g {
                 GenLoc::Reg(r) if r != Reg::Esp => {
                     if let Some(Known {
-                        value: SVal::Addr(Base::Stack, _),
+                        value: SVal::Addr(b, _),
                         ..
                     }) = state.store.reg(r)
                     {
-                        state.store.escaped = true;
+                        if b.is_frame() {
+                            state.store.escaped = true;
+                        }
                     }
                     em.register(&mut state.store, r);
                     state.store.set_reg(r, None);
@@ -343,9 +345,9 @@ impl Specializer<'_> {
                 matches!(
                     v.store.reg(*r),
                     Some(Known {
-                        value: SVal::Addr(Base::Stack, _),
+                        value: SVal::Addr(b, _),
                         ..
-                    })
+                    }) if b.is_frame()
                 )
             }),
             _ => false,

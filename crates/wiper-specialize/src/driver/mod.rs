@@ -14,7 +14,8 @@
 //! - `residual`: an instruction's residual part (Emit, Reduce, the fallback)
 //!   and the copy facts;
 //! - `calls`: calls (inlined, cloned or kept) and recursion;
-//! - `exit`: the function exit, barriers and syncing everything.
+//! - `exit`: the function exit, barriers and syncing everything;
+//! - `realign`: stack realignment (`and esp, -16`) and its undoing.
 
 mod block;
 mod bta;
@@ -22,6 +23,7 @@ mod calls;
 mod entry;
 mod exit;
 mod memo;
+mod realign;
 mod residual;
 mod step;
 
@@ -49,6 +51,9 @@ use memo::{Generalization, MemoEntry, Restart};
 struct Frame {
     /// The caller's function entry.
     caller: u32,
+    /// The callee's entry (the function the call entered, whatever it
+    /// tail-jumps to).
+    callee: u32,
     /// Stack offset of the return address slot.
     ret_slot: u32,
 }
@@ -72,6 +77,14 @@ struct State {
     times: Option<Rc<InstructionTimes>>,
     /// The same for the callers of `ctx`, outermost first.
     caller_times: Vec<Option<Rc<InstructionTimes>>>,
+}
+
+impl State {
+    /// The function the outermost inlined call entered (called by the
+    /// function specialized at the root of the state), if there is one.
+    fn outermost_callee(&self) -> Option<u32> {
+        self.ctx.first().map(|f| f.callee)
+    }
 }
 
 /// Why a run stopped early.

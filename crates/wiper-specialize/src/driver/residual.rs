@@ -167,12 +167,15 @@ impl Specializer<'_> {
         // Stores through unknown pointers: known bytes they may reach
         // become dynamic (they were written to memory first).
         if !ev.dyn_writes.is_empty() {
-            let stack_var = self.pool.lookup_var(base_var_name(Base::Stack));
+            let frame_vars: Vec<_> = [Base::Stack, Base::Entry]
+                .into_iter()
+                .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
+                .collect();
             let esp_var = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
             let mut frame = state.store.escaped;
             for a in &ev.dyn_writes {
                 let vars = self.pool.vars(*a);
-                if stack_var.is_some_and(|v| vars.contains(&v))
+                if frame_vars.iter().any(|v| vars.contains(v))
                     || self.pool.as_var(esp_var).is_some_and(|v| vars.contains(&v))
                 {
                     frame = true;
@@ -182,6 +185,50 @@ impl Specializer<'_> {
         }
         if ev.escapes {
             state.store.escaped = true;
+        }
+        Ok(())
+    }
+
+    /// Emits an instruction whose effect the specializer does not follow
+    /// (a `rep` string instruction with a dynamic count) as it is: all
+    /// known memory and the registers and flags it reads go into the
+    /// machine first; afterwards what it writes is dynamic, and a store
+    /// forgets the memory a store through an unknown pointer may reach.
+    pub(super) fn pass_through(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        let ins = info.instruction;
+        let addr = ins.ip32();
+        let frame_address = |store: &Store, r: Reg| {
+            store
+                .reg(r)
+                .is_some_and(|k| matches!(k.value, SVal::Addr(b, _) if b.is_frame()))
+        };
+        let mut frame = state.store.escaped;
+        let mut em = Emitter::new(items, addr);
+        em.all_memory(&mut state.store, |_, _| true)?;
+        for l in &info.reads {
+            if let Loc::Reg(r) = *l {
+                frame |= frame_address(&state.store, r);
+                em.register(&mut state.store, r);
+            }
+        }
+        em.flags(&mut state.store, info.flags_read());
+        self.stats.materialized += em.materialized;
+        items.push(Item::Instr(ins, Origin::Original(addr)));
+        state.store.copies.clear();
+        for w in &info.writes {
+            match *w {
+                Loc::Reg(r) if r != Reg::Esp => state.store.set_reg(r, None),
+                Loc::Flag(f) => state.store.flags[f.index()] = None,
+                _ => {}
+            }
+        }
+        if info.writes.contains(&Loc::Mem) {
+            self.forget_reachable(state, frame);
         }
         Ok(())
     }
@@ -247,7 +294,7 @@ impl Specializer<'_> {
             map.insert(v, e);
         }
         // Bases the synthesized code could not compute.
-        let unreachable_bases: Vec<_> = [Base::Load, Base::Fs, Base::Gs]
+        let unreachable_bases: Vec<_> = [Base::Load, Base::Entry, Base::Fs, Base::Gs]
             .into_iter()
             .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
             .collect();

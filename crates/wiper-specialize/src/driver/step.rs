@@ -3,9 +3,11 @@
 
 use iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic};
 use wiper_residual::{Item, Origin};
+use wiper_sem::Reg;
 
 use super::block::{Next, Target};
 use super::bta::Decision;
+use super::realign::is_realignment;
 use super::residual::purge_copies;
 use super::{Specializer, State, Stop, UNKNOWN_ARGS};
 use crate::eval::{Evaluated, Evaluator, SExpr};
@@ -29,9 +31,23 @@ impl Specializer<'_> {
             store,
             &mut self.scratch,
         );
-        let (post, mut ev) = evaluator.run(&info.lifted, is_call);
+        let (mut post, mut ev) = evaluator.run(&info.lifted, is_call);
         ev.regs
             .retain(|(r, _)| info.live_regs_out & (1 << r.index()) != 0);
+        // A dead register's entry-relative value is not computed into the
+        // machine, and nothing could put it there later: forget it.
+        for r in Reg::ALL {
+            let dead = info.live_regs_out & (1 << r.index()) == 0;
+            if let Some(Known {
+                value: SVal::Addr(Base::Entry, _),
+                synced: false,
+            }) = post.reg(r)
+            {
+                if dead && r != Reg::Esp {
+                    post.set_reg(r, None);
+                }
+            }
+        }
         ev.flags
             .retain(|(f, _)| info.live_flags_out & (1 << f.index()) != 0);
         (post, ev)
@@ -78,6 +94,10 @@ impl Specializer<'_> {
         ) {
             return self.call(state, info, items);
         }
+        if is_realignment(&ins) {
+            self.realign(state, info, items)?;
+            return Ok(Next::Continue(next));
+        }
         let decision = self.decide(state, info);
         if decision == Decision::EmitDynamic {
             #[cfg(debug_assertions)]
@@ -107,6 +127,10 @@ impl Specializer<'_> {
             }
         }
         let (post, ev) = self.evaluate(&state.store, info);
+        if let Some(k) = ev.esp_entry {
+            self.leave_realigned(state, info, post, k, items)?;
+            return Ok(Next::Continue(next));
+        }
         if ev.esp_lost {
             return Err(Stop::Fail(SpecializeError::Unsupported {
                 address: addr,
@@ -118,6 +142,11 @@ impl Specializer<'_> {
         }
         if ins.flow_control() == FlowControl::Return {
             return self.ret(state, &ins, post, &ev, items);
+        }
+        if info.lifted.is_rep_loop() && matches!(ev.eip, Some(SExpr::Dyn(_))) {
+            // A `rep` string instruction with a dynamic count runs as it is.
+            self.pass_through(state, info, items)?;
+            return Ok(Next::Continue(next));
         }
         self.note_outcome(decision, &state.store, &ev);
         self.apply(state, info, post, &ev, items)?;
@@ -195,6 +224,7 @@ impl Specializer<'_> {
                 reason: "the return address of an inlined call became dynamic".into(),
             }));
         }
+        self.check_not_realigned(state, addr)?;
         self.exit(state, ins, items)?;
         Ok(Next::Exit)
     }
