@@ -10,12 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* A function later tests specialize: never inlined or cloned by gcc. */
+#define WIPER_TARGET __attribute__((noipa))
+
 static __thread int calls;
 
 /* Copies up to n bytes of s (stopping at its NUL) into a 16-byte buffer,
  * with no bounds check, and hashes what it copied (at most the 16 bytes of
  * the buffer). */
-__attribute__((noipa)) int checksum(const char *s, int n)
+WIPER_TARGET int checksum(const char *s, int n)
 {
 	char buf[16];
 	int i, j, sum = 0;
@@ -29,7 +32,7 @@ __attribute__((noipa)) int checksum(const char *s, int n)
 
 /* Adds k to the thread-local counter and returns it (gs-relative loads
  * and stores). */
-__attribute__((noipa)) int bump(int k)
+WIPER_TARGET int bump(int k)
 {
 	calls += k;
 	return calls;

@@ -7,6 +7,9 @@
  * the sum of the results & 0x7f. */
 #include "../rt/rt.h"
 
+/* Floating point in SSE2 registers instead of the x87 stack. */
+#define SSE2_MATH __attribute__((target("sse2,fpmath=sse")))
+
 /* num / den in thousandths (0 for den == 0): fild, fdivp, fmul, and the
  * truncating conversion (fnstcw, fldcw, fistp). */
 WIPER_TARGET int ratio_permille(int num, int den)
@@ -46,7 +49,7 @@ WIPER_TARGET int clamp_scale(int a, int b, int n)
 
 /* The same kind of arithmetic in SSE2 registers (cvtsi2sd, mulsd, divsd,
  * comisd, cvttsd2si). */
-__attribute__((target("sse2,fpmath=sse"))) WIPER_TARGET int sse_mix(int a, int b, int n)
+SSE2_MATH WIPER_TARGET int sse_mix(int a, int b, int n)
 {
 	double x = (double)a / 3.0;
 	double y = (double)b * (double)n;

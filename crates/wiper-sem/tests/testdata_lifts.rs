@@ -1,7 +1,7 @@
 //! Every instruction of every test binary's own functions lifts: all function
 //! symbols of the rt programs; `main`, `sort_and_sum`, `classify`, `power`
 //! and `cmp_int` of the `libc_demo` binaries (`main` from `_start` when the
-//! binary is stripped).
+//! binary is stripped); `main`, `checksum` and `bump` of the `canary` ones.
 
 use std::collections::BTreeMap;
 
@@ -12,10 +12,14 @@ use wiper_x86::Disassembler;
 
 /// The entries of the functions of `bin` (named `name`) the test covers.
 fn own_functions(name: &str, bin: &Binary) -> Vec<u32> {
-    if !name.starts_with("libc_demo") {
+    let own: &[&str] = if name.starts_with("libc_demo") {
+        &["main", "sort_and_sum", "classify", "power", "cmp_int"]
+    } else if name.starts_with("canary") {
+        &["main", "checksum", "bump"]
+    } else {
         return bin.function_symbol_addrs();
-    }
-    let named: Vec<u32> = ["main", "sort_and_sum", "classify", "power", "cmp_int"]
+    };
+    let named: Vec<u32> = own
         .iter()
         .filter_map(|f| bin.functions_named(f).first().map(|s| s.addr))
         .collect();

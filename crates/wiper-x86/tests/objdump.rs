@@ -82,13 +82,16 @@ fn sources_of(binary: &Path) -> Vec<std::path::PathBuf> {
 /// notation difference:
 /// - `<symbol+off>` annotations are dropped and spaces collapsed;
 /// - objdump's bare hex branch targets (`jmp 8049a20`) get a `0x` prefix;
-/// - objdump's `ds:0x804c010` for an absolute memory operand is `[0x804c010]`;
+/// - objdump's `ds:0x804c010` for an absolute memory operand is `[0x804c010]`
+///   (`gs:0x14` is `gs:[0x14]`);
 /// - objdump's `movs`/`stos`/`lods`/`scas`/`cmps` with `es:`/`ds:` operands are
 ///   the sized mnemonics `movsb`, `stosd`, ...;
 /// - objdump's `eiz*1` pseudo-index and `+0x0` zero displacements are dropped;
 /// - objdump's shift count `1` (the D1 encoding) is `0x1`;
 /// - objdump prints no operand size for `mov` between the accumulator and an
-///   absolute address (the `moffs` opcodes A0-A3).
+///   absolute address (the `moffs` opcodes A0-A3);
+/// - implicit x87 operands ([`x87_operands`]);
+/// - iced writes `imul r,r,imm` with one register as `imul r,imm`.
 fn normalize(text: &str) -> String {
     let mut s = String::new();
     let mut depth = 0;
@@ -133,19 +136,24 @@ fn normalize(text: &str) -> String {
     for (from, to) in [("es:[", "["), ("ds:[", "["), ("+eiz*1", ""), ("+0x0]", "]")] {
         s = s.replace(from, to);
     }
-    // `ds:0x1234` (no brackets) is an absolute address.
-    while let Some(at) = s.find("ds:0x") {
-        let end = s[at + 3..]
-            .find(|c: char| !(c.is_ascii_hexdigit() || c == 'x'))
-            .map_or(s.len(), |e| at + 3 + e);
-        s = format!("{}[{}]{}", &s[..at], &s[at + 3..end], &s[end..]);
+    // `ds:0x1234` (no brackets) is an absolute address; `gs:0x14` one in
+    // the `gs` segment, `gs:[0x14]`.
+    for (segment, kept) in [("ds:0x", ""), ("fs:0x", "fs:"), ("gs:0x", "gs:")] {
+        while let Some(at) = s.find(segment) {
+            let end = s[at + 3..]
+                .find(|c: char| !(c.is_ascii_hexdigit() || c == 'x'))
+                .map_or(s.len(), |e| at + 3 + e);
+            s = format!("{}{kept}[{}]{}", &s[..at], &s[at + 3..end], &s[end..]);
+        }
     }
     let accumulator = ["al", "ax", "eax"]
         .iter()
         .any(|r| s.ends_with(&format!(",{r}")) || s.starts_with(&format!("mov {r},")));
     if words[0] == "mov" && accumulator {
-        for size in ["DWORD PTR [0x", "BYTE PTR [0x", "WORD PTR [0x"] {
-            s = s.replace(size, "[0x");
+        for size in ["DWORD PTR ", "BYTE PTR ", "WORD PTR "] {
+            for segment in ["", "fs:", "gs:"] {
+                s = s.replace(&format!("{size}{segment}[0x"), &format!("{segment}[0x"));
+            }
         }
     }
     if matches!(
@@ -156,7 +164,42 @@ fn normalize(text: &str) -> String {
         s.push_str("x1");
         s.replace_range(s.len() - 3.., "0x1");
     }
-    s
+    // iced prints `imul r,r,imm` (same registers) as `imul r,imm`.
+    if words[0] == "imul" {
+        if let Some((m, ops)) = s.split_once(' ') {
+            if let [r, imm] = ops.split(',').collect::<Vec<_>>().as_slice() {
+                if imm.starts_with("0x") || imm.starts_with('-') {
+                    s = format!("{m} {r},{r},{imm}");
+                }
+            }
+        }
+    }
+    x87_operands(&words[0], s)
+}
+
+/// x87 operands both tools leave implicit in different places: iced shows
+/// the stack top `st` (`fild st,DWORD PTR [x]`, `fstp QWORD PTR [x],st`,
+/// `fstp st(1),st`), objdump does not; objdump shows the default `st(1)` of
+/// the popping arithmetic forms and `fxch` (`faddp st(1),st`, `fxch
+/// st(1)`), iced does not. Both sides drop `st`, and a lone `st(1)` of
+/// those forms.
+fn x87_operands(mnemonic: &str, s: String) -> String {
+    if !mnemonic.starts_with('f') {
+        return s;
+    }
+    let Some((m, ops)) = s.split_once(' ') else {
+        return s;
+    };
+    let kept: Vec<&str> = ops.split(',').filter(|o| *o != "st").collect();
+    let default_st1 = matches!(
+        m,
+        "faddp" | "fsubp" | "fsubrp" | "fmulp" | "fdivp" | "fdivrp" | "fxch"
+    );
+    match kept.as_slice() {
+        [] => m.to_owned(),
+        ["st(1)"] if default_st1 => m.to_owned(),
+        _ => format!("{m} {}", kept.join(",")),
+    }
 }
 
 fn is_padding(text: &str) -> bool {
@@ -203,6 +246,29 @@ fn normalization_rules() {
     );
     assert_eq!(normalize("lea    esi,[esi+eiz*1+0x0]"), "lea esi,[esi]");
     assert_eq!(normalize("shr    eax,1"), "shr eax,0x1");
+    assert_eq!(normalize("mov    eax,gs:0x14"), "mov eax,gs:[0x14]");
+    assert_eq!(
+        normalize("mov eax,DWORD PTR gs:[0x14]"),
+        "mov eax,gs:[0x14]"
+    );
+    assert_eq!(
+        normalize("sub    edx,DWORD PTR gs:0x14"),
+        "sub edx,DWORD PTR gs:[0x14]"
+    );
+    assert_eq!(normalize("imul   eax,0x186a0"), "imul eax,eax,0x186a0");
+    assert_eq!(normalize("imul   eax,ecx"), "imul eax,ecx");
+    assert_eq!(
+        normalize("fild   st,DWORD PTR [ebp+0x8]"),
+        "fild DWORD PTR [ebp+0x8]"
+    );
+    assert_eq!(
+        normalize("fstp   QWORD PTR [esp],st"),
+        "fstp QWORD PTR [esp]"
+    );
+    assert_eq!(normalize("faddp  st(1),st"), "faddp");
+    assert_eq!(normalize("fxch   st(1)"), "fxch");
+    assert_eq!(normalize("fstp   st(0),st"), "fstp st(0)");
+    assert_eq!(normalize("fcomi  st,st(1)"), "fcomi st(1)");
     assert_eq!(normalize("add    eax,1"), "add eax,1");
     assert_eq!(normalize("mov    ds:0x804b15c,eax"), "mov [0x804b15c],eax");
     assert_eq!(
