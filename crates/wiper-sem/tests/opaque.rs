@@ -23,7 +23,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use iced_x86::{Code, Decoder, DecoderOptions};
-use wiper_oracle::{CpuState, Rng, SCRATCH_BASE};
+use wiper_oracle::{CpuState, Rng, FS_BASE, GS_BASE, SCRATCH_BASE};
 use wiper_qfbv::{Env, ExprId, ExprPool, Op, VarId};
 use wiper_sem::{lift, Flag, Lifted, Loc, Reg, SemError, Value};
 
@@ -77,7 +77,8 @@ const CPU_FORMS: &[Code] = &[
 /// States per form.
 const STATES: usize = 200;
 
-/// An environment over an oracle state: registers, flags and window bytes.
+/// An environment over an oracle state: registers, flags, the harness's
+/// segment bases and window bytes.
 struct StateEnv<'a> {
     pool: &'a ExprPool,
     state: &'a CpuState,
@@ -88,6 +89,8 @@ impl Env for StateEnv<'_> {
         match Loc::of_var(self.pool, var)? {
             Loc::Reg(r) => Some(u64::from(self.state.regs[r.index()])),
             Loc::Flag(f) => Some(u64::from(self.state.eflags & f.eflags_bit() != 0)),
+            Loc::FsBase => Some(u64::from(FS_BASE)),
+            Loc::GsBase => Some(u64::from(GS_BASE)),
             _ => None,
         }
     }

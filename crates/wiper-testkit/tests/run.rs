@@ -257,6 +257,7 @@ fn testdata_layout() {
     }
     for v in ["O0", "O2"] {
         expected.push(format!("pie_switch-{v}"));
+        expected.push(format!("canary-{v}"));
     }
     expected.sort();
     assert_eq!(names, expected);

@@ -226,6 +226,7 @@ pub fn check(a: &Analysis, static_args: &[u32]) -> Vec<Option<bool>> {
                     Value::Undefined => None,
                 })
                 .chain(p.part.fault)
+                .chain(p.part.opaque.iter().flat_map(|o| o.inputs.iter().copied()))
                 .collect();
             let (d, ad) = reads(&a.pool, &roots);
             (d, ad, p.part.writes())
@@ -312,7 +313,10 @@ pub fn check(a: &Analysis, static_args: &[u32]) -> Vec<Option<bool>> {
             }
             let under_dyn = cd[p].iter().any(|&b| dyn_parts[b]);
             let exempt = a.moves_stack_only(a.parts[p].id);
+            // Barriers and opaque parts (no formulas for their results) are
+            // dynamic whatever they read.
             let mut dynamic = part.barrier.is_some()
+                || part.opaque.is_some()
                 || uses.iter().any(|l| st.locs.contains(l))
                 || uses.iter().any(|l| match l {
                     Loc::Reg(r @ (Reg::Esp | Reg::Ebp)) => st.taint.contains(r) && !known(*r),
