@@ -88,6 +88,25 @@ fn unknown_function() {
 }
 
 #[test]
+fn a_misspelt_function_name_suggests_the_closest_names() {
+    let bin = testdata_bin("power-O0");
+    assert_fails(
+        &["disasm", path_arg(&bin), "--function", "Powr"],
+        "unknown function `Powr`: no function symbol of that name; did you mean `power`?",
+    );
+    // PLT imports count too.
+    let dynamic = testdata_bin("libc_demo-dyn");
+    assert_fails(
+        &["lift", path_arg(&dynamic), "--function", "printff"],
+        "did you mean `printf`",
+    );
+    // Nothing close: no suggestion.
+    let out = wiper(&["disasm", path_arg(&bin), "--function", "zzzzzzzzzz"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("did you mean"), "{stderr}");
+}
+
+#[test]
 fn address_outside_executable_segments() {
     let bin = testdata_bin("power-O0");
     assert_fails(

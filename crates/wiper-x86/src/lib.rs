@@ -29,12 +29,27 @@ pub use locate::{find_main, main_from_start, resolve_function};
 pub use reg::{Reg, GPR16, GPR32, GPR8};
 pub use rng::Rng;
 
+/// `; did you mean `a`, `b`?` for a non-empty list of names.
+fn did_you_mean(names: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!("; did you mean {}?", quoted.join(", "))
+}
+
 /// Why a function could not be decoded. Each message is one line and names the address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// `--function NAME` names no function symbol (and it is not a `main` found from `_start`).
-    #[error("unknown function `{0}`: no function symbol of that name")]
-    UnknownFunction(String),
+    /// `--function NAME` names no function symbol (and it is not a `main`
+    /// found from `_start`); the closest names follow, if any are close.
+    #[error("unknown function `{name}`: no function symbol of that name{}", did_you_mean(.suggestions))]
+    UnknownFunction {
+        /// The name asked for.
+        name: String,
+        /// Function and PLT names close to it, closest first (at most 3).
+        suggestions: Vec<String>,
+    },
     /// A function given as an address that is not the address of code.
     #[error("address {0:#x} is outside the executable segments")]
     NotExecutable(u32),
