@@ -72,20 +72,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::edit_distance;
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("", ""), 0);
-        assert_eq!(edit_distance("power", "power"), 0);
-        assert_eq!(edit_distance("powr", "power"), 1);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("eval_poly", "evalpoly"), 1);
-    }
-}
 
 /// The address of `main`: its symbol, or else [`main_from_start`].
 pub fn find_main(binary: &Binary) -> Option<u32> {
@@ -165,4 +151,19 @@ pub(crate) fn pc_thunk_register(binary: &Binary, addr: u32) -> Option<Register> 
     let is_thunk = b[0] == 0x8b && b[1] & 0xc7 == 0x04 && b[2] == 0x24 && b[3] == 0xc3;
     let number = usize::from((b[1] >> 3) & 7);
     is_thunk.then_some(crate::GPR32[number])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("power", "power"), 0);
+        assert_eq!(edit_distance("powr", "power"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("eval_poly", "evalpoly"), 1);
+    }
 }
