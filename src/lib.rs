@@ -3,3 +3,4 @@
 //! `wiper-bench`).
 
 pub mod commands;
+pub mod info;

@@ -67,6 +67,12 @@ enum Command {
     Info {
         #[command(flatten)]
         binary: BinaryArgs,
+        /// List every function: address, size in bytes, name (or fn_ADDR).
+        #[arg(long)]
+        functions: bool,
+        /// Output format (JSON addresses are hex strings).
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
+        format: ReportFormatArg,
     },
     /// Print a function's control-flow graph: blocks, instructions, successors.
     Disasm {
@@ -169,6 +175,15 @@ enum SyntaxArg {
     Gas,
 }
 
+/// `wiper info --format` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormatArg {
+    /// Text.
+    Text,
+    /// JSON.
+    Json,
+}
+
 /// `--format` values.
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
@@ -227,7 +242,18 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { binary } => commands::info(&binary.binary).map(Report::from),
+        Command::Info {
+            binary,
+            functions,
+            format,
+        } => wiper::info::info(
+            &binary.binary,
+            wiper::info::InfoOptions {
+                functions,
+                json: format == ReportFormatArg::Json,
+            },
+        )
+        .map(Report::from),
         Command::Disasm {
             binary,
             function,

@@ -72,7 +72,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-
 /// The address of `main`: its symbol, or else [`main_from_start`].
 pub fn find_main(binary: &Binary) -> Option<u32> {
     match binary.functions_named("main").first() {
