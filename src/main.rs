@@ -38,7 +38,8 @@ struct FunctionArgs {
 #[derive(Args)]
 struct StaticArgs {
     /// A static input: argN=INT, argN=@str:TEXT, argN=@i32:1,2,3, argN=@bytes:HEX or
-    /// REG=INT (repeatable; every input not given is dynamic).
+    /// REG=INT (repeatable; every input not given is dynamic). argN is the Nth
+    /// 32-bit stack slot of the arguments, counted from 0 ([esp+4+4N] at entry).
     #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
     statics: Vec<String>,
 }

@@ -185,6 +185,15 @@ fn info_summarizes_static_dynamic_and_pie() {
 }
 
 #[test]
+fn help_says_how_arguments_are_counted() {
+    let help = stdout_of(&["specialize", "--help"]);
+    assert!(
+        help.contains("32-bit stack slot of the arguments, counted from 0 ([esp+4+4N] at entry)"),
+        "{help}"
+    );
+}
+
+#[test]
 fn info_lists_every_function_in_text_and_json() {
     let bin = testdata_bin("power-O2");
     let binary = wiper_elf::Binary::open(&bin).unwrap();
