@@ -345,13 +345,7 @@ pub fn compare(
         .with_context(|| format!("{}: function {function}", path.display()))?;
     let out_path = match output {
         Some(o) => o.to_path_buf(),
-        None => std::env::temp_dir().join(format!(
-            "{}.{}.specialized",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("binary"),
-            sp.name
-        )),
+        None => beside(path, &format!("{}.specialized", sp.name)),
     };
     sp.write_elf(&out_path)?;
     let mut text = String::new();
@@ -370,10 +364,11 @@ pub fn compare(
     );
     text.push_str(&wiper_emit::listing(&sp.binary, &sp.encoded));
     let _ = writeln!(text, "\n== run with arguments: {}", args.join(" "));
-    let a = run_program(path, args)?;
-    let b = run_program(&out_path, args)?;
-    let _ = writeln!(text, "original: {:?}, {}", a.0, a.1);
-    let _ = writeln!(text, "residual: {:?}, {}", b.0, b.1);
+    // Both run with the original's argv[0]: programs print their name.
+    let a = run_program(path, path, args)?;
+    let b = run_program(&out_path, path, args)?;
+    let _ = write!(text, "original: {a}");
+    let _ = write!(text, "residual: {b}");
     let same = a == b;
     let _ = writeln!(
         text,
@@ -391,17 +386,103 @@ pub fn compare(
     })
 }
 
-/// Runs the program at `path` with `args`: its stdout and how it ended.
-fn run_program(path: &Path, args: &[String]) -> Result<(String, String)> {
-    let o = std::process::Command::new(path)
+/// `BINARY.SUFFIX` in the directory of the input `path`: where `compare`
+/// writes the residual binary when no `-o` is given.
+fn beside(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("binary");
+    path.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// What one run of a program showed: its output and how it ended.
+#[derive(Debug, PartialEq, Eq)]
+struct Run {
+    stdout: String,
+    stderr: String,
+    ending: String,
+}
+
+impl std::fmt::Display for Run {
+    /// `{stdout:?}, {ending}` and, when there was any, the stderr on the
+    /// next line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{:?}, {}", self.stdout, self.ending)?;
+        if !self.stderr.is_empty() {
+            writeln!(f, "  stderr: {:?}", self.stderr)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the program at `path` with `argv0` and `args`. A bare file name is
+/// the file in the current directory, never a program looked up on `PATH`.
+fn run_program(path: &Path, argv0: &Path, args: &[String]) -> Result<Run> {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let runnable = if path.components().count() == 1 && path.is_relative() {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    };
+    let o = std::process::Command::new(&runnable)
+        .arg0(argv0)
         .args(args)
         .output()
         .with_context(|| format!("cannot run {}", path.display()))?;
-    let status = match o.status.code() {
-        Some(c) => format!("exit status {c}"),
-        None => "killed by a signal".to_owned(),
+    let ending = match (o.status.code(), o.status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig} ({})", signal_name(sig)),
+        (None, None) => "ended without a status".to_owned(),
     };
-    Ok((String::from_utf8_lossy(&o.stdout).into_owned(), status))
+    Ok(Run {
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        ending,
+    })
+}
+
+/// The name of Linux signal `n` (i386 and x86-64 numbering).
+fn signal_name(n: i32) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "?",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(n)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("a real-time signal")
 }
 
 /// Whether `a` and `b` name the same existing file.
@@ -423,4 +504,17 @@ fn write_executable(out: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::set_permissions(out, p)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signal_name;
+
+    #[test]
+    fn signals_are_named() {
+        assert_eq!(signal_name(11), "SIGSEGV");
+        assert_eq!(signal_name(6), "SIGABRT");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(40), "a real-time signal");
+    }
 }

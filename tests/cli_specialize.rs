@@ -393,3 +393,35 @@ fn compare_errors_are_one_line_with_status_2() {
         "arg1=x",
     );
 }
+
+#[test]
+fn compare_runs_a_bare_file_name_from_the_current_directory_and_shows_stderr() {
+    // A copy of gzip in a directory of its own, named by its bare file name
+    // from there: `gzip` on PATH must not be what runs. Without -o, the
+    // residual goes beside the input.
+    let dir = scratch_file("compare-cwd-marker", b"");
+    let dir = dir.parent().unwrap();
+    std::fs::copy(wiper_testkit::real_bin("gzip-glibc"), dir.join("gzip")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wiper"))
+        .current_dir(dir)
+        .args([
+            "compare",
+            "gzip",
+            "-f",
+            "license",
+            "--",
+            "-d",
+            "/nonexistent.gz",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("original: \"\", exit status 1\n  stderr: \"gzip: /nonexistent.gz: No such file or directory\\n\"\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("same output and exit status\n"), "{text}");
+    assert!(dir.join("gzip.license.specialized").is_file());
+}

@@ -35,7 +35,7 @@ pub fn resolve_function(binary: &Binary, spec: &str) -> Result<u32, DecodeError>
 }
 
 /// Up to three function or PLT names closest to `name` by edit distance
-/// (ignoring case), each at most a third of the longer name's length away;
+/// (ignoring case), each at most a quarter of the longer name's length away;
 /// closest first, ties by name.
 fn closest_names(binary: &Binary, name: &str) -> Vec<String> {
     let wanted = name.to_lowercase();
@@ -47,7 +47,7 @@ fn closest_names(binary: &Binary, name: &str) -> Vec<String> {
         .chain(binary.plt.values().cloned())
         .filter_map(|candidate| {
             let d = edit_distance(&wanted, &candidate.to_lowercase());
-            let limit = wanted.chars().count().max(candidate.chars().count()) / 3;
+            let limit = wanted.chars().count().max(candidate.chars().count()) / 4;
             (d <= limit.max(1)).then_some((d, candidate))
         })
         .collect();
