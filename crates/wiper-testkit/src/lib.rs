@@ -37,6 +37,7 @@ const RT_PROGRAMS: &[&str] = &[
     "calls",
     "interp",
     "wide",
+    "fill",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.
@@ -105,7 +106,7 @@ pub fn real_bin(name: &str) -> PathBuf {
 }
 
 /// Names of the programs linked against the tiny runtime (`power`, `prod`,
-/// `abn`, `loops`, `recursion`, `switch`, `calls`, `interp`, `wide`), so tests can
+/// `abn`, `loops`, `recursion`, `switch`, `calls`, `interp`, `wide`, `fill`), so tests can
 /// loop over all of them.
 pub fn rt_programs() -> &'static [&'static str] {
     RT_PROGRAMS
