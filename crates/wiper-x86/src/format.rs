@@ -264,6 +264,7 @@ fn target_text(binary: &Binary, target: &CallTarget) -> String {
         },
         CallTarget::Import { addr, name } => format!("{addr:#010x} <{name}@plt>"),
         CallTarget::Indirect => "indirect".to_string(),
+        CallTarget::Absent => "0x00000000 (absent)".to_string(),
     }
 }
 
@@ -284,7 +285,13 @@ pub fn successor_text(binary: &Binary, s: &Successor) -> String {
 }
 
 fn header(f: &Function) -> String {
-    let bytes: u32 = f.blocks.values().map(|b| b.end() - b.start).sum();
+    // Bytes covered, counting those of nested instructions once.
+    let mut bytes = 0;
+    let mut covered_to = 0;
+    for ins in f.instructions() {
+        bytes += ins.next_ip32().saturating_sub(covered_to.max(ins.ip32()));
+        covered_to = covered_to.max(ins.next_ip32());
+    }
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!(
         "function {} at {:#010x}: {}, {}, {}",

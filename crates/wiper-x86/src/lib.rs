@@ -62,7 +62,9 @@ pub enum DecodeError {
         /// Its target.
         to: u32,
     },
-    /// Two decoded instructions overlap (a jump into the middle of an instruction).
+    /// Two decoded instructions overlap (a jump into the middle of an
+    /// instruction), other than an instruction and itself without some of its
+    /// prefixes (see [`Function`]).
     #[error("overlapping instructions: {0:#x} lies inside the instruction at {1:#x}")]
     Overlap(u32, u32),
     /// The function grew past [`MAX_INSTRUCTIONS`].
@@ -87,6 +89,13 @@ pub enum CallTarget {
     },
     /// A register or memory operand.
     Indirect,
+    /// A direct call to address 0, where nothing is mapped: an undefined weak
+    /// function, which the linker resolves to 0 (glibc's static
+    /// `__libc_start_main` calls `__pthread_initialize_minimal` so). The program
+    /// tests the function's address first; executing the call would fault. The
+    /// block keeps its fall-through edge: gcc compiled the code after the call,
+    /// and the CFG may have paths the program never takes.
+    Absent,
 }
 
 /// How control can leave a basic block.
@@ -155,6 +164,12 @@ impl Block {
 }
 
 /// A function's control-flow graph.
+///
+/// Its instructions do not overlap, with one exception: an instruction and the
+/// same instruction without some of its leading prefixes, decoded from inside
+/// it (glibc jumps over a `lock` prefix: `je 1f; lock; 1: cmpxchg ...`). The
+/// two are in different blocks, end at the same address, and a block starts
+/// there, so both fall through to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
     /// Symbol name, when the binary has one.
@@ -185,7 +200,7 @@ impl Function {
         self.blocks.values().map(|b| b.instructions.len()).sum()
     }
 
-    /// Every instruction, in address order.
+    /// Every instruction, in address order (of their first bytes).
     pub fn instructions(&self) -> impl Iterator<Item = &Instruction> {
         self.blocks.values().flat_map(|b| b.instructions.iter())
     }
@@ -239,7 +254,7 @@ impl<'a> Disassembler<'a> {
     /// Whether a call to `target` may come back (false for `exit`, `abort`, ...).
     pub fn call_returns(&mut self, target: &CallTarget) -> bool {
         match target {
-            CallTarget::Indirect => true,
+            CallTarget::Indirect | CallTarget::Absent => true,
             CallTarget::Import { name, .. } => !is_noreturn_name(name),
             CallTarget::Function(addr) => self.function_returns(*addr),
         }

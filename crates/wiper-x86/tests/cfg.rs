@@ -3,7 +3,9 @@
 
 use wiper_elf::Binary;
 use wiper_testkit::{opt_levels, testdata_bin, testdata_dir};
-use wiper_x86::{format, main_from_start, CallTarget, Disassembler, Function, Successor, Syntax};
+use wiper_x86::{
+    format, main_from_start, CallTarget, DecodeError, Disassembler, Function, Successor, Syntax,
+};
 
 fn load(name: &str) -> Binary {
     Binary::open(&testdata_bin(name)).unwrap()
@@ -250,4 +252,63 @@ fn the_entry_run_stops_at_the_first_gap() {
     let f = decode(&power, "power");
     let end_of_code = f.instructions().map(|i| i.next_ip32()).max().unwrap();
     assert!(f.entry_run() >= 5 && f.entry_run() <= end_of_code - f.entry);
+}
+
+/// `power-O2` with `code(entry)` written over the first bytes of `power`, and
+/// `power`'s address (`entry`).
+fn power_with_code(code: impl Fn(u32) -> Vec<u8>) -> (Binary, u32) {
+    let original = load("power-O2");
+    let entry = original.functions_named("power")[0].addr;
+    (original.with_bytes_at(entry, &code(entry)).unwrap(), entry)
+}
+
+#[test]
+fn a_call_to_address_zero_is_an_absent_callee() {
+    // `call 0; ret`, as glibc calls an undefined weak function.
+    let (binary, entry) = power_with_code(|entry| {
+        let mut code = vec![0xe8];
+        code.extend(0u32.wrapping_sub(entry + 5).to_le_bytes());
+        code.push(0xc3);
+        code
+    });
+    let f = Disassembler::new(&binary).function(entry).unwrap();
+    assert_eq!(
+        f.blocks[&entry].successors,
+        vec![
+            Successor::Call(CallTarget::Absent),
+            Successor::FallThrough(entry + 5)
+        ]
+    );
+    assert_eq!(f.blocks[&(entry + 5)].successors, vec![Successor::Return]);
+}
+
+#[test]
+fn a_jump_over_a_lock_prefix_gives_two_blocks_with_one_end() {
+    // `je 1f; lock; 1: inc DWORD PTR [eax]; ret`: glibc's single-threaded
+    // fast path skips the prefix.
+    let (binary, entry) = power_with_code(|_| vec![0x74, 0x01, 0xf0, 0xff, 0x00, 0xc3]);
+    let f = Disassembler::new(&binary).function(entry).unwrap();
+    let (outer, inner, end) = (entry + 2, entry + 3, entry + 5);
+    for start in [outer, inner] {
+        let block = &f.blocks[&start];
+        assert_eq!(block.instructions.len(), 1, "{start:#x}");
+        assert_eq!(block.end(), end);
+        assert_eq!(block.successors, vec![Successor::FallThrough(end)]);
+    }
+    assert!(f.blocks[&outer].instructions[0].has_lock_prefix());
+    assert!(!f.blocks[&inner].instructions[0].has_lock_prefix());
+    assert_eq!(f.blocks[&end].successors, vec![Successor::Return]);
+    // Every byte once in the listing's count: 2 + 3 + 1.
+    assert!(format::listing(&binary, &f, Syntax::Intel).contains("6 bytes"));
+}
+
+#[test]
+fn other_jumps_into_an_instruction_are_errors() {
+    // `je 1f; mov eax, 0x90c3c3c3` with 1f at its second byte: a different
+    // instruction there (`ret`), not the same one without prefixes.
+    let (binary, entry) = power_with_code(|_| vec![0x74, 0x01, 0xb8, 0xc3, 0xc3, 0xc3, 0x90]);
+    assert_eq!(
+        Disassembler::new(&binary).function(entry),
+        Err(DecodeError::Overlap(entry + 3, entry + 2))
+    );
 }
