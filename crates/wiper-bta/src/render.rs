@@ -29,6 +29,7 @@ fn target_text(binary: &Binary, t: &CallTarget) -> String {
         },
         CallTarget::Import { name, .. } => format!("<{name}@plt>"),
         CallTarget::Indirect => "indirect".to_owned(),
+        CallTarget::Absent => "0x00000000 (absent)".to_owned(),
     }
 }
 

@@ -117,20 +117,50 @@ fn decode_one(binary: &Binary, addr: u32) -> Result<Instruction, DecodeError> {
     Ok(ins)
 }
 
-/// Checks that `addr` is not inside an already decoded instruction, and that an
-/// instruction of `len` bytes at `addr` does not run into a decoded one.
-fn check_overlap(d: &Decoded, addr: u32, len: u32) -> Result<(), DecodeError> {
-    if let Some((&prev, ins)) = d.insns.range(..addr).next_back() {
-        if ins.next_ip32() > addr {
-            return Err(DecodeError::Overlap(addr, prev));
+/// Checks that `ins` overlaps no decoded instruction, except where one of the
+/// two is the other without some of its prefix bytes ([`nested`]). Returns the
+/// end shared by such a pair: both fall through to it, so a block starts there.
+fn check_overlap(
+    binary: &Binary,
+    d: &Decoded,
+    ins: &Instruction,
+) -> Result<Option<u32>, DecodeError> {
+    let addr = ins.ip32();
+    let mut shared_end = None;
+    if let Some((&prev, outer)) = d.insns.range(..addr).next_back() {
+        if outer.next_ip32() > addr {
+            if !nested(binary, outer, ins) {
+                return Err(DecodeError::Overlap(addr, prev));
+            }
+            shared_end = Some(ins.next_ip32());
         }
     }
-    if let Some((&next, _)) = d.insns.range(addr + 1..).next() {
-        if addr.wrapping_add(len) > next {
-            return Err(DecodeError::Overlap(next, addr));
+    if let Some((&next, inner)) = d.insns.range(addr + 1..).next() {
+        if ins.next_ip32() > next {
+            if !nested(binary, ins, inner) {
+                return Err(DecodeError::Overlap(next, addr));
+            }
+            shared_end = Some(ins.next_ip32());
         }
     }
-    Ok(())
+    Ok(shared_end)
+}
+
+/// Whether `inner` is `outer` without some of its leading prefix bytes: glibc's
+/// atomic operations jump over a `lock` prefix (`je 1f; lock; 1: cmpxchg`) when
+/// the process is single-threaded. Both are the same operation and end at the
+/// same address.
+fn nested(binary: &Binary, outer: &Instruction, inner: &Instruction) -> bool {
+    const PREFIXES: [u8; 11] = [
+        0xf0, 0xf2, 0xf3, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65, 0x66, 0x67,
+    ];
+    let skipped = inner.ip32().wrapping_sub(outer.ip32());
+    outer.ip32() < inner.ip32()
+        && inner.next_ip32() == outer.next_ip32()
+        && inner.code() == outer.code()
+        && binary
+            .read(outer.ip32(), skipped)
+            .is_some_and(|b| b.iter().all(|x| PREFIXES.contains(x)))
 }
 
 fn call_target(binary: &Binary, ins: &Instruction) -> CallTarget {
@@ -138,6 +168,9 @@ fn call_target(binary: &Binary, ins: &Instruction) -> CallTarget {
         return CallTarget::Indirect;
     }
     let t = ins.near_branch32();
+    if t == 0 && ins.flow_control() == FlowControl::Call {
+        return CallTarget::Absent;
+    }
     match binary.plt.get(&t) {
         Some(name) => CallTarget::Import {
             addr: t,
@@ -172,11 +205,6 @@ fn decode_run(
     work: &mut Vec<u32>,
 ) -> Result<(), DecodeError> {
     let binary = dis.binary();
-    if let Some((&prev, ins)) = d.insns.range(..start).next_back() {
-        if ins.next_ip32() > start {
-            return Err(DecodeError::Overlap(start, prev));
-        }
-    }
     let mut pc = start;
     // The constant in eax, to recognise `mov eax, 1; int 0x80` (exit).
     let mut eax_const: Option<u32> = None;
@@ -188,7 +216,9 @@ fn decode_run(
             return Err(DecodeError::TooLarge(scope.entry));
         }
         let ins = decode_one(binary, pc)?;
-        check_overlap(d, pc, ins.len() as u32)?;
+        if let Some(end) = check_overlap(binary, d, &ins)? {
+            d.leaders.insert(end);
+        }
         d.insns.insert(pc, ins);
         let next = ins.next_ip32();
         let mut follow = |d: &mut Decoded, target: u32| {
@@ -245,12 +275,19 @@ fn decode_run(
                 None => Some(vec![Successor::IndirectJump]),
             },
             FlowControl::Call | FlowControl::IndirectCall => {
-                if ins.flow_control() == FlowControl::Call {
+                let absent = ins.flow_control() == FlowControl::Call && ins.near_branch32() == 0;
+                if ins.flow_control() == FlowControl::Call && !absent {
                     branch_target(binary, &ins, "call")?;
                 }
                 let target = call_target(binary, &ins);
-                let returns =
-                    target == CallTarget::Function(scope.entry) || dis.call_returns(&target);
+                // A call that ends the function's `.eh_frame` range is one
+                // the compiler knew does not return (`__libc_message`): what
+                // follows is padding or another function.
+                let ends_range = dis
+                    .unwind_end(scope.entry)
+                    .is_some_and(|end| (scope.entry..end).contains(&pc) && next >= end);
+                let returns = !ends_range
+                    && (target == CallTarget::Function(scope.entry) || dis.call_returns(&target));
                 let mut succs = vec![Successor::Call(target)];
                 if returns {
                     follow(d, next);

@@ -77,7 +77,9 @@ pub enum DecodeError {
         /// Its target.
         to: u32,
     },
-    /// Two decoded instructions overlap (a jump into the middle of an instruction).
+    /// Two decoded instructions overlap (a jump into the middle of an
+    /// instruction), other than an instruction and itself without some of its
+    /// prefixes (see [`Function`]).
     #[error("overlapping instructions: {0:#x} lies inside the instruction at {1:#x}")]
     Overlap(u32, u32),
     /// The function grew past [`MAX_INSTRUCTIONS`].
@@ -102,6 +104,14 @@ pub enum CallTarget {
     },
     /// A register or memory operand.
     Indirect,
+    /// A direct call to address 0, where nothing is mapped: an undefined weak
+    /// function, which the linker resolves to 0 (glibc's static
+    /// `__libc_start_main` calls `__pthread_initialize_minimal` so). The program
+    /// tests the function's address first; executing the call would fault,
+    /// so it does not return: the code after it is reached only by other
+    /// edges (when the call ends a function, what follows is padding or the
+    /// next function, as the `.eh_frame` ranges show).
+    Absent,
 }
 
 /// How control can leave a basic block.
@@ -170,6 +180,12 @@ impl Block {
 }
 
 /// A function's control-flow graph.
+///
+/// Its instructions do not overlap, with one exception: an instruction and the
+/// same instruction without some of its leading prefixes, decoded from inside
+/// it (glibc jumps over a `lock` prefix: `je 1f; lock; 1: cmpxchg ...`). The
+/// two are in different blocks, end at the same address, and a block starts
+/// there, so both fall through to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
     /// Symbol name, when the binary has one.
@@ -200,7 +216,7 @@ impl Function {
         self.blocks.values().map(|b| b.instructions.len()).sum()
     }
 
-    /// Every instruction, in address order.
+    /// Every instruction, in address order (of their first bytes).
     pub fn instructions(&self) -> impl Iterator<Item = &Instruction> {
         self.blocks.values().flat_map(|b| b.instructions.iter())
     }
@@ -226,6 +242,8 @@ pub struct Disassembler<'a> {
     returns: BTreeMap<u32, bool>,
     /// Functions being decoded: assumed to return, the safe guess for recursion.
     in_progress: BTreeSet<u32>,
+    /// End of the `.eh_frame` range starting at each function start.
+    unwind_ends: BTreeMap<u32, u32>,
 }
 
 impl<'a> Disassembler<'a> {
@@ -235,7 +253,18 @@ impl<'a> Disassembler<'a> {
             binary,
             returns: BTreeMap::new(),
             in_progress: BTreeSet::new(),
+            unwind_ends: binary
+                .unwind_ranges()
+                .iter()
+                .map(|r| (r.start, r.start.wrapping_add(r.len)))
+                .collect(),
         }
+    }
+
+    /// The end of the `.eh_frame` range that starts at `entry`, if any: the
+    /// end of the function's main body as the compiler recorded it.
+    pub(crate) fn unwind_end(&self, entry: u32) -> Option<u32> {
+        self.unwind_ends.get(&entry).copied()
     }
 
     /// The binary being decoded.
@@ -255,6 +284,7 @@ impl<'a> Disassembler<'a> {
     pub fn call_returns(&mut self, target: &CallTarget) -> bool {
         match target {
             CallTarget::Indirect => true,
+            CallTarget::Absent => false,
             CallTarget::Import { name, .. } => !is_noreturn_name(name),
             CallTarget::Function(addr) => self.function_returns(*addr),
         }

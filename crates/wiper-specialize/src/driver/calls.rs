@@ -12,6 +12,7 @@ use super::{Frame, Specializer, State, Stop, UNKNOWN_ARGS};
 use crate::eval::SExpr;
 use crate::function::InstrInfo;
 use crate::state::{Base, Byte, Known, Region, SVal, Store};
+use crate::SpecializeError;
 
 impl Specializer<'_> {
     /// Bytes of stack arguments the function at `entry` reads (from the
@@ -40,6 +41,15 @@ impl Specializer<'_> {
             Some(SExpr::Known(v)) => Some(self.code_addr(v, addr)?),
             _ => None,
         };
+        if target == Some(0) {
+            // `CallTarget::Absent`: the original faults here, and the code
+            // after the call is what gcc compiled, not what runs.
+            return Err(SpecializeError::Unsupported {
+                address: addr,
+                reason: "a call to 0x0 (an undefined weak function), which faults".into(),
+            }
+            .into());
+        }
         let internal = target.filter(|t| {
             !self.binary.plt.contains_key(t)
                 && self.binary.function_at(*t).is_some_and(|s| s.addr == *t)

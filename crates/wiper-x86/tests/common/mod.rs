@@ -1,0 +1,341 @@
+//! Judging wiper's decoding against GNU objdump: the listing, the notation
+//! rules that make the two comparable ([`normalize`]), and the check of every
+//! function of a binary ([`check_all_functions`]).
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use iced_x86::Instruction;
+use wiper_elf::Binary;
+use wiper_x86::format::InstructionPrinter;
+use wiper_x86::{Disassembler, Function, Syntax};
+
+/// Rewrites objdump's and wiper's notation into one form. Each rule is a pure
+/// notation difference:
+/// - `<symbol+off>` annotations are dropped and spaces collapsed;
+/// - objdump's bare hex branch targets (`jmp 8049a20`, `xbegin 80bf824`) get a
+///   `0x` prefix;
+/// - objdump's `ds:0x804c010` for an absolute memory operand is `[0x804c010]`,
+///   and `gs:0x14` (any other segment) is `gs:[0x14]`: wiper keeps the brackets
+///   (see `wiper_x86::format`);
+/// - objdump's `movs`/`stos`/`lods`/`scas`/`cmps` with `es:`/`ds:` operands are
+///   the sized mnemonics `movsb`, `stosd`, ...;
+/// - objdump's `eiz*1` pseudo-index and `+0x0` zero displacements are dropped;
+/// - objdump's shift count `1` (the D1 encoding) is `0x1`;
+/// - objdump prints no operand size for `mov` between the accumulator and an
+///   absolute address (the `moffs` opcodes A0-A3), with or without a segment.
+pub fn normalize(text: &str) -> String {
+    let mut s = String::new();
+    let mut depth = 0;
+    for c in text.chars() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth > 0 => depth -= 1,
+            _ if depth == 0 => s.push(c),
+            _ => {}
+        }
+    }
+    let mut words: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+    if words.is_empty() {
+        return String::new();
+    }
+    let branch =
+        words[0].starts_with('j') || matches!(words[0].as_str(), "call" | "loop" | "xbegin");
+    if branch && words.len() == 2 && words[1].chars().all(|c| c.is_ascii_hexdigit()) {
+        words[1] = format!("0x{}", words[1]);
+    }
+    size_string_mnemonic(&mut words);
+    let mut s = words.join(" ");
+    for (from, to) in [("es:[", "["), ("ds:[", "["), ("+eiz*1", ""), ("+0x0]", "]")] {
+        s = s.replace(from, to);
+    }
+    s = bracket_absolute(&s);
+    let accumulator = ["al", "ax", "eax"]
+        .iter()
+        .any(|r| s.ends_with(&format!(",{r}")) || s.starts_with(&format!("mov {r},")));
+    if words[0] == "mov" && accumulator {
+        for size in ["DWORD PTR ", "BYTE PTR ", "WORD PTR "] {
+            for seg in ["[0x", "es:[0x", "cs:[0x", "ss:[0x", "fs:[0x", "gs:[0x"] {
+                s = s.replace(&format!("{size}{seg}"), seg);
+            }
+        }
+    }
+    if matches!(
+        words[0].as_str(),
+        "shl" | "shr" | "sar" | "sal" | "rol" | "ror" | "rcl" | "rcr"
+    ) && s.ends_with(",1")
+    {
+        s.replace_range(s.len() - 1.., "0x1");
+    }
+    s
+}
+
+/// objdump's unsized string mnemonics (`stos DWORD PTR es:[edi],eax`) as
+/// iced's sized ones (`stosd`), the size taken from the first `PTR` operand.
+fn size_string_mnemonic(words: &mut [String]) {
+    let at = usize::from(matches!(
+        words[0].as_str(),
+        "rep" | "repz" | "repnz" | "repe" | "repne"
+    ));
+    let Some(m) = words.get(at).cloned() else {
+        return;
+    };
+    if !matches!(
+        m.as_str(),
+        "movs" | "stos" | "lods" | "scas" | "cmps" | "ins" | "outs"
+    ) {
+        return;
+    }
+    let size = words[at + 1..]
+        .windows(2)
+        .find(|w| w[1] == "PTR")
+        .map(|w| w[0].rsplit(',').next().unwrap_or("").to_string());
+    let suffix = match size.as_deref() {
+        Some("BYTE") => "b",
+        Some("WORD") => "w",
+        Some("DWORD") => "d",
+        _ => "",
+    };
+    words[at] = format!("{m}{suffix}");
+}
+
+/// `ds:0x1234` (no brackets) as `[0x1234]`, `gs:0x14` as `gs:[0x14]`.
+fn bracket_absolute(text: &str) -> String {
+    let mut s = text.to_string();
+    for seg in ["ds", "es", "cs", "ss", "fs", "gs"] {
+        let pattern = format!("{seg}:0x");
+        while let Some(at) = s.find(&pattern) {
+            let start = at + 3;
+            let end = s[start..]
+                .find(|c: char| !(c.is_ascii_hexdigit() || c == 'x'))
+                .map_or(s.len(), |e| start + e);
+            let keep = if seg == "ds" {
+                String::new()
+            } else {
+                format!("{seg}:")
+            };
+            s = format!("{}{keep}[{}]{}", &s[..at], &s[start..end], &s[end..]);
+        }
+    }
+    s
+}
+
+/// Whether objdump's `text` is alignment padding (nop forms) or an unreachable
+/// `hlt` after an exit system call.
+pub fn is_padding(text: &str) -> bool {
+    let n = normalize(text);
+    n == "hlt"
+        || n.starts_with("nop")
+        || n == "xchg ax,ax"
+        || n.starts_with("lea esi,[esi")
+        || n.starts_with("lea edi,[edi")
+        || n == "mov esi,esi"
+        || n == "mov edi,edi"
+        || n.starts_with("data16")
+        || n.starts_with("cs nop")
+}
+
+/// Runs objdump's Intel listing over `path` (from `start` to `stop` when
+/// given): address -> (text, whether the line is followed by another).
+fn run_objdump(path: &Path, range: Option<(u32, u32)>) -> BTreeMap<u32, String> {
+    let mut cmd = Command::new("objdump");
+    cmd.args(["-d", "-M", "intel", "--no-show-raw-insn", "-w"]);
+    if let Some((start, stop)) = range {
+        cmd.arg(format!("--start-address={start:#x}"));
+        cmd.arg(format!("--stop-address={stop:#x}"));
+    }
+    let out = cmd
+        .arg(path)
+        .output()
+        .expect("objdump (binutils) must be installed");
+    assert!(out.status.success(), "objdump failed on {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (addr, text) = l.split_once(":\t")?;
+            let addr = u32::from_str_radix(addr.trim(), 16).ok()?;
+            Some((addr, text.trim().to_string()))
+        })
+        .collect()
+}
+
+/// objdump's Intel listing of a binary's executable sections.
+pub struct Objdump {
+    path: PathBuf,
+    /// Address -> instruction text, in objdump's linear sweep.
+    pub listing: BTreeMap<u32, String>,
+}
+
+impl Objdump {
+    /// The listing of `path`.
+    pub fn of(path: &Path) -> Objdump {
+        Objdump {
+            path: path.to_path_buf(),
+            listing: run_objdump(path, None),
+        }
+    }
+
+    /// objdump's text for the instruction of `len` bytes at `addr`: from the
+    /// listing when it starts an instruction of that length there; else
+    /// objdump decodes exactly those bytes (its linear sweep can be out of
+    /// step with the code after data or padding bytes, and it prints `fwait`
+    /// and the next x87 instruction as one, `fstsw ax` for `fwait; fnstsw ax`).
+    /// `None` when objdump sees no single instruction in those bytes.
+    pub fn text(&self, addr: u32, len: u32) -> Option<String> {
+        let next = self.listing.range(addr + 1..).next().map(|(&a, _)| a);
+        if let (Some(text), Some(next)) = (self.listing.get(&addr), next) {
+            if next - addr == len {
+                return Some(text.clone());
+            }
+        }
+        let alone = run_objdump(&self.path, Some((addr, addr + len)));
+        match alone.into_iter().collect::<Vec<_>>().as_slice() {
+            [(a, text)] if *a == addr => Some(text.clone()),
+            _ => None,
+        }
+    }
+
+    /// How wiper's text for `ins` differs from objdump's, or `None` when the two
+    /// are the same after [`normalize`].
+    pub fn mismatch(
+        &self,
+        printer: &mut InstructionPrinter<'_>,
+        ins: &Instruction,
+    ) -> Option<String> {
+        let ours = normalize(&printer.format(ins));
+        let theirs = self.text(ins.ip32(), ins.len() as u32);
+        match theirs {
+            Some(t) if normalize(&t) == ours => None,
+            t => Some(format!(
+                "wiper `{ours}`, objdump `{}`",
+                t.map_or("(no instruction)".to_string(), |t| normalize(&t))
+            )),
+        }
+    }
+
+    /// objdump's instructions in `[lo, hi)` that `f` did not decode and that are
+    /// not padding: they start outside every instruction of `f` and do not run
+    /// into one (objdump out of step over padding bytes), and are not nop forms
+    /// or zero bytes.
+    pub fn undecoded(&self, binary: &Binary, f: &Function, lo: u32, hi: u32) -> Vec<String> {
+        let ours: BTreeMap<u32, u32> = f
+            .instructions()
+            .map(|i| (i.ip32(), i.next_ip32()))
+            .collect();
+        let covered = |a: u32| {
+            ours.range(..=a)
+                .next_back()
+                .is_some_and(|(_, &end)| a < end)
+        };
+        let mut missed = Vec::new();
+        let listed: Vec<(u32, &String)> =
+            self.listing.range(lo..hi).map(|(&a, t)| (a, t)).collect();
+        for (i, &(addr, text)) in listed.iter().enumerate() {
+            if covered(addr) || is_padding(text) {
+                continue;
+            }
+            let end = listed.get(i + 1).map_or(hi, |&(a, _)| a);
+            let runs_into_ours = ours.range(addr + 1..end).next().is_some();
+            let zeros = binary
+                .read(addr, end - addr)
+                .is_some_and(|b| b.iter().all(|&x| x == 0));
+            if !runs_into_ours && !zeros {
+                missed.push(format!("{addr:#x} `{text}`"));
+            }
+        }
+        missed
+    }
+}
+
+/// What checking the functions of one binary against objdump found.
+#[derive(Default, Debug)]
+pub struct Findings {
+    pub functions: usize,
+    pub instructions: usize,
+    /// Functions that do not decode, with the error.
+    pub errors: Vec<String>,
+    /// Instructions whose text differs from objdump's, or where objdump
+    /// starts none.
+    pub mismatches: Vec<String>,
+    /// Instructions objdump lists inside a function symbol that wiper did not
+    /// reach (and that are not padding).
+    pub undecoded: Vec<String>,
+    /// Indirect `jmp`s in the shapes of jump tables ([`is_table_jump`]), by
+    /// address: whether wiper resolved its table.
+    pub table_jumps: BTreeMap<u32, bool>,
+}
+
+impl Findings {
+    /// How many table jumps wiper resolved.
+    pub fn resolved_tables(&self) -> usize {
+        self.table_jumps.values().filter(|&&r| r).count()
+    }
+}
+
+/// Whether `ins` is an indirect jump of a shape gcc emits for a switch: through
+/// a table of 4-byte entries (`jmp [reg*4+table]`) or to a register (PIC:
+/// the entry plus the GOT address, `add eax,ebx; jmp eax`).
+pub fn is_table_jump(ins: &Instruction) -> bool {
+    use iced_x86::{Mnemonic, OpKind};
+    ins.mnemonic() == Mnemonic::Jmp
+        && match ins.op0_kind() {
+            OpKind::Register => true,
+            OpKind::Memory => {
+                ins.memory_index_scale() == 4 && ins.memory_index() != iced_x86::Register::None
+            }
+            _ => false,
+        }
+}
+
+/// Checks every function wiper finds in `path` (symbols, entry, `main`,
+/// call targets) against objdump. Each instruction is judged once, however
+/// many functions share it.
+pub fn check_all_functions(path: &Path) -> Findings {
+    let binary = Binary::open(path).unwrap();
+    let reference = Objdump::of(path);
+    let mut printer = InstructionPrinter::new(&binary, Syntax::Intel);
+    let mut dis = Disassembler::new(&binary);
+    let mut found = Findings::default();
+    let mut judged = BTreeSet::new();
+    for entry in dis.discover_functions() {
+        let name = binary
+            .name_of(entry)
+            .unwrap_or_else(|| format!("fn_{entry:x}"));
+        let f = match dis.function(entry) {
+            Ok(f) => f,
+            Err(e) => {
+                found.errors.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        found.functions += 1;
+        for ins in f.instructions() {
+            found.instructions += 1;
+            if !judged.insert(ins.ip32()) {
+                continue;
+            }
+            if let Some(m) = reference.mismatch(&mut printer, ins) {
+                found
+                    .mismatches
+                    .push(format!("{name} at {:#x}: {m}", ins.ip32()));
+            }
+        }
+        for block in f.blocks.values() {
+            let last = block.instructions.last().expect("blocks are not empty");
+            if is_table_jump(last) {
+                found
+                    .table_jumps
+                    .insert(last.ip32(), block.jump_table.is_some());
+            }
+        }
+        if let Some(sym) = binary.function_at(entry) {
+            for m in reference.undecoded(&binary, &f, sym.addr, sym.addr + sym.size) {
+                found.undecoded.push(format!("{name}: {m}"));
+            }
+        }
+    }
+    found
+}
