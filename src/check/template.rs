@@ -346,7 +346,7 @@ mod tests {
         assert!(error("{float}").contains("expected {int}"));
         assert!(error("{bytes:0..3}").contains("only for --stdin"));
         assert!(error("{str::0..3}").contains("alphabet is empty"));
-        assert!(error("{str:ab}").contains("expected a range"));
+        assert!(error("{str:ab}").contains("expected {str:ALPHABET:LO..HI}"));
     }
 
     /// Small domains are enumerated: all 3 x 4 combinations come first.
