@@ -2,7 +2,7 @@
 //! text for stdout, or a [`Report`]); none of them prints.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use wiper_elf::{Binary, ElfError};
@@ -21,6 +21,9 @@ pub struct Report {
     /// A failure found once the output was made (`compare`'s runs that
     /// differ): the output is still printed, then this is the error.
     pub failure: Option<anyhow::Error>,
+    /// The exit status when there is no failure: 0, or 1 when `check`
+    /// found runs that differ.
+    pub exit_status: u8,
 }
 
 impl From<String> for Report {
@@ -144,10 +147,10 @@ pub enum EmitKind {
 }
 
 /// A finished specialization, ready to be written.
-struct Specialized {
+pub(crate) struct Specialized {
     binary: Binary,
     entry: u32,
-    name: String,
+    pub(crate) name: String,
     result: wiper_specialize::Specialization,
     plan: wiper_emit::Plan,
     encoded: wiper_emit::Encoded,
@@ -190,7 +193,7 @@ impl Specialized {
 
     /// The summary line: instructions before and after, bytes, Reduce
     /// proofs, fallbacks, time.
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let st = &self.result.stats;
         format!(
             "wiper: specialized {}: {} -> {} instructions, {} bytes, {} reduced ({} proved), {} fallbacks, {:.2} s",
@@ -279,7 +282,7 @@ pub fn specialize(
     Ok(Report {
         stdout,
         stderr: vec![summary],
-        failure: None,
+        ..Default::default()
     })
 }
 
@@ -338,16 +341,10 @@ pub fn compare(
     options: &wiper_specialize::Options,
     args: &[String],
 ) -> Result<Report> {
-    check_output(path, output)?;
-    let sp = Specialized::new(path, function, statics, options)?;
+    let (sp, out_path) = specialize_beside(path, function, statics, output, options)?;
     let original = Disassembler::new(&sp.binary)
         .function(sp.entry)
         .with_context(|| format!("{}: function {function}", path.display()))?;
-    let out_path = match output {
-        Some(o) => o.to_path_buf(),
-        None => beside(path, &format!("{}.specialized", sp.name)),
-    };
-    sp.write_elf(&out_path)?;
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -364,9 +361,9 @@ pub fn compare(
     );
     text.push_str(&wiper_emit::listing(&sp.binary, &sp.encoded));
     let _ = writeln!(text, "\n== run with arguments: {}", args.join(" "));
-    // Both run with the original's argv[0]: programs print their name.
-    let a = run_program(path, path, args)?;
-    let b = run_program(&out_path, path, args)?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = run_program(path, path, &args, b"", RUN_TIMEOUT)?;
+    let b = run_program(&out_path, path, &args, b"", RUN_TIMEOUT)?;
     let _ = write!(text, "original: {a}");
     let _ = write!(text, "residual: {b}");
     let same = a == b;
@@ -383,106 +380,63 @@ pub fn compare(
         stdout: text,
         stderr: vec![sp.summary()],
         failure: (!same).then(|| anyhow!("the residual binary behaves differently")),
+        ..Default::default()
     })
+}
+
+/// How long `compare` lets each run take, and `check`'s default: a residual
+/// that loops forever is a difference, not a hang.
+pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs the program at `path` with `argv0`, `args` and `stdin`, killing it
+/// after `timeout` (a bare file name is the file in the current directory).
+pub(crate) fn run_program(
+    path: &Path,
+    argv0: &Path,
+    args: &[&str],
+    stdin: &[u8],
+    timeout: std::time::Duration,
+) -> Result<wiper_run::Outcome> {
+    wiper_run::run(&wiper_run::Invocation {
+        path,
+        argv0: Some(argv0),
+        args,
+        stdin,
+        timeout,
+    })
+    .with_context(|| format!("cannot run {}", path.display()))
+}
+
+/// Specializes like `specialize` and writes the runnable ELF to `output`,
+/// or beside the input as `BINARY.NAME.specialized` (never over the input):
+/// what `compare` and `check` run. Returns the specialization and the path
+/// written.
+pub(crate) fn specialize_beside(
+    path: &Path,
+    function: &str,
+    statics: &[String],
+    output: Option<&Path>,
+    options: &wiper_specialize::Options,
+) -> Result<(Specialized, PathBuf)> {
+    check_output(path, output)?;
+    let sp = Specialized::new(path, function, statics, options)?;
+    let out_path = match output {
+        Some(o) => o.to_path_buf(),
+        None => beside(path, &format!("{}.specialized", sp.name)),
+    };
+    check_output(path, Some(&out_path))?;
+    sp.write_elf(&out_path)?;
+    Ok((sp, out_path))
 }
 
 /// `BINARY.SUFFIX` in the directory of the input `path`: where `compare`
 /// writes the residual binary when no `-o` is given.
-fn beside(path: &Path, suffix: &str) -> std::path::PathBuf {
+fn beside(path: &Path, suffix: &str) -> PathBuf {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("binary");
     path.with_file_name(format!("{name}.{suffix}"))
-}
-
-/// What one run of a program showed: its output and how it ended.
-#[derive(Debug, PartialEq, Eq)]
-struct Run {
-    stdout: String,
-    stderr: String,
-    ending: String,
-}
-
-impl std::fmt::Display for Run {
-    /// `{stdout:?}, {ending}` and, when there was any, the stderr on the
-    /// next line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{:?}, {}", self.stdout, self.ending)?;
-        if !self.stderr.is_empty() {
-            writeln!(f, "  stderr: {:?}", self.stderr)?;
-        }
-        Ok(())
-    }
-}
-
-/// Runs the program at `path` with `argv0` and `args`. A bare file name is
-/// the file in the current directory, never a program looked up on `PATH`.
-fn run_program(path: &Path, argv0: &Path, args: &[String]) -> Result<Run> {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    let runnable = if path.components().count() == 1 && path.is_relative() {
-        Path::new(".").join(path)
-    } else {
-        path.to_path_buf()
-    };
-    let o = std::process::Command::new(&runnable)
-        .arg0(argv0)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {}", path.display()))?;
-    let ending = match (o.status.code(), o.status.signal()) {
-        (Some(c), _) => format!("exit status {c}"),
-        (None, Some(sig)) => format!("killed by signal {sig} ({})", signal_name(sig)),
-        (None, None) => "ended without a status".to_owned(),
-    };
-    Ok(Run {
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        ending,
-    })
-}
-
-/// The name of Linux signal `n` (i386 and x86-64 numbering).
-fn signal_name(n: i32) -> &'static str {
-    const NAMES: [&str; 32] = [
-        "?",
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    usize::try_from(n)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .copied()
-        .unwrap_or("a real-time signal")
 }
 
 /// Whether `a` and `b` name the same existing file.
@@ -504,17 +458,4 @@ fn write_executable(out: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::set_permissions(out, p)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::signal_name;
-
-    #[test]
-    fn signals_are_named() {
-        assert_eq!(signal_name(11), "SIGSEGV");
-        assert_eq!(signal_name(6), "SIGABRT");
-        assert_eq!(signal_name(31), "SIGSYS");
-        assert_eq!(signal_name(40), "a real-time signal");
-    }
 }
