@@ -119,7 +119,8 @@ struct Figures {
     specialized: usize,
     same: usize,
     different: Vec<String>,
-    errors: BTreeMap<String, usize>,
+    /// Per kind of error: how many, and the first function refused so.
+    errors: BTreeMap<String, (usize, String)>,
 }
 
 /// Specializes (about `limit` of) the functions reachable from `main` of
@@ -151,7 +152,12 @@ fn check_program(program: &str, files: &[(&str, Vec<u8>)], limit: usize) -> Figu
                     !message.contains('\n'),
                     "{function}: not one line: {message}"
                 );
-                *figures.errors.entry(error_kind(&message)).or_default() += 1;
+                let name = binary.name_of(entry).unwrap_or_else(|| function.clone());
+                figures
+                    .errors
+                    .entry(error_kind(&message))
+                    .or_insert((0, name))
+                    .0 += 1;
             }
             Ok(_) => {
                 figures.specialized += 1;
@@ -197,9 +203,9 @@ fn every_function_reachable_from_main_specializes_to_a_residual_that_behaves_lik
             f.different.len()
         );
         let mut errors: Vec<_> = f.errors.iter().collect();
-        errors.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
-        for (kind, n) in errors {
-            println!("    {n:4} {kind}");
+        errors.sort_by_key(|(_, (n, _))| std::cmp::Reverse(*n));
+        for (kind, (n, first)) in errors {
+            println!("    {n:4} {kind} (first: {first})");
         }
         wrong.extend(f.different.iter().map(|d| format!("{program}: {d}")));
     }
