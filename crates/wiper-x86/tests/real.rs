@@ -11,14 +11,15 @@ fn measure_real_binaries() {
     for name in wiper_testkit::REAL_BINARIES {
         let f = check_all_functions(&wiper_testkit::real_bin(name));
         println!(
-            "{name}: {} functions, {} instructions, {} errors, {} mismatches, {} undecoded, jump tables {}/{}",
+            "{name}: {} functions, {} instructions, {} errors, {} mismatches, {} undecoded, jump tables {}/{}, {} stray targets",
             f.functions,
             f.instructions,
             f.errors.len(),
             f.mismatches.len(),
             f.undecoded.len(),
             f.resolved_tables(),
-            f.table_jumps.len()
+            f.table_jumps.len(),
+            f.stray_targets.len()
         );
         if let Ok(dir) = std::env::var("WIPER_MEASURE_DUMP") {
             let all: Vec<&String> = f

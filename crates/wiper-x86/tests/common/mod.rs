@@ -216,15 +216,18 @@ impl Objdump {
         }
     }
 
-    /// objdump's instructions in `[lo, hi)` that `f` did not decode and that are
-    /// not padding: they start outside every instruction of `f` and do not run
-    /// into one (objdump out of step over padding bytes), and are not nop forms
-    /// or zero bytes.
-    pub fn undecoded(&self, binary: &Binary, f: &Function, lo: u32, hi: u32) -> Vec<String> {
-        let ours: BTreeMap<u32, u32> = f
-            .instructions()
-            .map(|i| (i.ip32(), i.next_ip32()))
-            .collect();
+    /// objdump's instructions in `[lo, hi)` that wiper did not decode (`ours`:
+    /// the start and end of every decoded instruction) and that are not
+    /// padding: they start outside every decoded instruction and do not run
+    /// into one (objdump out of step over padding bytes), and are not nop
+    /// forms or zero bytes.
+    pub fn undecoded(
+        &self,
+        binary: &Binary,
+        ours: &BTreeMap<u32, u32>,
+        lo: u32,
+        hi: u32,
+    ) -> Vec<String> {
         let covered = |a: u32| {
             ours.range(..=a)
                 .next_back()
@@ -250,6 +253,13 @@ impl Objdump {
     }
 }
 
+/// The start and end of every instruction of `f`.
+pub fn extents(f: &Function) -> BTreeMap<u32, u32> {
+    f.instructions()
+        .map(|i| (i.ip32(), i.next_ip32()))
+        .collect()
+}
+
 /// What checking the functions of one binary against objdump found.
 #[derive(Default, Debug)]
 pub struct Findings {
@@ -266,6 +276,8 @@ pub struct Findings {
     /// Indirect `jmp`s in the shapes of jump tables ([`is_table_jump`]), by
     /// address: whether wiper resolved its table.
     pub table_jumps: BTreeMap<u32, bool>,
+    /// Jump-table targets where objdump's listing starts no instruction.
+    pub stray_targets: Vec<String>,
 }
 
 impl Findings {
@@ -275,19 +287,60 @@ impl Findings {
     }
 }
 
-/// Whether `ins` is an indirect jump of a shape gcc emits for a switch: through
-/// a table of 4-byte entries (`jmp [reg*4+table]`) or to a register (PIC:
-/// the entry plus the GOT address, `add eax,ebx; jmp eax`).
-pub fn is_table_jump(ins: &Instruction) -> bool {
-    use iced_x86::{Mnemonic, OpKind};
-    ins.mnemonic() == Mnemonic::Jmp
-        && match ins.op0_kind() {
-            OpKind::Register => true,
-            OpKind::Memory => {
-                ins.memory_index_scale() == 4 && ins.memory_index() != iced_x86::Register::None
-            }
-            _ => false,
+/// Whether `jump` (an instruction of `f`) is an indirect jump through a
+/// table, by its shape: its target is a 32-bit word read at `table + 4 *
+/// index` (`jmp [eax*4+T]`), perhaps plus a register (PIC: `add eax,[ebx+
+/// eax*4+T]; jmp eax`, `mov ecx,[esi+eax*4+T]; add ecx,esi; jmp ecx`), read
+/// in the straight-line code before the jump (up to 16 instructions, no
+/// branch between). An indirect tail call through a function pointer (`mov
+/// eax,[esi+0x10]; ...; jmp eax`) is not one.
+pub fn is_table_jump(f: &Function, jump: &Instruction) -> bool {
+    use iced_x86::{FlowControl, Mnemonic, OpKind, Register};
+    let scaled = |i: &Instruction| {
+        (0..i.op_count()).any(|k| i.op_kind(k) == OpKind::Memory)
+            && i.memory_index() != Register::None
+            && i.memory_index_scale() == 4
+    };
+    if jump.mnemonic() != Mnemonic::Jmp {
+        return false;
+    }
+    match jump.op0_kind() {
+        OpKind::Memory => return scaled(jump),
+        OpKind::Register => {}
+        _ => return false,
+    }
+    let by_address: BTreeMap<u32, &Instruction> = f.instructions().map(|i| (i.ip32(), i)).collect();
+    let mut sought = vec![jump.op0_register().full_register32()];
+    let mut at = jump.ip32();
+    for _ in 0..16 {
+        let Some((_, &ins)) = by_address.range(..at).next_back() else {
+            return false;
+        };
+        if ins.next_ip32() != at || ins.flow_control() != FlowControl::Next {
+            return false;
         }
+        at = ins.ip32();
+        let writes = ins.op_count() > 0 && ins.op0_kind() == OpKind::Register;
+        let dest = ins.op0_register().full_register32();
+        if !writes || !sought.contains(&dest) {
+            continue;
+        }
+        if scaled(ins) && matches!(ins.mnemonic(), Mnemonic::Mov | Mnemonic::Add) {
+            return true;
+        }
+        match (ins.mnemonic(), ins.op1_kind()) {
+            (Mnemonic::Add, OpKind::Register) => sought.push(ins.op1_register().full_register32()),
+            (Mnemonic::Mov, OpKind::Register) => {
+                sought.retain(|&r| r != dest);
+                sought.push(ins.op1_register().full_register32());
+            }
+            _ => sought.retain(|&r| r != dest),
+        }
+        if sought.is_empty() {
+            return false;
+        }
+    }
+    false
 }
 
 /// Checks every function wiper finds in `path` (symbols, entry, `main`,
@@ -300,6 +353,7 @@ pub fn check_all_functions(path: &Path) -> Findings {
     let mut dis = Disassembler::new(&binary);
     let mut found = Findings::default();
     let mut judged = BTreeSet::new();
+    let mut decoded = BTreeMap::new();
     for entry in dis.discover_functions() {
         let name = binary
             .name_of(entry)
@@ -325,16 +379,30 @@ pub fn check_all_functions(path: &Path) -> Findings {
         }
         for block in f.blocks.values() {
             let last = block.instructions.last().expect("blocks are not empty");
-            if is_table_jump(last) {
+            if is_table_jump(&f, last) {
                 found
                     .table_jumps
                     .insert(last.ip32(), block.jump_table.is_some());
             }
-        }
-        if let Some(sym) = binary.function_at(entry) {
-            for m in reference.undecoded(&binary, &f, sym.addr, sym.addr + sym.size) {
-                found.undecoded.push(format!("{name}: {m}"));
+            for t in block.jump_table.iter().flat_map(|t| &t.targets) {
+                if !reference.listing.contains_key(t) {
+                    found
+                        .stray_targets
+                        .push(format!("{name}: table at {:#x} -> {t:#x}", last.ip32()));
+                }
             }
+        }
+        decoded.extend(extents(&f));
+    }
+    // Code of one symbol may be decoded as part of another function (gcc's
+    // `f.cold` parts are entered from `f`).
+    let mut ranges = BTreeSet::new();
+    for sym in binary.symbols.iter().filter(|s| s.is_code() && s.size > 0) {
+        if !ranges.insert((sym.addr, sym.size)) {
+            continue;
+        }
+        for m in reference.undecoded(&binary, &decoded, sym.addr, sym.addr + sym.size) {
+            found.undecoded.push(format!("{}: {m}", sym.name));
         }
     }
     found
