@@ -425,8 +425,16 @@ fn decode_run(
                 }
                 Some(succs)
             }
-            // Transactional memory and far transfers: not produced by gcc for user code.
-            _ => Some(vec![Successor::IndirectJump]),
+            // `xbegin`: the transaction runs on; an abort resumes at the
+            // operand (glibc's lock elision).
+            FlowControl::XbeginXabortXend if ins.mnemonic() == Mnemonic::Xbegin => {
+                let to = branch_target(binary, &ins, "jump")?;
+                follow(d, to);
+                follow(d, next);
+                Some(vec![Successor::Taken(to), Successor::NotTaken(next)])
+            }
+            // `xend`, `xabort`: on (an abort goes where `xbegin` said).
+            FlowControl::XbeginXabortXend => None,
         };
         eax_const = track_eax_constant(&ins, eax_const);
         if let Some(succs) = exit {

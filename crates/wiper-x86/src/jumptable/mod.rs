@@ -6,30 +6,42 @@
 //! a constant, or plus the GOT address for PIC tables of offsets), and `u`
 //! must have a proven range. The proof comes from the paths that lead to the
 //! jump in the function's (partly decoded) CFG: each path is evaluated
-//! forward ([`eval`]), tracking registers and memory cells as linear
-//! functions of unknowns ([`value`]), and the conditional branches it takes
-//! bound those unknowns ([`range`]: `cmp` then `ja`/`jae`/`jb`/`jbe`/`je`,
-//! signed or not, on either edge, through copies, added offsets,
-//! zero- and sign-extensions, reloads of a memory cell no store may have
-//! changed). A zero-extended byte is below 256, `and r, k` at most `k`, and
-//! a byte read from a table at a bounded index one of that table's bytes
-//! (`movzx eax, BYTE PTR [eax+T1]; jmp [eax*4+T2]`).
+//! forward (`eval`), tracking registers and memory cells as linear functions
+//! of unknowns (`value`), and the conditional branches it takes bound those
+//! unknowns (`range`: `cmp`, `sub` or `test` then `ja`/`jae`/`jb`/`jbe`/`je`,
+//! signed or not, on either edge, through copies, added offsets, zero- and
+//! sign-extensions, reloads of a memory cell no store may have changed). A
+//! zero-extended byte is below 256, `and r, k` at most `k`, `bsf` of a
+//! non-zero value below 32, and a byte read from a table at a bounded index
+//! one of that table's bytes (`movzx eax, BYTE PTR [eax+T1]; jmp
+//! [eax*4+T2]`). `shape` turns the evaluated path into the table.
 //!
-//! The search starts with the jump's own block and extends a path backwards,
-//! block by block, only while it does not bound `u`; every predecessor is
-//! followed, so the bound holds on every path into the jump (up to
-//! [`MAX_BLOCKS`] blocks and [`MAX_PATHS`] paths; a path reaching the
+//! The search (`search`) starts with the jump's own block and extends a path
+//! backwards, block by block, only while it does not bound `u`; every
+//! predecessor is followed, so the bound holds on every path into the jump
+//! (up to [`MAX_BLOCKS`] blocks and [`MAX_PATHS`] paths; a path reaching the
 //! function's entry unbounded leaves the jump unresolved). The table is the
-//! hull of the ranges of all paths.
+//! hull of the ranges of all paths; a path whose range reads entries that are
+//! no code of the function is extended in the hope of a tighter bound.
+//!
+//! Two facts hold for the whole function rather than one path: registers
+//! that have one constant value at a block's start (constant propagation: a
+//! GOT or table address kept in a register through a loop), and frame slots
+//! written once by `mov [slot], r32` with a constant (`frame`: a spilled GOT
+//! or table address reloaded in a loop). A slot counts only when `esp` (or
+//! `ebp`) is at a known height at every write into the frame and no frame
+//! address at or below it goes into another register: writes through other
+//! pointers are taken not to reach it.
 //!
 //! PIC code forms the table address from a register holding the GOT address
-//! (`add edi, [edi+eax*4-0x3c434]; jmp edi`); where the path does not show
-//! that register's value (a `__x86.get_pc_thunk` call and its `add`), it is
-//! taken to hold `_GLOBAL_OFFSET_TABLE_`, as gcc's i386 PIC convention
-//! guarantees. Tables are read from read-only segments or `.data.rel.ro`
-//! (constant once relocated), and every target must be accepted by the
-//! caller (code of the function being decoded), or the jump stays
-//! unresolved.
+//! (`add edi, [edi+eax*4-0x3c434]; jmp edi`); where neither the path nor
+//! those facts show that register's value (a `__x86.get_pc_thunk` call and
+//! its `add`), it is taken to hold `_GLOBAL_OFFSET_TABLE_`, as gcc's i386 PIC
+//! convention guarantees. Tables are read from read-only segments or
+//! `.data.rel.ro` (constant once relocated), and every target must be
+//! accepted by the caller (code of the function being decoded), or the jump
+//! stays unresolved. Calls are taken to leave `esp` as it was but for their
+//! callee's `ret N`.
 
 mod eval;
 mod frame;
