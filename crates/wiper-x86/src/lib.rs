@@ -3,8 +3,9 @@
 //! [`Disassembler::function`] decodes a function by recursive descent from its entry
 //! (iced-x86 in 32-bit mode) and cuts it into basic blocks whose [`Successor`]s say
 //! how control leaves them: fall-through, jumps, conditional branches, jump-table
-//! cases, calls (with their targets), tail calls and returns. gcc `switch` jump
-//! tables are resolved into one edge per case ([`jumptable`]); calls to functions
+//! cases, calls (with their targets), tail calls and returns. Jumps through tables
+//! (`switch`, computed `goto`) are resolved into one edge per entry when a value-range
+//! analysis bounds the index on every path ([`jumptable`]); calls to functions
 //! that never return (`exit`, `abort`, an `exit` system call) get no fall-through
 //! edge, so code after them is not mistaken for part of the function.
 
@@ -221,6 +222,16 @@ impl Function {
         self.blocks.values().flat_map(|b| b.instructions.iter())
     }
 
+    /// Bytes of arguments the function's `ret N` pops (the largest `N`; 0 when
+    /// it returns with plain `ret`, the caller popping them).
+    pub fn popped_on_return(&self) -> u32 {
+        self.instructions()
+            .filter(|i| i.mnemonic() == iced_x86::Mnemonic::Ret && i.op_count() == 1)
+            .map(|i| u32::from(i.immediate16()))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether some path through the function returns to its caller; `returns` says
     /// whether a tail-called function does.
     pub fn may_return(&self, mut returns: impl FnMut(&CallTarget) -> bool) -> bool {
@@ -244,6 +255,8 @@ pub struct Disassembler<'a> {
     in_progress: BTreeSet<u32>,
     /// End of the `.eh_frame` range starting at each function start.
     unwind_ends: BTreeMap<u32, u32>,
+    /// Bytes of arguments functions pop on return (`ret N`).
+    pops: BTreeMap<u32, u32>,
 }
 
 impl<'a> Disassembler<'a> {
@@ -258,6 +271,7 @@ impl<'a> Disassembler<'a> {
                 .iter()
                 .map(|r| (r.start, r.start.wrapping_add(r.len)))
                 .collect(),
+            pops: BTreeMap::new(),
         }
     }
 
@@ -304,11 +318,29 @@ impl<'a> Disassembler<'a> {
             }
         }
         let returns = match self.function(addr) {
-            Ok(f) => f.may_return(|t| self.call_returns(t)),
+            Ok(f) => {
+                self.pops.insert(addr, f.popped_on_return());
+                f.may_return(|t| self.call_returns(t))
+            }
             Err(_) => true,
         };
         self.returns.insert(addr, returns);
         returns
+    }
+
+    /// How many bytes of arguments the function at `addr` pops when it returns
+    /// (`ret N`; 0 for the usual caller-pops convention); `None` while it is
+    /// being decoded, or when it does not decode.
+    pub(crate) fn callee_pops(&mut self, addr: u32) -> Option<u32> {
+        if let Some(&p) = self.pops.get(&addr) {
+            return Some(p);
+        }
+        if self.in_progress.contains(&addr) {
+            return None;
+        }
+        let p = self.function(addr).ok()?.popped_on_return();
+        self.pops.insert(addr, p);
+        Some(p)
     }
 
     /// Entry addresses of all functions: function symbols, the starts of the

@@ -11,7 +11,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{normalize, Objdump};
+use common::{extents, normalize, Objdump};
 use wiper_elf::Binary;
 use wiper_testkit::{all_binaries, testdata_dir};
 use wiper_x86::format::InstructionPrinter;
@@ -152,7 +152,7 @@ fn disassembly_matches_objdump_for_every_source_function() {
                 }
                 instructions_checked += 1;
             }
-            let missed = reference.undecoded(&binary, &f, sym.addr, sym.addr + sym.size);
+            let missed = reference.undecoded(&binary, &extents(&f), sym.addr, sym.addr + sym.size);
             assert!(
                 missed.is_empty(),
                 "{}: {name}: objdump's {missed:?} not decoded",

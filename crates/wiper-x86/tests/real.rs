@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::check_all_functions;
+use common::{check_all_functions, Unreached};
 
 #[test]
 #[ignore]
@@ -11,35 +11,36 @@ fn measure_real_binaries() {
     for name in wiper_testkit::REAL_BINARIES {
         let f = check_all_functions(&wiper_testkit::real_bin(name));
         println!(
-            "{name}: {} functions, {} instructions, {} errors, {} mismatches, {} undecoded, jump tables {}/{}",
+            "{name}: {} functions, {} instructions, {} errors, {} mismatches, \
+             unreached {:?}, jump tables {}/{}, {} stray targets",
             f.functions,
             f.instructions,
             f.errors.len(),
             f.mismatches.len(),
-            f.undecoded.len(),
+            f.unreached
+                .iter()
+                .map(|(k, v)| (k, v.len()))
+                .collect::<Vec<_>>(),
             f.resolved_tables(),
-            f.table_jumps.len()
+            f.table_jumps.len(),
+            f.stray_targets.len()
         );
         if let Ok(dir) = std::env::var("WIPER_MEASURE_DUMP") {
-            let all: Vec<&String> = f
-                .errors
-                .iter()
-                .chain(&f.mismatches)
-                .chain(&f.undecoded)
-                .collect();
+            let mut all: Vec<String> = f.errors.iter().chain(&f.mismatches).cloned().collect();
+            for (why, lines) in &f.unreached {
+                all.extend(lines.iter().map(|l| format!("{why:?} {l}")));
+            }
+            all.extend(f.stray_targets.iter().cloned());
+            all.extend(
+                f.table_jumps
+                    .iter()
+                    .filter(|(_, &r)| !r)
+                    .map(|(a, _)| format!("unresolved {a:#x}")),
+            );
             let file = format!("{dir}/{}.txt", name.replace('/', "_"));
-            let unresolved: Vec<String> = f
-                .table_jumps
-                .iter()
-                .filter(|(_, &r)| !r)
-                .map(|(a, _)| format!("unresolved {a:#x}\n"))
-                .collect();
             std::fs::write(
                 file,
-                all.iter()
-                    .map(|l| format!("{l}\n"))
-                    .chain(unresolved)
-                    .collect::<String>(),
+                all.iter().map(|l| format!("{l}\n")).collect::<String>(),
             )
             .unwrap();
         }
@@ -47,7 +48,7 @@ fn measure_real_binaries() {
             .errors
             .iter()
             .chain(&f.mismatches)
-            .chain(&f.undecoded)
+            .chain(f.unreached(Unreached::Unexplained))
             .take(12)
         {
             println!("    {line}");

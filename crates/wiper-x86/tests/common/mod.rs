@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+mod eh;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -216,15 +218,33 @@ impl Objdump {
         }
     }
 
-    /// objdump's instructions in `[lo, hi)` that `f` did not decode and that are
-    /// not padding: they start outside every instruction of `f` and do not run
-    /// into one (objdump out of step over padding bytes), and are not nop forms
-    /// or zero bytes.
-    pub fn undecoded(&self, binary: &Binary, f: &Function, lo: u32, hi: u32) -> Vec<String> {
-        let ours: BTreeMap<u32, u32> = f
-            .instructions()
-            .map(|i| (i.ip32(), i.next_ip32()))
-            .collect();
+    /// Every direct branch and call objdump lists: (target, address).
+    pub fn branch_targets(&self) -> BTreeSet<(u32, u32)> {
+        self.listing
+            .iter()
+            .filter_map(|(&at, text)| {
+                let mut words = text.split_whitespace();
+                let m = words.next()?;
+                let branch = m.starts_with('j') || matches!(m, "call" | "loop" | "xbegin");
+                let target = words.next()?;
+                let target = branch.then(|| u32::from_str_radix(target, 16).ok())??;
+                Some((target, at))
+            })
+            .collect()
+    }
+
+    /// objdump's instructions in `[lo, hi)` that wiper did not decode (`ours`:
+    /// the start and end of every decoded instruction) and that are not
+    /// padding: they start outside every decoded instruction and do not run
+    /// into one (objdump out of step over padding bytes), and are not nop
+    /// forms or zero bytes.
+    pub fn undecoded(
+        &self,
+        binary: &Binary,
+        ours: &BTreeMap<u32, u32>,
+        lo: u32,
+        hi: u32,
+    ) -> Vec<(u32, String)> {
         let covered = |a: u32| {
             ours.range(..=a)
                 .next_back()
@@ -243,11 +263,41 @@ impl Objdump {
                 .read(addr, end - addr)
                 .is_some_and(|b| b.iter().all(|&x| x == 0));
             if !runs_into_ours && !zeros {
-                missed.push(format!("{addr:#x} `{text}`"));
+                missed.push((addr, text.clone()));
             }
         }
         missed
     }
+}
+
+/// The start and end of every instruction of `f`.
+pub fn extents(f: &Function) -> BTreeMap<u32, u32> {
+    f.instructions()
+        .map(|i| (i.ip32(), i.next_ip32()))
+        .collect()
+}
+
+/// Why an instruction objdump lists inside a function symbol was not decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unreached {
+    /// Code after a call the decoder takes as never returning: gcc compiles
+    /// what follows a call of a function not declared `noreturn` (`return
+    /// luaL_error(...)`).
+    AfterNoReturn,
+    /// Code after `hlt` (which faults in user mode) or an exit system call.
+    AfterHalt,
+    /// A landing pad, or code after one: entered by the unwinder, which no
+    /// branch reaches (read from `.eh_frame` and `.gcc_except_table`).
+    LandingPad,
+    /// Code of a function with a table jump the decoder leaves unresolved,
+    /// which may lead there (docs/limitations.md explains each).
+    BehindTable,
+    /// Code no direct branch in the whole listing leads to, after an
+    /// instruction that does not fall into it: dead code (glibc's assembly
+    /// has some).
+    Unreferenced,
+    /// None of these.
+    Unexplained,
 }
 
 /// What checking the functions of one binary against objdump found.
@@ -261,11 +311,13 @@ pub struct Findings {
     /// starts none.
     pub mismatches: Vec<String>,
     /// Instructions objdump lists inside a function symbol that wiper did not
-    /// reach (and that are not padding).
-    pub undecoded: Vec<String>,
+    /// reach (and that are not padding), by why.
+    pub unreached: BTreeMap<Unreached, Vec<String>>,
     /// Indirect `jmp`s in the shapes of jump tables ([`is_table_jump`]), by
     /// address: whether wiper resolved its table.
     pub table_jumps: BTreeMap<u32, bool>,
+    /// Jump-table targets where objdump's listing starts no instruction.
+    pub stray_targets: Vec<String>,
 }
 
 impl Findings {
@@ -273,21 +325,103 @@ impl Findings {
     pub fn resolved_tables(&self) -> usize {
         self.table_jumps.values().filter(|&&r| r).count()
     }
+
+    /// The unreached instructions of one kind.
+    pub fn unreached(&self, why: Unreached) -> &[String] {
+        self.unreached.get(&why).map_or(&[], Vec::as_slice)
+    }
 }
 
-/// Whether `ins` is an indirect jump of a shape gcc emits for a switch: through
-/// a table of 4-byte entries (`jmp [reg*4+table]`) or to a register (PIC:
-/// the entry plus the GOT address, `add eax,ebx; jmp eax`).
-pub fn is_table_jump(ins: &Instruction) -> bool {
-    use iced_x86::{Mnemonic, OpKind};
-    ins.mnemonic() == Mnemonic::Jmp
-        && match ins.op0_kind() {
-            OpKind::Register => true,
-            OpKind::Memory => {
-                ins.memory_index_scale() == 4 && ins.memory_index() != iced_x86::Register::None
-            }
-            _ => false,
+/// How control leaves a decoded instruction, for what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leaves {
+    /// Into the next instruction (also a call that returns).
+    FallsThrough,
+    /// A call that does not return.
+    NoReturn,
+    Halts,
+    /// Elsewhere (a jump, a return).
+    Elsewhere,
+}
+
+/// How control leaves each instruction of `f`.
+fn leaves(f: &Function) -> impl Iterator<Item = (u32, Leaves)> + '_ {
+    use wiper_x86::Successor;
+    f.blocks.values().flat_map(|b| {
+        let last = b.instructions.len() - 1;
+        b.instructions.iter().enumerate().map(move |(i, ins)| {
+            let next = ins.next_ip32();
+            let how = if i < last
+                || b.successors.iter().any(|s| {
+                    matches!(s, Successor::FallThrough(a) | Successor::NotTaken(a) if *a == next)
+                }) {
+                Leaves::FallsThrough
+            } else if b.successors == [Successor::Halt] {
+                Leaves::Halts
+            } else if b.successors.iter().any(|s| matches!(s, Successor::Call(_))) {
+                Leaves::NoReturn
+            } else {
+                Leaves::Elsewhere
+            };
+            (ins.ip32(), how)
+        })
+    })
+}
+
+/// Whether `jump` (an instruction of `f`) is an indirect jump through a
+/// table, by its shape: its target is a 32-bit word read at `table + 4 *
+/// index` (`jmp [eax*4+T]`), perhaps plus a register (PIC: `add eax,[ebx+
+/// eax*4+T]; jmp eax`, `mov ecx,[esi+eax*4+T]; add ecx,esi; jmp ecx`), read
+/// in the straight-line code before the jump (up to 16 instructions, no
+/// branch between). An indirect tail call through a function pointer (`mov
+/// eax,[esi+0x10]; ...; jmp eax`) is not one.
+pub fn is_table_jump(f: &Function, jump: &Instruction) -> bool {
+    use iced_x86::{FlowControl, Mnemonic, OpKind, Register};
+    let scaled = |i: &Instruction| {
+        (0..i.op_count()).any(|k| i.op_kind(k) == OpKind::Memory)
+            && i.memory_index() != Register::None
+            && i.memory_index_scale() == 4
+    };
+    if jump.mnemonic() != Mnemonic::Jmp {
+        return false;
+    }
+    match jump.op0_kind() {
+        OpKind::Memory => return scaled(jump),
+        OpKind::Register => {}
+        _ => return false,
+    }
+    let by_address: BTreeMap<u32, &Instruction> = f.instructions().map(|i| (i.ip32(), i)).collect();
+    let mut sought = vec![jump.op0_register().full_register32()];
+    let mut at = jump.ip32();
+    for _ in 0..16 {
+        let Some((_, &ins)) = by_address.range(..at).next_back() else {
+            return false;
+        };
+        if ins.next_ip32() != at || ins.flow_control() != FlowControl::Next {
+            return false;
         }
+        at = ins.ip32();
+        let writes = ins.op_count() > 0 && ins.op0_kind() == OpKind::Register;
+        let dest = ins.op0_register().full_register32();
+        if !writes || !sought.contains(&dest) {
+            continue;
+        }
+        if scaled(ins) && matches!(ins.mnemonic(), Mnemonic::Mov | Mnemonic::Add) {
+            return true;
+        }
+        match (ins.mnemonic(), ins.op1_kind()) {
+            (Mnemonic::Add, OpKind::Register) => sought.push(ins.op1_register().full_register32()),
+            (Mnemonic::Mov, OpKind::Register) => {
+                sought.retain(|&r| r != dest);
+                sought.push(ins.op1_register().full_register32());
+            }
+            _ => sought.retain(|&r| r != dest),
+        }
+        if sought.is_empty() {
+            return false;
+        }
+    }
+    false
 }
 
 /// Checks every function wiper finds in `path` (symbols, entry, `main`,
@@ -300,6 +434,10 @@ pub fn check_all_functions(path: &Path) -> Findings {
     let mut dis = Disassembler::new(&binary);
     let mut found = Findings::default();
     let mut judged = BTreeSet::new();
+    let mut decoded = BTreeMap::new();
+    let mut left = BTreeMap::new();
+    // Symbols of functions with an unresolved table jump.
+    let mut behind_tables = Vec::new();
     for entry in dis.discover_functions() {
         let name = binary
             .name_of(entry)
@@ -325,16 +463,78 @@ pub fn check_all_functions(path: &Path) -> Findings {
         }
         for block in f.blocks.values() {
             let last = block.instructions.last().expect("blocks are not empty");
-            if is_table_jump(last) {
+            if is_table_jump(&f, last) {
                 found
                     .table_jumps
                     .insert(last.ip32(), block.jump_table.is_some());
+                if block.jump_table.is_none() {
+                    let symbols = [
+                        binary.function_at(entry),
+                        binary.function_containing(last.ip32()),
+                    ];
+                    behind_tables.extend(
+                        symbols
+                            .into_iter()
+                            .flatten()
+                            .map(|s| (s.addr, s.addr + s.size)),
+                    );
+                }
+            }
+            for t in block.jump_table.iter().flat_map(|t| &t.targets) {
+                if !reference.listing.contains_key(t) {
+                    found
+                        .stray_targets
+                        .push(format!("{name}: table at {:#x} -> {t:#x}", last.ip32()));
+                }
             }
         }
-        if let Some(sym) = binary.function_at(entry) {
-            for m in reference.undecoded(&binary, &f, sym.addr, sym.addr + sym.size) {
-                found.undecoded.push(format!("{name}: {m}"));
-            }
+        decoded.extend(extents(&f));
+        left.extend(leaves(&f));
+    }
+    let pads = eh::landing_pads(&binary);
+    let targets = reference.branch_targets();
+    // Code of one symbol may be decoded as part of another function (gcc's
+    // `f.cold` parts are entered from `f`).
+    let mut ranges = BTreeSet::new();
+    for sym in binary.symbols.iter().filter(|s| s.is_code() && s.size > 0) {
+        if !ranges.insert((sym.addr, sym.size)) {
+            continue;
+        }
+        for (addr, text) in reference.undecoded(&binary, &decoded, sym.addr, sym.addr + sym.size) {
+            // The decoded instruction before it, and where the gap starts.
+            let before = decoded.range(..addr).next_back().map(|(&a, &end)| (a, end));
+            let gap = before.map_or(sym.addr, |(_, end)| end.max(sym.addr));
+            let gap_end = decoded
+                .range(addr..)
+                .next()
+                .map_or(sym.addr + sym.size, |(&a, _)| a.min(sym.addr + sym.size));
+            let why = if pads.range(gap..=addr).next().is_some() {
+                Unreached::LandingPad
+            } else {
+                match before.map(|(a, _)| left[&a]) {
+                    Some(Leaves::NoReturn) => Unreached::AfterNoReturn,
+                    Some(Leaves::Halts) => Unreached::AfterHalt,
+                    _ if behind_tables
+                        .iter()
+                        .any(|&(lo, hi)| (lo..hi).contains(&addr)) =>
+                    {
+                        Unreached::BehindTable
+                    }
+                    Some(Leaves::Elsewhere)
+                        if !targets
+                            .range((gap, 0)..(gap_end, 0))
+                            .any(|&(_, from)| !(gap..gap_end).contains(&from)) =>
+                    {
+                        Unreached::Unreferenced
+                    }
+                    _ => Unreached::Unexplained,
+                }
+            };
+            found
+                .unreached
+                .entry(why)
+                .or_default()
+                .push(format!("{}: {addr:#x} `{text}`", sym.name));
         }
     }
     found
