@@ -12,13 +12,13 @@
 //! (`.ci/run` runs it); `WIPER_REAL_LIMIT=N` takes every k-th function so
 //! that about N are tried. The figures are in docs/real-binaries.md.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use wiper_elf::Binary;
 use wiper_testkit::{real_bin, run_binary_with_timeout, scratch_file, RunOutput};
-use wiper_x86::{CallTarget, Disassembler, Successor};
+use wiper_x86::Disassembler;
 
 /// The files each residual compresses and decompresses: empty, one byte,
 /// text, every byte value, 1 MiB of pseudo-random bytes, and text that is
@@ -78,22 +78,7 @@ fn behaviour(binary: &Path, files: &[(&str, Vec<u8>)], compressed: &[Vec<u8>]) -
 /// Entry addresses of `main` and every function it reaches by direct calls.
 fn reachable_from_main(binary: &Binary) -> Vec<u32> {
     let main = wiper_x86::find_main(binary).expect("main");
-    let mut dis = Disassembler::new(binary);
-    let mut seen = BTreeSet::from([main]);
-    let mut work = vec![main];
-    while let Some(addr) = work.pop() {
-        let Ok(f) = dis.function(addr) else { continue };
-        for s in f.blocks.values().flat_map(|b| &b.successors) {
-            if let Successor::Call(CallTarget::Function(t))
-            | Successor::TailCall(CallTarget::Function(t)) = s
-            {
-                if seen.insert(*t) {
-                    work.push(*t);
-                }
-            }
-        }
-    }
-    seen.into_iter().collect()
+    Disassembler::new(binary).reachable_from([main])
 }
 
 /// The kind of a specialization error: its message with addresses and

@@ -356,6 +356,13 @@ impl<'a> Disassembler<'a> {
         if let Some(main) = find_main(binary) {
             seen.insert(main);
         }
+        self.reachable_from(seen)
+    }
+
+    /// `roots` and every function reachable from them by direct calls and
+    /// tail calls, sorted by address.
+    pub fn reachable_from(&mut self, roots: impl IntoIterator<Item = u32>) -> Vec<u32> {
+        let mut seen: BTreeSet<u32> = roots.into_iter().collect();
         let mut work: Vec<u32> = seen.iter().copied().collect();
         while let Some(addr) = work.pop() {
             let Ok(f) = self.function(addr) else { continue };
