@@ -1532,6 +1532,29 @@ fn main_cases(out: &mut Vec<Case>) {
     ));
 }
 
+/// fill.c: `fill N SEED` prints fill_sum(N, SEED): two counted loops of N
+/// turns over a buffer, each turn doing dynamic work when only N is static.
+fn fill_cases(out: &mut Vec<Case>) {
+    for o in LEVELS {
+        let bin = format!("fill-{o}");
+        // A long loop under static control stays a loop (the unrolling
+        // whistle); a short one unrolls.
+        for n in [20_000, 12] {
+            out.push(Case::new(
+                &bin,
+                "fill_sum",
+                vec![format!("arg0={n}")],
+                if n > 100 {
+                    "long static loops over dynamic work stay loops"
+                } else {
+                    "short static loops over dynamic work unroll"
+                },
+                move |r| Input::argv(vec![n.to_string(), r.edge_arg()]),
+            ));
+        }
+    }
+}
+
 /// Every case of the differential test, in a fixed order.
 pub fn all_cases() -> Vec<Case> {
     let mut out = Vec::new();
@@ -1546,6 +1569,7 @@ pub fn all_cases() -> Vec<Case> {
     wide_cases(&mut out);
     fpu_cases(&mut out);
     canary_cases(&mut out);
+    fill_cases(&mut out);
     libc_cases(&mut out);
     main_cases(&mut out);
     pie_switch_cases(&mut out);

@@ -256,6 +256,27 @@ impl Binary {
         self.segment_at(addr).is_some_and(|s| !s.perms.write)
     }
 
+    /// The offset in the file of the byte at `addr`, when the file backs it.
+    pub fn file_offset(&self, addr: u32) -> Option<usize> {
+        let seg = self.segment_at(addr)?;
+        let rel = addr - seg.vaddr;
+        (rel < seg.file_size).then_some((seg.offset + rel) as usize)
+    }
+
+    /// The binary with `code` written over the file-backed bytes at `addr` (as
+    /// a patched executable would hold them); `None` when some of those bytes
+    /// are not backed by the file.
+    pub fn with_bytes_at(&self, addr: u32, code: &[u8]) -> Option<Binary> {
+        let end = addr.checked_add(u32::try_from(code.len()).ok()?)?;
+        let at = self.file_offset(addr)?;
+        if code.is_empty() || self.file_offset(end - 1)? != at + code.len() - 1 {
+            return None;
+        }
+        let mut data = self.data.clone();
+        data[at..at + code.len()].copy_from_slice(code);
+        Binary::parse(data).ok()
+    }
+
     /// The file-backed bytes from `addr` to the end of its segment's file image.
     ///
     /// This is what a decoder reads; `None` when `addr` is not backed by the file.

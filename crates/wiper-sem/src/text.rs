@@ -4,12 +4,13 @@
 
 use std::cell::RefCell;
 
-use iced_x86::{Formatter, Instruction, Register};
+use iced_x86::{Instruction, Register};
+use wiper_x86::format::TextFormatter;
 
 thread_local! {
-    /// wiper's Intel-syntax formatter (`wiper_x86::format::formatter`), as objdump prints.
-    static FORMATTER: RefCell<Box<dyn Formatter>> =
-        RefCell::new(wiper_x86::format::formatter(wiper_x86::Syntax::Intel));
+    /// wiper's Intel-syntax formatter (`wiper_x86::format::TextFormatter`), as objdump prints.
+    static FORMATTER: RefCell<TextFormatter> =
+        RefCell::new(TextFormatter::new(wiper_x86::Syntax::Intel));
 }
 
 /// The whole instruction.
@@ -25,6 +26,7 @@ pub(crate) fn instruction(ins: &Instruction) -> String {
 pub(crate) fn operand(ins: &Instruction, op: u32) -> String {
     FORMATTER.with(|f| {
         let mut f = f.borrow_mut();
+        let f = f.inner();
         let mut s = String::new();
         let fop = f
             .get_formatter_operand(ins, op)
@@ -38,11 +40,7 @@ pub(crate) fn operand(ins: &Instruction, op: u32) -> String {
 
 /// The mnemonic of `ins` with its prefixes (`rep stos`, `repz cmps`).
 pub(crate) fn mnemonic(ins: &Instruction) -> String {
-    FORMATTER.with(|f| {
-        let mut s = String::new();
-        f.borrow_mut().format_mnemonic(ins, &mut s);
-        s
-    })
+    FORMATTER.with(|f| f.borrow_mut().mnemonic(ins))
 }
 
 /// A register's name (`eax`, `al`, `ah`).

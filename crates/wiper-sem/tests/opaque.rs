@@ -337,11 +337,11 @@ fn lines(code: &[u8]) -> String {
 fn opaque_parts_show_their_footprint() {
     // fild QWORD PTR [esp+0x8]; fstp QWORD PTR [esp]; fnstsw ax; fucomip; cpuid
     insta::assert_snapshot!(lines(&[0xdf, 0x6c, 0x24, 0x08]), @"
-    fild   st,QWORD PTR [esp+0x8]       opaque, reads esp, load64(mem, esp + 0x8), fpu
+    fild   QWORD PTR [esp+0x8]          opaque, reads esp, load64(mem, esp + 0x8), fpu
                                         fpu := fpu'
     ");
     insta::assert_snapshot!(lines(&[0xdd, 0x1c, 0x24]), @"
-    fstp   QWORD PTR [esp],st           opaque, reads esp, fpu
+    fstp   QWORD PTR [esp]              opaque, reads esp, fpu
                                         mem := store64(mem, esp, mem0_64')
                                         fpu := fpu'
     ");

@@ -79,6 +79,16 @@ pub enum SpecializeError {
         /// The bound.
         limit: usize,
     },
+    /// Inlining one call cost more residual code than a fraction of the
+    /// bound allows; the call is then kept as a call (this error shows only
+    /// when that is impossible).
+    #[error("inlining the call of {callee:#x} costs more than {limit} residual instructions")]
+    InlineTooLarge {
+        /// The callee's entry.
+        callee: u32,
+        /// The bound for one inlined call.
+        limit: usize,
+    },
 }
 
 /// Tuning knobs of the specializer.

@@ -3,18 +3,25 @@
 //! Phase 1 decodes runs of instructions from a worklist of addresses, recording for
 //! every instruction that ends a block how control leaves it. Phase 2 cuts the decoded
 //! instructions into blocks at every leader (entry, branch target, return site).
+//!
+//! Jump tables are resolved on the blocks decoded so far ([`jumptable`]), and the
+//! function is decoded again with their targets, until the tables found are the ones
+//! the decoding used: every table's range then holds on every path of the final CFG.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
 use wiper_elf::Binary;
 
-use crate::jumptable::{self, JumpTable};
+use crate::jumptable::{self, Graph, JumpTable};
 use crate::{Block, CallTarget, DecodeError, Disassembler, Function, Successor, MAX_INSTRUCTIONS};
 
 /// Linux i386 system call numbers that end the process.
 const SYS_EXIT: u32 = 1;
 const SYS_EXIT_GROUP: u32 = 252;
+
+/// How many times a function is decoded again with the jump tables found.
+const MAX_ROUNDS: usize = 16;
 
 /// What phase 1 knows about one function.
 struct Decoded {
@@ -31,23 +38,127 @@ pub(crate) fn build(dis: &mut Disassembler<'_>, entry: u32) -> Result<Function, 
         return Err(DecodeError::NotExecutable(entry));
     }
     let scope = Scope::of(binary, entry);
+    // The tables of the last decoding that succeeded, and those to try next.
+    let mut decoded: BTreeMap<u32, JumpTable> = BTreeMap::new();
+    let mut tables: BTreeMap<u32, JumpTable> = BTreeMap::new();
+    // Jumps whose table a later round could not confirm, or whose targets
+    // are no code: never resolved again.
+    let mut refused: BTreeSet<u32> = BTreeSet::new();
+    let mut rounds = 0;
+    let blocks = loop {
+        rounds += 1;
+        if rounds > MAX_ROUNDS {
+            break decode(dis, &scope, &BTreeMap::new())?;
+        }
+        let blocks = match decode(dis, &scope, &tables) {
+            Ok(blocks) => blocks,
+            Err(e) if tables == decoded => return Err(e),
+            Err(_) => {
+                // A table's targets run into other code (its range is too
+                // wide, the entries beyond it belong to another table).
+                refused.extend(misleading(dis, &scope, &decoded, &tables));
+                tables.retain(|j, _| !refused.contains(j));
+                continue;
+            }
+        };
+        decoded = tables.clone();
+        let found = resolve_tables(dis, &scope, &blocks, &refused);
+        refused.extend(tables.keys().filter(|j| !found.contains_key(j)));
+        if found == tables {
+            break blocks;
+        }
+        tables = found;
+    };
+    Ok(Function {
+        name: binary.function_at(entry).map(|s| s.name.clone()),
+        entry,
+        blocks,
+    })
+}
+
+/// The jumps of `tables` new or changed since `good` (with which the
+/// function decodes) whose tables make the decoding fail, adding them one
+/// by one to the others that do not.
+fn misleading(
+    dis: &mut Disassembler<'_>,
+    scope: &Scope,
+    good: &BTreeMap<u32, JumpTable>,
+    tables: &BTreeMap<u32, JumpTable>,
+) -> Vec<u32> {
+    let mut kept = good.clone();
+    let mut bad = Vec::new();
+    for (j, t) in tables.iter().filter(|(j, t)| good.get(j) != Some(t)) {
+        let before = kept.insert(*j, t.clone());
+        if decode(dis, scope, &kept).is_err() {
+            bad.push(*j);
+            match before {
+                Some(old) => kept.insert(*j, old),
+                None => kept.remove(j),
+            };
+        }
+    }
+    bad
+}
+
+/// Decodes the function by recursive descent, following the targets of `tables`.
+fn decode(
+    dis: &mut Disassembler<'_>,
+    scope: &Scope,
+    tables: &BTreeMap<u32, JumpTable>,
+) -> Result<BTreeMap<u32, Block>, DecodeError> {
     let mut d = Decoded {
         insns: BTreeMap::new(),
         exits: BTreeMap::new(),
-        leaders: BTreeSet::from([entry]),
+        leaders: BTreeSet::from([scope.entry]),
     };
-    let mut work = vec![entry];
+    let mut work = vec![scope.entry];
     while let Some(addr) = work.pop() {
         if d.insns.contains_key(&addr) {
             continue;
         }
-        decode_run(dis, &scope, &mut d, addr, &mut work)?;
+        decode_run(dis, scope, tables, &mut d, addr, &mut work)?;
     }
-    Ok(Function {
-        name: binary.function_at(entry).map(|s| s.name.clone()),
-        entry,
-        blocks: form_blocks(d),
-    })
+    Ok(form_blocks(d))
+}
+
+/// The jump tables of every indirect jump of `blocks` (but those `refused`)
+/// that [`jumptable::resolve`] resolves, by jump address.
+fn resolve_tables(
+    dis: &mut Disassembler<'_>,
+    scope: &Scope,
+    blocks: &BTreeMap<u32, Block>,
+    refused: &BTreeSet<u32>,
+) -> BTreeMap<u32, JumpTable> {
+    let binary = dis.binary();
+    // What each call pops on return: a known callee's `ret N`; calls through
+    // pointers and to imports are taken to follow the usual convention.
+    let mut pops = BTreeMap::new();
+    for b in blocks.values() {
+        let target = b.successors.iter().find_map(|s| match s {
+            Successor::Call(t) => Some(t),
+            _ => None,
+        });
+        if let (Some(t), Some(call)) = (target, b.instructions.last()) {
+            let popped = match t {
+                CallTarget::Function(f) => dis.callee_pops(*f),
+                _ => Some(0),
+            };
+            pops.insert(call.ip32(), popped);
+        }
+    }
+    let graph = Graph::new(binary, blocks, scope.entry, pops);
+    let accept = |t: u32| scope.holds(binary, t);
+    blocks
+        .values()
+        .filter_map(|b| {
+            let last = b.instructions.last()?;
+            let indirect = last.flow_control() == FlowControl::IndirectBranch
+                && last.mnemonic() == Mnemonic::Jmp
+                && !refused.contains(&last.ip32());
+            indirect.then(|| jumptable::resolve(&graph, b.start, &accept))?
+        })
+        .map(|t| (t.jump, t))
+        .collect()
 }
 
 /// What belongs to the function: used to tell tail calls from local jumps.
@@ -68,6 +179,30 @@ impl Scope {
                 .map(|s| (s.addr, s.addr.wrapping_add(s.size))),
             name: sym.map(|s| s.name.clone()),
         }
+    }
+
+    /// Whether `target` may be code of the function: a jump-table target. With
+    /// a symbol size, inside the symbol or a `.cold` part of it; without,
+    /// anywhere executable but another function's entry.
+    fn holds(&self, binary: &Binary, target: u32) -> bool {
+        if !binary.is_executable(target) {
+            return false;
+        }
+        if target == self.entry {
+            return true;
+        }
+        let cold = |name: &str| {
+            self.name
+                .as_ref()
+                .is_some_and(|n| name.starts_with(&format!("{n}.cold")))
+        };
+        if let Some((lo, hi)) = self.range {
+            return (lo..hi).contains(&target)
+                || binary
+                    .function_containing(target)
+                    .is_some_and(|s| cold(&s.name));
+        }
+        !binary.function_at(target).is_some_and(|s| !cold(&s.name))
     }
 
     /// Whether a jump to `target` leaves the function (a tail call).
@@ -117,20 +252,50 @@ fn decode_one(binary: &Binary, addr: u32) -> Result<Instruction, DecodeError> {
     Ok(ins)
 }
 
-/// Checks that `addr` is not inside an already decoded instruction, and that an
-/// instruction of `len` bytes at `addr` does not run into a decoded one.
-fn check_overlap(d: &Decoded, addr: u32, len: u32) -> Result<(), DecodeError> {
-    if let Some((&prev, ins)) = d.insns.range(..addr).next_back() {
-        if ins.next_ip32() > addr {
-            return Err(DecodeError::Overlap(addr, prev));
+/// Checks that `ins` overlaps no decoded instruction, except where one of the
+/// two is the other without some of its prefix bytes ([`nested`]). Returns the
+/// end shared by such a pair: both fall through to it, so a block starts there.
+fn check_overlap(
+    binary: &Binary,
+    d: &Decoded,
+    ins: &Instruction,
+) -> Result<Option<u32>, DecodeError> {
+    let addr = ins.ip32();
+    let mut shared_end = None;
+    if let Some((&prev, outer)) = d.insns.range(..addr).next_back() {
+        if outer.next_ip32() > addr {
+            if !nested(binary, outer, ins) {
+                return Err(DecodeError::Overlap(addr, prev));
+            }
+            shared_end = Some(ins.next_ip32());
         }
     }
-    if let Some((&next, _)) = d.insns.range(addr + 1..).next() {
-        if addr.wrapping_add(len) > next {
-            return Err(DecodeError::Overlap(next, addr));
+    if let Some((&next, inner)) = d.insns.range(addr + 1..).next() {
+        if ins.next_ip32() > next {
+            if !nested(binary, ins, inner) {
+                return Err(DecodeError::Overlap(next, addr));
+            }
+            shared_end = Some(ins.next_ip32());
         }
     }
-    Ok(())
+    Ok(shared_end)
+}
+
+/// Whether `inner` is `outer` without some of its leading prefix bytes: glibc's
+/// atomic operations jump over a `lock` prefix (`je 1f; lock; 1: cmpxchg`) when
+/// the process is single-threaded. Both are the same operation and end at the
+/// same address.
+fn nested(binary: &Binary, outer: &Instruction, inner: &Instruction) -> bool {
+    const PREFIXES: [u8; 11] = [
+        0xf0, 0xf2, 0xf3, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65, 0x66, 0x67,
+    ];
+    let skipped = inner.ip32().wrapping_sub(outer.ip32());
+    outer.ip32() < inner.ip32()
+        && inner.next_ip32() == outer.next_ip32()
+        && inner.code() == outer.code()
+        && binary
+            .read(outer.ip32(), skipped)
+            .is_some_and(|b| b.iter().all(|x| PREFIXES.contains(x)))
 }
 
 fn call_target(binary: &Binary, ins: &Instruction) -> CallTarget {
@@ -138,6 +303,9 @@ fn call_target(binary: &Binary, ins: &Instruction) -> CallTarget {
         return CallTarget::Indirect;
     }
     let t = ins.near_branch32();
+    if t == 0 && ins.flow_control() == FlowControl::Call {
+        return CallTarget::Absent;
+    }
     match binary.plt.get(&t) {
         Some(name) => CallTarget::Import {
             addr: t,
@@ -167,16 +335,12 @@ fn branch_target(
 fn decode_run(
     dis: &mut Disassembler<'_>,
     scope: &Scope,
+    tables: &BTreeMap<u32, JumpTable>,
     d: &mut Decoded,
     start: u32,
     work: &mut Vec<u32>,
 ) -> Result<(), DecodeError> {
     let binary = dis.binary();
-    if let Some((&prev, ins)) = d.insns.range(..start).next_back() {
-        if ins.next_ip32() > start {
-            return Err(DecodeError::Overlap(start, prev));
-        }
-    }
     let mut pc = start;
     // The constant in eax, to recognise `mov eax, 1; int 0x80` (exit).
     let mut eax_const: Option<u32> = None;
@@ -188,7 +352,9 @@ fn decode_run(
             return Err(DecodeError::TooLarge(scope.entry));
         }
         let ins = decode_one(binary, pc)?;
-        check_overlap(d, pc, ins.len() as u32)?;
+        if let Some(end) = check_overlap(binary, d, &ins)? {
+            d.leaders.insert(end);
+        }
         d.insns.insert(pc, ins);
         let next = ins.next_ip32();
         let mut follow = |d: &mut Decoded, target: u32| {
@@ -225,7 +391,7 @@ fn decode_run(
                 follow(d, next);
                 Some(vec![Successor::Taken(to), Successor::NotTaken(next)])
             }
-            FlowControl::IndirectBranch => match jumptable::resolve(binary, &d.insns, &ins) {
+            FlowControl::IndirectBranch => match tables.get(&pc).cloned() {
                 Some(table) => {
                     let succs = table
                         .targets
@@ -245,12 +411,19 @@ fn decode_run(
                 None => Some(vec![Successor::IndirectJump]),
             },
             FlowControl::Call | FlowControl::IndirectCall => {
-                if ins.flow_control() == FlowControl::Call {
+                let absent = ins.flow_control() == FlowControl::Call && ins.near_branch32() == 0;
+                if ins.flow_control() == FlowControl::Call && !absent {
                     branch_target(binary, &ins, "call")?;
                 }
                 let target = call_target(binary, &ins);
-                let returns =
-                    target == CallTarget::Function(scope.entry) || dis.call_returns(&target);
+                // A call that ends the function's `.eh_frame` range is one
+                // the compiler knew does not return (`__libc_message`): what
+                // follows is padding or another function.
+                let ends_range = dis
+                    .unwind_end(scope.entry)
+                    .is_some_and(|end| (scope.entry..end).contains(&pc) && next >= end);
+                let returns = !ends_range
+                    && (target == CallTarget::Function(scope.entry) || dis.call_returns(&target));
                 let mut succs = vec![Successor::Call(target)];
                 if returns {
                     follow(d, next);
@@ -258,8 +431,16 @@ fn decode_run(
                 }
                 Some(succs)
             }
-            // Transactional memory and far transfers: not produced by gcc for user code.
-            _ => Some(vec![Successor::IndirectJump]),
+            // `xbegin`: the transaction runs on; an abort resumes at the
+            // operand (glibc's lock elision).
+            FlowControl::XbeginXabortXend if ins.mnemonic() == Mnemonic::Xbegin => {
+                let to = branch_target(binary, &ins, "jump")?;
+                follow(d, to);
+                follow(d, next);
+                Some(vec![Successor::Taken(to), Successor::NotTaken(next)])
+            }
+            // `xend`, `xabort`: on (an abort goes where `xbegin` said).
+            FlowControl::XbeginXabortXend => None,
         };
         eax_const = track_eax_constant(&ins, eax_const);
         if let Some(succs) = exit {

@@ -1,12 +1,22 @@
 //! Printing instructions and control-flow graphs: listings and Graphviz.
 //!
 //! Intel syntax follows GNU objdump's `-M intel` conventions (`DWORD PTR`, `0x` hex,
-//! mnemonic padded to seven columns, branch targets annotated `<symbol+offset>`), so
-//! a listing reads like the tool users already know; `Syntax::Gas` gives AT&T.
+//! mnemonic padded to seven columns, branch targets annotated `<symbol+offset>`,
+//! x87 operands as objdump writes them, the operands iced leaves implicit that
+//! objdump shows: `imul eax,eax,0x1c`, `rep stosd DWORD PTR [edi],eax`, `repz`),
+//! so a listing reads like the tool users already know; `Syntax::Gas` gives AT&T.
+//! Two deliberate departures: an absolute memory operand is always in brackets
+//! with its size (`DWORD PTR gs:[0x14]`, `DWORD PTR [0x804c010]` where objdump
+//! writes `gs:0x14` and `ds:0x804c010`), so that it cannot be read as an
+//! immediate; and string instructions keep iced's sized mnemonics without the
+//! default segments (`stosd DWORD PTR [edi]` for objdump's `stos DWORD PTR es:[edi]`).
 
 use std::fmt::Write as _;
 
-use iced_x86::{Formatter, GasFormatter, Instruction, IntelFormatter, OpKind};
+use iced_x86::{
+    Code, Formatter, GasFormatter, Instruction, IntelFormatter, Mnemonic, OpCodeOperandKind,
+    OpKind, Register,
+};
 use wiper_elf::Binary;
 
 use crate::{Block, CallTarget, Function, Successor};
@@ -58,10 +68,161 @@ pub fn formatter(syntax: Syntax) -> Box<dyn Formatter> {
     formatter
 }
 
+/// Formats whole instructions as wiper prints them: [`formatter`], plus (in Intel
+/// syntax) objdump's forms where iced's differ (see the module doc).
+pub struct TextFormatter {
+    syntax: Syntax,
+    inner: Box<dyn Formatter>,
+}
+
+impl TextFormatter {
+    /// A formatter for `syntax`.
+    pub fn new(syntax: Syntax) -> Self {
+        TextFormatter {
+            syntax,
+            inner: formatter(syntax),
+        }
+    }
+
+    /// The underlying iced formatter, for single operands and mnemonics.
+    pub fn inner(&mut self) -> &mut dyn Formatter {
+        &mut *self.inner
+    }
+
+    /// Appends `ins` as text to `out`.
+    pub fn format(&mut self, ins: &Instruction, out: &mut String) {
+        if self.syntax == Syntax::Gas {
+            self.inner.format(ins, out);
+            return;
+        }
+        let mnemonic = self.mnemonic(ins);
+        let Some(operands) = objdump_operands(&mut *self.inner, ins) else {
+            let mut text = String::new();
+            self.inner.format(ins, &mut text);
+            let mut iced_mnemonic = String::new();
+            self.inner.format_mnemonic(ins, &mut iced_mnemonic);
+            out.push_str(&mnemonic);
+            out.push_str(text.strip_prefix(iced_mnemonic.as_str()).unwrap_or(&text));
+            return;
+        };
+        out.push_str(&mnemonic);
+        if !operands.is_empty() {
+            // Operands start at column 7, or one space after a longer mnemonic.
+            let pad = 7usize.saturating_sub(mnemonic.len()).max(1);
+            out.push_str(&" ".repeat(pad));
+            out.push_str(&operands.join(","));
+        }
+    }
+
+    /// The mnemonic with its prefixes (`rep stosd`; `repz cmpsb` in Intel syntax,
+    /// as objdump writes `repe`, and `repnz` for `repne`).
+    pub fn mnemonic(&mut self, ins: &Instruction) -> String {
+        let mut text = String::new();
+        self.inner.format_mnemonic(ins, &mut text);
+        if self.syntax == Syntax::Intel {
+            for (iced, objdump) in [("repe ", "repz "), ("repne ", "repnz ")] {
+                if let Some(rest) = text.strip_prefix(iced) {
+                    text = format!("{objdump}{rest}");
+                }
+            }
+        }
+        text
+    }
+}
+
+/// The operands objdump prints for `ins` where they differ from iced's Intel
+/// formatter, or `None` where iced's are objdump's.
+fn objdump_operands(f: &mut dyn Formatter, ins: &Instruction) -> Option<Vec<String>> {
+    let kinds = ins.op_code().op_kinds();
+    let register_x87 = kinds
+        .iter()
+        .any(|k| matches!(k, OpCodeOperandKind::st0 | OpCodeOperandKind::sti_opcode));
+    if register_x87 || shows_implicit_st(f, ins) {
+        return Some(x87_operands(f, ins));
+    }
+    // Registers iced leaves implicit and objdump shows: where they go among
+    // the shown operands, and which instruction operand they are.
+    let hidden = match ins.mnemonic() {
+        Mnemonic::Imul if ins.op_count() == 3 => Some((1, 1)),
+        Mnemonic::Stosb | Mnemonic::Stosw | Mnemonic::Stosd => Some((1, 1)),
+        Mnemonic::Lodsb | Mnemonic::Lodsw | Mnemonic::Lodsd => Some((0, 0)),
+        Mnemonic::Scasb | Mnemonic::Scasw | Mnemonic::Scasd => Some((0, 0)),
+        _ => None,
+    };
+    if let Some((at, op)) = hidden.filter(|_| f.operand_count(ins) < ins.op_count()) {
+        let mut operands: Vec<String> = (0..f.operand_count(ins))
+            .map(|i| formatted_operand(f, ins, i))
+            .collect();
+        let register = f.format_register(ins.op_register(op)).to_string();
+        operands.insert(at.min(operands.len()), register);
+        return Some(operands);
+    }
+    // `mov gs,eax`: the register form moves the low 16 bits of a 32-bit register.
+    if ins.code() == Code::Mov_Sreg_r32m16 && ins.op1_kind() == OpKind::Register {
+        let sreg = f.format_register(ins.op0_register()).to_string();
+        let reg = f
+            .format_register(ins.op1_register().full_register32())
+            .to_string();
+        return Some(vec![sreg, reg]);
+    }
+    None
+}
+
+fn formatted_operand(f: &mut dyn Formatter, ins: &Instruction, op: u32) -> String {
+    let mut text = String::new();
+    let _ = f.format_operand(ins, &mut text, op);
+    text
+}
+
+/// Whether iced shows an `st` operand that is not an operand of the instruction
+/// (`fld st,DWORD PTR [eax]`; objdump writes `fld DWORD PTR [eax]`).
+fn shows_implicit_st(f: &mut dyn Formatter, ins: &Instruction) -> bool {
+    (0..f.operand_count(ins)).any(|op| {
+        matches!(f.get_instruction_operand(ins, op), Ok(None))
+            && formatted_operand(f, ins, op) == "st"
+    })
+}
+
+/// x87 operands as objdump prints them: the instruction's own operands only,
+/// the fixed top of stack as `st` and a stack register chosen by the encoding
+/// as `st(i)` (`fstp st(0)`, `fmulp st(1),st`, `fadd st,st(2)`); `fxch`, `fcom`,
+/// `fcomp`, `fucom` and `fucomp` show only `st(i)`.
+fn x87_operands(f: &mut dyn Formatter, ins: &Instruction) -> Vec<String> {
+    let kinds = ins.op_code().op_kinds();
+    let mut operands: Vec<(OpCodeOperandKind, String)> = (0..ins.op_count())
+        .map(|i| {
+            let kind = kinds
+                .get(i as usize)
+                .copied()
+                .unwrap_or(OpCodeOperandKind::None);
+            let text = match kind {
+                OpCodeOperandKind::st0 => "st".to_string(),
+                OpCodeOperandKind::sti_opcode => {
+                    let n = ins.op_register(i).number() - Register::ST0.number();
+                    format!("st({n})")
+                }
+                _ => match f.get_formatter_operand(ins, i) {
+                    Ok(Some(op)) => formatted_operand(f, ins, op),
+                    _ => f.format_register(ins.op_register(i)).to_string(),
+                },
+            };
+            (kind, text)
+        })
+        .collect();
+    let one_operand = matches!(
+        ins.mnemonic(),
+        Mnemonic::Fxch | Mnemonic::Fcom | Mnemonic::Fcomp | Mnemonic::Fucom | Mnemonic::Fucomp
+    );
+    if one_operand && operands.len() == 2 {
+        operands.retain(|(k, _)| *k != OpCodeOperandKind::st0);
+    }
+    operands.into_iter().map(|(_, t)| t).collect()
+}
+
 /// Formats single instructions in one syntax, annotating branch targets with symbols.
 pub struct InstructionPrinter<'a> {
     binary: &'a Binary,
-    formatter: Box<dyn Formatter>,
+    formatter: TextFormatter,
 }
 
 impl<'a> InstructionPrinter<'a> {
@@ -69,7 +230,7 @@ impl<'a> InstructionPrinter<'a> {
     pub fn new(binary: &'a Binary, syntax: Syntax) -> Self {
         InstructionPrinter {
             binary,
-            formatter: formatter(syntax),
+            formatter: TextFormatter::new(syntax),
         }
     }
 
@@ -103,6 +264,7 @@ fn target_text(binary: &Binary, target: &CallTarget) -> String {
         },
         CallTarget::Import { addr, name } => format!("{addr:#010x} <{name}@plt>"),
         CallTarget::Indirect => "indirect".to_string(),
+        CallTarget::Absent => "0x00000000 (absent)".to_string(),
     }
 }
 
@@ -123,7 +285,13 @@ pub fn successor_text(binary: &Binary, s: &Successor) -> String {
 }
 
 fn header(f: &Function) -> String {
-    let bytes: u32 = f.blocks.values().map(|b| b.end() - b.start).sum();
+    // Bytes covered, counting those of nested instructions once.
+    let mut bytes = 0;
+    let mut covered_to = 0;
+    for ins in f.instructions() {
+        bytes += ins.next_ip32().saturating_sub(covered_to.max(ins.ip32()));
+        covered_to = covered_to.max(ins.next_ip32());
+    }
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!(
         "function {} at {:#010x}: {}, {}, {}",

@@ -3,8 +3,9 @@
 //! [`Disassembler::function`] decodes a function by recursive descent from its entry
 //! (iced-x86 in 32-bit mode) and cuts it into basic blocks whose [`Successor`]s say
 //! how control leaves them: fall-through, jumps, conditional branches, jump-table
-//! cases, calls (with their targets), tail calls and returns. gcc `switch` jump
-//! tables are resolved into one edge per case ([`jumptable`]); calls to functions
+//! cases, calls (with their targets), tail calls and returns. Jumps through tables
+//! (`switch`, computed `goto`) are resolved into one edge per entry when a value-range
+//! analysis bounds the index on every path ([`jumptable`]); calls to functions
 //! that never return (`exit`, `abort`, an `exit` system call) get no fall-through
 //! edge, so code after them is not mistaken for part of the function.
 
@@ -29,12 +30,27 @@ pub use locate::{find_main, main_from_start, pc_thunk_register, resolve_function
 pub use reg::{Reg, GPR16, GPR32, GPR8};
 pub use rng::Rng;
 
+/// `; did you mean `a`, `b`?` for a non-empty list of names.
+fn did_you_mean(names: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!("; did you mean {}?", quoted.join(", "))
+}
+
 /// Why a function could not be decoded. Each message is one line and names the address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// `--function NAME` names no function symbol (and it is not a `main` found from `_start`).
-    #[error("unknown function `{0}`: no function symbol of that name")]
-    UnknownFunction(String),
+    /// `--function NAME` names no function symbol (and it is not a `main`
+    /// found from `_start`); the closest names follow, if any are close.
+    #[error("unknown function `{name}`: no function symbol of that name{}", did_you_mean(.suggestions))]
+    UnknownFunction {
+        /// The name asked for.
+        name: String,
+        /// Function and PLT names close to it, closest first (at most 3).
+        suggestions: Vec<String>,
+    },
     /// A function given as an address that is not the address of code.
     #[error("address {0:#x} is outside the executable segments")]
     NotExecutable(u32),
@@ -62,7 +78,9 @@ pub enum DecodeError {
         /// Its target.
         to: u32,
     },
-    /// Two decoded instructions overlap (a jump into the middle of an instruction).
+    /// Two decoded instructions overlap (a jump into the middle of an
+    /// instruction), other than an instruction and itself without some of its
+    /// prefixes (see [`Function`]).
     #[error("overlapping instructions: {0:#x} lies inside the instruction at {1:#x}")]
     Overlap(u32, u32),
     /// The function grew past [`MAX_INSTRUCTIONS`].
@@ -87,6 +105,14 @@ pub enum CallTarget {
     },
     /// A register or memory operand.
     Indirect,
+    /// A direct call to address 0, where nothing is mapped: an undefined weak
+    /// function, which the linker resolves to 0 (glibc's static
+    /// `__libc_start_main` calls `__pthread_initialize_minimal` so). The program
+    /// tests the function's address first; executing the call would fault,
+    /// so it does not return: the code after it is reached only by other
+    /// edges (when the call ends a function, what follows is padding or the
+    /// next function, as the `.eh_frame` ranges show).
+    Absent,
 }
 
 /// How control can leave a basic block.
@@ -155,6 +181,12 @@ impl Block {
 }
 
 /// A function's control-flow graph.
+///
+/// Its instructions do not overlap, with one exception: an instruction and the
+/// same instruction without some of its leading prefixes, decoded from inside
+/// it (glibc jumps over a `lock` prefix: `je 1f; lock; 1: cmpxchg ...`). The
+/// two are in different blocks, end at the same address, and a block starts
+/// there, so both fall through to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
     /// Symbol name, when the binary has one.
@@ -185,9 +217,19 @@ impl Function {
         self.blocks.values().map(|b| b.instructions.len()).sum()
     }
 
-    /// Every instruction, in address order.
+    /// Every instruction, in address order (of their first bytes).
     pub fn instructions(&self) -> impl Iterator<Item = &Instruction> {
         self.blocks.values().flat_map(|b| b.instructions.iter())
+    }
+
+    /// Bytes of arguments the function's `ret N` pops (the largest `N`; 0 when
+    /// it returns with plain `ret`, the caller popping them).
+    pub fn popped_on_return(&self) -> u32 {
+        self.instructions()
+            .filter(|i| i.mnemonic() == iced_x86::Mnemonic::Ret && i.op_count() == 1)
+            .map(|i| u32::from(i.immediate16()))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether some path through the function returns to its caller; `returns` says
@@ -211,6 +253,10 @@ pub struct Disassembler<'a> {
     returns: BTreeMap<u32, bool>,
     /// Functions being decoded: assumed to return, the safe guess for recursion.
     in_progress: BTreeSet<u32>,
+    /// End of the `.eh_frame` range starting at each function start.
+    unwind_ends: BTreeMap<u32, u32>,
+    /// Bytes of arguments functions pop on return (`ret N`).
+    pops: BTreeMap<u32, u32>,
 }
 
 impl<'a> Disassembler<'a> {
@@ -220,7 +266,19 @@ impl<'a> Disassembler<'a> {
             binary,
             returns: BTreeMap::new(),
             in_progress: BTreeSet::new(),
+            unwind_ends: binary
+                .unwind_ranges()
+                .iter()
+                .map(|r| (r.start, r.start.wrapping_add(r.len)))
+                .collect(),
+            pops: BTreeMap::new(),
         }
+    }
+
+    /// The end of the `.eh_frame` range that starts at `entry`, if any: the
+    /// end of the function's main body as the compiler recorded it.
+    pub(crate) fn unwind_end(&self, entry: u32) -> Option<u32> {
+        self.unwind_ends.get(&entry).copied()
     }
 
     /// The binary being decoded.
@@ -240,6 +298,7 @@ impl<'a> Disassembler<'a> {
     pub fn call_returns(&mut self, target: &CallTarget) -> bool {
         match target {
             CallTarget::Indirect => true,
+            CallTarget::Absent => false,
             CallTarget::Import { name, .. } => !is_noreturn_name(name),
             CallTarget::Function(addr) => self.function_returns(*addr),
         }
@@ -259,11 +318,29 @@ impl<'a> Disassembler<'a> {
             }
         }
         let returns = match self.function(addr) {
-            Ok(f) => f.may_return(|t| self.call_returns(t)),
+            Ok(f) => {
+                self.pops.insert(addr, f.popped_on_return());
+                f.may_return(|t| self.call_returns(t))
+            }
             Err(_) => true,
         };
         self.returns.insert(addr, returns);
         returns
+    }
+
+    /// How many bytes of arguments the function at `addr` pops when it returns
+    /// (`ret N`; 0 for the usual caller-pops convention); `None` while it is
+    /// being decoded, or when it does not decode.
+    pub(crate) fn callee_pops(&mut self, addr: u32) -> Option<u32> {
+        if let Some(&p) = self.pops.get(&addr) {
+            return Some(p);
+        }
+        if self.in_progress.contains(&addr) {
+            return None;
+        }
+        let p = self.function(addr).ok()?.popped_on_return();
+        self.pops.insert(addr, p);
+        Some(p)
     }
 
     /// Entry addresses of all functions: function symbols, the starts of the

@@ -5,7 +5,7 @@
 use iced_x86::{Code, ConditionCode, Instruction};
 use wiper_residual::{Item, Label, Origin, Terminator};
 
-use super::{Specializer, State, Stop};
+use super::{Specializer, State, Stop, INLINE_SHARE};
 use crate::SpecializeError;
 
 /// How specialization leaves an instruction.
@@ -62,6 +62,15 @@ impl Specializer<'_> {
                     limit: self.options.max_residual,
                 };
                 return Err(self.failure_in(&state, e));
+            }
+            self.run.inlining = state.outermost_callee();
+            if let Some(callee) = self.run.inlining {
+                let limit = self.options.max_residual / INLINE_SHARE;
+                let used = self.run.inlined_size.get(&callee).copied().unwrap_or(0);
+                if used + items.len() > limit {
+                    let e = SpecializeError::InlineTooLarge { callee, limit };
+                    return Err(self.failure_in(&state, e));
+                }
             }
             let mut f = self.function(state.func)?;
             if !f.instrs.contains_key(&addr) {

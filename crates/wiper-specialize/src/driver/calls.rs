@@ -12,6 +12,7 @@ use super::{Frame, Specializer, State, Stop, UNKNOWN_ARGS};
 use crate::eval::SExpr;
 use crate::function::InstrInfo;
 use crate::state::{Base, Byte, Known, Region, SVal, Store};
+use crate::SpecializeError;
 
 impl Specializer<'_> {
     /// Bytes of stack arguments the function at `entry` reads (from the
@@ -40,6 +41,15 @@ impl Specializer<'_> {
             Some(SExpr::Known(v)) => Some(self.code_addr(v, addr)?),
             _ => None,
         };
+        if target == Some(0) {
+            // `CallTarget::Absent`: the original faults here, and the code
+            // after the call is what gcc compiled, not what runs.
+            return Err(SpecializeError::Unsupported {
+                address: addr,
+                reason: "a call to 0x0 (an undefined weak function), which faults".into(),
+            }
+            .into());
+        }
         // A call the decoder found never returns (`exit`, `abort`,
         // `__stack_chk_fail`, ...) ends the block as a real call: nothing
         // after it is specialized, and its error paths are not worth

@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 use wiper_residual::{Item, Label};
 use wiper_sem::{Flag, Reg};
 
-use super::{Frame, Pending, Specializer, State, Stop};
+use super::{Frame, Pending, RunState, Specializer, State, Stop};
 use crate::function::InstrInfo;
 use crate::materialize::Emitter;
 use crate::state::{FxHasher, Known, Region, SVal, Store};
@@ -140,6 +140,61 @@ pub(super) struct MemoEntry {
     dyn_branches: u32,
     /// The point before this one on the path that created it.
     parent: Option<usize>,
+    /// Residual items (terminators left out) when the point was created.
+    items_at: usize,
+    /// How many points lie before this one on its path.
+    depth: u32,
+    /// An earlier point on the path (itself for the first), chosen so that
+    /// [`RunState::ancestor_at`] takes logarithmic steps (Myers' skew-binary
+    /// jump pointers).
+    jump: usize,
+}
+
+impl RunState {
+    /// The point on the path to entry `id` at `depth` (at most `id`'s).
+    fn ancestor_at(&self, mut id: usize, depth: u32) -> usize {
+        while self.entries[id].depth > depth {
+            let e = &self.entries[id];
+            id = if self.entries[e.jump].depth >= depth {
+                e.jump
+            } else {
+                e.parent.expect("a point below the first has a parent")
+            };
+        }
+        id
+    }
+
+    /// The depth and jump pointer of a new entry after `parent`.
+    fn depth_and_jump(&self, parent: Option<usize>, id: usize) -> (u32, usize) {
+        let Some(p) = parent else {
+            return (0, id);
+        };
+        let pe = &self.entries[p];
+        let j = &self.entries[pe.jump];
+        let jj = &self.entries[j.jump];
+        let jump = if pe.depth - j.depth == j.depth - jj.depth {
+            j.jump
+        } else {
+            p
+        };
+        (pe.depth + 1, jump)
+    }
+
+    /// The visits of `point` on the path up to entry `from` (included),
+    /// newest first, at most `most` of them.
+    fn visits_on_path(&self, point: &Point, from: Option<usize>, most: usize) -> Vec<usize> {
+        let (Some(from), Some(ids)) = (from, self.by_point.get(point)) else {
+            return Vec::new();
+        };
+        let depth = self.entries[from].depth;
+        ids.iter()
+            .rev()
+            .filter(|&&id| id <= from && self.entries[id].depth <= depth)
+            .filter(|&&id| self.ancestor_at(from, self.entries[id].depth) == id)
+            .take(most)
+            .copied()
+            .collect()
+    }
 }
 
 /// A visit of a program point on the current path, as the whistle compares
@@ -162,6 +217,18 @@ pub(super) const MAX_GENERALIZED: usize = 4;
 /// locations, that make the whistle blow when the paths between them differ
 /// (see `Specializer::whistle`).
 pub(super) const UNEVEN_PATH_VISITS: usize = 16;
+
+/// Residual instructions a loop under static control may emit by unrolling
+/// (its turns so far times the code per turn over the last
+/// [`UNROLL_WINDOW`]) before its counter is generalized (see
+/// `Specializer::unroll_whistle`).
+pub(super) const UNROLL_CODE_BUDGET: usize = 4096;
+
+/// Fewest visits of a point before unrolling can be too costly.
+const UNROLL_MIN_VISITS: usize = 16;
+
+/// Most visits the unrolling whistle looks back over.
+const UNROLL_WINDOW: usize = 64;
 
 impl Specializer<'_> {
     /// The label of the specialization point (`addr`, `state`), creating it
@@ -190,7 +257,10 @@ impl Specializer<'_> {
         // each reached from the one before through a dynamic branch, differ
         // in the same few locations every time: a static value
         // changing under dynamic control (a counter). Generalize it there.
-        if let Some(locs) = self.whistle(&point, &state) {
+        let whistle = self
+            .whistle(&point, &state)
+            .or_else(|| self.unroll_whistle(&point, &state));
+        if let Some(locs) = whistle {
             tracing::debug!("whistle at {addr:#x}: generalizing {locs:?}, restarting");
             return Err(Stop::Restart(Restart {
                 func: state.func,
@@ -200,13 +270,19 @@ impl Specializer<'_> {
         }
         let id = self.run.entries.len();
         let label = self.new_label();
+        let point_key = point.clone();
+        let (depth, jump) = self.run.depth_and_jump(state.parent, id);
         self.run.entries.push(MemoEntry {
             point,
             store: state.store.clone(),
             label,
             dyn_branches: state.dyn_branches,
             parent: state.parent,
+            items_at: self.run.items,
+            depth,
+            jump,
         });
+        self.run.by_point.entry(point_key).or_default().push(id);
         self.run.memo.entry(hash).or_default().push(id);
         state.parent = Some(id);
         self.run.worklist.push(Pending { label, addr, state });
@@ -289,6 +365,10 @@ impl Specializer<'_> {
     pub(super) fn whistle(&self, point: &Point, state: &State) -> Option<Vec<GenLoc>> {
         let k = self.options.generalize_after.max(1);
         let most = k.max(UNEVEN_PATH_VISITS);
+        // The chain needs k earlier visits of the point on this path; the
+        // walk back goes no further than the oldest one it may use.
+        let earlier = self.run.visits_on_path(point, state.parent, most);
+        let &oldest = earlier.get(k - 1..)?.last()?;
         // The visits, newest first, with the index in `walked` of each
         // (the current state has none: it is not an entry yet).
         let mut chain = vec![Visit {
@@ -317,7 +397,7 @@ impl Specializer<'_> {
             }
             walked.push(&e.point);
             cur = e.parent;
-            if walked.len() > 100_000 {
+            if id == oldest {
                 break;
             }
         }
@@ -338,21 +418,69 @@ impl Specializer<'_> {
         if same_diff < k || (!same_path && same_diff < UNEVEN_PATH_VISITS) {
             return None;
         }
-        // Registers holding stack addresses (esp, a frame pointer) are never
-        // generalized: code moves esp back from them.
-        let stack_reg = |g: &GenLoc| match g {
-            GenLoc::Reg(r) => chain.iter().any(|v| {
-                matches!(
-                    v.store.reg(*r),
-                    Some(Known {
-                        value: SVal::Addr(b, _),
-                        ..
-                    }) if b.is_frame()
-                )
-            }),
-            _ => false,
-        };
-        if d.iter().any(stack_reg) {
+        if holds_stack_address(chain.iter().map(|v| v.store), &d) {
+            return None;
+        }
+        Some(d)
+    }
+
+    /// The locations to generalize at a point whose loop runs under static
+    /// control and costs too much unrolled: the last visits on this path
+    /// (static branches or not) differ in the same locations each time along
+    /// the same points, and the residual code the unrolling has cost (its
+    /// turns times the code per turn over the last [`UNROLL_WINDOW`])
+    /// exceeds [`UNROLL_CODE_BUDGET`]: a
+    /// counter driving dynamic work (`for (i = 0; i < 32768; i++) head[i] =
+    /// 0`), which stays a loop. A loop that computes only static values
+    /// emits nothing and is still unrolled to its end (a table built at
+    /// specialization time); an interpreter's dispatch over a static program
+    /// takes other paths each turn and is left alone.
+    pub(super) fn unroll_whistle(&self, point: &Point, state: &State) -> Option<Vec<GenLoc>> {
+        let turns = self.run.by_point.get(point).map_or(0, Vec::len);
+        if turns < UNROLL_MIN_VISITS {
+            return None;
+        }
+        let k = self.options.generalize_after.max(1);
+        let earlier = self.run.visits_on_path(point, state.parent, UNROLL_WINDOW);
+        if earlier.len() + 1 < UNROLL_MIN_VISITS.max(k + 2) {
+            return None;
+        }
+        let oldest = *earlier.last()?;
+        // Visits newest first: the store, the index in `walked` where the
+        // walk met it, and the residual items then.
+        let mut visits: Vec<(&Store, usize, usize)> =
+            vec![(&state.store, usize::MAX, self.run.items)];
+        let mut walked: Vec<&Point> = Vec::new();
+        let mut cur = state.parent;
+        while let Some(id) = cur {
+            let e = &self.run.entries[id];
+            if e.point == *point {
+                visits.push((&e.store, walked.len(), e.items_at));
+                if visits.len() > UNROLL_WINDOW {
+                    break;
+                }
+            }
+            walked.push(&e.point);
+            cur = e.parent;
+            if id == oldest {
+                break;
+            }
+        }
+        if visits.len() < UNROLL_MIN_VISITS.max(k + 2) {
+            return None;
+        }
+        // The code the unrolling has cost so far, estimated from the turns
+        // so far and the code per turn over the window.
+        let window = self.run.items.saturating_sub(visits.last()?.2);
+        if turns * window / (visits.len() - 1) <= UNROLL_CODE_BUDGET {
+            return None;
+        }
+        let d = static_diff(visits[0].0, visits[1].0).filter(|d| !d.is_empty())?;
+        let same_diff =
+            (1..=k).all(|j| static_diff(visits[j].0, visits[j + 1].0).as_ref() == Some(&d));
+        let path = |j: usize| &walked[visits[j].1.wrapping_add(1)..visits[j + 1].1];
+        let same_path = (1..=k).all(|j| path(j) == path(0));
+        if !same_diff || !same_path || holds_stack_address(visits.iter().map(|v| v.0), &d) {
             return None;
         }
         Some(d)
@@ -400,6 +528,25 @@ impl Specializer<'_> {
         self.stats.materialized += em.materialized;
         Ok(())
     }
+}
+
+/// Whether a register among `locs` holds a stack address in one of
+/// `stores`: such a register (esp, a frame pointer) is never generalized,
+/// since code moves esp back from it.
+fn holds_stack_address<'s>(stores: impl Iterator<Item = &'s Store>, locs: &[GenLoc]) -> bool {
+    let stores: Vec<&Store> = stores.collect();
+    locs.iter().any(|g| match g {
+        GenLoc::Reg(r) => stores.iter().any(|s| {
+            matches!(
+                s.reg(*r),
+                Some(Known {
+                    value: SVal::Addr(b, _),
+                    ..
+                }) if b.is_frame()
+            )
+        }),
+        _ => false,
+    })
 }
 
 /// Drops the registers and flags dead on entry to `info` (with the copy

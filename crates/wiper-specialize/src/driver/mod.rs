@@ -229,9 +229,27 @@ struct RunState {
     worklist: Vec<Pending>,
     /// Residual instructions so far (for [`Options::max_residual`]).
     size: usize,
+    /// Residual items so far, block terminators left out: the code that
+    /// does work (a chain of jumps between static points is merged away).
+    items: usize,
     /// Whether some exit kept `edx` for a caller that may read it.
     edx_live_at_exit: bool,
+    /// The memo entries of each program point (any store, any path),
+    /// oldest first: the whistles find a point's earlier visits on the
+    /// current path among them without walking the path.
+    by_point: FxHashMap<memo::Point, Vec<usize>>,
+    /// The outermost inlined callee of the point being specialized, if any.
+    inlining: Option<u32>,
+    /// Residual instructions so far inside inlined calls, per outermost
+    /// callee (for [`INLINE_SHARE`]).
+    inlined_size: FxHashMap<u32, usize>,
 }
+
+/// The share of [`Options::max_residual`] that the inlined calls of one
+/// callee may cost before they are kept as calls instead: a callee whose
+/// inlining does not pay (a `printf` over a dynamic format, `malloc`) stops
+/// early instead of growing to the global bound first.
+const INLINE_SHARE: usize = 4;
 
 /// The specializer of one function: what every run shares (decoded
 /// functions, the expression pool, Reduce's synthesizer, the generalized
@@ -346,6 +364,10 @@ impl<'a> Specializer<'a> {
     /// Adds the block `label` to the residual.
     fn finish(&mut self, label: Label, items: Vec<Item>, terminator: Terminator) {
         self.run.size += items.len() + 1;
+        self.run.items += items.len();
+        if let Some(callee) = self.run.inlining {
+            *self.run.inlined_size.entry(callee).or_default() += items.len() + 1;
+        }
         self.run.blocks.push(Block {
             label,
             items,

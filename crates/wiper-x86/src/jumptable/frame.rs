@@ -1,0 +1,282 @@
+//! The function's stack frame, as far as jump tables need it: the height of
+//! `esp` (and of `ebp` where it is a frame pointer) at the start of each
+//! block, every write into the frame, and which frame slots hold one value
+//! for the whole function. gcc spills the address of a table (or the GOT
+//! address) into such a slot once and reloads it in a loop
+//! (`mov ebx,[ebp-0x8d0]; ...; jmp [ebx+eax*4-0x21f4]`).
+//!
+//! Heights are relative to `esp` at the function's entry. A call is taken to
+//! leave `esp` as it was but for the `ret N` of its callee (the caller
+//! supplies how many bytes each call pops, `None` when unknown). Writes
+//! through registers other than `esp` and `ebp` are taken not to reach a
+//! slot whose address the function never computes: a slot is invariant only
+//! when it lies below every frame address the function puts into another
+//! register or indexes (arrays grow upwards).
+
+use std::collections::BTreeMap;
+
+use iced_x86::{
+    FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
+};
+
+use crate::Block;
+
+/// Where a register points, relative to `esp` at the function's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Height {
+    /// Not into the frame (`ebp` used as an ordinary register, or the
+    /// caller's frame pointer).
+    General,
+    At(i32),
+    /// Into the frame, but not at the same place on every path.
+    Unknown,
+}
+
+impl Height {
+    fn add(self, d: Option<i32>) -> Height {
+        match (self, d) {
+            (Height::At(h), Some(d)) => Height::At(h.wrapping_add(d)),
+            (Height::General, _) => Height::General,
+            _ => Height::Unknown,
+        }
+    }
+
+    fn merge(self, other: Height) -> Height {
+        if self == other {
+            self
+        } else {
+            Height::Unknown
+        }
+    }
+
+    /// The height, when known.
+    pub fn known(self) -> Option<i32> {
+        match self {
+            Height::At(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// Heights of `esp` and `ebp`.
+pub(crate) type Heights = (Height, Height);
+
+/// One write into the frame.
+#[derive(Debug, Clone, Copy)]
+struct Write {
+    offset: i32,
+    size: u32,
+    /// Block and index of the instruction.
+    at: (u32, usize),
+    /// The register a `mov [slot], r32` stores.
+    source: Option<Register>,
+}
+
+/// What the function does to its stack frame.
+pub(crate) struct Frame {
+    heights: BTreeMap<u32, Heights>,
+    writes: Vec<Write>,
+    /// A write or `esp` at an unknown height: no slot is invariant.
+    unknown: bool,
+    /// The lowest frame offset whose address goes into another register (or
+    /// is indexed).
+    escape: Option<i32>,
+}
+
+impl Frame {
+    /// The frame of the function `blocks`, entered at `entry`; `pops` says
+    /// how many bytes the call at an address pops on return.
+    pub fn new(
+        blocks: &BTreeMap<u32, Block>,
+        entry: u32,
+        pops: &dyn Fn(u32) -> Option<u32>,
+    ) -> Frame {
+        let mut frame = Frame {
+            heights: BTreeMap::new(),
+            writes: Vec::new(),
+            unknown: false,
+            escape: None,
+        };
+        let mut work = vec![(entry, (Height::At(0), Height::General))];
+        while let Some((start, incoming)) = work.pop() {
+            let Some(block) = blocks.get(&start) else {
+                continue;
+            };
+            let merged = match frame.heights.get(&start) {
+                None => incoming,
+                Some(&old) => {
+                    let m = (old.0.merge(incoming.0), old.1.merge(incoming.1));
+                    if m == old {
+                        continue;
+                    }
+                    m
+                }
+            };
+            frame.heights.insert(start, merged);
+            let mut h = merged;
+            for ins in &block.instructions {
+                h = height_after(ins, h, pops);
+            }
+            for s in block.local_successors() {
+                work.push((s, h));
+            }
+        }
+        let mut info = InstructionInfoFactory::new();
+        for block in blocks.values() {
+            let mut h = frame.heights(block.start);
+            for (i, ins) in block.instructions.iter().enumerate() {
+                frame.record(&mut info, ins, (block.start, i), h);
+                h = height_after(ins, h, pops);
+            }
+        }
+        frame
+    }
+
+    /// Heights at the start of the block at `start`.
+    pub fn heights(&self, start: u32) -> Heights {
+        self.heights
+            .get(&start)
+            .copied()
+            .unwrap_or((Height::Unknown, Height::Unknown))
+    }
+
+    /// Records the frame writes and escapes of `ins`, at `h`.
+    fn record(
+        &mut self,
+        info: &mut InstructionInfoFactory,
+        ins: &Instruction,
+        at: (u32, usize),
+        h: Heights,
+    ) {
+        let frame_base = |r: Register| match r {
+            Register::ESP => h.0,
+            Register::EBP => h.1,
+            _ => Height::General,
+        };
+        // A frame address into another register or memory: `lea eax,
+        // [esp+0x10]`, `mov eax, ebp`, `push esp`.
+        let is_frame_register = |k: u32| {
+            ins.op_kind(k) == OpKind::Register
+                && matches!(ins.op_register(k), Register::ESP | Register::EBP)
+        };
+        let escape = match ins.mnemonic() {
+            Mnemonic::Lea if !is_frame_register(0) => {
+                frame_base(ins.memory_base()).add(Some(ins.memory_displacement32() as i32))
+            }
+            Mnemonic::Lea => Height::General,
+            Mnemonic::Push if is_frame_register(0) => frame_base(ins.op0_register()),
+            // Updating `esp` or `ebp` themselves is followed by the heights.
+            _ if ins.op_count() == 0 || is_frame_register(0) => Height::General,
+            _ => (1..ins.op_count())
+                .filter(|&k| is_frame_register(k))
+                .map(|k| frame_base(ins.op_register(k)))
+                .find(|b| *b != Height::General)
+                .unwrap_or(Height::General),
+        };
+        match escape {
+            Height::At(o) => self.escape_at(o),
+            Height::Unknown => self.unknown = true,
+            Height::General => {}
+        }
+        for m in info.info(ins).used_memory() {
+            let writes = matches!(
+                m.access(),
+                OpAccess::Write
+                    | OpAccess::ReadWrite
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadCondWrite
+            );
+            let offset = match frame_base(m.base()) {
+                Height::General => continue,
+                Height::Unknown => {
+                    self.unknown |= writes;
+                    continue;
+                }
+                Height::At(hb) => hb.wrapping_add(m.displacement() as i32),
+            };
+            if m.index() != Register::None {
+                self.escape_at(offset);
+            } else if writes {
+                let source = (ins.mnemonic() == Mnemonic::Mov
+                    && ins.op1_kind() == OpKind::Register
+                    && ins.op1_register().size() == 4)
+                    .then(|| ins.op1_register());
+                self.writes.push(Write {
+                    offset,
+                    size: m.memory_size().size() as u32,
+                    at,
+                    source,
+                });
+            }
+        }
+    }
+
+    fn escape_at(&mut self, offset: i32) {
+        self.escape = Some(self.escape.map_or(offset, |e| e.min(offset)));
+    }
+
+    /// The one instruction that writes the 4-byte slot at `offset`, as
+    /// `mov [slot], r32`: its block, index and `r32`; `None` unless the slot
+    /// holds one value for the whole function.
+    pub fn invariant_store(&self, offset: i32) -> Option<((u32, usize), Register)> {
+        if self.unknown || self.escape.is_some_and(|e| e <= offset + 3) {
+            return None;
+        }
+        let mut overlapping = self
+            .writes
+            .iter()
+            .filter(|w| w.offset < offset + 4 && offset < w.offset + w.size as i32);
+        let only = overlapping.next()?;
+        if overlapping.next().is_some() || only.offset != offset || only.size != 4 {
+            return None;
+        }
+        Some((only.at, only.source?))
+    }
+}
+
+/// Heights after `ins`.
+fn height_after(
+    ins: &Instruction,
+    (esp, ebp): Heights,
+    pops: &dyn Fn(u32) -> Option<u32>,
+) -> Heights {
+    let imm = || (ins.op1_kind() != OpKind::Register).then(|| ins.immediate(1) as i32);
+    let dest =
+        (ins.op_count() > 0 && ins.op0_kind() == OpKind::Register).then(|| ins.op0_register());
+    let source =
+        (ins.op_count() > 1 && ins.op1_kind() == OpKind::Register).then(|| ins.op1_register());
+    match (ins.mnemonic(), dest) {
+        (Mnemonic::Push, _) => (esp.add(Some(-4)), ebp),
+        (Mnemonic::Pop, Some(Register::EBP)) => (esp.add(Some(4)), Height::General),
+        (Mnemonic::Pop, Some(Register::ESP)) => (Height::Unknown, ebp),
+        (Mnemonic::Pop, _) => (esp.add(Some(4)), ebp),
+        (Mnemonic::Sub, Some(Register::ESP)) => (esp.add(imm().map(i32::wrapping_neg)), ebp),
+        (Mnemonic::Add, Some(Register::ESP)) => (esp.add(imm()), ebp),
+        (Mnemonic::Lea, Some(r @ (Register::ESP | Register::EBP))) => {
+            let base = match (ins.memory_base(), ins.memory_index()) {
+                (Register::ESP, Register::None) => esp,
+                (Register::EBP, Register::None) => ebp,
+                _ => Height::Unknown,
+            };
+            let v = base.add(Some(ins.memory_displacement32() as i32));
+            if r == Register::ESP {
+                (v, ebp)
+            } else {
+                (esp, v)
+            }
+        }
+        (Mnemonic::Mov, Some(Register::EBP)) if source == Some(Register::ESP) => (esp, esp),
+        (Mnemonic::Mov, Some(Register::ESP)) if source == Some(Register::EBP) => (ebp, ebp),
+        (Mnemonic::Leave, _) => (ebp.add(Some(4)), Height::General),
+        _ if matches!(
+            ins.flow_control(),
+            FlowControl::Call | FlowControl::IndirectCall
+        ) =>
+        {
+            (esp.add(pops(ins.ip32()).map(|p| p as i32)), ebp)
+        }
+        (_, Some(Register::ESP)) => (Height::Unknown, ebp),
+        (_, Some(Register::EBP)) => (esp, Height::General),
+        _ => (esp, ebp),
+    }
+}

@@ -1,0 +1,107 @@
+//! Jump tables resolved by value ranges, on small pieces of code written over
+//! `bf` in `interp-O2` (its tables live in the read-only code segment too).
+
+use wiper_elf::Binary;
+use wiper_testkit::testdata_bin;
+use wiper_x86::{Disassembler, Function, Successor};
+
+/// `interp-O2` with the code `code(base)` written at `bf`, and `bf`'s address.
+fn with_code(code: impl Fn(u32) -> Vec<u8>) -> (Binary, u32) {
+    let original = Binary::open(&testdata_bin("interp-O2")).unwrap();
+    let base = original.functions_named("bf")[0].addr;
+    (original.with_bytes_at(base, &code(base)).unwrap(), base)
+}
+
+/// Little-endian bytes of the words `words`.
+fn words(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// The targets of the table jump ending the block at `block`, or `None`.
+fn cases(f: &Function, block: u32) -> Option<Vec<u32>> {
+    let b = &f.blocks[&block];
+    let targets: Vec<u32> = b
+        .successors
+        .iter()
+        .filter_map(|s| match s {
+            Successor::Case { target, .. } => Some(*target),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(b.jump_table.is_some(), !targets.is_empty());
+    if targets.is_empty() {
+        assert_eq!(b.successors, vec![Successor::IndirectJump]);
+        return None;
+    }
+    Some(targets)
+}
+
+#[test]
+fn a_bound_on_the_taken_edge_bounds_the_index() {
+    // cmp eax,2; jbe +1; ret; jmp [eax*4+T]; ret; ret; ret; T: three entries
+    let (binary, b) = with_code(|b| {
+        let mut code = vec![0x83, 0xf8, 0x02, 0x76, 0x01, 0xc3, 0xff, 0x24, 0x85];
+        code.extend((b + 16).to_le_bytes());
+        code.extend([0xc3, 0xc3, 0xc3]);
+        code.extend(words(&[b + 13, b + 14, b + 15]));
+        code
+    });
+    let f = Disassembler::new(&binary).function(b).unwrap();
+    assert_eq!(cases(&f, b + 6), Some(vec![b + 13, b + 14, b + 15]));
+}
+
+#[test]
+fn a_byte_table_in_front_bounds_the_index_by_its_bytes() {
+    // cmp eax,3; ja default; movzx eax,BYTE PTR [eax+T1]; jmp [eax*4+T2];
+    // ret; default: ret; T1: 0 1 1 0; T2: two entries
+    let (binary, b) = with_code(|b| {
+        let mut code = vec![0x83, 0xf8, 0x03, 0x77, 0x0f, 0x0f, 0xb6, 0x80];
+        code.extend((b + 21).to_le_bytes());
+        code.extend([0xff, 0x24, 0x85]);
+        code.extend((b + 25).to_le_bytes());
+        code.extend([0xc3, 0xc3, 0, 1, 1, 0]);
+        code.extend(words(&[b + 19, b + 20]));
+        code
+    });
+    let f = Disassembler::new(&binary).function(b).unwrap();
+    assert_eq!(cases(&f, b + 5), Some(vec![b + 19, b + 20]));
+}
+
+#[test]
+fn a_zero_extended_byte_alone_is_too_loose_for_a_short_table() {
+    // movzx eax,al; jmp [eax*4+T]; ret; T: two entries, then other code
+    let (binary, b) = with_code(|b| {
+        let mut code = vec![0x0f, 0xb6, 0xc0, 0xff, 0x24, 0x85];
+        code.extend((b + 11).to_le_bytes());
+        code.push(0xc3);
+        code.extend(words(&[b + 10, b + 10]));
+        code
+    });
+    let f = Disassembler::new(&binary).function(b).unwrap();
+    assert_eq!(cases(&f, b), None);
+}
+
+/// `test ebx,ebx; je +skip; cmp eax,1; ja out; jmp [eax*4+T]; ret; ret;
+/// ret; out: ret; T: two entries`, and the jump's block.
+fn guarded_by_one_path(skip: u8) -> (Binary, u32) {
+    with_code(|b| {
+        let mut code = vec![0x85, 0xdb, 0x74, skip, 0x83, 0xf8, 0x01, 0x77, 0x0a];
+        code.extend([0xff, 0x24, 0x85]);
+        code.extend((b + 20).to_le_bytes());
+        code.extend([0xc3, 0xc3, 0xc3, 0xc3]);
+        code.extend(words(&[b + 16, b + 17]));
+        code
+    })
+}
+
+#[test]
+fn every_path_into_the_jump_must_bound_the_index() {
+    // `je` to the jump: that path has no bound.
+    let (binary, b) = guarded_by_one_path(5);
+    let f = Disassembler::new(&binary).function(b).unwrap();
+    assert_eq!(cases(&f, b + 9), None);
+    // `je` to the bound (the next instruction): both paths have it.
+    let (binary, b) = guarded_by_one_path(0);
+    let f = Disassembler::new(&binary).function(b).unwrap();
+    assert_eq!(cases(&f, b + 9), Some(vec![b + 16, b + 17]));
+}
