@@ -117,7 +117,9 @@ fn table(
     if count > u64::from(MAX_ENTRIES) {
         return None;
     }
-    let first = shape.table.wrapping_add(4 * shape.range.start() as u32);
+    let first = shape
+        .table
+        .wrapping_add((shape.range.start() as u32).wrapping_mul(4));
     let mut targets = Vec::with_capacity(count as usize);
     for i in 0..count as u32 {
         let t = read_constant(binary, first.wrapping_add(4 * i), 4)?
