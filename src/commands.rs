@@ -2,10 +2,10 @@
 //! text for stdout, or a [`Report`]); none of them prints.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use wiper_elf::{Binary, ElfError, FileType};
+use wiper_elf::{Binary, ElfError};
 use wiper_sem::wiper_qfbv::ExprPool;
 use wiper_x86::{format, Disassembler, Format, Syntax};
 
@@ -21,6 +21,9 @@ pub struct Report {
     /// A failure found once the output was made (`compare`'s runs that
     /// differ): the output is still printed, then this is the error.
     pub failure: Option<anyhow::Error>,
+    /// The exit status when there is no failure: 0, or 1 when `check`
+    /// found runs that differ.
+    pub exit_status: u8,
 }
 
 impl From<String> for Report {
@@ -51,59 +54,6 @@ pub fn load_function(path: &Path, function: &str) -> Result<(Binary, wiper_x86::
         .function(entry)
         .with_context(|| format!("{}: function {function}", path.display()))?;
     Ok((binary, f))
-}
-
-/// `wiper info`: a summary of the executable.
-pub fn info(path: &Path) -> Result<String> {
-    let binary = load(path)?;
-    let mut dis = Disassembler::new(&binary);
-    let functions = dis.discover_functions();
-    let mut out = String::new();
-    let w = &mut out;
-    let _ = writeln!(w, "file:        {}", path.display());
-    let _ = writeln!(w, "class:       ELF32, little-endian");
-    let _ = writeln!(w, "machine:     Intel 80386 (EM_386)");
-    let kind = match binary.file_type {
-        FileType::Executable => "EXEC (executable)",
-        FileType::PositionIndependent => "DYN (position-independent executable)",
-    };
-    let _ = writeln!(w, "type:        {kind}");
-    let linking = match &binary.interpreter {
-        Some(interp) => format!("dynamic, interpreter {interp}"),
-        None => "static".to_string(),
-    };
-    let _ = writeln!(w, "linking:     {linking}");
-    let _ = writeln!(w, "entry:       {:#010x}", binary.entry);
-    match wiper_x86::find_main(&binary) {
-        Some(m) => {
-            let _ = writeln!(w, "main:        {m:#010x}");
-        }
-        None => {
-            let _ = writeln!(w, "main:        not found");
-        }
-    }
-    let _ = writeln!(w, "segments:    {}", binary.segments.len());
-    for s in &binary.segments {
-        let _ = writeln!(
-            w,
-            "  LOAD {}  vaddr {:#010x}  memsz {:#09x}  offset {:#09x}  filesz {:#09x}",
-            s.perms, s.vaddr, s.mem_size, s.offset, s.file_size
-        );
-    }
-    let _ = writeln!(w, "sections:    {}", binary.sections.len());
-    let code_symbols = binary.symbols.iter().filter(|s| s.is_code()).count();
-    let _ = writeln!(
-        w,
-        "symbols:     {} ({code_symbols} functions)",
-        binary.symbols.len()
-    );
-    let _ = writeln!(w, "plt entries: {}", binary.plt.len());
-    let _ = writeln!(
-        w,
-        "functions:   {} (symbols, entry, main and direct call targets)",
-        functions.len()
-    );
-    Ok(out)
 }
 
 /// `wiper disasm`: the control-flow graph of one function.
@@ -197,10 +147,10 @@ pub enum EmitKind {
 }
 
 /// A finished specialization, ready to be written.
-struct Specialized {
+pub(crate) struct Specialized {
     binary: Binary,
     entry: u32,
-    name: String,
+    pub(crate) name: String,
     result: wiper_specialize::Specialization,
     plan: wiper_emit::Plan,
     encoded: wiper_emit::Encoded,
@@ -243,7 +193,7 @@ impl Specialized {
 
     /// The summary line: instructions before and after, bytes, Reduce
     /// proofs, fallbacks, time.
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let st = &self.result.stats;
         format!(
             "wiper: specialized {}: {} -> {} instructions, {} bytes, {} reduced ({} proved), {} fallbacks, {:.2} s",
@@ -332,7 +282,7 @@ pub fn specialize(
     Ok(Report {
         stdout,
         stderr: vec![summary],
-        failure: None,
+        ..Default::default()
     })
 }
 
@@ -391,22 +341,10 @@ pub fn compare(
     options: &wiper_specialize::Options,
     args: &[String],
 ) -> Result<Report> {
-    check_output(path, output)?;
-    let sp = Specialized::new(path, function, statics, options)?;
+    let (sp, out_path) = specialize_beside(path, function, statics, output, options)?;
     let original = Disassembler::new(&sp.binary)
         .function(sp.entry)
         .with_context(|| format!("{}: function {function}", path.display()))?;
-    let out_path = match output {
-        Some(o) => o.to_path_buf(),
-        None => std::env::temp_dir().join(format!(
-            "{}.{}.specialized",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("binary"),
-            sp.name
-        )),
-    };
-    sp.write_elf(&out_path)?;
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -423,10 +361,11 @@ pub fn compare(
     );
     text.push_str(&wiper_emit::listing(&sp.binary, &sp.encoded));
     let _ = writeln!(text, "\n== run with arguments: {}", args.join(" "));
-    let a = run_program(path, args)?;
-    let b = run_program(&out_path, args)?;
-    let _ = writeln!(text, "original: {:?}, {}", a.0, a.1);
-    let _ = writeln!(text, "residual: {:?}, {}", b.0, b.1);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = run_program(path, path, &args, b"", RUN_TIMEOUT)?;
+    let b = run_program(&out_path, path, &args, b"", RUN_TIMEOUT)?;
+    let _ = write!(text, "original: {a}");
+    let _ = write!(text, "residual: {b}");
     let same = a == b;
     let _ = writeln!(
         text,
@@ -441,20 +380,63 @@ pub fn compare(
         stdout: text,
         stderr: vec![sp.summary()],
         failure: (!same).then(|| anyhow!("the residual binary behaves differently")),
+        ..Default::default()
     })
 }
 
-/// Runs the program at `path` with `args`: its stdout and how it ended.
-fn run_program(path: &Path, args: &[String]) -> Result<(String, String)> {
-    let o = std::process::Command::new(path)
-        .args(args)
-        .output()
-        .with_context(|| format!("cannot run {}", path.display()))?;
-    let status = match o.status.code() {
-        Some(c) => format!("exit status {c}"),
-        None => "killed by a signal".to_owned(),
+/// How long `compare` lets each run take, and `check`'s default: a residual
+/// that loops forever is a difference, not a hang.
+pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs the program at `path` with `argv0`, `args` and `stdin`, killing it
+/// after `timeout` (a bare file name is the file in the current directory).
+pub(crate) fn run_program(
+    path: &Path,
+    argv0: &Path,
+    args: &[&str],
+    stdin: &[u8],
+    timeout: std::time::Duration,
+) -> Result<wiper_run::Outcome> {
+    wiper_run::run(&wiper_run::Invocation {
+        path,
+        argv0: Some(argv0),
+        args,
+        stdin,
+        timeout,
+    })
+    .with_context(|| format!("cannot run {}", path.display()))
+}
+
+/// Specializes like `specialize` and writes the runnable ELF to `output`,
+/// or beside the input as `BINARY.NAME.specialized` (never over the input):
+/// what `compare` and `check` run. Returns the specialization and the path
+/// written.
+pub(crate) fn specialize_beside(
+    path: &Path,
+    function: &str,
+    statics: &[String],
+    output: Option<&Path>,
+    options: &wiper_specialize::Options,
+) -> Result<(Specialized, PathBuf)> {
+    check_output(path, output)?;
+    let sp = Specialized::new(path, function, statics, options)?;
+    let out_path = match output {
+        Some(o) => o.to_path_buf(),
+        None => beside(path, &format!("{}.specialized", sp.name)),
     };
-    Ok((String::from_utf8_lossy(&o.stdout).into_owned(), status))
+    check_output(path, Some(&out_path))?;
+    sp.write_elf(&out_path)?;
+    Ok((sp, out_path))
+}
+
+/// `BINARY.SUFFIX` in the directory of the input `path`: where `compare`
+/// writes the residual binary when no `-o` is given.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("binary");
+    path.with_file_name(format!("{name}.{suffix}"))
 }
 
 /// Whether `a` and `b` name the same existing file.

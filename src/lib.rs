@@ -2,4 +2,6 @@
 //! line, shared by its binaries (`wiper` and the benchmark runner
 //! `wiper-bench`).
 
+pub mod check;
 pub mod commands;
+pub mod info;

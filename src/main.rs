@@ -38,7 +38,8 @@ struct FunctionArgs {
 #[derive(Args)]
 struct StaticArgs {
     /// A static input: argN=INT, argN=@str:TEXT, argN=@i32:1,2,3, argN=@bytes:HEX or
-    /// REG=INT (repeatable; every input not given is dynamic).
+    /// REG=INT (repeatable; every input not given is dynamic). argN is the Nth
+    /// 32-bit stack slot of the arguments, counted from 0 ([esp+4+4N] at entry).
     #[arg(long = "static", value_name = "SPEC", num_args = 1.., action = clap::ArgAction::Append)]
     statics: Vec<String>,
 }
@@ -67,6 +68,12 @@ enum Command {
     Info {
         #[command(flatten)]
         binary: BinaryArgs,
+        /// List every function: address, size in bytes, name (or fn_ADDR).
+        #[arg(long)]
+        functions: bool,
+        /// Output format (JSON addresses are hex strings).
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
+        format: ReportFormatArg,
     },
     /// Print a function's control-flow graph: blocks, instructions, successors.
     Disasm {
@@ -136,6 +143,42 @@ enum Command {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
     },
+    /// Specialize, then run the original and the residual binary on many generated
+    /// argument vectors and compare them; the first difference is minimized.
+    Check {
+        #[command(flatten)]
+        binary: BinaryArgs,
+        #[command(flatten)]
+        function: FunctionArgs,
+        #[command(flatten)]
+        statics: StaticArgs,
+        /// Where to write the specialized binary (default: beside the input as
+        /// BINARY.NAME.specialized; never the input).
+        #[arg(short, long, value_name = "OUT", conflicts_with = "residual")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        options: SpecializeOptions,
+        /// How many generated inputs to run both binaries on.
+        #[arg(long, value_name = "N", default_value_t = 200)]
+        runs: u64,
+        /// The seed of the input generator (the same seed gives the same inputs).
+        #[arg(long, value_name = "S", default_value_t = wiper::check::DEFAULT_SEED)]
+        seed: u64,
+        /// Seconds each run may take; a run past it is reported as `timed out`.
+        #[arg(long, value_name = "SECS", default_value_t = commands::RUN_TIMEOUT.as_secs_f64())]
+        timeout: f64,
+        /// Compare against this residual binary instead of specializing.
+        #[arg(long, value_name = "PATH")]
+        residual: Option<PathBuf>,
+        /// The template of standard input: a literal, {int}, {int:LO..HI},
+        /// {str:ALPHABET:LO..HI} or {bytes:LO..HI}.
+        #[arg(long, value_name = "TEMPLATE")]
+        stdin: Option<String>,
+        /// The argument templates (after `--`), one per program argument: a literal,
+        /// {int}, {int:LO..HI} or {str:ALPHABET:LO..HI}.
+        #[arg(last = true, value_name = "ARGS-TEMPLATE")]
+        args: Vec<String>,
+    },
 }
 
 /// `wiper specialize --emit` values.
@@ -167,6 +210,15 @@ enum SyntaxArg {
     Intel,
     /// AT&T syntax, as GNU as and `objdump` print it.
     Gas,
+}
+
+/// `wiper info --format` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormatArg {
+    /// Text.
+    Text,
+    /// JSON.
+    Json,
 }
 
 /// `--format` values.
@@ -227,7 +279,18 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { binary } => commands::info(&binary.binary).map(Report::from),
+        Command::Info {
+            binary,
+            functions,
+            format,
+        } => wiper::info::info(
+            &binary.binary,
+            wiper::info::InfoOptions {
+                functions,
+                json: format == ReportFormatArg::Json,
+            },
+        )
+        .map(Report::from),
         Command::Disasm {
             binary,
             function,
@@ -285,9 +348,38 @@ fn main() -> ExitCode {
             &options.options(),
             &args,
         ),
+        Command::Check {
+            binary,
+            function,
+            statics,
+            output,
+            options,
+            runs,
+            seed,
+            timeout,
+            residual,
+            stdin,
+            args,
+        } => timeout_duration(timeout).and_then(|timeout| {
+            wiper::check::check(
+                &binary.binary,
+                &function.function,
+                &statics.statics,
+                output.as_deref(),
+                &options.options(),
+                &wiper::check::CheckOptions {
+                    runs,
+                    seed,
+                    timeout,
+                    residual,
+                    args,
+                    stdin,
+                },
+            )
+        }),
     };
     match result.and_then(print) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("wiper: error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(2)
@@ -296,13 +388,24 @@ fn main() -> ExitCode {
 }
 
 /// Prints a command's report: its stderr lines, then its stdout text; a
-/// failure it carries becomes the command's error.
-fn print(report: Report) -> anyhow::Result<()> {
+/// failure it carries becomes the command's error, else its exit status is
+/// the command's.
+fn print(report: Report) -> anyhow::Result<u8> {
     for line in &report.stderr {
         eprintln!("{line}");
     }
     write_stdout(&report.stdout)?;
-    report.failure.map_or(Ok(()), Err)
+    report.failure.map_or(Ok(report.exit_status), Err)
+}
+
+/// `--timeout SECS` as a duration, or why not.
+fn timeout_duration(secs: f64) -> anyhow::Result<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| {
+            anyhow::anyhow!("--timeout must be a positive number of seconds, not {secs}")
+        })
 }
 
 /// Writes the command's output; a closed pipe (`wiper ... | head`) is not an error.

@@ -88,6 +88,25 @@ fn unknown_function() {
 }
 
 #[test]
+fn a_misspelt_function_name_suggests_the_closest_names() {
+    let bin = testdata_bin("power-O0");
+    assert_fails(
+        &["disasm", path_arg(&bin), "--function", "Powr"],
+        "unknown function `Powr`: no function symbol of that name; did you mean `power`?",
+    );
+    // PLT imports count too.
+    let dynamic = testdata_bin("libc_demo-dyn");
+    assert_fails(
+        &["lift", path_arg(&dynamic), "--function", "printff"],
+        "did you mean `printf`",
+    );
+    // Nothing close: no suggestion.
+    let out = wiper(&["disasm", path_arg(&bin), "--function", "zzzzzzzzzz"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("did you mean"), "{stderr}");
+}
+
+#[test]
 fn address_outside_executable_segments() {
     let bin = testdata_bin("power-O0");
     assert_fails(
@@ -163,6 +182,55 @@ fn info_summarizes_static_dynamic_and_pie() {
         "{stripped}"
     );
     assert!(!stripped.contains("main:        not found"));
+}
+
+#[test]
+fn help_says_how_arguments_are_counted() {
+    let help = stdout_of(&["specialize", "--help"]);
+    assert!(
+        help.contains("32-bit stack slot of the arguments, counted from 0 ([esp+4+4N] at entry)"),
+        "{help}"
+    );
+}
+
+#[test]
+fn info_lists_every_function_in_text_and_json() {
+    let bin = testdata_bin("power-O2");
+    let binary = wiper_elf::Binary::open(&bin).unwrap();
+    let power = binary.functions_named("power")[0];
+    let text = stdout_of(&["info", "--functions", path_arg(&bin)]);
+    let line = format!("  {:#010x} {:8}  power", power.addr, power.size);
+    assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+
+    // Debian's stripped gzip: every .eh_frame FDE is a listed function.
+    let gzip = wiper_testkit::real_bin("debian/gzip");
+    let json = stdout_of(&["info", "--functions", "--format", "json", path_arg(&gzip)]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let listed: std::collections::BTreeMap<String, u64> = v["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["address"].as_str().unwrap().to_string(),
+                f["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(v["function_count"].as_u64(), Some(listed.len() as u64));
+    assert_eq!(v["main"].as_str(), Some("0x2510"), "found from _start");
+    let fdes = wiper_elf::Binary::open(&gzip).unwrap().unwind_ranges();
+    // Observed 133 FDEs on 2026-12-03 (readelf --debug-dump=frames).
+    assert_eq!(fdes.len(), 133);
+    for r in &fdes {
+        let size = listed.get(&format!("{:#x}", r.start));
+        assert_eq!(size, Some(&u64::from(r.len)), "FDE at {:#x}", r.start);
+    }
+    // Without --functions: the count only.
+    let short = stdout_of(&["info", "--format", "json", path_arg(&gzip)]);
+    let v: serde_json::Value = serde_json::from_str(&short).unwrap();
+    assert!(v.get("functions").is_none());
+    assert_eq!(v["function_count"].as_u64(), Some(listed.len() as u64));
 }
 
 #[test]

@@ -183,6 +183,47 @@ fn summary_line_and_runnable_output() {
     assert_eq!(binary.functions_named("power").len(), 1);
 }
 
+/// Runs `wiper specialize INPUT -f FUNCTION --static S -o OUTPUT` and
+/// checks that it succeeds; OUTPUT is a fresh scratch file named `name`.
+fn specialize_to(
+    input: &std::path::Path,
+    function: &str,
+    s: &str,
+    name: &str,
+) -> std::path::PathBuf {
+    let out_path = scratch_file(name, b"");
+    let (i, o) = (path_arg(input), path_arg(&out_path));
+    let out = wiper(&["specialize", i, "-f", function, "--static", s, "-o", o]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    out_path
+}
+
+/// A specialized binary is an input like any other: power-O2's `power`
+/// with n = 2 (the output's `PT_NOTE` is gone), then that output's
+/// `power.specialized` with y = 3 (its program header table moves), then
+/// `print_int` with its argument 7 (the table moves again).
+#[test]
+fn a_specialized_binary_is_specialized_again() {
+    let first = specialize_to(&testdata_bin("power-O2"), "power", "arg2=2", "power-n2");
+    let second = specialize_to(&first, "power.specialized", "arg1=3", "power-n2-y3");
+    let third = specialize_to(&second, "print_int", "arg0=7", "power-n2-y3-print7");
+    for (x, y, n) in [(5, 1, 0), (-3, 7, 9), (1, 0, 4)] {
+        let args = [x.to_string(), y.to_string(), n.to_string()];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let power = (x + 3) * (x + 3);
+        let got = run_binary(&second, &args, b"").unwrap();
+        assert_eq!(got.stdout_str(), format!("{power}\n"), "{args:?}");
+        let got = run_binary(&third, &args, b"").unwrap();
+        assert_eq!(got.stdout_str(), "7\n", "{args:?}");
+        assert_eq!(got.status.code(), Some(power & 0xff), "{args:?}");
+    }
+    let binary = wiper_elf::Binary::open(&third).unwrap();
+    for name in ["power.specialized", "power.specialized.specialized"] {
+        assert_eq!(binary.functions_named(name).len(), 1, "{name}");
+    }
+}
+
 #[test]
 fn emit_bin_writes_raw_code_with_its_address() {
     let out_path = scratch_file("power-O2-residual.bin", b"");
@@ -392,4 +433,36 @@ fn compare_errors_are_one_line_with_status_2() {
         &["compare", &c, "-f", "power", "--static", "arg1=x"],
         "arg1=x",
     );
+}
+
+#[test]
+fn compare_runs_a_bare_file_name_from_the_current_directory_and_shows_stderr() {
+    // A copy of gzip in a directory of its own, named by its bare file name
+    // from there: `gzip` on PATH must not be what runs. Without -o, the
+    // residual goes beside the input.
+    let dir = scratch_file("compare-cwd-marker", b"");
+    let dir = dir.parent().unwrap();
+    std::fs::copy(wiper_testkit::real_bin("gzip-glibc"), dir.join("gzip")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wiper"))
+        .current_dir(dir)
+        .args([
+            "compare",
+            "gzip",
+            "-f",
+            "license",
+            "--",
+            "-d",
+            "/nonexistent.gz",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("original: \"\", exit status 1\n  stderr: \"gzip: /nonexistent.gz: No such file or directory\\n\"\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("same output and exit status\n"), "{text}");
+    assert!(dir.join("gzip.license.specialized").is_file());
 }

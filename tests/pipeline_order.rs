@@ -1,7 +1,8 @@
 //! The crates form a pipeline in which data flows one way: no crate depends
 //! (through `[dependencies]`) on a later stage, the support crates for tests
-//! are only ever dev-dependencies, and every dependency is declared once, in
-//! the workspace. Tests may use later stages as judges (the optimizer's
+//! are only ever dev-dependencies of stages, the tools (shared by the command
+//! line and the tests) depend on no wiper crate and no stage depends on them,
+//! and every dependency is declared once, in the workspace. Tests may use later stages as judges (the optimizer's
 //! processor tests encode their residuals with `wiper-emit`), so
 //! dev-dependencies are only checked for being workspace ones.
 //!
@@ -30,6 +31,12 @@ const STAGES: &[&str] = &[
 /// Crates that exist for tests: they may depend on stages, and only
 /// dev-dependencies may name them.
 const SUPPORT: &[&str] = &["wiper-oracle", "wiper-testkit"];
+
+/// Crates outside the pipeline that the `wiper` command line (a normal
+/// dependency) and the support crates share: `wiper-run` runs programs for
+/// `compare`, `check` and the tests. A tool depends on no wiper crate, and
+/// no stage depends on a tool (the pipeline never runs programs).
+const TOOLS: &[&str] = &["wiper-run"];
 
 /// The entries of a manifest's dependency tables: table name -> (crate,
 /// whether it says `workspace = true`).
@@ -81,17 +88,34 @@ fn no_crate_depends_on_a_later_stage() {
     let mut wrong = Vec::new();
     for (name, manifest) in manifests() {
         if name == "wiper" {
+            // The command line may use every stage and tool, but the
+            // support crates only in its tests.
+            let deps = dependencies(&manifest);
+            for (dep, _) in deps.get("dependencies").into_iter().flatten() {
+                if SUPPORT.contains(&dep.as_str()) {
+                    wrong.push(format!(
+                        "wiper -> {dep} (test support, not a dev-dependency)"
+                    ));
+                }
+            }
             continue;
         }
         let at = STAGES.iter().position(|s| *s == name);
+        let tool = TOOLS.contains(&name.as_str());
         assert!(
-            at.is_some() || SUPPORT.contains(&name.as_str()),
-            "crate {name} is neither a stage nor a support crate: place it in STAGES or SUPPORT"
+            at.is_some() || tool || SUPPORT.contains(&name.as_str()),
+            "crate {name} is neither a stage, a tool nor a support crate: place it in STAGES, TOOLS or SUPPORT"
         );
         let deps = dependencies(&manifest);
         for (dep, _) in deps.get("dependencies").into_iter().flatten() {
             let dep_at = STAGES.iter().position(|s| s == dep);
             match (at, dep_at) {
+                _ if tool && dep.starts_with("wiper-") => wrong.push(format!(
+                    "{name} -> {dep} (a tool depends on no wiper crate)"
+                )),
+                _ if at.is_some() && TOOLS.contains(&dep.as_str()) => {
+                    wrong.push(format!("{name} -> {dep} (a stage never runs programs)"))
+                }
                 (Some(a), Some(d)) if d >= a => wrong.push(format!("{name} -> {dep} (later)")),
                 _ if SUPPORT.contains(&dep.as_str()) && at.is_some() => wrong.push(format!(
                     "{name} -> {dep} (test support, not a dev-dependency)"

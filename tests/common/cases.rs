@@ -1276,6 +1276,29 @@ fn wide_cases(out: &mut Vec<Case>) {
 }
 
 /// Every case of the differential test, in a fixed order.
+/// fill.c: `fill N SEED` prints fill_sum(N, SEED): two counted loops of N
+/// turns over a buffer, each turn doing dynamic work when only N is static.
+fn fill_cases(out: &mut Vec<Case>) {
+    for o in LEVELS {
+        let bin = format!("fill-{o}");
+        // A long loop under static control stays a loop (the unrolling
+        // whistle); a short one unrolls.
+        for n in [20_000, 12] {
+            out.push(Case::new(
+                &bin,
+                "fill_sum",
+                vec![format!("arg0={n}")],
+                if n > 100 {
+                    "long static loops over dynamic work stay loops"
+                } else {
+                    "short static loops over dynamic work unroll"
+                },
+                move |r| Input::argv(vec![n.to_string(), r.edge_arg()]),
+            ));
+        }
+    }
+}
+
 pub fn all_cases() -> Vec<Case> {
     let mut out = Vec::new();
     power_cases(&mut out);
@@ -1287,6 +1310,7 @@ pub fn all_cases() -> Vec<Case> {
     calls_cases(&mut out);
     interp_cases(&mut out);
     wide_cases(&mut out);
+    fill_cases(&mut out);
     libc_cases(&mut out);
     pie_switch_cases(&mut out);
     out

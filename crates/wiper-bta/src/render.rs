@@ -178,49 +178,10 @@ pub fn dot(binary: &Binary, a: &Analysis) -> String {
     );
     let used: std::collections::HashSet<_> = a.graph.edges().map(|(f, _, _)| f).collect();
     for (id, node) in a.graph.nodes() {
-        let dynamic = a.is_dynamic(id);
-        let (shape, label, color) = match node {
-            Node::Entry(i) => {
-                if !used.contains(&id) {
-                    continue;
-                }
-                (
-                    "ellipse",
-                    format!("entry {i}"),
-                    if dynamic { RED } else { GREEN },
-                )
-            }
-            Node::Part(p) => {
-                let info = &a.parts[p.index()];
-                let b = &a.binding[p.index()];
-                let color = match b {
-                    BindingTime::Static => GREEN,
-                    BindingTime::Dynamic => RED,
-                    BindingTime::Lifted(_) => ORANGE,
-                };
-                (
-                    "box",
-                    format!(
-                        "{:08x}.{} {} {}",
-                        info.address,
-                        info.part.index,
-                        b.letter(),
-                        info.part
-                            .text
-                            .split_whitespace()
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
-                    color,
-                )
-            }
-            Node::Call(c) => (
-                "hexagon",
-                format!("call {}", target_text(binary, &a.calls[c].target)),
-                if dynamic { RED } else { GREEN },
-            ),
-            Node::CallOut(_, o) => ("diamond", format!("{o}"), if dynamic { RED } else { GREEN }),
-        };
+        if matches!(node, Node::Entry(_)) && !used.contains(&id) {
+            continue;
+        }
+        let (shape, label, color) = dot_node(binary, a, id, &node);
         let _ = writeln!(
             out,
             "  n{} [shape={shape}, label=\"{}\", fillcolor=\"{color}\"];",
@@ -246,6 +207,48 @@ pub fn dot(binary: &Binary, a: &Analysis) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The shape, label and colour of one node of [`dot`].
+fn dot_node(
+    binary: &Binary,
+    a: &Analysis,
+    id: crate::graph::NodeId,
+    node: &Node,
+) -> (&'static str, String, &'static str) {
+    let dynamic = a.is_dynamic(id);
+    let by_time = if dynamic { RED } else { GREEN };
+    match node {
+        Node::Entry(i) => ("ellipse", format!("entry {i}"), by_time),
+        Node::Part(p) => {
+            let info = &a.parts[p.index()];
+            let b = &a.binding[p.index()];
+            let color = match b {
+                BindingTime::Static => GREEN,
+                BindingTime::Dynamic => RED,
+                BindingTime::Lifted(_) => ORANGE,
+            };
+            let text = info
+                .part
+                .text
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let label = format!(
+                "{:08x}.{} {} {text}",
+                info.address,
+                info.part.index,
+                b.letter()
+            );
+            ("box", label, color)
+        }
+        Node::Call(c) => (
+            "hexagon",
+            format!("call {}", target_text(binary, &a.calls[*c].target)),
+            by_time,
+        ),
+        Node::CallOut(_, o) => ("diamond", format!("{o}"), by_time),
+    }
 }
 
 fn json_str(s: &str) -> String {

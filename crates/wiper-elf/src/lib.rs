@@ -7,12 +7,15 @@
 //! segments with permissions, sections, symbols (symtab and dynsym), PLT entries
 //! named after the functions they import, and byte access by virtual address.
 
+mod eh_frame;
 mod plt;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use goblin::elf::{header, program_header, section_header, sym, Elf};
+
+pub use eh_frame::FdeRange;
 
 /// Why a file could not be loaded. Each message is one line and names the cause.
 #[derive(Debug, thiserror::Error)]

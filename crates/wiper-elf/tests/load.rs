@@ -242,3 +242,49 @@ fn damaged_files_never_panic() {
         }
     }
 }
+
+/// readelf's FDE ranges (`pc=START..END`) in `.eh_frame`, non-empty ones.
+fn readelf_fdes(path: &Path) -> Vec<(u32, u32)> {
+    let text = tool("readelf", &["--debug-dump=frames"], path);
+    let mut out = Vec::new();
+    let mut in_eh_frame = false;
+    for line in text.lines() {
+        if line.starts_with("Contents of the ") {
+            in_eh_frame = line.contains(".eh_frame section");
+        }
+        let Some(pc) = line.split_once(" pc=").map(|(_, p)| p) else {
+            continue;
+        };
+        if !in_eh_frame || !line.contains(" FDE ") {
+            continue;
+        }
+        let (start, end) = pc.trim().split_once("..").unwrap();
+        let (start, end) = (hex(start), hex(end));
+        if end > start {
+            out.push((start, end - start));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[test]
+fn unwind_ranges_match_readelf_on_real_binaries() {
+    let mut total = 0;
+    for name in wiper_testkit::REAL_BINARIES {
+        let path = wiper_testkit::real_bin(name);
+        let binary = Binary::open(&path).unwrap();
+        let ours: Vec<(u32, u32)> = binary
+            .unwind_ranges()
+            .iter()
+            .map(|r| (r.start, r.len))
+            .collect();
+        assert_eq!(ours, readelf_fdes(&path), "{name}");
+        total += ours.len();
+        println!("{name}: {} FDEs", ours.len());
+    }
+    // Observed 4,571 FDEs on 2026-12-03 (debian/gzip 133, debian/bzip2 28);
+    // the floor is 87% of that.
+    assert!(total >= 4_000, "{total} FDEs");
+}

@@ -11,16 +11,20 @@
 //!    a call to a PC thunk plus `lea`), and lets iced's `BlockEncoder` pick the
 //!    branch encodings. The result keeps every instruction's [`Origin`](wiper_residual::Origin).
 //! 3. [`write_elf`] writes the output file: the input, byte for byte, except for
-//!    the `PT_NOTE` program header (reused as the new `PT_LOAD`), a `jmp` at the
-//!    specialized function's entry, and new sections and symbols appended at
-//!    the end of the file so `objdump` and `gdb` see the new code.
+//!    a `PT_LOAD` for the new segment (the input's `PT_NOTE` entry reused, or,
+//!    without one, the program header table grown and moved to the end of the
+//!    file), a `jmp` at the specialized function's entry, and new sections and
+//!    symbols appended at the end of the file so `objdump` and `gdb` see the
+//!    new code. Any executable wiper loads can be written, outputs included.
 //!
 //! [`listing`] prints the encoded code like `objdump -d -M intel`, with the origin
 //! of every instruction.
 
+mod elf;
 mod encode;
 mod layout;
 mod listing;
+mod phdrs;
 mod write;
 
 pub use encode::{encode, Encoded, Line};
@@ -45,10 +49,6 @@ pub(crate) const THUNK_SLOT: u32 = 8;
 /// Why emission failed. Each message is one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmitError {
-    /// The input has no `PT_NOTE` program header, which wiper turns into the new
-    /// code segment (it never grows the program header table).
-    #[error("the binary has no PT_NOTE program header to reuse for the new code segment")]
-    NoNoteSegment,
     /// The input has no loadable segment at all.
     #[error("the binary has no PT_LOAD segment")]
     NoLoadSegment,
@@ -105,6 +105,10 @@ pub enum EmitError {
     /// The symbol name for the new code cannot go into a string table.
     #[error("invalid symbol name {0:?}: it must be non-empty and contain no NUL byte")]
     SymbolName(String),
+    /// The input has no `PT_NOTE` to reuse and so many program headers that
+    /// the table, grown by two entries, would be over the 64 KiB Linux loads.
+    #[error("{0} program headers are too many: Linux loads at most 2048")]
+    TooManyProgramHeaders(usize),
     /// The input's ELF headers are not what [`wiper_elf::Binary`] accepted.
     #[error("malformed input ELF: {0}")]
     Malformed(String),
@@ -146,18 +150,15 @@ impl Plan {
 /// file (so vaddr and offset are congruent modulo the page size). Data comes
 /// first, then (in a PIE) the area for PC thunks, then code, each 16-aligned.
 ///
-/// Fails when the binary has no `PT_NOTE` program header to turn into the new
-/// `PT_LOAD`, or when the segment would not fit below 4 GiB.
+/// Fails when the binary has no `PT_LOAD`, or when the segment would not fit
+/// below 4 GiB.
 pub fn plan(binary: &Binary, data_len: u32) -> Result<Plan, EmitError> {
     let data = binary.file_bytes();
-    let header = write::ElfHeader::read(data)?;
+    let header = elf::ElfHeader::read(data)?;
     let phdrs = header.program_headers(data)?;
-    if !phdrs.iter().any(|p| p.p_type == write::PT_NOTE) {
-        return Err(EmitError::NoNoteSegment);
-    }
     let end = phdrs
         .iter()
-        .filter(|p| p.p_type == write::PT_LOAD)
+        .filter(|p| p.kind == elf::PT_LOAD)
         .map(|p| u64::from(p.vaddr) + u64::from(p.memsz))
         .max()
         .ok_or(EmitError::NoLoadSegment)?;

@@ -1,33 +1,34 @@
 //! Writing the output ELF by patching bytes.
 //!
 //! The output is the input file, unchanged except for:
-//! - the `PT_NOTE` program header, rewritten in place as a `PT_LOAD` (RWX) of
-//!   the new segment, moved after the last `PT_LOAD` if it came before one
-//!   (loaders expect `PT_LOAD`s sorted by address);
+//! - the program header table: a `PT_LOAD` (RWX) for the new segment, in
+//!   place of the input's `PT_NOTE` when it has one, else in a grown copy of
+//!   the table at the end of the file (`e_phoff` and `e_phnum` then point
+//!   to it; see `phdrs.rs` for both ways and why the copy is where
+//!   `AT_PHDR` finds it);
 //! - a `jmp rel32` over the first 5 bytes of the specialized function;
 //! - the ELF header's `e_shoff` and `e_shnum`;
 //! - the section headers of `.shstrtab`, `.symtab` and `.strtab`, which point
 //!   to grown copies of those tables appended after the new segment.
 //!
 //! Appended to the file: zero padding to a page boundary, the new segment
-//! (data, thunks, code), the grown string and symbol tables and a new section
+//! (data, thunks, code), the grown string and symbol tables, a new section
 //! header table with `.wiper` (thunks and code), `.wiper.data` (when there is
 //! data) and, for a binary without `.symtab` (stripped), a new `.symtab` and
-//! `.strtab`. Nothing in the input moves, so nothing that points into it
-//! (dynamic section, relocations, GOT, jump tables) needs fixing; the old copies
-//! of the tables stay behind as unused bytes.
+//! `.strtab`; then, without a `PT_NOTE`, zero padding to a page boundary and
+//! the moved program header table. Nothing in the input moves, so nothing
+//! that points into it (dynamic section, relocations, GOT, jump tables)
+//! needs fixing; the old copies of the tables stay behind as unused bytes.
 
 use wiper_elf::Binary;
 
+use crate::elf::{
+    malformed, put_u16, put_u32, put_words, words, ElfHeader, Phdr, PF_R, PF_W, PF_X, SHDR_SIZE,
+};
 use crate::{EmitError, Encoded, Plan};
 use wiper_residual::Residual;
 use wiper_residual::PAGE_SIZE;
 
-pub(crate) const PT_LOAD: u32 = 1;
-pub(crate) const PT_NOTE: u32 = 4;
-const PF_X: u32 = 1;
-const PF_W: u32 = 2;
-const PF_R: u32 = 4;
 const SHT_PROGBITS: u32 = 1;
 const SHT_SYMTAB: u32 = 2;
 const SHT_STRTAB: u32 = 3;
@@ -38,95 +39,7 @@ const STB_GLOBAL: u8 = 1;
 const STT_OBJECT: u8 = 1;
 const STT_FUNC: u8 = 2;
 const SHN_LORESERVE: usize = 0xff00;
-const PHDR_SIZE: usize = 32;
-const SHDR_SIZE: usize = 40;
 const SYM_SIZE: usize = 16;
-
-fn u16_at(d: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(off..off + 2)?.try_into().ok()?))
-}
-
-fn u32_at(d: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(off..off + 4)?.try_into().ok()?))
-}
-
-fn put_u16(d: &mut [u8], off: usize, v: u16) {
-    d[off..off + 2].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put_u32(d: &mut [u8], off: usize, v: u32) {
-    d[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-fn malformed(what: &str) -> EmitError {
-    EmitError::Malformed(what.to_string())
-}
-
-/// The fields of the ELF32 header the writer needs.
-pub(crate) struct ElfHeader {
-    phoff: usize,
-    phnum: usize,
-    shoff: usize,
-    shnum: usize,
-    shstrndx: usize,
-}
-
-/// One program header.
-pub(crate) struct Phdr {
-    /// `p_type`.
-    pub p_type: u32,
-    /// `p_vaddr`.
-    pub vaddr: u32,
-    /// `p_memsz`.
-    pub memsz: u32,
-}
-
-impl ElfHeader {
-    /// Reads and bounds-checks the header of an ELF32 little-endian file.
-    pub fn read(d: &[u8]) -> Result<ElfHeader, EmitError> {
-        if d.len() < 52 || &d[..4] != b"\x7fELF" || d[4] != 1 || d[5] != 1 {
-            return Err(malformed("not a 32-bit little-endian ELF file"));
-        }
-        let get16 = |o| u16_at(d, o).map(usize::from).unwrap_or(0);
-        let get32 = |o| u32_at(d, o).unwrap_or(0) as usize;
-        let h = ElfHeader {
-            phoff: get32(28),
-            phnum: get16(44),
-            shoff: get32(32),
-            shnum: get16(48),
-            shstrndx: get16(50),
-        };
-        if h.phnum > 0 && (get16(42) != PHDR_SIZE || h.phoff + h.phnum * PHDR_SIZE > d.len()) {
-            return Err(malformed("program header table outside the file"));
-        }
-        if h.has_sections() && (get16(46) != SHDR_SIZE || h.shoff + h.shnum * SHDR_SIZE > d.len()) {
-            return Err(malformed("section header table outside the file"));
-        }
-        Ok(h)
-    }
-
-    /// Whether there is a section header table the writer can extend (not
-    /// absent, not using extended numbering, with a section-name table:
-    /// `e_shstrndx` 0 is `SHN_UNDEF`, no names).
-    fn has_sections(&self) -> bool {
-        self.shoff != 0 && self.shnum != 0 && self.shstrndx != 0 && self.shstrndx < self.shnum
-    }
-
-    /// The program headers, in table order.
-    pub fn program_headers(&self, d: &[u8]) -> Result<Vec<Phdr>, EmitError> {
-        (0..self.phnum)
-            .map(|i| {
-                let at = self.phoff + i * PHDR_SIZE;
-                Some(Phdr {
-                    p_type: u32_at(d, at)?,
-                    vaddr: u32_at(d, at + 8)?,
-                    memsz: u32_at(d, at + 20)?,
-                })
-            })
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| malformed("program header table outside the file"))
-    }
-}
 
 /// One section header, as raw fields.
 #[derive(Clone, Copy, Default)]
@@ -145,18 +58,18 @@ struct Shdr {
 
 impl Shdr {
     fn read(d: &[u8], at: usize) -> Option<Shdr> {
-        let f = |i: usize| u32_at(d, at + 4 * i);
+        let [name, kind, flags, addr, offset, size, link, info, align, entsize] = words(d, at)?;
         Some(Shdr {
-            name: f(0)?,
-            kind: f(1)?,
-            flags: f(2)?,
-            addr: f(3)?,
-            offset: f(4)?,
-            size: f(5)?,
-            link: f(6)?,
-            info: f(7)?,
-            align: f(8)?,
-            entsize: f(9)?,
+            name,
+            kind,
+            flags,
+            addr,
+            offset,
+            size,
+            link,
+            info,
+            align,
+            entsize,
         })
     }
 
@@ -174,9 +87,7 @@ impl Shdr {
             self.align,
             self.entsize,
         ];
-        for (i, v) in fields.iter().enumerate() {
-            put_u32(&mut out, 4 * i, *v);
-        }
+        put_words(&mut out, &fields);
         out
     }
 
@@ -190,8 +101,9 @@ impl Shdr {
     }
 }
 
-/// The output ELF: the input with the residual's segment mapped through the
-/// reused `PT_NOTE` program header (flags RWX, align 0x1000), `function_entry`
+/// The output ELF: the input with the residual's segment mapped by a new
+/// `PT_LOAD` (flags RWX, align 0x1000; a reused `PT_NOTE` entry, else an
+/// entry of the table moved to the end of the file), `function_entry`
 /// patched with a `jmp rel32` to `encoded.entry_vaddr`, and sections `.wiper`
 /// (thunks and code) and `.wiper.data` (data, if any) plus the symbols
 /// `symbol_name` (a global function at the entry, as big as the residual code),
@@ -200,10 +112,12 @@ impl Shdr {
 /// A stripped input gets a new `.symtab` holding just these symbols; an input
 /// without section headers gets no sections and no symbols (it still runs).
 ///
-/// Fails when `input` is not the file `binary` was parsed from, when `plan`
-/// and `encoded` do not match, when `symbol_name` is empty or holds a NUL, when the binary has no `PT_NOTE`, or when the
-/// function is not in a file-backed executable segment or its symbol says it is
-/// shorter than 5 bytes.
+/// Works for every input [`wiper_elf::Binary`] accepts, including an output
+/// of `write_elf`. Fails when `input` is not the file `binary` was parsed
+/// from, when `plan` and `encoded` do not match, when `symbol_name` is empty
+/// or holds a NUL, when the function is not in a file-backed executable
+/// segment or is shorter than 5 bytes, or (without a `PT_NOTE`) when the
+/// program header table cannot grow by two entries or be placed below 4 GiB.
 pub fn write_elf(
     input: &[u8],
     binary: &Binary,
@@ -223,11 +137,6 @@ pub fn write_elf(
     }
     check_plan(input, binary, plan, residual, encoded)?;
     let header = ElfHeader::read(input)?;
-    let phdrs = header.program_headers(input)?;
-    let note = phdrs
-        .iter()
-        .position(|p| p.p_type == PT_NOTE)
-        .ok_or(EmitError::NoNoteSegment)?;
 
     // The new segment: data, zeros up to the thunks, thunks and code.
     let mut segment = vec![0u8; (plan.thunk_vaddr - plan.segment_vaddr) as usize];
@@ -250,29 +159,6 @@ pub fn write_elf(
     out.resize(plan.segment_offset as usize, 0);
     out.extend_from_slice(&segment);
 
-    // PT_NOTE -> PT_LOAD, kept after the other PT_LOADs.
-    let at = header.phoff + note * PHDR_SIZE;
-    let fields = [
-        PT_LOAD,
-        segment_offset,
-        plan.segment_vaddr,
-        plan.segment_vaddr,
-        segment_size,
-        segment_size,
-        PF_R | PF_W | PF_X,
-        PAGE_SIZE,
-    ];
-    for (i, v) in fields.iter().enumerate() {
-        put_u32(&mut out, at + 4 * i, *v);
-    }
-    if let Some(last_load) = phdrs.iter().rposition(|p| p.p_type == PT_LOAD) {
-        if last_load > note {
-            let start = header.phoff + note * PHDR_SIZE;
-            let end = header.phoff + (last_load + 1) * PHDR_SIZE;
-            out[start..end].rotate_left(PHDR_SIZE);
-        }
-    }
-
     if header.has_sections() {
         add_sections(
             &mut out,
@@ -284,6 +170,13 @@ pub fn write_elf(
             symbol_name,
         )?;
     }
+    let load = Phdr::load(
+        segment_offset,
+        plan.segment_vaddr,
+        segment_size,
+        PF_R | PF_W | PF_X,
+    );
+    crate::phdrs::add_load(&mut out, &header, load)?;
     Ok(out)
 }
 

@@ -159,6 +159,12 @@ mod tests {
     }
 
     #[test]
+    fn ite_of_constants_picks_its_branch() {
+        assert_eq!(apply(Op::Ite, &[(1, 1), (5, 32), (7, 32)]), Some(5));
+        assert_eq!(apply(Op::Ite, &[(0, 1), (5, 32), (7, 32)]), Some(7));
+    }
+
+    #[test]
     fn division_by_zero_follows_smtlib() {
         assert_eq!(apply(Op::Udiv, &[(7, 8), (0, 8)]), Some(0xff));
         assert_eq!(apply(Op::Urem, &[(7, 8), (0, 8)]), Some(7));

@@ -836,3 +836,113 @@ fn store_of_loaded_value_is_noop() {
     let l = t.p.load(t.m, t.a, 4);
     assert_eq!(t.p.store(t.m, t.a, l), t.m);
 }
+
+// ----- near misses: shapes a rule must leave alone -------------------------------------
+// Each rule above fires on its redex; these build the closest shapes where it
+// must not (a guard that fired there would change the value), and check the
+// result is still the value of the original expression.
+
+#[test]
+fn absorption_needs_a_shared_operand() {
+    let mut t = setup();
+    let xy = t.p.and(t.x, t.y);
+    let with_z = t.p.and(xy, t.z);
+    assert_ne!(with_z, xy, "(x & y) & z keeps z");
+    let oxy = t.p.or(t.x, t.y);
+    let or_z = t.p.and(oxy, t.z);
+    assert_ne!(or_z, t.z);
+    assert_ne!(or_z, oxy);
+    assert!(t.p.subterms(&[with_z]).contains(&t.z));
+    assert!(t.p.subterms(&[or_z]).contains(&t.x));
+}
+
+#[test]
+fn not_flips_every_comparison() {
+    let mut t = setup();
+    for (op, flipped) in [
+        (Op::Ult, Op::Ule),
+        (Op::Ule, Op::Ult),
+        (Op::Slt, Op::Sle),
+        (Op::Sle, Op::Slt),
+    ] {
+        let c = t.p.mk(op, &[t.x, t.y]).unwrap();
+        let expected = t.p.mk(flipped, &[t.y, t.x]).unwrap();
+        assert_eq!(t.p.not(c), expected, "{op:?}");
+    }
+}
+
+#[test]
+fn extract_of_a_shift_keeps_the_bits_shifted_in_place() {
+    // Bit 8 of `x << 8` is bit 0 of x, not a bit shifted in.
+    let mut t = setup();
+    let c8 = t.c(8);
+    let l = t.p.shl(t.x, c8);
+    assert_eq!(t.p.extract(l, 8, 8), t.p.extract(t.x, 0, 0));
+    // Bits 8..0: bit 0 of x above eight zeros, whatever form it takes.
+    let low = t.p.extract(l, 8, 0);
+    let b = t.p.extract(t.x, 0, 0);
+    let z = t.p.bv(0, 8);
+    let expected = t.p.concat(b, z);
+    let mut prover = wiper_qfbv::Prover::new(2_000);
+    assert_eq!(
+        prover.prove_equal(&t.p, low, expected),
+        wiper_qfbv::ProofResult::Proved
+    );
+}
+
+#[test]
+fn concat_merges_only_pieces_of_one_thing() {
+    let mut t = setup();
+    // Adjacent bit ranges of different terms.
+    let hx = t.p.extract(t.x, 15, 8);
+    let ly = t.p.extract(t.y, 7, 0);
+    let c = t.p.concat(hx, ly);
+    assert_eq!(t.p.op(c), Op::Concat, "{}", t.show(c));
+    // Adjacent bytes of different memories.
+    let a1 = t.at(1);
+    let other = t.p.mem_var("m2");
+    let b1 = t.p.load(other, a1, 1);
+    let b0 = t.p.load(t.m, t.a, 1);
+    let c = t.p.concat(b1, b0);
+    assert_eq!(t.p.op(c), Op::Concat, "{}", t.show(c));
+    // Bytes of one memory that are not adjacent.
+    let a2 = t.at(2);
+    let g1 = t.p.load(t.m, a2, 1);
+    let c = t.p.concat(g1, b0);
+    assert_eq!(t.p.op(c), Op::Concat, "{}", t.show(c));
+    // Two words: one 8-byte load.
+    let a4 = t.at(4);
+    let hi4 = t.p.load(t.m, a4, 4);
+    let lo4 = t.p.load(t.m, t.a, 4);
+    assert_eq!(t.p.concat(hi4, lo4), t.p.load(t.m, t.a, 8));
+    // A narrower piece above a wider one: one load of both.
+    let a2b = t.at(2);
+    let top = t.p.load(t.m, a2b, 1);
+    let low = t.p.load(t.m, t.a, 2);
+    assert_eq!(t.p.concat(top, low), t.p.load(t.m, t.a, 3));
+}
+
+#[test]
+fn the_prover_caches_validity_answers() {
+    let mut t = setup();
+    let mut prover = wiper_qfbv::Prover::new(2_000);
+    let le = t.p.ult(t.x, t.y);
+    let ge = t.p.ule(t.y, t.x);
+    let either = t.p.or(le, ge);
+    assert_eq!(
+        prover.prove_valid(&t.p, either),
+        wiper_qfbv::ProofResult::Proved
+    );
+    let calls = prover.stats().solver_calls;
+    assert_eq!(
+        prover.prove_valid(&t.p, either),
+        wiper_qfbv::ProofResult::Proved
+    );
+    assert_eq!(
+        prover.stats().solver_calls,
+        calls,
+        "answered from the cache"
+    );
+    assert_eq!(prover.stats().cache_hits, 1);
+    assert_eq!(prover.stats().queries, 2);
+}

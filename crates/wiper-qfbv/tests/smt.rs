@@ -413,3 +413,29 @@ fn a_translator_refuses_a_second_pool() {
     tr.translate(&first, x);
     tr.translate(&second, y);
 }
+
+#[test]
+fn prover_statistics_count_each_way_of_answering() {
+    let mut p = ExprPool::new();
+    let x = p.var("x", 32);
+    let y = p.var("y", 32);
+    let mut prover = Prover::new(2_000);
+    // Equal ids: a query answered at once.
+    assert_eq!(prover.prove_equal(&p, x, x), ProofResult::Proved);
+    // x + y against y + x: hash-consing orders operands, so equal ids too;
+    // x * 2 against x + x: decided by Z3 (its simplify or its solver).
+    let two = p.bv(2, 32);
+    let (double, sum) = (p.mul(x, two), p.mk_raw(Op::Add, &[x, x]).unwrap());
+    assert_eq!(prover.prove_equal(&p, double, sum), ProofResult::Proved);
+    // A memory-free query that needs the solver.
+    let xy = p.xor(x, y);
+    let back = p.xor(xy, y);
+    let (a, b) = (p.mk_raw(Op::Xor, &[xy, y]).unwrap(), x);
+    let _ = back;
+    assert_eq!(prover.prove_equal(&p, a, b), ProofResult::Proved);
+    assert_eq!(prover.prove_equal(&p, a, b), ProofResult::Proved);
+    let s = prover.stats();
+    assert_eq!(s.queries, 4);
+    assert_eq!(s.cache_hits, 1);
+    assert_eq!(s.by_simplify + s.solver_calls, 2, "{s:?}");
+}

@@ -149,3 +149,47 @@ fn a_copy_of_another_register_is_one_direct_mov() {
         ("mov eax,ebx".to_owned(), CandidateKind::Direct)
     );
 }
+
+#[test]
+fn the_search_stops_at_the_length_it_is_given() {
+    // `ecx * edx + ebx` takes three instructions (the test above); with
+    // sequences of at most two there is no answer, and with three again
+    // the same one.
+    let mut p = ExprPool::new();
+    let (ebx, ecx, edx) = (
+        reg(&mut p, Reg::Ebx),
+        reg(&mut p, Reg::Ecx),
+        reg(&mut p, Reg::Edx),
+    );
+    let prod = p.mul(ecx, edx);
+    let v = p.add(prod, ebx);
+    let goal = Goal {
+        effects: vec![(Loc::Reg(Reg::Eax), v)],
+        live_regs: ALL_REGS,
+        live_flags: 0,
+        original: None,
+        static_regs: &[],
+    };
+    let mut synth = Synthesizer::new(2_000);
+    synth.set_max_length(2);
+    let short = synth.synthesize_detailed(&p, &goal);
+    assert!(
+        short.as_ref().is_none_or(|s| s.instructions.len() <= 2),
+        "{short:?}"
+    );
+    synth.set_max_length(3);
+    let long = synth.synthesize_detailed(&p, &goal).expect("solvable");
+    assert_eq!(long.instructions.len(), 3);
+}
+
+#[test]
+fn candidate_kinds_have_distinct_names() {
+    let names: Vec<&str> = CandidateKind::ALL.iter().map(|k| k.name()).collect();
+    for (kind, name) in CandidateKind::ALL.iter().zip(&names) {
+        assert_eq!(format!("{kind:?}").to_lowercase(), *name);
+    }
+    let mut unique = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+}

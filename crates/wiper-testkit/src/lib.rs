@@ -3,23 +3,21 @@
 //! wiper's test bed lives in `<workspace>/testdata`: small C programs built
 //! as 32-bit i386 executables and committed in `testdata/bin/` (see
 //! `testdata/README.md`). This crate finds those binaries and runs them
-//! natively (the test machines execute IA-32 ELF files directly), with a
-//! timeout, so a differential test can compare an original binary with a
-//! residual one without ever hanging the suite.
+//! natively (the test machines execute IA-32 ELF files directly, through
+//! `wiper-run`), with a timeout, so a differential test can compare an
+//! original binary with a residual one without ever hanging the suite.
 //!
 //! [`count_instructions`] runs a binary single-stepped under `ptrace` and
 //! counts the instructions it executes: a deterministic measure of a
 //! residual's speed.
 //!
-//! It has no dependencies and is meant as a dev-dependency only.
+//! Running a program is `wiper-run`'s (re-exported here); this crate is
+//! meant as a dev-dependency only.
 
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod steps;
 
@@ -37,6 +35,7 @@ const RT_PROGRAMS: &[&str] = &[
     "calls",
     "interp",
     "wide",
+    "fill",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.
@@ -105,7 +104,7 @@ pub fn real_bin(name: &str) -> PathBuf {
 }
 
 /// Names of the programs linked against the tiny runtime (`power`, `prod`,
-/// `abn`, `loops`, `recursion`, `switch`, `calls`, `interp`, `wide`), so tests can
+/// `abn`, `loops`, `recursion`, `switch`, `calls`, `interp`, `wide`, `fill`), so tests can
 /// loop over all of them.
 pub fn rt_programs() -> &'static [&'static str] {
     RT_PROGRAMS
@@ -118,7 +117,9 @@ pub fn opt_levels() -> &'static [&'static str] {
 }
 
 /// Every file in `testdata/bin`, sorted by path, for tests that should hold
-/// for any binary (e.g. "the ELF loader accepts it").
+/// for any binary (e.g. "the ELF loader accepts it"). wiper's own outputs
+/// written beside their input (`NAME.FUNCTION.specialized`, as README's main
+/// job leaves one) are not testdata and are left out.
 ///
 /// # Panics
 ///
@@ -133,78 +134,17 @@ pub fn all_binaries() -> Vec<PathBuf> {
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
                 .path()
         })
-        .filter(|path| path.is_file())
+        .filter(|path| path.is_file() && path.extension().is_none_or(|e| e != "specialized"))
         .collect();
     files.sort();
     files
 }
 
-/// How a program run ended: the distinction matters when comparing an
-/// original binary with a residual one (a crash must not look like an exit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Termination {
-    /// The program exited with this status (0..=255 on Linux).
-    Exited(i32),
-    /// The program was killed by this signal number (e.g. 11 for SIGSEGV).
-    Signaled(i32),
-}
-
-impl Termination {
-    /// Converts a standard [`ExitStatus`] into a [`Termination`].
-    ///
-    /// # Panics
-    ///
-    /// Panics if the status has neither an exit code nor a signal, which
-    /// does not happen for a child that has been waited for.
-    pub fn from_status(status: ExitStatus) -> Self {
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Termination::Exited(code),
-            (None, Some(sig)) => Termination::Signaled(sig),
-            (None, None) => panic!("exit status {status:?} has neither code nor signal"),
-        }
-    }
-
-    /// The exit code, or `None` if the program was killed by a signal.
-    pub fn code(self) -> Option<i32> {
-        match self {
-            Termination::Exited(code) => Some(code),
-            Termination::Signaled(_) => None,
-        }
-    }
-}
-
-/// Everything observable about one run of a program: what differential
-/// tests compare between the original and the residual binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunOutput {
-    /// All bytes the program wrote to standard output.
-    pub stdout: Vec<u8>,
-    /// All bytes the program wrote to standard error.
-    pub stderr: Vec<u8>,
-    /// Whether it exited (with which code) or was killed by a signal.
-    pub status: Termination,
-}
-
-impl RunOutput {
-    /// Standard output as text (invalid UTF-8 replaced), for readable asserts.
-    pub fn stdout_str(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    /// Standard error as text (invalid UTF-8 replaced).
-    pub fn stderr_str(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-
-    /// Standard output split into lines (without the newlines): our test
-    /// programs print one result per line.
-    pub fn stdout_lines(&self) -> Vec<String> {
-        self.stdout_str().lines().map(str::to_owned).collect()
-    }
-}
+pub use wiper_run::{run_binary_with_timeout, ChildIo, Outcome, RunOutput, Termination};
 
 /// Runs the executable at `path` natively with `args`, feeding it `stdin`,
-/// and collects its output; gives up after [`DEFAULT_TIMEOUT`].
+/// and collects its output; gives up after [`DEFAULT_TIMEOUT`] (through
+/// `wiper-run`, the one home for running programs).
 ///
 /// # Errors
 ///
@@ -212,151 +152,6 @@ impl RunOutput {
 /// of kind [`io::ErrorKind::TimedOut`] if it ran too long (it is killed).
 pub fn run_binary(path: &Path, args: &[&str], stdin: &[u8]) -> io::Result<RunOutput> {
     run_binary_with_timeout(path, args, stdin, DEFAULT_TIMEOUT)
-}
-
-/// Linux `ETXTBSY`: the executable is open for writing.
-const ETXTBSY: i32 = 26;
-
-/// Like [`run_binary`], but with an explicit `timeout` after which the
-/// program is killed and an error of kind [`io::ErrorKind::TimedOut`] is
-/// returned.
-///
-/// Standard input is written from its own thread and both outputs are read
-/// by their own threads, so a program that ignores its input or writes a lot
-/// cannot deadlock against us.
-///
-/// # Errors
-///
-/// Returns the spawn or I/O error if the program cannot be run, and a
-/// `TimedOut` error if it ran longer than `timeout`.
-pub fn run_binary_with_timeout(
-    path: &Path,
-    args: &[&str],
-    stdin: &[u8],
-    timeout: Duration,
-) -> io::Result<RunOutput> {
-    // A file just written by this (multithreaded) test process can be
-    // briefly "busy" (ETXTBSY): another thread's child may still hold the
-    // write descriptor it inherited at fork. Retry for a while.
-    let mut attempt = 0;
-    let mut child = loop {
-        let spawned = Command::new(path)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn();
-        match spawned {
-            Err(e) if e.raw_os_error() == Some(ETXTBSY) && attempt < 200 => {
-                attempt += 1;
-                thread::sleep(Duration::from_millis(10));
-            }
-            other => {
-                break other.map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot run {}: {e}", path.display()))
-                })?
-            }
-        }
-    };
-
-    let io_threads = ChildIo::start(&mut child, stdin);
-
-    let status = match wait_with_deadline(&mut child, timeout)? {
-        Some(status) => status,
-        None => {
-            // Kill and reap; the reader threads then see EOF and finish.
-            let _ = child.kill();
-            let _ = child.wait();
-            io_threads.abandon();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "{} {:?} ran longer than {:?} and was killed",
-                    path.display(),
-                    args,
-                    timeout
-                ),
-            ));
-        }
-    };
-
-    let (stdout, stderr) = io_threads.finish()?;
-    Ok(RunOutput {
-        stdout,
-        stderr,
-        status: Termination::from_status(status),
-    })
-}
-
-/// The threads that feed a child's standard input and collect its standard
-/// output and error (all three piped).
-pub(crate) struct ChildIo {
-    writer: thread::JoinHandle<io::Result<()>>,
-    stdout: thread::JoinHandle<io::Result<Vec<u8>>>,
-    stderr: thread::JoinHandle<io::Result<Vec<u8>>>,
-}
-
-impl ChildIo {
-    /// Starts writing `stdin` to `child` and reading its output.
-    pub(crate) fn start(child: &mut std::process::Child, stdin: &[u8]) -> ChildIo {
-        let input = stdin.to_vec();
-        let mut child_stdin = child.stdin.take().expect("stdin is piped");
-        let writer = thread::spawn(move || {
-            // A program may exit without reading all of its input: that
-            // gives a broken pipe here, which is not an error of the run.
-            match child_stdin.write_all(&input) {
-                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e),
-                _ => Ok(()),
-            }
-            // Dropping child_stdin closes the pipe, so the program sees EOF.
-        });
-        ChildIo {
-            writer,
-            stdout: spawn_reader(child.stdout.take().expect("stdout is piped")),
-            stderr: spawn_reader(child.stderr.take().expect("stderr is piped")),
-        }
-    }
-
-    /// Waits for the threads of a child that was killed, ignoring errors.
-    pub(crate) fn abandon(self) {
-        let _ = self.writer.join();
-        let _ = self.stdout.join();
-        let _ = self.stderr.join();
-    }
-
-    /// Waits for the threads of a child that exited: its stdout and stderr.
-    pub(crate) fn finish(self) -> io::Result<(Vec<u8>, Vec<u8>)> {
-        self.writer.join().expect("stdin writer thread panicked")?;
-        let stdout = self.stdout.join().expect("stdout reader thread panicked")?;
-        let stderr = self.stderr.join().expect("stderr reader thread panicked")?;
-        Ok((stdout, stderr))
-    }
-}
-
-/// Reads `pipe` to its end on a new thread.
-fn spawn_reader<R: Read + Send + 'static>(mut pipe: R) -> thread::JoinHandle<io::Result<Vec<u8>>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        pipe.read_to_end(&mut buf)?;
-        Ok(buf)
-    })
-}
-
-/// Polls `child` until it exits (`Some(status)`) or `timeout` passes (`None`).
-fn wait_with_deadline(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
 }
 
 /// Removes `wiper-test-PID-N` directories under the temp directory whose

@@ -416,8 +416,14 @@ fn decode_run(
                     branch_target(binary, &ins, "call")?;
                 }
                 let target = call_target(binary, &ins);
-                let returns =
-                    target == CallTarget::Function(scope.entry) || dis.call_returns(&target);
+                // A call that ends the function's `.eh_frame` range is one
+                // the compiler knew does not return (`__libc_message`): what
+                // follows is padding or another function.
+                let ends_range = dis
+                    .unwind_end(scope.entry)
+                    .is_some_and(|end| (scope.entry..end).contains(&pc) && next >= end);
+                let returns = !ends_range
+                    && (target == CallTarget::Function(scope.entry) || dis.call_returns(&target));
                 let mut succs = vec![Successor::Call(target)];
                 if returns {
                     follow(d, next);

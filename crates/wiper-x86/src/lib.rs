@@ -30,12 +30,27 @@ pub use locate::{find_main, main_from_start, resolve_function};
 pub use reg::{Reg, GPR16, GPR32, GPR8};
 pub use rng::Rng;
 
+/// `; did you mean `a`, `b`?` for a non-empty list of names.
+fn did_you_mean(names: &[String]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    format!("; did you mean {}?", quoted.join(", "))
+}
+
 /// Why a function could not be decoded. Each message is one line and names the address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// `--function NAME` names no function symbol (and it is not a `main` found from `_start`).
-    #[error("unknown function `{0}`: no function symbol of that name")]
-    UnknownFunction(String),
+    /// `--function NAME` names no function symbol (and it is not a `main`
+    /// found from `_start`); the closest names follow, if any are close.
+    #[error("unknown function `{name}`: no function symbol of that name{}", did_you_mean(.suggestions))]
+    UnknownFunction {
+        /// The name asked for.
+        name: String,
+        /// Function and PLT names close to it, closest first (at most 3).
+        suggestions: Vec<String>,
+    },
     /// A function given as an address that is not the address of code.
     #[error("address {0:#x} is outside the executable segments")]
     NotExecutable(u32),
@@ -93,9 +108,10 @@ pub enum CallTarget {
     /// A direct call to address 0, where nothing is mapped: an undefined weak
     /// function, which the linker resolves to 0 (glibc's static
     /// `__libc_start_main` calls `__pthread_initialize_minimal` so). The program
-    /// tests the function's address first; executing the call would fault. The
-    /// block keeps its fall-through edge: gcc compiled the code after the call,
-    /// and the CFG may have paths the program never takes.
+    /// tests the function's address first; executing the call would fault,
+    /// so it does not return: the code after it is reached only by other
+    /// edges (when the call ends a function, what follows is padding or the
+    /// next function, as the `.eh_frame` ranges show).
     Absent,
 }
 
@@ -237,6 +253,8 @@ pub struct Disassembler<'a> {
     returns: BTreeMap<u32, bool>,
     /// Functions being decoded: assumed to return, the safe guess for recursion.
     in_progress: BTreeSet<u32>,
+    /// End of the `.eh_frame` range starting at each function start.
+    unwind_ends: BTreeMap<u32, u32>,
     /// Bytes of arguments functions pop on return (`ret N`).
     pops: BTreeMap<u32, u32>,
 }
@@ -248,8 +266,19 @@ impl<'a> Disassembler<'a> {
             binary,
             returns: BTreeMap::new(),
             in_progress: BTreeSet::new(),
+            unwind_ends: binary
+                .unwind_ranges()
+                .iter()
+                .map(|r| (r.start, r.start.wrapping_add(r.len)))
+                .collect(),
             pops: BTreeMap::new(),
         }
+    }
+
+    /// The end of the `.eh_frame` range that starts at `entry`, if any: the
+    /// end of the function's main body as the compiler recorded it.
+    pub(crate) fn unwind_end(&self, entry: u32) -> Option<u32> {
+        self.unwind_ends.get(&entry).copied()
     }
 
     /// The binary being decoded.
@@ -268,7 +297,8 @@ impl<'a> Disassembler<'a> {
     /// Whether a call to `target` may come back (false for `exit`, `abort`, ...).
     pub fn call_returns(&mut self, target: &CallTarget) -> bool {
         match target {
-            CallTarget::Indirect | CallTarget::Absent => true,
+            CallTarget::Indirect => true,
+            CallTarget::Absent => false,
             CallTarget::Import { name, .. } => !is_noreturn_name(name),
             CallTarget::Function(addr) => self.function_returns(*addr),
         }
@@ -313,17 +343,26 @@ impl<'a> Disassembler<'a> {
         Some(p)
     }
 
-    /// Entry addresses of all functions: function symbols, the entry point, `main`,
-    /// and every direct call target reachable from them.
+    /// Entry addresses of all functions: function symbols, the starts of the
+    /// `.eh_frame` FDEs (one per function gcc compiled, stripped or not), the
+    /// entry point, `main`, and every direct call target reachable from them.
     pub fn discover_functions(&mut self) -> Vec<u32> {
         let binary = self.binary;
         let mut seen: BTreeSet<u32> = binary.function_symbol_addrs().into_iter().collect();
+        seen.extend(binary.unwind_ranges().iter().map(|r| r.start));
         if binary.is_executable(binary.entry) {
             seen.insert(binary.entry);
         }
         if let Some(main) = find_main(binary) {
             seen.insert(main);
         }
+        self.reachable_from(seen)
+    }
+
+    /// `roots` and every function reachable from them by direct calls and
+    /// tail calls, sorted by address.
+    pub fn reachable_from(&mut self, roots: impl IntoIterator<Item = u32>) -> Vec<u32> {
+        let mut seen: BTreeSet<u32> = roots.into_iter().collect();
         let mut work: Vec<u32> = seen.iter().copied().collect();
         while let Some(addr) = work.pop() {
             let Ok(f) = self.function(addr) else { continue };

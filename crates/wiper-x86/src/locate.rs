@@ -28,7 +28,48 @@ pub fn resolve_function(binary: &Binary, spec: &str) -> Result<u32, DecodeError>
             return Ok(addr);
         }
     }
-    Err(DecodeError::UnknownFunction(spec.to_string()))
+    Err(DecodeError::UnknownFunction {
+        name: spec.to_string(),
+        suggestions: closest_names(binary, spec),
+    })
+}
+
+/// Up to three function or PLT names closest to `name` by edit distance
+/// (ignoring case), each at most a quarter of the longer name's length away;
+/// closest first, ties by name.
+fn closest_names(binary: &Binary, name: &str) -> Vec<String> {
+    let wanted = name.to_lowercase();
+    let mut scored: Vec<(usize, String)> = binary
+        .symbols
+        .iter()
+        .filter(|s| s.is_code())
+        .map(|s| s.name.clone())
+        .chain(binary.plt.values().cloned())
+        .filter_map(|candidate| {
+            let d = edit_distance(&wanted, &candidate.to_lowercase());
+            let limit = wanted.chars().count().max(candidate.chars().count()) / 4;
+            (d <= limit.max(1)).then_some((d, candidate))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup();
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+/// Levenshtein distance between `a` and `b`, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The address of `main`: its symbol, or else [`main_from_start`].
@@ -109,4 +150,19 @@ pub(crate) fn pc_thunk_register(binary: &Binary, addr: u32) -> Option<Register> 
     let is_thunk = b[0] == 0x8b && b[1] & 0xc7 == 0x04 && b[2] == 0x24 && b[3] == 0xc3;
     let number = usize::from((b[1] >> 3) & 7);
     is_thunk.then_some(crate::GPR32[number])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_distance;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("power", "power"), 0);
+        assert_eq!(edit_distance("powr", "power"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("eval_poly", "evalpoly"), 1);
+    }
 }

@@ -5,6 +5,8 @@
 mod encoding_edges;
 mod inconsistent_inputs;
 mod listings;
+mod moved_table;
+mod real;
 mod written_elf;
 
 use std::os::unix::fs::PermissionsExt;
@@ -118,6 +120,24 @@ fn emit_at(
         encoded,
         output,
     }
+}
+
+/// `bytes`, an ELF file, with every `PT_NOTE` program header turned into
+/// `PT_NULL` (an entry loaders skip), so the writer has none to reuse.
+fn without_note(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let phoff = u32::from_le_bytes(out[28..32].try_into().unwrap()) as usize;
+    let phnum = u16::from_le_bytes(out[44..46].try_into().unwrap()) as usize;
+    let mut found = false;
+    for i in 0..phnum {
+        let at = phoff + 32 * i;
+        if out[at..at + 4] == 4u32.to_le_bytes() {
+            out[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+            found = true;
+        }
+    }
+    assert!(found, "no PT_NOTE to remove");
+    out
 }
 
 /// `bytes` written to a fresh executable scratch file named `name`.
@@ -916,24 +936,6 @@ fn one_line(e: &EmitError) -> String {
 }
 
 #[test]
-fn binary_without_pt_note_is_refused() {
-    let (mut bytes, _) = load("power-O2");
-    let phoff = u32::from_le_bytes(bytes[28..32].try_into().unwrap()) as usize;
-    let phnum = u16::from_le_bytes(bytes[44..46].try_into().unwrap()) as usize;
-    for i in 0..phnum {
-        let at = phoff + 32 * i;
-        if bytes[at..at + 4] == 4u32.to_le_bytes() {
-            bytes[at..at + 4].copy_from_slice(&0u32.to_le_bytes()); // PT_NULL
-        }
-    }
-    let path = scratch_file("power-no-note", &bytes);
-    let binary = Binary::open(&path).unwrap();
-    let err = plan(&binary, 0).unwrap_err();
-    assert_eq!(err, EmitError::NoNoteSegment);
-    assert!(one_line(&err).contains("PT_NOTE"));
-}
-
-#[test]
 fn bad_residuals_are_refused() {
     let (_, binary) = load("power-O2");
     let p = plan(&binary, 0).unwrap();
@@ -1136,23 +1138,27 @@ fn origins_print_as_listing_comments() {
 #[test]
 fn every_testdata_binary_runs_with_main_replaced() {
     // main() = 5, in every bundled binary: static rt, static/dynamic glibc,
-    // PIE, stripped.
+    // PIE, stripped; with its PT_NOTE reused and, without one, with the
+    // program header table moved.
     for path in wiper_testkit::all_binaries() {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         let bytes = std::fs::read(&path).unwrap();
-        let binary = Binary::parse(bytes.clone()).unwrap();
-        let main = wiper_x86::find_main(&binary).unwrap();
-        let e = emit_at(&name, bytes, binary, main, |_, _| {
-            let code = asm(|a| {
-                a.mov(eax, 5)?;
-                a.ret()
+        for (kind, bytes) in [("note", bytes.clone()), ("moved", without_note(&bytes))] {
+            let binary = Binary::parse(bytes.clone()).unwrap();
+            let main = wiper_x86::find_main(&binary).unwrap();
+            let e = emit_at(&format!("{name}-{kind}"), bytes, binary, main, |_, _| {
+                let code = asm(|a| {
+                    a.mov(eax, 5)?;
+                    a.ret()
+                });
+                residual(0, vec![block(0, items(code, main), Terminator::Exit)])
             });
-            residual(0, vec![block(0, items(code, main), Terminator::Exit)])
-        });
-        let out = e.run(&[]);
-        assert_eq!(out.status.code(), Some(5), "{name}: {out:?}");
-        assert_eq!(out.stdout_str(), "", "{name}");
-        Binary::parse(e.output).unwrap();
+            let out = e.run(&[]);
+            assert_eq!(out.status.code(), Some(5), "{name} ({kind}): {out:?}");
+            assert_eq!(out.stdout_str(), "", "{name} ({kind})");
+            moved_table::check_loadable(&e.output);
+            Binary::parse(e.output).unwrap();
+        }
     }
 }
 

@@ -115,14 +115,12 @@ fn check_kept(e: &Emitted) {
     assert_eq!(after.header.e_shoff % 4, 0);
 }
 
-/// Checks the program headers: the input's, with `PT_NOTE` replaced by the
-/// new `PT_LOAD` (read, write, execute; page-aligned; data, zeros up to the
-/// thunks, then the code), which moves right after the last `PT_LOAD` when the
-/// note came before it, so the loads stay sorted.
-fn check_program_headers(e: &Emitted) {
+/// The new segment's `PT_LOAD`: read, write, execute; page-aligned; data,
+/// zeros up to the thunks, then the code.
+pub(crate) fn new_segment_header(e: &Emitted) -> ProgramHeader {
     let p = &e.plan;
     let size = u64::from(p.thunk_vaddr - p.segment_vaddr) + e.encoded.code.len() as u64;
-    let new = ProgramHeader {
+    ProgramHeader {
         p_type: PT_LOAD,
         p_flags: PF_R | PF_W | PF_X,
         p_offset: p.segment_offset,
@@ -131,7 +129,17 @@ fn check_program_headers(e: &Emitted) {
         p_filesz: size,
         p_memsz: size,
         p_align: 0x1000,
-    };
+    }
+}
+
+/// Checks the program headers: the input's, with `PT_NOTE` replaced by the
+/// new `PT_LOAD` (read, write, execute; page-aligned; data, zeros up to the
+/// thunks, then the code), which moves right after the last `PT_LOAD` when the
+/// note came before it, so the loads stay sorted.
+fn check_program_headers(e: &Emitted) {
+    let p = &e.plan;
+    let new = new_segment_header(e);
+    let size = new.p_filesz;
     let mut expected = read(&e.input).program_headers;
     let note = expected.iter().position(|h| h.p_type == PT_NOTE).unwrap();
     let last_load = expected.iter().rposition(|h| h.p_type == PT_LOAD).unwrap();

@@ -140,6 +140,8 @@ pub(super) struct MemoEntry {
     dyn_branches: u32,
     /// The point before this one on the path that created it.
     parent: Option<usize>,
+    /// Residual items (terminators left out) when the point was created.
+    items_at: usize,
 }
 
 /// A visit of a program point on the current path, as the whistle compares
@@ -162,6 +164,18 @@ pub(super) const MAX_GENERALIZED: usize = 4;
 /// locations, that make the whistle blow when the paths between them differ
 /// (see `Specializer::whistle`).
 pub(super) const UNEVEN_PATH_VISITS: usize = 16;
+
+/// Residual instructions a loop under static control may emit by unrolling
+/// (its turns so far times the code per turn over the last
+/// [`UNROLL_WINDOW`]) before its counter is generalized (see
+/// `Specializer::unroll_whistle`).
+pub(super) const UNROLL_CODE_BUDGET: usize = 4096;
+
+/// Fewest visits of a point before unrolling can be too costly.
+const UNROLL_MIN_VISITS: usize = 16;
+
+/// Most visits the unrolling whistle looks back over.
+const UNROLL_WINDOW: usize = 64;
 
 impl Specializer<'_> {
     /// The label of the specialization point (`addr`, `state`), creating it
@@ -190,7 +204,10 @@ impl Specializer<'_> {
         // each reached from the one before through a dynamic branch, differ
         // in the same few locations every time: a static value
         // changing under dynamic control (a counter). Generalize it there.
-        if let Some(locs) = self.whistle(&point, &state) {
+        let whistle = self
+            .whistle(&point, &state)
+            .or_else(|| self.unroll_whistle(&point, &state));
+        if let Some(locs) = whistle {
             tracing::debug!("whistle at {addr:#x}: generalizing {locs:?}, restarting");
             return Err(Stop::Restart(Restart {
                 func: state.func,
@@ -200,13 +217,16 @@ impl Specializer<'_> {
         }
         let id = self.run.entries.len();
         let label = self.new_label();
+        let point_key = point.clone();
         self.run.entries.push(MemoEntry {
             point,
             store: state.store.clone(),
             label,
             dyn_branches: state.dyn_branches,
             parent: state.parent,
+            items_at: self.run.items,
         });
+        *self.run.visits.entry(point_key).or_default() += 1;
         self.run.memo.entry(hash).or_default().push(id);
         state.parent = Some(id);
         self.run.worklist.push(Pending { label, addr, state });
@@ -336,21 +356,64 @@ impl Specializer<'_> {
         if same_diff < k || (!same_path && same_diff < UNEVEN_PATH_VISITS) {
             return None;
         }
-        // Registers holding stack addresses (esp, a frame pointer) are never
-        // generalized: code moves esp back from them.
-        let stack_reg = |g: &GenLoc| match g {
-            GenLoc::Reg(r) => chain.iter().any(|v| {
-                matches!(
-                    v.store.reg(*r),
-                    Some(Known {
-                        value: SVal::Addr(Base::Stack, _),
-                        ..
-                    })
-                )
-            }),
-            _ => false,
-        };
-        if d.iter().any(stack_reg) {
+        if holds_stack_address(chain.iter().map(|v| v.store), &d) {
+            return None;
+        }
+        Some(d)
+    }
+
+    /// The locations to generalize at a point whose loop runs under static
+    /// control and costs too much unrolled: the last visits on this path
+    /// (static branches or not) differ in the same locations each time along
+    /// the same points, and the residual code the unrolling has cost (its
+    /// turns times the code per turn over the last [`UNROLL_WINDOW`])
+    /// exceeds [`UNROLL_CODE_BUDGET`]: a
+    /// counter driving dynamic work (`for (i = 0; i < 32768; i++) head[i] =
+    /// 0`), which stays a loop. A loop that computes only static values
+    /// emits nothing and is still unrolled to its end (a table built at
+    /// specialization time); an interpreter's dispatch over a static program
+    /// takes other paths each turn and is left alone.
+    pub(super) fn unroll_whistle(&self, point: &Point, state: &State) -> Option<Vec<GenLoc>> {
+        let turns = self.run.visits.get(point).copied().unwrap_or(0);
+        if turns < UNROLL_MIN_VISITS {
+            return None;
+        }
+        // Visits newest first: the store, the index in `walked` where the
+        // walk met it, and the residual items then.
+        let mut visits: Vec<(&Store, usize, usize)> =
+            vec![(&state.store, usize::MAX, self.run.items)];
+        let mut walked: Vec<&Point> = Vec::new();
+        let mut cur = state.parent;
+        while let Some(id) = cur {
+            let e = &self.run.entries[id];
+            if e.point == *point {
+                visits.push((&e.store, walked.len(), e.items_at));
+                if visits.len() > UNROLL_WINDOW {
+                    break;
+                }
+            }
+            walked.push(&e.point);
+            cur = e.parent;
+            if walked.len() > 100_000 {
+                break;
+            }
+        }
+        let k = self.options.generalize_after.max(1);
+        if visits.len() < UNROLL_MIN_VISITS.max(k + 2) {
+            return None;
+        }
+        // The code the unrolling has cost so far, estimated from the turns
+        // so far and the code per turn over the window.
+        let window = self.run.items.saturating_sub(visits.last()?.2);
+        if turns * window / (visits.len() - 1) <= UNROLL_CODE_BUDGET {
+            return None;
+        }
+        let d = static_diff(visits[0].0, visits[1].0).filter(|d| !d.is_empty())?;
+        let same_diff =
+            (1..=k).all(|j| static_diff(visits[j].0, visits[j + 1].0).as_ref() == Some(&d));
+        let path = |j: usize| &walked[visits[j].1.wrapping_add(1)..visits[j + 1].1];
+        let same_path = (1..=k).all(|j| path(j) == path(0));
+        if !same_diff || !same_path || holds_stack_address(visits.iter().map(|v| v.0), &d) {
             return None;
         }
         Some(d)
@@ -398,6 +461,25 @@ impl Specializer<'_> {
         self.stats.materialized += em.materialized;
         Ok(())
     }
+}
+
+/// Whether a register among `locs` holds a stack address in one of
+/// `stores`: such a register (esp, a frame pointer) is never generalized,
+/// since code moves esp back from it.
+fn holds_stack_address<'s>(stores: impl Iterator<Item = &'s Store>, locs: &[GenLoc]) -> bool {
+    let stores: Vec<&Store> = stores.collect();
+    locs.iter().any(|g| match g {
+        GenLoc::Reg(r) => stores.iter().any(|s| {
+            matches!(
+                s.reg(*r),
+                Some(Known {
+                    value: SVal::Addr(Base::Stack, _),
+                    ..
+                })
+            )
+        }),
+        _ => false,
+    })
 }
 
 /// Drops the registers and flags dead on entry to `info` (with the copy

@@ -197,8 +197,14 @@ struct RunState {
     worklist: Vec<Pending>,
     /// Residual instructions so far (for [`Options::max_residual`]).
     size: usize,
+    /// Residual items so far, block terminators left out: the code that
+    /// does work (a chain of jumps between static points is merged away).
+    items: usize,
     /// Whether some exit kept `edx` for a caller that may read it.
     edx_live_at_exit: bool,
+    /// Memo entries per program point (any store, any path): the cheap
+    /// test before the unrolling whistle walks a path.
+    visits: FxHashMap<memo::Point, usize>,
 }
 
 /// The specializer of one function: what every run shares (decoded
@@ -309,6 +315,7 @@ impl<'a> Specializer<'a> {
     /// Adds the block `label` to the residual.
     fn finish(&mut self, label: Label, items: Vec<Item>, terminator: Terminator) {
         self.run.size += items.len() + 1;
+        self.run.items += items.len();
         self.run.blocks.push(Block {
             label,
             items,
