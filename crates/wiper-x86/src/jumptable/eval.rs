@@ -608,27 +608,23 @@ fn condition_range(cc: ConditionCode, taken: bool, n: u64, bits: u8) -> Option<C
     } else {
         n as i64
     };
-    let unsigned = |lo: i64, hi: i64| interval(lo, hi, bits);
-    let signed = |lo: i64, hi: i64| interval(lo, hi, bits);
-    let n = n as i64;
-    // (condition, its negation) as ranges.
+    let range = |lo: i64, hi: i64| interval(lo, hi, bits);
+    let (n, max) = (n as i64, max as i64);
+    // Every value but `n`.
+    let other = Circ::interval((n + 1) as u64, (n - 1).rem_euclid(max + 1) as u64, bits);
+    // (condition, its negation) as ranges; signed ones from the most
+    // negative value (`-half`), which `interval` takes modulo `2^bits`.
     let (yes, no) = match cc {
-        C::a => (unsigned(n + 1, max as i64), unsigned(0, n)),
-        C::ae => (unsigned(n, max as i64), unsigned(0, n - 1)),
-        C::b => (unsigned(0, n - 1), unsigned(n, max as i64)),
-        C::be => (unsigned(0, n), unsigned(n + 1, max as i64)),
-        C::e => (
-            unsigned(n, n),
-            Circ::interval(n as u64 + 1, (n as u64).wrapping_sub(1), bits),
-        ),
-        C::ne => (
-            Circ::interval(n as u64 + 1, (n as u64).wrapping_sub(1), bits),
-            unsigned(n, n),
-        ),
-        C::le => (signed(-half, s), signed(s + 1, half - 1)),
-        C::g => (signed(s + 1, half - 1), signed(-half, s)),
-        C::l => (signed(-half, s - 1), signed(s, half - 1)),
-        C::ge => (signed(s, half - 1), signed(-half, s - 1)),
+        C::a => (range(n + 1, max), range(0, n)),
+        C::ae => (range(n, max), range(0, n - 1)),
+        C::b => (range(0, n - 1), range(n, max)),
+        C::be => (range(0, n), range(n + 1, max)),
+        C::e => (range(n, n), other),
+        C::ne => (other, range(n, n)),
+        C::le => (range(-half, s), range(s + 1, half - 1)),
+        C::g => (range(s + 1, half - 1), range(-half, s)),
+        C::l => (range(-half, s - 1), range(s, half - 1)),
+        C::ge => (range(s, half - 1), range(-half, s - 1)),
         _ => return None,
     };
     Some(if taken { yes } else { no })
@@ -642,4 +638,45 @@ fn interval(lo: i64, hi: i64, bits: u8) -> Circ {
     }
     let m = 1i64 << bits;
     Circ::interval(lo.rem_euclid(m) as u64, hi.rem_euclid(m) as u64, bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{condition_range, Circ, ConditionCode as C};
+
+    #[test]
+    fn unsigned_conditions_bound_from_zero_or_to_the_top() {
+        assert_eq!(
+            condition_range(C::a, false, 7, 32),
+            Some(Circ::interval(0, 7, 32))
+        );
+        assert_eq!(
+            condition_range(C::ae, true, 7, 8),
+            Some(Circ::interval(7, 255, 8))
+        );
+        // `jb 0` is never taken.
+        assert!(condition_range(C::b, true, 0, 32).unwrap().is_empty());
+        // `x != 3` is every other value.
+        let other = condition_range(C::ne, true, 3, 8).unwrap();
+        assert!(!other.contains(3) && other.contains(2) && other.contains(4));
+    }
+
+    #[test]
+    fn signed_conditions_run_from_the_most_negative_value() {
+        // `x <= 5` signed: -128..=5, round through zero.
+        let le = condition_range(C::le, true, 5, 8).unwrap();
+        assert_eq!(le, Circ::interval(0x80, 5, 8));
+        // `x > 5` signed: 6..=127.
+        assert_eq!(
+            condition_range(C::le, false, 5, 8),
+            Some(Circ::interval(6, 127, 8))
+        );
+        // Nothing is below the most negative value.
+        assert!(condition_range(C::l, true, 0x80, 8).unwrap().is_empty());
+        // Below -1 (0xff): -128..=-2.
+        assert_eq!(
+            condition_range(C::l, true, 0xff, 8),
+            Some(Circ::interval(0x80, 0xfe, 8))
+        );
+    }
 }

@@ -219,15 +219,15 @@ impl Frame {
     /// `mov [slot], r32`: its block, index and `r32`; `None` unless the slot
     /// holds one value for the whole function.
     pub fn invariant_store(&self, offset: i32) -> Option<((u32, usize), Register)> {
-        if self.unknown || self.escape.is_some_and(|e| e <= offset + 3) {
+        let (offset, end) = (i64::from(offset), i64::from(offset) + 4);
+        if self.unknown || self.escape.is_some_and(|e| i64::from(e) < end) {
             return None;
         }
-        let mut overlapping = self
-            .writes
-            .iter()
-            .filter(|w| w.offset < offset + 4 && offset < w.offset + w.size as i32);
+        let mut overlapping = self.writes.iter().filter(|w| {
+            i64::from(w.offset) < end && offset < i64::from(w.offset) + i64::from(w.size)
+        });
         let only = overlapping.next()?;
-        if overlapping.next().is_some() || only.offset != offset || only.size != 4 {
+        if overlapping.next().is_some() || i64::from(only.offset) != offset || only.size != 4 {
             return None;
         }
         Some((only.at, only.source?))
