@@ -402,6 +402,7 @@ pub(crate) fn run_program(
         argv0: Some(argv0),
         args,
         stdin,
+        env: &[],
         timeout,
     })
     .with_context(|| format!("cannot run {}", path.display()))

@@ -179,6 +179,9 @@ pub struct Invocation<'a> {
     pub args: &'a [&'a str],
     /// The bytes on its standard input (then end of file).
     pub stdin: &'a [u8],
+    /// Variables added to (or replacing those of) the inherited
+    /// environment, as `(NAME, VALUE)`.
+    pub env: &'a [(&'a str, &'a str)],
     /// How long it may run before it is killed.
     pub timeout: Duration,
 }
@@ -209,6 +212,7 @@ fn spawn(inv: &Invocation<'_>) -> io::Result<Child> {
         }
         let spawned = command
             .args(inv.args)
+            .envs(inv.env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -278,6 +282,7 @@ pub fn run_binary_with_timeout(
         argv0: None,
         args,
         stdin,
+        env: &[],
         timeout,
     };
     match run(&inv)? {
@@ -395,6 +400,23 @@ mod tests {
         assert_eq!(Termination::Exited(3).to_string(), "exit status 3");
     }
 
+    /// The variables of `env` reach the program, over the inherited ones.
+    #[test]
+    fn env_reaches_the_program() {
+        let inv = Invocation {
+            path: Path::new("/bin/sh"),
+            argv0: None,
+            args: &["-c", "echo \"$WIPER_RUN_PROBE\" \"$PATH\""],
+            stdin: b"",
+            env: &[("WIPER_RUN_PROBE", "seen"), ("PATH", "/nowhere")],
+            timeout: Duration::from_secs(20),
+        };
+        let Outcome::Finished(out) = run(&inv).unwrap() else {
+            panic!("timed out");
+        };
+        assert_eq!(out.stdout, b"seen /nowhere\n");
+    }
+
     /// A run longer than its timeout is killed and reported, not waited for.
     #[test]
     fn a_run_past_its_timeout_is_an_outcome() {
@@ -404,6 +426,7 @@ mod tests {
             argv0: None,
             args: &["5"],
             stdin: b"",
+            env: &[],
             timeout: Duration::from_millis(200),
         };
         let outcome = run(&inv).unwrap();
