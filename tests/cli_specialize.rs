@@ -515,3 +515,63 @@ fn compare_runs_a_bare_file_name_from_the_current_directory_and_shows_stderr() {
     assert!(text.ends_with("same output and exit status\n"), "{text}");
     assert!(dir.join("gzip.license.specialized").is_file());
 }
+
+/// `jecxz` (glibc's symbol lookup, `memset`) passes through specialization:
+/// decided when `ecx` is static, and with `ecx` dynamic a branch that leaves
+/// the flags as they were (`pushfd; test ecx,ecx; je`, then `popfd` on both
+/// sides). `power` of `power-O0` is overwritten with code that compares,
+/// branches on `ecx` and then reads the compare's carry on both paths; the
+/// residual must run as the patched original does.
+#[test]
+fn jecxz_is_decided_or_branches_without_touching_the_flags() {
+    let entry = wiper_elf::Binary::open(&testdata_bin("power-O0"))
+        .unwrap()
+        .functions_named("power")[0]
+        .addr;
+    #[rustfmt::skip]
+    let code = [
+        0x8b, 0x44, 0x24, 0x04, // mov eax,[esp+0x4]   x
+        0x8b, 0x4c, 0x24, 0x0c, // mov ecx,[esp+0xc]   n
+        0x3b, 0x44, 0x24, 0x08, // cmp eax,[esp+0x8]   x < y: carry
+        0xe3, 0x03,             // jecxz +3
+        0x8d, 0x04, 0x40,       // lea eax,[eax+eax*2] (no flags)
+        0x83, 0xd0, 0x64,       // adc eax,0x64
+        0xc3,                   // ret
+    ];
+    let at = common::file_offset("power-O0", entry);
+    let original = common::patched("power-O0", "power-O0-jecxz", |b| {
+        b[at..at + code.len()].copy_from_slice(&code);
+    });
+    std::fs::set_permissions(
+        &original,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for (statics, n) in [
+        (vec![], None),
+        (vec!["arg2=0"], Some(0)),
+        (vec!["arg2=3"], Some(3)),
+    ] {
+        let out = scratch_file(
+            &format!("power-O0-jecxz-{}", statics.len() + n.unwrap_or(0)),
+            b"",
+        );
+        let mut args = vec!["specialize", path_arg(&original), "--function", "power"];
+        for s in &statics {
+            args.extend(["--static", s]);
+        }
+        args.extend(["-o", path_arg(&out)]);
+        stdout_of(&args);
+        let listing = stdout_of(&[&args[..args.len() - 2], &["--emit", "asm"]].concat());
+        assert_eq!(listing.contains("popfd"), n.is_none(), "{listing}");
+        for (x, y) in [(5, 9), (9, 5), (7, 7)] {
+            for n in n.map_or(vec![0, 1, 4], |n| vec![n]) {
+                let run_args = [x.to_string(), y.to_string(), n.to_string()];
+                let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+                let want = run_binary(&original, &run_args, b"").unwrap();
+                let got = run_binary(&out, &run_args, b"").unwrap();
+                assert_eq!(got, want, "{statics:?} {run_args:?}");
+            }
+        }
+    }
+}

@@ -373,6 +373,7 @@ const CONTROL: &[Code] = codes!(
     Jge_rel32_32,
     Jle_rel32_32,
     Jg_rel32_32,
+    Jecxz_rel8_32,
     Jmp_rel8_32,
     Jmp_rel32_32,
     Jmp_rm32,

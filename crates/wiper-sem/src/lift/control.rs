@@ -1,7 +1,8 @@
 //! Control transfers: `jmp`, `jcc`, `call`, `ret`. A part that transfers
 //! control assigns `eip`; nothing else does.
 //!
-//! * `jcc t` → one part `eip := ite(cc, t, next)`; `jmp` → `eip := target`.
+//! * `jcc t` → one part `eip := ite(cc, t, next)` (`jecxz`: `ecx == 0`);
+//!   `jmp` → `eip := target`.
 //! * `call t` (direct, or through a register other than `esp`) →
 //!   `lea esp,[esp-0x4]; mov DWORD PTR [esp],next; jmp t`.
 //! * `call m` / `call esp` → `mov t0,op; lea esp,[esp-0x4];
@@ -13,7 +14,7 @@ use iced_x86::{Mnemonic, OpKind};
 use super::flags;
 use super::stack::{adjust_esp, load_top_to_temp, operand_to_temp, store_top};
 use crate::decouple::{native, set, Seq};
-use crate::loc::{Loc, Temp};
+use crate::loc::{Loc, Reg, Temp};
 
 /// Entry point for `jmp`, `jcc`, `call`, `ret`.
 pub(super) fn transfer(seq: &mut Seq) {
@@ -25,7 +26,13 @@ pub(super) fn transfer(seq: &mut Seq) {
             seq.whole(vec![set(Loc::Eip, v)]);
         }
         _ => {
-            let c = flags::condition(seq.pool, seq.ins.condition_code());
+            let c = if seq.ins.mnemonic() == Mnemonic::Jecxz {
+                let ecx = seq.var(Loc::Reg(Reg::Ecx));
+                let zero = seq.pool.zero(32);
+                seq.pool.eq(ecx, zero)
+            } else {
+                flags::condition(seq.pool, seq.ins.condition_code())
+            };
             let target = seq.read(0);
             let next = seq.pool.bv(u64::from(seq.ins.next_ip32()), 32);
             let v = seq.pool.ite(c, target, next);

@@ -105,7 +105,7 @@ pub fn lift(pool: &mut ExprPool, ins: &Instruction) -> Result<Lifted, SemError> 
         M::Call if seq.is_mem(0) && ins.memory_segment() == Register::GS => {
             seq.barrier(Barrier::Syscall)
         }
-        M::Jmp | M::Call | M::Ret => control::transfer(&mut seq),
+        M::Jmp | M::Call | M::Ret | M::Jecxz => control::transfer(&mut seq),
         M::Push | M::Pop | M::Leave => stack::lift(&mut seq),
         M::Movsb | M::Movsw | M::Movsd => string::lift(&mut seq),
         M::Stosb | M::Stosw | M::Stosd | M::Lodsb | M::Lodsw | M::Lodsd => string::lift(&mut seq),

@@ -23,6 +23,9 @@ pub(super) enum Next {
         not_taken: Box<Target>,
         /// The branch's address.
         address: u32,
+        /// Whether the branch's flags were pushed (`pushfd`) before its
+        /// compare, to be popped first on both sides.
+        restore_flags: bool,
     },
     /// The block ends with what was emitted (a return, a tail call).
     Exit,
@@ -129,11 +132,21 @@ impl Specializer<'_> {
                     mut taken,
                     mut not_taken,
                     address,
+                    restore_flags,
                 } => {
                     taken.state.dyn_branches += 1;
                     not_taken.state.dyn_branches += 1;
-                    let t = self.edge(taken.state, taken.addr)?;
-                    let n = self.edge(not_taken.state, not_taken.addr)?;
+                    let prefix = || -> Vec<Item> {
+                        let popfd =
+                            Item::Instr(Instruction::with(Code::Popfd), Origin::Glue(address));
+                        if restore_flags {
+                            vec![popfd]
+                        } else {
+                            Vec::new()
+                        }
+                    };
+                    let t = self.edge(taken.state, taken.addr, prefix())?;
+                    let n = self.edge(not_taken.state, not_taken.addr, prefix())?;
                     self.finish(
                         label,
                         items,
@@ -249,15 +262,21 @@ impl Specializer<'_> {
 
     /// A label for a branch edge: the point itself, or a block of glue
     /// leading to it.
-    pub(super) fn edge(&mut self, state: State, addr: u32) -> Result<Label, Stop> {
+    pub(super) fn edge(
+        &mut self,
+        state: State,
+        addr: u32,
+        mut prefix: Vec<Item>,
+    ) -> Result<Label, Stop> {
         let arrival = self.goto(state, addr)?;
-        if arrival.glue.is_empty() {
+        if arrival.glue.is_empty() && prefix.is_empty() {
             return Ok(arrival.label);
         }
+        prefix.extend(arrival.glue);
         let l = self.new_label();
         self.finish(
             l,
-            arrival.glue,
+            prefix,
             Terminator::Jump(arrival.label, Origin::Glue(addr)),
         );
         Ok(l)

@@ -1,7 +1,7 @@
 //! One instruction: evaluating it over the store and deciding how
 //! specialization leaves it (next address, dynamic branch, table, exit).
 
-use iced_x86::{ConditionCode, FlowControl, Instruction, Mnemonic};
+use iced_x86::{Code, ConditionCode, FlowControl, Instruction, Mnemonic};
 use wiper_residual::{Item, Origin};
 use wiper_sem::Reg;
 
@@ -287,6 +287,9 @@ impl Specializer<'_> {
                 return Ok(Next::Exit);
             }
         }
+        if ins.mnemonic() == Mnemonic::Jecxz {
+            return Ok(self.dynamic_jecxz(state, addr, ins, items));
+        }
         if !is_jcc {
             return Err(Stop::Fail(SpecializeError::Unsupported {
                 address: addr,
@@ -310,7 +313,43 @@ impl Specializer<'_> {
                 state: state.clone(),
             }),
             address: addr,
+            restore_flags: false,
         })
+    }
+
+    /// `jecxz` on a dynamic `ecx`: `pushfd; test ecx,ecx` and a `je`, each
+    /// side starting with `popfd`, so the flags the machine holds are
+    /// what they were (`jecxz` reads and writes none).
+    fn dynamic_jecxz(
+        &mut self,
+        state: &mut State,
+        addr: u32,
+        ins: Instruction,
+        items: &mut Vec<Item>,
+    ) -> Next {
+        let esp = state.store.esp();
+        let mut em = Emitter::new(items, addr);
+        em.register(&mut state.store, Reg::Ecx);
+        em.lower_real_esp(&mut state.store, esp);
+        self.stats.materialized += em.materialized;
+        let glue = Origin::Glue(addr);
+        let ecx = iced_x86::Register::ECX;
+        items.push(Item::Instr(Instruction::with(Code::Pushfd), glue));
+        let test = Instruction::with2(Code::Test_rm32_r32, ecx, ecx).expect("test");
+        items.push(Item::Instr(test, Origin::Reduced(addr)));
+        Next::Branch {
+            cc: ConditionCode::e,
+            taken: Box::new(Target {
+                addr: ins.near_branch32(),
+                state: state.clone(),
+            }),
+            not_taken: Box::new(Target {
+                addr: ins.next_ip32(),
+                state: state.clone(),
+            }),
+            address: addr,
+            restore_flags: true,
+        }
     }
 }
 
