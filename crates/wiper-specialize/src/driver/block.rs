@@ -64,6 +64,11 @@ impl Specializer<'_> {
                 let e = SpecializeError::TooLarge {
                     limit: self.options.max_residual,
                 };
+                tracing::debug!(
+                    "residual bound reached at {addr:#x} of {:#x}, inlined in {:x?}",
+                    state.func,
+                    state.ctx.iter().map(|f| f.callee).collect::<Vec<_>>()
+                );
                 return Err(self.failure_in(&state, e));
             }
             self.run.inlining = state.outermost_callee();

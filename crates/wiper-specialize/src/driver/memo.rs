@@ -530,13 +530,16 @@ impl Specializer<'_> {
     }
 }
 
-/// Whether a register among `locs` holds a stack address in one of
-/// `stores`: such a register (esp, a frame pointer) is never generalized,
-/// since code moves esp back from it.
+/// Whether `esp` or `ebp` is among `locs` and holds a stack address in one
+/// of `stores`: the stack pointer and the frame pointer are never
+/// generalized, since code moves esp back from them. Other registers
+/// holding frame addresses (a pointer walking a local buffer) are: the
+/// frame then counts as escaped, and code that later moves such a register
+/// into `esp` stops with an error, never a wrong residual.
 fn holds_stack_address<'s>(stores: impl Iterator<Item = &'s Store>, locs: &[GenLoc]) -> bool {
     let stores: Vec<&Store> = stores.collect();
     locs.iter().any(|g| match g {
-        GenLoc::Reg(r) => stores.iter().any(|s| {
+        GenLoc::Reg(r) if matches!(r, Reg::Esp | Reg::Ebp) => stores.iter().any(|s| {
             matches!(
                 s.reg(*r),
                 Some(Known {
