@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use iced_x86::Instruction;
 use wiper_residual::{Item, Origin};
-use wiper_sem::Reg;
+use wiper_sem::{Flag, Reg};
 use wiper_x86::abi;
 
 use super::{Specializer, State, Stop};
@@ -36,6 +36,10 @@ impl Specializer<'_> {
         }
         let esp = state.store.esp();
         em.set_real_esp(&mut state.store, esp);
+        // The i386 ABI has the direction flag clear at every return: a
+        // known `df` (memmove's `cld` after its backward `rep movsd`) is
+        // written before `ret`, below the return address.
+        em.flags(&mut state.store, 1 << Flag::Df.index());
         em.emit(*ins, Origin::Original(ins.ip32()));
         self.stats.materialized += em.materialized;
         Ok(())
