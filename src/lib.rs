@@ -6,14 +6,19 @@
 //! subcommands of the `wiper` command line, shared by its binaries (`wiper`
 //! and the benchmark runner `wiper-bench`).
 //!
-//! ```no_run
+//! ```
 //! let binary = wiper::Binary::open("testdata/bin/power-O2")?;
 //! let power = binary.function("power")?;
 //! let spec = wiper::Spec::parse(&["arg1=1", "arg2=2"])?;
 //! let residual = wiper::specialize(&binary, &power, &spec)?;
-//! print!("{}", residual.listing());
+//! let summary = residual.summary();
+//! assert!(summary.residual_instructions < summary.original_instructions);
+//! assert!(residual.listing().contains("; reduced from 0x"));
 //! # Ok::<(), wiper::Error>(())
 //! ```
+//!
+//! `examples/snapshot.rs` snapshot-tests a residual listing with insta, as
+//! your own tests would (`cargo test --example snapshot`).
 
 mod api;
 pub mod callgrind;
