@@ -9,6 +9,8 @@ use wiper_elf::{Binary, ElfError};
 use wiper_sem::wiper_qfbv::ExprPool;
 use wiper_x86::{format, Disassembler, Format, Syntax};
 
+use crate::Residual;
+
 /// What a command produced, for the caller to print: the stderr lines
 /// first, then the stdout text, then the failure, if any, as the error.
 #[derive(Debug, Default)]
@@ -44,24 +46,77 @@ pub fn load(path: &Path) -> Result<Binary> {
     })
 }
 
+/// The `--function` argument: a name or `0xADDR`, and whether an address
+/// that is not a known function start is taken anyway (`--force`).
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionArg<'a> {
+    /// The name or `0xADDR`.
+    pub spec: &'a str,
+    /// Take an address that is not a known function start.
+    pub force: bool,
+}
+
+impl<'a> From<&'a str> for FunctionArg<'a> {
+    /// The function `spec`, without `--force`.
+    fn from(spec: &'a str) -> Self {
+        FunctionArg { spec, force: false }
+    }
+}
+
+impl<'a> From<&'a String> for FunctionArg<'a> {
+    /// The function `spec`, without `--force`.
+    fn from(spec: &'a String) -> Self {
+        FunctionArg::from(spec.as_str())
+    }
+}
+
+impl std::fmt::Display for FunctionArg<'_> {
+    /// The name or `0xADDR` as given.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.spec)
+    }
+}
+
+/// Loads the ELF at `path` and finds `function` in it (see
+/// [`crate::Binary::function`]), naming the file in errors.
+pub fn locate<'a>(
+    path: &Path,
+    function: impl Into<FunctionArg<'a>>,
+) -> Result<(crate::Binary, crate::Function)> {
+    let function = function.into();
+    let binary = crate::Binary::from_loaded(path, load(path)?);
+    let f = binary
+        .locate(function.spec, function.force)
+        .with_context(|| format!("{}", path.display()))?;
+    Ok((binary, f))
+}
+
 /// Loads the ELF at `path` and decodes the function `function` (a name or
 /// `0xADDR`) into its control-flow graph, naming file and function in errors.
-pub fn load_function(path: &Path, function: &str) -> Result<(Binary, wiper_x86::Function)> {
-    let binary = load(path)?;
-    let entry = wiper_x86::resolve_function(&binary, function)
-        .with_context(|| format!("{}", path.display()))?;
-    let f = Disassembler::new(&binary)
-        .function(entry)
+pub fn load_function<'a>(
+    path: &Path,
+    function: impl Into<FunctionArg<'a>>,
+) -> Result<(crate::Binary, wiper_x86::Function)> {
+    let function = function.into();
+    let (binary, located) = locate(path, function)?;
+    let f = Disassembler::new(binary.elf())
+        .function(located.entry())
         .with_context(|| format!("{}: function {function}", path.display()))?;
     Ok((binary, f))
 }
 
 /// `wiper disasm`: the control-flow graph of one function.
-pub fn disasm(path: &Path, function: &str, syntax: Syntax, fmt: Format) -> Result<String> {
+pub fn disasm<'a>(
+    path: &Path,
+    function: impl Into<FunctionArg<'a>>,
+    syntax: Syntax,
+    fmt: Format,
+) -> Result<String> {
     let (binary, f) = load_function(path, function)?;
+    let binary = binary.elf();
     Ok(match fmt {
-        Format::Text => format::listing(&binary, &f, syntax),
-        Format::Dot => format::dot(&binary, &f, syntax),
+        Format::Text => format::listing(binary, &f, syntax),
+        Format::Dot => format::dot(binary, &f, syntax),
     })
 }
 
@@ -70,10 +125,12 @@ const LIFT_FORMULA_LEN: usize = 240;
 
 /// `wiper lift`: every instruction of one function with its decoupled parts
 /// and their formulas, block by block.
-pub fn lift(path: &Path, function: &str) -> Result<String> {
+pub fn lift<'a>(path: &Path, function: impl Into<FunctionArg<'a>>) -> Result<String> {
+    let function = function.into();
     let (binary, f) = load_function(path, function)?;
+    let binary = binary.elf();
     let mut pool = ExprPool::new();
-    let mut printer = format::InstructionPrinter::new(&binary, Syntax::Intel);
+    let mut printer = format::InstructionPrinter::new(binary, Syntax::Intel);
     let mut body = String::new();
     let mut parts = 0;
     for block in f.blocks.values() {
@@ -92,7 +149,7 @@ pub fn lift(path: &Path, function: &str) -> Result<String> {
         let succs: Vec<String> = block
             .successors
             .iter()
-            .map(|s| format::successor_text(&binary, s))
+            .map(|s| format::successor_text(binary, s))
             .collect();
         let _ = writeln!(body, "  -> {}", succs.join(", "));
     }
@@ -121,17 +178,22 @@ pub enum BtaFormat {
 
 /// `wiper bta`: the binding time of every part of one function under the
 /// given static inputs.
-pub fn bta(path: &Path, function: &str, statics: &[String], fmt: BtaFormat) -> Result<String> {
+pub fn bta<'a>(
+    path: &Path,
+    function: impl Into<FunctionArg<'a>>,
+    statics: &[String],
+    fmt: BtaFormat,
+) -> Result<String> {
+    let function = function.into();
     let spec = wiper_bta::StaticSpec::parse_all(statics)?;
-    let binary = load(path)?;
-    let entry = wiper_x86::resolve_function(&binary, function)
-        .with_context(|| format!("{}", path.display()))?;
-    let analysis = wiper_bta::analyze(&binary, entry, &spec)
+    let (binary, located) = locate(path, function)?;
+    let binary = binary.elf();
+    let analysis = wiper_bta::analyze(binary, located.entry(), &spec)
         .with_context(|| format!("{}: function {function}", path.display()))?;
     Ok(match fmt {
-        BtaFormat::Text => wiper_bta::render::listing(&binary, &analysis),
-        BtaFormat::Dot => wiper_bta::render::dot(&binary, &analysis),
-        BtaFormat::Json => wiper_bta::render::json(&binary, &analysis),
+        BtaFormat::Text => wiper_bta::render::listing(binary, &analysis),
+        BtaFormat::Dot => wiper_bta::render::dot(binary, &analysis),
+        BtaFormat::Json => wiper_bta::render::json(binary, &analysis),
     })
 }
 
@@ -146,83 +208,34 @@ pub enum EmitKind {
     Bin,
 }
 
-/// A finished specialization, ready to be written.
-pub(crate) struct Specialized {
-    binary: Binary,
-    entry: u32,
-    pub(crate) name: String,
-    result: wiper_specialize::Specialization,
-    plan: wiper_emit::Plan,
-    encoded: wiper_emit::Encoded,
+/// Specializes `function` of the binary at `path` for `statics`: the
+/// library's pipeline ([`crate::Residual`]), with the file and function
+/// named in errors.
+pub(crate) fn specialize_path<'a>(
+    path: &Path,
+    function: impl Into<FunctionArg<'a>>,
+    statics: &[String],
+    options: &wiper_specialize::Options,
+) -> Result<Residual> {
+    let spec = crate::Spec::parse(statics)?;
+    let (binary, function) = locate(path, function)?;
+    let name = function.name().to_owned();
+    crate::specialize_with(&binary, &function, &spec, options)
+        .with_context(|| format!("{}: function {name}", path.display()))
 }
 
-impl Specialized {
-    /// Specializes `function` of the binary at `path` for `statics`.
-    fn new(
-        path: &Path,
-        function: &str,
-        statics: &[String],
-        options: &wiper_specialize::Options,
-    ) -> Result<Self> {
-        let spec = wiper_bta::StaticSpec::parse_all(statics)?;
-        let binary = load(path)?;
-        let entry = wiper_x86::resolve_function(&binary, function)
-            .with_context(|| format!("{}", path.display()))?;
-        let name = binary
-            .function_at(entry)
-            .map(|s| s.name.clone())
-            .unwrap_or_else(|| format!("fn_{entry:x}"));
-        let context = || format!("{}: function {name}", path.display());
-        let mut result =
-            wiper_specialize::specialize(&binary, entry, &spec, options).with_context(context)?;
-        let started = std::time::Instant::now();
-        wiper_opt::optimize(&mut result.residual);
-        result.stats.time += started.elapsed();
-        let plan =
-            wiper_emit::plan(&binary, result.residual.data.len() as u32).with_context(context)?;
-        let encoded = wiper_emit::encode(&plan, &result.residual).with_context(context)?;
-        Ok(Specialized {
-            binary,
-            entry,
-            name,
-            result,
-            plan,
-            encoded,
-        })
-    }
+/// The summary line of `specialize`, `compare` and `check` (stderr).
+pub(crate) fn summary_line(residual: &Residual) -> String {
+    format!("wiper: {}", residual.summary())
+}
 
-    /// The summary line: instructions before and after, bytes, Reduce
-    /// proofs, fallbacks, time.
-    pub(crate) fn summary(&self) -> String {
-        let st = &self.result.stats;
-        format!(
-            "wiper: specialized {}: {} -> {} instructions, {} bytes, {} reduced ({} proved), {} fallbacks, {:.2} s",
-            self.name,
-            st.original_instructions,
-            self.encoded.instruction_count,
-            self.encoded.code_size(),
-            st.reduced,
-            st.proved,
-            st.fallbacks,
-            st.time.as_secs_f64()
-        )
-    }
-
-    /// Writes the runnable ELF to `out`.
-    fn write_elf(&self, out: &Path) -> Result<()> {
-        let symbol = format!("{}.specialized", self.name);
-        let bytes = wiper_emit::write_elf(
-            self.binary.file_bytes(),
-            &self.binary,
-            &self.plan,
-            &self.result.residual,
-            &self.encoded,
-            self.entry,
-            &symbol,
-        )
-        .with_context(|| format!("function {}", self.name))?;
-        write_executable(out, &bytes)
-    }
+/// Writes the runnable ELF of `residual` to `out`.
+fn write_residual(residual: &Residual, out: &Path) -> Result<()> {
+    let bytes = residual
+        .elf_bytes()
+        .with_context(|| format!("function {}", residual.function().name()))?;
+    crate::api::write_executable(out, &bytes)
+        .with_context(|| format!("cannot write {}", out.display()))
 }
 
 /// Refuses to write over the input binary.
@@ -239,12 +252,13 @@ fn check_output(input: &Path, output: Option<&Path>) -> Result<()> {
 /// `wiper specialize`: specializes `function` for `statics` and writes the
 /// residual program. Returns the text for stdout (the listing for
 /// `--emit asm` without `-o`) and the summary line for stderr.
-pub fn specialize(
+pub fn specialize<'a>(
     path: &Path,
-    function: &str,
+    function: impl Into<FunctionArg<'a>>,
     statics: &[String],
     output: Option<&Path>,
     emit: EmitKind,
+    syntax: Syntax,
     options: &wiper_specialize::Options,
 ) -> Result<Report> {
     if emit != EmitKind::Asm && output.is_none() {
@@ -260,15 +274,13 @@ pub fn specialize(
         });
     }
     check_output(path, output)?;
-    let sp = Specialized::new(path, function, statics, options)?;
+    let sp = specialize_path(path, function, statics, options)?;
     let mut stdout = String::new();
-    let mut summary = sp.summary();
+    let mut summary = summary_line(&sp);
     match (emit, output) {
-        (EmitKind::Asm, None) => stdout = wiper_emit::listing(&sp.binary, &sp.encoded),
-        (EmitKind::Asm, Some(out)) => {
-            std::fs::write(out, wiper_emit::listing(&sp.binary, &sp.encoded))
-                .with_context(|| format!("cannot write {}", out.display()))?
-        }
+        (EmitKind::Asm, None) => stdout = sp.listing_in(syntax),
+        (EmitKind::Asm, Some(out)) => std::fs::write(out, sp.listing_in(syntax))
+            .with_context(|| format!("cannot write {}", out.display()))?,
         (EmitKind::Bin, Some(out)) => {
             std::fs::write(out, &sp.encoded.code)
                 .with_context(|| format!("cannot write {}", out.display()))?;
@@ -305,16 +317,16 @@ pub struct WrittenElf {
 /// `wiper specialize --emit elf -o OUT`: specializes `function` of the
 /// binary at `path` for `statics`, writes the runnable ELF to `output` and
 /// returns its numbers.
-pub fn specialize_elf(
+pub fn specialize_elf<'a>(
     path: &Path,
-    function: &str,
+    function: impl Into<FunctionArg<'a>>,
     statics: &[String],
     output: &Path,
     options: &wiper_specialize::Options,
 ) -> Result<WrittenElf> {
     check_output(path, Some(output))?;
-    let sp = Specialized::new(path, function, statics, options)?;
-    sp.write_elf(output)?;
+    let sp = specialize_path(path, function, statics, options)?;
+    write_residual(&sp, output)?;
     let start = sp.encoded.load_vaddr;
     Ok(WrittenElf {
         residual_instructions: sp.encoded.instruction_count,
@@ -323,8 +335,8 @@ pub fn specialize_elf(
             start,
             start.saturating_add(u32::try_from(sp.encoded.code.len()).unwrap_or(u32::MAX)),
         ),
-        summary: sp.summary(),
-        stats: sp.result.stats.clone(),
+        summary: summary_line(&sp),
+        stats: sp.stats().clone(),
     })
 }
 
@@ -333,33 +345,33 @@ pub fn specialize_elf(
 /// same program arguments, comparing output and exit status. Returns both
 /// listings and the runs for stdout and the summary line for stderr; runs
 /// that differ are the report's failure.
-pub fn compare(
+pub fn compare<'a>(
     path: &Path,
-    function: &str,
+    function: impl Into<FunctionArg<'a>>,
     statics: &[String],
     output: Option<&Path>,
     options: &wiper_specialize::Options,
     args: &[String],
 ) -> Result<Report> {
     let (sp, out_path) = specialize_beside(path, function, statics, output, options)?;
+    let name = sp.function().name();
     let original = Disassembler::new(&sp.binary)
-        .function(sp.entry)
-        .with_context(|| format!("{}: function {function}", path.display()))?;
+        .function(sp.function().entry())
+        .with_context(|| format!("{}: function {name}", path.display()))?;
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "== original {} ({} instructions)",
-        sp.name, sp.result.stats.original_instructions
+        "== original {name} ({} instructions)",
+        sp.stats().original_instructions
     );
     text.push_str(&format::listing(&sp.binary, &original, Syntax::Intel));
     let _ = writeln!(
         text,
-        "\n== residual {}.specialized ({} instructions), written to {}",
-        sp.name,
-        sp.encoded.instruction_count,
+        "\n== residual {name}.specialized ({} instructions), written to {}",
+        sp.summary().residual_instructions,
         out_path.display()
     );
-    text.push_str(&wiper_emit::listing(&sp.binary, &sp.encoded));
+    text.push_str(&sp.listing());
     let _ = writeln!(text, "\n== run with arguments: {}", args.join(" "));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let a = run_program(path, path, &args, b"", RUN_TIMEOUT)?;
@@ -376,12 +388,51 @@ pub fn compare(
             "DIFFERENT"
         }
     );
+    text.push_str(&instructions_executed(&sp, path, &out_path, &args));
     Ok(Report {
         stdout: text,
-        stderr: vec![sp.summary()],
+        stderr: vec![summary_line(&sp)],
         failure: (!same).then(|| anyhow!("the residual binary behaves differently")),
         ..Default::default()
     })
+}
+
+/// How long `compare` lets a run under valgrind take.
+const COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `compare`'s section on the instructions the original (`path`) and the
+/// residual binary (`out`) execute on `args`, counted with callgrind: in
+/// total and in the calls of the function. Without valgrind, a line saying
+/// it was skipped; a run callgrind could not count says why.
+fn instructions_executed(sp: &Residual, path: &Path, out: &Path, args: &[&str]) -> String {
+    let Some(valgrind) = crate::callgrind::valgrind() else {
+        return "== instructions executed: skipped (valgrind is not installed)\n".to_owned();
+    };
+    let name = sp.function().name();
+    let mut target = crate::callgrind::Target::of_function(&sp.binary, name, sp.function().entry());
+    let code = sp.code_address();
+    target
+        .ranges
+        .push((code, code.saturating_add(sp.code().len() as u32)));
+    let mut text = "== instructions executed (valgrind --tool=callgrind)\n".to_owned();
+    for (which, program) in [("original", path), ("residual", out)] {
+        match crate::callgrind::count(&valgrind, program, args, b"", &target, COUNT_TIMEOUT) {
+            Ok(c) => {
+                let calls = c.function.calls;
+                let _ = writeln!(
+                    text,
+                    "{which}: {} in total, {} in {calls} call{} of {name}",
+                    c.total,
+                    c.function.instructions,
+                    if calls == 1 { "" } else { "s" }
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(text, "{which}: not counted: {e:#}");
+            }
+        }
+    }
+    text
 }
 
 /// How long `compare` lets each run take, and `check`'s default: a residual
@@ -412,21 +463,21 @@ pub(crate) fn run_program(
 /// or beside the input as `BINARY.NAME.specialized` (never over the input):
 /// what `compare` and `check` run. Returns the specialization and the path
 /// written.
-pub(crate) fn specialize_beside(
+pub(crate) fn specialize_beside<'a>(
     path: &Path,
-    function: &str,
+    function: impl Into<FunctionArg<'a>>,
     statics: &[String],
     output: Option<&Path>,
     options: &wiper_specialize::Options,
-) -> Result<(Specialized, PathBuf)> {
+) -> Result<(Residual, PathBuf)> {
     check_output(path, output)?;
-    let sp = Specialized::new(path, function, statics, options)?;
+    let sp = specialize_path(path, function, statics, options)?;
     let out_path = match output {
         Some(o) => o.to_path_buf(),
-        None => beside(path, &format!("{}.specialized", sp.name)),
+        None => beside(path, &format!("{}.specialized", sp.function().name())),
     };
     check_output(path, Some(&out_path))?;
-    sp.write_elf(&out_path)?;
+    write_residual(&sp, &out_path)?;
     Ok((sp, out_path))
 }
 
@@ -446,17 +497,4 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
     }
-}
-
-/// Writes `bytes` to `out` and makes it executable.
-fn write_executable(out: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mut p = std::fs::metadata(out)?.permissions();
-        p.set_mode(p.mode() | 0o755);
-        std::fs::set_permissions(out, p)?;
-    }
-    Ok(())
 }

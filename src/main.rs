@@ -32,6 +32,19 @@ struct FunctionArgs {
     /// Function name, or its entry address as 0x followed by hex digits.
     #[arg(short, long, value_name = "NAME|0xADDR")]
     function: String,
+    /// Take an address that is not a known function start as a function anyway.
+    #[arg(long)]
+    force: bool,
+}
+
+impl FunctionArgs {
+    /// The function as the commands take it.
+    fn arg(&self) -> commands::FunctionArg<'_> {
+        commands::FunctionArg {
+            spec: &self.function,
+            force: self.force,
+        }
+    }
 }
 
 /// The static inputs (`bta`, `specialize`, `compare`).
@@ -121,6 +134,9 @@ enum Command {
         /// What to write: a runnable ELF, the annotated residual listing, or the raw code.
         #[arg(long, value_enum, default_value_t = EmitArg::Elf)]
         emit: EmitArg,
+        /// Assembly syntax of the listing (--emit asm).
+        #[arg(long, value_enum, default_value_t = SyntaxArg::Intel)]
+        syntax: SyntaxArg,
         #[command(flatten)]
         options: SpecializeOptions,
     },
@@ -296,15 +312,10 @@ fn main() -> ExitCode {
             function,
             syntax,
             format,
-        } => commands::disasm(
-            &binary.binary,
-            &function.function,
-            syntax.into(),
-            format.into(),
-        )
-        .map(Report::from),
+        } => commands::disasm(&binary.binary, function.arg(), syntax.into(), format.into())
+            .map(Report::from),
         Command::Lift { binary, function } => {
-            commands::lift(&binary.binary, &function.function).map(Report::from)
+            commands::lift(&binary.binary, function.arg()).map(Report::from)
         }
         Command::Bta {
             binary,
@@ -313,7 +324,7 @@ fn main() -> ExitCode {
             format,
         } => commands::bta(
             &binary.binary,
-            &function.function,
+            function.arg(),
             &statics.statics,
             format.into(),
         )
@@ -324,13 +335,15 @@ fn main() -> ExitCode {
             statics,
             output,
             emit,
+            syntax,
             options,
         } => commands::specialize(
             &binary.binary,
-            &function.function,
+            function.arg(),
             &statics.statics,
             output.as_deref(),
             emit.into(),
+            syntax.into(),
             &options.options(),
         ),
         Command::Compare {
@@ -342,7 +355,7 @@ fn main() -> ExitCode {
             args,
         } => commands::compare(
             &binary.binary,
-            &function.function,
+            function.arg(),
             &statics.statics,
             output.as_deref(),
             &options.options(),
@@ -363,7 +376,7 @@ fn main() -> ExitCode {
         } => timeout_duration(timeout).and_then(|timeout| {
             wiper::check::check(
                 &binary.binary,
-                &function.function,
+                function.arg(),
                 &statics.statics,
                 output.as_deref(),
                 &options.options(),

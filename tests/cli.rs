@@ -284,3 +284,45 @@ fn disasm_dot_has_a_node_per_block_and_an_edge_per_successor() {
     assert_eq!(edges, successors);
     assert_eq!(dot.matches("label=\"case ").count(), 10);
 }
+
+/// An address inside a function is refused, naming the nearest function
+/// starts below and above (from the symbol table here), unless `--force`.
+#[test]
+fn an_address_that_is_not_a_function_start_needs_force() {
+    let bin = testdata_bin("power-O2");
+    let binary = wiper_elf::Binary::open(&bin).unwrap();
+    let power = binary.functions_named("power")[0].addr;
+    let inside = power + 4;
+    let next = binary
+        .symbols
+        .iter()
+        .filter(|s| s.is_code() && s.addr > inside)
+        .min_by_key(|s| s.addr)
+        .unwrap();
+    let arg = format!("{inside:#x}");
+    for command in [
+        &["disasm"][..],
+        &["lift"],
+        &["bta"],
+        &["specialize", "--emit", "asm"],
+    ] {
+        let mut args = command.to_vec();
+        args.extend([path_arg(&bin), "--function", &arg]);
+        assert_fails(
+            &args,
+            &format!(
+                "{inside:#x} is not the start of a known function (nearest: {power:#x} <power> below, {:#x} <{}> above); --force uses it anyway",
+                next.addr, next.name
+            ),
+        );
+    }
+    let forced = stdout_of(&["disasm", path_arg(&bin), "--function", &arg, "--force"]);
+    assert!(
+        forced.starts_with(&format!("function ? at {inside:#010x}:")),
+        "{forced}"
+    );
+    // A function start given by address needs no --force.
+    let start = format!("{power:#x}");
+    let by_address = stdout_of(&["disasm", path_arg(&bin), "--function", &start]);
+    assert!(by_address.starts_with("function power at"), "{by_address}");
+}

@@ -665,11 +665,8 @@ fn case_table_enumerates_small_domains() {
 /// output.
 fn callgrind_ir(binary: &Path, input: &Input) -> Result<(u64, RunOutput), String> {
     let out_file = scratch_file("callgrind.out", b"");
-    let mut args = vec![
-        "--tool=callgrind".to_owned(),
-        format!("--callgrind-out-file={}", out_file.display()),
-        binary.to_str().unwrap().to_owned(),
-    ];
+    let mut args = wiper::callgrind::valgrind_args(&out_file);
+    args.push(binary.to_str().unwrap().to_owned());
     args.extend(input.args.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = run_binary_with_timeout(
@@ -681,17 +678,8 @@ fn callgrind_ir(binary: &Path, input: &Input) -> Result<(u64, RunOutput), String
     .map_err(|e| format!("valgrind on {}: {e}", binary.display()))?;
     let text = std::fs::read_to_string(&out_file)
         .map_err(|e| format!("no callgrind output for {}: {e}", binary.display()))?;
-    let events = text.lines().find_map(|l| l.strip_prefix("events:"));
-    if events.map(|e| e.split_whitespace().next()) != Some(Some("Ir")) {
-        return Err(format!("callgrind output without an Ir event: {events:?}"));
-    }
-    let total = text
-        .lines()
-        .find_map(|l| l.strip_prefix("summary:"))
-        .or_else(|| text.lines().find_map(|l| l.strip_prefix("totals:")))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| format!("no summary/totals line in {}", out_file.display()))?;
+    let total =
+        wiper::callgrind::total(&text).map_err(|e| format!("{}: {e:#}", out_file.display()))?;
     Ok((total, run))
 }
 

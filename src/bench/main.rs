@@ -11,7 +11,6 @@
 //! [--output PATH] [--no-write]`. Needs valgrind. Exit status: 0, 1 when a
 //! case failed, 2 on an error.
 
-mod callgrind;
 mod cases;
 mod report;
 
@@ -23,9 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Parser;
 
-use callgrind::Target;
 use cases::Case;
 use report::{Failure, Row};
+use wiper::callgrind::{self, Target};
 
 /// The hidden first argument that makes the runner a specialization child:
 /// `wiper-bench --specialize-child BINARY FUNCTION OUTPUT [STATIC...]`.
@@ -336,15 +335,8 @@ fn target(path: &Path, function: &str, extra: Option<(u32, u32)>) -> Result<(Tar
     let binary = wiper::commands::load(path)?;
     let entry = wiper_x86::resolve_function(&binary, function)
         .with_context(|| format!("{}", path.display()))?;
-    let prefix = format!("{function}.");
-    let mut ranges: Vec<(u32, u32)> = binary
-        .symbols
-        .iter()
-        .filter(|s| s.is_code() && (s.name == function || s.name.starts_with(&prefix)))
-        .map(|s| (s.addr, s.addr.saturating_add(s.size.max(1))))
-        .collect();
-    ranges.push((entry, entry.saturating_add(1)));
-    ranges.extend(extra);
+    let mut target = Target::of_function(&binary, function, entry);
+    target.ranges.extend(extra);
     let size = match binary.function_at(entry).map(|s| s.size) {
         Some(size) if size > 0 => size,
         _ => {
@@ -354,13 +346,7 @@ fn target(path: &Path, function: &str, extra: Option<(u32, u32)>) -> Result<(Tar
             f.blocks.values().map(|b| b.end() - b.start).sum()
         }
     };
-    Ok((
-        Target {
-            name: function.to_owned(),
-            ranges,
-        },
-        size,
-    ))
+    Ok((target, size))
 }
 
 /// Instructions per call of `t` when `bin` runs under callgrind on `args`,
@@ -375,13 +361,7 @@ fn count(
 ) -> Result<f64> {
     let out_file = work.join("callgrind.out");
     let mut cmd = Command::new("valgrind");
-    cmd.arg("--tool=callgrind")
-        .arg(format!("--callgrind-out-file={}", out_file.display()))
-        .args([
-            "--compress-strings=no",
-            "--compress-pos=no",
-            "--dump-instr=yes",
-        ])
+    cmd.args(callgrind::valgrind_args(&out_file))
         .arg(bin)
         .args(args);
     let got = run_program(&mut cmd, work)?;

@@ -14,7 +14,7 @@ use anyhow::{anyhow, Result};
 use wiper_run::Outcome;
 use wiper_x86::rng::Rng;
 
-use crate::commands::{run_program, specialize_beside, Report};
+use crate::commands::{run_program, specialize_beside, summary_line, FunctionArg, Report};
 use template::{Inputs, Rendered};
 
 /// The seed `check` draws its inputs with unless `--seed` says otherwise.
@@ -64,9 +64,9 @@ impl Pair<'_> {
 /// residual binary of `check.residual`), then runs both binaries on
 /// `check.runs` generated inputs. The report says `N/N agree`, or gives
 /// the first difference minimized, with exit status 1.
-pub fn check(
+pub fn check<'a>(
     path: &Path,
-    function: &str,
+    function: impl Into<FunctionArg<'a>>,
     statics: &[String],
     output: Option<&Path>,
     options: &wiper_specialize::Options,
@@ -81,7 +81,7 @@ pub fn check(
         Some(r) => (r.clone(), Vec::new()),
         None => {
             let (sp, out) = specialize_beside(path, function, statics, output, options)?;
-            (out, vec![sp.summary()])
+            (out, vec![summary_line(&sp)])
         }
     };
     let pair = Pair {

@@ -19,7 +19,17 @@ use crate::Encoded;
 /// PIE, the `lea` after a thunk call also shows the link-time address it
 /// loads (`; materialized for 0x1290, address 0x4018 <calls>`).
 pub fn listing(binary: &Binary, encoded: &Encoded) -> String {
-    let mut printer = InstructionPrinter::new(binary, Syntax::Intel);
+    listing_in(binary, encoded, Syntax::Intel)
+}
+
+/// [`listing`] in `syntax`: with [`Syntax::Gas`], instructions in AT&T
+/// syntax and comments after `#` (GNU as reads `;` as a statement separator).
+pub fn listing_in(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> String {
+    let mut printer = InstructionPrinter::new(binary, syntax);
+    let c = match syntax {
+        Syntax::Intel => ';',
+        Syntax::Gas => '#',
+    };
     let mut names: HashMap<u32, String> = HashMap::new();
     for &(reg, addr) in &encoded.thunks {
         names.insert(addr, thunk_name(reg));
@@ -35,7 +45,7 @@ pub fn listing(binary: &Binary, encoded: &Encoded) -> String {
         .unwrap_or(1);
     let bytes_width = widest * 3 - 1;
     let mut out = format!(
-        "; {} residual instructions, {} bytes at {:#010x}, entry {:#010x}\n",
+        "{c} {} residual instructions, {} bytes at {:#010x}, entry {:#010x}\n",
         encoded.instruction_count,
         encoded.code_size(),
         encoded.code_vaddr,
@@ -111,7 +121,7 @@ pub fn listing(binary: &Binary, encoded: &Encoded) -> String {
         }
         let _ = writeln!(
             out,
-            "  {:08x}  {bytes:<bytes_width$}  {text:<40} ; {comment}",
+            "  {:08x}  {bytes:<bytes_width$}  {text:<40} {c} {comment}",
             line.address
         );
     }

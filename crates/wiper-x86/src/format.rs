@@ -57,8 +57,11 @@ pub fn formatter(syntax: Syntax) -> Box<dyn Formatter> {
     o.set_branch_leading_zeros(false);
     o.set_show_branch_size(false);
     o.set_first_operand_char_index(7);
-    o.set_always_show_scale(true);
     if syntax == Syntax::Intel {
+        // Scale always shown, as objdump does. (In AT&T syntax iced would
+        // then print `0xc(%esp,)` for a base without index, which GNU as
+        // refuses.)
+        o.set_always_show_scale(true);
         o.set_uppercase_keywords(true);
         o.set_space_after_operand_separator(false);
         o.set_memory_size_options(iced_x86::MemorySizeOptions::Always);
@@ -92,6 +95,7 @@ impl TextFormatter {
     /// Appends `ins` as text to `out`.
     pub fn format(&mut self, ins: &Instruction, out: &mut String) {
         if self.syntax == Syntax::Gas {
+            out.push_str(&gas_pseudo_prefixes(ins));
             self.inner.format(ins, out);
             return;
         }
@@ -128,6 +132,60 @@ impl TextFormatter {
         }
         text
     }
+}
+
+/// GNU as's pseudo-prefixes that make it choose the encoding `ins` has where
+/// its own choice differs: `{load}` for the register-to-register form of
+/// `mov`, `add`, ... whose destination is the ModRM `reg` field (as picks
+/// the other opcode), `{disp8}`/`{disp32}` for a displacement longer than it
+/// needs (`lea 0x0(%esi),%esi`, gcc's padding). Empty for most instructions.
+fn gas_pseudo_prefixes(ins: &Instruction) -> String {
+    let mut text = String::new();
+    let alu = matches!(
+        ins.mnemonic(),
+        Mnemonic::Mov
+            | Mnemonic::Add
+            | Mnemonic::Or
+            | Mnemonic::Adc
+            | Mnemonic::Sbb
+            | Mnemonic::And
+            | Mnemonic::Sub
+            | Mnemonic::Xor
+            | Mnemonic::Cmp
+    );
+    let kinds = ins.op_code().op_kinds();
+    if alu
+        && ins.op_count() == 2
+        && ins.op0_kind() == OpKind::Register
+        && ins.op1_kind() == OpKind::Register
+        && matches!(
+            kinds.get(1),
+            Some(
+                OpCodeOperandKind::r8_or_mem
+                    | OpCodeOperandKind::r16_or_mem
+                    | OpCodeOperandKind::r32_or_mem
+            )
+        )
+    {
+        text.push_str("{load} ");
+    }
+    let memory = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
+    if memory && ins.memory_base() != Register::None {
+        let displacement = ins.memory_displacement32() as i32;
+        let needed = if displacement == 0 && ins.memory_base() != Register::EBP {
+            0
+        } else if i8::try_from(displacement).is_ok() {
+            1
+        } else {
+            4
+        };
+        match ins.memory_displ_size() {
+            1 if needed < 1 => text.push_str("{disp8} "),
+            4 if needed < 4 => text.push_str("{disp32} "),
+            _ => {}
+        }
+    }
+    text
 }
 
 /// The operands objdump prints for `ins` where they differ from iced's Intel

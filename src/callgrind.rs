@@ -1,9 +1,100 @@
-//! Reading callgrind's output: the instructions executed by the calls to one
-//! function from outside it.
+//! Counting executed instructions with valgrind's callgrind: how to run it,
+//! and reading its output (the whole run's instructions, and those executed
+//! by the calls to one function from outside it). `wiper-bench` and
+//! `wiper compare` both count this way.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
+
+/// valgrind's arguments for a callgrind run that writes its counts to
+/// `out_file`, in the form [`external_calls`] and [`total`] read; the
+/// program and its arguments follow.
+pub fn valgrind_args(out_file: &Path) -> Vec<String> {
+    vec![
+        "--tool=callgrind".to_owned(),
+        format!("--callgrind-out-file={}", out_file.display()),
+        "--compress-strings=no".to_owned(),
+        "--compress-pos=no".to_owned(),
+        "--dump-instr=yes".to_owned(),
+    ]
+}
+
+/// The `valgrind` program found on `PATH`, if there is one.
+pub fn valgrind() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("valgrind"))
+        .find(|p| p.is_file())
+}
+
+/// The instructions a program executed under callgrind, and the run itself.
+#[derive(Clone, Debug)]
+pub struct Counted {
+    /// How the run ended and what it printed.
+    pub outcome: wiper_run::Outcome,
+    /// Instructions executed by the whole run (callgrind's `Ir` total).
+    pub total: u64,
+    /// The calls into the target function and their instructions.
+    pub function: CallCost,
+}
+
+/// Runs `program` with `args` and `stdin` under `valgrind`'s callgrind
+/// (killed after `timeout`) and counts its instructions, in total and in
+/// the calls of `target`. Callgrind's output goes to a temporary file,
+/// removed afterwards.
+pub fn count(
+    valgrind: &Path,
+    program: &Path,
+    args: &[&str],
+    stdin: &[u8],
+    target: &Target,
+    timeout: Duration,
+) -> Result<Counted> {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out_file =
+        std::env::temp_dir().join(format!("wiper-callgrind-{}-{n}.out", std::process::id()));
+    let mut argv = valgrind_args(&out_file);
+    argv.push(program.display().to_string());
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let outcome = wiper_run::run(&wiper_run::Invocation {
+        path: valgrind,
+        argv0: None,
+        args: &argv,
+        stdin,
+        env: &[],
+        timeout,
+    })
+    .with_context(|| format!("cannot run {}", valgrind.display()));
+    let text = std::fs::read_to_string(&out_file);
+    let _ = std::fs::remove_file(&out_file);
+    let outcome = outcome?;
+    let text = text.with_context(|| format!("no callgrind output for {}", program.display()))?;
+    Ok(Counted {
+        outcome,
+        total: total(&text)?,
+        function: external_calls(&text, target)?,
+    })
+}
+
+/// The instructions executed by the whole run: the first number of the
+/// `summary:` (or else `totals:`) line of callgrind's output `text`.
+pub fn total(text: &str) -> Result<u64> {
+    let events = text.lines().find_map(|l| l.strip_prefix("events:"));
+    if events.and_then(|e| e.split_whitespace().next()) != Some("Ir") {
+        bail!("the callgrind output has no Ir event");
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary:"))
+        .or_else(|| text.lines().find_map(|l| l.strip_prefix("totals:")))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| anyhow!("no summary: or totals: line in the callgrind output"))
+}
 
 /// What counts as "the function" among callgrind's function names.
 ///
@@ -20,6 +111,24 @@ pub struct Target {
 }
 
 impl Target {
+    /// The function `name` starting at `entry` in `binary`: its symbols
+    /// named `name` or `name.*` (`power.specialized` in a residual binary,
+    /// `run_vm.cold`) and its entry byte.
+    pub fn of_function(binary: &wiper_elf::Binary, name: &str, entry: u32) -> Target {
+        let prefix = format!("{name}.");
+        let mut ranges: Vec<(u32, u32)> = binary
+            .symbols
+            .iter()
+            .filter(|s| s.is_code() && (s.name == name || s.name.starts_with(&prefix)))
+            .map(|s| (s.addr, s.addr.saturating_add(s.size.max(1))))
+            .collect();
+        ranges.push((entry, entry.saturating_add(1)));
+        Target {
+            name: name.to_owned(),
+            ranges,
+        }
+    }
+
     /// Whether callgrind's function name `fn_name` is the function.
     pub fn matches(&self, fn_name: &str) -> bool {
         let base = strip_recursion(fn_name);
@@ -233,6 +342,14 @@ mod tests {
         ] {
             assert!(!t.matches(no), "{no}");
         }
+    }
+
+    #[test]
+    fn totals() {
+        assert_eq!(total(&format!("{HEADER}fn=main\n1 2 3\n")).unwrap(), 1000);
+        assert_eq!(total("events: Ir Dr\nfn=main\ntotals: 77 5\n").unwrap(), 77);
+        assert!(total("events: Dr\nsummary: 5\n").is_err());
+        assert!(total("events: Ir\nfn=main\n").is_err());
     }
 
     #[test]

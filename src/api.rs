@@ -1,0 +1,393 @@
+//! wiper as a library: open a binary, pick a function, give static inputs,
+//! get the residual program (its listing, its ELF, its figures).
+//!
+//! This is the pipeline the `wiper` command line runs (`wiper specialize`,
+//! `compare` and `check` build on [`Residual`]): load, locate the function,
+//! parse the static inputs, specialize, optimize, plan the new segment,
+//! encode, and then list or write.
+//!
+//! ```no_run
+//! let binary = wiper::Binary::open("testdata/bin/power-O2")?;
+//! let power = binary.function("power")?;
+//! let spec = wiper::Spec::parse(&["arg1=1", "arg2=2"])?;
+//! let residual = wiper::specialize(&binary, &power, &spec)?;
+//! print!("{}", residual.listing());
+//! residual.write_elf("power-y1-n2")?;
+//! eprintln!("{}", residual.summary());
+//! # Ok::<(), wiper::Error>(())
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wiper_x86::Disassembler;
+
+pub use wiper_specialize::Options;
+
+/// Why a library call failed. Every message is one line and names the
+/// instruction and address where one is involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file cannot be read, or is not an i386 ELF executable wiper reads.
+    #[error(transparent)]
+    Elf(#[from] wiper_elf::ElfError),
+    /// The function is not found, or does not decode.
+    #[error(transparent)]
+    Function(#[from] wiper_x86::DecodeError),
+    /// An address given for the function is code but not the start of a
+    /// function wiper knows (use [`Binary::function_forced`] to take it anyway).
+    #[error(
+        "{address:#x} is not the start of a known function (nearest: {}); --force uses it anyway",
+        nearest_text(.below, .above)
+    )]
+    NotFunctionStart {
+        /// The address asked for.
+        address: u32,
+        /// The nearest known function start below it, with its name.
+        below: Option<(u32, String)>,
+        /// The nearest known function start above it, with its name.
+        above: Option<(u32, String)>,
+    },
+    /// A malformed static input.
+    #[error(transparent)]
+    Spec(#[from] wiper_bta::SpecError),
+    /// The specializer refused the function or these inputs.
+    #[error(transparent)]
+    Specialize(#[from] wiper_specialize::SpecializeError),
+    /// The residual program could not be laid out, encoded or written as ELF.
+    #[error(transparent)]
+    Emit(#[from] wiper_emit::EmitError),
+    /// An output file could not be written.
+    #[error("cannot write {path}: {message}")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// `0x8049000 <power> below, 0x8049040 <main> above` for
+/// [`Error::NotFunctionStart`].
+fn nearest_text(below: &Option<(u32, String)>, above: &Option<(u32, String)>) -> String {
+    let parts: Vec<String> = [(below, "below"), (above, "above")]
+        .into_iter()
+        .filter_map(|(f, side)| f.as_ref().map(|(a, n)| format!("{a:#x} <{n}> {side}")))
+        .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// An i386 ELF executable, loaded.
+#[derive(Clone, Debug)]
+pub struct Binary {
+    path: PathBuf,
+    inner: Arc<wiper_elf::Binary>,
+}
+
+impl Binary {
+    /// Loads the executable at `path` (32-bit i386 ELF, `ET_EXEC` or `ET_DYN`).
+    pub fn open(path: impl AsRef<Path>) -> Result<Binary, Error> {
+        let path = path.as_ref();
+        Ok(Binary {
+            path: path.to_path_buf(),
+            inner: Arc::new(wiper_elf::Binary::open(path)?),
+        })
+    }
+
+    /// `binary`, loaded from `path`.
+    pub(crate) fn from_loaded(path: &Path, binary: wiper_elf::Binary) -> Binary {
+        Binary {
+            path: path.to_path_buf(),
+            inner: Arc::new(binary),
+        }
+    }
+
+    /// The path it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The loaded ELF, for the lower-level crates (`wiper_x86`, ...).
+    pub fn elf(&self) -> &wiper_elf::Binary {
+        &self.inner
+    }
+
+    /// The function `spec`: a symbol name (or `main`, found from `_start` in
+    /// a stripped binary), or an entry address as `0x` and hex digits. An
+    /// address must be a known function start (a symbol, an `.eh_frame`
+    /// entry, the entry point, `main` or a direct call target); otherwise the
+    /// error names the nearest known starts.
+    pub fn function(&self, spec: &str) -> Result<Function, Error> {
+        self.locate(spec, false)
+    }
+
+    /// Like [`Binary::function`], but an address that is not a known
+    /// function start is taken as one (the CLI's `--force`).
+    pub fn function_forced(&self, spec: &str) -> Result<Function, Error> {
+        self.locate(spec, true)
+    }
+
+    /// The function `spec`, checked to start a known function unless `force`.
+    pub(crate) fn locate(&self, spec: &str, force: bool) -> Result<Function, Error> {
+        let entry = locate(&self.inner, spec, force)?;
+        let name = self
+            .inner
+            .function_at(entry)
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| format!("fn_{entry:x}"));
+        Ok(Function { entry, name })
+    }
+}
+
+/// The entry address of the function `spec` (see [`Binary::function`]);
+/// unless `force`, an address must be a known function start.
+fn locate(binary: &wiper_elf::Binary, spec: &str, force: bool) -> Result<u32, Error> {
+    let entry = wiper_x86::resolve_function(binary, spec)?;
+    let by_address = spec.starts_with("0x") || spec.starts_with("0X");
+    // Cheap cases first: a symbol, an unwind entry, the entry point, main.
+    if !by_address
+        || force
+        || binary.function_at(entry).is_some()
+        || entry == binary.entry
+        || binary.unwind_ranges().iter().any(|r| r.start == entry)
+        || wiper_x86::find_main(binary) == Some(entry)
+    {
+        return Ok(entry);
+    }
+    let starts = Disassembler::new(binary).discover_functions();
+    let at = starts.partition_point(|&a| a < entry);
+    if starts.get(at) == Some(&entry) {
+        return Ok(entry);
+    }
+    let named = |a: u32| (a, binary.name_of(a).unwrap_or_else(|| format!("fn_{a:x}")));
+    Err(Error::NotFunctionStart {
+        address: entry,
+        below: at.checked_sub(1).map(|i| named(starts[i])),
+        above: starts.get(at).map(|&a| named(a)),
+    })
+}
+
+/// A function of a [`Binary`]: where it starts and what it is called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    entry: u32,
+    name: String,
+}
+
+impl Function {
+    /// Its entry address.
+    pub fn entry(&self) -> u32 {
+        self.entry
+    }
+
+    /// Its symbol name, or `fn_ADDR` without one.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Static inputs, in the syntax of the CLI's `--static` (docs/usage.md):
+/// `argN=INT`, `argN=@str:TEXT`, `argN=@i32:1,2,3`, `argN=@bytes:HEX`,
+/// `REG=INT`. Every input not given is dynamic; [`Spec::default`] has none.
+#[derive(Clone, Debug, Default)]
+pub struct Spec(wiper_bta::StaticSpec);
+
+impl Spec {
+    /// Parses the specs, each as one `--static` value.
+    pub fn parse<S: AsRef<str>>(specs: &[S]) -> Result<Spec, Error> {
+        Ok(Spec(wiper_bta::StaticSpec::parse_all(specs)?))
+    }
+
+    /// The specializer's form.
+    pub fn inner(&self) -> &wiper_bta::StaticSpec {
+        &self.0
+    }
+}
+
+/// Specializes `function` of `binary` for `spec` with the default
+/// [`Options`] (those of `wiper specialize` without options).
+pub fn specialize(binary: &Binary, function: &Function, spec: &Spec) -> Result<Residual, Error> {
+    specialize_with(binary, function, spec, &Options::default())
+}
+
+/// Specializes `function` of `binary` for `spec` with `options`.
+pub fn specialize_with(
+    binary: &Binary,
+    function: &Function,
+    spec: &Spec,
+    options: &Options,
+) -> Result<Residual, Error> {
+    Residual::build(
+        binary.inner.clone(),
+        function.clone(),
+        spec.inner(),
+        options,
+    )
+}
+
+/// The figures of the summary line of `wiper specialize`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The function's name (`fn_ADDR` without a symbol).
+    pub function: String,
+    /// Instructions of the original function.
+    pub original_instructions: usize,
+    /// Residual instructions (PC thunks excluded).
+    pub residual_instructions: usize,
+    /// Bytes of residual code.
+    pub residual_bytes: u32,
+    /// Instructions Reduce synthesized.
+    pub reduced: usize,
+    /// Of those, how many Z3 proved (only those are used).
+    pub proved: usize,
+    /// Instructions the fallback emitted.
+    pub fallbacks: usize,
+    /// Time spent specializing and optimizing (varies from run to run).
+    pub time: Duration,
+}
+
+impl fmt::Display for Summary {
+    /// `specialized power: 17 -> 6 instructions, 15 bytes, 2 reduced (2
+    /// proved), 0 fallbacks, 0.02 s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "specialized {}: {} -> {} instructions, {} bytes, {} reduced ({} proved), {} fallbacks, {:.2} s",
+            self.function,
+            self.original_instructions,
+            self.residual_instructions,
+            self.residual_bytes,
+            self.reduced,
+            self.proved,
+            self.fallbacks,
+            self.time.as_secs_f64()
+        )
+    }
+}
+
+/// A specialized function, encoded and ready to be listed or written.
+pub struct Residual {
+    pub(crate) binary: Arc<wiper_elf::Binary>,
+    pub(crate) function: Function,
+    pub(crate) result: wiper_specialize::Specialization,
+    pub(crate) plan: wiper_emit::Plan,
+    pub(crate) encoded: wiper_emit::Encoded,
+}
+
+impl Residual {
+    /// The pipeline: specialize, optimize, plan the new segment, encode.
+    pub(crate) fn build(
+        binary: Arc<wiper_elf::Binary>,
+        function: Function,
+        spec: &wiper_bta::StaticSpec,
+        options: &Options,
+    ) -> Result<Residual, Error> {
+        let mut result = wiper_specialize::specialize(&binary, function.entry, spec, options)?;
+        let started = Instant::now();
+        wiper_opt::optimize(&mut result.residual);
+        result.stats.time += started.elapsed();
+        let plan = wiper_emit::plan(&binary, result.residual.data.len() as u32)?;
+        let encoded = wiper_emit::encode(&plan, &result.residual)?;
+        Ok(Residual {
+            binary,
+            function,
+            result,
+            plan,
+            encoded,
+        })
+    }
+
+    /// The function it specializes.
+    pub fn function(&self) -> &Function {
+        &self.function
+    }
+
+    /// The annotated listing `wiper specialize --emit asm` prints: a header
+    /// line, then every instruction with its address, bytes, Intel syntax
+    /// and where it came from (`; from 0x...`, `; reduced from 0x...`, ...).
+    /// It depends only on the binary, the function and the spec: no paths,
+    /// no times.
+    pub fn listing(&self) -> String {
+        self.listing_in(wiper_x86::Syntax::Intel)
+    }
+
+    /// The listing in `syntax` (AT&T for [`wiper_x86::Syntax::Gas`]).
+    pub fn listing_in(&self, syntax: wiper_x86::Syntax) -> String {
+        wiper_emit::listing_in(&self.binary, &self.encoded, syntax)
+    }
+
+    /// The raw residual code, which loads at [`Residual::code_address`].
+    pub fn code(&self) -> &[u8] {
+        &self.encoded.code
+    }
+
+    /// Where [`Residual::code`] loads (relative to the load base in a PIE).
+    pub fn code_address(&self) -> u32 {
+        self.encoded.load_vaddr
+    }
+
+    /// The figures of the summary line.
+    pub fn summary(&self) -> Summary {
+        let st = &self.result.stats;
+        Summary {
+            function: self.function.name.clone(),
+            original_instructions: st.original_instructions,
+            residual_instructions: self.encoded.instruction_count,
+            residual_bytes: self.encoded.code_size(),
+            reduced: st.reduced,
+            proved: st.proved,
+            fallbacks: st.fallbacks,
+            time: st.time,
+        }
+    }
+
+    /// The specializer's own counts (points, restarts, BTA figures, ...).
+    pub fn stats(&self) -> &wiper_specialize::Stats {
+        &self.result.stats
+    }
+
+    /// The runnable ELF: the input byte for byte, with the function's entry
+    /// jumping to the residual code in a new segment, and a symbol
+    /// `NAME.specialized`.
+    pub fn elf_bytes(&self) -> Result<Vec<u8>, Error> {
+        let symbol = format!("{}.specialized", self.function.name);
+        Ok(wiper_emit::write_elf(
+            self.binary.file_bytes(),
+            &self.binary,
+            &self.plan,
+            &self.result.residual,
+            &self.encoded,
+            self.function.entry,
+            &symbol,
+        )?)
+    }
+
+    /// Writes [`Residual::elf_bytes`] to `path` and makes it executable.
+    pub fn write_elf(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let bytes = self.elf_bytes()?;
+        write_executable(path, &bytes).map_err(|e| Error::Write {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Writes `bytes` to `out` and makes it executable.
+pub(crate) fn write_executable(out: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(out, bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = std::fs::metadata(out)?.permissions();
+        p.set_mode(p.mode() | 0o755);
+        std::fs::set_permissions(out, p)?;
+    }
+    Ok(())
+}
