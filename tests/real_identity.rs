@@ -30,15 +30,8 @@ fn file_set() -> Vec<(&'static str, Vec<u8>)> {
         })
         .collect();
     let every_byte: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let random: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
+    let mut rng = wiper_x86::Rng::new(0x2545_f491_4f6c_dd1d);
+    let random: Vec<u8> = (0..1 << 20).map(|_| rng.next_u32() as u8).collect();
     vec![
         ("empty", Vec::new()),
         ("one byte", b"x".to_vec()),

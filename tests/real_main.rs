@@ -28,15 +28,8 @@ fn files() -> Vec<Vec<u8>> {
     let text: Vec<u8> = (0..300)
         .flat_map(|i| format!("line {i}: partial evaluation of machine code\n").into_bytes())
         .collect();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let random: Vec<u8> = (0..64 * 1024)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
+    let mut rng = wiper_x86::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let random: Vec<u8> = (0..64 * 1024).map(|_| rng.next_u32() as u8).collect();
     vec![
         Vec::new(),
         b"x".to_vec(),
