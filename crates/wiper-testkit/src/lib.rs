@@ -135,7 +135,7 @@ pub fn all_binaries() -> Vec<PathBuf> {
                 .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
                 .path()
         })
-        .filter(|path| path.is_file() && path.extension().is_none_or(|e| e != "specialized"))
+        .filter(|path| path.is_file() && path.extension() != Some("specialized".as_ref()))
         .collect();
     files.sort();
     files

@@ -466,9 +466,6 @@ impl Specializer<'_> {
                 break;
             }
         }
-        if visits.len() < UNROLL_MIN_VISITS.max(k + 2) {
-            return None;
-        }
         // The code the unrolling has cost so far, estimated from the turns
         // so far and the code per turn over the window.
         let window = self.run.items.saturating_sub(visits.last()?.2);
