@@ -3,14 +3,11 @@
 //! live registers, live flags and the memory window it leaves are compared
 //! with the goal's formulas evaluated on the same states.
 //!
-//! Goals come from random instances (`wiper_sem::sample::instance`) of the
-//! supported data-processing forms: memory operands are re-addressed to
-//! `[esp+d]` or to `[ebp+d]` with `ebp` static as `esp+c` (so accesses land
-//! in the oracle's window), a random half of the registers the instruction
-//! reads are static (their value substituted into the formulas; on the CPU
-//! they hold garbage, so a sequence that reads one is caught), and the live
-//! registers and flags are random. Effects on dead registers are dropped, as
-//! the specializer would.
+//! Goals come from `common::goals`: random instances of the supported
+//! data-processing forms, with memory operands in the oracle's window and a
+//! random half of the registers read static (their value substituted into
+//! the formulas; on the CPU they hold garbage, so a sequence that reads one
+//! is caught).
 //!
 //! `cpu_random_goals` runs [`GOALS`] goals (seconds in a debug build);
 //! `cpu_random_goals_long` (ignored) runs 3000 with the default budget
@@ -21,17 +18,14 @@ mod common;
 
 use std::sync::Mutex;
 
-use iced_x86::{
-    Code, Decoder, DecoderOptions, Encoder, Instruction, InstructionInfoFactory, Mnemonic,
-    OpAccess, OpKind, Register,
-};
+use iced_x86::Instruction;
 use wiper_oracle::{CpuState, Outcome, Rng, SCRATCH_BASE};
 use wiper_qfbv::{Env, ExprId, ExprPool, Value, VarId};
-use wiper_sem::sample;
-use wiper_sem::{loc_var, supported_codes, Flag, Loc, Reg};
+use wiper_sem::{loc_var, Flag, Loc, Reg};
 use wiper_synth::{CandidateKind, Goal, Synthesizer};
 
-use common::{static_expr, text, Static};
+use common::goals::{case, codes, GoalParts};
+use common::text;
 
 /// Goals in the default run.
 const GOALS: usize = 300;
@@ -46,131 +40,6 @@ static ORACLE: Mutex<()> = Mutex::new(());
 fn run(seq: &[Instruction], states: &[CpuState]) -> Vec<Outcome> {
     let _one = ORACLE.lock().unwrap_or_else(|e| e.into_inner());
     wiper_oracle::run_instructions(seq, states).expect("harness runs")
-}
-
-/// Forms the test draws from: data processing, stack and flag
-/// instructions (no control transfers, string loops, divisions, barriers,
-/// `pushf`/`popf`, or bit tests into memory).
-fn codes() -> Vec<Code> {
-    supported_codes()
-        .iter()
-        .copied()
-        .filter(|c| {
-            use Mnemonic as M;
-            let m = c.mnemonic();
-            !c.is_string_instruction()
-                && !c.is_jcc_short_or_near()
-                && !matches!(
-                    m,
-                    M::Jmp
-                        | M::Call
-                        | M::Ret
-                        | M::Div
-                        | M::Idiv
-                        | M::Int
-                        | M::Hlt
-                        | M::Loop
-                        | M::Loope
-                        | M::Loopne
-                        | M::Jecxz
-                        | M::Pushfd
-                        | M::Pushf
-                        | M::Popfd
-                        | M::Popf
-                        | M::Nop
-                        | M::Endbr32
-                        | M::Bt
-                        | M::Bts
-                        | M::Btr
-                        | M::Btc
-                )
-        })
-        .collect()
-}
-
-/// Encodes and decodes `ins` (after its operands were edited).
-fn normal(ins: &Instruction) -> Option<Instruction> {
-    let mut e = Encoder::new(32);
-    e.encode(ins, common::IP).ok()?;
-    let b = e.take_buffer();
-    let d = Decoder::with_ip(32, &b, common::IP, DecoderOptions::NONE).decode();
-    (d.code() == ins.code() && d.len() == b.len()).then_some(d)
-}
-
-/// A random goal: the instance, the static registers and the live sets.
-struct Case {
-    ins: Instruction,
-    statics: Vec<(Reg, Static)>,
-    live_regs: u8,
-    live_flags: u8,
-    keep_dead_flag_effects: bool,
-    /// Whether the goal names its original instruction (without it, only
-    /// direct candidates, splitting and search can answer).
-    hint: bool,
-}
-
-fn case(rng: &mut Rng, sampler: &mut Rng, codes: &[Code]) -> Option<Case> {
-    let code = codes[rng.below(codes.len() as u32) as usize];
-    let mut ins = sample::instance(code, common::IP as u32, sampler);
-    let mut statics: Vec<(Reg, Static)> = Vec::new();
-    let has_mem = (0..ins.op_count()).any(|i| ins.op_kind(i) == OpKind::Memory);
-    let frame = rng.chance(1, 2);
-    if has_mem && ins.mnemonic() != Mnemonic::Lea || ins.mnemonic() == Mnemonic::Leave {
-        let disp = rng.range(0, 64) as i32 - 32;
-        if ins.mnemonic() != Mnemonic::Leave {
-            ins.set_memory_base(if frame { Register::EBP } else { Register::ESP });
-            ins.set_memory_index(Register::None);
-            ins.set_memory_index_scale(1);
-            ins.set_memory_displacement32(disp as u32);
-            ins.set_memory_displ_size(1);
-            ins = normal(&ins)?;
-        }
-        if frame || ins.mnemonic() == Mnemonic::Leave {
-            let c = (rng.range(0, 64) as i32 - 32) as u32 & !3;
-            statics.push((Reg::Ebp, Static::EspPlus(c)));
-        }
-    }
-    // Static registers among those read.
-    let mut factory = InstructionInfoFactory::new();
-    let mut read: Vec<Reg> = Vec::new();
-    for u in factory.info(&ins).used_registers() {
-        if !matches!(
-            u.access(),
-            OpAccess::Read | OpAccess::ReadWrite | OpAccess::CondRead | OpAccess::ReadCondWrite
-        ) {
-            continue;
-        }
-        if let Some(r) = Reg::from_iced(u.register()) {
-            if r != Reg::Esp && !read.contains(&r) {
-                read.push(r);
-            }
-        }
-    }
-    for r in read {
-        if statics.iter().any(|s| s.0 == r) || !rng.chance(1, 2) {
-            continue;
-        }
-        let v = match rng.below(4) {
-            0 => rng.below(4),
-            1 => rng.below(64),
-            2 => 1 << rng.below(32),
-            _ => rng.next_u32(),
-        };
-        statics.push((r, Static::Const(v)));
-    }
-    let live_flags = match rng.below(4) {
-        0 => 0,
-        1 => 0x7f,
-        _ => rng.below(128) as u8,
-    };
-    Some(Case {
-        ins,
-        statics,
-        live_regs: rng.next_u32() as u8,
-        live_flags,
-        keep_dead_flag_effects: rng.chance(1, 2),
-        hint: !rng.chance(1, 4),
-    })
 }
 
 /// The machine state of an oracle state, as formula variables.
@@ -281,34 +150,11 @@ fn random_goals(goals: usize, budget: Option<usize>, seed: u64) {
             continue;
         };
         let mut pool = ExprPool::new();
-        let subst: Vec<(Reg, ExprId)> = c
-            .statics
-            .iter()
-            .map(|&(r, s)| (r, static_expr(&mut pool, s)))
-            .collect();
-        let Some(fx) = wiper_synth::instruction_effects(&mut pool, &c.ins, &subst) else {
+        let Some(parts) = GoalParts::of(&mut pool, &c) else {
             continue;
         };
         tried += 1;
-        let mut live_regs = c.live_regs;
-        for (r, _) in &c.statics {
-            if !fx.iter().any(|(l, _)| *l == Loc::Reg(*r)) {
-                live_regs &= !(1 << r.index());
-            }
-        }
-        let effects: Vec<(Loc, ExprId)> = fx
-            .into_iter()
-            .filter(|(l, _)| match l {
-                Loc::Reg(r) => live_regs & 1 << r.index() != 0 || *r == Reg::Esp,
-                Loc::Flag(f) => c.keep_dead_flag_effects || c.live_flags & 1 << f.index() != 0,
-                _ => true,
-            })
-            .collect();
-        let hints: Vec<(Reg, u32)> = c
-            .statics
-            .iter()
-            .map(|&(r, s)| (r, if let Static::Const(v) = s { v } else { 0 }))
-            .collect();
+        let (effects, live_regs, hints) = (parts.effects, parts.live_regs, parts.hints);
         let goal = Goal {
             effects,
             live_regs,

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod goals;
+
 use iced_x86::code_asm::CodeAssembler;
 use iced_x86::{Decoder, DecoderOptions, Formatter, IcedError, Instruction, NasmFormatter};
 use wiper_qfbv::{ExprId, ExprPool};
