@@ -34,6 +34,7 @@ mod build;
 pub mod bv;
 mod eval;
 mod fx;
+mod lia;
 mod op;
 mod pool;
 mod print;

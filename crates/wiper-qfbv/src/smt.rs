@@ -13,6 +13,7 @@ use z3::ast::{Array, Ast, Bool, BV};
 use z3::{Params, SatResult, Solver};
 
 use crate::fx::FxHashMap;
+use crate::lia::LiaTranslator;
 use crate::{Assignment, ExprId, ExprPool, MemImage, Op, Sort, VarId};
 
 /// A translated expression: a Z3 bit-vector, or a Z3 array for memory.
@@ -201,6 +202,11 @@ pub struct ProverStats {
     pub by_simplify: u64,
     /// Queries that reached the solver.
     pub solver_calls: u64,
+    /// Of those, queries with a division tried in linear integer
+    /// arithmetic first ([`Prover::prove_equal`]).
+    pub linear_calls: u64,
+    /// Of those, the ones proved there.
+    pub linear_proofs: u64,
 }
 
 /// Decides equivalence of expressions with Z3: one reused solver per logic
@@ -273,11 +279,69 @@ impl Prover {
             _ => unreachable!("sorts checked above"),
         };
         let probe = (pool.sort(a) == Sort::Mem).then(|| self.probe_addr.clone());
-        let r = self.check_differ(pool, &[a, b], &differ, probe);
+        // Dividers defeat bit-blasting; in integer arithmetic a division by
+        // a constant is linear, so such formulas are tried there first.
+        let divides = |e: ExprId| {
+            pool.subterms(&[e])
+                .iter()
+                .any(|&s| matches!(pool.op(s), Op::Udiv | Op::Urem | Op::Sdiv | Op::Srem))
+        };
+        let mut r = ProofResult::Unknown;
+        if pool.sort(a) != Sort::Mem && (divides(a) || divides(b)) {
+            r = self.prove_equal_linear(pool, a, b);
+        }
+        if r == ProofResult::Unknown {
+            r = self.check_differ(pool, &[a, b], &differ, probe);
+        }
         if r != ProofResult::Unknown {
             self.cache.insert(key, r.clone());
         }
         r
+    }
+
+    /// The first try of [`Prover::prove_equal`] for formulas with a
+    /// division: both bit-vector formulas translated exactly into linear
+    /// integer arithmetic (each is its unsigned value; see `lia.rs`).
+    /// `Proved` when Z3 finds no assignment of the variables in their ranges
+    /// that tells them apart, `Refuted` with the one it finds, `Unknown`
+    /// when a formula leaves the linear fragment (a product of two
+    /// variables, `or`, memory, …) or Z3 gives up.
+    pub fn prove_equal_linear(&mut self, pool: &ExprPool, a: ExprId, b: ExprId) -> ProofResult {
+        let mut lia = LiaTranslator::new(pool);
+        let (Some(ia), Some(ib)) = (lia.unsigned(a), lia.unsigned(b)) else {
+            return ProofResult::Unknown;
+        };
+        self.stats.solver_calls += 1;
+        self.stats.linear_calls += 1;
+        let solver = Solver::new();
+        let mut params = Params::new();
+        params.set_u32("timeout", self.timeout_ms);
+        solver.set_params(&params);
+        for range in &lia.ranges {
+            solver.assert(range);
+        }
+        solver.assert(ia.eq(&ib).not());
+        match solver.check() {
+            SatResult::Unsat => {
+                self.stats.linear_proofs += 1;
+                ProofResult::Proved
+            }
+            SatResult::Sat => match solver.get_model() {
+                Some(model) => {
+                    let mut assignment = Assignment::new();
+                    for (v, x) in &lia.vars {
+                        let value = model.eval(x, true).and_then(|n| n.as_u64());
+                        assignment.set_bv(*v, value.unwrap_or(0));
+                    }
+                    ProofResult::Refuted(Counterexample {
+                        assignment,
+                        address: None,
+                    })
+                }
+                None => ProofResult::Unknown,
+            },
+            SatResult::Unknown => ProofResult::Unknown,
+        }
     }
 
     /// Whether the 1-bit `cond` is 1 for every value of its variables.
