@@ -254,6 +254,9 @@ impl<'p> LiaTranslator<'p> {
     }
 
     /// A product with at most one factor that is not a constant.
+    /// The constant factor is taken as its signed representative (a
+    /// 64-bit `-3` is `-3`, not `2^64 - 3`): congruent, and it keeps the
+    /// product's bounds small.
     fn product(&mut self, args: &[ExprId], w: u32) -> Option<Term> {
         let mut factor = 1i128;
         let mut variable: Option<Term> = None;
@@ -263,6 +266,9 @@ impl<'p> LiaTranslator<'p> {
                 None if variable.is_none() => variable = Some(self.term(a)?),
                 None => return None,
             }
+        }
+        if factor >= 1i128 << (w - 1) {
+            factor -= 1i128 << w;
         }
         Some(match variable {
             Some(v) => v.scale(factor)?,
