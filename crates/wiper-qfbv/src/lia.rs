@@ -177,6 +177,16 @@ impl<'p> LiaTranslator<'p> {
 
     /// The signed value of `e` (width `w`).
     fn signed(&mut self, e: ExprId, w: u32) -> Option<Term> {
+        // A sign extension's signed value is its operand's: `sext(y)`, or
+        // `(y >>s (k-1)) ++ y` as `cdq` leaves `edx:eax`.
+        let args = self.pool.args(e);
+        match self.pool.op(e) {
+            Op::SignExt(_) => return self.signed(args[0], self.pool.width(args[0])),
+            Op::Concat if self.is_sign_of(args[0], args[1]) => {
+                return self.signed(args[1], self.pool.width(args[1]));
+            }
+            _ => {}
+        }
         let u = self.exact(e)?;
         let half = 1i128 << (w - 1);
         if u.hi < half {
@@ -185,6 +195,16 @@ impl<'p> LiaTranslator<'p> {
         let negative = u.int.ge(Int::from_i128(half));
         let shifted = u.clone().minus(&Term::constant(1i128 << w))?;
         Some(Term::choose(&negative, &shifted, &u))
+    }
+
+    /// Whether `high` is `low >>s (k-1)` with `k` the width of both: every
+    /// bit of `high` is `low`'s sign.
+    fn is_sign_of(&self, high: ExprId, low: ExprId) -> bool {
+        let k = self.pool.width(low);
+        self.pool.op(high) == Op::Ashr
+            && self.pool.width(high) == k
+            && self.pool.args(high)[0] == low
+            && self.pool.as_const(self.pool.args(high)[1]) == Some(u64::from(k - 1))
     }
 
     /// `c` as a constant operand, if it is one.
@@ -237,6 +257,8 @@ impl<'p> LiaTranslator<'p> {
                 let high = self.exact(args[0])?.scale(1 << low)?;
                 high.plus(&self.exact(args[1])?)?
             }
+            // The low bits of a value only need a term congruent to it.
+            Op::Extract { hi, lo: 0 } => self.term(args[0])?.wrap(hi + 1),
             Op::Extract { hi, lo } => self.exact(args[0])?.div(1 << lo).wrap(hi - lo + 1),
             Op::ZeroExt(_) => self.exact(args[0])?,
             Op::SignExt(_) => {
@@ -304,22 +326,28 @@ impl<'p> LiaTranslator<'p> {
         }
         let x = self.signed(args[0], w)?;
         let magnitude = sc.abs();
+        let nonneg = x.int.ge(Int::from_u64(0));
+        if self.pool.op(e) == Op::Srem {
+            // The remainder has the dividend's sign and the divisor's
+            // magnitude does not matter: `|x| mod |c|` with `x`'s sign.
+            if x.lo >= 0 {
+                return Some(x.rem(magnitude));
+            }
+            let down = x.clone().rem(magnitude);
+            let up = x.negated().rem(magnitude).negated();
+            return Some(Term::choose(&nonneg, &down, &up));
+        }
         let toward_zero = if x.lo >= 0 {
-            x.clone().div(magnitude)
+            x.div(magnitude)
         } else {
-            let nonneg = x.int.ge(Int::from_u64(0));
             let down = x.clone().div(magnitude);
-            let up = x.clone().negated().div(magnitude).negated();
+            let up = x.negated().div(magnitude).negated();
             Term::choose(&nonneg, &down, &up)
         };
-        let q = if sc < 0 {
+        Some(if sc < 0 {
             toward_zero.negated()
         } else {
             toward_zero
-        };
-        Some(match self.pool.op(e) {
-            Op::Sdiv => q,
-            _ => x.minus(&q.scale(sc)?)?,
         })
     }
 

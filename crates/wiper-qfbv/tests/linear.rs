@@ -115,24 +115,46 @@ fn gcc_unsigned_divisions_are_proved() {
     }
 }
 
+/// gcc's signed sequences: (divisor, magic, add x, shift) as gcc -O2
+/// emits them.
+const SIGNED: [(u64, u64, bool, u64); 3] = [
+    (10, 0x6666_6667, false, 2),
+    (7, 0x9249_2493, true, 2),
+    (3, 0x5555_5556, false, 0),
+];
+
+/// `x`, `d`, gcc's quotient for the case, and `cdq; idiv` as wiper-sem
+/// lifts it: 64-bit `(x >>s 31) ++ x` by the sign-extended divisor.
+fn signed_case(p: &mut ExprPool, (d, m, add, s): (u64, u64, bool, u64)) -> [ExprId; 4] {
+    let x = x_var(p);
+    let dc = p.bv(d, 32);
+    let magic = sdiv_magic(p, x, m, add, s);
+    let k31 = p.bv(31, 32);
+    let sign = p.ashr(x, k31);
+    let wide = p.concat(sign, x);
+    [x, dc, magic, wide]
+}
+
 #[test]
 fn gcc_signed_divisions_are_proved() {
-    // (divisor, magic, add x, shift) as gcc -O2 emits them. Not yet
-    // proved within a minute: the forms that add `x` to the high half
-    // (`x / 7`: magic 0x92492493, shift 2; docs/limitations.md).
-    let cases: [(u64, u64, bool, u64); 2] =
-        [(10, 0x6666_6667, false, 2), (3, 0x5555_5556, false, 0)];
-    for (d, m, add, s) in cases {
+    for case in SIGNED {
+        let d = case.0;
         let mut p = ExprPool::new();
-        let x = x_var(&mut p);
-        let dc = p.bv(d, 32);
-        let goal = p.sdiv(x, dc);
-        let magic = sdiv_magic(&mut p, x, m, add, s);
+        let [x, dc, magic, wide] = signed_case(&mut p, case);
         let mut prover = Prover::new(60_000);
+        let goal = p.sdiv(x, dc);
         assert_eq!(
             prover.prove_equal(&p, goal, magic),
             ProofResult::Proved,
             "x /s {d}"
+        );
+        let d64 = p.sext(dc, 64);
+        let q64 = p.sdiv(wide, d64);
+        let q = p.trunc(q64, 32);
+        assert_eq!(
+            prover.prove_equal(&p, q, magic),
+            ProofResult::Proved,
+            "cdq; idiv {d}"
         );
     }
 }

@@ -18,12 +18,15 @@
 //!    (`mov eax,[ebp+8]` with `ebp = esp+4` becomes `mov eax,[esp+0xc]`);
 //! 4. **Direct**: one `mov`/`lea`/`xor`/`movzx`/`movsx`/`op r,imm`/
 //!    `mov [a],r`/`push`/`pop` matched against the shape of a formula;
-//! 5. **Materialized**: the original (or a rewritten form) after
+//! 5. **Divide**: a quotient and remainder of `eax` by a constant (`div`
+//!    or `idiv` with a static divisor) as a multiplication by a magic
+//!    number and shifts (`divide.rs`);
+//! 6. **Materialized**: the original (or a rewritten form) after
 //!    `mov r, value` for each stale register it still reads, when those
 //!    registers may be written (`sub eax,ecx` with `eax = 5` becomes
 //!    `mov eax,5; sub eax,ecx`);
-//! 6. **Split**: divide and conquer over independent locations;
-//! 7. **Search**: McSynth-style enumeration of sequences of length 1 to 3
+//! 7. **Split**: divide and conquer over independent locations;
+//! 8. **Search**: McSynth-style enumeration of sequences of length 1 to 3
 //!    over an instruction pool pruned by the goal's footprint.
 //!
 //! Every candidate is lifted with `wiper_sem::lift` and its parts composed
@@ -63,6 +66,7 @@ mod asm;
 mod cands;
 mod check;
 mod compose;
+mod divide;
 mod import;
 mod search;
 mod spec;
@@ -116,6 +120,9 @@ pub enum CandidateKind {
     Rewritten,
     /// One instruction matched against a formula's shape.
     Direct,
+    /// Division by a constant as a multiplication by a magic number and
+    /// shifts.
+    Divide,
     /// The original (or a rewritten form) after `mov`s that put static
     /// values into the stale registers it reads (when they may be written).
     Materialized,
@@ -127,11 +134,12 @@ pub enum CandidateKind {
 
 impl CandidateKind {
     /// Every kind, in the order they are tried.
-    pub const ALL: [CandidateKind; 7] = [
+    pub const ALL: [CandidateKind; 8] = [
         CandidateKind::Empty,
         CandidateKind::Original,
         CandidateKind::Rewritten,
         CandidateKind::Direct,
+        CandidateKind::Divide,
         CandidateKind::Materialized,
         CandidateKind::Split,
         CandidateKind::Search,
@@ -149,6 +157,7 @@ impl CandidateKind {
             "original",
             "rewritten",
             "direct",
+            "divide",
             "materialized",
             "split",
             "search",
@@ -235,7 +244,7 @@ pub struct SynthStats {
     pub proofs_unknown: u64,
     /// Goals solved per [`CandidateKind`] (index [`CandidateKind::index`]),
     /// counted when computed (not for cached answers).
-    pub solved_by: [u64; 7],
+    pub solved_by: [u64; CandidateKind::ALL.len()],
 }
 
 impl SynthStats {
@@ -489,6 +498,13 @@ impl Synthesizer {
             if let Some(st) = self.compose_seq(&ctx.spec, &[ins]) {
                 if self.check_state(ctx, &st, false) {
                     return Some((vec![ins], CandidateKind::Direct));
+                }
+            }
+        }
+        if let Some(seq) = divide::candidate(&self.pool, &ctx.spec) {
+            if let Some(st) = self.compose_seq(&ctx.spec, &seq) {
+                if self.check_state(ctx, &st, false) {
+                    return Some((seq, CandidateKind::Divide));
                 }
             }
         }

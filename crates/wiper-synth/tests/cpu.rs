@@ -144,7 +144,7 @@ fn random_goals(goals: usize, budget: Option<usize>, seed: u64) {
     let mut solved = 0usize;
     let mut tried = 0usize;
     let mut failures: Vec<String> = Vec::new();
-    let mut by_kind = [0usize; 7];
+    let mut by_kind = [0usize; CandidateKind::ALL.len()];
     while tried < goals {
         let Some(c) = case(&mut rng, &mut sampler, &codes) else {
             continue;

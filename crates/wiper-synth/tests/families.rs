@@ -193,3 +193,92 @@ fn candidate_kinds_have_distinct_names() {
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "{names:?}");
 }
+
+/// The answer to the goal of `ins` with `ecx` static (the divisor) and
+/// `edx` replaced by `high` (0 after `xor edx,edx`, the sign of `eax`
+/// after `cdq`), every register but `ecx` live.
+fn division(ins: &iced_x86::Instruction, divisor: u32, signed: bool) -> (String, CandidateKind) {
+    division_live(ins, divisor, signed, true)
+}
+
+/// [`division`] with `edx` (the remainder) live or dead.
+fn division_live(
+    ins: &iced_x86::Instruction,
+    divisor: u32,
+    signed: bool,
+    remainder: bool,
+) -> (String, CandidateKind) {
+    let mut pool = ExprPool::new();
+    let high = if signed {
+        let eax = reg(&mut pool, Reg::Eax);
+        let k = pool.bv(31, 32);
+        pool.ashr(eax, k)
+    } else {
+        pool.bv(0, 32)
+    };
+    let d = pool.bv(u64::from(divisor), 32);
+    let fx = wiper_synth::instruction_effects(&mut pool, ins, &[(Reg::Ecx, d), (Reg::Edx, high)])
+        .expect("liftable");
+    let edx = 1u8 << Reg::Edx.index();
+    let fx = fx
+        .into_iter()
+        .filter(|(l, _)| remainder || *l != wiper_sem::Loc::Reg(Reg::Edx))
+        .collect();
+    let mut live_regs = ALL_REGS & !(1 << Reg::Ecx.index());
+    if !remainder {
+        live_regs &= !edx;
+    }
+    let mut synth = Synthesizer::new(60_000);
+    let goal = Goal {
+        effects: fx,
+        live_regs,
+        live_flags: 0,
+        original: Some(ins),
+        static_regs: &[(Reg::Ecx, divisor)],
+    };
+    let s = synth.synthesize_detailed(&pool, &goal).expect("solvable");
+    assert!(s.proof.holds(), "{:?}", s.proof);
+    (text(&s.instructions), s.kind)
+}
+
+#[test]
+fn unsigned_division_by_a_static_divisor_multiplies_by_a_magic_number() {
+    let div = one(|a| a.div(iced_x86::code_asm::ecx));
+    assert_eq!(
+        division(&div, 10, false),
+        (
+            "mov ecx,eax; mov edx,0CCCCCCCDh; mul edx; mov eax,edx; shr eax,3; \
+             imul edx,eax,0Ah; neg edx; add edx,ecx"
+                .to_owned(),
+            CandidateKind::Divide
+        )
+    );
+    // A 33-bit magic number: the long form.
+    let (seq, kind) = division(&div, 7, false);
+    assert_eq!(kind, CandidateKind::Divide);
+    assert!(seq.contains("mov edx,24924925h; mul edx"), "{seq}");
+}
+
+#[test]
+fn signed_division_by_a_static_divisor_multiplies_by_a_magic_number() {
+    // The quotient (`int / d`); a signed remainder is not proved within
+    // the budget (docs/limitations.md).
+    let idiv = one(|a| a.idiv(iced_x86::code_asm::ecx));
+    for (d, magic) in [
+        (7u32, "92492493h"),
+        (10, "66666667h"),
+        ((-3i32) as u32, "55555556h"),
+    ] {
+        let (seq, kind) = division_live(&idiv, d, true, false);
+        assert_eq!(kind, CandidateKind::Divide, "{d}: {seq}");
+        assert!(
+            seq.contains(&format!("mov edx,{magic}; imul edx")),
+            "{d}: {seq}"
+        );
+        assert!(!seq.contains("div"), "{seq}");
+    }
+    // A power of two: shifts.
+    let (seq, kind) = division_live(&idiv, 8, true, false);
+    assert_eq!(kind, CandidateKind::Divide);
+    assert!(!seq.contains("mul") && !seq.contains("div"), "{seq}");
+}
