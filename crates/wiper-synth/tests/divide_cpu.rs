@@ -36,7 +36,7 @@ fn sequence(d: u32, signed: bool, remainder: bool) -> Vec<iced_x86::Instruction>
         .into_iter()
         .filter(|(l, _)| remainder || *l != Loc::Reg(Reg::Edx))
         .collect();
-    let mut live = 0xff & !(1u8 << Reg::Ecx.index());
+    let mut live = !(1u8 << Reg::Ecx.index());
     if !remainder {
         live &= !(1 << Reg::Edx.index());
     }
