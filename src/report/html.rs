@@ -412,6 +412,10 @@ fn residual_block_head(out: &mut String, residual: &Residual, model: &Model<'_>,
     let _ = write!(out, "\n<h3>{label}");
     if let Some(p) = model.by_label.get(&label) {
         point_text(out, model, p);
+    } else if model.made.contains(&label) {
+        out.push_str(
+            " <span class=\"pt\">made by the optimizer (code it moved before the old entry, and the blocks merged into it)</span>",
+        );
     }
     out.push_str("</h3>\n");
     if let Some(block) = residual.result.residual.block(label) {

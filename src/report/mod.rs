@@ -78,7 +78,7 @@ pub fn report<'a>(
     statics: &[String],
     output: &Path,
     options: &wiper_specialize::Options,
-    report: &ReportOptions,
+    page_options: &ReportOptions,
 ) -> Result<commands::Report> {
     commands::check_output(path, Some(output))?;
     let options = wiper_specialize::Options {
@@ -86,10 +86,10 @@ pub fn report<'a>(
         ..options.clone()
     };
     let sp = commands::specialize_path(path, function, statics, &options)?;
-    let text = page(&sp, statics, report)
+    let text = page(&sp, statics, page_options)
         .with_context(|| format!("{}: function {}", path.display(), sp.function().name()))?;
     std::fs::write(output, &text).with_context(|| format!("cannot write {}", output.display()))?;
-    let drawn = if !report.graphviz {
+    let drawn = if !page_options.graphviz {
         "without a graph (--no-graphviz)"
     } else if text.contains("<svg") {
         "with its graph drawn by Graphviz"
@@ -122,9 +122,11 @@ pub(crate) struct Model<'a> {
     recorded: bool,
     /// The specialized function's entry.
     entry: u32,
-    /// The residual blocks the encoder laid out (others were merged into
-    /// a predecessor or removed by the optimizer).
+    /// The specializer's residual blocks the encoder laid out (others were
+    /// merged into a predecessor or removed by the optimizer).
     emitted: BTreeSet<Label>,
+    /// The blocks the optimizer made.
+    made: &'a BTreeSet<Label>,
 }
 
 impl<'a> Model<'a> {
@@ -146,10 +148,22 @@ impl<'a> Model<'a> {
             instructions: original.instructions().map(|i| i.ip32()).collect(),
             uses,
             copies,
-            by_label: result.points.iter().map(|p| (p.label, p)).collect(),
+            by_label: result
+                .points
+                .iter()
+                .filter(|p| !residual.made_labels.contains(&p.label))
+                .map(|p| (p.label, p))
+                .collect(),
             recorded: !result.points.is_empty(),
             entry: original.entry,
-            emitted: residual.encoded.labels.keys().copied().collect(),
+            emitted: residual
+                .encoded
+                .labels
+                .keys()
+                .filter(|l| !residual.made_labels.contains(l))
+                .copied()
+                .collect(),
+            made: &residual.made_labels,
         }
     }
 

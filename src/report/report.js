@@ -62,7 +62,7 @@
   document.addEventListener("click", function (e) {
     var t = e.target;
     var r = t.closest && t.closest("tr[data-r]");
-    if (r) { if (t.tagName !== "A") { selectResidual(r); } return; }
+    if (r) { selectResidual(r); return; }
     var o = t.closest && t.closest("tr[data-o]");
     if (o) { selectOriginal(o.dataset.o); return; }
     var g = t.closest && t.closest("g[id^='a_g_']");
