@@ -115,6 +115,8 @@ struct Figures {
     instructions: BTreeSet<u32>,
     /// Block starts that a branch of the function jumps back to.
     loop_heads: BTreeSet<u32>,
+    /// The function's entry.
+    entry: u32,
 }
 
 fn figures(case: &(String, String, Vec<String>)) -> Figures {
@@ -152,6 +154,7 @@ fn figures(case: &(String, String, Vec<String>)) -> Figures {
         origins,
         instructions: cfg.instructions().map(|i| i.ip32()).collect(),
         loop_heads,
+        entry: function.entry(),
     }
 }
 
@@ -214,6 +217,26 @@ fn check_page(html: &str, f: &Figures, label: &str) -> BTreeSet<String> {
             text_of(html, &format!("fig-{id}")),
             value.to_string(),
             "{label}: {id}"
+        );
+    }
+    // Every residual block said to specialize a point starts an original
+    // block; the first residual block, where the specialized function
+    // starts, specializes nothing but the function's entry.
+    let blocks: Vec<&str> = html.split("<div class=\"rblock\"").skip(1).collect();
+    for block in &blocks {
+        if let Some((_, rest)) = block.split_once("specializes <a href=\"#o-") {
+            let addr = u32::from_str_radix(rest.split('"').next().unwrap(), 16).unwrap();
+            assert!(
+                html.contains(&format!("id=\"ob-{addr:x}\"")),
+                "{label}: {addr:#x}"
+            );
+        }
+    }
+    if let Some((_, rest)) = blocks[0].split_once("specializes <a href=\"#o-") {
+        assert!(
+            rest.starts_with(&format!("{:x}\"", f.entry)),
+            "{label}: {}",
+            blocks[0]
         );
     }
     // Every specialization point is a copy of a block of the function
