@@ -17,6 +17,7 @@
 //! # Ok::<(), wiper::Error>(())
 //! ```
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -278,6 +279,10 @@ pub struct Residual {
     pub(crate) result: wiper_specialize::Specialization,
     pub(crate) plan: wiper_emit::Plan,
     pub(crate) encoded: wiper_emit::Encoded,
+    /// Labels of blocks the optimizer made (it numbers them after the
+    /// highest label left, which may be one a specialization point had):
+    /// noted only when the points are recorded.
+    pub(crate) made_labels: BTreeSet<wiper_residual::Label>,
 }
 
 impl Residual {
@@ -290,7 +295,12 @@ impl Residual {
     ) -> Result<Residual, Error> {
         let mut result = wiper_specialize::specialize(&binary, function.entry, spec, options)?;
         let started = Instant::now();
-        wiper_opt::optimize(&mut result.residual);
+        let made_labels = if options.record_points {
+            optimize_noting_new_labels(&mut result.residual)
+        } else {
+            wiper_opt::optimize(&mut result.residual);
+            BTreeSet::new()
+        };
         result.stats.time += started.elapsed();
         let plan = wiper_emit::plan(&binary, result.residual.data.len() as u32)?;
         let encoded = wiper_emit::encode(&plan, &result.residual)?;
@@ -300,6 +310,7 @@ impl Residual {
             result,
             plan,
             encoded,
+            made_labels,
         })
     }
 
@@ -377,6 +388,25 @@ impl Residual {
             message: e.to_string(),
         })
     }
+}
+
+/// Optimizes `residual` and returns the labels of the blocks the
+/// optimizer made: those that appear after a pass without being there
+/// before it.
+fn optimize_noting_new_labels(
+    residual: &mut wiper_residual::Residual,
+) -> BTreeSet<wiper_residual::Label> {
+    let labels = |r: &wiper_residual::Residual| -> BTreeSet<_> {
+        r.blocks.iter().map(|b| b.label).collect()
+    };
+    let mut alive = labels(residual);
+    let mut made = BTreeSet::new();
+    wiper_opt::optimize_observed(residual, |_, r| {
+        let now = labels(r);
+        made.extend(now.difference(&alive).copied());
+        alive = now;
+    });
+    made
 }
 
 /// Writes `bytes` to `out` and makes it executable.

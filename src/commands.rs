@@ -239,7 +239,7 @@ fn write_residual(residual: &Residual, out: &Path) -> Result<()> {
 }
 
 /// Refuses to write over the input binary.
-fn check_output(input: &Path, output: Option<&Path>) -> Result<()> {
+pub(crate) fn check_output(input: &Path, output: Option<&Path>) -> Result<()> {
     match output {
         Some(out) if same_file(input, out) => Err(anyhow!(
             "{}: refusing to overwrite the input binary",

@@ -25,6 +25,7 @@ pub mod callgrind;
 pub mod check;
 pub mod commands;
 pub mod info;
+pub mod report;
 
 pub use api::{
     specialize, specialize_with, Binary, Error, Function, Options, Residual, Spec, Summary,

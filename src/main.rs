@@ -47,7 +47,7 @@ impl FunctionArgs {
     }
 }
 
-/// The static inputs (`bta`, `specialize`, `compare`).
+/// The static inputs (`bta`, `specialize`, `compare`, `check`, `report`).
 #[derive(Args)]
 struct StaticArgs {
     /// A static input: argN=INT, argN=@str:TEXT, argN=@i32:1,2,3, argN=@bytes:HEX or
@@ -57,7 +57,8 @@ struct StaticArgs {
     statics: Vec<String>,
 }
 
-/// The options that shape the residual code (`specialize`, `compare`).
+/// The options that shape the residual code (`specialize`, `compare`,
+/// `check`, `report`).
 #[derive(Args)]
 struct SpecializeOptions {
     /// Most residual instructions before specialization gives up.
@@ -158,6 +159,24 @@ enum Command {
         /// The program's arguments for both runs (after `--`).
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
+    },
+    /// Specialize and write one self-contained HTML page: the original CFG coloured
+    /// by binding time, the residual code, the map between them, the figures.
+    Report {
+        #[command(flatten)]
+        binary: BinaryArgs,
+        #[command(flatten)]
+        function: FunctionArgs,
+        #[command(flatten)]
+        statics: StaticArgs,
+        /// The page to write (never the input).
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+        #[command(flatten)]
+        options: SpecializeOptions,
+        /// Do not draw the original CFG with Graphviz even if `dot` is on PATH.
+        #[arg(long)]
+        no_graphviz: bool,
     },
     /// Specialize, then run the original and the residual binary on many generated
     /// argument vectors and compare them; the first difference is minimized.
@@ -360,6 +379,23 @@ fn main() -> ExitCode {
             output.as_deref(),
             &options.options(),
             &args,
+        ),
+        Command::Report {
+            binary,
+            function,
+            statics,
+            output,
+            options,
+            no_graphviz,
+        } => wiper::report::report(
+            &binary.binary,
+            function.arg(),
+            &statics.statics,
+            &output,
+            &options.options(),
+            &wiper::report::ReportOptions {
+                graphviz: !no_graphviz,
+            },
         ),
         Command::Check {
             binary,

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use wiper_bta::StaticSpec;
 use wiper_elf::Binary;
-use wiper_residual::Residual;
+use wiper_residual::{Label, Residual};
 
 /// Specializes the function at `entry` of `binary` for the static inputs
 /// `spec`. The residual is as the specializer made it; the next stage,
@@ -105,6 +105,10 @@ pub struct Options {
     pub generalize_after: usize,
     /// Most nested inlined calls.
     pub max_inline_depth: usize,
+    /// Whether [`Specialization::points`] lists the specialization points
+    /// (off by default: printing every point's store costs time and memory
+    /// that only `wiper report` needs).
+    pub record_points: bool,
 }
 
 impl Default for Options {
@@ -114,6 +118,7 @@ impl Default for Options {
             proof_timeout_ms: 2_000,
             generalize_after: 3,
             max_inline_depth: 48,
+            record_points: false,
         }
     }
 }
@@ -177,4 +182,37 @@ pub struct Specialization {
     pub residual: Residual,
     /// Counts.
     pub stats: Stats,
+    /// The specialization points (memo entries) of the final run, in the
+    /// order they were created, when [`Options::record_points`] asked for
+    /// them (else empty).
+    pub points: Vec<PointSummary>,
+    /// The BTA's binding time of every instruction of the specialized
+    /// function in the context of its entry (the static inputs of the
+    /// spec): what the specializer read for its top-level visits (a
+    /// recursive call entering it with other static inputs reads its own
+    /// context's). `None` when the analysis failed.
+    pub entry_times: Option<wiper_bta::InstructionTimes>,
+}
+
+/// One specialization point of the final run: a program point (an
+/// original address in a function, under a stack of inlined calls) and the
+/// static part of the store there, with the residual block the
+/// specializer made for it. An original block specialized under several
+/// stores has several points (polyvariance); the residual blocks keep
+/// their labels through the optimizer, which may merge a block into its
+/// only predecessor or drop it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointSummary {
+    /// The point's residual block.
+    pub label: Label,
+    /// Entry of the function whose code runs at the point.
+    pub function: u32,
+    /// The original address (a block start of `function`).
+    pub address: u32,
+    /// Entries of the inlined callees around the point, outermost first
+    /// (empty in the specialized function itself).
+    pub inlined: Vec<u32>,
+    /// The static store on arrival, as [`state::Store::static_summary`]
+    /// prints it: `(location, value)` pairs such as `("ecx", "3")`.
+    pub statics: Vec<(String, String)>,
 }

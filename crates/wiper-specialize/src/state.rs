@@ -212,6 +212,96 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The static part of the store (what memo keys compare) as printable
+    /// `(location, value)` pairs, in a fixed order: the known registers
+    /// (`esp` too), the known flags, the known memory by aligned 4-byte word
+    /// (`[esp0-0x8]`, `[0x804c010]`, a word only partly known shows `??`
+    /// for its dynamic bytes), and `frame escaped` when a stack address has
+    /// reached residual code. Two stores with the same static part give the
+    /// same pairs, and two with different static parts different ones.
+    pub fn static_summary(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for r in Reg::ALL {
+            if let Some(k) = self.reg(r) {
+                out.push((r.name().to_owned(), sval_text(k.value)));
+            }
+        }
+        for f in Flag::ALL {
+            if let Some(k) = self.flag(f) {
+                out.push((f.name().to_owned(), u8::from(k.value).to_string()));
+            }
+        }
+        let mut word: Option<KnownWord> = None;
+        for ((region, off), k) in self.mem.iter() {
+            let key = (region, off & !3);
+            if word.as_ref().is_some_and(|(w, _)| *w != key) {
+                out.extend(word.take().map(word_text));
+            }
+            let (_, bytes) = word.get_or_insert((key, [None; 4]));
+            bytes[(off & 3) as usize] = Some(k.value);
+        }
+        out.extend(word.map(word_text));
+        if self.escaped {
+            out.push(("frame escaped".to_owned(), "yes".to_owned()));
+        }
+        out
+    }
+}
+
+/// An aligned 4-byte word of memory (its region and first offset) and its
+/// known bytes.
+type KnownWord = ((Region, u32), [Option<Byte>; 4]);
+
+/// `base+0x10` or `base-0x10` for a symbolic base (`esp0` for the entry
+/// stack pointer, as `wiper bta` writes it).
+fn base_text(base: Base, off: u32) -> String {
+    let name = match base {
+        Base::Stack => "esp0",
+        Base::Entry => "entry_esp0",
+        Base::Load => "load",
+        Base::Fs => "fs",
+        Base::Gs => "gs",
+    };
+    match off as i32 {
+        0 => name.to_owned(),
+        o if o < 0 => format!("{name}-{:#x}", o.unsigned_abs()),
+        o => format!("{name}+{o:#x}"),
+    }
+}
+
+/// A static value as text: small constants in decimal, others in hex,
+/// addresses as their base and offset.
+fn sval_text(v: SVal) -> String {
+    match v {
+        SVal::Const(c) if c < 10 => c.to_string(),
+        SVal::Const(c) => format!("{c:#x}"),
+        SVal::Addr(b, o) => base_text(b, o),
+    }
+}
+
+/// One aligned word of known memory as a `(location, value)` pair: the
+/// value when its four bytes form one, else its bytes in address order.
+fn word_text(((region, off), bytes): KnownWord) -> (String, String) {
+    let location = match region {
+        Region::Abs => format!("[{off:#x}]"),
+        Region::Of(b) => format!("[{}]", base_text(b, off)),
+    };
+    let whole: Option<Vec<Byte>> = bytes.iter().copied().collect();
+    if let Some(v) = whole.as_deref().and_then(join_bytes) {
+        return (location, sval_text(v));
+    }
+    let parts: Vec<String> = bytes
+        .iter()
+        .map(|b| match b {
+            None => "??".to_owned(),
+            Some(Byte::Const(c)) => format!("{c:02x}"),
+            Some(Byte::Part(b, o, i)) => format!("byte{i}({})", base_text(*b, *o)),
+        })
+        .collect();
+    (location, parts.join(" "))
+}
+
 /// Bytes per page of [`Memory`]: a multiple of 4, so an aligned word never
 /// straddles two pages.
 const PAGE: u32 = 32;
@@ -561,6 +651,52 @@ mod tests {
     /// The values of a reference map, without the sync state.
     fn values(r: &BTreeMap<(Region, u32), Known<Byte>>) -> BTreeMap<(Region, u32), Byte> {
         r.iter().map(|(k, v)| (*k, v.value)).collect()
+    }
+
+    #[test]
+    fn static_summary_prints_every_static_location() {
+        fn known<T>(value: T) -> Known<T> {
+            Known {
+                value,
+                synced: false,
+            }
+        }
+        let mut s = Store::entry();
+        s.set_reg(Reg::Ecx, Some(known(SVal::Const(3))));
+        s.set_reg(
+            Reg::Esi,
+            Some(known(SVal::Addr(Base::Stack, (-8i32) as u32))),
+        );
+        s.flags[Flag::Zf.index()] = Some(known(true));
+        for (i, b) in value_bytes(SVal::Const(0x1234), 4).into_iter().enumerate() {
+            s.mem.insert((Region::Abs, 0x804c010 + i as u32), known(b));
+        }
+        s.mem.insert(
+            (Region::Of(Base::Stack), (-3i32) as u32),
+            known(Byte::Const(7)),
+        );
+        s.escaped = true;
+        let text: Vec<String> = s
+            .static_summary()
+            .into_iter()
+            .map(|(l, v)| format!("{l}={v}"))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "ecx=3",
+                "esp=esp0",
+                "esi=esp0-0x8",
+                "zf=1",
+                "[0x804c010]=0x1234",
+                "[esp0-0x4]=?? 07 ?? ??",
+                "frame escaped=yes",
+            ]
+        );
+        // Sync states are not part of the static store.
+        let mut synced = s.clone();
+        synced.set_synced(Loc::Reg(Reg::Ecx), true);
+        assert_eq!(synced.static_summary(), s.static_summary());
     }
 
     #[test]

@@ -150,6 +150,19 @@ pub(super) struct MemoEntry {
     jump: usize,
 }
 
+impl MemoEntry {
+    /// The entry as the specializer's output shows it.
+    pub(super) fn summary(&self) -> crate::PointSummary {
+        crate::PointSummary {
+            label: self.label,
+            function: self.point.func,
+            address: self.point.addr,
+            inlined: self.point.ctx.iter().map(|f| f.callee).collect(),
+            statics: self.store.static_summary(),
+        }
+    }
+}
+
 impl RunState {
     /// The point on the path to entry `id` at `depth` (at most `id`'s).
     fn ancestor_at(&self, mut id: usize, depth: u32) -> usize {

@@ -141,6 +141,7 @@ pub fn specialize(
     } = entry_store(spec, &layout, data_vaddr, pie);
     sp.buffer_ranges = buffer_ranges;
     let times = sp.times_at_entry(entry, &store);
+    let entry_times = times.as_deref().cloned();
     let init = State {
         store,
         func: entry,
@@ -172,9 +173,19 @@ pub fn specialize(
                     bta = ?stats.bta,
                     "specialized {entry:#x}"
                 );
+                let points = if sp.options.record_points {
+                    sp.run.entries.iter().map(MemoEntry::summary).collect()
+                } else {
+                    Vec::new()
+                };
                 stats.time = start.elapsed();
                 debug_assert_eq!(residual.verify(), Ok(()));
-                return Ok(Specialization { residual, stats });
+                return Ok(Specialization {
+                    residual,
+                    stats,
+                    points,
+                    entry_times,
+                });
             }
             Err(Stop::Fail(e)) => return Err(e),
             Err(Stop::Keep(func, e)) => {
