@@ -871,6 +871,16 @@ fn switch_cases(out: &mut Vec<Case>) {
                 move |r| Input::argv(vec![op.to_string(), r.edge_arg(), r.edge_arg()]),
             ));
         }
+        // Case 3, `a / b` unsigned, with a static divisor: a magic-number
+        // multiplication in the residual (tests/divide.rs reads it).
+        let divisor = [7, 10, 1000][i];
+        out.push(Case::new(
+            &bin,
+            "dispatch",
+            specs(&["arg0=3", &format!("arg2={divisor}")]),
+            "unsigned division by a static divisor",
+            move |r| Input::argv(vec!["3".into(), r.edge_arg(), divisor.to_string()]),
+        ));
         match i {
             0 => out.push(Case::new(
                 &bin,
