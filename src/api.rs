@@ -84,6 +84,14 @@ fn nearest_text(below: &Option<(u32, String)>, above: &Option<(u32, String)>) ->
     }
 }
 
+/// `binary` with its writable objects that no code writes recorded as
+/// constant (docs/specialization.md, "Static data"): the BTA and the
+/// specializer then read them like read-only data.
+fn with_unwritten_data(binary: wiper_elf::Binary) -> wiper_elf::Binary {
+    let unwritten = wiper_x86::unwritten_objects(&binary);
+    binary.with_unwritten(unwritten)
+}
+
 /// An i386 ELF executable, loaded.
 #[derive(Clone, Debug)]
 pub struct Binary {
@@ -97,7 +105,7 @@ impl Binary {
         let path = path.as_ref();
         Ok(Binary {
             path: path.to_path_buf(),
-            inner: Arc::new(wiper_elf::Binary::open(path)?),
+            inner: Arc::new(with_unwritten_data(wiper_elf::Binary::open(path)?)),
         })
     }
 
@@ -105,7 +113,7 @@ impl Binary {
     pub(crate) fn from_loaded(path: &Path, binary: wiper_elf::Binary) -> Binary {
         Binary {
             path: path.to_path_buf(),
-            inner: Arc::new(binary),
+            inner: Arc::new(with_unwritten_data(binary)),
         }
     }
 

@@ -1565,6 +1565,60 @@ fn fill_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// divide.c: `divide A B` prints sdiv, srem, sdivrem, udivrem and
+/// smod_sum of A and B. Each function specialized to a static divisor B
+/// (positive, negative, a power of two; -1 and 0 take the guarded paths):
+/// the divisions become multiplications (tests/divide.rs reads the
+/// listings); here they run.
+fn divide_cases(out: &mut Vec<Case>) {
+    const FUNCTIONS: [&str; 5] = ["sdiv", "srem", "sdivrem", "udivrem", "smod_sum"];
+    const DIVISORS: [i32; 5] = [7, -10, 1000, 16, -1];
+    for (i, o) in LEVELS.into_iter().enumerate() {
+        let bin = format!("divide-{o}");
+        for (k, f) in FUNCTIONS.into_iter().enumerate() {
+            let divisor = DIVISORS[(i + k) % DIVISORS.len()];
+            out.push(Case::new(
+                &bin,
+                f,
+                vec![format!("arg1={divisor}")],
+                "signed and unsigned division by a static divisor",
+                move |r| Input::argv(vec![r.edge_arg(), divisor.to_string()]),
+            ));
+        }
+    }
+}
+
+/// globals.c: `globals N X I W` prints sum_primes(N), weighted(N) after
+/// set_weight(I, W), scratch_sum(N) after scratch is filled when N > 4,
+/// and run_ops("+*-+", 4, X). Specialized to a static N: `primes` (written
+/// by nothing) folds, `weights` and `scratch` (written by code) stay loads;
+/// run_ops to its program: the computed `goto`s go where the static
+/// program says (the decoder learns their targets from the specializer).
+fn globals_cases(out: &mut Vec<Case>) {
+    for o in LEVELS {
+        let bin = format!("globals-{o}");
+        for f in ["sum_primes", "weighted", "scratch_sum"] {
+            out.push(Case::new(
+                &bin,
+                f,
+                vec!["arg0=6".to_owned()],
+                "writable globals: unwritten ones static, written ones not",
+                |r| {
+                    let i = r.range(0, 7).to_string();
+                    Input::argv(vec!["6".into(), r.edge_arg(), i, r.edge_arg()])
+                },
+            ));
+        }
+        out.push(Case::new(
+            &bin,
+            "run_ops",
+            specs(&["arg0=@str:+*-+", "arg1=4"]),
+            "computed goto over a static program",
+            |r| Input::argv(vec!["3".into(), r.edge_arg()]),
+        ));
+    }
+}
+
 /// Every case of the differential test, in a fixed order.
 pub fn all_cases() -> Vec<Case> {
     let mut out = Vec::new();
@@ -1580,6 +1634,8 @@ pub fn all_cases() -> Vec<Case> {
     fpu_cases(&mut out);
     canary_cases(&mut out);
     fill_cases(&mut out);
+    divide_cases(&mut out);
+    globals_cases(&mut out);
     libc_cases(&mut out);
     main_cases(&mut out);
     pie_switch_cases(&mut out);

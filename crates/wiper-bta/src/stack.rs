@@ -565,12 +565,12 @@ impl<'a> Ctx<'a> {
             Class::Const(addr) if self.binary.segment_at(addr).is_some() => AbstractLoc::Global {
                 addr,
                 size,
-                read_only: self.binary.is_read_only(addr),
+                read_only: self.binary.is_constant(addr),
             },
             Class::ConstPlus(base) if self.binary.segment_at(base).is_some() => {
                 AbstractLoc::GlobalAny {
                     base,
-                    read_only: self.binary.is_read_only(base),
+                    read_only: self.binary.is_constant(base),
                 }
             }
             _ => AbstractLoc::Unknown,

@@ -185,6 +185,10 @@ pub struct Binary {
     pub interpreter: Option<String>,
     /// Address of the GOT (`.got.plt`, what `_GLOBAL_OFFSET_TABLE_` names), base of PIC addressing.
     pub got: Option<u32>,
+    /// Writable byte ranges `[start, end)` that no code writes (sorted; set
+    /// by [`Binary::with_unwritten`] from a scan of the code, empty as
+    /// loaded): their initial contents hold in every run.
+    pub unwritten: Vec<(u32, u32)>,
 }
 
 const EHDR_SIZE: usize = 52;
@@ -227,6 +231,7 @@ impl Binary {
             plt: BTreeMap::new(),
             interpreter,
             got,
+            unwritten: Vec::new(),
             data,
         };
         binary.plt = plt::name_plt_entries(&binary, &slot_relocs);
@@ -254,6 +259,35 @@ impl Binary {
     /// tables), which is why the specializer may treat loads from them as static.
     pub fn is_read_only(&self, addr: u32) -> bool {
         self.segment_at(addr).is_some_and(|s| !s.perms.write)
+    }
+
+    /// Whether the byte at `addr` holds its initial contents in every run:
+    /// read-only data, or writable data that no code writes
+    /// ([`Binary::unwritten`]).
+    pub fn is_constant(&self, addr: u32) -> bool {
+        self.is_read_only(addr) || self.is_unwritten(addr)
+    }
+
+    /// Whether `addr` lies in one of the [`Binary::unwritten`] ranges.
+    pub fn is_unwritten(&self, addr: u32) -> bool {
+        let i = self.unwritten.partition_point(|&(start, _)| start <= addr);
+        i > 0 && addr < self.unwritten[i - 1].1
+    }
+
+    /// The binary with `ranges` recorded as writable data that no code
+    /// writes (sorted and merged); the caller vouches for them (wiper-x86's
+    /// `unwritten_objects` finds them).
+    pub fn with_unwritten(mut self, mut ranges: Vec<(u32, u32)>) -> Binary {
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::new();
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        self.unwritten = merged;
+        self
     }
 
     /// The offset in the file of the byte at `addr`, when the file backs it.

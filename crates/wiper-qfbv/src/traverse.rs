@@ -90,6 +90,20 @@ impl ExprPool {
         ))
     }
 
+    /// Replaces every occurrence of the sub-term `old` in `e` by `new` (of
+    /// the same sort) and simplifies what changed: the rewriting step of a
+    /// proof that reuses a proved equality `old = new` as a lemma. Fails if
+    /// the sorts differ.
+    pub fn replace(&mut self, e: ExprId, old: ExprId, new: ExprId) -> Result<ExprId, QfbvError> {
+        if self.sort(old) != self.sort(new) {
+            return Err(QfbvError::IllSorted {
+                op: "replace",
+                detail: format!("{} replaced by {}", self.sort(old), self.sort(new)),
+            });
+        }
+        Ok(self.rebuild(e, |_, s| (s == old).then_some(new), false))
+    }
+
     /// Re-applies the simplifier to every node of `e` (useful after
     /// [`ExprPool::mk_raw`]); builder-made expressions are already simplified.
     pub fn simplify(&mut self, e: ExprId) -> ExprId {

@@ -199,6 +199,30 @@ fn substitution_folds_static_values() {
 }
 
 #[test]
+fn replacing_a_sub_term() {
+    let mut p = ExprPool::new();
+    let eax = p.var("eax", 32);
+    let ebx = p.var("ebx", 32);
+    let s = p.add(eax, ebx);
+    let three = p.bv(3, 32);
+    let e = p.mul(s, three);
+    let e = p.sub(ebx, e);
+    // The sum becomes a constant and what contains it is folded again.
+    let two = p.bv(2, 32);
+    let r = p.replace(e, s, two).unwrap();
+    assert_eq!(p.display(r).to_string(), "ebx - 0x6");
+    // A term that does not occur leaves the expression as it is.
+    let other = p.var("ecx", 32);
+    assert_eq!(p.replace(e, other, two).unwrap(), e);
+    // Every occurrence is replaced, the variables inside the old term too.
+    let r = p.replace(e, s, ebx).unwrap();
+    assert!(!p.vars(r).contains(&p.as_var(eax).unwrap()));
+    // Sort mismatches are errors.
+    let b = p.bv(1, 8);
+    assert!(p.replace(e, s, b).is_err());
+}
+
+#[test]
 fn memory_substitution() {
     let mut p = ExprPool::new();
     let m = p.mem_var("m");

@@ -610,7 +610,7 @@ impl<'a> Evaluator<'a> {
             (Region::Of(Base::Load), true) => addr,
             _ => return None,
         };
-        if !self.binary.is_read_only(link) {
+        if !self.binary.is_constant(link) {
             return None;
         }
         self.binary.read(link, 1).and_then(|b| b.first().copied())

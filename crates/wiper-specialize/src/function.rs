@@ -134,8 +134,19 @@ impl InstrInfo {
 }
 
 impl FunctionInfo {
-    /// Lifts every instruction of `function` and computes liveness.
-    pub fn new(pool: &mut ExprPool, function: Function) -> Result<FunctionInfo, SpecializeError> {
+    /// Lifts every instruction of `function` and computes liveness; `edx`
+    /// is dead after its returns when `edx_dead_at_return` (no caller reads
+    /// it: [`wiper_x86::CallerAnalysis::edx_at_return`]).
+    pub fn new(
+        pool: &mut ExprPool,
+        function: Function,
+        edx_dead_at_return: bool,
+    ) -> Result<FunctionInfo, SpecializeError> {
+        let live_at_return = if edx_dead_at_return {
+            ALL_REGS & !(1 << Reg::Edx.index())
+        } else {
+            ALL_REGS
+        };
         let mut instrs = FxHashMap::default();
         // Per instruction: (reads, writes) masks.
         let mut uses: HashMap<u32, (u8, u8, u8, u8)> = HashMap::new();
@@ -212,8 +223,11 @@ impl FunctionInfo {
                         Successor::Call(_) => (0, 0, 0),
                         // Callers may rely on any register (static functions
                         // with interprocedural register allocation), never on
-                        // flags; on the upper bits of `ecx` they cannot.
-                        Successor::Return => (ALL_REGS, 0, WIDE_LIVE_AT_RETURN),
+                        // flags; on the upper bits of `ecx` they cannot; on
+                        // `edx` when no caller reads it after the call.
+                        Successor::Return => {
+                            (live_at_return, 0, WIDE_LIVE_AT_RETURN & live_at_return)
+                        }
                         Successor::TailCall(_) => (ALL_REGS, 0, ALL_REGS),
                         Successor::IndirectJump => (ALL_REGS, ALL_FLAGS, ALL_REGS),
                         Successor::Halt => (0, 0, 0),

@@ -74,7 +74,7 @@ mod spec;
 use std::collections::HashMap;
 
 use iced_x86::Instruction;
-use wiper_qfbv::{ExprId, ExprPool, ProofResult, Prover, VarId};
+use wiper_qfbv::{ExprId, ExprPool, Op, ProofResult, Prover, VarId};
 use wiper_sem::{loc_var, Flag, Loc, Reg};
 
 use crate::check::Vectors;
@@ -622,8 +622,22 @@ impl Synthesizer {
             }
         }
         let mut proof = Proof::default();
+        // Each proved equality is a lemma for the later targets: a remainder
+        // computed from the candidate's quotient is proved from the goal's.
+        let mut lemmas = self.quotient_lemmas(ctx, st, &targets, &mut proof);
         for (&(_, g), &c) in targets.iter().zip(&values) {
             if c == g {
+                continue;
+            }
+            // Returns below unless this target is proved too.
+            lemmas.push((c, g));
+            let c = lemmas[..lemmas.len() - 1]
+                .iter()
+                .fold(c, |c, &(proved, goal)| {
+                    self.pool.replace(c, proved, goal).unwrap_or(c)
+                });
+            if c == g {
+                proof.verdicts.push(Verdict::Proved);
                 continue;
             }
             self.stats.proofs += 1;
@@ -655,6 +669,64 @@ impl Synthesizer {
         ctx.proof = proof;
         true
     }
+}
+
+impl Synthesizer {
+    /// For every remainder the goal asks for without its quotient: a
+    /// register of the candidate that holds the quotient (on every test
+    /// state), proved equal to it, as a lemma `(register's value,
+    /// quotient)`. Proving the quotient first and the remainder from it is
+    /// how a magic-number remainder is proved within the time the whole
+    /// would not be (its verdict joins `proof`).
+    fn quotient_lemmas(
+        &mut self,
+        ctx: &GoalCtx,
+        st: &SymState,
+        targets: &[(Loc, ExprId)],
+        proof: &mut Proof,
+    ) -> Vec<(ExprId, ExprId)> {
+        let mut lemmas = Vec::new();
+        for &(_, g) in targets {
+            let Some(q) = quotient_of_remainder(&mut self.pool, g) else {
+                continue;
+            };
+            if targets.iter().any(|&(_, t)| t == q) {
+                continue; // the quotient is a target: proved in turn
+            }
+            let envs = &ctx.vectors.envs;
+            let holder = st.regs.iter().copied().find(|&r| {
+                self.pool.sort(r) == self.pool.sort(q)
+                    && envs.iter().all(|env| {
+                        matches!((self.pool.eval(r, env), self.pool.eval(q, env)),
+                            (Ok(a), Ok(b)) if check::same(env, &a, &b))
+                    })
+            });
+            let Some(c) = holder else { continue };
+            self.stats.proofs += 1;
+            if self.prover.prove_equal(&self.pool, q, c) == ProofResult::Proved {
+                proof.verdicts.push(Verdict::Proved);
+                lemmas.push((c, q));
+            }
+        }
+        lemmas
+    }
+}
+
+/// The quotient of the division whose remainder `e` is (`urem`/`srem`,
+/// possibly truncated to 32 bits, as `div` and `idiv` leave it).
+fn quotient_of_remainder(pool: &mut ExprPool, e: ExprId) -> Option<ExprId> {
+    let (rem, truncated) = match pool.op(e) {
+        Op::Extract { hi: 31, lo: 0 } => (pool.args(e)[0], true),
+        _ => (e, false),
+    };
+    let op = match pool.op(rem) {
+        Op::Urem => Op::Udiv,
+        Op::Srem => Op::Sdiv,
+        _ => return None,
+    };
+    let args = pool.args(rem).to_vec();
+    let q = pool.mk(op, &args).ok()?;
+    Some(if truncated { pool.extract(q, 31, 0) } else { q })
 }
 
 /// A private pool with every location variable (and undefined-value

@@ -72,7 +72,11 @@ impl Ops {
                     }
                 }
                 Op::SignExt(_) => o.sext = true,
-                Op::Extract { lo: 0, .. } => o.zext = true,
+                Op::Extract { lo: 0, hi } => {
+                    o.zext = true;
+                    // Low bits other than a byte or a word: a mask.
+                    o.and |= hi != 7 && hi != 15 && hi < 31;
+                }
                 Op::Extract { .. } => o.shr = true,
                 Op::Eq | Op::Ult | Op::Ule | Op::Slt | Op::Sle => o.cmp = true,
                 Op::Ite => o.ite = true,
@@ -135,18 +139,41 @@ impl Footprint {
                 readable.push(*d);
             }
         }
-        let consts: Vec<u32> = spec
+        let mut consts: Vec<u32> = spec
             .consts
             .iter()
             .filter(|c| c.1 == 32)
             .map(|c| c.0)
             .take(MAX_POOL_CONSTS)
             .collect();
-        let counts: Vec<u32> = consts
+        // The low bits of a register zero-extended are a mask (the pool's
+        // normal form of `x & 0xf` and of an unsigned `x % 16`).
+        for s in pool.subterms(&roots) {
+            let Op::Extract { hi, lo: 0 } = pool.op(s) else {
+                continue;
+            };
+            if hi < 31 {
+                let mask = (1u32 << (hi + 1)) - 1;
+                if !consts.contains(&mask) && consts.len() < MAX_POOL_CONSTS {
+                    consts.push(mask);
+                }
+            }
+        }
+        let mut counts: Vec<u32> = consts
             .iter()
             .copied()
             .filter(|&c| (1..32).contains(&c))
             .collect();
+        // A right shift by a constant is an extraction of the high bits
+        // (the pool's normal form of `x >> k` and of `x / 2^k`): `k` is a
+        // count the goal has no constant for.
+        for s in pool.subterms(&roots) {
+            if let Op::Extract { hi: 31, lo } = pool.op(s) {
+                if (1..32).contains(&lo) && !counts.contains(&lo) {
+                    counts.push(lo);
+                }
+            }
+        }
         let has_cl = srcs.contains(&Reg::Ecx);
         let reads_cf = pool.subterms(&roots).into_iter().any(|e| {
             matches!(

@@ -261,8 +261,7 @@ fn unsigned_division_by_a_static_divisor_multiplies_by_a_magic_number() {
 
 #[test]
 fn signed_division_by_a_static_divisor_multiplies_by_a_magic_number() {
-    // The quotient (`int / d`); a signed remainder is not proved within
-    // the budget (docs/limitations.md).
+    // The quotient alone (`int / d`, the remainder dead).
     let idiv = one(|a| a.idiv(iced_x86::code_asm::ecx));
     for (d, magic) in [
         (7u32, "92492493h"),
@@ -281,4 +280,101 @@ fn signed_division_by_a_static_divisor_multiplies_by_a_magic_number() {
     let (seq, kind) = division_live(&idiv, 8, true, false);
     assert_eq!(kind, CandidateKind::Divide);
     assert!(!seq.contains("mul") && !seq.contains("div"), "{seq}");
+}
+
+/// Divisors of every size, small primes, decimal powers, seconds in a day,
+/// negative ones.
+const DIVISORS: [u32; 21] = [
+    3,
+    5,
+    6,
+    7,
+    9,
+    10,
+    11,
+    12,
+    13,
+    25,
+    60,
+    100,
+    641,
+    1000,
+    3600,
+    86400,
+    1_000_000,
+    0x7fff_ffff,
+    123_456_789,
+    (-7i32) as u32,
+    (-10i32) as u32,
+];
+
+#[test]
+fn signed_remainder_is_proved_from_the_proved_quotient() {
+    // `idiv` leaves both; the remainder `x - q*d` is proved once the
+    // quotient is, with the quotient proved equal to the goal's as a lemma.
+    let idiv = one(|a| a.idiv(iced_x86::code_asm::ecx));
+    for d in DIVISORS.into_iter().chain([16, (-3i32) as u32]) {
+        let (seq, kind) = division(&idiv, d, true);
+        assert_eq!(kind, CandidateKind::Divide, "{d}: {seq}");
+        assert!(!seq.contains("div"), "{seq}");
+        assert!(seq.ends_with("neg edx; add edx,ecx"), "{d}: {seq}");
+    }
+}
+
+#[test]
+fn every_division_by_a_static_divisor_becomes_a_multiplication() {
+    let div = one(|a| a.div(iced_x86::code_asm::ecx));
+    let idiv = one(|a| a.idiv(iced_x86::code_asm::ecx));
+    for d in DIVISORS {
+        for (ins, signed) in [(&div, false), (&idiv, true)] {
+            if !signed && d >= 1 << 31 {
+                continue; // the unsigned quotient is 0 or 1: another answer
+            }
+            let (seq, kind) = division_live(ins, d, signed, false);
+            assert_eq!(kind, CandidateKind::Divide, "{d} signed {signed}: {seq}");
+            assert!(seq.contains("mul edx"), "{d} signed {signed}: {seq}");
+        }
+    }
+}
+
+/// The pool's normal form of `x >> 4` (and of an unsigned `x / 16`) has no
+/// constant 4: the count comes from the extraction.
+#[test]
+fn high_bits_extracted_are_one_shr() {
+    let mut p = ExprPool::new();
+    let eax = reg(&mut p, Reg::Eax);
+    let x = p.extract(eax, 31, 4);
+    let v = p.zext(x, 32);
+    assert_eq!(
+        answer_eax(&p, v),
+        ("shr eax,4".to_owned(), CandidateKind::Search)
+    );
+}
+
+/// Likewise `x & 0xf` (and an unsigned `x % 16`): the mask comes from the
+/// extraction's width.
+#[test]
+fn low_bits_extracted_are_one_and() {
+    let mut p = ExprPool::new();
+    let eax = reg(&mut p, Reg::Eax);
+    let x = p.extract(eax, 3, 0);
+    let v = p.zext(x, 32);
+    assert_eq!(
+        answer_eax(&p, v),
+        ("and eax,0Fh".to_owned(), CandidateKind::Direct)
+    );
+}
+
+/// The same mask into another register (the remainder of `div` by 16 in
+/// `edx`).
+#[test]
+fn low_bits_into_another_register_are_a_copy_and_an_and() {
+    let mut p = ExprPool::new();
+    let eax = reg(&mut p, Reg::Eax);
+    let x = p.extract(eax, 3, 0);
+    let v = p.zext(x, 32);
+    assert_eq!(
+        answer(&p, Reg::Edx, v),
+        ("mov edx,eax; and edx,0Fh".to_owned(), CandidateKind::Search)
+    );
 }

@@ -106,12 +106,18 @@ fn decode(
     scope: &Scope,
     tables: &BTreeMap<u32, JumpTable>,
 ) -> Result<BTreeMap<u32, Block>, DecodeError> {
+    // The entry, and targets of indirect jumps known from outside (a
+    // specializer that knows where a computed `goto` goes).
+    let roots: Vec<u32> = std::iter::once(scope.entry)
+        .chain(dis.known_targets(scope.entry))
+        .filter(|&t| t == scope.entry || scope.holds(dis.binary(), t))
+        .collect();
     let mut d = Decoded {
         insns: BTreeMap::new(),
         exits: BTreeMap::new(),
-        leaders: BTreeSet::from([scope.entry]),
+        leaders: roots.iter().copied().collect(),
     };
-    let mut work = vec![scope.entry];
+    let mut work = roots;
     while let Some(addr) = work.pop() {
         if d.insns.contains_key(&addr) {
             continue;

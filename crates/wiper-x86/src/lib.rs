@@ -17,6 +17,7 @@ pub mod jumptable;
 mod locate;
 pub mod reg;
 pub mod rng;
+pub mod unwritten;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +30,7 @@ pub use jumptable::JumpTable;
 pub use locate::{find_main, main_from_start, pc_thunk_register, resolve_function};
 pub use reg::{Reg, GPR16, GPR32, GPR8};
 pub use rng::Rng;
+pub use unwritten::unwritten_objects;
 
 /// `; did you mean `a`, `b`?` for a non-empty list of names.
 fn did_you_mean(names: &[String]) -> String {
@@ -257,6 +259,9 @@ pub struct Disassembler<'a> {
     unwind_ends: BTreeMap<u32, u32>,
     /// Bytes of arguments functions pop on return (`ret N`).
     pops: BTreeMap<u32, u32>,
+    /// Per function entry, targets of its indirect jumps learnt from
+    /// outside ([`Disassembler::add_known_target`]).
+    known_targets: BTreeMap<u32, BTreeSet<u32>>,
 }
 
 impl<'a> Disassembler<'a> {
@@ -272,7 +277,25 @@ impl<'a> Disassembler<'a> {
                 .map(|r| (r.start, r.start.wrapping_add(r.len)))
                 .collect(),
             pops: BTreeMap::new(),
+            known_targets: BTreeMap::new(),
         }
+    }
+
+    /// Records that control reaches `target` inside the function at
+    /// `entry` (an indirect jump's target that a caller of the decoder
+    /// knows, such as a specializer evaluating `goto *table[i]` with a
+    /// static `i`): later decodings of the function start there too, if
+    /// the function may hold it. Whether it was new.
+    pub fn add_known_target(&mut self, entry: u32, target: u32) -> bool {
+        self.known_targets.entry(entry).or_default().insert(target)
+    }
+
+    /// The targets recorded for the function at `entry`.
+    pub(crate) fn known_targets(&self, entry: u32) -> Vec<u32> {
+        self.known_targets
+            .get(&entry)
+            .map(|t| t.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The end of the `.eh_frame` range that starts at `entry`, if any: the

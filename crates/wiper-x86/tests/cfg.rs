@@ -367,3 +367,40 @@ fn other_jumps_into_an_instruction_are_errors() {
         Err(DecodeError::Overlap(entry + 3, entry + 2))
     );
 }
+
+/// A computed `goto`'s targets (globals.c's `run_ops` at -O1: the table of
+/// label addresses in `.rodata`) are unknown to recursive descent; once a
+/// caller records them, the function decodes from them too.
+#[test]
+fn known_targets_of_a_computed_goto_join_the_function() {
+    let binary = wiper_elf::Binary::open(&wiper_testkit::testdata_bin("globals-O1")).unwrap();
+    let entry = binary.functions_named("run_ops")[0].addr;
+    let table = binary
+        .symbols
+        .iter()
+        .find(|s| s.name == "dispatch.0")
+        .unwrap();
+    let targets: Vec<u32> = (0..4)
+        .map(|k| binary.read_u32(table.addr + 4 * k).unwrap())
+        .collect();
+    let mut dis = wiper_x86::Disassembler::new(&binary);
+    let before = dis.function(entry).unwrap();
+    // `stop` is reached by a direct jump too; the others only through the table.
+    let hidden = targets
+        .iter()
+        .filter(|t| !before.blocks.contains_key(t))
+        .count();
+    assert_eq!(hidden, 3);
+    for &t in &targets {
+        assert!(dis.add_known_target(entry, t));
+    }
+    assert!(!dis.add_known_target(entry, targets[0]), "recorded twice");
+    let after = dis.function(entry).unwrap();
+    for t in &targets {
+        assert!(after.blocks.contains_key(t), "{t:#x} not a block");
+    }
+    // An address outside the function is not decoded from.
+    let other = binary.functions_named("sum_primes")[0].addr;
+    dis.add_known_target(entry, other);
+    assert!(!dis.function(entry).unwrap().blocks.contains_key(&other));
+}

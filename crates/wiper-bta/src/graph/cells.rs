@@ -146,7 +146,7 @@ impl CellTable {
         cells.extend(
             partition(&global)
                 .into_iter()
-                .map(|(a, b)| Cell::Global(a, b, binary.is_read_only(a as u32))),
+                .map(|(a, b)| Cell::Global(a, b, binary.is_constant(a as u32))),
         );
         let mut keys: Vec<u32> = buffer_ranges.keys().copied().collect();
         keys.sort_unstable();

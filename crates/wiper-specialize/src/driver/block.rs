@@ -93,13 +93,17 @@ impl Specializer<'_> {
                             Err(e) => return Err(self.failure_in(&state, e)),
                         };
                     }
-                    None => {
-                        let e = SpecializeError::Unsupported {
-                            address: addr,
-                            reason: "control reaches an address outside any known function".into(),
-                        };
-                        return Err(self.failure_in(&state, e));
-                    }
+                    None => match self.function_reaching(state.func, addr) {
+                        Some(with_target) => f = with_target,
+                        None => {
+                            let e = SpecializeError::Unsupported {
+                                address: addr,
+                                reason: "control reaches an address outside any known function"
+                                    .into(),
+                            };
+                            return Err(self.failure_in(&state, e));
+                        }
+                    },
                 }
             }
             let info = &f.instrs[&addr];

@@ -342,7 +342,8 @@ impl<'a> Specializer<'a> {
             return Ok(f.clone());
         }
         let f = self.dis.function(entry)?;
-        match FunctionInfo::new(&mut self.pool, f) {
+        let edx_dead = self.callers.edx_at_return(entry).is_dead();
+        match FunctionInfo::new(&mut self.pool, f, edx_dead) {
             Ok(info) => {
                 let info = Rc::new(info);
                 self.functions.insert(entry, Some(info.clone()));
@@ -353,6 +354,19 @@ impl<'a> Specializer<'a> {
                 Err(e)
             }
         }
+    }
+
+    /// The function at `entry` decoded again from `target` too, when
+    /// control reaches `target` (a known target of an indirect jump the
+    /// decoder could not resolve, such as a computed `goto`) and the
+    /// function may hold it; `None` otherwise.
+    fn function_reaching(&mut self, entry: u32, target: u32) -> Option<Rc<FunctionInfo>> {
+        if !self.dis.add_known_target(entry, target) {
+            return None;
+        }
+        self.functions.remove(&entry);
+        let f = self.function(entry).ok()?;
+        f.instrs.contains_key(&target).then_some(f)
     }
 
     /// A fresh label for a residual block.

@@ -1,10 +1,15 @@
 //! The residual part of an instruction: Emit (the original), Reduce
 //! (synthesized, proved code), the fallback (inputs materialized, then the
 //! original), and the copy facts kept true across what was emitted.
+//!
+//! Reduce also knows one fact about the residual code before the
+//! instruction: right after a `cdq`, `edx` is the sign of `eax`, so the goal
+//! of a following `idiv` divides `eax` sign-extended (which `wiper-synth`
+//! turns into a multiplication by a magic number).
 
 use std::collections::HashMap;
 
-use iced_x86::{Code, Instruction};
+use iced_x86::{Code, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess};
 use wiper_qfbv::ExprId;
 use wiper_residual::{Item, Origin};
 use wiper_sem::{loc_var, Flag, Loc, Reg};
@@ -118,7 +123,7 @@ impl Specializer<'_> {
             em.lower_real_esp(&mut state.store, floor);
             // Only a sequence Z3's verdicts prove is used; one that is
             // offered without a proof is counted and replaced by the fallback.
-            let offered = self.reduce(state, info, &post, &ev);
+            let offered = self.reduce(state, info, &post, &ev, items);
             if let Some(s) = &offered {
                 self.stats.reduced += s.instructions.len();
             }
@@ -283,6 +288,7 @@ impl Specializer<'_> {
         info: &InstrInfo,
         post: &Store,
         ev: &Evaluated,
+        items: &[Item],
     ) -> Option<Synthesized> {
         let mut map = HashMap::new();
         if let Some(v) = self.pool.lookup_var(base_var_name(Base::Stack)) {
@@ -292,6 +298,13 @@ impl Specializer<'_> {
                 .bv(u64::from(state.store.real_esp.wrapping_neg()), 32);
             let e = self.pool.add(esp, k);
             map.insert(v, e);
+        }
+        if edx_holds_sign_of_eax(items) {
+            let eax = loc_var(&mut self.pool, Loc::Reg(Reg::Eax));
+            let edx = loc_var(&mut self.pool, Loc::Reg(Reg::Edx));
+            let k = self.pool.bv(31, 32);
+            let sign = self.pool.ashr(eax, k);
+            map.insert(self.pool.as_var(edx)?, sign);
         }
         // Bases the synthesized code could not compute.
         let unreachable_bases: Vec<_> = [Base::Load, Base::Entry, Base::Fs, Base::Gs]
@@ -349,6 +362,35 @@ impl Specializer<'_> {
         };
         self.synth.synthesize_detailed(&self.pool, &goal)
     }
+}
+
+/// Whether the residual block `items` (so far) ends in a `cdq` followed
+/// only by instructions that write neither `eax` nor `edx` (nor transfer
+/// control): then `edx` holds the sign of `eax` at its end.
+fn edx_holds_sign_of_eax(items: &[Item]) -> bool {
+    let mut factory = InstructionInfoFactory::new();
+    for item in items.iter().rev() {
+        let Item::Instr(ins, _) = item else {
+            return false;
+        };
+        if ins.mnemonic() == Mnemonic::Cdq {
+            return true;
+        }
+        if ins.flow_control() != FlowControl::Next {
+            return false;
+        }
+        let writes_eax_or_edx = factory.info(ins).used_registers().iter().any(|u| {
+            matches!(Reg::from_iced(u.register()), Some(Reg::Eax | Reg::Edx))
+                && !matches!(
+                    u.access(),
+                    OpAccess::Read | OpAccess::CondRead | OpAccess::NoMemAccess
+                )
+        });
+        if writes_eax_or_edx {
+            return false;
+        }
+    }
+    false
 }
 
 /// Drops the copy facts on whatever the instruction writes (registers, known

@@ -190,7 +190,7 @@ impl<'a> Eval<'a> {
             return c.value.low(bits);
         }
         if let Value::Const(a) = addr {
-            if self.binary().is_read_only(a) {
+            if self.binary().is_constant(a) {
                 if let Some(b) = self.binary().read(a, size) {
                     let mut word = [0u8; 4];
                     word[..b.len()].copy_from_slice(&b);

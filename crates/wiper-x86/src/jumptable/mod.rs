@@ -138,10 +138,11 @@ fn table(
 }
 
 /// `size` bytes at `addr` as a little-endian number, when they are constant:
-/// in a read-only segment or in `.data.rel.ro`.
+/// in a read-only segment, in writable data no code writes
+/// ([`Binary::is_constant`]) or in `.data.rel.ro`.
 fn read_constant(binary: &Binary, addr: u32, size: u32) -> Option<u32> {
     let constant = |a: u32| {
-        binary.is_read_only(a)
+        binary.is_constant(a)
             || binary
                 .section(".data.rel.ro")
                 .is_some_and(|s| a >= s.addr && a - s.addr < s.size)

@@ -1,0 +1,28 @@
+//! Writable objects no code writes (`unwritten_objects`), on globals.c:
+//! `primes` is never written and its address never escapes; `weights` is
+//! stored to; `scratch`'s address is passed to a function.
+
+use wiper_testkit::testdata_bin;
+
+/// The named objects of `binary` among the unwritten ranges.
+fn unwritten_names(binary: &str) -> Vec<String> {
+    let elf = wiper_elf::Binary::open(&testdata_bin(binary)).unwrap();
+    let ranges = wiper_x86::unwritten_objects(&elf);
+    elf.symbols
+        .iter()
+        .filter(|s| ranges.contains(&(s.addr, s.addr + s.size)))
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+#[test]
+fn only_objects_nothing_writes_are_unwritten() {
+    for level in ["O0", "O1", "O2"] {
+        let names = unwritten_names(&format!("globals-{level}"));
+        assert!(names.contains(&"primes".to_owned()), "{level}: {names:?}");
+        assert!(!names.contains(&"weights".to_owned()), "{level}: {names:?}");
+        assert!(!names.contains(&"scratch".to_owned()), "{level}: {names:?}");
+    }
+    // -O0 keeps the computed-goto table in .data; nothing writes it.
+    assert!(unwritten_names("globals-O0").contains(&"dispatch.0".to_owned()));
+}
