@@ -208,6 +208,12 @@ fn every_specializing_command_prints_the_warnings() {
             "{args:?}: {stderr}"
         );
     }
+    // The report page lists them in its summary.
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<li>warning: static arg0=5 is used as an address at 0x"),
+        "the page lists the warning"
+    );
 }
 
 #[test]

@@ -205,3 +205,63 @@ fn esp_store(ins: &Instruction) -> Option<i64> {
         && ins.memory_index() == Register::None)
         .then(|| i64::from(ins.memory_displacement32() as i32))
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::{Decoder, DecoderOptions};
+
+    use super::*;
+
+    /// The constants a call after the instructions `code` passes:
+    /// (argument, value) pairs.
+    fn constants(code: &[u8]) -> Vec<(u32, u32)> {
+        let instructions: Vec<Instruction> =
+            Decoder::with_ip(32, code, 0x1000, DecoderOptions::NONE)
+                .into_iter()
+                .collect();
+        let before: Vec<&Instruction> = instructions.iter().collect();
+        constant_arguments(&before)
+            .into_iter()
+            .map(|(k, v, _)| (k, v))
+            .collect()
+    }
+
+    #[test]
+    fn pushed_constants_are_found_by_slot() {
+        // push 7; push eax; push 5
+        assert_eq!(constants(&[0x6a, 7, 0x50, 0x6a, 5]), [(0, 5), (2, 7)]);
+        // push 0x12345678; push -1 (imm8, sign-extended)
+        assert_eq!(
+            constants(&[0x68, 0x78, 0x56, 0x34, 0x12, 0x6a, 0xff]),
+            [(0, 0xffff_ffff), (1, 0x1234_5678)]
+        );
+    }
+
+    #[test]
+    fn stores_relative_to_esp_follow_its_moves() {
+        // sub esp, 8; mov DWORD PTR [esp+4], 3; mov DWORD PTR [esp], eax
+        let o0 = [
+            0x83, 0xec, 0x08, 0xc7, 0x44, 0x24, 0x04, 3, 0, 0, 0, 0x89, 0x04, 0x24,
+        ];
+        assert_eq!(constants(&o0), [(1, 3)]);
+        // mov DWORD PTR [esp+4], 3; sub esp, 4; push 1: the store is now
+        // 12 bytes above the call's esp.
+        let moved = [
+            0xc7, 0x44, 0x24, 0x04, 3, 0, 0, 0, 0x83, 0xec, 0x04, 0x6a, 1,
+        ];
+        assert_eq!(constants(&moved), [(0, 1), (3, 3)]);
+    }
+
+    #[test]
+    fn the_store_nearest_the_call_wins() {
+        // mov DWORD PTR [esp], 9; mov DWORD PTR [esp], eax: not a constant.
+        let code = [0xc7, 0x04, 0x24, 9, 0, 0, 0, 0x89, 0x04, 0x24];
+        assert_eq!(constants(&code), []);
+        // cmp DWORD PTR [esp], 4 writes nothing: the 9 stays.
+        let cmp = [0xc7, 0x04, 0x24, 9, 0, 0, 0, 0x83, 0x3c, 0x24, 4];
+        assert_eq!(constants(&cmp), [(0, 9)]);
+        // An unknown write of esp stops the scan: mov esp, ebp.
+        let stop = [0x6a, 2, 0x89, 0xec, 0x6a, 1];
+        assert_eq!(constants(&stop), [(0, 1)]);
+    }
+}
