@@ -106,7 +106,7 @@ fn a_static_array_shorter_than_what_the_code_reads_warns() {
         &["arg0=@i32:1,2", "arg1=4"],
         &[
             "static arg0=@i32:1,2 is read past its end at 0x",
-            "4 bytes at offset 8 of a 8-byte buffer",
+            "4 bytes at offset 8; it has 8 bytes",
         ],
     );
 }

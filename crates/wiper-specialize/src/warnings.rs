@@ -117,8 +117,8 @@ impl fmt::Display for Warning {
                 len,
             } => write!(
                 f,
-                "static {input} is read past its end at {at:#x} ({size} bytes at offset {offset} of a \
-                 {len}-byte buffer); the residual reads what follows it"
+                "static {input} is read past its end at {at:#x} ({size} bytes at offset {offset}; it has \
+                 {len} bytes); the residual reads what follows it"
             ),
             Warning::NeverCalled { function, entry } => write!(
                 f,
