@@ -192,7 +192,13 @@ pub fn specialize(
                 } else {
                     Vec::new()
                 };
+                let started = Instant::now();
                 let mut warnings = binary_warnings(binary, entry, spec, &mut sp.bta);
+                tracing::debug!(
+                    warnings = warnings.len() + sp.run.warnings.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "warnings of meaning"
+                );
                 warnings.append(&mut sp.run.warnings);
                 stats.time = start.elapsed();
                 debug_assert_eq!(residual.verify(), Ok(()));
