@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 use wiper_x86::Disassembler;
 
 pub use wiper_specialize::Options;
+/// A warning of meaning about a spec: probably not what was meant, but
+/// never an error (docs/usage.md, "Warnings", lists each one). Its
+/// `Display` is the one-line message the CLI prints after `wiper: warning:`.
+pub use wiper_specialize::Warning;
 
 /// Why a library call failed. Every message is one line and names the
 /// instruction and address where one is involved.
@@ -364,6 +368,16 @@ impl Residual {
             fallbacks: st.fallbacks,
             time: st.time,
         }
+    }
+
+    /// The warnings of meaning about the spec and the function, in the
+    /// order `wiper specialize` prints them (`wiper: warning: ...`): a
+    /// static integer used as an address, a static input never read, a
+    /// static buffer read past its end, a function nothing in the binary
+    /// calls, call sites passing other constants than the spec. Empty for
+    /// a spec that makes sense; they never change the residual.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.result.warnings
     }
 
     /// The specializer's own counts (points, restarts, BTA figures, ...).

@@ -229,6 +229,24 @@ pub(crate) fn summary_line(residual: &Residual) -> String {
     format!("wiper: {}", residual.summary())
 }
 
+/// The warning lines of a specialization (stderr), one per warning:
+/// `wiper: warning: ...`.
+pub(crate) fn warning_lines(residual: &Residual) -> Vec<String> {
+    residual
+        .warnings()
+        .iter()
+        .map(|w| format!("wiper: warning: {w}"))
+        .collect()
+}
+
+/// What `specialize`, `compare` and `check` print on stderr: the summary
+/// line, then the warnings.
+pub(crate) fn stderr_lines(residual: &Residual) -> Vec<String> {
+    let mut lines = vec![summary_line(residual)];
+    lines.extend(warning_lines(residual));
+    lines
+}
+
 /// Writes the runnable ELF of `residual` to `out`.
 fn write_residual(residual: &Residual, out: &Path) -> Result<()> {
     let bytes = residual
@@ -268,8 +286,15 @@ pub fn specialize<'a>(
     }
     if let (EmitKind::Elf, Some(out)) = (emit, output) {
         let written = specialize_elf(path, function, statics, out, options)?;
+        let mut stderr = vec![written.summary];
+        stderr.extend(
+            written
+                .warnings
+                .iter()
+                .map(|w| format!("wiper: warning: {w}")),
+        );
         return Ok(Report {
-            stderr: vec![written.summary],
+            stderr,
             ..Default::default()
         });
     }
@@ -291,9 +316,11 @@ pub fn specialize<'a>(
         }
         (EmitKind::Elf, _) | (EmitKind::Bin, None) => unreachable!("handled above"),
     }
+    let mut stderr = vec![summary];
+    stderr.extend(warning_lines(&sp));
     Ok(Report {
         stdout,
-        stderr: vec![summary],
+        stderr,
         ..Default::default()
     })
 }
@@ -312,6 +339,8 @@ pub struct WrittenElf {
     pub summary: String,
     /// The specializer's counts.
     pub stats: wiper_specialize::Stats,
+    /// The warnings of meaning (`wiper: warning: ...` lines on stderr).
+    pub warnings: Vec<crate::Warning>,
 }
 
 /// `wiper specialize --emit elf -o OUT`: specializes `function` of the
@@ -337,6 +366,7 @@ pub fn specialize_elf<'a>(
         ),
         summary: summary_line(&sp),
         stats: sp.stats().clone(),
+        warnings: sp.warnings().to_vec(),
     })
 }
 
@@ -391,7 +421,7 @@ pub fn compare<'a>(
     text.push_str(&instructions_executed(&sp, path, &out_path, &args));
     Ok(Report {
         stdout: text,
-        stderr: vec![summary_line(&sp)],
+        stderr: stderr_lines(&sp),
         failure: (!same).then(|| anyhow!("the residual binary behaves differently")),
         ..Default::default()
     })

@@ -28,5 +28,5 @@ pub mod info;
 pub mod report;
 
 pub use api::{
-    specialize, specialize_with, Binary, Error, Function, Options, Residual, Spec, Summary,
+    specialize, specialize_with, Binary, Error, Function, Options, Residual, Spec, Summary, Warning,
 };

@@ -7,6 +7,11 @@
 mod common;
 
 use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use common::cases::{all_cases, Case};
 
 use common::{assert_fails, path_arg, wiper};
 use wiper_testkit::{run_binary, scratch_file, testdata_bin};
@@ -58,56 +63,137 @@ fn the_slides_power_agrees_on_200_runs() {
 }
 
 /// `check` agrees wherever the differential suite does: a few of its cases
-/// (`tests/common/cases.rs`), their argument ranges written as templates.
+/// (`tests/common/cases.rs`, with the templates each case gives), 200 runs
+/// each; `check_agrees_on_every_case_of_the_differential_suite` runs them
+/// all.
 #[test]
 fn check_agrees_on_cases_of_the_differential_suite() {
-    let chosen: [(&str, &str, &[&str], &[&str]); 5] = [
-        (
-            "power-O1",
-            "power",
-            &["arg1=-2"],
-            &["{int}", "-2", "{int:0..20}"],
-        ),
-        ("loops-O0", "gcd", &["arg0=360"], &["360", "{int}"]),
-        (
-            "loops-O2",
-            "count_bits",
-            &["arg0=0x8001"],
-            &["32769", "{int}"],
-        ),
-        (
-            "switch-O0",
-            "dispatch",
-            &["arg1=0x7f"],
-            &["{int:-2..11}", "127", "{int}"],
-        ),
-        (
-            "switch-O1",
-            "dispatch",
-            &["arg0=3"],
-            &["3", "{int}", "{int}"],
-        ),
+    let chosen = [
+        "power-O1 power arg1=-2",
+        "loops-O0 gcd arg0=360",
+        "loops-O2 count_bits arg0=0x8001",
+        "switch-O0 dispatch arg1=0x7f",
+        "switch-O1 dispatch arg0=3 arg2=10",
     ];
-    let suite = common::cases::all_cases();
-    for (binary, function, statics, templates) in chosen {
-        assert!(
-            suite.iter().any(|c| c.binary == binary
-                && c.function == function
-                && c.statics
-                    .iter()
-                    .map(String::as_str)
-                    .eq(statics.iter().copied())),
-            "{binary} {function} {statics:?} is not a case of the suite"
-        );
-        let out = out_path(&format!("{binary}.check"));
-        let bin = testdata_bin(binary);
-        let run = check(path_arg(&bin), function, statics, &["-o", &out], templates);
-        assert_eq!(
-            (run.status.code(), text(&run.stdout)),
-            (Some(0), "200/200 agree\n".to_owned()),
-            "{binary} {function} {statics:?}: {}",
-            text(&run.stderr)
-        );
+    let cases: Vec<Case> = all_cases()
+        .into_iter()
+        .filter(|c| chosen.contains(&c.label().as_str()))
+        .collect();
+    assert_eq!(cases.len(), chosen.len(), "every label names a case");
+    for case in cases {
+        assert_eq!(check_case(&case, 200), Ok(()), "{}", case.label());
+    }
+}
+
+/// Runs `wiper check` with `runs` runs on `case`: `Ok` when they all
+/// agree, else what `check` said.
+fn check_case(case: &Case, runs: u32) -> Result<(), String> {
+    let out = out_path(&format!("{}.{}.check", case.binary, case.function));
+    let args = case.check_args(&out, runs);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = wiper(&args);
+    let agree = format!("{runs}/{runs} agree\n");
+    if run.status.code() == Some(0) && text(&run.stdout) == agree {
+        return Ok(());
+    }
+    Err(format!(
+        "exit status {:?}: {} {}",
+        run.status.code(),
+        text(&run.stdout).trim_end(),
+        text(&run.stderr).trim_end()
+    ))
+}
+
+/// Runs per case of [`check_agrees_on_every_case_of_the_differential_suite`]:
+/// `WIPER_CHECK_RUNS`, default 20.
+fn runs_per_case() -> u32 {
+    std::env::var("WIPER_CHECK_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(20)
+}
+
+/// `wiper check` agrees on every case of the differential suite
+/// (`tests/common/cases.rs`, whose cases give their inputs as templates),
+/// each with [`runs_per_case`] runs, two cases at a time; those whose
+/// label contains `WIPER_DIFF_CASES` only, if it is set. Slow (minutes):
+/// `.ci/run` runs it.
+#[test]
+#[ignore = "slow: wiper check on every differential case; .ci/run runs it"]
+fn check_agrees_on_every_case_of_the_differential_suite() {
+    let filter = std::env::var("WIPER_DIFF_CASES").unwrap_or_default();
+    let cases: Vec<Case> = all_cases()
+        .into_iter()
+        .filter(|c| c.label().contains(&filter))
+        .collect();
+    assert!(!cases.is_empty(), "WIPER_DIFF_CASES selects no case");
+    let runs = runs_per_case();
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(case) = cases.get(i) else { break };
+                let start = Instant::now();
+                let result = check_case(case, runs);
+                eprintln!(
+                    "check {} [{:.1} s]: {}",
+                    case.label(),
+                    start.elapsed().as_secs_f64(),
+                    match &result {
+                        Ok(()) => format!("{runs}/{runs} agree"),
+                        Err(e) => format!("FAILED: {e}"),
+                    }
+                );
+                if let Err(e) = result {
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("{}: {e}", case.label()));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases disagree:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every case of the suite has `wiper check` templates, as many as its
+/// generator's inputs have arguments, with the same literal wherever the
+/// generator always gives one word (a static value).
+#[test]
+fn every_case_of_the_suite_has_check_templates() {
+    for case in all_cases() {
+        let t = case.check_templates();
+        let mut rng = common::cases::Rng::new(case.seed());
+        let inputs: Vec<_> = (0..20).map(|_| case.input_from(&mut rng)).collect();
+        if t.stdin.is_some() {
+            assert!(inputs.iter().all(|i| i.args.is_empty()), "{}", case.label());
+            continue;
+        }
+        let arity = inputs[0].args.len();
+        if inputs.iter().all(|i| i.args.len() == arity) {
+            assert_eq!(
+                t.args.len(),
+                arity,
+                "{}: templates per argument",
+                case.label()
+            );
+        }
+        for (k, word) in t.args.iter().enumerate() {
+            let values: Vec<Option<&String>> = inputs.iter().map(|i| i.args.get(k)).collect();
+            if values.iter().all(|v| *v == values[0]) && !word.starts_with('{') {
+                assert_eq!(values[0], Some(word), "{}: argument {k}", case.label());
+            }
+        }
     }
 }
 

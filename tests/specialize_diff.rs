@@ -164,6 +164,9 @@ struct Summary {
     fallbacks: u64,
     /// T: seconds the specialization took.
     seconds: f64,
+    /// The `wiper: warning: ` lines that followed it on stderr (none from
+    /// [`parse_summary`]).
+    warnings: Vec<String>,
 }
 
 /// Parses the summary line (the whole line, without its newline).
@@ -206,6 +209,7 @@ fn parse_summary(line: &str) -> Result<Summary, String> {
             .strip_suffix(" s")
             .and_then(|s| s.parse::<f64>().ok())
             .ok_or_else(|| bad("`T s`"))?,
+        warnings: Vec::new(),
     })
 }
 
@@ -255,7 +259,12 @@ fn specialize(case: &Case) -> Result<(Summary, PathBuf), String> {
             one_line(&stderr)
         ));
     };
-    let summary = parse_summary(line)?;
+    let mut summary = parse_summary(line)?;
+    summary.warnings = stderr
+        .lines()
+        .filter(|l| l.starts_with("wiper: warning: "))
+        .map(str::to_owned)
+        .collect();
     if !case.function.starts_with("0x") && summary.function != case.function {
         return Err(format!(
             "summary names `{}`, not `{}`: {line}",
@@ -459,6 +468,54 @@ fn every_reduction_is_proved() {
         }
     }
     report("every_reduction_is_proved", &failures, done.len());
+}
+
+/// Warnings of meaning that the differential cases do give, rightly: a
+/// call site the case's runs never take passes another constant (`mix`
+/// calls crc8 with 16 and sum_array with 4; main calls sort_and_sum with 0
+/// when no Vs are given). (Case label, the warning's text after `wiper:
+/// warning: `, up to the call's address.)
+const EXPECTED_WARNINGS: [(&str, &str); 3] = [
+    (
+        "calls-O0 crc8 arg0=@bytes:7769706572 arg1=5",
+        "the call at 0x8049209 in mix passes arg1=16, not the static arg1=5",
+    ),
+    (
+        "calls-O1 sum_array arg0=@i32:3,-1,4,1,-5,9,2,6 arg1=5",
+        "the call at 0x8049187 in mix passes arg1=4, not the static arg1=5",
+    ),
+    (
+        "libc_demo-O1 sort_and_sum arg1=5",
+        "the call at 0x8049a33 in main passes arg1=0, not the static arg1=5",
+    ),
+];
+
+/// No case's spec gives a warning of meaning (docs/usage.md, "Warnings"),
+/// but the [`EXPECTED_WARNINGS`], which every run gives.
+#[test]
+fn no_case_gives_an_unexpected_warning() {
+    let done = specializations();
+    let mut failures = Vec::new();
+    for s in done {
+        let label = s.case.label();
+        let Ok((sum, _)) = &s.result else { continue };
+        let expected: Vec<&str> = EXPECTED_WARNINGS
+            .iter()
+            .filter(|(l, _)| *l == label)
+            .map(|(_, w)| *w)
+            .collect();
+        for w in &sum.warnings {
+            if !expected.iter().any(|e| w.contains(e)) {
+                failures.push(format!("{label}: {w}"));
+            }
+        }
+        for e in expected {
+            if !sum.warnings.iter().any(|w| w.contains(e)) {
+                failures.push(format!("{label}: expected the warning `{e}`"));
+            }
+        }
+    }
+    report("no_case_gives_an_unexpected_warning", &failures, done.len());
 }
 
 /// The messages with which the programs' `main`s reject a command line.
@@ -811,6 +868,7 @@ fn summary_line_parses() {
             proved: 4,
             fallbacks: 0,
             seconds: 0.12,
+            warnings: Vec::new(),
         }
     );
     assert!(parse_summary("wiper: specialized power: 17 -> 9 instructions").is_err());

@@ -14,7 +14,7 @@ use anyhow::{anyhow, Result};
 use wiper_run::Outcome;
 use wiper_x86::rng::Rng;
 
-use crate::commands::{run_program, specialize_beside, summary_line, FunctionArg, Report};
+use crate::commands::{run_program, specialize_beside, stderr_lines, FunctionArg, Report};
 use template::{Inputs, Rendered};
 
 /// The seed `check` draws its inputs with unless `--seed` says otherwise.
@@ -81,7 +81,7 @@ pub fn check<'a>(
         Some(r) => (r.clone(), Vec::new()),
         None => {
             let (sp, out) = specialize_beside(path, function, statics, output, options)?;
-            (out, vec![summary_line(&sp)])
+            (out, stderr_lines(&sp))
         }
     };
     let pair = Pair {

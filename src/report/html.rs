@@ -69,7 +69,7 @@ pub(super) fn page(
 }
 
 /// The summary figures (`wiper specialize`'s summary line and the
-/// specializer's counts).
+/// specializer's counts), and the warnings of meaning, if any.
 fn summary(out: &mut String, residual: &Residual, statics: &[String], model: &Model<'_>) {
     let s = residual.summary();
     let st = residual.stats();
@@ -156,7 +156,16 @@ fn summary(out: &mut String, residual: &Residual, statics: &[String], model: &Mo
             esc(&value)
         );
     }
-    out.push_str("</table>\n</section>\n");
+    out.push_str("</table>\n");
+    let warnings = residual.warnings();
+    if !warnings.is_empty() {
+        out.push_str("<h3>Warnings</h3>\n<ul id=\"warnings\" class=\"warnings\">\n");
+        for w in warnings {
+            let _ = writeln!(out, "<li>warning: {}</li>", esc(&w.to_string()));
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</section>\n");
 }
 
 /// The legend of the binding-time colours.

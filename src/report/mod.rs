@@ -96,11 +96,13 @@ pub fn report<'a>(
     } else {
         "without a graph (see the page)"
     };
+    let mut stderr = commands::stderr_lines(&sp);
+    stderr.push(format!(
+        "wiper: report written to {} {drawn}",
+        output.display()
+    ));
     Ok(commands::Report {
-        stderr: vec![
-            commands::summary_line(&sp),
-            format!("wiper: report written to {} {drawn}", output.display()),
-        ],
+        stderr,
         ..Default::default()
     })
 }

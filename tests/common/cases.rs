@@ -250,6 +250,12 @@ pub fn words_up_to(alphabet: &[u8], max_len: u32) -> Vec<String> {
 /// capitals for variety.
 const TEXT_CHARS: &[u8] = b"aaabcdenrstxyz AZ";
 
+/// [`TEXT_CHARS`] words of up to 10 characters, as a `wiper check` template.
+const TEXT_10: &str = "{str:aaabcdenrstxyz AZ:0..10}";
+
+/// [`TEXT_CHARS`] words of up to 12 characters, as a `wiper check` template.
+const TEXT_12: &str = "{str:aaabcdenrstxyz AZ:0..12}";
+
 /// One program run: its command-line arguments (without the program name)
 /// and its standard input.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -292,6 +298,22 @@ pub struct Case {
     /// What the case exercises, in a few words.
     pub what: &'static str,
     generator: Generator,
+    /// The same inputs as `wiper check` templates (see [`Case::check`]).
+    check: Option<CheckTemplates>,
+}
+
+/// A case's inputs as `wiper check` generates them (docs/usage.md): one
+/// template per program argument, and standard input's. They describe the
+/// generator's inputs, or a part of them where a generator's constraint has
+/// no template (`A & 15 == 5` becomes the literal `5`): static positions
+/// are literals with the static values, dynamic ones the ranges the
+/// generator draws from (or within them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckTemplates {
+    /// The argument templates, `argv[1..]`.
+    pub args: Vec<String>,
+    /// The template of standard input (`None`: empty).
+    pub stdin: Option<String>,
 }
 
 impl std::fmt::Debug for Case {
@@ -315,7 +337,60 @@ impl Case {
             statics,
             what,
             generator: Arc::new(generator),
+            check: None,
         }
+    }
+
+    /// The case with its inputs as `wiper check` argument templates (one
+    /// word each: a literal, `{int}`, `{int:LO..HI}`, `{str:ALPHABET:LO..HI}`).
+    pub fn check(mut self, args: &[&str]) -> Case {
+        self.check = Some(CheckTemplates {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            stdin: None,
+        });
+        self
+    }
+
+    /// [`Case::check`] with owned words (for templates built at run time).
+    pub fn check_owned(self, args: Vec<String>) -> Case {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.check(&args)
+    }
+
+    /// [`Case::check`] with a template for standard input too.
+    pub fn check_stdin(mut self, args: &[&str], stdin: &str) -> Case {
+        self = self.check(args);
+        if let Some(c) = &mut self.check {
+            c.stdin = Some(stdin.to_owned());
+        }
+        self
+    }
+
+    /// The case's `wiper check` templates.
+    ///
+    /// # Panics
+    ///
+    /// If the case has none (every case of [`all_cases`] has).
+    pub fn check_templates(&self) -> &CheckTemplates {
+        self.check
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no `wiper check` templates", self.label()))
+    }
+
+    /// The arguments of `wiper check` for this case: the binary, function
+    /// and specs, `--runs RUNS`, the residual to `out`, then `--stdin` and
+    /// the argument templates.
+    pub fn check_args(&self, out: &str, runs: u32) -> Vec<String> {
+        let mut args = self.specialize_args(out);
+        args[0] = "check".to_owned();
+        args.extend(["--runs".to_owned(), runs.to_string()]);
+        let t = self.check_templates();
+        if let Some(stdin) = &t.stdin {
+            args.extend(["--stdin".to_owned(), stdin.clone()]);
+        }
+        args.push("--".to_owned());
+        args.extend(t.args.iter().cloned());
+        args
     }
 
     /// `BINARY FUNCTION SPEC...`, e.g. `power-O2 power arg1=3 arg2=5`, or
@@ -521,6 +596,11 @@ pub fn vm_case(opt: &str, prog: usize) -> Case {
             Input::argv(vec!["vm".into(), prog.to_string(), x.to_string()])
         },
     )
+    .check_owned(vec![
+        "vm".into(),
+        prog.to_string(),
+        "{int:0..100000}".into(),
+    ])
 }
 
 /// `bf` in `interp-OPT` specialized to the Brainfuck program `prog` (`arg0`
@@ -542,45 +622,65 @@ pub fn bf_case(opt: &str, prog: &'static str) -> Case {
             Input::argv(vec!["bf".into(), prog.into(), input])
         },
     )
+    .check(&["bf", prog, BF_INPUT])
 }
+
+/// The `wiper check` template of a Brainfuck program's input: the edge
+/// bytes of [`bf_case`] and lower-case letters.
+const BF_INPUT: &str = "{str:\u{1}\u{7f}\u{ff}abcdefghijklmnopqrstuvwxyz:0..20}";
 
 /// power.c: `power X Y N` -> power(x, y, n). n must stay small and
 /// non-negative (a negative n loops 2^32 times).
 fn power_cases(out: &mut Vec<Case>) {
     for (i, o) in LEVELS.iter().enumerate() {
         let bin = format!("power-{o}");
-        out.push(Case::new(
-            &bin,
-            "power",
-            specs(&["arg1=3", "arg2=5"]),
-            "static loop unrolls (y, n static)",
-            |r| Input::argv(vec![r.edge_arg(), "3".into(), "5".into()]),
-        ));
-        out.push(Case::new(
-            &bin,
-            "power",
-            specs(&["arg1=-2"]),
-            "dynamic loop, static invariant (y static, n dynamic)",
-            |r| Input::argv(vec![r.edge_arg(), "-2".into(), r.each_in_arg(0, 20)]),
-        ));
+        out.push(
+            Case::new(
+                &bin,
+                "power",
+                specs(&["arg1=3", "arg2=5"]),
+                "static loop unrolls (y, n static)",
+                |r| Input::argv(vec![r.edge_arg(), "3".into(), "5".into()]),
+            )
+            .check(&["{int}", "3", "5"]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "power",
+                specs(&["arg1=-2"]),
+                "dynamic loop, static invariant (y static, n dynamic)",
+                |r| Input::argv(vec![r.edge_arg(), "-2".into(), r.each_in_arg(0, 20)]),
+            )
+            .check(&["{int}", "-2", "{int:0..20}"]),
+        );
         match i {
-            0 => out.push(Case::new(
-                &bin,
-                "power",
-                specs(&["arg2=0x8"]),
-                "static loop unrolls, dynamic x + y (hex spec)",
-                |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), "8".into()]),
-            )),
-            1 => out.push(Case::new(&bin, "power", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 20)])
-            })),
-            _ => out.push(Case::new(
-                &bin,
-                "power",
-                specs(&["arg0=2", "arg1=1", "arg2=10"]),
-                "all static: a constant",
-                |_| Input::argv(vec!["2".into(), "1".into(), "10".into()]),
-            )),
+            0 => out.push(
+                Case::new(
+                    &bin,
+                    "power",
+                    specs(&["arg2=0x8"]),
+                    "static loop unrolls, dynamic x + y (hex spec)",
+                    |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), "8".into()]),
+                )
+                .check(&["{int}", "{int}", "8"]),
+            ),
+            1 => out.push(
+                Case::new(&bin, "power", vec![], "all dynamic", |r| {
+                    Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 20)])
+                })
+                .check(&["{int}", "{int}", "{int:0..20}"]),
+            ),
+            _ => out.push(
+                Case::new(
+                    &bin,
+                    "power",
+                    specs(&["arg0=2", "arg1=1", "arg2=10"]),
+                    "all static: a constant",
+                    |_| Input::argv(vec!["2".into(), "1".into(), "10".into()]),
+                )
+                .check(&["2", "1", "10"]),
+            ),
         }
     }
 }
@@ -589,24 +689,33 @@ fn power_cases(out: &mut Vec<Case>) {
 fn prod_cases(out: &mut Vec<Case>) {
     for (i, o) in LEVELS.iter().enumerate() {
         let bin = format!("prod-{o}");
-        out.push(Case::new(
-            &bin,
-            "prod",
-            specs(&["arg2=6"]),
-            "static loop unrolls (n static)",
-            |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), "6".into()]),
-        ));
-        out.push(Case::new(
-            &bin,
-            "prod",
-            specs(&["arg0=4", "arg1=-9"]),
-            "dynamic loop, static invariant x + y",
-            |r| Input::argv(vec!["4".into(), "-9".into(), r.each_in_arg(0, 30)]),
-        ));
+        out.push(
+            Case::new(
+                &bin,
+                "prod",
+                specs(&["arg2=6"]),
+                "static loop unrolls (n static)",
+                |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), "6".into()]),
+            )
+            .check(&["{int}", "{int}", "6"]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "prod",
+                specs(&["arg0=4", "arg1=-9"]),
+                "dynamic loop, static invariant x + y",
+                |r| Input::argv(vec!["4".into(), "-9".into(), r.each_in_arg(0, 30)]),
+            )
+            .check(&["4", "-9", "{int:0..30}"]),
+        );
         if i == 1 {
-            out.push(Case::new(&bin, "prod", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 30)])
-            }));
+            out.push(
+                Case::new(&bin, "prod", vec![], "all dynamic", |r| {
+                    Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 30)])
+                })
+                .check(&["{int}", "{int}", "{int:0..30}"]),
+            );
         }
     }
 }
@@ -616,24 +725,33 @@ fn abn_cases(out: &mut Vec<Case>) {
     for (i, o) in LEVELS.iter().enumerate() {
         let bin = format!("abn-{o}");
         let n = [3, 4, 0][i];
-        out.push(Case::new(
-            &bin,
-            "abn",
-            vec![format!("arg2={n}")],
-            "static index into a local array",
-            move |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), n.to_string()]),
-        ));
-        out.push(Case::new(
-            &bin,
-            "abn",
-            specs(&["arg1=7"]),
-            "static array contents, dynamic index",
-            |r| Input::argv(vec![r.edge_arg(), "7".into(), r.each_in_arg(0, 4)]),
-        ));
+        out.push(
+            Case::new(
+                &bin,
+                "abn",
+                vec![format!("arg2={n}")],
+                "static index into a local array",
+                move |r| Input::argv(vec![r.edge_arg(), r.edge_arg(), n.to_string()]),
+            )
+            .check_owned(vec!["{int}".into(), "{int}".into(), n.to_string()]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "abn",
+                specs(&["arg1=7"]),
+                "static array contents, dynamic index",
+                |r| Input::argv(vec![r.edge_arg(), "7".into(), r.each_in_arg(0, 4)]),
+            )
+            .check(&["{int}", "7", "{int:0..4}"]),
+        );
         if i == 0 {
-            out.push(Case::new(&bin, "abn", vec![], "all dynamic", |r| {
-                Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 4)])
-            }));
+            out.push(
+                Case::new(&bin, "abn", vec![], "all dynamic", |r| {
+                    Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 4)])
+                })
+                .check(&["{int}", "{int}", "{int:0..4}"]),
+            );
         }
     }
 }
@@ -647,6 +765,10 @@ fn loops_a(r: &mut Rng) -> i64 {
     })
 }
 
+/// [`loops_a`] as a `wiper check` template (its random range; `i32::MIN`
+/// left out).
+const LOOPS_A: &str = "{int:-1000..100000}";
+
 /// loops.c: `loops A B` (or A and B on stdin) calls sum_to(A), gcd(A, B),
 /// count_bits(A), nested(A & 15, B & 15), collatz_steps(A).
 fn loops_cases(out: &mut Vec<Case>) {
@@ -655,24 +777,31 @@ fn loops_cases(out: &mut Vec<Case>) {
         // sum_to: a counted loop with a static bound unrolls.
         let n = [10, 25, 100][i];
         if i == 1 {
-            out.push(Case::new(
-                &bin,
-                "sum_to",
-                vec![format!("arg0={n}")],
-                "static loop unrolls (inputs on stdin)",
-                move |r| Input {
-                    args: vec![],
-                    stdin: format!("{n} {}\n", r.any_i32()).into_bytes(),
-                },
-            ));
+            out.push(
+                Case::new(
+                    &bin,
+                    "sum_to",
+                    vec![format!("arg0={n}")],
+                    "static loop unrolls (inputs on stdin)",
+                    move |r| Input {
+                        args: vec![],
+                        stdin: format!("{n} {}\n", r.any_i32()).into_bytes(),
+                    },
+                )
+                // One stdin template is one word: the second number fixed.
+                .check_stdin(&[], &format!("{n} -12345\n")),
+            );
         } else {
-            out.push(Case::new(
-                &bin,
-                "sum_to",
-                vec![format!("arg0={n}")],
-                "static loop unrolls",
-                move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
-            ));
+            out.push(
+                Case::new(
+                    &bin,
+                    "sum_to",
+                    vec![format!("arg0={n}")],
+                    "static loop unrolls",
+                    move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
+                )
+                .check_owned(vec![n.to_string(), "{int}".into()]),
+            );
         }
         // nested: both bounds static, or the outer one only.
         let (outer, inner) = [(5, Some(7)), (3, None), (4, Some(6))][i];
@@ -680,79 +809,104 @@ fn loops_cases(out: &mut Vec<Case>) {
         if let Some(m) = inner {
             nested_specs.push(format!("arg1={m}"));
         }
-        out.push(Case::new(
-            &bin,
-            "nested",
-            nested_specs,
-            if inner.is_some() {
-                "nested static loops unroll"
-            } else {
-                "static outer loop, dynamic inner loop"
-            },
-            move |r| {
-                let a = outer + 16 * r.range(-20, 50);
-                let b = match inner {
-                    Some(m) => m + 16 * r.range(-1000, 1000),
-                    // nested reads B & 15: each value, random high bits.
-                    None => r.each_in(0, 15) + 16 * r.range(-1000, 1000),
-                };
-                Input::argv(vec![a.to_string(), b.to_string()])
-            },
-        ));
+        out.push(
+            Case::new(
+                &bin,
+                "nested",
+                nested_specs,
+                if inner.is_some() {
+                    "nested static loops unroll"
+                } else {
+                    "static outer loop, dynamic inner loop"
+                },
+                move |r| {
+                    let a = outer + 16 * r.range(-20, 50);
+                    let b = match inner {
+                        Some(m) => m + 16 * r.range(-1000, 1000),
+                        // nested reads B & 15: each value, random high bits.
+                        None => r.each_in(0, 15) + 16 * r.range(-1000, 1000),
+                    };
+                    Input::argv(vec![a.to_string(), b.to_string()])
+                },
+            )
+            // A static low nibble with random high bits has no template:
+            // the static values themselves.
+            .check_owned(vec![
+                outer.to_string(),
+                inner.map_or_else(|| "{int:0..15}".to_owned(), |m| m.to_string()),
+            ]),
+        );
         // gcd: a dynamic loop.
         match i {
-            0 => out.push(Case::new(
-                &bin,
-                "gcd",
-                specs(&["arg0=360"]),
-                "dynamic loop, a static",
-                |r| Input::argv(vec!["360".into(), r.edge_arg()]),
-            )),
-            1 => out.push(Case::new(
-                &bin,
-                "gcd",
-                specs(&["arg1=84"]),
-                "dynamic loop, b static",
-                |r| Input::argv(vec![loops_a(r).to_string(), "84".into()]),
-            )),
-            _ => out.push(Case::new(&bin, "gcd", vec![], "all dynamic", |r| {
-                Input::argv(vec![loops_a(r).to_string(), r.edge_arg()])
-            })),
+            0 => out.push(
+                Case::new(
+                    &bin,
+                    "gcd",
+                    specs(&["arg0=360"]),
+                    "dynamic loop, a static",
+                    |r| Input::argv(vec!["360".into(), r.edge_arg()]),
+                )
+                .check(&["360", "{int}"]),
+            ),
+            1 => out.push(
+                Case::new(
+                    &bin,
+                    "gcd",
+                    specs(&["arg1=84"]),
+                    "dynamic loop, b static",
+                    |r| Input::argv(vec![loops_a(r).to_string(), "84".into()]),
+                )
+                .check(&[LOOPS_A, "84"]),
+            ),
+            _ => out.push(
+                Case::new(&bin, "gcd", vec![], "all dynamic", |r| {
+                    Input::argv(vec![loops_a(r).to_string(), r.edge_arg()])
+                })
+                .check(&[LOOPS_A, "{int}"]),
+            ),
         }
         // count_bits: a loop over the bits of a static or dynamic word.
         match i {
-            1 => out.push(Case::new(&bin, "count_bits", vec![], "all dynamic", |r| {
-                Input::argv(vec![loops_a(r).to_string(), r.any_arg()])
-            })),
+            1 => out.push(
+                Case::new(&bin, "count_bits", vec![], "all dynamic", |r| {
+                    Input::argv(vec![loops_a(r).to_string(), r.any_arg()])
+                })
+                .check(&[LOOPS_A, "{int}"]),
+            ),
             _ => {
                 let x = [757, 0, 0x8001][i];
-                out.push(Case::new(
-                    &bin,
-                    "count_bits",
-                    vec![format!("arg0={x:#x}")],
-                    "static loop over bits unrolls",
-                    move |r| Input::argv(vec![x.to_string(), r.any_arg()]),
-                ));
+                out.push(
+                    Case::new(
+                        &bin,
+                        "count_bits",
+                        vec![format!("arg0={x:#x}")],
+                        "static loop over bits unrolls",
+                        move |r| Input::argv(vec![x.to_string(), r.any_arg()]),
+                    )
+                    .check_owned(vec![x.to_string(), "{int}".into()]),
+                );
             }
         }
         // collatz_steps: a bounded loop with a data-dependent exit.
         match i {
-            0 => out.push(Case::new(
-                &bin,
-                "collatz_steps",
-                vec![],
-                "all dynamic",
-                |r| Input::argv(vec![loops_a(r).to_string(), r.any_arg()]),
-            )),
+            0 => out.push(
+                Case::new(&bin, "collatz_steps", vec![], "all dynamic", |r| {
+                    Input::argv(vec![loops_a(r).to_string(), r.any_arg()])
+                })
+                .check(&[LOOPS_A, "{int}"]),
+            ),
             _ => {
                 let n = [0, 27, 97][i];
-                out.push(Case::new(
-                    &bin,
-                    "collatz_steps",
-                    vec![format!("arg0={n}")],
-                    "static data-dependent loop unrolls",
-                    move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
-                ));
+                out.push(
+                    Case::new(
+                        &bin,
+                        "collatz_steps",
+                        vec![format!("arg0={n}")],
+                        "static data-dependent loop unrolls",
+                        move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
+                    )
+                    .check_owned(vec![n.to_string(), "{int}".into()]),
+                );
             }
         }
     }
@@ -765,85 +919,109 @@ fn recursion_cases(out: &mut Vec<Case>) {
     for (i, o) in LEVELS.iter().enumerate() {
         let bin = format!("recursion-{o}");
         let n = [10, 12, 7][i];
-        out.push(Case::new(
-            &bin,
-            "fact",
-            vec![format!("arg0={n}")],
-            "recursion with a static argument",
-            move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
-        ));
+        out.push(
+            Case::new(
+                &bin,
+                "fact",
+                vec![format!("arg0={n}")],
+                "recursion with a static argument",
+                move |r| Input::argv(vec![n.to_string(), r.any_arg()]),
+            )
+            .check_owned(vec![n.to_string(), "{int}".into()]),
+        );
         let k = [6, 13, 3][i];
-        out.push(Case::new(
-            &bin,
-            "pow_rec",
-            vec![format!("arg1={k}")],
-            "recursion on a static n, dynamic x",
-            move |r| Input::argv(vec![(k + 32 * r.range(0, 6)).to_string(), r.edge_arg()]),
-        ));
-        match i {
-            0 => out.push(Case::new(
-                &bin,
-                "ackermann",
-                specs(&["arg0=2"]),
-                "recursion, static m, dynamic n",
-                |r| {
-                    // ackermann's n is N & 7: each value.
-                    let n = r.each_in(0, 7) + 8 * r.range(0, 36);
-                    let x = 2 + 4 * r.range(-1000, 1000);
-                    Input::argv(vec![n.to_string(), x.to_string()])
-                },
-            )),
-            1 => out.push(Case::new(
-                &bin,
-                "ackermann",
-                specs(&["arg0=2", "arg1=3"]),
-                "recursion with all arguments static",
-                |r| {
-                    let n = 3 + 8 * r.range(0, 30);
-                    let x = 2 + 4 * r.range(-1000, 1000);
-                    Input::argv(vec![n.to_string(), x.to_string()])
-                },
-            )),
-            _ => out.push(Case::new(
-                &bin,
-                "ackermann",
-                specs(&["arg0=1"]),
-                "recursion, static m, dynamic n",
-                |r| {
-                    let n = r.each_in(0, 7) + 8 * r.range(0, 36);
-                    let x = 1 + 4 * r.range(-1000, 1000);
-                    Input::argv(vec![n.to_string(), x.to_string()])
-                },
-            )),
-        }
-        match i {
-            0 => out.push(Case::new(
+        out.push(
+            Case::new(
                 &bin,
                 "pow_rec",
-                specs(&["arg0=3"]),
-                "recursion on a dynamic n, static x",
-                // pow_rec's n is N & 31: each value.
-                |r| {
-                    let n = r.each_in(0, 31) + 32 * r.range(0, 8);
-                    Input::argv(vec![n.to_string(), "3".into()])
-                },
-            )),
-            1 => out.push(Case::new(&bin, "fact", vec![], "all dynamic", |r| {
-                let n = r.each_or(&[i64::from(i32::MIN), -1, 0, 1, 2, 300], |r| {
-                    r.range(-3, 300)
-                });
-                Input::argv(vec![n.to_string(), r.any_arg()])
-            })),
-            _ => out.push(Case::new(
-                &bin,
-                "fib",
-                specs(&["arg0=10"]),
-                "double recursion, static argument",
-                |r| {
-                    let n = 10 + 16 * r.range(0, 15);
+                vec![format!("arg1={k}")],
+                "recursion on a static n, dynamic x",
+                move |r| Input::argv(vec![(k + 32 * r.range(0, 6)).to_string(), r.edge_arg()]),
+            )
+            .check_owned(vec![k.to_string(), "{int}".into()]),
+        );
+        match i {
+            0 => out.push(
+                Case::new(
+                    &bin,
+                    "ackermann",
+                    specs(&["arg0=2"]),
+                    "recursion, static m, dynamic n",
+                    |r| {
+                        // ackermann's n is N & 7: each value.
+                        let n = r.each_in(0, 7) + 8 * r.range(0, 36);
+                        let x = 2 + 4 * r.range(-1000, 1000);
+                        Input::argv(vec![n.to_string(), x.to_string()])
+                    },
+                )
+                .check(&["{int:0..7}", "2"]),
+            ),
+            1 => out.push(
+                Case::new(
+                    &bin,
+                    "ackermann",
+                    specs(&["arg0=2", "arg1=3"]),
+                    "recursion with all arguments static",
+                    |r| {
+                        let n = 3 + 8 * r.range(0, 30);
+                        let x = 2 + 4 * r.range(-1000, 1000);
+                        Input::argv(vec![n.to_string(), x.to_string()])
+                    },
+                )
+                .check(&["3", "2"]),
+            ),
+            _ => out.push(
+                Case::new(
+                    &bin,
+                    "ackermann",
+                    specs(&["arg0=1"]),
+                    "recursion, static m, dynamic n",
+                    |r| {
+                        let n = r.each_in(0, 7) + 8 * r.range(0, 36);
+                        let x = 1 + 4 * r.range(-1000, 1000);
+                        Input::argv(vec![n.to_string(), x.to_string()])
+                    },
+                )
+                .check(&["{int:0..7}", "1"]),
+            ),
+        }
+        match i {
+            0 => out.push(
+                Case::new(
+                    &bin,
+                    "pow_rec",
+                    specs(&["arg0=3"]),
+                    "recursion on a dynamic n, static x",
+                    // pow_rec's n is N & 31: each value.
+                    |r| {
+                        let n = r.each_in(0, 31) + 32 * r.range(0, 8);
+                        Input::argv(vec![n.to_string(), "3".into()])
+                    },
+                )
+                .check(&["{int:0..31}", "3"]),
+            ),
+            1 => out.push(
+                Case::new(&bin, "fact", vec![], "all dynamic", |r| {
+                    let n = r.each_or(&[i64::from(i32::MIN), -1, 0, 1, 2, 300], |r| {
+                        r.range(-3, 300)
+                    });
                     Input::argv(vec![n.to_string(), r.any_arg()])
-                },
-            )),
+                })
+                .check(&["{int:-3..300}", "{int}"]),
+            ),
+            _ => out.push(
+                Case::new(
+                    &bin,
+                    "fib",
+                    specs(&["arg0=10"]),
+                    "double recursion, static argument",
+                    |r| {
+                        let n = 10 + 16 * r.range(0, 15);
+                        Input::argv(vec![n.to_string(), r.any_arg()])
+                    },
+                )
+                .check(&["10", "{int}"]),
+            ),
         }
     }
 }
@@ -863,39 +1041,51 @@ fn switch_cases(out: &mut Vec<Case>) {
     for (i, o) in LEVELS.iter().enumerate() {
         let bin = format!("switch-{o}");
         for op in ops[i] {
-            out.push(Case::new(
-                &bin,
-                "dispatch",
-                vec![format!("arg0={op}")],
-                "jump table with a static selector",
-                move |r| Input::argv(vec![op.to_string(), r.edge_arg(), r.edge_arg()]),
-            ));
+            out.push(
+                Case::new(
+                    &bin,
+                    "dispatch",
+                    vec![format!("arg0={op}")],
+                    "jump table with a static selector",
+                    move |r| Input::argv(vec![op.to_string(), r.edge_arg(), r.edge_arg()]),
+                )
+                .check_owned(vec![op.to_string(), "{int}".into(), "{int}".into()]),
+            );
         }
         // Case 3, `a / b` unsigned, with a static divisor: a magic-number
         // multiplication in the residual (tests/divide.rs reads it).
         let divisor = [7, 10, 1000][i];
-        out.push(Case::new(
-            &bin,
-            "dispatch",
-            specs(&["arg0=3", &format!("arg2={divisor}")]),
-            "unsigned division by a static divisor",
-            move |r| Input::argv(vec!["3".into(), r.edge_arg(), divisor.to_string()]),
-        ));
-        match i {
-            0 => out.push(Case::new(
+        out.push(
+            Case::new(
                 &bin,
                 "dispatch",
-                specs(&["arg1=0x7f"]),
-                "dynamic selector, static operand",
-                |r| {
+                specs(&["arg0=3", &format!("arg2={divisor}")]),
+                "unsigned division by a static divisor",
+                move |r| Input::argv(vec!["3".into(), r.edge_arg(), divisor.to_string()]),
+            )
+            .check_owned(vec!["3".into(), "{int}".into(), divisor.to_string()]),
+        );
+        match i {
+            0 => out.push(
+                Case::new(
+                    &bin,
+                    "dispatch",
+                    specs(&["arg1=0x7f"]),
+                    "dynamic selector, static operand",
+                    |r| {
+                        let op = r.each_of(&selectors(9));
+                        Input::argv(vec![op.to_string(), "127".into(), r.edge_arg()])
+                    },
+                )
+                .check(&["{int}", "127", "{int}"]),
+            ),
+            2 => out.push(
+                Case::new(&bin, "dispatch", vec![], "all dynamic", |r| {
                     let op = r.each_of(&selectors(9));
-                    Input::argv(vec![op.to_string(), "127".into(), r.edge_arg()])
-                },
-            )),
-            2 => out.push(Case::new(&bin, "dispatch", vec![], "all dynamic", |r| {
-                let op = r.each_of(&selectors(9));
-                Input::argv(vec![op.to_string(), r.any_arg(), r.edge_arg()])
-            })),
+                    Input::argv(vec![op.to_string(), r.any_arg(), r.edge_arg()])
+                })
+                .check(&["{int}", "{int}", "{int}"]),
+            ),
             _ => {}
         }
     }
@@ -918,157 +1108,229 @@ fn calls_cases(out: &mut Vec<Case>) {
         let bin = format!("calls-{o}");
         // my_strlen: a loop over a static string.
         let text = ["partial evaluation", "", "abracadabra"][i];
-        out.push(Case::new(
-            &bin,
-            "my_strlen",
-            vec![format!("arg0=@str:{text}")],
-            "pointer to a static string",
-            move |r| Input::argv(vec![r.any_arg(), r.any_arg(), text.into()]),
-        ));
+        out.push(
+            Case::new(
+                &bin,
+                "my_strlen",
+                vec![format!("arg0=@str:{text}")],
+                "pointer to a static string",
+                move |r| Input::argv(vec![r.any_arg(), r.any_arg(), text.into()]),
+            )
+            .check(&["{int}", "{int}", text]),
+        );
         // count_char: static string and/or static character.
         match i {
-            0 => out.push(Case::new(
-                &bin,
-                "count_char",
-                specs(&["arg0=@str:abracadabra"]),
-                "static string, dynamic character",
-                |r| Input::argv(vec![r.any_arg(), r.any_arg(), "abracadabra".into()]),
-            )),
-            1 => out.push(Case::new(
-                &bin,
-                "count_char",
-                specs(&["arg0=@str:banana", "arg1=97"]),
-                "static string and character",
-                |r| Input::argv(vec![r.any_arg(), r.any_arg(), "banana".into()]),
-            )),
-            _ => out.push(Case::new(
-                &bin,
-                "count_char",
-                specs(&["arg1=97"]),
-                "dynamic string, static character",
-                |r| {
-                    // Every short string of the character, another one and
-                    // a negative `char` (0xe1, as UTF-8 0xc3 0xa1).
-                    let s = r.each_or(&words_up_to(b"ab\xe1", 3), |r| r.word(TEXT_CHARS, 0, 30));
-                    Input::argv(vec![r.any_arg(), r.any_arg(), s])
-                },
-            )),
+            0 => out.push(
+                Case::new(
+                    &bin,
+                    "count_char",
+                    specs(&["arg0=@str:abracadabra"]),
+                    "static string, dynamic character",
+                    |r| Input::argv(vec![r.any_arg(), r.any_arg(), "abracadabra".into()]),
+                )
+                .check(&["{int}", "{int}", "abracadabra"]),
+            ),
+            1 => out.push(
+                Case::new(
+                    &bin,
+                    "count_char",
+                    specs(&["arg0=@str:banana", "arg1=97"]),
+                    "static string and character",
+                    |r| Input::argv(vec![r.any_arg(), r.any_arg(), "banana".into()]),
+                )
+                .check(&["{int}", "{int}", "banana"]),
+            ),
+            _ => out.push(
+                Case::new(
+                    &bin,
+                    "count_char",
+                    specs(&["arg1=97"]),
+                    "dynamic string, static character",
+                    |r| {
+                        // Every short string of the character, another one and
+                        // a negative `char` (0xe1, as UTF-8 0xc3 0xa1).
+                        let s =
+                            r.each_or(&words_up_to(b"ab\xe1", 3), |r| r.word(TEXT_CHARS, 0, 30));
+                        Input::argv(vec![r.any_arg(), r.any_arg(), s])
+                    },
+                )
+                .check(&["{int}", "{int}", "{str:aaabcdenrstxyz AZ\u{e1}:0..30}"]),
+            ),
         }
         // sum_array through `calls arrays`.
         const ARRAY: [i32; 8] = [3, -1, 4, 1, -5, 9, 2, 6];
         let array_args = || ARRAY.iter().map(i32::to_string).collect::<Vec<_>>();
+        let array_strs = || ["3", "-1", "4", "1", "-5", "9", "2", "6"];
+        assert_eq!(array_strs().map(str::to_owned).to_vec(), array_args());
         match i {
-            0 => out.push(Case::new(
-                &bin,
-                "sum_array",
-                vec![format!("arg0=@i32:{}", i32_list(&ARRAY))],
-                "pointer to a static array, dynamic length",
-                move |r| {
-                    let mut args = vec!["arrays".into(), r.each_in_arg(-1, 9)];
-                    args.push(r.word(TEXT_CHARS, 0, 10));
-                    args.extend(array_args());
-                    Input::argv(args)
-                },
-            )),
-            1 => out.push(Case::new(
-                &bin,
-                "sum_array",
-                vec![format!("arg0=@i32:{}", i32_list(&ARRAY)), "arg1=5".into()],
-                "pointer to a static array, static length",
-                move |r| {
-                    let mut args = vec!["arrays".into(), "5".into()];
-                    args.push(r.word(TEXT_CHARS, 0, 10));
-                    args.extend(array_args());
-                    Input::argv(args)
-                },
-            )),
-            _ => out.push(Case::new(
-                &bin,
-                "sum_array",
-                specs(&["arg1=4"]),
-                "static length, dynamic array: loop unrolls",
-                |r| {
-                    let mut args = vec!["arrays".into(), "4".into()];
-                    args.push(r.word(TEXT_CHARS, 0, 10));
-                    let count = r.range(4, 10);
-                    args.extend((0..count).map(|_| r.any_arg()));
-                    Input::argv(args)
-                },
-            )),
+            0 => out.push(
+                Case::new(
+                    &bin,
+                    "sum_array",
+                    vec![format!("arg0=@i32:{}", i32_list(&ARRAY))],
+                    "pointer to a static array, dynamic length",
+                    move |r| {
+                        let mut args = vec!["arrays".into(), r.each_in_arg(-1, 9)];
+                        args.push(r.word(TEXT_CHARS, 0, 10));
+                        args.extend(array_args());
+                        Input::argv(args)
+                    },
+                )
+                .check_owned(
+                    [&["arrays", "{int:-1..9}", TEXT_10][..], &array_strs()]
+                        .concat()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+            ),
+            1 => out.push(
+                Case::new(
+                    &bin,
+                    "sum_array",
+                    vec![format!("arg0=@i32:{}", i32_list(&ARRAY)), "arg1=5".into()],
+                    "pointer to a static array, static length",
+                    move |r| {
+                        let mut args = vec!["arrays".into(), "5".into()];
+                        args.push(r.word(TEXT_CHARS, 0, 10));
+                        args.extend(array_args());
+                        Input::argv(args)
+                    },
+                )
+                .check_owned(
+                    [&["arrays", "5", TEXT_10][..], &array_strs()]
+                        .concat()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+            ),
+            _ => out.push(
+                Case::new(
+                    &bin,
+                    "sum_array",
+                    specs(&["arg1=4"]),
+                    "static length, dynamic array: loop unrolls",
+                    |r| {
+                        let mut args = vec!["arrays".into(), "4".into()];
+                        args.push(r.word(TEXT_CHARS, 0, 10));
+                        let count = r.range(4, 10);
+                        args.extend((0..count).map(|_| r.any_arg()));
+                        Input::argv(args)
+                    },
+                )
+                .check(&[
+                    "arrays", "4", TEXT_10, "{int}", "{int}", "{int}", "{int}", "{int}",
+                ]),
+            ),
         }
         // crc8 through `calls arrays`: static bytes index a read-only table.
         match i {
-            0 => out.push(Case::new(
-                &bin,
-                "crc8",
-                vec![format!("arg0=@bytes:{}", hex(b"wiper")), "arg1=5".into()],
-                "static bytes and length: a constant",
-                |r| {
-                    let mut args = vec!["arrays".into(), r.range_arg(5, 20), "wiper".into()];
-                    args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
-                    Input::argv(args)
-                },
-            )),
-            1 => {
-                const TEXT: &str = "partial evaluation of machine code";
-                out.push(Case::new(
+            0 => out.push(
+                Case::new(
                     &bin,
                     "crc8",
-                    vec![format!("arg0=@bytes:{}", hex(TEXT.as_bytes()))],
-                    "pointer to static bytes, dynamic length",
+                    vec![format!("arg0=@bytes:{}", hex(b"wiper")), "arg1=5".into()],
+                    "static bytes and length: a constant",
                     |r| {
-                        let mut args = vec!["arrays".into(), r.each_in_arg(-1, 40), TEXT.into()];
+                        let mut args = vec!["arrays".into(), r.range_arg(5, 20), "wiper".into()];
                         args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
                         Input::argv(args)
                     },
-                ))
+                )
+                .check(&["arrays", "{int:5..20}", "wiper", "{int}"]),
+            ),
+            1 => {
+                const TEXT: &str = "partial evaluation of machine code";
+                out.push(
+                    Case::new(
+                        &bin,
+                        "crc8",
+                        vec![format!("arg0=@bytes:{}", hex(TEXT.as_bytes()))],
+                        "pointer to static bytes, dynamic length",
+                        |r| {
+                            let mut args =
+                                vec!["arrays".into(), r.each_in_arg(-1, 40), TEXT.into()];
+                            args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
+                            Input::argv(args)
+                        },
+                    )
+                    .check(&["arrays", "{int:-1..40}", TEXT, "{int}", "{int}"]),
+                )
             }
-            _ => out.push(Case::new(
-                &bin,
-                "crc8",
-                specs(&["arg1=16"]),
-                "static length, dynamic bytes: loop unrolls",
-                |r| {
-                    let mut args = vec!["arrays".into(), "16".into(), r.word(TEXT_CHARS, 16, 30)];
-                    args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
-                    Input::argv(args)
-                },
-            )),
+            _ => out.push(
+                Case::new(
+                    &bin,
+                    "crc8",
+                    specs(&["arg1=16"]),
+                    "static length, dynamic bytes: loop unrolls",
+                    |r| {
+                        let mut args =
+                            vec!["arrays".into(), "16".into(), r.word(TEXT_CHARS, 16, 30)];
+                        args.extend((0..r.range(0, 3)).map(|_| r.any_arg()));
+                        Input::argv(args)
+                    },
+                )
+                .check(&["arrays", "16", "{str:aaabcdenrstxyz AZ:16..30}"]),
+            ),
         }
         // mix: calls lookup, swap, sum_array, apply, bump and crc8 with
         // partly static arguments; updates a global.
         let a = [5, -3, 12][i];
-        out.push(Case::new(
-            &bin,
-            "mix",
-            vec![format!("arg0={a}")],
-            "calls with static arguments, a global updated",
-            // mix reads table[B & 15]: each value, random high bits.
-            move |r| {
-                Input::argv(vec![
-                    a.to_string(),
-                    low_nibble(r),
-                    r.word(TEXT_CHARS, 0, 12),
-                ])
-            },
-        ));
+        out.push(
+            Case::new(
+                &bin,
+                "mix",
+                vec![format!("arg0={a}")],
+                "calls with static arguments, a global updated",
+                // mix reads table[B & 15]: each value, random high bits.
+                move |r| {
+                    Input::argv(vec![
+                        a.to_string(),
+                        low_nibble(r),
+                        r.word(TEXT_CHARS, 0, 12),
+                    ])
+                },
+            )
+            .check_owned(vec![a.to_string(), "{int}".into(), TEXT_12.into()]),
+        );
         // All dynamic.
         match i {
-            0 => out.push(Case::new(&bin, "lookup", vec![], "all dynamic", |r| {
-                Input::argv(vec![low_nibble(r), r.any_arg(), r.word(TEXT_CHARS, 0, 12)])
-            })),
-            1 => out.push(Case::new(&bin, "sum_array", vec![], "all dynamic", |r| {
-                let mut args = vec!["arrays".into(), r.each_in_arg(-1, 12)];
-                args.push(r.word(TEXT_CHARS, 0, 10));
-                let count = r.each_in(0, 10);
-                args.extend((0..count).map(|_| r.any_arg()));
-                Input::argv(args)
-            })),
-            _ => out.push(Case::new(&bin, "crc8", vec![], "all dynamic", |r| {
-                let mut args = vec!["arrays".into(), r.each_in_arg(-1, 40)];
-                args.push(r.word(TEXT_CHARS, 0, 30));
-                Input::argv(args)
-            })),
+            0 => out.push(
+                Case::new(&bin, "lookup", vec![], "all dynamic", |r| {
+                    Input::argv(vec![low_nibble(r), r.any_arg(), r.word(TEXT_CHARS, 0, 12)])
+                })
+                .check(&["{int}", "{int}", TEXT_12]),
+            ),
+            1 => out.push(
+                Case::new(&bin, "sum_array", vec![], "all dynamic", |r| {
+                    let mut args = vec!["arrays".into(), r.each_in_arg(-1, 12)];
+                    args.push(r.word(TEXT_CHARS, 0, 10));
+                    let count = r.each_in(0, 10);
+                    args.extend((0..count).map(|_| r.any_arg()));
+                    Input::argv(args)
+                })
+                .check(&[
+                    "arrays",
+                    "{int:-1..12}",
+                    TEXT_10,
+                    "{int}",
+                    "{int}",
+                    "{int}",
+                ]),
+            ),
+            _ => out.push(
+                Case::new(&bin, "crc8", vec![], "all dynamic", |r| {
+                    let mut args = vec!["arrays".into(), r.each_in_arg(-1, 40)];
+                    args.push(r.word(TEXT_CHARS, 0, 30));
+                    Input::argv(args)
+                })
+                .check(&[
+                    "arrays",
+                    "{int:-1..40}",
+                    "{str:aaabcdenrstxyz AZ:0..30}",
+                ]),
+            ),
         }
     }
 }
@@ -1090,18 +1352,24 @@ fn interp_cases(out: &mut Vec<Case>) {
         }
         let bin = format!("interp-{o}");
         match i {
-            1 => out.push(Case::new(&bin, "run_vm", vec![], "all dynamic", |r| {
-                let prog = r.each_in(0, 3);
-                let x = r.each_or(&VM_X_EDGES, |r| r.range(0, 100_000));
-                Input::argv(vec!["vm".into(), prog.to_string(), x.to_string()])
-            })),
-            2 => out.push(Case::new(
-                &bin,
-                "bf",
-                specs(&["arg0=@str:,[.,]", "arg1=@str:hello"]),
-                "interpreter with static program and input",
-                |_| Input::argv(vec!["bf".into(), ",[.,]".into(), "hello".into()]),
-            )),
+            1 => out.push(
+                Case::new(&bin, "run_vm", vec![], "all dynamic", |r| {
+                    let prog = r.each_in(0, 3);
+                    let x = r.each_or(&VM_X_EDGES, |r| r.range(0, 100_000));
+                    Input::argv(vec!["vm".into(), prog.to_string(), x.to_string()])
+                })
+                .check(&["vm", "{int:0..3}", "{int:0..100000}"]),
+            ),
+            2 => out.push(
+                Case::new(
+                    &bin,
+                    "bf",
+                    specs(&["arg0=@str:,[.,]", "arg1=@str:hello"]),
+                    "interpreter with static program and input",
+                    |_| Input::argv(vec!["bf".into(), ",[.,]".into(), "hello".into()]),
+                )
+                .check(&["bf", ",[.,]", "hello"]),
+            ),
             _ => {}
         }
     }
@@ -1131,6 +1399,25 @@ fn libc_args(
     Input::argv(args)
 }
 
+/// The `wiper check` templates of a libc_demo.c command line (see
+/// [`libc_args`]): `word` (None: a random lower-case word), power's `xyn`
+/// (None: any x and y, n in 0..=12) and the Vs (None: three of any value).
+fn libc_templates(
+    word: Option<&str>,
+    xyn: Option<[&str; 3]>,
+    vs: Option<Vec<String>>,
+) -> Vec<String> {
+    let mut t = vec![word
+        .unwrap_or("{str:abcdefghijklmnopqrstuvwxyz:0..8}")
+        .to_owned()];
+    t.extend(
+        xyn.unwrap_or(["{int}", "{int}", "{int:0..12}"])
+            .map(str::to_owned),
+    );
+    t.extend(vs.unwrap_or_else(|| vec!["{int}".to_owned(); 3]));
+    t
+}
+
 /// The address of `classify` in `libc_demo-O2`, which `libc_demo-stripped`
 /// shares (it is the same file after `strip`), as `0x...`.
 pub fn stripped_classify_address() -> String {
@@ -1150,90 +1437,116 @@ fn libc_cases(out: &mut Vec<Case>) {
         ("libc_demo-dyn", "mul"),
         ("libc_demo-pie", "add"),
     ] {
-        out.push(Case::new(
-            bin,
-            "classify",
-            vec![format!("arg0=@str:{word}")],
-            "external (libc) calls with static arguments",
-            move |r| libc_args(r, Some(word.into()), None, None),
-        ));
+        out.push(
+            Case::new(
+                bin,
+                "classify",
+                vec![format!("arg0=@str:{word}")],
+                "external (libc) calls with static arguments",
+                move |r| libc_args(r, Some(word.into()), None, None),
+            )
+            .check_owned(libc_templates(Some(word), None, None)),
+        );
     }
-    out.push(Case::new(
-        "libc_demo-stripped",
-        stripped_classify_address(),
-        specs(&["arg0=@str:partial"]),
-        "stripped binary, function by address, libc calls",
-        |r| libc_args(r, Some("partial".into()), None, None),
-    ));
-    out.push(Case::new(
-        "libc_demo-O1",
-        "classify",
-        vec![],
-        "all dynamic, libc calls",
-        |r| {
-            // The words strcmp tells apart: each keyword, its prefixes and
-            // extensions, the empty word; or a random one.
-            let word = r.each_or(&CLASSIFY_WORDS.map(str::to_owned), |r| {
-                r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 8)
-            });
-            libc_args(r, Some(word), None, None)
-        },
-    ));
+    out.push(
+        Case::new(
+            "libc_demo-stripped",
+            stripped_classify_address(),
+            specs(&["arg0=@str:partial"]),
+            "stripped binary, function by address, libc calls",
+            |r| libc_args(r, Some("partial".into()), None, None),
+        )
+        .check_owned(libc_templates(Some("partial"), None, None)),
+    );
+    out.push(
+        Case::new(
+            "libc_demo-O1",
+            "classify",
+            vec![],
+            "all dynamic, libc calls",
+            |r| {
+                // The words strcmp tells apart: each keyword, its prefixes and
+                // extensions, the empty word; or a random one.
+                let word = r.each_or(&CLASSIFY_WORDS.map(str::to_owned), |r| {
+                    r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 8)
+                });
+                libc_args(r, Some(word), None, None)
+            },
+        )
+        // Words of the letters of classify's keywords (and a capital).
+        .check_owned(libc_templates(Some("{str:abdlmsuxA:0..4}"), None, None)),
+    );
     // power: a static loop in a glibc binary.
-    out.push(Case::new(
-        "libc_demo-O0",
-        "power",
-        specs(&["arg2=4"]),
-        "static loop unrolls (glibc binary)",
-        |r| {
-            let xyn = [r.edge_arg(), r.edge_arg(), "4".into()];
-            libc_args(r, None, Some(xyn), None)
-        },
-    ));
-    out.push(Case::new(
-        "libc_demo-dyn",
-        "power",
-        specs(&["arg1=2", "arg2=3"]),
-        "static loop unrolls (dynamic glibc binary)",
-        |r| {
-            let xyn = [r.edge_arg(), "2".into(), "3".into()];
-            libc_args(r, None, Some(xyn), None)
-        },
-    ));
+    out.push(
+        Case::new(
+            "libc_demo-O0",
+            "power",
+            specs(&["arg2=4"]),
+            "static loop unrolls (glibc binary)",
+            |r| {
+                let xyn = [r.edge_arg(), r.edge_arg(), "4".into()];
+                libc_args(r, None, Some(xyn), None)
+            },
+        )
+        .check_owned(libc_templates(None, Some(["{int}", "{int}", "4"]), None)),
+    );
+    out.push(
+        Case::new(
+            "libc_demo-dyn",
+            "power",
+            specs(&["arg1=2", "arg2=3"]),
+            "static loop unrolls (dynamic glibc binary)",
+            |r| {
+                let xyn = [r.edge_arg(), "2".into(), "3".into()];
+                libc_args(r, None, Some(xyn), None)
+            },
+        )
+        .check_owned(libc_templates(None, Some(["{int}", "2", "3"]), None)),
+    );
     // sort_and_sum: qsort (external) with a static count.
     for (bin, n) in [("libc_demo-O1", 5), ("libc_demo-pie", 3)] {
-        out.push(Case::new(
-            bin,
-            "sort_and_sum",
-            vec![format!("arg1={n}")],
-            "external qsort with a static count, dynamic array",
-            move |r| {
-                // Each value an extreme, a tie (0) or random: every order of
-                // ties and extremes.
-                let vs: Vec<String> = (0..n)
-                    .map(|_| {
-                        let v = r.each_or(&[i32::MIN, 0, i32::MAX], Rng::any_i32);
-                        v.to_string()
-                    })
-                    .collect();
-                libc_args(r, None, None, Some(vs))
-            },
-        ));
+        out.push(
+            Case::new(
+                bin,
+                "sort_and_sum",
+                vec![format!("arg1={n}")],
+                "external qsort with a static count, dynamic array",
+                move |r| {
+                    // Each value an extreme, a tie (0) or random: every order of
+                    // ties and extremes.
+                    let vs: Vec<String> = (0..n)
+                        .map(|_| {
+                            let v = r.each_or(&[i32::MIN, 0, i32::MAX], Rng::any_i32);
+                            v.to_string()
+                        })
+                        .collect();
+                    libc_args(r, None, None, Some(vs))
+                },
+            )
+            .check_owned(libc_templates(None, None, Some(vec!["{int}".into(); n]))),
+        );
     }
     // sort_and_sum with a static array: main prints the array after the call,
     // so the Vs are given already sorted (sorting the static copy instead of
     // main's array then changes nothing observable).
     const SORTED: [i32; 5] = [-7, 0, 3, 3, 12];
-    out.push(Case::new(
-        "libc_demo-O2",
-        "sort_and_sum",
-        vec![format!("arg0=@i32:{}", i32_list(&SORTED)), "arg1=5".into()],
-        "external qsort on a static (sorted) array",
-        |r| {
-            let vs = SORTED.iter().map(i32::to_string).collect();
-            libc_args(r, None, None, Some(vs))
-        },
-    ));
+    out.push(
+        Case::new(
+            "libc_demo-O2",
+            "sort_and_sum",
+            vec![format!("arg0=@i32:{}", i32_list(&SORTED)), "arg1=5".into()],
+            "external qsort on a static (sorted) array",
+            |r| {
+                let vs = SORTED.iter().map(i32::to_string).collect();
+                libc_args(r, None, None, Some(vs))
+            },
+        )
+        .check_owned(libc_templates(
+            None,
+            None,
+            Some(SORTED.iter().map(i32::to_string).collect()),
+        )),
+    );
 }
 
 /// Words for classify (libc_demo.c): its keywords, their prefixes and
@@ -1247,29 +1560,29 @@ const CLASSIFY_WORDS: [&str; 10] = [
 fn pie_switch_cases(out: &mut Vec<Case>) {
     for (bin, ops) in [("pie_switch-O0", [1, 5, 9]), ("pie_switch-O2", [0, 6, 7])] {
         for op in ops {
-            out.push(Case::new(
-                bin,
-                "step",
-                vec![format!("arg0={op}")],
-                "PIE jump table with a static selector",
-                move |r| {
-                    let b = r.each_or(&[0, 7, 8, -1], |r| i64::from(r.any_i32()));
-                    Input::argv(vec![op.to_string(), r.edge_arg(), b.to_string()])
-                },
-            ));
+            out.push(
+                Case::new(
+                    bin,
+                    "step",
+                    vec![format!("arg0={op}")],
+                    "PIE jump table with a static selector",
+                    move |r| {
+                        let b = r.each_or(&[0, 7, 8, -1], |r| i64::from(r.any_i32()));
+                        Input::argv(vec![op.to_string(), r.edge_arg(), b.to_string()])
+                    },
+                )
+                .check_owned(vec![op.to_string(), "{int}".into(), "{int}".into()]),
+            );
         }
     }
-    out.push(Case::new(
-        "pie_switch-O2",
-        "step",
-        vec![],
-        "all dynamic (PIE)",
-        |r| {
+    out.push(
+        Case::new("pie_switch-O2", "step", vec![], "all dynamic (PIE)", |r| {
             let op = r.each_of(&selectors(7));
             let b = r.each_or(&[0, 7, 8, -1], |r| i64::from(r.any_i32()));
             Input::argv(vec![op.to_string(), r.any_arg(), b.to_string()])
-        },
-    ));
+        })
+        .check(&["{int}", "{int}", "{int}"]),
+    );
 }
 
 /// wide.c: `wide A K` prints both halves of widen(A, K), a `long long`
@@ -1278,13 +1591,16 @@ fn pie_switch_cases(out: &mut Vec<Case>) {
 fn wide_cases(out: &mut Vec<Case>) {
     for (i, o) in LEVELS.iter().enumerate() {
         let k = [7, -3, 0x1234][i];
-        out.push(Case::new(
-            format!("wide-{o}"),
-            "widen",
-            vec![format!("arg1={k}")],
-            "a 64-bit result: edx read by the caller",
-            move |r| Input::argv(vec![r.edge_arg(), k.to_string()]),
-        ));
+        out.push(
+            Case::new(
+                format!("wide-{o}"),
+                "widen",
+                vec![format!("arg1={k}")],
+                "a 64-bit result: edx read by the caller",
+                move |r| Input::argv(vec![r.edge_arg(), k.to_string()]),
+            )
+            .check_owned(vec!["{int}".into(), k.to_string()]),
+        );
     }
 }
 
@@ -1357,20 +1673,27 @@ fn fpu_cases(out: &mut Vec<Case>) {
     ];
     for (i, (function, statics, fixed, what)) in table.into_iter().enumerate() {
         for o in [LEVELS[i % 3], LEVELS[(i + 1) % 3]] {
-            out.push(Case::new(
-                format!("fpu-{o}"),
-                function,
-                specs(statics),
-                what,
-                move |r| {
-                    let a = fixed[0].unwrap_or_else(|| {
-                        r.each_or(&[0, 1, -1, 1000, -1000], |r| r.range(-1000, 1000))
-                    });
-                    let b = fixed[1].map_or_else(|| r.edge_arg(), |b| b.to_string());
-                    let n = fixed[2].unwrap_or_else(|| r.each_in(0, 8));
-                    Input::argv(vec![a.to_string(), b, n.to_string()])
-                },
-            ));
+            out.push(
+                Case::new(
+                    format!("fpu-{o}"),
+                    function,
+                    specs(statics),
+                    what,
+                    move |r| {
+                        let a = fixed[0].unwrap_or_else(|| {
+                            r.each_or(&[0, 1, -1, 1000, -1000], |r| r.range(-1000, 1000))
+                        });
+                        let b = fixed[1].map_or_else(|| r.edge_arg(), |b| b.to_string());
+                        let n = fixed[2].unwrap_or_else(|| r.each_in(0, 8));
+                        Input::argv(vec![a.to_string(), b, n.to_string()])
+                    },
+                )
+                .check_owned(vec![
+                    fixed[0].map_or_else(|| "{int:-1000..1000}".to_owned(), |a| a.to_string()),
+                    fixed[1].map_or_else(|| "{int}".to_owned(), |b| b.to_string()),
+                    fixed[2].map_or_else(|| "{int:0..8}".to_owned(), |n| n.to_string()),
+                ]),
+            );
         }
     }
 }
@@ -1444,19 +1767,29 @@ fn canary_cases(out: &mut Vec<Case>) {
         ),
     ];
     for (bin, function, statics, (word, n, k), what) in table {
-        out.push(Case::new(bin, function, statics, what, move |r| {
-            let word = word.map_or_else(
-                || {
-                    let lengths = [0, 5, 15, 16, 17, 26, 40];
-                    let len = r.each_or(&lengths, |r| r.range(0, 48) as usize);
-                    r.word(b"abcdefghijklmnopqrstuvwxyz0123456789", len, len)
-                },
-                str::to_owned,
-            );
-            let n = n.unwrap_or_else(|| r.each_or(&[0, 5, 16, 17, 20, 40], |r| r.range(0, 50)));
-            let k = k.unwrap_or_else(|| r.each_or(&[0, 1, -1], |r| r.range(-1000, 1000)));
-            Input::argv(vec![word, n.to_string(), k.to_string()])
-        }));
+        out.push(
+            Case::new(bin, function, statics, what, move |r| {
+                let word = word.map_or_else(
+                    || {
+                        let lengths = [0, 5, 15, 16, 17, 26, 40];
+                        let len = r.each_or(&lengths, |r| r.range(0, 48) as usize);
+                        r.word(b"abcdefghijklmnopqrstuvwxyz0123456789", len, len)
+                    },
+                    str::to_owned,
+                );
+                let n = n.unwrap_or_else(|| r.each_or(&[0, 5, 16, 17, 20, 40], |r| r.range(0, 50)));
+                let k = k.unwrap_or_else(|| r.each_or(&[0, 1, -1], |r| r.range(-1000, 1000)));
+                Input::argv(vec![word, n.to_string(), k.to_string()])
+            })
+            .check_owned(vec![
+                word.map_or_else(
+                    || "{str:abcdefghijklmnopqrstuvwxyz0123456789:0..48}".to_owned(),
+                    str::to_owned,
+                ),
+                n.map_or_else(|| "{int:0..50}".to_owned(), |n| n.to_string()),
+                k.map_or_else(|| "{int:-1000..1000}".to_owned(), |k| k.to_string()),
+            ]),
+        );
     }
 }
 
@@ -1467,22 +1800,23 @@ fn main_cases(out: &mut Vec<Case>) {
     fn power_args(r: &mut Rng) -> Input {
         Input::argv(vec![r.edge_arg(), r.edge_arg(), r.each_in_arg(0, 12)])
     }
+    const POWER_TEMPLATES: &[&str] = &["{int}", "{int}", "{int:0..12}"];
     for o in LEVELS {
         let bin = format!("power-{o}");
-        out.push(Case::new(
-            &bin,
-            "main",
-            vec![],
-            "main: a realigned stack",
-            power_args,
-        ));
-        out.push(Case::new(
-            &bin,
-            "main",
-            specs(&["arg0=4"]),
-            "main: a realigned stack, static argc",
-            power_args,
-        ));
+        out.push(
+            Case::new(&bin, "main", vec![], "main: a realigned stack", power_args)
+                .check(POWER_TEMPLATES),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "main",
+                specs(&["arg0=4"]),
+                "main: a realigned stack, static argc",
+                power_args,
+            )
+            .check(POWER_TEMPLATES),
+        );
     }
     // libc_demo: WORD X Y N and `count` Vs.
     for (bin, count) in [
@@ -1505,41 +1839,48 @@ fn main_cases(out: &mut Vec<Case>) {
             }
             _ => "main".to_owned(),
         };
-        out.push(Case::new(
-            bin,
-            function,
-            statics,
-            "main of a glibc program",
-            move |r| {
-                let vs = count.map(|n| (0..n).map(|_| r.any_arg()).collect());
-                libc_args(r, None, None, vs)
-            },
-        ));
+        out.push(
+            Case::new(
+                bin,
+                function,
+                statics,
+                "main of a glibc program",
+                move |r| {
+                    let vs = count.map(|n| (0..n).map(|_| r.any_arg()).collect());
+                    libc_args(r, None, None, vs)
+                },
+            )
+            .check_owned(libc_templates(
+                None,
+                None,
+                count.map(|n| vec!["{int}".to_owned(); n]),
+            )),
+        );
     }
     for (bin, statics) in [("canary-O0", vec![]), ("canary-O2", specs(&["arg0=4"]))] {
-        out.push(Case::new(
-            bin,
-            "main",
-            statics,
-            "main with the stack protector",
-            |r| {
+        out.push(
+            Case::new(bin, "main", statics, "main with the stack protector", |r| {
                 let len = r.each_or(&[0, 5, 16, 17, 26], |r| r.range(0, 40) as usize);
                 let word = r.word(b"abcdefghij", len, len);
                 let n = r.each_or(&[0, 16, 20], |r| r.range(0, 40));
                 Input::argv(vec![word, n.to_string(), r.range_arg(-50, 50)])
-            },
-        ));
+            })
+            .check(&["{str:abcdefghij:0..40}", "{int:0..40}", "{int:-50..50}"]),
+        );
     }
-    out.push(Case::new(
-        "fpu-O2",
-        "main",
-        specs(&["arg0=4"]),
-        "main with x87 and SSE",
-        |r| {
-            let a = r.each_or(&[0, 1, -1000, 1000], |r| r.range(-1000, 1000));
-            Input::argv(vec![a.to_string(), r.edge_arg(), r.each_in_arg(0, 8)])
-        },
-    ));
+    out.push(
+        Case::new(
+            "fpu-O2",
+            "main",
+            specs(&["arg0=4"]),
+            "main with x87 and SSE",
+            |r| {
+                let a = r.each_or(&[0, 1, -1000, 1000], |r| r.range(-1000, 1000));
+                Input::argv(vec![a.to_string(), r.edge_arg(), r.each_in_arg(0, 8)])
+            },
+        )
+        .check(&["{int:-1000..1000}", "{int}", "{int:0..8}"]),
+    );
 }
 
 /// fill.c: `fill N SEED` prints fill_sum(N, SEED): two counted loops of N
@@ -1550,17 +1891,20 @@ fn fill_cases(out: &mut Vec<Case>) {
         // A long loop under static control stays a loop (the unrolling
         // whistle); a short one unrolls.
         for n in [20_000, 12] {
-            out.push(Case::new(
-                &bin,
-                "fill_sum",
-                vec![format!("arg0={n}")],
-                if n > 100 {
-                    "long static loops over dynamic work stay loops"
-                } else {
-                    "short static loops over dynamic work unroll"
-                },
-                move |r| Input::argv(vec![n.to_string(), r.edge_arg()]),
-            ));
+            out.push(
+                Case::new(
+                    &bin,
+                    "fill_sum",
+                    vec![format!("arg0={n}")],
+                    if n > 100 {
+                        "long static loops over dynamic work stay loops"
+                    } else {
+                        "short static loops over dynamic work unroll"
+                    },
+                    move |r| Input::argv(vec![n.to_string(), r.edge_arg()]),
+                )
+                .check_owned(vec![n.to_string(), "{int}".into()]),
+            );
         }
     }
 }

@@ -6,6 +6,9 @@ use std::rc::Rc;
 
 use wiper_elf::Binary;
 
+use crate::graph::{CalleeInfo, Input};
+use crate::memory::{AbstractLoc, AccessKind};
+use crate::spec::StaticInput;
 use crate::{
     check_arg_range, slice, Analyzer, BtaError, Context, InstructionTimes, Model, StaticSpec,
 };
@@ -91,4 +94,75 @@ impl<'a> Session<'a> {
             None => Ok(self.model(entry, &[])?.built.nargs),
         }
     }
+
+    /// The inputs of `spec` that the function at `entry` never reads: no
+    /// part of it (and no call, which may pass the value to its callee)
+    /// reads the stack argument or register before writing it. A register
+    /// only saved by the prologue (`push ebx`) is not read. Conservatively,
+    /// every stack argument counts as read when the frame's address
+    /// escapes (a callee may read the arguments through it) or the
+    /// function tail-calls a function it cannot analyse (which reads them in
+    /// place), and every register reaching a call counts as read.
+    pub fn unread_inputs(
+        &mut self,
+        entry: u32,
+        spec: &StaticSpec,
+    ) -> Result<Vec<StaticInput>, BtaError> {
+        let model = self.model(entry, &Context::of_spec(spec).buffers)?;
+        let args_escape = model.stack.escaped
+            || model
+                .program
+                .calls
+                .iter()
+                .zip(&model.callees)
+                .any(|(c, (_, info))| c.tail && matches!(info, CalleeInfo::Opaque));
+        Ok(spec
+            .entries
+            .iter()
+            .filter(|e| match e {
+                StaticInput::Arg { index, .. } => {
+                    !args_escape && !input_read(&model, Input::Arg(*index))
+                }
+                StaticInput::Reg { reg, .. } => !input_read(&model, Input::Reg(*reg)),
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+/// Whether some part or call of `model` reads the entry value of `input`
+/// (a part that only stores it into a register save slot does not).
+fn input_read(model: &Model, input: Input) -> bool {
+    use petgraph::visit::EdgeRef;
+    let built = &model.built;
+    let Some(&(_, node)) = built.entry_nodes.iter().find(|(i, _)| *i == input) else {
+        return false;
+    };
+    if let Input::Reg(r) = input {
+        if built
+            .calls
+            .iter()
+            .any(|c| c.reg_defs[r.index()].contains(&node))
+        {
+            return true;
+        }
+    }
+    let g = &built.graph.g;
+    g.edges_directed(node, petgraph::Direction::Outgoing)
+        .any(|e| match g[e.target()] {
+            crate::Node::Part(p) if matches!(input, Input::Reg(_)) => !saves_only(model, p.index()),
+            _ => true,
+        })
+}
+
+/// Whether part `p` only stores into register save slots (`push ebx` in
+/// the prologue).
+fn saves_only(model: &Model, p: usize) -> bool {
+    let accesses = &model.stack.accesses[p];
+    !accesses.is_empty()
+        && accesses.iter().all(|a| {
+            a.kind == AccessKind::Write
+                && matches!(a.loc, AbstractLoc::Stack { offset, size: 4 }
+                    if model.built.save_slots.contains(&offset))
+        })
 }

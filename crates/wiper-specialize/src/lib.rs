@@ -33,12 +33,15 @@ mod eval;
 mod function;
 mod materialize;
 pub mod state;
+mod warnings;
 
 use std::time::Duration;
 
 use wiper_bta::StaticSpec;
 use wiper_elf::Binary;
 use wiper_residual::{Label, Residual};
+
+pub use warnings::Warning;
 
 /// Specializes the function at `entry` of `binary` for the static inputs
 /// `spec`. The residual is as the specializer made it; the next stage,
@@ -192,6 +195,12 @@ pub struct Specialization {
     /// recursive call entering it with other static inputs reads its own
     /// context's). `None` when the analysis failed.
     pub entry_times: Option<wiper_bta::InstructionTimes>,
+    /// Warnings of meaning about the spec and the function (an integer
+    /// used as an address, an input never read, a buffer read past its
+    /// end, a function nothing calls, callers passing other constants):
+    /// those of the binary first, then those found while specializing, in
+    /// the order found. They change nothing else.
+    pub warnings: Vec<Warning>,
 }
 
 /// One specialization point of the final run: a program point (an

@@ -444,7 +444,7 @@ impl<'a> CallerAnalysis<'a> {
 }
 
 /// The block and decoded instruction of `func` whose bytes hold `addr`.
-fn instruction_covering(func: &Function, addr: u32) -> Option<(&Block, &Instruction)> {
+pub(crate) fn instruction_covering(func: &Function, addr: u32) -> Option<(&Block, &Instruction)> {
     let (_, block) = func.blocks.range(..=addr).next_back()?;
     let ins = block
         .instructions
@@ -458,7 +458,7 @@ fn instruction_covering(func: &Function, addr: u32) -> Option<(&Block, &Instruct
 /// bytes decode to no-operations only (`nop`, `lea r,[r+0]`, `mov r,r`,
 /// `xchg r,r`, `int3`). Control enters padding, if at all, at its start,
 /// so a branch encoding inside it is no branch.
-fn in_padding(binary: &Binary, addr: u32) -> bool {
+pub(crate) fn in_padding(binary: &Binary, addr: u32) -> bool {
     let code = || binary.symbols.iter().filter(|s| s.is_code() && s.size > 0);
     let Some(start) = code()
         .map(|s| s.addr.wrapping_add(s.size))

@@ -11,6 +11,7 @@
 
 pub mod abi;
 pub mod callers;
+pub mod callsites;
 mod cfg;
 pub mod format;
 pub mod jumptable;

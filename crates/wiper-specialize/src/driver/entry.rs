@@ -56,12 +56,14 @@ impl DataLayout {
 /// unknown pointers (an assumption), so their bytes stay known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct BufferRange {
+    /// The stack argument that points to it.
+    pub(super) arg: u32,
     /// The region (absolute, or load-relative in a PIE).
-    region: Region,
+    pub(super) region: Region,
     /// The first byte.
-    start: u32,
+    pub(super) start: u32,
     /// Past the last byte.
-    end: u32,
+    pub(super) end: u32,
 }
 
 impl BufferRange {
@@ -142,6 +144,7 @@ pub(super) fn entry_store(
             );
         }
         buffer_ranges.push(BufferRange {
+            arg: buf.arg,
             region: region_of_data,
             start: addr,
             end: addr + buf.bytes.len() as u32,

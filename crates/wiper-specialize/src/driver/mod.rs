@@ -15,7 +15,9 @@
 //!   and the copy facts;
 //! - `calls`: calls (inlined, cloned or kept) and recursion;
 //! - `exit`: the function exit, barriers and syncing everything;
-//! - `realign`: stack realignment (`and esp, -16`) and its undoing.
+//! - `realign`: stack realignment (`and esp, -16`) and its undoing;
+//! - `warn`: the warnings found while specializing (an integer used as an
+//!   address, a buffer read past its end).
 
 mod block;
 mod bta;
@@ -26,6 +28,7 @@ mod memo;
 mod realign;
 mod residual;
 mod step;
+mod warn;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
@@ -41,8 +44,9 @@ use wiper_x86::{CallerAnalysis, Disassembler};
 
 use crate::eval::Scratch;
 use crate::function::FunctionInfo;
-use crate::state::{FxHashMap, Store};
-use crate::{BtaStats, Options, Specialization, SpecializeError, Stats};
+use crate::state::{FxHashMap, Region, Store};
+use crate::warnings::binary_warnings;
+use crate::{BtaStats, Options, Specialization, SpecializeError, Stats, Warning};
 use entry::{entry_store, BufferRange, DataLayout, EntryStore};
 use memo::{Generalization, MemoEntry, Restart};
 
@@ -140,6 +144,16 @@ pub fn specialize(
         buffer_ranges,
     } = entry_store(spec, &layout, data_vaddr, pie);
     sp.buffer_ranges = buffer_ranges;
+    sp.spec = spec.clone();
+    sp.data_range = (
+        if pie {
+            Region::Of(crate::state::Base::Load)
+        } else {
+            Region::Abs
+        },
+        data_vaddr,
+        data_vaddr.saturating_add(layout.data.len() as u32),
+    );
     let times = sp.times_at_entry(entry, &store);
     let entry_times = times.as_deref().cloned();
     let init = State {
@@ -178,6 +192,14 @@ pub fn specialize(
                 } else {
                     Vec::new()
                 };
+                let started = Instant::now();
+                let mut warnings = binary_warnings(binary, entry, spec, &mut sp.bta);
+                tracing::debug!(
+                    warnings = warnings.len() + sp.run.warnings.len(),
+                    seconds = started.elapsed().as_secs_f64(),
+                    "warnings of meaning"
+                );
+                warnings.append(&mut sp.run.warnings);
                 stats.time = start.elapsed();
                 debug_assert_eq!(residual.verify(), Ok(()));
                 return Ok(Specialization {
@@ -185,6 +207,7 @@ pub fn specialize(
                     stats,
                     points,
                     entry_times,
+                    warnings,
                 });
             }
             Err(Stop::Fail(e)) => return Err(e),
@@ -254,6 +277,8 @@ struct RunState {
     /// Residual instructions so far inside inlined calls, per outermost
     /// callee (for [`INLINE_SHARE`]).
     inlined_size: FxHashMap<u32, usize>,
+    /// The warnings found so far (`warn`).
+    warnings: Vec<Warning>,
 }
 
 /// The share of [`Options::max_residual`] that the inlined calls of one
@@ -287,6 +312,10 @@ struct Specializer<'a> {
     /// Where the static buffers live (never written through unknown
     /// pointers, by assumption).
     buffer_ranges: Vec<BufferRange>,
+    /// The static inputs.
+    spec: StaticSpec,
+    /// The residual's data: its region, first and past-the-last address.
+    data_range: (Region, u32, u32),
     /// The current run.
     run: RunState,
     /// Counts; those of a run are reset by a restart.
@@ -326,6 +355,8 @@ impl<'a> Specializer<'a> {
             top,
             generalized: BTreeSet::new(),
             buffer_ranges: Vec::new(),
+            spec: StaticSpec::default(),
+            data_range: (Region::Abs, 0, 0),
             run: RunState::default(),
             stats: Stats::default(),
             arg_counts: HashMap::new(),

@@ -32,6 +32,7 @@ impl Specializer<'_> {
             &mut self.scratch,
         );
         let (mut post, mut ev) = evaluator.run(&info.lifted, is_call);
+        self.note_warnings(info.instruction.ip32(), &ev);
         ev.regs
             .retain(|(r, _)| info.live_regs_out & (1 << r.index()) != 0);
         // A dead register's entry-relative value is not computed into the
