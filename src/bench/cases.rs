@@ -115,6 +115,90 @@ pub const FAMILIES: &[Family] = &[
         reps: 3,
         interpreter: true,
     },
+    // The wider benchmark (issue 14): one family per style.
+    Family {
+        name: "cgvm_fib",
+        function: "cg_run",
+        statics: &["arg0=@bytes:0100010102060b110d0909070803090c050a0a00"],
+        dynargs: &["30"],
+        reps: 200,
+        interpreter: true,
+    },
+    Family {
+        name: "bf_table",
+        function: "bf_table",
+        statics: &["arg0=@str:,[[->++<]>.[-]<,]"],
+        dynargs: &["wiper"],
+        reps: 10,
+        interpreter: true,
+    },
+    Family {
+        name: "bf_reverse",
+        function: "bf",
+        statics: &["arg0=@str:>,[>,]<[.<]"],
+        dynargs: &["hello,world"],
+        reps: 200,
+        interpreter: true,
+    },
+    Family {
+        name: "expr",
+        function: "eval_expr",
+        statics: &["arg0=@str:(x + 3) * (y - x) + 2 * x * x - 7 * y + 100"],
+        dynargs: &["5", "9"],
+        reps: 200,
+        interpreter: true,
+    },
+    Family {
+        name: "regex",
+        function: "re_match",
+        statics: &["arg0=@str:ab*c.*z$"],
+        dynargs: &["xyabbbcqqz"],
+        reps: 200,
+        interpreter: true,
+    },
+    Family {
+        name: "fmt",
+        function: "fmt",
+        statics: &["arg1=@str:x: %d, y: %x, s: %s, %d%%"],
+        dynargs: &["-17", "255", "hello", "42"],
+        reps: 200,
+        interpreter: false,
+    },
+    Family {
+        name: "matvec",
+        function: "matvec",
+        statics: &["arg0=@i32:2,0,1,-1,0,3,0,0,5,1,1,-7", "arg1=3", "arg2=4"],
+        dynargs: &["1", "2", "3", "4"],
+        reps: 200,
+        interpreter: false,
+    },
+    Family {
+        name: "isort",
+        function: "isort",
+        statics: &["arg1=8"],
+        dynargs: &["5", "3", "-1", "8", "0", "2", "2", "7"],
+        reps: 200,
+        interpreter: false,
+    },
+    Family {
+        name: "bsearch",
+        function: "bsearch_tab",
+        statics: &[
+            "arg0=@i32:-50,-7,0,3,8,13,21,34,55,89,144,233,377,610,987,1597",
+            "arg1=16",
+        ],
+        dynargs: &["5"],
+        reps: 200,
+        interpreter: false,
+    },
+    Family {
+        name: "modpow",
+        function: "modpow",
+        statics: &["arg1=12345", "arg2=65521"],
+        dynargs: &["7"],
+        reps: 200,
+        interpreter: false,
+    },
 ];
 
 /// The optimization levels of the original binaries.
@@ -168,8 +252,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thirty_three_cases_and_filters() {
-        assert_eq!(cases(None).len(), 33);
+    fn sixty_three_cases_and_filters() {
+        assert_eq!(cases(None).len(), 63);
         let names: Vec<String> = cases(Some("vm_")).iter().map(Case::name).collect();
         assert_eq!(
             names,
@@ -179,7 +263,10 @@ mod tests {
                 "vm_fact-O2",
                 "vm_square-O0",
                 "vm_square-O1",
-                "vm_square-O2"
+                "vm_square-O2",
+                "cgvm_fib-O0",
+                "cgvm_fib-O1",
+                "cgvm_fib-O2"
             ]
         );
         assert!(cases(Some("nothing")).is_empty());

@@ -224,7 +224,7 @@ fn run(cli: &Cli) -> Result<bool> {
         }
     }
 
-    let summary = report::Summary::new(&rows);
+    let summary = report::Summary::new(&rows, failures.len());
     for (goal, measured, met) in summary.goals(&rows) {
         println!("goal: {goal}: {measured}: {}", report::verdict(met));
     }

@@ -72,6 +72,8 @@ pub struct Failure {
 pub struct Summary {
     /// Measured cases.
     pub cases: usize,
+    /// Cases that could not be measured (see [`Failure`]).
+    pub failed: usize,
     /// Geometric mean of the speedups (`None` without cases).
     pub geomean_speedup: Option<f64>,
     /// Geometric mean of residual / hand-specialized.
@@ -85,8 +87,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarizes `rows`.
-    pub fn new(rows: &[Row]) -> Summary {
+    /// Summarizes `rows`, and `failed` cases that could not be measured.
+    pub fn new(rows: &[Row], failed: usize) -> Summary {
         let min_interpreter_speedup = rows
             .iter()
             .filter(|r| r.interpreter)
@@ -94,6 +96,7 @@ impl Summary {
             .reduce(f64::min);
         Summary {
             cases: rows.len(),
+            failed,
             geomean_speedup: geomean(rows.iter().map(Row::speedup)),
             geomean_vs_hand: geomean(rows.iter().map(Row::vs_hand)),
             max_spec_secs: rows.iter().map(|r| r.spec_secs).fold(0.0, f64::max),
@@ -105,20 +108,22 @@ impl Summary {
     /// The last line of the runner's output.
     pub fn line(&self) -> String {
         format!(
-            "cases: {}  geomean speedup: {}  geomean vs hand-specialized: {}  max spec time: {:.2} s",
+            "cases: {}  failed: {}  geomean speedup: {}  geomean vs hand-specialized: {}  max spec time: {:.2} s",
             self.cases,
+            self.failed,
             times(self.geomean_speedup),
             times(self.geomean_vs_hand),
             self.max_spec_secs
         )
     }
 
-    /// The goals of the benchmark issue, each with what was measured and
-    /// whether it is met (`None`: nothing to judge).
+    /// The goals of the benchmark issues, each with what was measured and
+    /// whether it is met (`None`: nothing to judge): the first issue's,
+    /// then issue 14's.
     pub fn goals(&self, rows: &[Row]) -> Vec<(String, String, Option<bool>)> {
         let interpreters: Vec<&Row> = rows.iter().filter(|r| r.interpreter).collect();
         let any = !rows.is_empty();
-        vec![
+        let mut goals = vec![
             (
                 "geomean speedup >= 3x".to_owned(),
                 times(self.geomean_speedup),
@@ -145,6 +150,43 @@ impl Summary {
                 format!("max {:.1} MiB", mib(self.max_peak_kib)),
                 any.then_some(self.max_peak_kib < 1024 * 1024),
             ),
+        ];
+        goals.extend(self.wider_goals(rows));
+        goals
+    }
+
+    /// Issue 14's goals: every case specializes and behaves like the
+    /// original; residual / hand-specialized at most 2x for every case, 1.5x
+    /// for interpreters, 1.3x in geometric mean.
+    fn wider_goals(&self, rows: &[Row]) -> Vec<(String, String, Option<bool>)> {
+        let max_vs_hand = |interp: bool| {
+            rows.iter()
+                .filter(|r| r.interpreter || !interp)
+                .map(Row::vs_hand)
+                .reduce(f64::max)
+        };
+        let (all, interp) = (max_vs_hand(false), max_vs_hand(true));
+        vec![
+            (
+                "every case specializes and agrees (issue 14)".to_owned(),
+                format!("{} failed", self.failed),
+                (self.cases + self.failed > 0).then_some(self.failed == 0),
+            ),
+            (
+                "every residual / hand-specialized <= 2x (issue 14)".to_owned(),
+                format!("max {}", times(all)),
+                all.map(|m| m <= 2.0),
+            ),
+            (
+                "every interpreter residual / hand-specialized <= 1.5x (issue 14)".to_owned(),
+                format!("max {}", times(interp)),
+                interp.map(|m| m <= 1.5),
+            ),
+            (
+                "geomean residual / hand-specialized <= 1.3x (issue 14)".to_owned(),
+                times(self.geomean_vs_hand),
+                self.geomean_vs_hand.map(|g| g <= 1.3),
+            ),
         ]
     }
 }
@@ -162,7 +204,7 @@ pub struct Context {
 
 /// `docs/benchmarks.md`: the whole document.
 pub fn markdown(ctx: &Context, families: &[&Family], rows: &[Row], failures: &[Failure]) -> String {
-    let summary = Summary::new(rows);
+    let summary = Summary::new(rows, failures.len());
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(w, "# Benchmarks\n");
@@ -234,7 +276,9 @@ pub fn markdown(ctx: &Context, families: &[&Family], rows: &[Row], failures: &[F
         "{}",
         wrap(
             "Instructions are per call. Speedup = original / residual; vs hand = residual / \
-             hand-specialized. Interpreter cases are marked with *."
+             hand-specialized. Interpreter cases are marked with *. Cases that could not be \
+             measured (wiper failed, or a binary behaved differently) follow the others, with \
+             the reason."
         )
     );
     let _ = writeln!(
@@ -262,11 +306,13 @@ pub fn markdown(ctx: &Context, families: &[&Family], rows: &[Row], failures: &[F
             r.bta.1
         );
     }
-    if !failures.is_empty() {
-        let _ = writeln!(w, "\n## Failed cases\n");
-        for f in failures {
-            let _ = writeln!(w, "- `{}`: {}", f.case, f.reason.replace('|', "\\|"));
-        }
+    for f in failures {
+        let _ = writeln!(
+            w,
+            "| {} | failed: {} |||||||||||",
+            f.case,
+            f.reason.replace('|', "\\|")
+        );
     }
     let _ = writeln!(w, "\n## Summary\n");
     let _ = writeln!(
@@ -380,15 +426,25 @@ mod tests {
             row("power-O0", false, [80.0, 10.0, 10.0]),
             row("bf_echo-O2", true, [1000.0, 50.0, 25.0]),
         ];
-        let s = Summary::new(&rows);
+        let s = Summary::new(&rows, 1);
         assert_eq!(
             s.line(),
-            "cases: 2  geomean speedup: 12.65x  geomean vs hand-specialized: 1.41x  max spec time: 0.25 s"
+            "cases: 2  failed: 1  geomean speedup: 12.65x  geomean vs hand-specialized: 1.41x  max spec time: 0.25 s"
         );
         let met: Vec<Option<bool>> = s.goals(&rows).into_iter().map(|g| g.2).collect();
         assert_eq!(
             met,
-            [Some(true), Some(true), Some(true), Some(true), Some(true)]
+            [
+                Some(true),
+                Some(true),
+                Some(true),
+                Some(true),
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(false),
+                Some(false)
+            ]
         );
         assert!(rows[0].line().contains("80 / 10 / hand 10: 8.00x faster"));
         let md = markdown(
@@ -407,7 +463,7 @@ mod tests {
         assert!(md.contains(
             "| bf_echo-O2 * | 0.25 | 20.0 | 60 | 20 | 8 | 1000 | 50 | 25 | 20.00x | 2.00x |"
         ));
-        assert!(md.contains("- `abn-O1`: outputs differ"));
+        assert!(md.contains("| abn-O1 | failed: outputs differ |||||||||||"));
         assert!(md.contains("| power | `power` | `arg1=3` `arg2=5` | `200 7` |"));
         let long = |l: &&str| l.len() > 80 && !l.starts_with('|') && !l.starts_with("cases:");
         assert_eq!(md.lines().find(long), None);
@@ -416,10 +472,10 @@ mod tests {
 
     #[test]
     fn no_cases() {
-        let s = Summary::new(&[]);
+        let s = Summary::new(&[], 0);
         assert_eq!(
             s.line(),
-            "cases: 0  geomean speedup: n/a  geomean vs hand-specialized: n/a  max spec time: 0.00 s"
+            "cases: 0  failed: 0  geomean speedup: n/a  geomean vs hand-specialized: n/a  max spec time: 0.00 s"
         );
         assert!(s.goals(&[]).iter().all(|g| g.2.is_none()));
     }
