@@ -1753,8 +1753,88 @@ fn new_styles_all() -> Vec<Case> {
             "modular exponentiation, static exponent and modulus",
             |r| Input::argv(vec![r.edge_arg(), "12345".into(), "65521".into()]),
         ));
+        new_styles_variants(o, &mut out);
     }
     out
+}
+
+/// Static inputs besides the benchmark's, for the same functions at level
+/// `o`: other programs, patterns, formats and expressions, and partly static
+/// arguments.
+fn new_styles_variants(o: &'static str, out: &mut Vec<Case>) {
+    // Unbalanced loops through the bracket table; unmatched brackets.
+    for prog in [BF_REVERSE, "+[>,]<[.<]]"] {
+        out.push(Case::new(
+            format!("bftable-{o}"),
+            "bf_table",
+            vec![format!("arg0=@str:{prog}")],
+            "Brainfuck with a bracket table: unbalanced loops, unmatched brackets",
+            move |r| {
+                let input = r.each_or(&words_up_to(b"\x01\x7f", 2), |r| {
+                    r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20)
+                });
+                Input::argv(vec![prog.into(), input])
+            },
+        ));
+    }
+    let text = |r: &mut Rng| r.each_or(&words_up_to(b"abc", 2), |r| r.word(b"aabbcc", 0, 12));
+    for re in ["^a*b$", "a.c", "^.*c*$", "b*"] {
+        out.push(Case::new(
+            format!("regex-{o}"),
+            "re_match",
+            vec![format!("arg0=@str:{re}")],
+            "regex matcher: anchors, stars at the start and the end",
+            move |r| Input::argv(vec![re.into(), text(r)]),
+        ));
+    }
+    let format = "%c|%x|%s|%d %q 100%";
+    out.push(Case::new(
+        format!("fmt-{o}"),
+        "fmt",
+        vec![format!("arg1=@str:{format}")],
+        "formatter: %c, an unknown conversion, a trailing %",
+        move |r| {
+            let c = r.range_arg(32, 126);
+            let s = r.word(STYLE_CHARS, 0, 8);
+            Input::argv(vec![format.into(), c, r.any_arg(), s, r.edge_arg()])
+        },
+    ));
+    let expr = "-(x * x) - -y * 3 + ((( 7 ))) * (x - 1) - 65536 * 65536 * y";
+    out.push(Case::new(
+        format!("expr-{o}"),
+        "eval_expr",
+        vec![format!("arg0=@str:{expr}")],
+        "evaluator: unary minus, nested parentheses, wrapping constants",
+        move |r| Input::argv(vec![expr.into(), r.any_arg(), r.edge_arg()]),
+    ));
+    out.push(Case::new(
+        format!("modpow-{o}"),
+        "modpow",
+        specs(&["arg1=65537"]),
+        "modular exponentiation, static exponent, dynamic modulus",
+        |r| {
+            let m = r.each_or(&[1, 2, 65536], |r| r.range(1, 65536));
+            Input::argv(vec![r.any_arg(), "65537".into(), m.to_string()])
+        },
+    ));
+    out.push(Case::new(
+        format!("modpow-{o}"),
+        "modpow",
+        specs(&["arg2=10007"]),
+        "modular exponentiation, static modulus, dynamic exponent",
+        |r| Input::argv(vec![r.any_arg(), r.each_in_arg(0, 40), "10007".into()]),
+    ));
+    out.push(Case::new(
+        format!("arrays-{o}"),
+        "isort",
+        specs(&["arg1=3"]),
+        "insertion sort, 3 elements",
+        |r| {
+            let mut args = vec!["isort".to_owned()];
+            args.extend((0..3).map(|_| r.range_arg(-2, 2)));
+            Input::argv(args)
+        },
+    ));
 }
 
 /// The reason `case` is a known failure, if it is one.
