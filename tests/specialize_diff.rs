@@ -28,6 +28,9 @@
 //! and the residual interpreters execute;
 //! `interpreter_residuals_execute_fewer_instructions` judges the same
 //! without valgrind, on shorter runs single-stepped under `ptrace`.
+//! `new_styles_known_failures` (ignored) runs the cases of the wider
+//! benchmark's styles listed as known failures in `tests/common/cases.rs`
+//! (none at present).
 
 mod common;
 

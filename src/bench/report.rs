@@ -198,7 +198,7 @@ pub struct Context {
     pub command: String,
     /// `YYYY-MM-DD HH:MM` (UTC).
     pub date: String,
-    /// CPU model and number of CPUs.
+    /// CPU model, number of CPUs and load average.
     pub machine: String,
 }
 
