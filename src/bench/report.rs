@@ -329,7 +329,7 @@ fn families_table(w: &mut String, families: &[&Family]) {
             f.dynargs.join(" ")
         );
     }
-    let _ = writeln!(
+    let _ = write!(
         w,
         "\n{}",
         wrap(
