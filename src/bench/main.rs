@@ -205,6 +205,7 @@ fn run(cli: &Cli) -> Result<bool> {
         .with_context(|| format!("cannot create {}", work.0.display()))?;
     let exe = std::env::current_exe().context("cannot find the wiper-bench executable")?;
 
+    let machine = machine();
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for case in &selected {
@@ -224,7 +225,7 @@ fn run(cli: &Cli) -> Result<bool> {
         }
     }
 
-    let summary = report::Summary::new(&rows);
+    let summary = report::Summary::new(&rows, failures.len());
     for (goal, measured, met) in summary.goals(&rows) {
         println!("goal: {goal}: {measured}: {}", report::verdict(met));
     }
@@ -236,7 +237,7 @@ fn run(cli: &Cli) -> Result<bool> {
         let ctx = report::Context {
             command: command_line(cli),
             date: now_utc(),
-            machine: machine(),
+            machine,
         };
         let families: Vec<&cases::Family> = cases::FAMILIES
             .iter()
@@ -456,7 +457,9 @@ fn now_utc() -> String {
     report::utc_date(secs)
 }
 
-/// The CPU model (from `/proc/cpuinfo`) and the number of CPUs.
+/// The CPU model (from `/proc/cpuinfo`), the number of CPUs and the load
+/// average over the last minute (`/proc/loadavg`) as the run starts: other
+/// work on the machine lengthens the specialization times.
 fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -467,7 +470,11 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| "an unknown CPU".to_owned());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{model}, {cpus} CPUs")
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .map_or_else(String::new, |l| format!(", load average {l}"));
+    format!("{model}, {cpus} CPUs{load}")
 }
 
 /// Joins the lines of an error message.

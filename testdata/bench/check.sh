@@ -36,7 +36,8 @@ check() {
 
 # Bad usage (no arguments): status 2 from every build.
 for f in power prod abn nested pow_rec dispatch sum_array vm_fact vm_square \
-	bf_echo bf_nested; do
+	bf_echo bf_nested cgvm_fib bf_table bf_reverse expr regex fmt matvec \
+	isort bsearch modpow; do
 	for v in O0 O1 O2 hand; do
 		"./$f-$v" >/dev/null
 		st=$?
@@ -133,6 +134,77 @@ check bf_nested 3 "A"
 check bf_nested 3 "z"
 check bf_nested 3 "~"
 check bf_nested 2 "#more bytes are not read"
+
+# The wider benchmark's families (issue 14).
+check cgvm_fib 5 30
+check cgvm_fib 3 0
+check cgvm_fib 3 1
+check cgvm_fib 3 2
+check cgvm_fib 3 47
+check cgvm_fib 1 1000
+
+check bf_table 5 wiper
+check bf_table 3 ""
+check bf_table 3 a
+check bf_table 3 "Hello, World!"
+check bf_table 3 "~ ~ 0123456789 ~ ~"
+check bf_table 1 "The quick brown fox jumps over the lazy dog."
+
+check bf_reverse 5 hello,world
+check bf_reverse 3 ""
+check bf_reverse 3 a
+check bf_reverse 3 "Hello, World!"
+check bf_reverse 3 "[->+<]"
+check bf_reverse 1 "The quick brown fox jumps over the lazy dog."
+
+check expr 5 5 9
+check expr 3 0 0
+check expr 3 -7 3
+check expr 3 100 -50
+check expr 1 2147483647 -2147483648
+check expr 2 65536 65536
+
+check regex 5 xyabbbcqqz
+check regex 3 ""
+check regex 3 acz
+check regex 3 abcz
+check regex 3 abbbbbbc
+check regex 3 "abczx"
+check regex 3 "zzabxacbbz"
+check regex 1 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbcz"
+
+check fmt 5 -17 255 hello 42
+check fmt 3 0 0 "" 0
+check fmt 3 -2147483648 -1 "%d %s" 2147483647
+check fmt 3 7 0x7fffffff "a b c" -5
+check fmt 1 123456 3735928559 "the lazy dog" 100
+
+check matvec 5 1 2 3 4
+check matvec 3 0 0 0 0
+check matvec 3 -1 -2 -3 -4
+check matvec 3 2147483647 -2147483648 7 100
+check matvec 1 1000 -1000 65536 3
+
+check isort 5 5 3 -1 8 0 2 2 7
+check isort 3 1 2 3 4 5 6 7 8
+check isort 3 8 7 6 5 4 3 2 1
+check isort 3 0 0 0 0 0 0 0 0
+check isort 1 2147483647 -2147483648 0 -1 1 2147483647 -2147483648 5
+
+check bsearch 5 377
+check bsearch 20 -60
+check bsearch 3 1597
+check bsearch 3 -50
+check bsearch 3 2147483647
+check bsearch 3 -2147483648
+check bsearch 40 0
+
+check modpow 5 7
+check modpow 3 0
+check modpow 3 1
+check modpow 3 65521
+check modpow 3 -1
+check modpow 1 123456789
 
 if [ "$fails" -ne 0 ]; then
 	echo "check.sh: $fails of $checks checks failed"

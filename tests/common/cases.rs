@@ -1983,5 +1983,283 @@ pub fn all_cases() -> Vec<Case> {
     libc_cases(&mut out);
     main_cases(&mut out);
     pie_switch_cases(&mut out);
+    new_styles_cases(&mut out);
     out
+}
+
+// ---------------------------------------------------------------------------
+// The wider benchmark's styles (issue 14): the functions of the
+// `testdata/bench/` families added with it, at -O0, -O1 and -O2, with the
+// benchmark's static inputs and random dynamic ones. The cases wiper does
+// not yet specialize correctly are listed in [`NEW_STYLES_KNOWN_FAILURES`]
+// and run only by the ignored test `new_styles_known_failures`.
+
+/// The computed-goto VM programs of cgvm.c (`cg_programs`), as `@bytes:`
+/// hex (opcodes: HALT 0, PUSH 1, ARG 2, ADD 3, SUB 4, MUL 5, DUP 6, SWAP 7,
+/// OVER 8, ROT 9, DROP 10, JZ 11, JMP 12, DEC 13): fib(x) and
+/// 3x^2 + 5x - 7.
+pub const CGVM_PROGRAMS: [&str; 2] = [
+    "0100010102060b110d0909070803090c050a0a00",
+    "020605010305020105050301070400",
+];
+
+/// The Brainfuck program of the `bf_table` family: each input byte doubled.
+pub const BF_DOUBLE: &str = ",[[->++<]>.[-]<,]";
+
+/// The Brainfuck program of the `bf_reverse` family: the input backwards,
+/// through unbalanced loops.
+pub const BF_REVERSE: &str = ">,[>,]<[.<]";
+
+/// The expression of the `expr` family.
+pub const EXPR: &str = "(x + 3) * (y - x) + 2 * x * x - 7 * y + 100";
+
+/// The pattern of the `regex` family.
+pub const REGEX: &str = "ab*c.*z$";
+
+/// The format of the `fmt` family.
+pub const FORMAT: &str = "x: %d, y: %x, s: %s, %d%%";
+
+/// arrays.c's `mat3x4` (3 rows of 4) and `sorted16`.
+const MAT3X4: [i32; 12] = [2, 0, 1, -1, 0, 3, 0, 0, 5, 1, 1, -7];
+const SORTED16: [i32; 16] = [
+    -50, -7, 0, 3, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597,
+];
+
+/// Letters for the strings of the new styles: no `d`, so no output spells
+/// a rejection (`bad `).
+const STYLE_CHARS: &[u8] = b"aaabcenrstxyz AZ";
+
+/// Cases of the new styles that fail (wiper refuses them, or the residual
+/// disagrees with the original), by label, each with the reason: run only by
+/// `new_styles_known_failures` (ignored).
+pub const NEW_STYLES_KNOWN_FAILURES: &[(&str, &str)] = &[];
+
+/// Every case of the new styles, passing or not, in a fixed order.
+fn new_styles_all() -> Vec<Case> {
+    let mut out = Vec::new();
+    for o in LEVELS {
+        for (n, prog) in CGVM_PROGRAMS.iter().enumerate() {
+            out.push(Case::new(
+                format!("cgvm-{o}"),
+                "cg_run",
+                vec![format!("arg0=@bytes:{prog}")],
+                "computed-goto VM, stack in memory, static program",
+                move |r| {
+                    let x = r.each_or(&[0, 1, 2, 47, 100_000], |r| r.range(0, 1000));
+                    Input::argv(vec![n.to_string(), x.to_string()])
+                },
+            ));
+        }
+        out.push(Case::new(
+            format!("bftable-{o}"),
+            "bf_table",
+            vec![format!("arg0=@str:{BF_DOUBLE}")],
+            "Brainfuck with a precomputed bracket table, static program",
+            |r| {
+                let input = r.each_or(&words_up_to(b"\x01\x7f\xff", 2), |r| {
+                    r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20)
+                });
+                Input::argv(vec![BF_DOUBLE.into(), input])
+            },
+        ));
+        // interp_cases already has this program at -O1.
+        if o != "O1" {
+            out.push(bf_case(o, BF_REVERSE));
+        }
+        out.push(Case::new(
+            format!("expr-{o}"),
+            "eval_expr",
+            vec![format!("arg0=@str:{EXPR}")],
+            "recursive-descent evaluator, static expression",
+            |r| Input::argv(vec![EXPR.into(), r.edge_arg(), r.any_arg()]),
+        ));
+        out.push(Case::new(
+            format!("regex-{o}"),
+            "re_match",
+            vec![format!("arg0=@str:{REGEX}")],
+            "backtracking regex matcher, static pattern",
+            |r| {
+                let text = r.each_or(&words_up_to(b"abcz", 2), |r| r.word(b"aabbcczxy ", 0, 30));
+                Input::argv(vec![REGEX.into(), text])
+            },
+        ));
+        out.push(Case::new(
+            format!("fmt-{o}"),
+            "fmt",
+            vec![format!("arg1=@str:{FORMAT}")],
+            "varargs formatter, static format",
+            |r| {
+                Input::argv(vec![
+                    FORMAT.into(),
+                    r.edge_arg(),
+                    r.any_arg(),
+                    r.word(STYLE_CHARS, 0, 20),
+                    r.any_arg(),
+                ])
+            },
+        ));
+        out.push(Case::new(
+            format!("arrays-{o}"),
+            "matvec",
+            vec![
+                format!("arg0=@i32:{}", i32_list(&MAT3X4)),
+                "arg1=3".into(),
+                "arg2=4".into(),
+            ],
+            "matrix-vector product, static matrix and sizes",
+            |r| {
+                let mut args = vec!["matvec".to_owned(), r.edge_arg()];
+                args.extend((0..3).map(|_| r.any_arg()));
+                Input::argv(args)
+            },
+        ));
+        out.push(Case::new(
+            format!("arrays-{o}"),
+            "isort",
+            specs(&["arg1=8"]),
+            "insertion sort, static size",
+            |r| {
+                let small = r.each(2) == 0;
+                let mut args = vec!["isort".to_owned()];
+                args.extend((0..8).map(|_| {
+                    if small {
+                        r.range_arg(-3, 3)
+                    } else {
+                        r.any_arg()
+                    }
+                }));
+                Input::argv(args)
+            },
+        ));
+        out.push(Case::new(
+            format!("arrays-{o}"),
+            "bsearch_tab",
+            vec![
+                format!("arg0=@i32:{}", i32_list(&SORTED16)),
+                "arg1=16".into(),
+            ],
+            "binary search over a static table",
+            |r| {
+                let mut keys: Vec<i64> = SORTED16.iter().map(|&k| i64::from(k)).collect();
+                keys.extend([-51, -49, 1, 1598, i64::from(i32::MIN), i64::from(i32::MAX)]);
+                let key = r.each_or(&keys, |r| r.range(-60, 1700));
+                Input::argv(vec!["bsearch".into(), key.to_string()])
+            },
+        ));
+        out.push(Case::new(
+            format!("modpow-{o}"),
+            "modpow",
+            specs(&["arg1=12345", "arg2=65521"]),
+            "modular exponentiation, static exponent and modulus",
+            |r| Input::argv(vec![r.edge_arg(), "12345".into(), "65521".into()]),
+        ));
+        new_styles_variants(o, &mut out);
+    }
+    out
+}
+
+/// Static inputs besides the benchmark's, for the same functions at level
+/// `o`: other programs, patterns, formats and expressions, and partly static
+/// arguments.
+fn new_styles_variants(o: &'static str, out: &mut Vec<Case>) {
+    // Unbalanced loops through the bracket table; unmatched brackets.
+    for prog in [BF_REVERSE, "+[>,]<[.<]]"] {
+        out.push(Case::new(
+            format!("bftable-{o}"),
+            "bf_table",
+            vec![format!("arg0=@str:{prog}")],
+            "Brainfuck with a bracket table: unbalanced loops, unmatched brackets",
+            move |r| {
+                let input = r.each_or(&words_up_to(b"\x01\x7f", 2), |r| {
+                    r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20)
+                });
+                Input::argv(vec![prog.into(), input])
+            },
+        ));
+    }
+    let text = |r: &mut Rng| r.each_or(&words_up_to(b"abc", 2), |r| r.word(b"aabbcc", 0, 12));
+    for re in ["^a*b$", "a.c", "^.*c*$", "b*"] {
+        out.push(Case::new(
+            format!("regex-{o}"),
+            "re_match",
+            vec![format!("arg0=@str:{re}")],
+            "regex matcher: anchors, stars at the start and the end",
+            move |r| Input::argv(vec![re.into(), text(r)]),
+        ));
+    }
+    let format = "%c|%x|%s|%d %q 100%";
+    out.push(Case::new(
+        format!("fmt-{o}"),
+        "fmt",
+        vec![format!("arg1=@str:{format}")],
+        "formatter: %c, an unknown conversion, a trailing %",
+        move |r| {
+            let c = r.range_arg(32, 126);
+            let s = r.word(STYLE_CHARS, 0, 8);
+            Input::argv(vec![format.into(), c, r.any_arg(), s, r.edge_arg()])
+        },
+    ));
+    let expr = "-(x * x) - -y * 3 + ((( 7 ))) * (x - 1) - 65536 * 65536 * y";
+    out.push(Case::new(
+        format!("expr-{o}"),
+        "eval_expr",
+        vec![format!("arg0=@str:{expr}")],
+        "evaluator: unary minus, nested parentheses, wrapping constants",
+        move |r| Input::argv(vec![expr.into(), r.any_arg(), r.edge_arg()]),
+    ));
+    out.push(Case::new(
+        format!("modpow-{o}"),
+        "modpow",
+        specs(&["arg1=65537"]),
+        "modular exponentiation, static exponent, dynamic modulus",
+        |r| {
+            let m = r.each_or(&[1, 2, 65536], |r| r.range(1, 65536));
+            Input::argv(vec![r.any_arg(), "65537".into(), m.to_string()])
+        },
+    ));
+    out.push(Case::new(
+        format!("modpow-{o}"),
+        "modpow",
+        specs(&["arg2=10007"]),
+        "modular exponentiation, static modulus, dynamic exponent",
+        |r| Input::argv(vec![r.any_arg(), r.each_in_arg(0, 40), "10007".into()]),
+    ));
+    out.push(Case::new(
+        format!("arrays-{o}"),
+        "isort",
+        specs(&["arg1=3"]),
+        "insertion sort, 3 elements",
+        |r| {
+            let mut args = vec!["isort".to_owned()];
+            args.extend((0..3).map(|_| r.range_arg(-2, 2)));
+            Input::argv(args)
+        },
+    ));
+}
+
+/// The reason `case` is a known failure, if it is one.
+fn known_failure(case: &Case) -> Option<&'static str> {
+    let label = case.label();
+    NEW_STYLES_KNOWN_FAILURES
+        .iter()
+        .find(|(l, _)| *l == label)
+        .map(|(_, why)| *why)
+}
+
+/// The new styles' cases that pass: part of [`all_cases`].
+fn new_styles_cases(out: &mut Vec<Case>) {
+    out.extend(
+        new_styles_all()
+            .into_iter()
+            .filter(|c| known_failure(c).is_none()),
+    );
+}
+
+/// The new styles' cases listed in [`NEW_STYLES_KNOWN_FAILURES`], each with
+/// its reason.
+pub fn new_styles_known_failures() -> Vec<(Case, &'static str)> {
+    new_styles_all()
+        .into_iter()
+        .filter_map(|c| known_failure(&c).map(|why| (c, why)))
+        .collect()
 }

@@ -37,6 +37,16 @@ const RT_PROGRAMS: &[&str] = &[
     "wide",
     "fpu",
     "fill",
+    "divide",
+    "globals",
+    // The wider benchmark's programs (issue 14).
+    "cgvm",
+    "bftable",
+    "expr",
+    "regex",
+    "fmt",
+    "arrays",
+    "modpow",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.
