@@ -1921,13 +1921,16 @@ fn divide_cases(out: &mut Vec<Case>) {
         let bin = format!("divide-{o}");
         for (k, f) in FUNCTIONS.into_iter().enumerate() {
             let divisor = DIVISORS[(i + k) % DIVISORS.len()];
-            out.push(Case::new(
-                &bin,
-                f,
-                vec![format!("arg1={divisor}")],
-                "signed and unsigned division by a static divisor",
-                move |r| Input::argv(vec![r.edge_arg(), divisor.to_string()]),
-            ));
+            out.push(
+                Case::new(
+                    &bin,
+                    f,
+                    vec![format!("arg1={divisor}")],
+                    "signed and unsigned division by a static divisor",
+                    move |r| Input::argv(vec![r.edge_arg(), divisor.to_string()]),
+                )
+                .check(&["{int}", &divisor.to_string()]),
+            );
         }
     }
 }
@@ -1942,24 +1945,30 @@ fn globals_cases(out: &mut Vec<Case>) {
     for o in LEVELS {
         let bin = format!("globals-{o}");
         for f in ["sum_primes", "weighted", "scratch_sum"] {
-            out.push(Case::new(
-                &bin,
-                f,
-                vec!["arg0=6".to_owned()],
-                "writable globals: unwritten ones static, written ones not",
-                |r| {
-                    let i = r.range(0, 7).to_string();
-                    Input::argv(vec!["6".into(), r.edge_arg(), i, r.edge_arg()])
-                },
-            ));
+            out.push(
+                Case::new(
+                    &bin,
+                    f,
+                    vec!["arg0=6".to_owned()],
+                    "writable globals: unwritten ones static, written ones not",
+                    |r| {
+                        let i = r.range(0, 7).to_string();
+                        Input::argv(vec!["6".into(), r.edge_arg(), i, r.edge_arg()])
+                    },
+                )
+                .check(&["6", "{int}", "{int:0..7}", "{int}"]),
+            );
         }
-        out.push(Case::new(
-            &bin,
-            "run_ops",
-            specs(&["arg0=@str:+*-+", "arg1=4"]),
-            "computed goto over a static program",
-            |r| Input::argv(vec!["3".into(), r.edge_arg()]),
-        ));
+        out.push(
+            Case::new(
+                &bin,
+                "run_ops",
+                specs(&["arg0=@str:+*-+", "arg1=4"]),
+                "computed goto over a static program",
+                |r| Input::argv(vec!["3".into(), r.edge_arg()]),
+            )
+            .check(&["3", "{int}"]),
+        );
     }
 }
 

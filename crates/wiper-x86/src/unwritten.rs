@@ -17,10 +17,12 @@
 //!   escape: code could then store through a register, so it counts as
 //!   written too.
 //!
-//! Only statically linked, position-dependent executables are scanned: in
-//! a PIE every global is addressed relative to the GOT, and in a
-//! dynamically linked program the dynamic linker and shared libraries write
-//! data this sweep does not see. Stripped binaries have no object symbols,
+//! Only statically linked, position-dependent executables without
+//! position-independent code are scanned: PIC (a PIE, or PIC code such as
+//! static glibc and musl linked into an `ET_EXEC`, recognized by its
+//! `get_pc_thunk` helpers) addresses every global relative to the GOT, and
+//! in a dynamically linked program the dynamic linker and shared libraries
+//! write data this sweep does not see. Stripped binaries have no object symbols,
 //! so nothing is found. The rule assumes what a sequential C program
 //! allows: no other thread, signal handler or debugger writes an object
 //! the code never names for writing, and no store overflows from another
@@ -41,7 +43,10 @@ const NOBITS: u32 = 8;
 /// The byte ranges `[start, end)` of named writable objects that no code
 /// writes and whose address does not escape, sorted.
 pub fn unwritten_objects(binary: &Binary) -> Vec<(u32, u32)> {
-    if binary.file_type != FileType::Executable || binary.interpreter.is_some() {
+    if binary.file_type != FileType::Executable
+        || binary.interpreter.is_some()
+        || has_pc_thunks(binary)
+    {
         return Vec::new();
     }
     let mut objects: Vec<(u32, u32)> = binary
@@ -94,6 +99,19 @@ pub fn unwritten_objects(binary: &Binary) -> Vec<(u32, u32)> {
         .filter(|(_, w)| !w)
         .map(|(o, _)| o)
         .collect()
+}
+
+/// Whether the binary holds position-independent code (gcc's
+/// `__x86.get_pc_thunk.*`, or the older `__i686.get_pc_thunk.*`): such code
+/// reaches its globals relative to the GOT (`[ebx+crc@GOTOFF]`), so their
+/// addresses never appear and the sweep would miss its stores, even in a
+/// position-dependent executable (Debian's gcc compiles as PIE by default;
+/// static glibc and musl are PIC).
+fn has_pc_thunks(binary: &Binary) -> bool {
+    binary
+        .symbols
+        .iter()
+        .any(|s| s.name.contains(".get_pc_thunk."))
 }
 
 /// The executable sections (the executable segments when there are no
