@@ -318,10 +318,14 @@ impl Binary {
     }
 
     /// The file bytes of `section` as loaded at its address; `None` for a
-    /// `SHT_NOBITS` section (it has no file bytes, whatever its size says) and
-    /// for one that is not wholly mapped.
+    /// section without file bytes (`SHT_NOBITS` or `SHT_NULL`, whatever its
+    /// size says), for one whose size runs past the end of the file, and for
+    /// one that is not wholly mapped. So no section costs more memory than
+    /// the file.
     pub fn section_bytes(&self, section: &Section) -> Option<Vec<u8>> {
-        if section.kind == section_header::SHT_NOBITS {
+        let without_bytes = [section_header::SHT_NOBITS, section_header::SHT_NULL];
+        let end = u64::from(section.offset) + u64::from(section.size);
+        if without_bytes.contains(&section.kind) || end > self.data.len() as u64 {
             return None;
         }
         self.read(section.addr, section.size)

@@ -284,6 +284,40 @@ fn nobits_sections_are_never_read() {
             damaged.plt
         );
     }
+    // Found by fuzzing (elf_load, out of memory): a section header table
+    // moved by a few bytes reads as `SHT_NULL` entries of any size (there
+    // 0x6ffffff6 bytes, inside a segment damaged to 2 GiB). A section
+    // without file bytes, or larger than the file, has no bytes; here 1 MiB,
+    // mapped by the segment that holds `.eh_frame`, grown to cover it.
+    let mut big = dynamic.clone();
+    let at = section_header_at(&big, ".eh_frame");
+    big[at + 4..at + 8].copy_from_slice(&0u32.to_le_bytes()); // SHT_NULL
+    big[at + 20..at + 24].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    let segment = pristine
+        .segment_at(pristine.section(".eh_frame").unwrap().addr)
+        .unwrap();
+    let phoff = u32::from_le_bytes(big[28..32].try_into().unwrap()) as usize;
+    let load = (0..)
+        .map(|i| phoff + 32 * i)
+        .find(|&p| u32::from_le_bytes(big[p + 8..p + 12].try_into().unwrap()) == segment.vaddr)
+        .unwrap();
+    big[load + 20..load + 24].copy_from_slice(&0x20_0000u32.to_le_bytes());
+    let damaged = Binary::parse(big).unwrap();
+    let eh_frame = damaged.section(".eh_frame").unwrap();
+    assert!(
+        damaged.read(eh_frame.addr, eh_frame.size).is_some(),
+        "mapped"
+    );
+    assert!(damaged.section_bytes(eh_frame).is_none(), "SHT_NULL");
+    assert_eq!(damaged.unwind_ranges(), vec![]);
+    let mut long = eh_frame.clone();
+    long.kind = 1; // SHT_PROGBITS, past the end of the file
+    assert!(damaged.section_bytes(&long).is_none(), "past the file");
+    let text_section = pristine.section(".text").unwrap();
+    assert_eq!(
+        pristine.section_bytes(text_section).unwrap(),
+        pristine.read(text_section.addr, text_section.size).unwrap()
+    );
     // A read of almost 4 GiB allocates nothing when the range is not mapped.
     let text = pristine.section(".text").unwrap().addr;
     assert_eq!(pristine.read(text, u32::MAX - text), None);
