@@ -113,6 +113,15 @@ impl Binary {
         })
     }
 
+    /// Loads an executable already in memory; `name` stands for its path
+    /// (in [`Binary::path`] and messages). The fuzz targets use this.
+    pub fn from_bytes(name: impl AsRef<Path>, bytes: Vec<u8>) -> Result<Binary, Error> {
+        Ok(Binary::from_loaded(
+            name.as_ref(),
+            wiper_elf::Binary::parse(bytes)?,
+        ))
+    }
+
     /// `binary`, loaded from `path`.
     pub(crate) fn from_loaded(path: &Path, binary: wiper_elf::Binary) -> Binary {
         Binary {

@@ -23,14 +23,30 @@ use std::str::FromStr;
 use wiper_sem::Reg;
 
 /// Why a static spec could not be parsed. Displays as one line naming the
-/// spec: ``invalid static spec `arg-1=3`: argument index must be a non-negative integer``.
+/// spec: ``invalid static spec `arg-1=3`: argument index must be a non-negative integer``
+/// (control characters and line separators in the spec, which a
+/// command-line argument may hold, are shown escaped: `\n`, `\r`, `\u{2028}`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid static spec `{spec}`: {reason}")]
+#[error("invalid static spec `{}`: {}", escaped(.spec), escaped(.reason))]
 pub struct SpecError {
     /// The spec as given.
     pub spec: String,
     /// What is wrong with it.
     pub reason: String,
+}
+
+/// `text` with every control character and line or paragraph separator
+/// escaped as Rust writes it, so that it prints on one line.
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Contents of the memory a static pointer argument points to.
@@ -375,6 +391,28 @@ mod tests {
 
     fn err(s: &str) -> String {
         s.parse::<StaticInput>().unwrap_err().to_string()
+    }
+
+    /// Found by fuzzing: a spec holding a carriage return or a newline (a
+    /// command-line argument may) printed on two lines; it is escaped.
+    #[test]
+    fn errors_stay_on_one_line_whatever_the_spec_holds() {
+        assert_eq!(
+            err("arg=\r"),
+            "invalid static spec `arg=\\r`: argument index must be a non-negative integer"
+        );
+        for spec in [
+            "arg1=1\n2",
+            "arg1=@i32:1,\r\n",
+            "e\u{2028}x=1",
+            "arg0=@bytes:0\u{85}",
+        ] {
+            let e = err(spec);
+            assert_eq!(e.lines().count(), 1, "{e:?}");
+            assert!(!e.contains(['\r', '\n', '\u{85}', '\u{2028}']), "{e:?}");
+        }
+        // Printable text, quotes and backslashes included, is kept as given.
+        assert!(err("arg0=@i32:'\\\"").contains("`arg0=@i32:'\\\"`"));
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl Binary {
         let Some(sec) = self.section(".eh_frame") else {
             return Vec::new();
         };
-        let Some(bytes) = self.read(sec.addr, sec.size) else {
+        let Some(bytes) = self.section_bytes(sec) else {
             return Vec::new();
         };
         let mut ranges: Vec<FdeRange> = fde_ranges(&bytes, sec.addr)

@@ -327,21 +327,42 @@ impl Binary {
 
     /// Reads `len` bytes of the memory image at `addr` (zeros past the file-backed part).
     ///
-    /// `None` when any byte lies outside every segment.
+    /// `None` when any byte lies outside every segment. Nothing is allocated
+    /// before the whole range is known to be mapped, so a damaged size costs
+    /// no memory.
     pub fn read(&self, addr: u32, len: u32) -> Option<Vec<u8>> {
+        let end = u64::from(addr) + u64::from(len);
+        // The pieces of the range, segment by segment: (offset in the file, file bytes, zeros).
+        let mut pieces = Vec::new();
+        let mut at = u64::from(addr);
+        while at < end {
+            let seg = self.segment_at(at as u32)?;
+            let rel = at as u32 - seg.vaddr;
+            let n = (end - at).min(u64::from(seg.mem_size - rel)) as u32;
+            let from_file = n.min(seg.file_size.saturating_sub(rel));
+            pieces.push((seg.offset as usize + rel as usize, from_file, n - from_file));
+            at += u64::from(n);
+        }
         let mut out = Vec::with_capacity(len as usize);
-        for i in 0..len {
-            let a = addr.checked_add(i)?;
-            let seg = self.segment_at(a)?;
-            let rel = a - seg.vaddr;
-            let byte = if rel < seg.file_size {
-                *self.data.get((seg.offset + rel) as usize)?
-            } else {
-                0
-            };
-            out.push(byte);
+        for (offset, from_file, zeros) in pieces {
+            out.extend_from_slice(self.data.get(offset..offset + from_file as usize)?);
+            out.resize(out.len() + zeros as usize, 0);
         }
         Some(out)
+    }
+
+    /// The file bytes of `section` as loaded at its address; `None` for a
+    /// section without file bytes (`SHT_NOBITS` or `SHT_NULL`, whatever its
+    /// size says), for one whose size runs past the end of the file, and for
+    /// one that is not wholly mapped. So no section costs more memory than
+    /// the file.
+    pub fn section_bytes(&self, section: &Section) -> Option<Vec<u8>> {
+        let without_bytes = [section_header::SHT_NOBITS, section_header::SHT_NULL];
+        let end = u64::from(section.offset) + u64::from(section.size);
+        if without_bytes.contains(&section.kind) || end > self.data.len() as u64 {
+            return None;
+        }
+        self.read(section.addr, section.size)
     }
 
     /// Reads a little-endian 32-bit word of the memory image.

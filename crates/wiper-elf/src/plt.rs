@@ -46,7 +46,7 @@ pub(crate) fn name_plt_entries(
         .iter()
         .filter(|s| PLT_SECTIONS.contains(&s.name.as_str()))
     {
-        let Some(bytes) = binary.read(section.addr, section.size) else {
+        let Some(bytes) = binary.section_bytes(section) else {
             continue;
         };
         for off in (0..bytes.len().saturating_sub(5)).step_by(4) {

@@ -243,6 +243,88 @@ fn damaged_files_never_panic() {
     }
 }
 
+/// The file offset of the section header of `name` in `bytes`.
+fn section_header_at(bytes: &[u8], name: &str) -> usize {
+    let binary = Binary::parse(bytes.to_vec()).unwrap();
+    let index = binary.sections.iter().position(|s| s.name == name).unwrap();
+    let shoff = u32::from_le_bytes(bytes[32..36].try_into().unwrap()) as usize;
+    shoff + 40 * index
+}
+
+/// `bytes` with the section `name` made `SHT_NOBITS` of `size` bytes.
+fn nobits(mut bytes: Vec<u8>, name: &str, size: u32) -> Vec<u8> {
+    let at = section_header_at(&bytes, name);
+    bytes[at + 4..at + 8].copy_from_slice(&8u32.to_le_bytes()); // SHT_NOBITS
+    bytes[at + 20..at + 24].copy_from_slice(&size.to_le_bytes());
+    bytes
+}
+
+/// Found by fuzzing: a `SHT_NOBITS` `.eh_frame` or `.plt` has no file
+/// bytes, so its size (any size, unchecked against the file) is never read:
+/// no unwind ranges and no PLT names come from it, and nothing the size of
+/// the section is allocated.
+#[test]
+fn nobits_sections_are_never_read() {
+    let dynamic = std::fs::read(testdata_bin("libc_demo-dyn")).unwrap();
+    let pristine = Binary::parse(dynamic.clone()).unwrap();
+    assert!(!pristine.unwind_ranges().is_empty());
+    let eh_frame = pristine.section(".eh_frame").unwrap().size;
+    for size in [eh_frame, 0xffff_fff0] {
+        let damaged = Binary::parse(nobits(dynamic.clone(), ".eh_frame", size)).unwrap();
+        assert_eq!(damaged.unwind_ranges(), vec![], "size {size:#x}");
+    }
+    let plt = pristine.section(".plt").unwrap();
+    let in_plt = |a: u32| a >= plt.addr && a - plt.addr < plt.size;
+    assert!(pristine.plt.keys().any(|&a| in_plt(a)));
+    for size in [plt.size, 0xffff_fff0] {
+        let damaged = Binary::parse(nobits(dynamic.clone(), ".plt", size)).unwrap();
+        assert!(
+            !damaged.plt.keys().any(|&a| in_plt(a)),
+            "size {size:#x}: {:?}",
+            damaged.plt
+        );
+    }
+    // Found by fuzzing (elf_load, out of memory): a section header table
+    // moved by a few bytes reads as `SHT_NULL` entries of any size (there
+    // 0x6ffffff6 bytes, inside a segment damaged to 2 GiB). A section
+    // without file bytes, or larger than the file, has no bytes; here 1 MiB,
+    // mapped by the segment that holds `.eh_frame`, grown to cover it.
+    let mut big = dynamic.clone();
+    let at = section_header_at(&big, ".eh_frame");
+    big[at + 4..at + 8].copy_from_slice(&0u32.to_le_bytes()); // SHT_NULL
+    big[at + 20..at + 24].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    let segment = pristine
+        .segment_at(pristine.section(".eh_frame").unwrap().addr)
+        .unwrap();
+    let phoff = u32::from_le_bytes(big[28..32].try_into().unwrap()) as usize;
+    let load = (0..)
+        .map(|i| phoff + 32 * i)
+        .find(|&p| u32::from_le_bytes(big[p + 8..p + 12].try_into().unwrap()) == segment.vaddr)
+        .unwrap();
+    big[load + 20..load + 24].copy_from_slice(&0x20_0000u32.to_le_bytes());
+    let damaged = Binary::parse(big).unwrap();
+    let eh_frame = damaged.section(".eh_frame").unwrap();
+    assert!(
+        damaged.read(eh_frame.addr, eh_frame.size).is_some(),
+        "mapped"
+    );
+    assert!(damaged.section_bytes(eh_frame).is_none(), "SHT_NULL");
+    assert_eq!(damaged.unwind_ranges(), vec![]);
+    let mut long = eh_frame.clone();
+    long.kind = 1; // SHT_PROGBITS, past the end of the file
+    assert!(damaged.section_bytes(&long).is_none(), "past the file");
+    let text_section = pristine.section(".text").unwrap();
+    assert_eq!(
+        pristine.section_bytes(text_section).unwrap(),
+        pristine.read(text_section.addr, text_section.size).unwrap()
+    );
+    // A read of almost 4 GiB allocates nothing when the range is not mapped.
+    let text = pristine.section(".text").unwrap().addr;
+    assert_eq!(pristine.read(text, u32::MAX - text), None);
+    assert_eq!(pristine.read(text, 0), Some(vec![]));
+    assert_eq!(pristine.read(u32::MAX, 2), None);
+}
+
 /// readelf's FDE ranges (`pc=START..END`) in `.eh_frame`, non-empty ones.
 fn readelf_fdes(path: &Path) -> Vec<(u32, u32)> {
     let text = tool("readelf", &["--debug-dump=frames"], path);

@@ -34,6 +34,12 @@ pub use write::write_elf;
 use wiper_elf::{Binary, FileType};
 use wiper_residual::{ResidualError, PAGE_SIZE};
 
+/// The most zero bytes written between the input's end and the moved
+/// program header table: 64 MiB. The padding is about the size of the
+/// program's `.bss` (see `phdrs`); a damaged memory size could ask for
+/// gigabytes.
+pub const MAX_PADDING: u64 = 64 << 20;
+
 /// Alignment of the thunk and code areas in the new segment.
 const CODE_ALIGN: u32 = 16;
 
@@ -109,6 +115,15 @@ pub enum EmitError {
     /// the table, grown by two entries, would be over the 64 KiB Linux loads.
     #[error("{0} program headers are too many: Linux loads at most 2048")]
     TooManyProgramHeaders(usize),
+    /// The moved program header table would have to go so far past the end
+    /// of the file (a PIE's or a low executable's `.bss`, as its headers
+    /// give it) that the zero padding before it would exceed
+    /// [`MAX_PADDING`].
+    #[error("the program header table would need {padding:#x} bytes of zero padding in the output, over the {max:#x} allowed (is the last segment's memory size right?)", max = MAX_PADDING)]
+    TooMuchPadding {
+        /// Zero bytes between the end of the file and the table.
+        padding: u64,
+    },
     /// The input's ELF headers are not what [`wiper_elf::Binary`] accepted.
     #[error("malformed input ELF: {0}")]
     Malformed(String),

@@ -177,6 +177,10 @@ fn place_table(
             "the program header table would be at file offset {offset:#x}, address {vaddr:#x}"
         )));
     }
+    let padding = (offset - end_of_file as i64) as u64;
+    if padding > crate::MAX_PADDING {
+        return Err(EmitError::TooMuchPadding { padding });
+    }
     Ok(Place {
         offset: offset as u32,
         vaddr: vaddr as u32,
@@ -232,9 +236,21 @@ mod tests {
         let err = place_table(&skewed, false, 0x9000, 0x120, 0x2_0000).unwrap_err();
         assert!(matches!(err, EmitError::Malformed(_)), "{err}");
         // The last page still holds the table; past it, nothing does.
-        assert_eq!(at(false, 0, 0x9000, 0xffff_f000).1, 0xffff_f000);
+        assert_eq!(at(false, 0, 0xffff_0000, 0xffff_f000).1, 0xffff_f000);
         let err = place_table(&image(0), false, 0x9000, 0x120, 0xffff_f001).unwrap_err();
         assert!(matches!(err, EmitError::AddressSpace(_)), "{err}");
+        // Found by fuzzing: a memory size of 1 GiB asked for 1 GiB of zeros.
+        let err = place_table(&image(0), false, 0x9000, 0x120, 0x4000_0000).unwrap_err();
+        assert_eq!(
+            err,
+            EmitError::TooMuchPadding {
+                padding: 0x3fff_7000
+            }
+        );
+        let most = 0x9000 + crate::MAX_PADDING;
+        assert_eq!(at(false, 0, 0x9000, most).0 as u64, most);
+        let err = place_table(&image(0), false, 0x9000, 0x120, most + 1).unwrap_err();
+        assert!(matches!(err, EmitError::TooMuchPadding { .. }), "{err}");
         let err = place_table(&[], false, 0x9000, 0x120, 0x2_0000).unwrap_err();
         assert_eq!(err, EmitError::NoLoadSegment);
     }

@@ -404,3 +404,24 @@ fn known_targets_of_a_computed_goto_join_the_function() {
     dis.add_known_target(entry, other);
     assert!(!dis.function(entry).unwrap().blocks.contains_key(&other));
 }
+
+/// Found by fuzzing: jump-table recognition follows the stack height
+/// through `sub esp, ...` and took the second operand for an immediate;
+/// `sub esp,[eax]` (a memory operand) panicked. The height becomes
+/// unknown, and the table is still found through `eax`.
+#[test]
+fn sub_esp_from_memory_before_a_jump_table() {
+    let mut bytes = std::fs::read(testdata_bin("switch-O0")).unwrap();
+    let binary = Binary::parse(bytes.clone()).unwrap();
+    let entry = wiper_x86::resolve_function(&binary, "dispatch").unwrap();
+    let at = binary.file_offset(entry + 3).unwrap();
+    assert_eq!(bytes[at..at + 3], [0x83, 0xec, 0x28], "sub esp,0x28");
+    for patch in [[0x2b, 0x20, 0x90], [0x2b, 0x65, 0x08], [0x03, 0x20, 0x90]] {
+        // sub esp,[eax]; nop / sub esp,[ebp+8] / add esp,[eax]; nop
+        bytes[at..at + 3].copy_from_slice(&patch);
+        let binary = Binary::parse(bytes.clone()).unwrap();
+        let f = Disassembler::new(&binary).function(entry).unwrap();
+        let (cases, _) = switch_of(&f);
+        assert!(!cases.is_empty(), "{patch:02x?}");
+    }
+}

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use iced_x86::code_asm::*;
 use iced_x86::{ConditionCode, Instruction, Register};
 use wiper_elf::{Binary, SymbolKind};
-use wiper_emit::{encode, listing, plan, write_elf, EmitError, Encoded, Plan};
+use wiper_emit::{encode, listing, plan, write_elf, EmitError, Encoded, Plan, MAX_PADDING};
 use wiper_residual::{Block, Item, Label, Origin, Residual, ResidualError, Terminator};
 use wiper_testkit::{run_binary, scratch_file, testdata_bin, RunOutput};
 

@@ -187,6 +187,32 @@ fn a_pie_gets_its_table_after_the_new_segment() {
     check_binutils(&e);
 }
 
+/// Found by fuzzing: a PIE without `PT_NOTE` whose last segment's memory
+/// size was damaged to reach 1 GiB asked for 1 GiB of zeros before the
+/// moved table; it is refused with a one-line error before anything is
+/// allocated, and a `.bss` of a few MiB is still padded.
+#[test]
+fn a_damaged_memory_size_does_not_pad_the_file_with_a_gigabyte() {
+    let (bytes, _) = load("libc_demo-pie");
+    let bytes = without_note(&bytes);
+    for (end, refused) in [(0x40_0000u64, false), (0x4000_0000, true)] {
+        let bytes = super::with_load_end(&bytes, end);
+        let binary = Binary::parse(bytes.clone()).unwrap();
+        let power = symbol(&binary, "power");
+        let plan = plan(&binary, 0).unwrap();
+        let r = thousand(0, &binary);
+        let encoded = encode(&plan, &r).unwrap();
+        let written = write_elf(&bytes, &binary, &plan, &r, &encoded, power, "f");
+        if refused {
+            let err = written.unwrap_err();
+            assert!(matches!(err, EmitError::TooMuchPadding { padding } if padding > MAX_PADDING));
+            assert_eq!(err.to_string().lines().count(), 1, "{err}");
+        } else {
+            assert!(written.unwrap().len() as u64 > end);
+        }
+    }
+}
+
 /// A written binary is an input like any other: power-O2 specialized three
 /// times over (the `PT_NOTE` reused, then the table moved, then moved
 /// again), each time with the last residual in force and every earlier

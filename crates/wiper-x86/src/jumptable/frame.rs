@@ -240,7 +240,15 @@ fn height_after(
     (esp, ebp): Heights,
     pops: &dyn Fn(u32) -> Option<u32>,
 ) -> Heights {
-    let imm = || (ins.op1_kind() != OpKind::Register).then(|| ins.immediate(1) as i32);
+    // Only an immediate second operand moves the height by a known amount
+    // (`sub esp,[mem]` or `sub esp,eax` makes it unknown).
+    let imm = || {
+        matches!(
+            ins.op1_kind(),
+            OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate32
+        )
+        .then(|| ins.immediate(1) as i32)
+    };
     let dest =
         (ins.op_count() > 0 && ins.op0_kind() == OpKind::Register).then(|| ins.op0_register());
     let source =
