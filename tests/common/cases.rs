@@ -2048,120 +2048,150 @@ fn new_styles_all() -> Vec<Case> {
     let mut out = Vec::new();
     for o in LEVELS {
         for (n, prog) in CGVM_PROGRAMS.iter().enumerate() {
-            out.push(Case::new(
-                format!("cgvm-{o}"),
-                "cg_run",
-                vec![format!("arg0=@bytes:{prog}")],
-                "computed-goto VM, stack in memory, static program",
-                move |r| {
-                    let x = r.each_or(&[0, 1, 2, 47, 100_000], |r| r.range(0, 1000));
-                    Input::argv(vec![n.to_string(), x.to_string()])
-                },
-            ));
+            out.push(
+                Case::new(
+                    format!("cgvm-{o}"),
+                    "cg_run",
+                    vec![format!("arg0=@bytes:{prog}")],
+                    "computed-goto VM, stack in memory, static program",
+                    move |r| {
+                        let x = r.each_or(&[0, 1, 2, 47, 100_000], |r| r.range(0, 1000));
+                        Input::argv(vec![n.to_string(), x.to_string()])
+                    },
+                )
+                .check(&[&n.to_string(), "{int:0..100000}"]),
+            );
         }
-        out.push(Case::new(
-            format!("bftable-{o}"),
-            "bf_table",
-            vec![format!("arg0=@str:{BF_DOUBLE}")],
-            "Brainfuck with a precomputed bracket table, static program",
-            |r| {
-                let input = r.each_or(&words_up_to(b"\x01\x7f\xff", 2), |r| {
-                    r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20)
-                });
-                Input::argv(vec![BF_DOUBLE.into(), input])
-            },
-        ));
+        out.push(
+            Case::new(
+                format!("bftable-{o}"),
+                "bf_table",
+                vec![format!("arg0=@str:{BF_DOUBLE}")],
+                "Brainfuck with a precomputed bracket table, static program",
+                |r| {
+                    let input = r.each_or(&words_up_to(b"\x01\x7f\xff", 2), |r| {
+                        r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20)
+                    });
+                    Input::argv(vec![BF_DOUBLE.into(), input])
+                },
+            )
+            .check(&[BF_DOUBLE, "{str:abcdefghijklmnopqrstuvwxyz:0..20}"]),
+        );
         // interp_cases already has this program at -O1.
         if o != "O1" {
             out.push(bf_case(o, BF_REVERSE));
         }
-        out.push(Case::new(
-            format!("expr-{o}"),
-            "eval_expr",
-            vec![format!("arg0=@str:{EXPR}")],
-            "recursive-descent evaluator, static expression",
-            |r| Input::argv(vec![EXPR.into(), r.edge_arg(), r.any_arg()]),
-        ));
-        out.push(Case::new(
-            format!("regex-{o}"),
-            "re_match",
-            vec![format!("arg0=@str:{REGEX}")],
-            "backtracking regex matcher, static pattern",
-            |r| {
-                let text = r.each_or(&words_up_to(b"abcz", 2), |r| r.word(b"aabbcczxy ", 0, 30));
-                Input::argv(vec![REGEX.into(), text])
-            },
-        ));
-        out.push(Case::new(
-            format!("fmt-{o}"),
-            "fmt",
-            vec![format!("arg1=@str:{FORMAT}")],
-            "varargs formatter, static format",
-            |r| {
-                Input::argv(vec![
-                    FORMAT.into(),
-                    r.edge_arg(),
-                    r.any_arg(),
-                    r.word(STYLE_CHARS, 0, 20),
-                    r.any_arg(),
-                ])
-            },
-        ));
-        out.push(Case::new(
-            format!("arrays-{o}"),
-            "matvec",
-            vec![
-                format!("arg0=@i32:{}", i32_list(&MAT3X4)),
-                "arg1=3".into(),
-                "arg2=4".into(),
-            ],
-            "matrix-vector product, static matrix and sizes",
-            |r| {
-                let mut args = vec!["matvec".to_owned(), r.edge_arg()];
-                args.extend((0..3).map(|_| r.any_arg()));
-                Input::argv(args)
-            },
-        ));
-        out.push(Case::new(
-            format!("arrays-{o}"),
-            "isort",
-            specs(&["arg1=8"]),
-            "insertion sort, static size",
-            |r| {
-                let small = r.each(2) == 0;
-                let mut args = vec!["isort".to_owned()];
-                args.extend((0..8).map(|_| {
-                    if small {
-                        r.range_arg(-3, 3)
-                    } else {
-                        r.any_arg()
-                    }
-                }));
-                Input::argv(args)
-            },
-        ));
-        out.push(Case::new(
-            format!("arrays-{o}"),
-            "bsearch_tab",
-            vec![
-                format!("arg0=@i32:{}", i32_list(&SORTED16)),
-                "arg1=16".into(),
-            ],
-            "binary search over a static table",
-            |r| {
-                let mut keys: Vec<i64> = SORTED16.iter().map(|&k| i64::from(k)).collect();
-                keys.extend([-51, -49, 1, 1598, i64::from(i32::MIN), i64::from(i32::MAX)]);
-                let key = r.each_or(&keys, |r| r.range(-60, 1700));
-                Input::argv(vec!["bsearch".into(), key.to_string()])
-            },
-        ));
-        out.push(Case::new(
-            format!("modpow-{o}"),
-            "modpow",
-            specs(&["arg1=12345", "arg2=65521"]),
-            "modular exponentiation, static exponent and modulus",
-            |r| Input::argv(vec![r.edge_arg(), "12345".into(), "65521".into()]),
-        ));
+        out.push(
+            Case::new(
+                format!("expr-{o}"),
+                "eval_expr",
+                vec![format!("arg0=@str:{EXPR}")],
+                "recursive-descent evaluator, static expression",
+                |r| Input::argv(vec![EXPR.into(), r.edge_arg(), r.any_arg()]),
+            )
+            .check(&[EXPR, "{int}", "{int}"]),
+        );
+        out.push(
+            Case::new(
+                format!("regex-{o}"),
+                "re_match",
+                vec![format!("arg0=@str:{REGEX}")],
+                "backtracking regex matcher, static pattern",
+                |r| {
+                    let text =
+                        r.each_or(&words_up_to(b"abcz", 2), |r| r.word(b"aabbcczxy ", 0, 30));
+                    Input::argv(vec![REGEX.into(), text])
+                },
+            )
+            .check(&[REGEX, "{str:abczxy:0..30}"]),
+        );
+        out.push(
+            Case::new(
+                format!("fmt-{o}"),
+                "fmt",
+                vec![format!("arg1=@str:{FORMAT}")],
+                "varargs formatter, static format",
+                |r| {
+                    Input::argv(vec![
+                        FORMAT.into(),
+                        r.edge_arg(),
+                        r.any_arg(),
+                        r.word(STYLE_CHARS, 0, 20),
+                        r.any_arg(),
+                    ])
+                },
+            )
+            .check(&[FORMAT, "{int}", "{int}", "{str:abcdefgh:0..20}", "{int}"]),
+        );
+        out.push(
+            Case::new(
+                format!("arrays-{o}"),
+                "matvec",
+                vec![
+                    format!("arg0=@i32:{}", i32_list(&MAT3X4)),
+                    "arg1=3".into(),
+                    "arg2=4".into(),
+                ],
+                "matrix-vector product, static matrix and sizes",
+                |r| {
+                    let mut args = vec!["matvec".to_owned(), r.edge_arg()];
+                    args.extend((0..3).map(|_| r.any_arg()));
+                    Input::argv(args)
+                },
+            )
+            .check(&["matvec", "{int}", "{int}", "{int}", "{int}"]),
+        );
+        out.push(
+            Case::new(
+                format!("arrays-{o}"),
+                "isort",
+                specs(&["arg1=8"]),
+                "insertion sort, static size",
+                |r| {
+                    let small = r.each(2) == 0;
+                    let mut args = vec!["isort".to_owned()];
+                    args.extend((0..8).map(|_| {
+                        if small {
+                            r.range_arg(-3, 3)
+                        } else {
+                            r.any_arg()
+                        }
+                    }));
+                    Input::argv(args)
+                },
+            )
+            .check(&[
+                "isort", "{int}", "{int}", "{int}", "{int}", "{int}", "{int}", "{int}", "{int}",
+            ]),
+        );
+        out.push(
+            Case::new(
+                format!("arrays-{o}"),
+                "bsearch_tab",
+                vec![
+                    format!("arg0=@i32:{}", i32_list(&SORTED16)),
+                    "arg1=16".into(),
+                ],
+                "binary search over a static table",
+                |r| {
+                    let mut keys: Vec<i64> = SORTED16.iter().map(|&k| i64::from(k)).collect();
+                    keys.extend([-51, -49, 1, 1598, i64::from(i32::MIN), i64::from(i32::MAX)]);
+                    let key = r.each_or(&keys, |r| r.range(-60, 1700));
+                    Input::argv(vec!["bsearch".into(), key.to_string()])
+                },
+            )
+            .check(&["bsearch", "{int}"]),
+        );
+        out.push(
+            Case::new(
+                format!("modpow-{o}"),
+                "modpow",
+                specs(&["arg1=12345", "arg2=65521"]),
+                "modular exponentiation, static exponent and modulus",
+                |r| Input::argv(vec![r.edge_arg(), "12345".into(), "65521".into()]),
+            )
+            .check(&["{int}", "12345", "65521"]),
+        );
         new_styles_variants(o, &mut out);
     }
     out
@@ -2173,77 +2203,104 @@ fn new_styles_all() -> Vec<Case> {
 fn new_styles_variants(o: &'static str, out: &mut Vec<Case>) {
     // Unbalanced loops through the bracket table; unmatched brackets.
     for prog in [BF_REVERSE, "+[>,]<[.<]]"] {
-        out.push(Case::new(
-            format!("bftable-{o}"),
-            "bf_table",
-            vec![format!("arg0=@str:{prog}")],
-            "Brainfuck with a bracket table: unbalanced loops, unmatched brackets",
-            move |r| {
-                let input = r.each_or(&words_up_to(b"\x01\x7f", 2), |r| {
-                    r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20)
-                });
-                Input::argv(vec![prog.into(), input])
-            },
-        ));
+        out.push(
+            Case::new(
+                format!("bftable-{o}"),
+                "bf_table",
+                vec![format!("arg0=@str:{prog}")],
+                "Brainfuck with a bracket table: unbalanced loops, unmatched brackets",
+                move |r| {
+                    let input = r.each_or(&words_up_to(b"\x01\x7f", 2), |r| {
+                        r.word(b"abcdefghijklmnopqrstuvwxyz", 0, 20)
+                    });
+                    Input::argv(vec![prog.into(), input])
+                },
+            )
+            .check(&[prog, "{str:abcdefghijklmnopqrstuvwxyz:0..20}"]),
+        );
     }
     let text = |r: &mut Rng| r.each_or(&words_up_to(b"abc", 2), |r| r.word(b"aabbcc", 0, 12));
     for re in ["^a*b$", "a.c", "^.*c*$", "b*"] {
-        out.push(Case::new(
-            format!("regex-{o}"),
-            "re_match",
-            vec![format!("arg0=@str:{re}")],
-            "regex matcher: anchors, stars at the start and the end",
-            move |r| Input::argv(vec![re.into(), text(r)]),
-        ));
+        out.push(
+            Case::new(
+                format!("regex-{o}"),
+                "re_match",
+                vec![format!("arg0=@str:{re}")],
+                "regex matcher: anchors, stars at the start and the end",
+                move |r| Input::argv(vec![re.into(), text(r)]),
+            )
+            .check(&[re, "{str:abc:0..12}"]),
+        );
     }
     let format = "%c|%x|%s|%d %q 100%";
-    out.push(Case::new(
-        format!("fmt-{o}"),
-        "fmt",
-        vec![format!("arg1=@str:{format}")],
-        "formatter: %c, an unknown conversion, a trailing %",
-        move |r| {
-            let c = r.range_arg(32, 126);
-            let s = r.word(STYLE_CHARS, 0, 8);
-            Input::argv(vec![format.into(), c, r.any_arg(), s, r.edge_arg()])
-        },
-    ));
+    out.push(
+        Case::new(
+            format!("fmt-{o}"),
+            "fmt",
+            vec![format!("arg1=@str:{format}")],
+            "formatter: %c, an unknown conversion, a trailing %",
+            move |r| {
+                let c = r.range_arg(32, 126);
+                let s = r.word(STYLE_CHARS, 0, 8);
+                Input::argv(vec![format.into(), c, r.any_arg(), s, r.edge_arg()])
+            },
+        )
+        .check(&[
+            format,
+            "{int:32..126}",
+            "{int}",
+            "{str:abcdefgh:0..8}",
+            "{int}",
+        ]),
+    );
     let expr = "-(x * x) - -y * 3 + ((( 7 ))) * (x - 1) - 65536 * 65536 * y";
-    out.push(Case::new(
-        format!("expr-{o}"),
-        "eval_expr",
-        vec![format!("arg0=@str:{expr}")],
-        "evaluator: unary minus, nested parentheses, wrapping constants",
-        move |r| Input::argv(vec![expr.into(), r.any_arg(), r.edge_arg()]),
-    ));
-    out.push(Case::new(
-        format!("modpow-{o}"),
-        "modpow",
-        specs(&["arg1=65537"]),
-        "modular exponentiation, static exponent, dynamic modulus",
-        |r| {
-            let m = r.each_or(&[1, 2, 65536], |r| r.range(1, 65536));
-            Input::argv(vec![r.any_arg(), "65537".into(), m.to_string()])
-        },
-    ));
-    out.push(Case::new(
-        format!("modpow-{o}"),
-        "modpow",
-        specs(&["arg2=10007"]),
-        "modular exponentiation, static modulus, dynamic exponent",
-        |r| Input::argv(vec![r.any_arg(), r.each_in_arg(0, 40), "10007".into()]),
-    ));
-    out.push(Case::new(
-        format!("arrays-{o}"),
-        "isort",
-        specs(&["arg1=3"]),
-        "insertion sort, 3 elements",
-        |r| {
-            let mut args = vec!["isort".to_owned()];
-            args.extend((0..3).map(|_| r.range_arg(-2, 2)));
-            Input::argv(args)
-        },
-    ));
+    out.push(
+        Case::new(
+            format!("expr-{o}"),
+            "eval_expr",
+            vec![format!("arg0=@str:{expr}")],
+            "evaluator: unary minus, nested parentheses, wrapping constants",
+            move |r| Input::argv(vec![expr.into(), r.any_arg(), r.edge_arg()]),
+        )
+        .check(&[expr, "{int}", "{int}"]),
+    );
+    out.push(
+        Case::new(
+            format!("modpow-{o}"),
+            "modpow",
+            specs(&["arg1=65537"]),
+            "modular exponentiation, static exponent, dynamic modulus",
+            |r| {
+                let m = r.each_or(&[1, 2, 65536], |r| r.range(1, 65536));
+                Input::argv(vec![r.any_arg(), "65537".into(), m.to_string()])
+            },
+        )
+        .check(&["{int}", "65537", "{int:1..65536}"]),
+    );
+    out.push(
+        Case::new(
+            format!("modpow-{o}"),
+            "modpow",
+            specs(&["arg2=10007"]),
+            "modular exponentiation, static modulus, dynamic exponent",
+            |r| Input::argv(vec![r.any_arg(), r.each_in_arg(0, 40), "10007".into()]),
+        )
+        .check(&["{int}", "{int:0..40}", "10007"]),
+    );
+    out.push(
+        Case::new(
+            format!("arrays-{o}"),
+            "isort",
+            specs(&["arg1=3"]),
+            "insertion sort, 3 elements",
+            |r| {
+                let mut args = vec!["isort".to_owned()];
+                args.extend((0..3).map(|_| r.range_arg(-2, 2)));
+                Input::argv(args)
+            },
+        )
+        .check(&["isort", "{int:-2..2}", "{int:-2..2}", "{int:-2..2}"]),
+    );
 }
 
 /// The reason `case` is a known failure, if it is one.
