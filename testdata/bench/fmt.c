@@ -20,38 +20,7 @@
 #ifdef HAND
 static char fmt_buf[1024];
 
-/* As in src/fmt.c: v in decimal. */
-static int fmt_dec(char *out, int v)
-{
-	char buf[12];
-	int i = sizeof buf, n = 0;
-	unsigned int u = v < 0 ? 0u - (unsigned int)v : (unsigned int)v;
-
-	do {
-		buf[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		buf[--i] = '-';
-	while (i < (int)sizeof buf)
-		out[n++] = buf[i++];
-	return n;
-}
-
-/* As in src/fmt.c: u in lower-case hex. */
-static int fmt_hex(char *out, unsigned int u)
-{
-	char buf[8];
-	int i = sizeof buf, n = 0;
-
-	do {
-		buf[--i] = "0123456789abcdef"[u & 15];
-		u >>= 4;
-	} while (u);
-	while (i < (int)sizeof buf)
-		out[n++] = buf[i++];
-	return n;
-}
+#include "../src/fmt_digits.h"
 
 /* Hand-specialized fmt for "x: %d, y: %x, s: %s, %d%%". */
 WIPER_TARGET int fmt(char *out, const char *format, ...)

@@ -19,38 +19,7 @@
  */
 #include "../rt/rt.h"
 
-/* Writes v in decimal to out; returns the number of digits (and sign). */
-static int fmt_dec(char *out, int v)
-{
-	char buf[12];
-	int i = sizeof buf, n = 0;
-	unsigned int u = v < 0 ? 0u - (unsigned int)v : (unsigned int)v;
-
-	do {
-		buf[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		buf[--i] = '-';
-	while (i < (int)sizeof buf)
-		out[n++] = buf[i++];
-	return n;
-}
-
-/* Writes u in lower-case hex to out; returns the number of digits. */
-static int fmt_hex(char *out, unsigned int u)
-{
-	char buf[8];
-	int i = sizeof buf, n = 0;
-
-	do {
-		buf[--i] = "0123456789abcdef"[u & 15];
-		u >>= 4;
-	} while (u);
-	while (i < (int)sizeof buf)
-		out[n++] = buf[i++];
-	return n;
-}
+#include "fmt_digits.h"
 
 /* Formats the arguments after `format` into out (see the top). */
 WIPER_TARGET int fmt(char *out, const char *format, ...)
