@@ -3,8 +3,11 @@
 //! adds constants to registers, runs `n` turns where `n` is the counter's
 //! entry value (stepping down; its negation stepping up), every added
 //! register gains `n` times its step, and the counter ends at zero. So the
-//! loop becomes `add r, counter` (or `sub`, or an `imul` into a free
-//! register for other steps) per register and `mov counter, 0`.
+//! loop becomes `add r, counter` (or `sub`; repeated for steps up to
+//! ±3; an `imul` into a free register for other steps) per register and
+//! `mov counter, 0`. A rotated loop (block `a` jumps to block `b`, which
+//! branches back to `a`) is the self-loop `a; b` entered at `a`: its closed
+//! form replaces `a`, and `b` stays for code that enters at `b`.
 //!
 //! Arithmetic is modulo the width `w` of the counter, and that is exact: an
 //! entry value of 0 runs `2^w` turns, which adds `step * 2^w`, i.e.
@@ -12,8 +15,10 @@
 //! `[>+<-]` is this loop, and specialization leaves it in the residual with
 //! the tape cells in registers.
 
-use iced_x86::{Code, Instruction, OpKind, Register};
-use wiper_residual::{Item, Residual, Terminator};
+use std::collections::HashMap;
+
+use iced_x86::{Code, ConditionCode, Instruction, OpKind, Register};
+use wiper_residual::{Item, Label, Origin, Residual, Terminator};
 use wiper_x86::reg::is_high_byte;
 
 use crate::cfg::loop_while_not_zero;
@@ -28,6 +33,10 @@ use crate::liveness::{block_index, liveness};
 fn step_of(ins: &Instruction) -> Option<(Register, u32)> {
     constant_step(ins).filter(|(r, _)| r.is_gpr8() || r.is_gpr32())
 }
+
+/// Largest multiple of the counter the closed form adds by repeated
+/// additions rather than by a product in a free register.
+const SMALL_MULTIPLE: u32 = 3;
 
 /// The width mask of a byte or dword register.
 fn mask(r: Register) -> u32 {
@@ -148,17 +157,25 @@ fn closed_form(items: &[Item], fx: &[Effects], free: u128) -> Option<Vec<Item>> 
         } else {
             step.wrapping_neg() & mask(r)
         };
-        let unit = effective == 1 || effective == mask(r);
-        let source = match as_wide_as(c, r) {
-            Some(narrow) if unit => narrow,
-            _ if unit => {
+        // A small multiple of the counter (up to `SMALL_MULTIPLE` times,
+        // added or subtracted) is repeated additions, which need no free
+        // register when the counter has a part of r's width.
+        let small = if effective <= SMALL_MULTIPLE {
+            Some((effective, false))
+        } else {
+            let negated = mask(r).wrapping_sub(effective).wrapping_add(1) & mask(r);
+            (negated <= SMALL_MULTIPLE).then_some((negated, true))
+        };
+        let (source, times, negative) = match (as_wide_as(c, r), small) {
+            (Some(narrow), Some((n, negative))) => (narrow, n, negative),
+            (None, Some((1, negative))) => {
                 // The counter has no part of r's width: copy it.
                 let t = take_free(r.is_gpr8())?;
                 push(
                     &mut out,
                     Instruction::with2(mov, t, c.full_register32()).ok(),
                 )?;
-                as_wide_as(t, r)?
+                (as_wide_as(t, r)?, 1, negative)
             }
             _ => {
                 let c32 = match counter32 {
@@ -173,16 +190,18 @@ fn closed_form(items: &[Item], fx: &[Effects], free: u128) -> Option<Vec<Item>> 
                 let t = take_free(r.is_gpr8())?;
                 let imul = Instruction::with3(Code::Imul_r32_rm32_imm32, t, c32, effective as i32);
                 push(&mut out, imul.ok())?;
-                as_wide_as(t, r)?
+                (as_wide_as(t, r)?, 1, false)
             }
         };
-        let code = match (r.is_gpr8(), unit && effective != 1) {
+        let code = match (r.is_gpr8(), negative) {
             (true, false) => Code::Add_r8_rm8,
             (true, true) => Code::Sub_r8_rm8,
             (false, false) => Code::Add_r32_rm32,
             (false, true) => Code::Sub_r32_rm32,
         };
-        push(&mut out, Instruction::with2(code, r, source).ok())?;
+        for _ in 0..times {
+            push(&mut out, Instruction::with2(code, r, source).ok())?;
+        }
     }
     let zero = if c.is_gpr8() {
         Instruction::with2(Code::Mov_r8_imm8, c, 0)
@@ -193,34 +212,105 @@ fn closed_form(items: &[Item], fx: &[Effects], free: u128) -> Option<Vec<Item>> 
     Some(out)
 }
 
-/// Replaces every counted self-loop by its closed form; returns how many.
+/// A counted loop's blocks: `parts`, in the order one turn runs them, form
+/// the body; the closed form replaces the items of block `replace` and
+/// jumps to `exit`.
+struct LoopShape {
+    replace: usize,
+    parts: Vec<usize>,
+    exit: Label,
+    origin: Origin,
+}
+
+/// The loop at block `b`, if it is one the closed form may replace:
+/// - a block that loops to itself while not zero;
+/// - a rotated loop, as gcc and the specializer lay out `while` loops: `b`
+///   branches back (while not zero) to a block `a` that jumps to `b`.
+///   Whatever enters at `a` runs the loop `a; b` from its top, and what
+///   enters at `b` runs `b` once and then that loop (or leaves), so the
+///   closed form of `a; b` replaces `a`, and `b` stays.
+fn loop_shape(residual: &Residual, index: &HashMap<Label, usize>, b: usize) -> Option<LoopShape> {
+    let block = &residual.blocks[b];
+    if let Some((exit, origin)) = loop_while_not_zero(block) {
+        return Some(LoopShape {
+            replace: b,
+            parts: vec![b],
+            exit,
+            origin,
+        });
+    }
+    let Terminator::Branch {
+        cc,
+        taken,
+        not_taken,
+        origin,
+    } = block.terminator
+    else {
+        return None;
+    };
+    let (back, exit) = match cc {
+        ConditionCode::ne => (taken, not_taken),
+        ConditionCode::e => (not_taken, taken),
+        _ => return None,
+    };
+    let a = *index.get(&back)?;
+    let head = &residual.blocks[a];
+    let jumps_to_b = matches!(head.terminator, Terminator::Jump(l, _) if l == block.label);
+    (a != b && jumps_to_b && exit != back).then(|| LoopShape {
+        replace: a,
+        parts: vec![a, b],
+        exit,
+        origin,
+    })
+}
+
+/// Replaces every counted loop (a self-loop, or a rotated loop of two
+/// blocks) by its closed form; returns how many.
 pub fn close_loops(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
     let fx = calc.residual(residual);
     let live = liveness(residual, &fx);
     let index = block_index(residual);
+    let mut touched = vec![false; residual.blocks.len()];
     let mut closed = 0;
-    for (b, block_fx) in fx.iter().enumerate() {
-        let block = &residual.blocks[b];
-        let Some((exit, origin)) = loop_while_not_zero(block) else {
+    for b in 0..residual.blocks.len() {
+        let Some(shape) = loop_shape(residual, &index, b) else {
             continue;
         };
-        let Some(&x) = index.get(&exit) else { continue };
+        let Some(&x) = index.get(&shape.exit) else {
+            continue;
+        };
         let live_after = live.live_in[x];
-        if live_after & ALL_FLAGS != 0 || block.items.is_empty() {
+        if live_after & ALL_FLAGS != 0 || shape.parts.iter().any(|&p| touched[p]) {
+            continue;
+        }
+        let items: Vec<Item> = shape
+            .parts
+            .iter()
+            .flat_map(|&p| residual.blocks[p].items.iter().cloned())
+            .collect();
+        let body_fx: Vec<Effects> = shape
+            .parts
+            .iter()
+            .flat_map(|&p| fx[p].iter().cloned())
+            .collect();
+        if items.is_empty() {
             continue;
         }
         // Registers free for a product: not in the loop, dead after it.
-        let used: u128 = block_fx
+        let used: u128 = body_fx
             .iter()
             .map(|e| e.uses | e.defs)
             .fold(0, |a, u| a | u);
         let free = ALL_REGS & !used & !live_after;
-        let Some(items) = closed_form(&block.items, block_fx, free) else {
+        let Some(items) = closed_form(&items, &body_fx, free) else {
             continue;
         };
-        let block = &mut residual.blocks[b];
+        let block = &mut residual.blocks[shape.replace];
         block.items = items;
-        block.terminator = Terminator::Jump(exit, origin);
+        block.terminator = Terminator::Jump(shape.exit, shape.origin);
+        for &p in &shape.parts {
+            touched[p] = true;
+        }
         closed += 1;
     }
     closed
@@ -345,13 +435,13 @@ mod tests {
         ");
     }
 
-    /// A step of 3 is a product, in `edx`: free because no caller reads it
+    /// A step of 5 is a product, in `edx`: free because no caller reads it
     /// at return and the loop does not use it.
     #[test]
     fn a_loop_with_a_larger_step_becomes_a_product() {
         let mut r = counted(
             asm(|a| {
-                a.add(ebx, 3)?;
+                a.add(ebx, 5)?;
                 a.dec(ecx)
             }),
             Vec::new(),
@@ -362,7 +452,7 @@ mod tests {
           mov eax,1
           jmp L1
         L1:
-          imul edx,ecx,3
+          imul edx,ecx,5
           add ebx,edx
           mov ecx,0
           jmp L2
@@ -379,7 +469,7 @@ mod tests {
     fn a_loop_without_a_free_register_or_with_a_wider_sum_stays() {
         let product = counted(
             asm(|a| {
-                a.add(ebx, 3)?;
+                a.add(ebx, 5)?;
                 a.dec(ecx)
             }),
             Vec::new(),
@@ -398,7 +488,7 @@ mod tests {
           mov eax,1
           jmp L1
         L1:
-          add ebx,3
+          add ebx,5
           dec ecx
           jne L1 else L2
         L2:
@@ -412,6 +502,88 @@ mod tests {
           dec cl
           jne L1 else L2
         L2:
+          ret
+          exit
+        "
+        );
+    }
+
+    /// A step of 2 is the counter added twice: no free register needed
+    /// (`edx` is read at return here).
+    #[test]
+    fn a_small_step_is_repeated_additions() {
+        let r = counted(
+            asm(|a| {
+                a.add(dl, 2)?;
+                a.dec(cl)
+            }),
+            Vec::new(),
+        );
+        insta::assert_snapshot!(after(r, super::close_loops), @"
+        L0:
+          mov eax,1
+          jmp L1
+        L1:
+          add dl,cl
+          add dl,cl
+          mov cl,0
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// A rotated loop (`dec cl` in L1, the rest and the test in L2, which
+    /// the entry jumps to): L1 becomes the closed form of `L1; L2`, and L2
+    /// stays for the first turn. The near miss: L1 branches instead of
+    /// jumping to L2, so L1; L2 is not one turn.
+    #[test]
+    fn a_rotated_loop_becomes_its_closed_form_and_a_near_miss_stays() {
+        let rotated = |first: Terminator| {
+            residual(vec![
+                block(0, asm(|a| a.mov(eax, 1)), jump(2)),
+                block(1, asm(|a| a.dec(cl)), first),
+                block(
+                    2,
+                    asm(|a| {
+                        a.inc(dl)?;
+                        a.test(cl, cl)
+                    }),
+                    branch(Cc::ne, 1, 3),
+                ),
+                block(3, asm(|a| a.ret()), Terminator::Exit),
+            ])
+        };
+        insta::assert_snapshot!(
+            after(rotated(jump(2)), super::close_loops)
+                + &after(rotated(branch(Cc::s, 3, 2)), super::close_loops),
+            @"
+        L0:
+          mov eax,1
+          jmp L2
+        L1:
+          add dl,cl
+          mov cl,0
+          jmp L3
+        L2:
+          inc dl
+          test cl,cl
+          jne L1 else L3
+        L3:
+          ret
+          exit
+        L0:
+          mov eax,1
+          jmp L2
+        L1:
+          dec cl
+          js L3 else L2
+        L2:
+          inc dl
+          test cl,cl
+          jne L1 else L3
+        L3:
           ret
           exit
         "

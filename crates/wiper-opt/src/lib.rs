@@ -29,7 +29,8 @@
 //!    after one on the same `r` is decided; then passes 0 and 2 to 4 again.
 //! 7. **Constants** ([`constants`]) and **closed loops** ([`counted`]):
 //!    known register values fold into immediates and decide branches, and
-//!    counted self-loops that only add constants become their closed form,
+//!    counted loops (a self-loop, or a rotated loop of two blocks) that
+//!    only add constants become their closed form,
 //!    and self-loops with a known small trip count are unrolled
 //!    ([`unroll`]); they alternate with passes 0 and 2 to 4 while they
 //!    change things.

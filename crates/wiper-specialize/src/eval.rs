@@ -52,8 +52,9 @@ pub struct Evaluated {
     pub known_reads: Vec<(Region, u32, u32)>,
     /// Addresses (residual formulas) of reads through unknown pointers.
     pub dyn_reads: Vec<ExprId>,
-    /// Addresses (residual formulas) of stores through unknown pointers.
-    pub dyn_writes: Vec<ExprId>,
+    /// Addresses (residual formulas) and widths in bytes of stores through
+    /// unknown pointers.
+    pub dyn_writes: Vec<(ExprId, u32)>,
     /// Known memory ranges written with a dynamic value.
     pub dyn_known_writes: Vec<(Region, u32, u32)>,
     /// Known memory ranges written with a known value.
@@ -359,7 +360,7 @@ impl<'a> Evaluator<'a> {
                 (SExpr::Dyn(a), v) => {
                     let ve = self.as_formula(v, nbytes * 8);
                     self.note_escape(ve);
-                    self.out.dyn_writes.push(a);
+                    self.out.dyn_writes.push((a, nbytes));
                     self.cur_mem = self.pool.store(self.cur_mem, a, ve);
                     self.out.mem = Some(self.cur_mem);
                 }

@@ -44,3 +44,18 @@ fn a_repeated_static_context_still_becomes_a_clone() {
     let s = specialize_fn("recursion-O0", "ackermann", "arg0=2");
     assert!(calls(&s) > 0, "{:?}", s.stats);
 }
+
+#[test]
+fn a_recursion_whose_state_progresses_in_a_callers_frame_is_unfolded() {
+    // eval_expr's parser passes the same pointer to its state (`ps`, in
+    // eval_expr's frame) at every level: parse_sum -> parse_term ->
+    // parse_factor -> parse_sum on "(". The arguments repeat, but the
+    // position `ps->p` they point to has moved on, so the recursion
+    // progresses and unfolds; the expression is gone from the residual.
+    // (ackermann above is the near miss: nothing above its frame changes.)
+    let expr = "arg0=@str:(x+3)*(y-x)+2*x*x-7*y+100";
+    for level in ["O0", "O1", "O2"] {
+        let s = specialize_fn(&format!("expr-{level}"), "eval_expr", expr);
+        assert_eq!(calls(&s), 0, "expr-{level}: {:?}", s.stats);
+    }
+}

@@ -66,20 +66,26 @@ impl Specializer<'_> {
         if let Some(t) = internal {
             let recursive = t == state.func || state.ctx.iter().any(|f| f.caller == t);
             // A recursive call is inlined when all its arguments are known
-            // (the recursion then ends at specialization time), or when some
-            // are and no activation of `t` it is nested in had the same
-            // known arguments (a static argument progresses, as `n` in
-            // `pow(x, n - 1)`; up to the inlining depth). Otherwise it
-            // becomes a call to a clone.
+            // constants (the recursion then ends at specialization time), or
+            // when some are known and the static state progressed since
+            // every activation of `t` it is nested in: other known
+            // arguments (`n` in `pow(x, n - 1)`), or other known bytes in
+            // the frames above that activation (a parser's position in its
+            // caller's frame, read through a pointer argument); up to the
+            // inlining depth. Otherwise it becomes a call to a clone.
             let nargs = self.arg_bytes(t);
-            let key = arg_key(&post, post.esp(), nargs);
-            let args_known = key.iter().all(Option::is_some);
+            let esp = post.esp();
+            let key = arg_key(&post, esp, nargs);
+            let args_known = key.iter().all(|b| matches!(b, Some(Byte::Const(_))));
             let progresses = || {
                 key.iter().any(Option::is_some)
                     && activations(state)
                         .into_iter()
                         .filter(|a| a.func == t)
-                        .all(|a| arg_key(&post, a.ret_slot, nargs) != key)
+                        .all(|a| match a.entered_with {
+                            Some(h) => h != recursion_fingerprint(&post, a.ret_slot, esp, nargs),
+                            None => arg_key(&post, a.ret_slot, nargs) != key,
+                        })
             };
             if state.ctx.len() < self.options.max_inline_depth
                 && (!recursive || args_known || progresses())
@@ -88,7 +94,8 @@ impl Specializer<'_> {
                 state.ctx.push(Frame {
                     caller: state.func,
                     callee: t,
-                    ret_slot: state.store.esp(),
+                    ret_slot: esp,
+                    entered_with: recursion_fingerprint(&state.store, esp, esp, nargs),
                 });
                 state.func = t;
                 let times = self.times_at_entry(t, &state.store);
@@ -230,23 +237,40 @@ impl Specializer<'_> {
 }
 
 /// The known bytes of the `nargs` bytes of stack arguments above the return
-/// address slot `ret_slot` (`None` for a dynamic byte or one holding part
-/// of an address).
-fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<u8>> {
+/// address slot `ret_slot` (`None` for a dynamic byte).
+fn arg_key(store: &Store, ret_slot: u32, nargs: u32) -> Vec<Option<Byte>> {
     (4..4 + nargs)
         .map(|i| {
-            match store
+            store
                 .mem
                 .get((Region::Of(Base::Stack), ret_slot.wrapping_add(i)))
-            {
-                Some(Known {
-                    value: Byte::Const(b),
-                    ..
-                }) => Some(b),
-                _ => None,
-            }
+                .map(|k| k.value)
         })
         .collect()
+}
+
+/// A fingerprint of the static state a recursive call of a function with
+/// `nargs` bytes of arguments depends on, taken as seen from an activation
+/// of it whose return address slot is `above`: the known stack bytes above
+/// that slot (the callers' frames and the activation's arguments) and the
+/// arguments of the call whose return address slot is `ret_slot`. An
+/// activation records it when it is entered (`above == ret_slot`); a
+/// nested call of the same function with an equal fingerprint would repeat
+/// it. Order-independent, so the memory's iteration order does not matter.
+pub(super) fn recursion_fingerprint(store: &Store, above: u32, ret_slot: u32, nargs: u32) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let one = |x: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        x(&mut h);
+        h.finish()
+    };
+    let mut sum = one(&|h| arg_key(store, ret_slot, nargs).hash(h));
+    for ((region, off), k) in store.mem.iter() {
+        if region == Region::Of(Base::Stack) && off.wrapping_sub(above) as i32 > 3 {
+            sum = sum.wrapping_add(one(&|h| (off, k.value).hash(h)));
+        }
+    }
+    sum
 }
 
 /// An activation of a function on the inlining stack.
@@ -255,6 +279,9 @@ struct Activation {
     func: u32,
     /// Stack offset of its return address slot.
     ret_slot: u32,
+    /// The fingerprint of its static state on entry (`None` for the
+    /// outermost function, which was not entered by an inlined call).
+    entered_with: Option<u64>,
 }
 
 /// The activations on the inlining stack of `state`, outermost first: each
@@ -269,8 +296,16 @@ fn activations(state: &State) -> Vec<Activation> {
         .map(|f| f.caller)
         .chain(std::iter::once(state.func));
     let root = state.ctx.first().map_or(state.func, |f| f.caller);
-    std::iter::once((root, 0))
-        .chain(callees.zip(state.ctx.iter().map(|f| f.ret_slot)))
-        .map(|(func, ret_slot)| Activation { func, ret_slot })
+    std::iter::once((root, 0, None))
+        .chain(
+            callees
+                .zip(state.ctx.iter())
+                .map(|(func, f)| (func, f.ret_slot, Some(f.entered_with))),
+        )
+        .map(|(func, ret_slot, entered_with)| Activation {
+            func,
+            ret_slot,
+            entered_with,
+        })
         .collect()
 }

@@ -25,6 +25,7 @@ mod calls;
 mod entry;
 mod exit;
 mod memo;
+mod reach;
 mod realign;
 mod residual;
 mod step;
@@ -51,7 +52,11 @@ use entry::{entry_store, BufferRange, DataLayout, EntryStore};
 use memo::{Generalization, MemoEntry, Restart};
 
 /// An inlined call: where to go back to.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// Two frames are equal when their caller, callee and return slot are:
+/// `entered_with` is a note for the recursion rule (see
+/// `calls::recursion_fingerprint`), not part of the specialization point.
+#[derive(Clone, Debug)]
 struct Frame {
     /// The caller's function entry.
     caller: u32,
@@ -60,6 +65,22 @@ struct Frame {
     callee: u32,
     /// Stack offset of the return address slot.
     ret_slot: u32,
+    /// The fingerprint of the static state the callee was entered with.
+    entered_with: u64,
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        (self.caller, self.callee, self.ret_slot) == (other.caller, other.callee, other.ret_slot)
+    }
+}
+
+impl Eq for Frame {}
+
+impl Hash for Frame {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.caller, self.callee, self.ret_slot).hash(h);
+    }
 }
 
 /// The specializer's state at one point.

@@ -15,7 +15,7 @@ use wiper_residual::{Item, Origin};
 use wiper_sem::{loc_var, Flag, Loc, Reg};
 use wiper_synth::{Goal, Synthesized};
 
-use super::{Specializer, State, Stop};
+use super::{reach, Specializer, State, Stop};
 use crate::eval::{base_var_name, Evaluated};
 use crate::function::{InstrInfo, ALL_FLAGS};
 use crate::materialize::Emitter;
@@ -103,6 +103,8 @@ impl Specializer<'_> {
         let (post, ev) = self.evaluate(&state.store, info);
         self.stats.materialized += em.materialized;
         items.append(&mut em_items);
+        // The residual block as it is when the instruction starts.
+        let start = items.len();
         // An opaque instruction has no formulas to reduce: with a known
         // input the machine does not hold, it goes to the fallback.
         let mut fallback = ev.needs_fallback || (ev.opaque && ev.read_unsynced);
@@ -172,26 +174,57 @@ impl Specializer<'_> {
         // Stores through unknown pointers: known bytes they may reach
         // become dynamic (they were written to memory first).
         if !ev.dyn_writes.is_empty() {
-            let frame_vars: Vec<_> = [Base::Stack, Base::Entry]
-                .into_iter()
-                .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
-                .collect();
-            let esp_var = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
-            let mut frame = state.store.escaped;
-            for a in &ev.dyn_writes {
-                let vars = self.pool.vars(*a);
-                if frame_vars.iter().any(|v| vars.contains(v))
-                    || self.pool.as_var(esp_var).is_some_and(|v| vars.contains(&v))
-                {
-                    frame = true;
-                }
-            }
-            self.forget_reachable(state, frame);
+            self.forget_written(state, &ev.dyn_writes, &items[..start]);
         }
         if ev.escapes {
             state.store.escaped = true;
         }
         Ok(())
+    }
+
+    /// Forgets the known bytes that the stores through unknown pointers
+    /// `writes` (address, width) may reach. A store at the frame plus a
+    /// constant plus registers the residual block `before` bounds reaches
+    /// only those frame bytes ([`reach::frame_reach`]); any other store
+    /// through a frame address reaches the whole frame, and a store through
+    /// any other pointer the frame only when a frame address escaped.
+    fn forget_written(&mut self, state: &mut State, writes: &[(ExprId, u32)], before: &[Item]) {
+        let frame_vars: Vec<_> = [Base::Stack, Base::Entry]
+            .into_iter()
+            .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
+            .collect();
+        let stack_var = self.pool.lookup_var(base_var_name(Base::Stack));
+        let esp_var = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
+        let mut frame = state.store.escaped;
+        let mut elsewhere = false;
+        let mut ranges = Vec::new();
+        for &(a, width) in writes {
+            let vars = self.pool.vars(a);
+            let on_frame = frame_vars.iter().any(|v| vars.contains(v))
+                || self.pool.as_var(esp_var).is_some_and(|v| vars.contains(&v));
+            let reach = stack_var.and_then(|s| reach::frame_reach(&self.pool, a, s, before, width));
+            match (on_frame, reach) {
+                (true, Some(r)) => ranges.push(r),
+                (true, None) => {
+                    frame = true;
+                    elsewhere = true;
+                }
+                (false, _) => elsewhere = true,
+            }
+        }
+        if elsewhere {
+            self.forget_reachable(state, frame);
+        }
+        // (The return addresses of inlined calls stay, as in
+        // `forget_reachable`.)
+        let slots = super::exit::ret_slots(state);
+        for (lo, hi) in ranges {
+            state.store.mem.retain(|(region, off), _| {
+                region != Region::Of(Base::Stack)
+                    || slots.contains(&off)
+                    || !(lo..hi).contains(&i64::from(off as i32))
+            });
+        }
     }
 
     /// Emits an instruction whose effect the specializer does not follow

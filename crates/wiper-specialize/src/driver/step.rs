@@ -116,8 +116,15 @@ impl Specializer<'_> {
         }
         if let Some(r) = info.free_narrow_write {
             // Only the bits this instruction writes are ever read: the
-            // register's old value is irrelevant, so take it as 0.
-            if state.store.reg(r).is_none() {
+            // register's old value is irrelevant, so take it as 0 (also
+            // when it holds an address: gcc reuses a pointer register for a
+            // byte counter with `mov bl, 0`, and the address's upper bits
+            // would otherwise make the register, and the frame, escape).
+            if !state
+                .store
+                .reg(r)
+                .is_some_and(|k| matches!(k.value, SVal::Const(_)))
+            {
                 state.store.set_reg(
                     r,
                     Some(Known {
