@@ -98,7 +98,15 @@ impl Specializer<'_> {
             em.memory(&mut state.store, *region, *off, *n)?;
         }
         if !first.dyn_reads.is_empty() || !first.dyn_writes.is_empty() {
-            em.all_memory(&mut state.store, |_, _| true)?;
+            // The frame only when the pointers may point into it.
+            let addresses = first
+                .dyn_reads
+                .iter()
+                .chain(first.dyn_writes.iter().map(|w| &w.0));
+            let frame = state.store.escaped || addresses.into_iter().any(|&a| self.frame_based(a));
+            em.all_memory(&mut state.store, |r, _| {
+                frame || !matches!(r, Region::Of(b) if b.is_frame())
+            })?;
         }
         let (post, ev) = self.evaluate(&state.store, info);
         self.stats.materialized += em.materialized;
@@ -182,6 +190,18 @@ impl Specializer<'_> {
         Ok(())
     }
 
+    /// Whether the dynamic address `a` is computed from a frame address
+    /// (the stack or entry base, or the machine's `esp`).
+    fn frame_based(&mut self, a: ExprId) -> bool {
+        let vars = self.pool.vars(a);
+        let esp_var = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
+        [Base::Stack, Base::Entry]
+            .into_iter()
+            .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
+            .chain(self.pool.as_var(esp_var))
+            .any(|v| vars.contains(&v))
+    }
+
     /// Forgets the known bytes that the stores through unknown pointers
     /// `writes` (address, width) may reach. A store at the frame plus a
     /// constant plus registers the residual block `before` bounds reaches
@@ -189,19 +209,12 @@ impl Specializer<'_> {
     /// through a frame address reaches the whole frame, and a store through
     /// any other pointer the frame only when a frame address escaped.
     fn forget_written(&mut self, state: &mut State, writes: &[(ExprId, u32)], before: &[Item]) {
-        let frame_vars: Vec<_> = [Base::Stack, Base::Entry]
-            .into_iter()
-            .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
-            .collect();
         let stack_var = self.pool.lookup_var(base_var_name(Base::Stack));
-        let esp_var = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
         let mut frame = state.store.escaped;
         let mut elsewhere = false;
         let mut ranges = Vec::new();
         for &(a, width) in writes {
-            let vars = self.pool.vars(a);
-            let on_frame = frame_vars.iter().any(|v| vars.contains(v))
-                || self.pool.as_var(esp_var).is_some_and(|v| vars.contains(&v));
+            let on_frame = self.frame_based(a);
             let reach = stack_var.and_then(|s| reach::frame_reach(&self.pool, a, s, before, width));
             match (on_frame, reach) {
                 (true, Some(r)) => ranges.push(r),
