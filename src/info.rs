@@ -10,6 +10,7 @@ use wiper_elf::{Binary, FileType};
 use wiper_x86::Disassembler;
 
 use crate::commands::load;
+use crate::json::hex;
 
 /// How `wiper info` reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,9 +74,9 @@ pub fn info(path: &Path, options: InfoOptions) -> Result<String> {
     let binary = load(path)?;
     let listed = functions(&binary);
     if options.json {
-        let mut text = serde_json::to_string_pretty(&as_json(path, &binary, &listed, options))?;
-        text.push('\n');
-        return Ok(text);
+        return Ok(crate::json::to_text(&as_json(
+            path, &binary, &listed, options,
+        )));
     }
     let mut out = String::new();
     let w = &mut out;
@@ -130,11 +131,6 @@ fn linking_text(binary: &Binary) -> String {
         Some(interp) => format!("dynamic, interpreter {interp}"),
         None => "static".to_string(),
     }
-}
-
-/// An address as JSON: a `0x` hex string, so that no reader loses bits.
-fn hex(addr: u32) -> Value {
-    Value::String(format!("{addr:#x}"))
 }
 
 /// The summary as a JSON object: the text's fields, the segments, and the

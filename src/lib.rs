@@ -25,6 +25,7 @@ pub mod callgrind;
 pub mod check;
 pub mod commands;
 pub mod info;
+mod json;
 pub mod report;
 
 pub use api::{

@@ -85,9 +85,8 @@ enum Command {
         /// List every function: address, size in bytes, name (or fn_ADDR).
         #[arg(long)]
         functions: bool,
-        /// Output format (JSON addresses are hex strings).
-        #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
-        format: ReportFormatArg,
+        #[command(flatten)]
+        format: ReportFormatArgs,
     },
     /// Print a function's control-flow graph: blocks, instructions, successors.
     Disasm {
@@ -98,7 +97,7 @@ enum Command {
         /// Assembly syntax.
         #[arg(long, value_enum, default_value_t = SyntaxArg::Intel)]
         syntax: SyntaxArg,
-        /// Output format.
+        /// Output format (JSON addresses are hex strings).
         #[arg(long, value_enum, default_value_t = FormatArg::Text)]
         format: FormatArg,
     },
@@ -108,6 +107,8 @@ enum Command {
         binary: BinaryArgs,
         #[command(flatten)]
         function: FunctionArgs,
+        #[command(flatten)]
+        format: ReportFormatArgs,
     },
     /// Binding-time analysis: mark every decoupled instruction Static, Dynamic or Lifted.
     Bta {
@@ -117,7 +118,7 @@ enum Command {
         function: FunctionArgs,
         #[command(flatten)]
         statics: StaticArgs,
-        /// Output format.
+        /// Output format (JSON addresses are hex strings).
         #[arg(long, value_enum, default_value_t = BtaFormatArg::Text)]
         format: BtaFormatArg,
     },
@@ -140,6 +141,11 @@ enum Command {
         syntax: SyntaxArg,
         #[command(flatten)]
         options: SpecializeOptions,
+        /// Output format: with json, stdout gets one object (the summary,
+        /// the output file, and with --emit asm the listing) instead of
+        /// the stderr summary line; the file -o names is as in text.
+        #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
+        format: ReportFormatArg,
     },
     /// Specialize, print the original and the residual code, and run both binaries
     /// on the same program arguments.
@@ -156,6 +162,8 @@ enum Command {
         output: Option<PathBuf>,
         #[command(flatten)]
         options: SpecializeOptions,
+        #[command(flatten)]
+        format: ReportFormatArgs,
         /// The program's arguments for both runs (after `--`).
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
@@ -209,6 +217,8 @@ enum Command {
         /// {str:ALPHABET:LO..HI} or {bytes:LO..HI}.
         #[arg(long, value_name = "TEMPLATE")]
         stdin: Option<String>,
+        #[command(flatten)]
+        format: ReportFormatArgs,
         /// The argument templates (after `--`), one per program argument: a literal,
         /// {int}, {int:LO..HI} or {str:ALPHABET:LO..HI}.
         #[arg(last = true, value_name = "ARGS-TEMPLATE")]
@@ -247,22 +257,49 @@ enum SyntaxArg {
     Gas,
 }
 
-/// `wiper info --format` values.
+/// `--format` values of the commands that print a report (`info`, `lift`,
+/// `specialize`, `compare`, `check`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ReportFormatArg {
     /// Text.
     Text,
-    /// JSON.
+    /// JSON, for scripts.
     Json,
 }
 
-/// `--format` values.
+/// The `--format` option of the commands that print a report.
+#[derive(Args)]
+struct ReportFormatArgs {
+    /// Output format (JSON addresses are hex strings).
+    #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
+    format: ReportFormatArg,
+}
+
+impl ReportFormatArgs {
+    /// The format as the commands take it.
+    fn get(&self) -> commands::ReportFormat {
+        self.format.into()
+    }
+}
+
+impl From<ReportFormatArg> for commands::ReportFormat {
+    fn from(format: ReportFormatArg) -> Self {
+        match format {
+            ReportFormatArg::Text => commands::ReportFormat::Text,
+            ReportFormatArg::Json => commands::ReportFormat::Json,
+        }
+    }
+}
+
+/// `wiper disasm --format` values.
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
     /// A text listing.
     Text,
     /// Graphviz dot.
     Dot,
+    /// JSON, for scripts.
+    Json,
 }
 
 impl From<EmitArg> for commands::EmitKind {
@@ -275,12 +312,12 @@ impl From<EmitArg> for commands::EmitKind {
     }
 }
 
-impl From<BtaFormatArg> for commands::BtaFormat {
+impl From<BtaFormatArg> for commands::GraphFormat {
     fn from(format: BtaFormatArg) -> Self {
         match format {
-            BtaFormatArg::Text => commands::BtaFormat::Text,
-            BtaFormatArg::Dot => commands::BtaFormat::Dot,
-            BtaFormatArg::Json => commands::BtaFormat::Json,
+            BtaFormatArg::Text => commands::GraphFormat::Text,
+            BtaFormatArg::Dot => commands::GraphFormat::Dot,
+            BtaFormatArg::Json => commands::GraphFormat::Json,
         }
     }
 }
@@ -294,11 +331,12 @@ impl From<SyntaxArg> for wiper_x86::Syntax {
     }
 }
 
-impl From<FormatArg> for wiper_x86::Format {
+impl From<FormatArg> for commands::GraphFormat {
     fn from(format: FormatArg) -> Self {
         match format {
-            FormatArg::Text => wiper_x86::Format::Text,
-            FormatArg::Dot => wiper_x86::Format::Dot,
+            FormatArg::Text => commands::GraphFormat::Text,
+            FormatArg::Dot => commands::GraphFormat::Dot,
+            FormatArg::Json => commands::GraphFormat::Json,
         }
     }
 }
@@ -322,7 +360,7 @@ fn main() -> ExitCode {
             &binary.binary,
             wiper::info::InfoOptions {
                 functions,
-                json: format == ReportFormatArg::Json,
+                json: format.get() == commands::ReportFormat::Json,
             },
         )
         .map(Report::from),
@@ -333,9 +371,11 @@ fn main() -> ExitCode {
             format,
         } => commands::disasm(&binary.binary, function.arg(), syntax.into(), format.into())
             .map(Report::from),
-        Command::Lift { binary, function } => {
-            commands::lift(&binary.binary, function.arg()).map(Report::from)
-        }
+        Command::Lift {
+            binary,
+            function,
+            format,
+        } => commands::lift(&binary.binary, function.arg(), format.get()).map(Report::from),
         Command::Bta {
             binary,
             function,
@@ -356,13 +396,17 @@ fn main() -> ExitCode {
             emit,
             syntax,
             options,
+            format,
         } => commands::specialize(
             &binary.binary,
             function.arg(),
             &statics.statics,
-            output.as_deref(),
-            emit.into(),
-            syntax.into(),
+            &commands::Written {
+                output: output.as_deref(),
+                emit: emit.into(),
+                syntax: syntax.into(),
+                format: format.into(),
+            },
             &options.options(),
         ),
         Command::Compare {
@@ -371,6 +415,7 @@ fn main() -> ExitCode {
             statics,
             output,
             options,
+            format,
             args,
         } => commands::compare(
             &binary.binary,
@@ -379,6 +424,7 @@ fn main() -> ExitCode {
             output.as_deref(),
             &options.options(),
             &args,
+            format.get(),
         ),
         Command::Report {
             binary,
@@ -408,6 +454,7 @@ fn main() -> ExitCode {
             timeout,
             residual,
             stdin,
+            format,
             args,
         } => timeout_duration(timeout).and_then(|timeout| {
             wiper::check::check(
@@ -423,6 +470,7 @@ fn main() -> ExitCode {
                     residual,
                     args,
                     stdin,
+                    format: format.get(),
                 },
             )
         }),

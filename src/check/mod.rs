@@ -14,7 +14,10 @@ use anyhow::{anyhow, Result};
 use wiper_run::Outcome;
 use wiper_x86::rng::Rng;
 
-use crate::commands::{run_program, specialize_beside, stderr_lines, FunctionArg, Report};
+use crate::commands::{
+    run_program, specialize_beside, stderr_lines, warning_lines, FunctionArg, Report, ReportFormat,
+};
+use crate::json;
 use template::{Inputs, Rendered};
 
 /// The seed `check` draws its inputs with unless `--seed` says otherwise.
@@ -41,6 +44,8 @@ pub struct CheckOptions {
     pub args: Vec<String>,
     /// The template of standard input, if it is generated.
     pub stdin: Option<String>,
+    /// Text, or one JSON object.
+    pub format: ReportFormat,
 }
 
 /// The two programs under comparison, both run with the original's
@@ -63,7 +68,8 @@ impl Pair<'_> {
 /// `wiper check`: specializes `function` for `statics` (or takes the
 /// residual binary of `check.residual`), then runs both binaries on
 /// `check.runs` generated inputs. The report says `N/N agree`, or gives
-/// the first difference minimized, with exit status 1.
+/// the first difference minimized, with exit status 1; in JSON, one object
+/// with the runs, the seed, how many agreed and the difference, if any.
 pub fn check<'a>(
     path: &Path,
     function: impl Into<FunctionArg<'a>>,
@@ -76,12 +82,12 @@ pub fn check<'a>(
     if check.runs == 0 {
         return Err(anyhow!("--runs must be at least 1"));
     }
-    let (residual, stderr) = match &check.residual {
+    let (residual, sp) = match &check.residual {
         Some(r) if !r.is_file() => return Err(anyhow!("{}: no such residual binary", r.display())),
-        Some(r) => (r.clone(), Vec::new()),
+        Some(r) => (r.clone(), None),
         None => {
             let (sp, out) = specialize_beside(path, function, statics, output, options)?;
-            (out, stderr_lines(&sp))
+            (out, Some(sp))
         }
     };
     let pair = Pair {
@@ -89,6 +95,98 @@ pub fn check<'a>(
         residual: &residual,
         timeout: check.timeout,
     };
+    let found = first_difference(&pair, &inputs, check)?;
+    let (stdout, stderr) = match check.format {
+        ReportFormat::Text => (
+            match &found {
+                Some(d) => d.text(path, check),
+                None => format!("{0}/{0} agree\n", check.runs),
+            },
+            sp.as_ref().map(stderr_lines).unwrap_or_default(),
+        ),
+        ReportFormat::Json => {
+            let v = serde_json::json!({
+                "runs": check.runs,
+                "seed": check.seed,
+                "agreed": found.as_ref().map_or(check.runs, |d| d.run),
+                "residual": residual.display().to_string(),
+                "summary": sp.as_ref().map(json::summary),
+                "difference": found.as_ref().map(|d| d.json(path, check)),
+            });
+            (
+                json::to_text(&v),
+                sp.as_ref().map(warning_lines).unwrap_or_default(),
+            )
+        }
+    };
+    Ok(Report {
+        stdout,
+        stderr,
+        exit_status: u8::from(found.is_some()),
+        ..Default::default()
+    })
+}
+
+/// The first input on which the two programs differ, minimized.
+struct Difference {
+    /// How many runs agreed before it (it is run `run + 1`).
+    run: u64,
+    /// The input as generated.
+    first: Rendered,
+    /// The input minimized.
+    input: Rendered,
+    /// How the original and the residual program ran on `input`.
+    outcomes: (Outcome, Outcome),
+}
+
+impl Difference {
+    /// `run I of N differs: ...`, the reproducer's command line and
+    /// standard input, and both outcomes.
+    fn text(&self, path: &Path, check: &CheckOptions) -> String {
+        let mut text = format!(
+            "run {} of {} differs: {}\n",
+            self.run + 1,
+            check.runs,
+            command_line(path, &self.first)
+        );
+        let _ = writeln!(text, "reproducer: {}", command_line(path, &self.input));
+        if check.stdin.is_some() {
+            let _ = writeln!(text, "stdin: \"{}\"", self.input.stdin.escape_ascii());
+        }
+        let (a, b) = &self.outcomes;
+        let _ = write!(text, "original: {a}residual: {b}");
+        text
+    }
+
+    /// The difference as JSON: the run, the first and the minimized input
+    /// (`reproducer`), and both outcomes on the reproducer.
+    fn json(&self, path: &Path, check: &CheckOptions) -> serde_json::Value {
+        let input = |i: &Rendered| {
+            let stdin = check.stdin.is_some();
+            serde_json::json!({
+                "args": i.args,
+                "command_line": command_line(path, i),
+                "stdin": stdin.then(|| String::from_utf8_lossy(&i.stdin)),
+                "stdin_hex": stdin.then(|| wiper_x86::format::bytes_text(&i.stdin)),
+            })
+        };
+        serde_json::json!({
+            "run": self.run + 1,
+            "first": input(&self.first),
+            "reproducer": input(&self.input),
+            "original": json::run(&self.outcomes.0),
+            "residual": json::run(&self.outcomes.1),
+        })
+    }
+}
+
+/// Runs both programs of `pair` on `check.runs` inputs drawn from `inputs`
+/// with `check.seed`; the first on which they differ, minimized.
+fn first_difference(
+    pair: &Pair<'_>,
+    inputs: &Inputs,
+    check: &CheckOptions,
+) -> Result<Option<Difference>> {
     let mut rng = Rng::new(check.seed);
     for i in 0..check.runs {
         let values = inputs.generate(i, check.runs, &mut rng);
@@ -106,30 +204,15 @@ pub fn check<'a>(
             Ok(a != b)
         })?;
         let input = inputs.render(&small);
-        let (a, b) = pair.run(&input)?;
-        let mut text = format!(
-            "run {} of {} differs: {}\n",
-            i + 1,
-            check.runs,
-            command_line(path, &first)
-        );
-        let _ = writeln!(text, "reproducer: {}", command_line(path, &input));
-        if check.stdin.is_some() {
-            let _ = writeln!(text, "stdin: \"{}\"", input.stdin.escape_ascii());
-        }
-        let _ = write!(text, "original: {a}residual: {b}");
-        return Ok(Report {
-            stdout: text,
-            stderr,
-            exit_status: 1,
-            ..Default::default()
-        });
+        let outcomes = pair.run(&input)?;
+        return Ok(Some(Difference {
+            run: i,
+            first,
+            input,
+            outcomes,
+        }));
     }
-    Ok(Report {
-        stdout: format!("{0}/{0} agree\n", check.runs),
-        stderr,
-        ..Default::default()
-    })
+    Ok(None)
 }
 
 /// `./BINARY ARGS...` as a shell would take it (a bare file name gets

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod cases;
+pub mod planted;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -277,9 +277,10 @@ fn binding_name(b: &BindingTime) -> &'static str {
     }
 }
 
-/// The analysis as JSON: the function, the spec, counts, and per part its
-/// address, index, text, binding time, static reads and stack state; the
-/// call sites; the outputs at exit.
+/// The analysis as JSON: the function, its entry, the spec, counts, and per
+/// part its address, index, text, binding time, static reads and stack
+/// state; the call sites; the outputs at exit. Addresses are `"0x..."`
+/// strings ([`format::hex_address`]).
 pub fn json(binary: &Binary, a: &Analysis) -> String {
     let (s, d, l) = a.counts();
     let mut out = String::new();
@@ -289,7 +290,11 @@ pub fn json(binary: &Binary, a: &Analysis) -> String {
         "  \"function\": {},",
         json_str(&function_name(binary, a))
     );
-    let _ = writeln!(out, "  \"entry\": {},", a.function.entry);
+    let _ = writeln!(
+        out,
+        "  \"entry\": \"{}\",",
+        format::hex_address(a.function.entry)
+    );
     let statics: Vec<String> = a
         .spec
         .entries
@@ -328,8 +333,8 @@ pub fn json(binary: &Binary, a: &Analysis) -> String {
             .collect();
         let _ = write!(
             out,
-            "    {{\"id\": {i}, \"address\": {}, \"index\": {}, \"text\": {}, \"binding\": \"{}\", \"static_reads\": [{}], \"accesses\": [{}], \"esp\": {}, \"ebp\": {}}}",
-            p.address,
+            "    {{\"id\": {i}, \"address\": \"{}\", \"index\": {}, \"text\": {}, \"binding\": \"{}\", \"static_reads\": [{}], \"accesses\": [{}], \"esp\": {}, \"ebp\": {}}}",
+            format::hex_address(p.address),
             p.part.index,
             json_str(&p.part.text.split_whitespace().collect::<Vec<_>>().join(" ")),
             binding_name(b),

@@ -28,7 +28,7 @@ mod phdrs;
 mod write;
 
 pub use encode::{encode, Encoded, Line};
-pub use listing::{listing, listing_in};
+pub use listing::{listing, listing_in, listing_items, ListingItem};
 pub use write::write_elf;
 
 use wiper_elf::{Binary, FileType};

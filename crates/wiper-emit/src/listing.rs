@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use iced_x86::OpKind;
 use wiper_elf::Binary;
-use wiper_x86::format::{InstructionPrinter, Syntax};
+use wiper_residual::Origin;
+use wiper_x86::format::{bytes_text, InstructionPrinter, Syntax};
 
 use crate::Encoded;
 
@@ -25,24 +26,12 @@ pub fn listing(binary: &Binary, encoded: &Encoded) -> String {
 /// [`listing`] in `syntax`: with [`Syntax::Gas`], instructions in AT&T
 /// syntax and comments after `#` (GNU as reads `;` as a statement separator).
 pub fn listing_in(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> String {
-    let mut printer = InstructionPrinter::new(binary, syntax);
     let c = match syntax {
         Syntax::Intel => ';',
         Syntax::Gas => '#',
     };
-    let mut names: HashMap<u32, String> = HashMap::new();
-    for &(reg, addr) in &encoded.thunks {
-        names.insert(addr, thunk_name(reg));
-    }
-    for (label, addr) in &encoded.labels {
-        names.entry(*addr).or_insert_with(|| label.to_string());
-    }
-    let widest = encoded
-        .lines
-        .iter()
-        .map(|l| l.instruction.len())
-        .max()
-        .unwrap_or(1);
+    let items = listing_items(binary, encoded, syntax);
+    let widest = items.iter().map(|i| i.bytes.len()).max().unwrap_or(1);
     let bytes_width = widest * 3 - 1;
     let mut out = format!(
         "{c} {} residual instructions, {} bytes at {:#010x}, entry {:#010x}\n",
@@ -51,6 +40,54 @@ pub fn listing_in(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> String 
         encoded.code_vaddr,
         encoded.entry_vaddr
     );
+    for item in &items {
+        for label in &item.labels {
+            let _ = writeln!(out, "{label}:");
+        }
+        let _ = writeln!(
+            out,
+            "  {:08x}  {:<bytes_width$}  {:<40} {c} {}",
+            item.address,
+            bytes_text(&item.bytes),
+            item.text,
+            item.annotation
+        );
+    }
+    out
+}
+
+/// One instruction of the residual listing, as fields: what a line of
+/// [`listing_in`] shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListingItem {
+    /// Its address.
+    pub address: u32,
+    /// Its code bytes.
+    pub bytes: Vec<u8>,
+    /// The instruction in the listing's syntax, branch targets named
+    /// (`jne 0x804c012 <L2>`).
+    pub text: String,
+    /// The label lines before it (`pc_thunk.eax`, `L3`), without the colon.
+    pub labels: Vec<String>,
+    /// Where it came from; `None` for a PC thunk and for a trap.
+    pub origin: Option<Origin>,
+    /// The comment: the origin (`reduced from 0x80490b3`), `pc thunk eax`
+    /// or `trap: ...`, and the address a PIE's `lea` after a thunk call
+    /// loads.
+    pub annotation: String,
+}
+
+/// The instructions of [`listing_in`], each with its address, bytes, text,
+/// labels and annotation.
+pub fn listing_items(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> Vec<ListingItem> {
+    let mut printer = InstructionPrinter::new(binary, syntax);
+    let mut names: HashMap<u32, String> = HashMap::new();
+    for &(reg, addr) in &encoded.thunks {
+        names.insert(addr, thunk_name(reg));
+    }
+    for (label, addr) in &encoded.labels {
+        names.entry(*addr).or_insert_with(|| label.to_string());
+    }
     let mut thunk_of: HashMap<u32, String> = HashMap::new();
     for &(reg, addr) in &encoded.thunks {
         thunk_of.insert(addr, format!("{reg:?}").to_lowercase());
@@ -63,9 +100,11 @@ pub fn listing_in(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> String 
         .collect();
     let mut in_thunk = String::new();
     let mut after_thunk_call: Option<(iced_x86::Register, u32)> = None;
+    let mut items = Vec::with_capacity(encoded.lines.len());
     for line in &encoded.lines {
+        let mut labels = Vec::new();
         if let Some(reg) = thunk_of.get(&line.address) {
-            let _ = writeln!(out, "{}:", thunk_name_str(reg));
+            labels.push(thunk_name_str(reg));
             in_thunk = reg.clone();
         }
         // One label line where control arrives other than by falling
@@ -74,7 +113,7 @@ pub fn listing_in(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> String 
         let label = line.block.as_ref().or(line.empty_blocks.last());
         if let Some(label) = label {
             if targets.contains(&line.address) || line.address == encoded.entry_vaddr {
-                let _ = writeln!(out, "{label}:");
+                labels.push(label.to_string());
             }
         }
         let at = line.address.wrapping_sub(encoded.load_vaddr) as usize;
@@ -82,17 +121,14 @@ pub fn listing_in(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> String 
             .code
             .get(at..at.saturating_add(line.instruction.len()))
             .unwrap_or_default()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+            .to_vec();
         let mut text = printer.format(&line.instruction);
         if matches!(line.instruction.op0_kind(), OpKind::NearBranch32) {
             if let Some(name) = names.get(&line.instruction.near_branch32()) {
                 let _ = write!(text, " <{name}>");
             }
         }
-        let mut comment = match (&line.origin, line.address < encoded.code_vaddr) {
+        let mut annotation = match (&line.origin, line.address < encoded.code_vaddr) {
             (Some(origin), _) => origin.to_string(),
             (None, true) => format!("pc thunk {in_thunk}"),
             (None, false) => "trap: the exit block could fall through".to_string(),
@@ -106,9 +142,9 @@ pub fn listing_in(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> String 
                 && ins.memory_index() == iced_x86::Register::None
             {
                 let addr = base.wrapping_add(ins.memory_displacement32());
-                let _ = write!(comment, ", address {addr:#x}");
+                let _ = write!(annotation, ", address {addr:#x}");
                 if let Some(name) = data_name(binary, addr) {
-                    let _ = write!(comment, " <{name}>");
+                    let _ = write!(annotation, " <{name}>");
                 }
             }
         }
@@ -119,13 +155,16 @@ pub fn listing_in(binary: &Binary, encoded: &Encoded, syntax: Syntax) -> String 
                 .find(|(_, a)| *a == ins.near_branch32())
                 .map(|&(reg, a)| (reg, a + 5));
         }
-        let _ = writeln!(
-            out,
-            "  {:08x}  {bytes:<bytes_width$}  {text:<40} {c} {comment}",
-            line.address
-        );
+        items.push(ListingItem {
+            address: line.address,
+            bytes,
+            text,
+            labels,
+            origin: line.origin,
+            annotation,
+        });
     }
-    out
+    items
 }
 
 /// The symbol at `addr` (any kind: data addresses matter here), if any.

@@ -52,6 +52,18 @@ impl Origin {
             | Origin::Glue(a) => a,
         }
     }
+
+    /// Its kind in one word: `original`, `reduced`, `materialized`,
+    /// `fallback` or `glue` (the JSON listings' `origin.kind`).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Origin::Original(_) => "original",
+            Origin::Reduced(_) => "reduced",
+            Origin::Materialized(_) => "materialized",
+            Origin::Fallback(_) => "fallback",
+            Origin::Glue(_) => "glue",
+        }
+    }
 }
 
 /// One residual item of a block.

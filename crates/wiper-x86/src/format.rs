@@ -305,6 +305,23 @@ impl<'a> InstructionPrinter<'a> {
     }
 }
 
+/// An address as the JSON outputs of `wiper` write it (as a string, so that
+/// no reader loses bits): `0x` and lowercase hex digits without padding,
+/// `0x8049000`. The one home of that rendering.
+pub fn hex_address(addr: u32) -> String {
+    format!("{addr:#x}")
+}
+
+/// Code bytes as listings show them: two hex digits each, separated by
+/// spaces (`8b 54 24 04`).
+pub fn bytes_text(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `name` or `name+0xoff` for an address inside a known function or PLT stub.
 pub fn symbolize(binary: &Binary, addr: u32) -> Option<String> {
     if let Some(name) = binary.name_of(addr) {
@@ -361,6 +378,14 @@ fn header(f: &Function) -> String {
     )
 }
 
+/// The bytes of the instruction `ins` of `binary` (empty if they cannot be
+/// read).
+pub fn instruction_bytes(binary: &Binary, ins: &Instruction) -> Vec<u8> {
+    binary
+        .read(ins.ip32(), ins.len() as u32)
+        .unwrap_or_default()
+}
+
 fn instruction_lines(
     binary: &Binary,
     printer: &mut InstructionPrinter<'_>,
@@ -371,13 +396,7 @@ fn instruction_lines(
         .instructions
         .iter()
         .map(|ins| {
-            let bytes = binary
-                .read(ins.ip32(), ins.len() as u32)
-                .unwrap_or_default()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let bytes = bytes_text(&instruction_bytes(binary, ins));
             format!(
                 "{:08x}  {bytes:<bytes_width$}  {}",
                 ins.ip32(),
