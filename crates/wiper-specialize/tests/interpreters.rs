@@ -4,12 +4,17 @@
 use wiper_specialize::{specialize, Specialization};
 use wiper_testkit::testdata_bin;
 
+/// `function` of the testdata binary `binary` specialized for `spec`.
+fn specialize_in(binary: &str, function: &str, spec: &str) -> Specialization {
+    let binary = wiper_elf::Binary::open(&testdata_bin(binary)).expect("binary");
+    let entry = wiper_x86::resolve_function(&binary, function).expect("function");
+    let spec: wiper_bta::StaticSpec = spec.parse().expect("spec");
+    specialize(&binary, entry, &spec, &Default::default()).expect("specialized")
+}
+
 /// `bf` in `interp-O0` specialized to the Brainfuck program `program`.
 fn specialize_bf(program: &str) -> Specialization {
-    let binary = wiper_elf::Binary::open(&testdata_bin("interp-O0")).expect("interp-O0");
-    let entry = wiper_x86::resolve_function(&binary, "bf").expect("bf");
-    let spec: wiper_bta::StaticSpec = format!("arg0=@str:{program}").parse().expect("spec");
-    specialize(&binary, entry, &spec, &Default::default()).expect("specialized")
+    specialize_in("interp-O0", "bf", &format!("arg0=@str:{program}"))
 }
 
 #[test]
@@ -83,10 +88,7 @@ fn a_head_in_the_low_byte_of_a_frame_address_stays_static() {
     // address instead made it a fallback, the frame escaped, and the
     // residual was the interpreter again (tape, bracket table and program
     // counter dynamic; 0.47x the original's speed).
-    let binary = wiper_elf::Binary::open(&testdata_bin("bftable-O1")).expect("bftable-O1");
-    let entry = wiper_x86::resolve_function(&binary, "bf_table").expect("bf_table");
-    let spec: wiper_bta::StaticSpec = "arg0=@str:,[[->++<]>.[-]<,]".parse().expect("spec");
-    let s = specialize(&binary, entry, &spec, &Default::default()).expect("specialized");
+    let s = specialize_in("bftable-O1", "bf_table", "arg0=@str:,[[->++<]>.[-]<,]");
     assert_eq!(s.stats.fallbacks, 0, "{:?}", s.stats);
     assert_no_dispatch_left("bftable-O1", "bf_table", &s);
 }
@@ -113,13 +115,11 @@ fn a_load_through_a_pointer_that_cannot_reach_the_frame_syncs_none_of_it() {
     // the text pointer cannot point into it: nothing of the frame is
     // written to memory for those loads (it was, before every one of them:
     // 599 residual instructions then, 278 after on 2026-12-04).
-    let binary = wiper_elf::Binary::open(&testdata_bin("regex-O0")).expect("regex-O0");
-    let entry = wiper_x86::resolve_function(&binary, "re_match").expect("re_match");
-    let spec: wiper_bta::StaticSpec = "arg0=@str:ab*c.*z$".parse().expect("spec");
-    let s = specialize(&binary, entry, &spec, &Default::default()).expect("specialized");
+    let s = specialize_in("regex-O0", "re_match", "arg0=@str:ab*c.*z$");
     for block in &s.residual.blocks {
         for item in &block.items {
-            if let wiper_residual::Item::Instr(ins, wiper_residual::Origin::Materialized(a)) = item {
+            if let wiper_residual::Item::Instr(ins, wiper_residual::Origin::Materialized(a)) = item
+            {
                 assert_ne!(
                     ins.op0_kind(),
                     iced_x86::OpKind::Memory,
