@@ -128,6 +128,7 @@ fn rewrite(s: &Site<'_>, calc: &mut EffectsOf, keep: &mut Vec<Item>) -> Option<u
         .or_else(|| commuted_op(s, keep))
         .or_else(|| load_into_op(s, keep))
         .or_else(|| op_on_byte(s, keep))
+        .or_else(|| op_on_dword(s, keep))
         .or_else(|| test_byte(s, keep))
         .or_else(|| drop_self_extension(s, calc))
         .or_else(|| add_into_address(s, calc, keep))
@@ -226,6 +227,16 @@ fn op_on_byte(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
         return None;
     };
     let x = byte_through(ext, op, st).filter(|_| !is_live(s.out[s.k + 2], ext.op0_register()))?;
+    keep.push(Item::Instr(x, *origin));
+    Some(3)
+}
+
+/// `mov r,[m]; OP r,c; mov [m],r` becomes `OP [m],c` when `r` is dead after.
+fn op_on_dword(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
+    let [Item::Instr(ld, _), Item::Instr(op, origin), Item::Instr(st, _), ..] = s.window else {
+        return None;
+    };
+    let x = dword_through(ld, op, st).filter(|_| !is_live(s.out[s.k + 2], ld.op0_register()))?;
     keep.push(Item::Instr(x, *origin));
     Some(3)
 }
@@ -372,14 +383,7 @@ fn byte_through(ext: &Instruction, op: &Instruction, st: &Instruction) -> Option
     }
     let stored_back = match x {
         ByteOperand::Reg(x) => st.op0_kind() == OpKind::Register && st.op0_register() == x,
-        ByteOperand::Mem(_) => {
-            st.op0_kind() == OpKind::Memory
-                && st.memory_base() == ext.memory_base()
-                && st.memory_index() == ext.memory_index()
-                && st.memory_index_scale() == ext.memory_index_scale()
-                && st.memory_displacement32() == ext.memory_displacement32()
-                && st.segment_prefix() == ext.segment_prefix()
-        }
+        ByteOperand::Mem(_) => st.op0_kind() == OpKind::Memory && same_memory(st, ext),
     };
     if !stored_back {
         return None;
@@ -390,6 +394,74 @@ fn byte_through(ext: &Instruction, op: &Instruction, st: &Instruction) -> Option
         (ByteOperand::Reg(x), Some(i)) => Instruction::with2(op.code(), x, i),
         (ByteOperand::Mem(m), None) => Instruction::with1(op.code(), m),
         (ByteOperand::Mem(m), Some(i)) => Instruction::with2(op.code(), m, i),
+    }
+    .ok()
+}
+
+/// Whether the memory operands of `a` and `b` are the same address.
+fn same_memory(a: &Instruction, b: &Instruction) -> bool {
+    a.memory_base() == b.memory_base()
+        && a.memory_index() == b.memory_index()
+        && a.memory_index_scale() == b.memory_index_scale()
+        && a.memory_displacement32() == b.memory_displacement32()
+        && a.segment_prefix() == b.segment_prefix()
+}
+
+/// `mov r,[m]; OP r,c; mov [m],r` (a dword read, changed and written back
+/// through `r`): `OP [m],c`, for `OP` an `inc`, `dec`, `neg`, `not`, or an
+/// add, sub, and, or, xor of an immediate or of a register other than `r`.
+/// The flags are the same, as `OP` computes the same value; `m` must not
+/// be addressed through `r`.
+fn dword_through(ld: &Instruction, op: &Instruction, st: &Instruction) -> Option<Instruction> {
+    use Code as C;
+    let r = ld.op0_register();
+    let loads = matches!(ld.code(), C::Mov_r32_rm32 | C::Mov_EAX_moffs32)
+        && ld.op1_kind() == OpKind::Memory;
+    if !loads || ld.memory_base() == r || ld.memory_index() == r || op.has_lock_prefix() {
+        return None;
+    }
+    let stores_back = matches!(st.code(), C::Mov_rm32_r32 | C::Mov_moffs32_EAX)
+        && st.op0_kind() == OpKind::Memory
+        && st.op1_register() == r
+        && same_memory(ld, st);
+    if !stores_back || op.op0_kind() != OpKind::Register || op.op0_register() != r {
+        return None;
+    }
+    let m = memory_of(ld);
+    let source =
+        || (op.op1_kind() == OpKind::Register && op.op1_register() != r).then(|| op.op1_register());
+    match op.code() {
+        C::Inc_rm32 | C::Dec_rm32 | C::Neg_rm32 | C::Not_rm32 => Instruction::with1(op.code(), m),
+        C::Add_rm32_imm8
+        | C::Sub_rm32_imm8
+        | C::And_rm32_imm8
+        | C::Or_rm32_imm8
+        | C::Xor_rm32_imm8
+        | C::Add_rm32_imm32
+        | C::Sub_rm32_imm32
+        | C::And_rm32_imm32
+        | C::Or_rm32_imm32
+        | C::Xor_rm32_imm32 => Instruction::with2(op.code(), m, op.immediate(1) as u32 as i32),
+        C::Add_EAX_imm32
+        | C::Sub_EAX_imm32
+        | C::And_EAX_imm32
+        | C::Or_EAX_imm32
+        | C::Xor_EAX_imm32 => {
+            let code = match op.code() {
+                C::Add_EAX_imm32 => C::Add_rm32_imm32,
+                C::Sub_EAX_imm32 => C::Sub_rm32_imm32,
+                C::And_EAX_imm32 => C::And_rm32_imm32,
+                C::Or_EAX_imm32 => C::Or_rm32_imm32,
+                _ => C::Xor_rm32_imm32,
+            };
+            Instruction::with2(code, m, op.immediate(1) as u32 as i32)
+        }
+        C::Add_rm32_r32 | C::Add_r32_rm32 => Instruction::with2(C::Add_rm32_r32, m, source()?),
+        C::Sub_rm32_r32 | C::Sub_r32_rm32 => Instruction::with2(C::Sub_rm32_r32, m, source()?),
+        C::And_rm32_r32 | C::And_r32_rm32 => Instruction::with2(C::And_rm32_r32, m, source()?),
+        C::Or_rm32_r32 | C::Or_r32_rm32 => Instruction::with2(C::Or_rm32_r32, m, source()?),
+        C::Xor_rm32_r32 | C::Xor_r32_rm32 => Instruction::with2(C::Xor_rm32_r32, m, source()?),
+        _ => return None,
     }
     .ok()
 }
@@ -866,6 +938,61 @@ mod tests {
         insta::assert_snapshot!(peep(f), @"
         L0:
           dec byte [esi+3]
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_dword_changed_through_a_register_is_changed_in_place() {
+        let f = function(|a| {
+            a.mov(eax, dword_ptr(0x0804_b044u32))?;
+            a.add(eax, 9)?;
+            a.mov(dword_ptr(0x0804_b044u32), eax)?;
+            a.mov(ecx, dword_ptr(esi + 8))?;
+            a.sub(ecx, edx)?;
+            a.mov(dword_ptr(esi + 8), ecx)?;
+            a.mov(eax, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          add dword [804B044h],9
+          sub [esi+8],edx
+          mov eax,0
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: the register is read after the store (`ret` reads
+    /// `eax`); the address uses the loaded register; the operation reads
+    /// the loaded register twice (`add ecx,ecx`, twice the dword).
+    #[test]
+    fn a_dword_changed_through_a_live_or_own_register_stays() {
+        let f = function(|a| {
+            a.mov(ecx, dword_ptr(ecx + 4))?;
+            a.inc(ecx)?;
+            a.mov(dword_ptr(ecx + 4), ecx)?;
+            a.mov(edx, dword_ptr(esi))?;
+            a.add(edx, edx)?;
+            a.mov(dword_ptr(esi), edx)?;
+            a.mov(eax, dword_ptr(esi + 4))?;
+            a.neg(eax)?;
+            a.mov(dword_ptr(esi + 4), eax)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov ecx,[ecx+4]
+          inc ecx
+          mov [ecx+4],ecx
+          mov edx,[esi]
+          add edx,edx
+          mov [esi],edx
+          mov eax,[esi+4]
+          neg eax
+          mov [esi+4],eax
           ret
           exit
         ");
