@@ -379,3 +379,56 @@ fn undefined_at(pool: &mut ExprPool, f: Flag, k: usize, used: u8) -> Option<Expr
     };
     pool.try_var(&name, wiper_qfbv::Sort::Bv(1)).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asm::{build, Opnd};
+
+    /// The undefined-value variables `flag` mentions after `st`.
+    fn undefined_of(pool: &ExprPool, st: &SymState, flag: Flag) -> Vec<VarId> {
+        pool.vars(st.flags[flag.index()])
+            .into_iter()
+            .filter(|&v| is_undefined_var(pool, v))
+            .collect()
+    }
+
+    /// Each instruction of a candidate that leaves a flag undefined gets
+    /// its own undefined value: the first the goal's `?flag`, later ones
+    /// fresh variables. Two instructions sharing one would let a proof
+    /// assume the processor picks the same value twice. Both ways a flag
+    /// becomes undefined: as a whole (`imul`'s SF) and inside a formula
+    /// (OF of a shift by `cl`, defined only for a count of 1).
+    #[test]
+    fn each_instruction_s_undefined_flags_are_its_own() {
+        use iced_x86::Register::{CL, EAX, EBX, ECX, EDX, ESI};
+        let imul: Vec<Vec<Opnd>> = [EBX, ECX, ESI].map(|r| vec![Opnd::R(r)]).to_vec();
+        let shl: Vec<Vec<Opnd>> = [EAX, EBX, EDX]
+            .map(|r| vec![Opnd::R(r), Opnd::R(CL)])
+            .to_vec();
+        let cases = [(Flag::Sf, "Imul", imul), (Flag::Of, "Shl", shl)];
+        for (flag, mn, operands) in cases {
+            let mut pool = ExprPool::new();
+            let mut composer = Composer::default();
+            let mut st = SymState::initial(&mut pool, 0);
+            let mut seen: Vec<VarId> = Vec::new();
+            for (k, ops) in operands.iter().enumerate() {
+                let ins = build(mn, ops.as_slice()).expect("encodable");
+                let info = composer.info(&mut pool, &ins).expect("liftable");
+                st = st.step(&mut pool, &info).expect("composable");
+                let new: Vec<VarId> = undefined_of(&pool, &st, flag)
+                    .into_iter()
+                    .filter(|v| !seen.contains(v))
+                    .collect();
+                assert_eq!(new.len(), 1, "{mn} #{k}: {new:?} after {seen:?}");
+                let want = if k == 0 {
+                    format!("?{}", flag.name())
+                } else {
+                    format!("?{}@{k}", flag.name())
+                };
+                assert_eq!(pool.var_name(new[0]), want);
+                seen.extend(new);
+            }
+        }
+    }
+}

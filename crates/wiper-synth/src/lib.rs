@@ -806,3 +806,60 @@ pub fn instruction_effects(
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `eax := ebx + ecx`, `ecx := edx ^ ebx`, `eax := ecx * edx + ebx`
+    /// (every register live, flags dead): a direct candidate, a search of
+    /// length 2 and one of length 3, which lift many instructions.
+    fn goals(pool: &mut ExprPool) -> Vec<(Loc, ExprId)> {
+        let [ebx, ecx, edx] = [Reg::Ebx, Reg::Ecx, Reg::Edx].map(|r| loc_var(pool, Loc::Reg(r)));
+        let sum = pool.add(ebx, ecx);
+        let x = pool.xor(edx, ebx);
+        let prod = pool.mul(ecx, edx);
+        let madd = pool.add(prod, ebx);
+        vec![
+            (Loc::Reg(Reg::Eax), sum),
+            (Loc::Reg(Reg::Ecx), x),
+            (Loc::Reg(Reg::Eax), madd),
+        ]
+    }
+
+    fn ask(synth: &mut Synthesizer, pool: &ExprPool, fx: (Loc, ExprId)) -> Option<Synthesized> {
+        let goal = Goal {
+            effects: vec![fx],
+            live_regs: 0xff,
+            live_flags: 0,
+            original: None,
+            static_regs: &[],
+        };
+        synth.synthesize_detailed(pool, &goal)
+    }
+
+    /// Rebuilding the private pool (when it grows past [`POOL_LIMIT`])
+    /// must forget everything bound to the old one: a prepared lift kept
+    /// across it would compose candidates from another pool's formulas.
+    /// After `reset` the answers are a fresh synthesizer's, in any order.
+    #[test]
+    fn answers_after_the_pool_is_rebuilt_are_a_fresh_synthesizer_s() {
+        let mut pool = ExprPool::new();
+        let goals = goals(&mut pool);
+        let fresh: Vec<Option<Synthesized>> = goals
+            .iter()
+            .map(|&g| ask(&mut Synthesizer::new(2_000), &pool, g))
+            .collect();
+        assert!(fresh
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.proof.holds())));
+        let mut synth = Synthesizer::new(2_000);
+        for (&g, want) in goals.iter().zip(&fresh) {
+            assert_eq!(&ask(&mut synth, &pool, g), want);
+        }
+        synth.reset();
+        for (&g, want) in goals.iter().zip(&fresh).rev() {
+            assert_eq!(&ask(&mut synth, &pool, g), want, "after reset");
+        }
+    }
+}

@@ -380,4 +380,30 @@ mod tests {
             assert!(!covered(&p, c, &goal), "{c:?}");
         }
     }
+
+    /// The same address but more bytes than the goal touches is outside
+    /// it: a 4-byte read where the goal reads one byte, a 4-byte write where
+    /// it writes two (the extra bytes may lie past the end of a page).
+    #[test]
+    fn covered_refuses_a_wider_access_at_the_same_address() {
+        let mut p = ExprPool::new();
+        let goal = [
+            at(&mut p, "esp", 4, 1, false),
+            at(&mut p, "ebx", 0, 2, true),
+        ];
+        for c in [
+            at(&mut p, "esp", 4, 4, false),
+            at(&mut p, "esp", 4, 2, false),
+            at(&mut p, "ebx", 0, 4, true),
+            at(&mut p, "ebx", 0, 4, false),
+        ] {
+            assert!(!covered(&p, &c, &goal), "{c:?}");
+        }
+        for c in [
+            at(&mut p, "esp", 4, 1, false),
+            at(&mut p, "ebx", 0, 2, true),
+        ] {
+            assert!(covered(&p, &c, &goal), "{c:?}");
+        }
+    }
 }

@@ -378,3 +378,77 @@ fn low_bits_into_another_register_are_a_copy_and_an_and() {
         ("mov edx,eax; and edx,0Fh".to_owned(), CandidateKind::Search)
     );
 }
+
+/// The answer to the goal of `div r` / `idiv r` with `r` static (`d`) and
+/// `edx` zero or the sign of `eax`, every register live but `r`, under
+/// the pipeline's proof timeout (2 s).
+fn division_by(
+    (r, operand): (Reg, iced_x86::code_asm::AsmRegister32),
+    d: u32,
+    signed: bool,
+) -> Option<(String, CandidateKind)> {
+    let ins = if signed {
+        one(|a| a.idiv(operand))
+    } else {
+        one(|a| a.div(operand))
+    };
+    let mut pool = ExprPool::new();
+    let high = if signed {
+        let eax = reg(&mut pool, Reg::Eax);
+        let k = pool.bv(31, 32);
+        pool.ashr(eax, k)
+    } else {
+        pool.bv(0, 32)
+    };
+    let dv = pool.bv(u64::from(d), 32);
+    let fx = wiper_synth::instruction_effects(&mut pool, &ins, &[(r, dv), (Reg::Edx, high)])
+        .expect("liftable");
+    let mut synth = Synthesizer::new(2_000);
+    let goal = Goal {
+        effects: fx,
+        live_regs: ALL_REGS & !(1 << r.index()),
+        live_flags: 0,
+        original: Some(&ins),
+        static_regs: &[(r, d)],
+    };
+    let s = synth.synthesize_detailed(&pool, &goal)?;
+    assert!(s.proof.holds(), "{:?}", s.proof);
+    Some((text(&s.instructions), s.kind))
+}
+
+/// The dividend is kept in the one register the goal frees, the divisor's
+/// (here `esi`), not in `ecx`, which is live.
+#[test]
+fn a_division_keeps_the_dividend_in_a_free_register() {
+    for signed in [false, true] {
+        let (seq, kind) =
+            division_by((Reg::Esi, iced_x86::code_asm::esi), 10, signed).expect("solvable");
+        assert_eq!(kind, CandidateKind::Divide, "{seq}");
+        assert!(seq.starts_with("mov esi,eax; "), "{seq}");
+        assert!(!seq.contains("ecx"), "{seq}");
+    }
+}
+
+/// A 32-bit quotient of a register by a constant (a goal built from
+/// formulas, not from `div`, whose dividend is 64 bits wide) is a
+/// division too, when `edx` and a register for the dividend are free.
+#[test]
+fn a_32_bit_division_by_a_constant_multiplies_by_a_magic_number() {
+    let mut p = ExprPool::new();
+    let (eax, ten) = (reg(&mut p, Reg::Eax), p.bv(10, 32));
+    let q = p.udiv(eax, ten);
+    let goal = Goal {
+        effects: vec![(Loc::Reg(Reg::Eax), q)],
+        live_regs: ALL_REGS & !(1 << Reg::Edx.index() | 1 << Reg::Ecx.index()),
+        live_flags: 0,
+        original: None,
+        static_regs: &[],
+    };
+    let s = Synthesizer::new(2_000)
+        .synthesize_detailed(&p, &goal)
+        .expect("solvable");
+    let seq = text(&s.instructions);
+    assert!(s.proof.holds(), "{seq}: {:?}", s.proof);
+    assert_eq!(s.kind, CandidateKind::Divide, "{seq}");
+    assert!(seq.contains("mov edx,0CCCCCCCDh; mul edx"), "{seq}");
+}

@@ -156,3 +156,52 @@ fn clashing_variable_names_are_refused_not_fatal() {
     let seq = synth.synthesize(&mut p, &goal).expect("solvable");
     assert_eq!(common::text(&seq), "add eax,2");
 }
+
+/// What cannot be a candidate has no effects to give: a barrier (`int
+/// 0x80`, `hlt`, `ud2`, `int3`: its part has no formulas), a `rep` string
+/// loop (its parts are one iteration), a control transfer and an opaque
+/// instruction all give `None`, not a short list of effects that would
+/// make them look like instructions that do little.
+#[test]
+fn barriers_loops_transfers_and_opaque_instructions_have_no_effects() {
+    use iced_x86::code_asm::{dword_ptr, eax, esp};
+    let mut sampler = Rng::new(0xba5);
+    let mut refused: Vec<iced_x86::Instruction> = barrier_codes()
+        .into_iter()
+        .map(|code| sample::instance(code, 0x0804_9000, &mut sampler))
+        .collect();
+    refused.extend([
+        common::one(|a| a.rep().movsb()),
+        common::one(|a| a.rep().stosd()),
+        common::one(|a| a.repe().cmpsb()),
+        common::one(|a| a.jmp(eax)),
+        common::one(|a| a.call(dword_ptr(esp))),
+        common::one(|a| a.ret()),
+        common::one(|a| a.cpuid()),
+    ]);
+    assert!(refused.len() >= 10, "{refused:?}");
+    for ins in &refused {
+        let mut pool = ExprPool::new();
+        assert_eq!(
+            wiper_synth::instruction_effects(&mut pool, ins, &[]),
+            None,
+            "{}",
+            common::text(&[*ins])
+        );
+    }
+    // The same forms without the prefix, or the jump's target as data, do
+    // have effects.
+    for ins in [
+        common::one(|a| a.movsb()),
+        common::one(|a| a.stosd()),
+        common::one(|a| a.mov(eax, dword_ptr(esp))),
+    ] {
+        let mut pool = ExprPool::new();
+        let fx = wiper_synth::instruction_effects(&mut pool, &ins, &[]);
+        assert!(
+            fx.is_some_and(|fx| !fx.is_empty()),
+            "{}",
+            common::text(&[ins])
+        );
+    }
+}

@@ -558,3 +558,50 @@ fn unlisted_stale_register_is_not_dereferenced() {
         text(&s.instructions)
     );
 }
+
+/// A load the goal makes only under a condition (`eax := ZF ? eax :
+/// [ebx]`, a guarded dereference) is not one a candidate may make always:
+/// `mov ecx,[ebx]; cmovne eax,ecx` computes the same values but faults
+/// when `ebx` is a bad address and ZF is set, where the goal does not
+/// read it. Only a `cmov` original reads its memory source whatever the
+/// condition; the goal is asked without an original and with one that is
+/// not a `cmov`. Judged on the processor: whatever is offered runs without
+/// a fault from a state with ZF set and `ebx` = 0, and leaves `eax`.
+#[test]
+fn a_load_under_a_condition_is_not_made_always() {
+    let mut pool = ExprPool::new();
+    let [x, base] = [Reg::Eax, Reg::Ebx].map(|r| loc_var(&mut pool, Loc::Reg(r)));
+    let zf = loc_var(&mut pool, Loc::Flag(wiper_sem::Flag::Zf));
+    let mem = loc_var(&mut pool, Loc::Mem);
+    let one_bit = pool.bv(1, 1);
+    let set = pool.eq(zf, one_bit);
+    let load = pool.load(mem, base, 4);
+    let value = pool.ite(set, x, load);
+    let other = one(|a| a.add(eax, ecx));
+    for original in [None, Some(&other)] {
+        let goal = Goal {
+            effects: vec![(Loc::Reg(Reg::Eax), value)],
+            live_regs: ALL_REGS & !(1 << Reg::Ecx.index()),
+            live_flags: 0,
+            original,
+            static_regs: &[],
+        };
+        let mut synth = Synthesizer::new(2000);
+        synth.set_budget(40_000);
+        synth.set_max_length(2);
+        // Every sequence of one or two instructions from the pool fits the
+        // budget: none is offered today.
+        let Some(s) = synth.synthesize_detailed(&pool, &goal) else {
+            continue;
+        };
+        let mut state = wiper_oracle::CpuState::new();
+        state.regs[Reg::Eax.index()] = 0x1234_5678;
+        state.regs[Reg::Ebx.index()] = 0;
+        state.eflags |= wiper_oracle::flags::ZF;
+        let out =
+            wiper_oracle::run_instructions(&s.instructions, &[state]).expect("the oracle runs");
+        let seq = text(&s.instructions);
+        assert!(out[0].fault.is_none(), "{seq} faults: {:?}", out[0].fault);
+        assert_eq!(out[0].state.regs[Reg::Eax.index()], 0x1234_5678, "{seq}");
+    }
+}
