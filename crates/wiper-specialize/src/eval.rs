@@ -194,6 +194,13 @@ impl<'a> Evaluator<'a> {
         for part in &lifted.parts {
             let mut results = std::mem::take(&mut self.scratch.results);
             self.scratch.next_part();
+            // A fault the static inputs make certain (`div` by a static 0)
+            // happens in the residual too: the original instruction runs.
+            if let Some(fault) = part.fault {
+                if matches!(self.spec(fault), SExpr::Known(SVal::Const(c)) if c != 0) {
+                    self.out.needs_fallback = true;
+                }
+            }
             if let Some(opaque) = &part.opaque {
                 // Its inputs are read (known memory, unsynced values) like
                 // any formula's; their values matter only to the machine.

@@ -13,25 +13,36 @@ use wiper_qfbv::ExprPool;
 use wiper_sem::{loc_var, Loc, Reg};
 use wiper_synth::{CandidateKind, Goal, Synthesizer, Verdict};
 
-/// The proved sequence for dividing `eax` by `d` (`signed`: after `cdq`),
-/// with the remainder in `edx` live or not.
-fn sequence(d: u32, signed: bool, remainder: bool) -> Vec<iced_x86::Instruction> {
+/// `div ecx` (or, `signed`, `idiv ecx` after `cdq`: `edx` the sign of
+/// `eax`) with `d` in `ecx`, and its effects in `pool`.
+fn division(
+    pool: &mut ExprPool,
+    d: u32,
+    signed: bool,
+) -> (iced_x86::Instruction, Vec<(Loc, wiper_qfbv::ExprId)>) {
     let ins = if signed {
         common::one(|a| a.idiv(asm_ecx))
     } else {
         common::one(|a| a.div(asm_ecx))
     };
-    let mut pool = ExprPool::new();
     let high = if signed {
-        let eax = loc_var(&mut pool, Loc::Reg(Reg::Eax));
+        let eax = loc_var(pool, Loc::Reg(Reg::Eax));
         let k = pool.bv(31, 32);
         pool.ashr(eax, k)
     } else {
         pool.bv(0, 32)
     };
     let dv = pool.bv(u64::from(d), 32);
-    let fx = wiper_synth::instruction_effects(&mut pool, &ins, &[(Reg::Ecx, dv), (Reg::Edx, high)])
+    let fx = wiper_synth::instruction_effects(pool, &ins, &[(Reg::Ecx, dv), (Reg::Edx, high)])
         .expect("liftable");
+    (ins, fx)
+}
+
+/// The proved sequence for dividing `eax` by `d` (`signed`: after `cdq`),
+/// with the remainder in `edx` live or not.
+fn sequence(d: u32, signed: bool, remainder: bool) -> Vec<iced_x86::Instruction> {
+    let mut pool = ExprPool::new();
+    let (ins, fx) = division(&mut pool, d, signed);
     let fx = fx
         .into_iter()
         .filter(|(l, _)| remainder || *l != Loc::Reg(Reg::Edx))
@@ -163,26 +174,12 @@ fn remainders_alone_are_proved_from_a_quotient_lemma_and_run() {
         (60, true),
     ];
     for (d, signed) in cases {
-        let ins = if signed {
-            common::one(|a| a.idiv(asm_ecx))
-        } else {
-            common::one(|a| a.div(asm_ecx))
-        };
         let mut pool = ExprPool::new();
-        let high = if signed {
-            let eax = loc_var(&mut pool, Loc::Reg(Reg::Eax));
-            let k = pool.bv(31, 32);
-            pool.ashr(eax, k)
-        } else {
-            pool.bv(0, 32)
-        };
-        let dv = pool.bv(u64::from(d), 32);
-        let fx =
-            wiper_synth::instruction_effects(&mut pool, &ins, &[(Reg::Ecx, dv), (Reg::Edx, high)])
-                .expect("liftable")
-                .into_iter()
-                .filter(|(l, _)| *l != Loc::Reg(Reg::Eax))
-                .collect();
+        let (ins, fx) = division(&mut pool, d, signed);
+        let fx = fx
+            .into_iter()
+            .filter(|(l, _)| *l != Loc::Reg(Reg::Eax))
+            .collect();
         let goal = Goal {
             effects: fx,
             live_regs: !(1u8 << Reg::Ecx.index() | 1 << Reg::Eax.index()),

@@ -201,6 +201,27 @@ fn division(ins: &iced_x86::Instruction, divisor: u32, signed: bool) -> (String,
     division_live(ins, divisor, signed, true)
 }
 
+/// The effects of the division `ins` with `divisor` static in its
+/// register, after `cdq` when `signed` (`edx` the sign of `eax`), else
+/// with `edx` 0.
+fn division_effects(
+    pool: &mut ExprPool,
+    ins: &iced_x86::Instruction,
+    (register, divisor): (Reg, u32),
+    signed: bool,
+) -> Vec<(wiper_sem::Loc, wiper_qfbv::ExprId)> {
+    let high = if signed {
+        let eax = reg(pool, Reg::Eax);
+        let k = pool.bv(31, 32);
+        pool.ashr(eax, k)
+    } else {
+        pool.bv(0, 32)
+    };
+    let d = pool.bv(u64::from(divisor), 32);
+    wiper_synth::instruction_effects(pool, ins, &[(register, d), (Reg::Edx, high)])
+        .expect("liftable")
+}
+
 /// [`division`] with `edx` (the remainder) live or dead.
 fn division_live(
     ins: &iced_x86::Instruction,
@@ -209,16 +230,7 @@ fn division_live(
     remainder: bool,
 ) -> (String, CandidateKind) {
     let mut pool = ExprPool::new();
-    let high = if signed {
-        let eax = reg(&mut pool, Reg::Eax);
-        let k = pool.bv(31, 32);
-        pool.ashr(eax, k)
-    } else {
-        pool.bv(0, 32)
-    };
-    let d = pool.bv(u64::from(divisor), 32);
-    let fx = wiper_synth::instruction_effects(&mut pool, ins, &[(Reg::Ecx, d), (Reg::Edx, high)])
-        .expect("liftable");
+    let fx = division_effects(&mut pool, ins, (Reg::Ecx, divisor), signed);
     let edx = 1u8 << Reg::Edx.index();
     let fx = fx
         .into_iter()
@@ -393,16 +405,7 @@ fn division_by(
         one(|a| a.div(operand))
     };
     let mut pool = ExprPool::new();
-    let high = if signed {
-        let eax = reg(&mut pool, Reg::Eax);
-        let k = pool.bv(31, 32);
-        pool.ashr(eax, k)
-    } else {
-        pool.bv(0, 32)
-    };
-    let dv = pool.bv(u64::from(d), 32);
-    let fx = wiper_synth::instruction_effects(&mut pool, &ins, &[(r, dv), (Reg::Edx, high)])
-        .expect("liftable");
+    let fx = division_effects(&mut pool, &ins, (r, d), signed);
     let mut synth = Synthesizer::new(2_000);
     let goal = Goal {
         effects: fx,
