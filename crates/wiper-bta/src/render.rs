@@ -167,11 +167,12 @@ const ORANGE: &str = "#f9c784";
 /// lifted orange. Inputs nothing depends on are left out.
 pub fn dot(binary: &Binary, a: &Analysis) -> String {
     let mut out = String::new();
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "digraph \"bta {}\" {{",
+        "digraph \"bta {}\" ",
         dot_escape(&function_name(binary, a))
     );
+    out.push_str("{\n");
     let _ = writeln!(
         out,
         "  node [fontname=\"monospace\", fontsize=10, style=filled];\n  edge [fontname=\"monospace\", fontsize=9];"
@@ -309,64 +310,75 @@ pub fn json(binary: &Binary, a: &Analysis) -> String {
     let _ = writeln!(out, "  \"arg_count\": {},", a.arg_count);
     let _ = writeln!(out, "  \"escaped\": {},", a.escaped);
     out.push_str("  \"parts\": [\n");
-    for (i, p) in a.parts.iter().enumerate() {
-        let b = &a.binding[i];
-        let reads: Vec<String> = match b {
-            BindingTime::Lifted(r) => r.iter().map(|x| json_str(&x.to_string())).collect(),
-            _ => Vec::new(),
-        };
-        let st = a.stack[i];
-        let off = |o: Offset| match o {
-            Offset::Known(c) => c.to_string(),
-            Offset::Unknown => "null".to_owned(),
-        };
-        let accesses: Vec<String> = a.accesses[i]
-            .iter()
-            .map(|x| {
-                let k = match x.kind {
-                    crate::AccessKind::Read => "read",
-                    crate::AccessKind::Write => "write",
-                    crate::AccessKind::MayWrite => "may-write",
-                };
-                format!("{{\"{k}\": {}}}", json_str(&x.loc.to_string()))
-            })
-            .collect();
-        let _ = write!(
-            out,
-            "    {{\"id\": {i}, \"address\": \"{}\", \"index\": {}, \"text\": {}, \"binding\": \"{}\", \"static_reads\": [{}], \"accesses\": [{}], \"esp\": {}, \"ebp\": {}}}",
-            format::hex_address(p.address),
-            p.part.index,
-            json_str(&p.part.text.split_whitespace().collect::<Vec<_>>().join(" ")),
-            binding_name(b),
-            reads.join(", "),
-            accesses.join(", "),
-            off(st.esp),
-            off(st.ebp)
-        );
+    for i in 0..a.parts.len() {
+        out.push_str(&part_json(a, i));
         out.push_str(if i + 1 < a.parts.len() { ",\n" } else { "\n" });
     }
     out.push_str("  ],\n  \"calls\": [\n");
     for (i, c) in a.calls.iter().enumerate() {
-        let static_args: Vec<String> = match c.pattern {
-            Some(p) => (0..c.arg_count).map(|k| p.arg(k).to_string()).collect(),
-            None => Vec::new(),
-        };
-        let _ = write!(
-            out,
-            "    {{\"part\": {}, \"target\": {}, \"tail\": {}, \"analysed\": {}, \"static_args\": [{}], \"outputs\": [{}]}}",
-            c.jump.0,
-            json_str(&target_text(binary, &c.target)),
-            c.tail,
-            c.analysed,
-            static_args.join(", "),
-            outputs_json(&c.outputs)
-        );
+        out.push_str(&call_json(binary, c));
         out.push_str(if i + 1 < a.calls.len() { ",\n" } else { "\n" });
     }
     out.push_str("  ],\n  \"outputs\": [");
     out.push_str(&outputs_json(&a.outputs));
     out.push_str("]\n}\n");
     out
+}
+
+/// Part `i` of the analysis as one JSON object (a line of `json`'s
+/// `parts`): address, index, text, binding time, static reads, accesses and
+/// stack state.
+fn part_json(a: &Analysis, i: usize) -> String {
+    let p = &a.parts[i];
+    let b = &a.binding[i];
+    let reads: Vec<String> = match b {
+        BindingTime::Lifted(r) => r.iter().map(|x| json_str(&x.to_string())).collect(),
+        _ => Vec::new(),
+    };
+    let st = a.stack[i];
+    let off = |o: Offset| match o {
+        Offset::Known(c) => c.to_string(),
+        Offset::Unknown => "null".to_owned(),
+    };
+    let accesses: Vec<String> = a.accesses[i]
+        .iter()
+        .map(|x| {
+            let k = match x.kind {
+                crate::AccessKind::Read => "read",
+                crate::AccessKind::Write => "write",
+                crate::AccessKind::MayWrite => "may-write",
+            };
+            format!("{{\"{k}\": {}}}", json_str(&x.loc.to_string()))
+        })
+        .collect();
+    format!(
+        "    {{\"id\": {i}, \"address\": \"{}\", \"index\": {}, \"text\": {}, \"binding\": \"{}\", \"static_reads\": [{}], \"accesses\": [{}], \"esp\": {}, \"ebp\": {}}}",
+        format::hex_address(p.address),
+        p.part.index,
+        json_str(&p.part.text.split_whitespace().collect::<Vec<_>>().join(" ")),
+        binding_name(b),
+        reads.join(", "),
+        accesses.join(", "),
+        off(st.esp),
+        off(st.ebp)
+    )
+}
+
+/// One call site as a JSON object (a line of `json`'s `calls`).
+fn call_json(binary: &Binary, c: &crate::CallSite) -> String {
+    let static_args: Vec<String> = match c.pattern {
+        Some(p) => (0..c.arg_count).map(|k| p.arg(k).to_string()).collect(),
+        None => Vec::new(),
+    };
+    format!(
+        "    {{\"part\": {}, \"target\": {}, \"tail\": {}, \"analysed\": {}, \"static_args\": [{}], \"outputs\": [{}]}}",
+        c.jump.0,
+        json_str(&target_text(binary, &c.target)),
+        c.tail,
+        c.analysed,
+        static_args.join(", "),
+        outputs_json(&c.outputs)
+    )
 }
 
 /// A JSON array body of call or function outputs with their binding times.
