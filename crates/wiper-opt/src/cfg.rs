@@ -23,6 +23,14 @@ pub fn entry_glue_origin(residual: &Residual) -> Origin {
         })
 }
 
+/// Whether some block's terminator continues at `label`.
+pub fn is_jumped_to(residual: &Residual, label: Label) -> bool {
+    residual
+        .blocks
+        .iter()
+        .any(|b| crate::liveness::successors(&b.terminator).contains(&label))
+}
+
 /// Puts `items` in a new entry block that jumps to the old entry (nothing
 /// when there are none).
 pub fn prepend_to_entry(residual: &mut Residual, items: Vec<Item>) {

@@ -10,7 +10,10 @@
 //! 1. **Stack-slot promotion** ([`frame`], [`promote`]): frame slots
 //!    accessed only as whole 4-byte `[esp+d]` operands move into free
 //!    registers, and byte slots into free byte registers (after dword
-//!    constant stores over byte slots are split into byte stores).
+//!    constant stores over byte slots are split into byte stores). When
+//!    slots that loops access are left in memory, a callee-saved register
+//!    the residual does not use is **borrowed** ([`borrow`]: saved with
+//!    `push` on entry, restored before `ret`) and promotion runs again.
 //! 2. **Copy propagation** ([`cleanup`]): reads of a copied register read
 //!    the original. Then **affine value numbering** ([`affine`]), local to
 //!    a block: recomputations of a value a register already holds go, and
@@ -18,8 +21,10 @@
 //!    `imul` from a register that holds it.
 //! 3. **Dead-code elimination** ([`cleanup`]): items whose results are never
 //!    read go.
-//! 4. **Peepholes** ([`peephole`]): register swaps, two-address
-//!    arithmetic, redundant `test`s, folded loads and address arithmetic.
+//! 4. **Peepholes** ([`stack`], [`peephole`]): merged stack-pointer
+//!    adjustments, values passed through the stack as moves, register
+//!    swaps, two-address arithmetic, redundant `test`s, folded loads and
+//!    address arithmetic.
 //! 5. **Frame elimination** ([`unframe`]): when only register saves and
 //!    stack-pointer adjustments are left of the frame (saves of registers
 //!    the code changes become a `push`/`pop` pair).
@@ -33,7 +38,9 @@
 //!    only add constants become their closed form,
 //!    and self-loops with a known small trip count are unrolled
 //!    ([`unroll`]); they alternate with passes 0 and 2 to 4 while they
-//!    change things.
+//!    change things. Then callee-saved registers saved by `push`/`pop`
+//!    (borrowed ones included) give way to caller-saved registers free over
+//!    their live ranges ([`pushed`]).
 //! 8. **Offset folding** ([`offsets`]) and **powers** ([`powers`]), with
 //!    the peepholes: pointer increments move into the displacements of the
 //!    loads that follow, and chains of products become square-and-multiply.
@@ -51,6 +58,7 @@
 //! [`PASS_NAMES`]); the processor tests check every intermediate residual.
 
 mod affine;
+mod borrow;
 mod branches;
 mod cfg;
 mod cleanup;
@@ -63,7 +71,9 @@ mod offsets;
 mod peephole;
 mod powers;
 mod promote;
+mod pushed;
 mod scratch;
+mod stack;
 mod unframe;
 mod unroll;
 
@@ -71,6 +81,7 @@ mod unroll;
 mod testutil;
 
 use wiper_residual::Residual;
+use wiper_x86::abi;
 
 /// What [`optimize`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,15 +123,18 @@ pub const PASS_NAMES: &[&str] = &[
     "split_word_stores",
     "dead_slots",
     "promote",
+    "borrow",
     "copies",
     "affine",
     "dead",
     "overwritten_parts",
+    "stack",
     "peephole",
     "offsets",
     "powers",
     "unframe",
     "scratch",
+    "pushed",
     "branches",
     "constants",
     "unroll_distances",
@@ -174,26 +188,25 @@ pub fn optimize_observed(
             cleanup::eliminate_dead(r, &mut calc, Some(&f.slot_of));
         }
     });
-    // Promotion and clean-up repeat while slots move: copies removed in one
-    // round free registers for the next.
-    let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) = (0, 0, 0);
-    for _ in 0..4 {
-        let (words, bytes) = step(residual, observe, "promote", |r| {
-            frame::analyze(r)
-                .map(|f| promote::promote(r, &f, &mut calc))
-                .unwrap_or((0, 0))
+    let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) =
+        promote_slots(residual, &mut calc, observe);
+    // Slots that loops still access in memory may take a callee-saved
+    // register the residual does not use, saved around the function.
+    // One register at a time, while the promotion takes them.
+    for _ in 0..abi::CALLEE_SAVED.len() {
+        let borrowed = step(residual, observe, "borrow", |r| {
+            frame::analyze(r).is_some_and(|f| borrow::borrow_saved_register(r, &f, &mut calc))
         });
+        if !borrowed {
+            break;
+        }
+        let (words, bytes, rewrites) = promote_slots(residual, &mut calc, observe);
         promoted_slots += words;
         promoted_byte_slots += bytes;
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        affine_rewrites += rewrites;
         if words == 0 {
             break;
         }
-        step(residual, observe, "dead_slots", |r| {
-            if let Some(f) = frame::analyze(r) {
-                cleanup::eliminate_dead(r, &mut calc, Some(&f.slot_of));
-            }
-        });
     }
     let unframed = step(residual, observe, "unframe", |r| {
         frame::analyze(r).is_some_and(|f| unframe::eliminate_frame(r, &f, &mut calc))
@@ -240,12 +253,20 @@ pub fn optimize_observed(
         step(residual, observe, "cfg", cfg::simplify);
         affine_rewrites += clean_up(residual, &mut calc, observe);
     }
+    // Saves by push and pop, the registers lent to slots among them, give
+    // way to caller-saved registers that the closed loops left free.
+    let pushed = step(residual, observe, "pushed", |r| {
+        pushed::free_pushed_registers(r, &mut calc)
+    });
+    if pushed > 0 {
+        affine_rewrites += clean_up(residual, &mut calc, observe);
+    }
     OptStats {
         promoted_slots,
         promoted_byte_slots,
         unframed,
         decided_branches,
-        freed_registers,
+        freed_registers: freed_registers + pushed,
         folded_constants,
         closed_loops,
         unrolled_loops,
@@ -253,6 +274,37 @@ pub fn optimize_observed(
         items_before,
         items_after: count(residual),
     }
+}
+
+/// Stack-slot promotion and clean-up, repeated while slots move (copies
+/// removed in one round free registers for the next; at most 4 rounds);
+/// returns the slots promoted, the byte slots among them, and the affine
+/// rewrites.
+fn promote_slots(
+    residual: &mut Residual,
+    calc: &mut effects::EffectsOf,
+    observe: &mut dyn FnMut(&str, &Residual),
+) -> (usize, usize, usize) {
+    let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) = (0, 0, 0);
+    for _ in 0..4 {
+        let (words, bytes) = step(residual, observe, "promote", |r| {
+            frame::analyze(r)
+                .map(|f| promote::promote(r, &f, calc))
+                .unwrap_or((0, 0))
+        });
+        promoted_slots += words;
+        promoted_byte_slots += bytes;
+        affine_rewrites += clean_up(residual, calc, observe);
+        if words == 0 {
+            break;
+        }
+        step(residual, observe, "dead_slots", |r| {
+            if let Some(f) = frame::analyze(r) {
+                cleanup::eliminate_dead(r, calc, Some(&f.slot_of));
+            }
+        });
+    }
+    (promoted_slots, promoted_byte_slots, affine_rewrites)
 }
 
 /// Copy propagation, affine value numbering, dead-code elimination and
@@ -274,7 +326,8 @@ fn clean_up(
         }) | step(residual, observe, "overwritten_parts", |r| {
             cleanup::eliminate_overwritten_parts(r, calc)
         });
-        let rewritten = step(residual, observe, "peephole", |r| peephole::run(r, calc))
+        let rewritten = step(residual, observe, "stack", stack::run)
+            | step(residual, observe, "peephole", |r| peephole::run(r, calc))
             | step(residual, observe, "offsets", |r| {
                 offsets::fold_offsets(r, calc)
             })

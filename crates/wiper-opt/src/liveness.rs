@@ -28,6 +28,21 @@ pub fn block_index(residual: &Residual) -> HashMap<Label, usize> {
         .collect()
 }
 
+/// Per block (by index in `residual.blocks`), the indices of its successors.
+pub fn successor_indices(residual: &Residual) -> Vec<Vec<usize>> {
+    let index = block_index(residual);
+    residual
+        .blocks
+        .iter()
+        .map(|b| {
+            successors(&b.terminator)
+                .iter()
+                .filter_map(|l| index.get(l).copied())
+                .collect()
+        })
+        .collect()
+}
+
 /// Locations live after each item (per block index, per item), and live on
 /// entry to each block.
 pub struct Liveness {
@@ -41,18 +56,8 @@ pub struct Liveness {
 /// (same shape as the blocks). A block that ends in [`Terminator::Exit`]
 /// without a control transfer as its last item keeps everything live.
 pub fn liveness(residual: &Residual, fx: &[Vec<Effects>]) -> Liveness {
-    let index = block_index(residual);
     let n = residual.blocks.len();
-    let succ: Vec<Vec<usize>> = residual
-        .blocks
-        .iter()
-        .map(|b| {
-            successors(&b.terminator)
-                .iter()
-                .filter_map(|l| index.get(l).copied())
-                .collect()
-        })
-        .collect();
+    let succ = successor_indices(residual);
     let term_uses: Vec<Locs> = residual
         .blocks
         .iter()

@@ -7,7 +7,8 @@
 //! - `test r,r` or `cmp r,0` right after an arithmetic instruction that
 //!   wrote `r` goes
 //!   when only ZF, SF and PF are read afterwards (they are the same);
-//! - `imul r,s,1` becomes `mov r,s` when the flags it writes are dead;
+//! - `imul r,s,1` becomes `mov r,s` (`s` a register or memory) when the
+//!   flags it writes are dead;
 //! - `mov a,[m]; OP b,a` becomes `OP b,[m]` when `a` is dead after;
 //! - `add a,imm; mov b,[a+d]` becomes `mov b,[a+d+imm]` when `a` and the
 //!   flags are dead after;
@@ -311,16 +312,20 @@ fn imul_by_one(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
     if !(matches!(
         ins.code(),
         Code::Imul_r32_rm32_imm8 | Code::Imul_r32_rm32_imm32
-    ) && ins.op1_kind() == OpKind::Register
-        && ins.immediate(2) == 1
+    ) && ins.immediate(2) == 1
         && s.fx[k].defs & s.out[k] & ALL_FLAGS == 0)
     {
         return None;
     }
-    keep.push(Item::Instr(
-        mov(ins.op0_register(), ins.op1_register()),
-        *origin,
-    ));
+    let copy = if ins.op1_kind() == OpKind::Register {
+        mov(ins.op0_register(), ins.op1_register())
+    } else {
+        // The same memory operand, loaded.
+        let mut load = *ins;
+        load.set_code(Code::Mov_r32_rm32);
+        load
+    };
+    keep.push(Item::Instr(copy, *origin));
     Some(1)
 }
 
@@ -784,11 +789,13 @@ mod tests {
     fn imul_by_one_with_dead_flags_is_a_move() {
         let f = function(|a| {
             a.imul_3(eax, ebx, 1)?;
+            a.imul_3(edx, dword_ptr(esi + 8), 1)?;
             a.ret()
         });
         insta::assert_snapshot!(peep(f), @"
         L0:
           mov eax,ebx
+          mov edx,[esi+8]
           ret
           exit
         ");

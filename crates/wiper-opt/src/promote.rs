@@ -15,7 +15,7 @@ use wiper_residual::{Item, Residual};
 
 use wiper_x86::Reg;
 
-use crate::cfg::{entry_glue_origin, prepend_to_entry};
+use crate::cfg::{entry_glue_origin, is_jumped_to, prepend_to_entry};
 use crate::effects::{reg_bit, reg_of_bit, Effects, EffectsOf, Locs, SLOT_BASE};
 use crate::frame::Frame;
 use crate::liveness::liveness;
@@ -101,13 +101,16 @@ pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> 
             }
         }
     }
-    if let Some(entry) = residual.entry {
-        if let Some(b) = residual.blocks.iter().position(|x| x.label == entry) {
-            let at_entry = live.live_in[b];
-            for a in bits(at_entry) {
-                add(&mut interferes, a, at_entry);
-            }
-        }
+    // Incoming values are loaded after the entry's register saves, where
+    // the saved registers are free.
+    let entry = entry_index(residual);
+    let saves = leading_saves(residual, entry);
+    let at_entry = match saves {
+        0 => live.live_in[entry],
+        k => live.live_out[entry][k - 1],
+    };
+    for a in bits(at_entry) {
+        add(&mut interferes, a, at_entry);
     }
     let hints = move_hints(residual, frame);
     let mut assigned: Vec<Option<Register>> = vec![None; frame.slots.len()];
@@ -145,12 +148,7 @@ pub fn promote(residual: &mut Residual, frame: &Frame, calc: &mut EffectsOf) -> 
             ins.set_segment_prefix(Register::None);
         }
     }
-    load_incoming(
-        residual,
-        frame,
-        &assigned,
-        live.live_in[entry_index(residual)],
-    );
+    load_incoming(residual, frame, &assigned, at_entry, saves);
     let promoted = assigned.iter().flatten();
     (
         promoted.clone().count(),
@@ -196,23 +194,45 @@ fn entry_index(residual: &Residual) -> usize {
         .expect("the frame analysis found the entry block")
 }
 
+/// How many `push r32` items open the entry block (the saves of
+/// callee-saved registers), when nothing jumps back to it: the incoming
+/// values of promoted slots are loaded after them. 0 when the entry block
+/// is also a branch target.
+fn leading_saves(residual: &Residual, entry: usize) -> usize {
+    if is_jumped_to(residual, residual.blocks[entry].label) {
+        return 0;
+    }
+    residual.blocks[entry]
+        .items
+        .iter()
+        .take_while(|item| {
+            matches!(item, Item::Instr(ins, _)
+                if ins.code() == Code::Push_r32 && ins.op0_register() != Register::ESP)
+        })
+        .count()
+}
+
 /// Loads the incoming value of every promoted slot that is live on entry
-/// (an argument) into its register, in a new block that then jumps to the
+/// (an argument) into its register: after the entry block's first `saves`
+/// pushes when there are any, else in a new block that then jumps to the
 /// old entry.
 fn load_incoming(
     residual: &mut Residual,
     frame: &Frame,
     assigned: &[Option<Register>],
     live_at_entry: Locs,
+    saves: usize,
 ) {
     let origin = entry_glue_origin(residual);
+    let pushed = 4 * saves as i64;
     let loads: Vec<Item> = assigned
         .iter()
         .enumerate()
         .filter(|&(s, _)| live_at_entry & (1 << (SLOT_BASE + s as u32)) != 0)
         .filter_map(|(s, reg)| {
             let reg = (*reg)?;
-            let slot = MemoryOperand::with_base_displ(Register::ESP, frame.slots[s].offset as i64);
+            let offset = frame.slots[s].offset as i64 + pushed;
+            let slot = MemoryOperand::with_base_displ(Register::ESP, offset);
             let code = if reg.is_gpr8() {
                 Code::Mov_r8_rm8
             } else {
@@ -222,7 +242,12 @@ fn load_incoming(
             Some(Item::Instr(ins, origin))
         })
         .collect();
-    prepend_to_entry(residual, loads);
+    if saves == 0 {
+        prepend_to_entry(residual, loads);
+    } else {
+        let entry = entry_index(residual);
+        residual.blocks[entry].items.splice(saves..saves, loads);
+    }
 }
 
 /// Records that location `a` interferes with every location in `set`.

@@ -36,7 +36,7 @@ fn same_part(reg: Register, from: Register, to: Register) -> Option<Register> {
 
 /// `item` with register `from` renamed to `to`, when `from` appears only
 /// as explicit operands of an instruction without implicit ones.
-fn renamed(item: &Item, from: Register, to: Register) -> Option<Item> {
+pub fn renamed(item: &Item, from: Register, to: Register) -> Option<Item> {
     match item {
         Item::Address { reg, addr, origin } => Some(Item::Address {
             reg: same_part(*reg, from, to)?,

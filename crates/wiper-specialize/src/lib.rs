@@ -32,6 +32,7 @@ mod driver;
 mod eval;
 mod function;
 mod materialize;
+pub mod relations;
 pub mod state;
 mod warnings;
 

@@ -14,6 +14,8 @@ use std::rc::Rc;
 
 use wiper_sem::{Flag, Loc, Reg};
 
+use crate::relations::{RelLoc, Relations};
+
 pub use wiper_qfbv::{FxHashMap, FxHasher};
 
 /// A symbolic base: a specialization-time address is `base + offset`.
@@ -117,6 +119,10 @@ pub struct Store {
     /// value as the dynamic register (the residual code just stored or
     /// loaded it). Not part of memo keys: cleared at specialization points.
     pub copies: Vec<(u32, Reg)>,
+    /// Static differences between dynamic locations. Not part of memo
+    /// keys: a point specialized with some relations is reached from
+    /// stores where they hold.
+    pub rels: Relations,
 }
 
 impl Store {
@@ -134,6 +140,7 @@ impl Store {
             real_esp: 0,
             escaped: false,
             copies: Vec::new(),
+            rels: Relations::default(),
         }
     }
 
@@ -218,8 +225,10 @@ impl Store {
     /// (`esp` too), the known flags, the known memory by aligned 4-byte word
     /// (`[esp0-0x8]`, `[0x804c010]`, a word only partly known shows `??`
     /// for its dynamic bytes), and `frame escaped` when a stack address has
-    /// reached residual code. Two stores with the same static part give the
-    /// same pairs, and two with different static parts different ones.
+    /// reached residual code, then the relations between dynamic locations
+    /// (`edi`, `= [esp0+0x10] + 0xc`), which memo entries also differ in.
+    /// Two stores with the same static part and relations give the same
+    /// pairs, and two that differ in either different ones.
     pub fn static_summary(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for r in Reg::ALL {
@@ -245,6 +254,10 @@ impl Store {
         if self.escaped {
             out.push(("frame escaped".to_owned(), "yes".to_owned()));
         }
+        out.extend(self.rels.describe(|loc| match loc {
+            RelLoc::Reg(r) => r.name().to_owned(),
+            RelLoc::Word(o) => format!("[{}]", base_text(Base::Stack, o)),
+        }));
         out
     }
 }

@@ -5,7 +5,7 @@
 use iced_x86::{Code, ConditionCode, Instruction};
 use wiper_residual::{Item, Label, Origin, Terminator};
 
-use super::{Specializer, State, Stop, INLINE_SHARE};
+use super::{relate, Specializer, State, Stop, INLINE_SHARE};
 use crate::SpecializeError;
 
 /// How specialization leaves an instruction.
@@ -122,10 +122,27 @@ impl Specializer<'_> {
                 return Ok(());
             }
             first = false;
-            let next = match self.step(&mut state, info, &mut items) {
+            let (rels, real_esp, start) =
+                (state.store.rels.clone(), state.store.real_esp, items.len());
+            let mut next = match self.step(&mut state, info, &mut items) {
                 Err(Stop::Fail(e)) => return Err(self.failure_in(&state, e)),
                 next => next?,
             };
+            let zf_live = info.live_flags_out & (1 << wiper_sem::Flag::Zf.index()) != 0;
+            let emitted = &items[start..];
+            let follow = |store: &mut crate::state::Store| {
+                relate::follow(rels.clone(), real_esp, emitted, zf_live, store)
+            };
+            match &mut next {
+                Next::Branch {
+                    taken, not_taken, ..
+                } => {
+                    follow(&mut taken.state.store);
+                    follow(&mut not_taken.state.store);
+                }
+                Next::Table { state, .. } => follow(&mut state.store),
+                _ => follow(&mut state.store),
+            }
             match next {
                 Next::Continue(a) => addr = a,
                 Next::Exit => {

@@ -10,6 +10,7 @@ use wiper_sem::{Flag, Reg};
 use super::{Frame, Pending, RunState, Specializer, State, Stop};
 use crate::function::InstrInfo;
 use crate::materialize::Emitter;
+use crate::relations::{RelLoc, Relations};
 use crate::state::{FxHasher, Known, Region, SVal, Store};
 use crate::SpecializeError;
 
@@ -260,7 +261,18 @@ impl Specializer<'_> {
             ctx: state.ctx.clone(),
         };
         let hash = memo_hash(&point, &state.store);
-        if let Some(id) = self.memo_hit(hash, &point, &state.store) {
+        let mut hit = self.memo_hit(hash, &point, &state.store);
+        if hit.is_none() {
+            // The point was met with these static values but other
+            // relations: keep only those both agree on, so that a loop
+            // whose relations drift is specialized once more at most per
+            // relation lost, not once per turn.
+            if let Some(rels) = self.same_static_relations(hash, &point, &state.store) {
+                state.store.rels = state.store.rels.intersect(&rels);
+                hit = self.memo_hit(hash, &point, &state.store);
+            }
+        }
+        if let Some(id) = hit {
             let e = &self.run.entries[id];
             let (label, target) = (e.label, e.store.clone());
             self.glue_to(&mut state.store, &target, addr, &mut glue)?;
@@ -332,6 +344,7 @@ impl Specializer<'_> {
                     em.register(&mut state.store, r);
                     state.store.set_reg(r, None);
                     state.store.copies.retain(|c| c.1 != r);
+                    state.store.rels.forget(RelLoc::Reg(r));
                 }
                 GenLoc::Reg(_) => {}
                 GenLoc::Flag(fl) => {
@@ -340,6 +353,9 @@ impl Specializer<'_> {
                 }
                 GenLoc::Word(region, off) => {
                     state.store.copies.retain(|c| c.0 != off);
+                    if region == Region::Of(crate::state::Base::Stack) {
+                        state.store.rels.forget(RelLoc::Word(off));
+                    }
                     em.memory(&mut state.store, region, off, 4)?;
                     for i in 0..4 {
                         state.store.mem.remove((region, off + i));
@@ -361,6 +377,17 @@ impl Specializer<'_> {
             e.point == *point
                 && e.store.same_static(store)
                 && e.store.copies.iter().all(|c| store.copies.contains(c))
+                && e.store.rels.implied_by(&store.rels)
+        })
+    }
+
+    /// The relations of the newest memo entry for `point` whose static part
+    /// is `store`'s (whatever its relations), if there is one.
+    fn same_static_relations(&self, hash: u64, point: &Point, store: &Store) -> Option<Relations> {
+        let ids = self.run.memo.get(&hash)?;
+        ids.iter().rev().find_map(|id| {
+            let e = &self.run.entries[*id];
+            (e.point == *point && e.store.same_static(store)).then(|| e.store.rels.clone())
         })
     }
 
@@ -569,6 +596,7 @@ fn drop_dead(store: &mut Store, info: &InstrInfo) {
         if r != Reg::Esp && info.live_regs_in & (1 << r.index()) == 0 {
             store.set_reg(r, None);
             store.copies.retain(|c| c.1 != r);
+            store.rels.forget(RelLoc::Reg(r));
         }
     }
     for fl in Flag::ALL {

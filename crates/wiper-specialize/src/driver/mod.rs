@@ -27,6 +27,7 @@ mod exit;
 mod memo;
 mod reach;
 mod realign;
+mod relate;
 mod residual;
 mod step;
 mod warn;

@@ -1,0 +1,264 @@
+//! Callee-saved registers saved with `push` give way to caller-saved ones:
+//! when a function saves `R` with `push R` on entry and restores it with
+//! `pop R` before every `ret`, and a caller-saved register `S` is free
+//! wherever `R` holds a value of the function's (their live ranges do not
+//! overlap), `R` is renamed `S` and the save and the restores go. The
+//! registers [`crate::borrow`] lent to promoted slots come back this way
+//! once the loops they served have closed, and so do the original
+//! function's own saves.
+//!
+//! Without the push the stack pointer is 4 bytes higher between save and
+//! restore: explicit `[esp+d]` operands there that reach above the saved
+//! slot (the saves pushed before it, the return address, the arguments)
+//! get `d - 4`; the frame below it moves with the stack pointer.
+
+use iced_x86::{Code, Register};
+use wiper_residual::{Item, Residual};
+use wiper_x86::{abi, Reg};
+
+use crate::cfg::is_jumped_to;
+use crate::effects::{memory_operand, reg_bit, Effects, EffectsOf, Locs};
+use crate::frame::Frame;
+use crate::liveness::liveness;
+use crate::scratch::renamed;
+
+/// Renames every callee-saved register saved by `push`/`pop` to a free
+/// caller-saved one where it can (see the module docs); returns how many.
+pub fn free_pushed_registers(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let mut freed = 0;
+    for r in abi::CALLEE_SAVED.map(Reg::to_iced) {
+        for s in [Reg::Ecx, Reg::Edx, Reg::Eax].map(Reg::to_iced) {
+            let Some(frame) = crate::frame::analyze(residual) else {
+                return freed;
+            };
+            if rename_pushed(residual, &frame, calc, r, s) {
+                freed += 1;
+                break;
+            }
+        }
+    }
+    freed
+}
+
+/// The places of a `push`/`pop` save of a register.
+struct Save {
+    /// The `push`: (block index, item index).
+    push: (usize, usize),
+    /// The `pop`s, one per `ret`.
+    pops: Vec<(usize, usize)>,
+    /// The saved slot's offset from the entry stack pointer.
+    slot: i32,
+}
+
+/// Finds the save of `r`: the first item of the entry block touching `r`
+/// or `s` is `push r`, and before every `ret` the last such item is a
+/// `pop r` from the same slot. `None` when the entry block is a branch
+/// target or the function makes calls.
+fn find_save(
+    residual: &Residual,
+    frame: &Frame,
+    fx: &[Vec<Effects>],
+    (r, s): (Register, Register),
+) -> Option<Save> {
+    let entry = residual.entry?;
+    let e = residual.blocks.iter().position(|b| b.label == entry)?;
+    if is_jumped_to(residual, entry) || fx.iter().flatten().any(|f| f.uses == !0) {
+        return None;
+    }
+    let bits = reg_bit(r)? | reg_bit(s)?;
+    let touches = |f: &Effects| (f.uses | f.defs) & bits != 0;
+    let is = |b: usize, k: usize, code: Code| {
+        matches!(&residual.blocks[b].items[k], Item::Instr(i, _)
+            if i.code() == code && i.op0_register() == r)
+    };
+    let k = fx[e].iter().position(touches)?;
+    if !is(e, k, Code::Push_r32) {
+        return None;
+    }
+    let slot = frame.esp[e][k] - 4;
+    let mut pops = Vec::new();
+    for (b, block_fx) in fx.iter().enumerate() {
+        if !block_fx.last().is_some_and(|f| f.leaves) {
+            continue;
+        }
+        let k = block_fx[..block_fx.len() - 1].iter().rposition(touches)?;
+        if !is(b, k, Code::Pop_r32) || frame.esp.get(b)?.get(k) != Some(&slot) {
+            return None;
+        }
+        pops.push((b, k));
+    }
+    Some(Save {
+        push: (e, k),
+        pops,
+        slot,
+    })
+}
+
+/// Renames `r` to `s` and drops its save, when their live ranges (without
+/// the save, the restores and the caller's use of `r` at `ret`) never
+/// overlap and every other item touching `r` can be renamed.
+fn rename_pushed(
+    residual: &mut Residual,
+    frame: &Frame,
+    calc: &mut EffectsOf,
+    r: Register,
+    s: Register,
+) -> bool {
+    let mut fx = calc.residual(residual);
+    let Some(save) = find_save(residual, frame, &fx, (r, s)) else {
+        return false;
+    };
+    let (rb, sb) = (reg_bit(r).expect("gpr"), reg_bit(s).expect("gpr"));
+    let (e, k) = save.push;
+    fx[e][k].uses &= !rb;
+    for &(b, k) in &save.pops {
+        fx[b][k].defs &= !rb;
+        fx[b][k].kills &= !rb;
+    }
+    for f in fx.iter_mut().flatten().filter(|f| f.leaves) {
+        f.uses &= !rb;
+    }
+    let live = liveness(residual, &fx);
+    let overlap = |out: Locs, f: &Effects| {
+        let both = rb | sb;
+        out & both == both || f.defs & rb != 0 && out & sb != 0 || f.defs & sb != 0 && out & rb != 0
+    };
+    if live.live_out[e][k] & rb != 0 {
+        return false; // r's entry value is read after the save
+    }
+    for (b, block_fx) in fx.iter().enumerate() {
+        if live.live_in[b] & (rb | sb) == rb | sb {
+            return false;
+        }
+        for (k, f) in block_fx.iter().enumerate() {
+            if overlap(live.live_out[b][k], f) {
+                return false;
+            }
+        }
+    }
+    let mut edits = Vec::new();
+    for (b, block) in residual.blocks.iter().enumerate() {
+        for (k, item) in block.items.iter().enumerate() {
+            let skip = save.push == (b, k) || save.pops.contains(&(b, k)) || fx[b][k].leaves;
+            if skip || (fx[b][k].uses | fx[b][k].defs) & rb == 0 {
+                continue;
+            }
+            match renamed(item, r, s) {
+                Some(new) => edits.push((b, k, new)),
+                None => return false,
+            }
+        }
+    }
+    for (b, k, new) in edits {
+        residual.blocks[b].items[k] = new;
+    }
+    lower_frame_operands(residual, frame, save.slot);
+    let mut gone = save.pops;
+    gone.push(save.push);
+    gone.sort_unstable_by(|x, y| y.cmp(x));
+    for (b, k) in gone {
+        residual.blocks[b].items.remove(k);
+    }
+    true
+}
+
+/// Gives `d - 4` to every explicit `[esp+d]` operand executed while the
+/// slot at `slot` is pushed (the stack pointer at or below it) that reaches
+/// above the slot.
+fn lower_frame_operands(residual: &mut Residual, frame: &Frame, slot: i32) {
+    for (block, esps) in residual.blocks.iter_mut().zip(&frame.esp) {
+        for (item, &esp) in block.items.iter_mut().zip(esps) {
+            let Item::Instr(ins, _) = item else { continue };
+            if memory_operand(ins).is_none()
+                || ins.mnemonic() == iced_x86::Mnemonic::Lea
+                || ins.memory_base() != Register::ESP
+            {
+                continue;
+            }
+            let d = ins.memory_displacement32() as i32;
+            if esp <= slot && esp.wrapping_add(d) >= slot + 4 {
+                let d = d - 4;
+                ins.set_memory_displacement32(d as u32);
+                ins.set_memory_displ_size(if d == d as i8 as i32 { 1 } else { 4 });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    /// `edi` is pushed, holds an argument, and is popped: `ecx` is free,
+    /// so it takes over and the argument's offset moves down.
+    #[test]
+    fn a_pushed_register_gives_way_to_a_free_scratch_register() {
+        let f = function(|a| {
+            a.push(edi)?;
+            a.mov(edi, dword_ptr(esp + 8))?;
+            a.mov(eax, dword_ptr(edi))?;
+            a.pop(edi)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::free_pushed_registers), @"
+        L0:
+          mov ecx,[esp+4]
+          mov eax,[ecx]
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: every caller-saved register is live while `edi` is,
+    /// and in the second function the restore is not a `pop`.
+    #[test]
+    fn a_pushed_register_stays_when_no_scratch_is_free() {
+        let busy = function(|a| {
+            a.push(edi)?;
+            a.mov(edi, dword_ptr(esp + 8))?;
+            a.mov(eax, dword_ptr(esp + 12))?;
+            a.mov(ecx, dword_ptr(esp + 16))?;
+            a.mov(edx, dword_ptr(edi))?;
+            a.add(edx, ecx)?;
+            a.add(eax, edi)?;
+            a.add(eax, edx)?;
+            a.pop(edi)?;
+            a.ret()
+        });
+        let by_mov = function(|a| {
+            a.push(edi)?;
+            a.mov(edi, dword_ptr(esp + 8))?;
+            a.mov(eax, dword_ptr(edi))?;
+            a.mov(edi, dword_ptr(esp))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(
+            after(busy, super::free_pushed_registers) + &after(by_mov, super::free_pushed_registers),
+            @"
+        L0:
+          push edi
+          mov edi,[esp+8]
+          mov eax,[esp+0Ch]
+          mov ecx,[esp+10h]
+          mov edx,[edi]
+          add edx,ecx
+          add eax,edi
+          add eax,edx
+          pop edi
+          ret
+          exit
+        L0:
+          push edi
+          mov edi,[esp+8]
+          mov eax,[edi]
+          mov edi,[esp]
+          lea esp,[esp+4]
+          ret
+          exit
+        "
+        );
+    }
+}
