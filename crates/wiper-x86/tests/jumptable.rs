@@ -1,8 +1,8 @@
 //! Jump tables resolved by value ranges, on small pieces of code written over
 //! `bf` in `interp-O2` (its tables live in the read-only code segment too).
 
-use wiper_elf::Binary;
-use wiper_testkit::testdata_bin;
+use wiper_elf::{Binary, Symbol, SymbolKind, SymbolTable};
+use wiper_testkit::{real_bin, testdata_bin};
 use wiper_x86::{Disassembler, Function, Successor};
 
 /// `interp-O2` with the code `code(base)` written at `bf`, and `bf`'s address.
@@ -104,4 +104,59 @@ fn every_path_into_the_jump_must_bound_the_index() {
     let (binary, b) = guarded_by_one_path(0);
     let f = Disassembler::new(&binary).function(b).unwrap();
     assert_eq!(cases(&f, b + 9), Some(vec![b + 16, b + 17]));
+}
+
+/// `and eax,3; jmp [eax*4+T]; ret; ret; T: two entries, then two words that
+/// are no code`, with an object symbol of `object_size` bytes at `T` when
+/// given, and the function's address.
+fn masked_index(object_size: Option<u32>) -> (Binary, u32) {
+    let (mut binary, b) = with_code(|b| {
+        let mut code = vec![0x83, 0xe0, 0x03, 0xff, 0x24, 0x85];
+        code.extend((b + 12).to_le_bytes());
+        code.extend([0xc3, 0xc3]);
+        code.extend(words(&[b + 10, b + 11, 0xdead_beef, 0]));
+        code
+    });
+    if let Some(size) = object_size {
+        binary.symbols.push(Symbol {
+            name: "table".into(),
+            addr: b + 12,
+            size,
+            kind: SymbolKind::Object,
+            global: false,
+            table: SymbolTable::Static,
+        });
+    }
+    (binary, b)
+}
+
+#[test]
+fn a_table_that_is_an_object_ends_with_its_symbol() {
+    // The mask allows four entries; the object holds two.
+    let (binary, b) = masked_index(Some(8));
+    let f = Disassembler::new(&binary).function(b).unwrap();
+    assert_eq!(cases(&f, b), Some(vec![b + 10, b + 11]));
+    // Without the symbol, or with one that holds the words after the two
+    // entries, the table reads words that are no code.
+    for size in [None, Some(16)] {
+        let (binary, b) = masked_index(size);
+        let f = Disassembler::new(&binary).function(b).unwrap();
+        assert_eq!(cases(&f, b), None, "object of {size:?} bytes");
+    }
+}
+
+#[test]
+fn vfprintf_step_tables_end_with_their_objects() {
+    // `jmp [eax+edx*4-0x1f74]` indexed by a byte of `jump_table` read at an
+    // index the path does not bound: the step table (`step0_jumps`, 124
+    // bytes) bounds it to its 31 entries.
+    let binary = Binary::open(&real_bin("gzip-glibc")).unwrap();
+    let entry = binary.functions_named("__vfprintf_internal")[0].addr;
+    let f = Disassembler::new(&binary).function(entry).unwrap();
+    let block = f
+        .blocks
+        .values()
+        .find(|b| b.instructions.last().is_some_and(|i| i.ip32() == 0x8099ff6))
+        .unwrap();
+    assert_eq!(cases(&f, block.start).map(|t| t.len()), Some(31));
 }
