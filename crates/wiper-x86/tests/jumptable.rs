@@ -160,3 +160,28 @@ fn vfprintf_step_tables_end_with_their_objects() {
         .unwrap();
     assert_eq!(cases(&f, block.start).map(|t| t.len()), Some(31));
 }
+
+#[test]
+fn ebp_as_an_ordinary_register_keeps_the_frame_slots() {
+    // mov eax,T; sub esp,0x10; mov [esp+4],eax; lea ebp,[ecx*4-0xc];
+    // lea eax,[ebp+edi]; call rt_strlen; cmp edx,1; ja out;
+    // mov ecx,[esp+4]; jmp [ecx+edx*4]; ret; ret; out: ret; ret; T: two
+    // entries. The table's address is known only from its frame slot (the
+    // call forgets what the path stored), and `ebp` holds no frame address.
+    let callee = Binary::open(&testdata_bin("interp-O2")).unwrap();
+    let callee = callee.functions_named("rt_strlen")[0].addr;
+    let (binary, b) = with_code(|b| {
+        let mut code = vec![0xb8];
+        code.extend((b + 44).to_le_bytes());
+        code.extend([0x83, 0xec, 0x10, 0x89, 0x44, 0x24, 0x04]);
+        code.extend([0x8d, 0x2c, 0x8d, 0xf4, 0xff, 0xff, 0xff]);
+        code.extend([0x8d, 0x44, 0x3d, 0x00, 0xe8]);
+        code.extend(callee.wrapping_sub(b + 28).to_le_bytes());
+        code.extend([0x83, 0xfa, 0x01, 0x77, 0x09, 0x8b, 0x4c, 0x24, 0x04]);
+        code.extend([0xff, 0x24, 0x91, 0xc3, 0xc3, 0xc3, 0xc3]);
+        code.extend(words(&[b + 40, b + 41]));
+        code
+    });
+    let f = Disassembler::new(&binary).function(b).unwrap();
+    assert_eq!(cases(&f, b + 33), Some(vec![b + 40, b + 41]));
+}

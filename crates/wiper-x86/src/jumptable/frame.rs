@@ -261,9 +261,17 @@ fn height_after(
         (Mnemonic::Sub, Some(Register::ESP)) => (esp.add(imm().map(i32::wrapping_neg)), ebp),
         (Mnemonic::Add, Some(Register::ESP)) => (esp.add(imm()), ebp),
         (Mnemonic::Lea, Some(r @ (Register::ESP | Register::EBP))) => {
+            let frame = |r: Register| match r {
+                Register::ESP => esp,
+                Register::EBP => ebp,
+                _ => Height::General,
+            };
             let base = match (ins.memory_base(), ins.memory_index()) {
-                (Register::ESP, Register::None) => esp,
-                (Register::EBP, Register::None) => ebp,
+                (b, Register::None) => frame(b),
+                // `lea ebp, [eax*4-0xc]`: no frame address.
+                (b, i) if frame(b) == Height::General && frame(i) == Height::General => {
+                    Height::General
+                }
                 _ => Height::Unknown,
             };
             let v = base.add(Some(ins.memory_displacement32() as i32));
