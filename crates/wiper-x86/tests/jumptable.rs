@@ -185,3 +185,27 @@ fn ebp_as_an_ordinary_register_keeps_the_frame_slots() {
     let f = Disassembler::new(&binary).function(b).unwrap();
     assert_eq!(cases(&f, b + 33), Some(vec![b + 40, b + 41]));
 }
+
+#[test]
+fn a_dynamic_allocation_keeps_the_frame_slots_above_it() {
+    // push ebp; mov ebp,esp; mov eax,T; sub esp,0x10; mov [ebp-8],eax;
+    // sub esp,ecx; lea esi,[esp+0xf]; push esi; call rt_strlen; cmp edx,1;
+    // ja out; mov ecx,[ebp-8]; jmp [ecx+edx*4]; ret; ret; ret; out: leave;
+    // ret; T: two entries. The `alloca` block and the argument pushed
+    // below it lie under the slot holding the table's address.
+    let callee = Binary::open(&testdata_bin("interp-O2")).unwrap();
+    let callee = callee.functions_named("rt_strlen")[0].addr;
+    let (binary, b) = with_code(|b| {
+        let mut code = vec![0x55, 0x89, 0xe5, 0xb8];
+        code.extend((b + 44).to_le_bytes());
+        code.extend([0x83, 0xec, 0x10, 0x89, 0x45, 0xf8]);
+        code.extend([0x29, 0xcc, 0x8d, 0x74, 0x24, 0x0f, 0x56, 0xe8]);
+        code.extend(callee.wrapping_sub(b + 26).to_le_bytes());
+        code.extend([0x83, 0xfa, 0x01, 0x77, 0x09, 0x8b, 0x4d, 0xf8]);
+        code.extend([0xff, 0x24, 0x91, 0xc3, 0xc3, 0xc3, 0xc9, 0xc3, 0xc3, 0xc3]);
+        code.extend(words(&[b + 37, b + 38]));
+        code
+    });
+    let f = Disassembler::new(&binary).function(b).unwrap();
+    assert_eq!(cases(&f, b + 31), Some(vec![b + 37, b + 38]));
+}

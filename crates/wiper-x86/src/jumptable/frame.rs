@@ -12,6 +12,16 @@
 //! slot whose address the function never computes: a slot is invariant only
 //! when it lies below every frame address the function puts into another
 //! register or indexes (arrays grow upwards).
+//!
+//! Below a dynamic allocation (`sub esp, reg`: `alloca`, a variable-length
+//! array) `esp` is only known to be at or below a height
+//! ([`Height::Dynamic`]); a write through it reaches no slot above that
+//! height plus its displacement. gcc keeps a frame pointer in such a
+//! function and addresses its own objects through `ebp`, so an address
+//! formed from `esp` there (`lea esi,[esp+0xf]`, the block allocated) is
+//! taken to point into an allocated block or the outgoing arguments: below
+//! the highest height at which the function allocates. Without a frame
+//! pointer such an address leaves every slot unknown.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +38,10 @@ pub(crate) enum Height {
     /// caller's frame pointer).
     General,
     At(i32),
+    /// Into the frame at or below this height, where some path made a
+    /// dynamic allocation (`sub esp, reg`: `alloca`, a variable-length
+    /// array) and every other path is at or below it too.
+    Dynamic(i32),
     /// Into the frame, but not at the same place on every path.
     Unknown,
 }
@@ -36,16 +50,26 @@ impl Height {
     fn add(self, d: Option<i32>) -> Height {
         match (self, d) {
             (Height::At(h), Some(d)) => Height::At(h.wrapping_add(d)),
+            (Height::Dynamic(h), Some(d)) => Height::Dynamic(h.wrapping_add(d)),
             (Height::General, _) => Height::General,
             _ => Height::Unknown,
         }
     }
 
     fn merge(self, other: Height) -> Height {
-        if self == other {
-            self
-        } else {
-            Height::Unknown
+        match (self, other) {
+            _ if self == other => self,
+            (Height::At(a) | Height::Dynamic(a), Height::Dynamic(b))
+            | (Height::Dynamic(a), Height::At(b)) => Height::Dynamic(a.max(b)),
+            _ => Height::Unknown,
+        }
+    }
+
+    /// `esp` after `sub esp, reg`: below where it was.
+    fn allocate(self) -> Height {
+        match self {
+            Height::At(h) | Height::Dynamic(h) => Height::Dynamic(h),
+            _ => Height::Unknown,
         }
     }
 
@@ -81,6 +105,15 @@ pub(crate) struct Frame {
     /// The lowest frame offset whose address goes into another register (or
     /// is indexed).
     escape: Option<i32>,
+    /// The highest frame offset (exclusive) that a write through `esp`
+    /// below a dynamic allocation may reach.
+    dynamic: Option<i32>,
+    /// The highest height at which the function allocates dynamically.
+    allocation: Option<i32>,
+    /// Whether an address formed from `esp` below a dynamic allocation
+    /// goes into another register: it may reach anything below
+    /// [`Frame::allocation`].
+    dynamic_escape: bool,
 }
 
 impl Frame {
@@ -96,6 +129,9 @@ impl Frame {
             writes: Vec::new(),
             unknown: false,
             escape: None,
+            dynamic: None,
+            allocation: None,
+            dynamic_escape: false,
         };
         let mut work = vec![(entry, (Height::At(0), Height::General))];
         while let Some((start, incoming)) = work.pop() {
@@ -159,6 +195,13 @@ impl Frame {
             ins.op_kind(k) == OpKind::Register
                 && matches!(ins.op_register(k), Register::ESP | Register::EBP)
         };
+        if ins.mnemonic() == Mnemonic::Sub
+            && ins.op0_kind() == OpKind::Register
+            && ins.op0_register() == Register::ESP
+            && immediate(ins).is_none()
+        {
+            self.allocate_at(h.0);
+        }
         let escape = match ins.mnemonic() {
             Mnemonic::Lea if !is_frame_register(0) => {
                 frame_base(ins.memory_base()).add(Some(ins.memory_displacement32() as i32))
@@ -175,7 +218,12 @@ impl Frame {
         };
         match escape {
             Height::At(o) => self.escape_at(o),
-            Height::Unknown => self.unknown = true,
+            // gcc keeps a frame pointer in a function that allocates
+            // dynamically and addresses its own objects through it: an
+            // address from `esp` below an allocation points into the block
+            // allocated or the outgoing arguments below it.
+            Height::Dynamic(_) if matches!(h.1, Height::At(_)) => self.dynamic_escape = true,
+            Height::Dynamic(_) | Height::Unknown => self.unknown = true,
             Height::General => {}
         }
         for m in info.info(ins).used_memory() {
@@ -188,7 +236,12 @@ impl Frame {
             );
             let offset = match frame_base(m.base()) {
                 Height::General => continue,
-                Height::Unknown => {
+                Height::Dynamic(hb) if writes && m.index() == Register::None => {
+                    let end = hb.wrapping_add(m.displacement() as i32);
+                    self.dynamic_below(end.wrapping_add(m.memory_size().size() as i32));
+                    continue;
+                }
+                Height::Dynamic(_) | Height::Unknown => {
                     self.unknown |= writes;
                     continue;
                 }
@@ -215,12 +268,27 @@ impl Frame {
         self.escape = Some(self.escape.map_or(offset, |e| e.min(offset)));
     }
 
+    fn dynamic_below(&mut self, end: i32) {
+        self.dynamic = Some(self.dynamic.map_or(end, |d| d.max(end)));
+    }
+
+    /// Records a dynamic allocation (`sub esp, reg`) at `h`.
+    fn allocate_at(&mut self, h: Height) {
+        if let Height::At(top) | Height::Dynamic(top) = h {
+            self.allocation = Some(self.allocation.map_or(top, |a| a.max(top)));
+        }
+    }
+
     /// The one instruction that writes the 4-byte slot at `offset`, as
     /// `mov [slot], r32`: its block, index and `r32`; `None` unless the slot
     /// holds one value for the whole function.
     pub fn invariant_store(&self, offset: i32) -> Option<((u32, usize), Register)> {
         let (offset, end) = (i64::from(offset), i64::from(offset) + 4);
-        if self.unknown || self.escape.is_some_and(|e| i64::from(e) < end) {
+        if self.unknown
+            || self.escape.is_some_and(|e| i64::from(e) < end)
+            || self.dynamic.is_some_and(|d| offset < i64::from(d))
+            || (self.dynamic_escape && self.allocation.is_some_and(|a| offset < i64::from(a)))
+        {
             return None;
         }
         let mut overlapping = self.writes.iter().filter(|w| {
@@ -234,6 +302,15 @@ impl Frame {
     }
 }
 
+/// The immediate second operand of `ins`, if it has one.
+fn immediate(ins: &Instruction) -> Option<i32> {
+    matches!(
+        ins.op1_kind(),
+        OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate32
+    )
+    .then(|| ins.immediate(1) as i32)
+}
+
 /// Heights after `ins`.
 fn height_after(
     ins: &Instruction,
@@ -241,14 +318,8 @@ fn height_after(
     pops: &dyn Fn(u32) -> Option<u32>,
 ) -> Heights {
     // Only an immediate second operand moves the height by a known amount
-    // (`sub esp,[mem]` or `sub esp,eax` makes it unknown).
-    let imm = || {
-        matches!(
-            ins.op1_kind(),
-            OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate32
-        )
-        .then(|| ins.immediate(1) as i32)
-    };
+    // (`sub esp,[mem]` or `sub esp,eax` allocates dynamically).
+    let imm = || immediate(ins);
     let dest =
         (ins.op_count() > 0 && ins.op0_kind() == OpKind::Register).then(|| ins.op0_register());
     let source =
@@ -258,7 +329,10 @@ fn height_after(
         (Mnemonic::Pop, Some(Register::EBP)) => (esp.add(Some(4)), Height::General),
         (Mnemonic::Pop, Some(Register::ESP)) => (Height::Unknown, ebp),
         (Mnemonic::Pop, _) => (esp.add(Some(4)), ebp),
-        (Mnemonic::Sub, Some(Register::ESP)) => (esp.add(imm().map(i32::wrapping_neg)), ebp),
+        (Mnemonic::Sub, Some(Register::ESP)) => match imm() {
+            Some(k) => (esp.add(Some(k.wrapping_neg())), ebp),
+            None => (esp.allocate(), ebp),
+        },
         (Mnemonic::Add, Some(Register::ESP)) => (esp.add(imm()), ebp),
         (Mnemonic::Lea, Some(r @ (Register::ESP | Register::EBP))) => {
             let frame = |r: Register| match r {
