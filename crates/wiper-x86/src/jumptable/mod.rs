@@ -142,9 +142,9 @@ fn table(
     })
 }
 
-/// The indexes `i` of `range` at which the entry of `size` bytes at `table
-/// + size * i` lies in the data object (an `STT_OBJECT` symbol with a size)
-/// that holds `table`, the address the code indexes: a C program reads no
+/// The indexes `i` of `range` at which the entry of `size` bytes at
+/// `table + size * i` lies in the data object (an `STT_OBJECT` symbol with a
+/// size) that holds `table`, the address the code indexes: a C program reads no
 /// array outside its bounds, so a table that is an object of its own (a
 /// `static const void *disptab[]` of labels, `vfprintf`'s `step0_jumps`)
 /// ends with it, whatever bound the code checks (`i & 0x7f` on 83 opcodes).
