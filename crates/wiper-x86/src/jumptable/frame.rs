@@ -56,11 +56,15 @@ impl Height {
         }
     }
 
-    fn merge(self, other: Height) -> Height {
-        match (self, other) {
-            _ if self == other => self,
-            (Height::At(a) | Height::Dynamic(a), Height::Dynamic(b))
-            | (Height::Dynamic(a), Height::At(b)) => Height::Dynamic(a.max(b)),
+    /// The height at a block's start, `self`, once `incoming` reaches it
+    /// too. Below an allocation it may rise once, from an exact height; a
+    /// height that would rise again (a loop that pops more than it pushes)
+    /// is unknown, so that the fixpoint ends.
+    fn merge(self, incoming: Height) -> Height {
+        match (self, incoming) {
+            _ if self == incoming => self,
+            (Height::At(a), Height::Dynamic(b)) => Height::Dynamic(a.max(b)),
+            (Height::Dynamic(a), Height::At(b) | Height::Dynamic(b)) if b <= a => self,
             _ => Height::Unknown,
         }
     }
@@ -342,11 +346,16 @@ fn height_after(
             };
             let base = match (ins.memory_base(), ins.memory_index()) {
                 (b, Register::None) => frame(b),
-                // `lea ebp, [eax*4-0xc]`: no frame address.
                 (b, i) if frame(b) == Height::General && frame(i) == Height::General => {
                     Height::General
                 }
                 _ => Height::Unknown,
+            };
+            // `lea ebp, [eax*4-0xc]` makes `ebp` an ordinary register;
+            // `esp` computed from one (`lea esp, [ecx-0x4]`) is unknown.
+            let base = match base {
+                Height::General if r == Register::ESP => Height::Unknown,
+                b => b,
             };
             let v = base.add(Some(ins.memory_displacement32() as i32));
             if r == Register::ESP {
@@ -368,5 +377,71 @@ fn height_after(
         (_, Some(Register::ESP)) => (Height::Unknown, ebp),
         (_, Some(Register::EBP)) => (esp, Height::General),
         _ => (esp, ebp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use iced_x86::{Decoder, DecoderOptions};
+
+    use super::{Frame, Height};
+    use crate::{Block, Successor};
+
+    /// Blocks decoded from `(start, bytes, successors)`.
+    fn blocks(code: &[(u32, &[u8], Vec<Successor>)]) -> BTreeMap<u32, Block> {
+        code.iter()
+            .map(|(start, bytes, successors)| {
+                let decoder = Decoder::with_ip(32, bytes, u64::from(*start), DecoderOptions::NONE);
+                let block = Block {
+                    start: *start,
+                    instructions: decoder.into_iter().collect(),
+                    successors: successors.clone(),
+                    jump_table: None,
+                };
+                (*start, block)
+            })
+            .collect()
+    }
+
+    fn frame(code: &[(u32, &[u8], Vec<Successor>)]) -> (Frame, BTreeMap<u32, Block>) {
+        let b = blocks(code);
+        (Frame::new(&b, code[0].0, &|_| Some(0)), b)
+    }
+
+    #[test]
+    fn writes_below_a_dynamic_allocation_reach_up_to_their_bound() {
+        // sub esp,0x10; mov [esp+0xc],eax; mov [esp+4],eax; sub esp,ecx;
+        // mov [esp+8],edx; ret
+        let code: &[u8] = &[
+            0x83, 0xec, 0x10, 0x89, 0x44, 0x24, 0x0c, 0x89, 0x44, 0x24, 0x04, 0x29, 0xcc, 0x89,
+            0x54, 0x24, 0x08, 0xc3,
+        ];
+        let (f, _) = frame(&[(0x1000, code, vec![Successor::Return])]);
+        // `esp + 8` is at most -8: the write ends at -4 at the highest.
+        assert!(f.invariant_store(-4).is_some());
+        assert!(f.invariant_store(-0xc).is_none());
+    }
+
+    #[test]
+    fn a_loop_that_pops_below_an_allocation_ends_unknown() {
+        // sub esp,eax; loop: pop ecx; jmp loop
+        let (f, _) = frame(&[
+            (0x1000, &[0x29, 0xc4], vec![Successor::FallThrough(0x1002)]),
+            (0x1002, &[0x59, 0xeb, 0xfd], vec![Successor::Jump(0x1002)]),
+        ]);
+        assert_eq!(f.heights(0x1000).0, Height::At(0));
+        assert_eq!(f.heights(0x1002).0, Height::Unknown);
+    }
+
+    #[test]
+    fn esp_from_an_ordinary_register_is_unknown() {
+        // sub esp,8; mov [esp+4],eax; lea esp,[ecx-4]; mov [esp],edx; ret
+        let code: &[u8] = &[
+            0x83, 0xec, 0x08, 0x89, 0x44, 0x24, 0x04, 0x8d, 0x61, 0xfc, 0x89, 0x14, 0x24, 0xc3,
+        ];
+        let (f, _) = frame(&[(0x1000, code, vec![Successor::Return])]);
+        assert!(f.invariant_store(-4).is_none());
     }
 }
