@@ -12,6 +12,16 @@
 //! slot whose address the function never computes: a slot is invariant only
 //! when it lies below every frame address the function puts into another
 //! register or indexes (arrays grow upwards).
+//!
+//! Below a dynamic allocation (`sub esp, reg`: `alloca`, a variable-length
+//! array) `esp` is only known to be at or below a height
+//! ([`Height::Dynamic`]); a write through it reaches no slot above that
+//! height plus its displacement. gcc keeps a frame pointer in such a
+//! function and addresses its own objects through `ebp`, so an address
+//! formed from `esp` there (`lea esi,[esp+0xf]`, the block allocated) is
+//! taken to point into an allocated block or the outgoing arguments: below
+//! the highest height at which the function allocates. Without a frame
+//! pointer such an address leaves every slot unknown.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +38,10 @@ pub(crate) enum Height {
     /// caller's frame pointer).
     General,
     At(i32),
+    /// Into the frame at or below this height, where some path made a
+    /// dynamic allocation (`sub esp, reg`: `alloca`, a variable-length
+    /// array) and every other path is at or below it too.
+    Dynamic(i32),
     /// Into the frame, but not at the same place on every path.
     Unknown,
 }
@@ -36,16 +50,30 @@ impl Height {
     fn add(self, d: Option<i32>) -> Height {
         match (self, d) {
             (Height::At(h), Some(d)) => Height::At(h.wrapping_add(d)),
+            (Height::Dynamic(h), Some(d)) => Height::Dynamic(h.wrapping_add(d)),
             (Height::General, _) => Height::General,
             _ => Height::Unknown,
         }
     }
 
-    fn merge(self, other: Height) -> Height {
-        if self == other {
-            self
-        } else {
-            Height::Unknown
+    /// The height at a block's start, `self`, once `incoming` reaches it
+    /// too. Below an allocation it may rise once, from an exact height; a
+    /// height that would rise again (a loop that pops more than it pushes)
+    /// is unknown, so that the fixpoint ends.
+    fn merge(self, incoming: Height) -> Height {
+        match (self, incoming) {
+            _ if self == incoming => self,
+            (Height::At(a), Height::Dynamic(b)) => Height::Dynamic(a.max(b)),
+            (Height::Dynamic(a), Height::At(b) | Height::Dynamic(b)) if b <= a => self,
+            _ => Height::Unknown,
+        }
+    }
+
+    /// `esp` after `sub esp, reg`: below where it was.
+    fn allocate(self) -> Height {
+        match self {
+            Height::At(h) | Height::Dynamic(h) => Height::Dynamic(h),
+            _ => Height::Unknown,
         }
     }
 
@@ -81,6 +109,15 @@ pub(crate) struct Frame {
     /// The lowest frame offset whose address goes into another register (or
     /// is indexed).
     escape: Option<i32>,
+    /// The highest frame offset (exclusive) that a write through `esp`
+    /// below a dynamic allocation may reach.
+    dynamic: Option<i32>,
+    /// The highest height at which the function allocates dynamically.
+    allocation: Option<i32>,
+    /// Whether an address formed from `esp` below a dynamic allocation
+    /// goes into another register: it may reach anything below
+    /// [`Frame::allocation`].
+    dynamic_escape: bool,
 }
 
 impl Frame {
@@ -96,6 +133,9 @@ impl Frame {
             writes: Vec::new(),
             unknown: false,
             escape: None,
+            dynamic: None,
+            allocation: None,
+            dynamic_escape: false,
         };
         let mut work = vec![(entry, (Height::At(0), Height::General))];
         while let Some((start, incoming)) = work.pop() {
@@ -159,6 +199,13 @@ impl Frame {
             ins.op_kind(k) == OpKind::Register
                 && matches!(ins.op_register(k), Register::ESP | Register::EBP)
         };
+        if ins.mnemonic() == Mnemonic::Sub
+            && ins.op0_kind() == OpKind::Register
+            && ins.op0_register() == Register::ESP
+            && immediate(ins).is_none()
+        {
+            self.allocate_at(h.0);
+        }
         let escape = match ins.mnemonic() {
             Mnemonic::Lea if !is_frame_register(0) => {
                 frame_base(ins.memory_base()).add(Some(ins.memory_displacement32() as i32))
@@ -175,7 +222,12 @@ impl Frame {
         };
         match escape {
             Height::At(o) => self.escape_at(o),
-            Height::Unknown => self.unknown = true,
+            // gcc keeps a frame pointer in a function that allocates
+            // dynamically and addresses its own objects through it: an
+            // address from `esp` below an allocation points into the block
+            // allocated or the outgoing arguments below it.
+            Height::Dynamic(_) if matches!(h.1, Height::At(_)) => self.dynamic_escape = true,
+            Height::Dynamic(_) | Height::Unknown => self.unknown = true,
             Height::General => {}
         }
         for m in info.info(ins).used_memory() {
@@ -188,7 +240,12 @@ impl Frame {
             );
             let offset = match frame_base(m.base()) {
                 Height::General => continue,
-                Height::Unknown => {
+                Height::Dynamic(hb) if writes && m.index() == Register::None => {
+                    let end = hb.wrapping_add(m.displacement() as i32);
+                    self.dynamic_below(end.wrapping_add(m.memory_size().size() as i32));
+                    continue;
+                }
+                Height::Dynamic(_) | Height::Unknown => {
                     self.unknown |= writes;
                     continue;
                 }
@@ -215,12 +272,27 @@ impl Frame {
         self.escape = Some(self.escape.map_or(offset, |e| e.min(offset)));
     }
 
+    fn dynamic_below(&mut self, end: i32) {
+        self.dynamic = Some(self.dynamic.map_or(end, |d| d.max(end)));
+    }
+
+    /// Records a dynamic allocation (`sub esp, reg`) at `h`.
+    fn allocate_at(&mut self, h: Height) {
+        if let Height::At(top) | Height::Dynamic(top) = h {
+            self.allocation = Some(self.allocation.map_or(top, |a| a.max(top)));
+        }
+    }
+
     /// The one instruction that writes the 4-byte slot at `offset`, as
     /// `mov [slot], r32`: its block, index and `r32`; `None` unless the slot
     /// holds one value for the whole function.
     pub fn invariant_store(&self, offset: i32) -> Option<((u32, usize), Register)> {
         let (offset, end) = (i64::from(offset), i64::from(offset) + 4);
-        if self.unknown || self.escape.is_some_and(|e| i64::from(e) < end) {
+        if self.unknown
+            || self.escape.is_some_and(|e| i64::from(e) < end)
+            || self.dynamic.is_some_and(|d| offset < i64::from(d))
+            || (self.dynamic_escape && self.allocation.is_some_and(|a| offset < i64::from(a)))
+        {
             return None;
         }
         let mut overlapping = self.writes.iter().filter(|w| {
@@ -234,6 +306,15 @@ impl Frame {
     }
 }
 
+/// The immediate second operand of `ins`, if it has one.
+fn immediate(ins: &Instruction) -> Option<i32> {
+    matches!(
+        ins.op1_kind(),
+        OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate32
+    )
+    .then(|| ins.immediate(1) as i32)
+}
+
 /// Heights after `ins`.
 fn height_after(
     ins: &Instruction,
@@ -241,14 +322,8 @@ fn height_after(
     pops: &dyn Fn(u32) -> Option<u32>,
 ) -> Heights {
     // Only an immediate second operand moves the height by a known amount
-    // (`sub esp,[mem]` or `sub esp,eax` makes it unknown).
-    let imm = || {
-        matches!(
-            ins.op1_kind(),
-            OpKind::Immediate8 | OpKind::Immediate8to32 | OpKind::Immediate32
-        )
-        .then(|| ins.immediate(1) as i32)
-    };
+    // (`sub esp,[mem]` or `sub esp,eax` allocates dynamically).
+    let imm = || immediate(ins);
     let dest =
         (ins.op_count() > 0 && ins.op0_kind() == OpKind::Register).then(|| ins.op0_register());
     let source =
@@ -258,13 +333,29 @@ fn height_after(
         (Mnemonic::Pop, Some(Register::EBP)) => (esp.add(Some(4)), Height::General),
         (Mnemonic::Pop, Some(Register::ESP)) => (Height::Unknown, ebp),
         (Mnemonic::Pop, _) => (esp.add(Some(4)), ebp),
-        (Mnemonic::Sub, Some(Register::ESP)) => (esp.add(imm().map(i32::wrapping_neg)), ebp),
+        (Mnemonic::Sub, Some(Register::ESP)) => match imm() {
+            Some(k) => (esp.add(Some(k.wrapping_neg())), ebp),
+            None => (esp.allocate(), ebp),
+        },
         (Mnemonic::Add, Some(Register::ESP)) => (esp.add(imm()), ebp),
         (Mnemonic::Lea, Some(r @ (Register::ESP | Register::EBP))) => {
+            let frame = |r: Register| match r {
+                Register::ESP => esp,
+                Register::EBP => ebp,
+                _ => Height::General,
+            };
             let base = match (ins.memory_base(), ins.memory_index()) {
-                (Register::ESP, Register::None) => esp,
-                (Register::EBP, Register::None) => ebp,
+                (b, Register::None) => frame(b),
+                (b, i) if frame(b) == Height::General && frame(i) == Height::General => {
+                    Height::General
+                }
                 _ => Height::Unknown,
+            };
+            // `lea ebp, [eax*4-0xc]` makes `ebp` an ordinary register;
+            // `esp` computed from one (`lea esp, [ecx-0x4]`) is unknown.
+            let base = match base {
+                Height::General if r == Register::ESP => Height::Unknown,
+                b => b,
             };
             let v = base.add(Some(ins.memory_displacement32() as i32));
             if r == Register::ESP {
@@ -286,5 +377,71 @@ fn height_after(
         (_, Some(Register::ESP)) => (Height::Unknown, ebp),
         (_, Some(Register::EBP)) => (esp, Height::General),
         _ => (esp, ebp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use iced_x86::{Decoder, DecoderOptions};
+
+    use super::{Frame, Height};
+    use crate::{Block, Successor};
+
+    /// Blocks decoded from `(start, bytes, successors)`.
+    fn blocks(code: &[(u32, &[u8], Vec<Successor>)]) -> BTreeMap<u32, Block> {
+        code.iter()
+            .map(|(start, bytes, successors)| {
+                let decoder = Decoder::with_ip(32, bytes, u64::from(*start), DecoderOptions::NONE);
+                let block = Block {
+                    start: *start,
+                    instructions: decoder.into_iter().collect(),
+                    successors: successors.clone(),
+                    jump_table: None,
+                };
+                (*start, block)
+            })
+            .collect()
+    }
+
+    fn frame(code: &[(u32, &[u8], Vec<Successor>)]) -> (Frame, BTreeMap<u32, Block>) {
+        let b = blocks(code);
+        (Frame::new(&b, code[0].0, &|_| Some(0)), b)
+    }
+
+    #[test]
+    fn writes_below_a_dynamic_allocation_reach_up_to_their_bound() {
+        // sub esp,0x10; mov [esp+0xc],eax; mov [esp+4],eax; sub esp,ecx;
+        // mov [esp+8],edx; ret
+        let code: &[u8] = &[
+            0x83, 0xec, 0x10, 0x89, 0x44, 0x24, 0x0c, 0x89, 0x44, 0x24, 0x04, 0x29, 0xcc, 0x89,
+            0x54, 0x24, 0x08, 0xc3,
+        ];
+        let (f, _) = frame(&[(0x1000, code, vec![Successor::Return])]);
+        // `esp + 8` is at most -8: the write ends at -4 at the highest.
+        assert!(f.invariant_store(-4).is_some());
+        assert!(f.invariant_store(-0xc).is_none());
+    }
+
+    #[test]
+    fn a_loop_that_pops_below_an_allocation_ends_unknown() {
+        // sub esp,eax; loop: pop ecx; jmp loop
+        let (f, _) = frame(&[
+            (0x1000, &[0x29, 0xc4], vec![Successor::FallThrough(0x1002)]),
+            (0x1002, &[0x59, 0xeb, 0xfd], vec![Successor::Jump(0x1002)]),
+        ]);
+        assert_eq!(f.heights(0x1000).0, Height::At(0));
+        assert_eq!(f.heights(0x1002).0, Height::Unknown);
+    }
+
+    #[test]
+    fn esp_from_an_ordinary_register_is_unknown() {
+        // sub esp,8; mov [esp+4],eax; lea esp,[ecx-4]; mov [esp],edx; ret
+        let code: &[u8] = &[
+            0x83, 0xec, 0x08, 0x89, 0x44, 0x24, 0x04, 0x8d, 0x61, 0xfc, 0x89, 0x14, 0x24, 0xc3,
+        ];
+        let (f, _) = frame(&[(0x1000, code, vec![Successor::Return])]);
+        assert!(f.invariant_store(-4).is_none());
     }
 }

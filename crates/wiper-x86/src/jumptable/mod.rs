@@ -22,7 +22,10 @@
 //! (up to [`MAX_BLOCKS`] blocks and [`MAX_PATHS`] paths; a path reaching the
 //! function's entry unbounded leaves the jump unresolved). The table is the
 //! hull of the ranges of all paths; a path whose range reads entries that are
-//! no code of the function is extended in the hope of a tighter bound.
+//! no code of the function is extended in the hope of a tighter bound. A
+//! table (of targets or of bytes) that is a data object with a symbol ends
+//! with that object ([`within_object`]): Lua's `disptab` of 83 labels is
+//! indexed by `i & 0x7f`, glibc's `vfprintf` step tables by a byte.
 //!
 //! Two facts hold for the whole function rather than one path: registers
 //! that have one constant value at a block's start (constant propagation: a
@@ -51,7 +54,8 @@ mod shape;
 mod value;
 
 use iced_x86::Instruction;
-use wiper_elf::Binary;
+use range::Circ;
+use wiper_elf::{Binary, Symbol, SymbolKind};
 
 pub(crate) use search::Graph;
 use search::{search, Step};
@@ -113,13 +117,14 @@ fn table(
     shape: Shape,
     accept: &dyn Fn(u32) -> bool,
 ) -> Option<JumpTable> {
-    let count = shape.range.len();
+    let range = within_object(binary, shape.table, 4, shape.range);
+    let count = range.len();
     if count > u64::from(MAX_ENTRIES) {
         return None;
     }
     let first = shape
         .table
-        .wrapping_add((shape.range.start() as u32).wrapping_mul(4));
+        .wrapping_add((range.start() as u32).wrapping_mul(4));
     let mut targets = Vec::with_capacity(count as usize);
     for i in 0..count as u32 {
         let t = read_constant(binary, first.wrapping_add(4 * i), 4)?
@@ -135,6 +140,32 @@ fn table(
         relative_to: shape.plus,
         targets,
     })
+}
+
+/// The indexes `i` of `range` at which the entry of `size` bytes at
+/// `table + size * i` lies in the data object (an `STT_OBJECT` symbol with a
+/// size) that holds `table`, the address the code indexes: a C program reads no
+/// array outside its bounds, so a table that is an object of its own (a
+/// `static const void *disptab[]` of labels, `vfprintf`'s `step0_jumps`)
+/// ends with it, whatever bound the code checks (`i & 0x7f` on 83 opcodes).
+/// All of `range` unless one object holds both `table` and the first entry
+/// of `range`: gcc's `switch` tables have no symbol, and the address the
+/// code indexes of one biased by its smallest case may fall in the object
+/// before it.
+pub(super) fn within_object(binary: &Binary, table: u32, size: u32, range: Circ) -> Circ {
+    let first = table.wrapping_add(size.wrapping_mul(range.start() as u32));
+    let holds = |s: &Symbol, a: u32| a.wrapping_sub(s.addr) < s.size;
+    let object = binary.symbols.iter().find(|s| {
+        s.kind == SymbolKind::Object && s.size >= size && holds(s, table) && holds(s, first)
+    });
+    let Some(o) = object else { return range };
+    let below = (table - o.addr) / size;
+    let above = (o.addr + o.size - table) / size;
+    if above == 0 {
+        return range;
+    }
+    let inside = Circ::interval(u64::from(below.wrapping_neg()), u64::from(above - 1), 32);
+    range.intersect(inside)
 }
 
 /// `size` bytes at `addr` as a little-endian number, when they are constant:

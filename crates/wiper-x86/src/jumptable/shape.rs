@@ -8,7 +8,7 @@ use iced_x86::{Instruction, OpKind};
 use super::eval::Eval;
 use super::range::Circ;
 use super::value::{Lin, Src, Value};
-use super::{read_constant, MAX_ENTRIES};
+use super::{read_constant, within_object, MAX_ENTRIES};
 
 /// Where a path says the jump's targets are: entry `u` is the word at
 /// `table + 4 * u` (modulo 2^32), `u` in `range`; the target is the word plus
@@ -215,7 +215,7 @@ fn table_values(ev: &Eval<'_>, addr: Value, size: u32, depth: u32) -> Option<Cir
     split_address(addr, size, ev.binary().got)
         .into_iter()
         .find_map(|(table, index)| {
-            let range = index_range(ev, index, depth)?;
+            let range = within_object(ev.binary(), table, size, index_range(ev, index, depth)?);
             let (mut min, mut max) = (u32::MAX, 0);
             for i in 0..range.len() {
                 let u = range.start().wrapping_add(i) as u32;
