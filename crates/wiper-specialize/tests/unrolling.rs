@@ -101,3 +101,20 @@ fn a_pointer_loop_under_dynamic_control_stays_a_loop() {
         assert!(items <= 30, "{o}: {items} residual items");
     }
 }
+
+#[test]
+fn a_binary_search_over_a_static_table_becomes_a_decision_tree() {
+    // bsearch_tab(sorted16, 16, key): lo and hi change under the dynamic
+    // compares with the key, but they narrow the interval, each step at most
+    // half the one before: a tree of depth 5, not a counter. No loop is
+    // left and nothing is generalized.
+    let statics = [
+        "arg0=@i32:-50,-7,0,3,8,13,21,34,55,89,144,233,377,610,987,1597",
+        "arg1=16",
+    ];
+    for o in opt_levels() {
+        let s = specialize_in(&format!("arrays-{o}"), "bsearch_tab", &statics);
+        assert_eq!(s.stats.restarts, 0, "{o}: {:?}", s.stats);
+        assert!(!has_backward_branch(&s), "{o}: a residual loop is left");
+    }
+}

@@ -221,6 +221,8 @@ struct Visit<'a> {
     /// How many points the walk back from the current state had passed
     /// when it met this visit (`usize::MAX` for the current state itself).
     walked: usize,
+    /// Residual items when the visit was made.
+    items: usize,
 }
 
 /// Most locations one whistle generalizes at once (a loop's counters and
@@ -415,6 +417,7 @@ impl Specializer<'_> {
             store: &state.store,
             dyn_branches: state.dyn_branches,
             walked: usize::MAX,
+            items: self.run.items,
         }];
         let mut walked: Vec<&Point> = Vec::new();
         let mut cur = state.parent;
@@ -430,6 +433,7 @@ impl Specializer<'_> {
                     store: &e.store,
                     dyn_branches: e.dyn_branches,
                     walked: walked.len(),
+                    items: e.items_at,
                 });
                 if chain.len() > most {
                     break;
@@ -459,6 +463,15 @@ impl Specializer<'_> {
             return None;
         }
         if holds_stack_address(chain.iter().map(|v| v.store), &d) {
+            return None;
+        }
+        // A search narrowing an interval (binary search over a static
+        // table): the changing values converge, each step at most half the
+        // one before, so every path ends within logarithmically many
+        // turns. Unrolled, while that costs little code.
+        let visits = &chain[..=same_diff];
+        let cost = self.run.items - visits[visits.len() - 1].items;
+        if cost <= UNROLL_CODE_BUDGET && converges(visits.iter().map(|v| v.store), &d) {
             return None;
         }
         Some(d)
@@ -587,6 +600,55 @@ fn holds_stack_address<'s>(stores: impl Iterator<Item = &'s Store>, locs: &[GenL
         }),
         _ => false,
     })
+}
+
+/// Whether the locations `locs` converge over `stores` (visits of one
+/// point, newest first; the oldest may not know them yet and are left
+/// out): over the newest three or more visits where every location holds a
+/// constant, no location's steps from visit to visit grow, and one
+/// location's newest step is at most half its oldest. Binary search: `lo`
+/// steps 1, 1, 2, 4 and `mid` 1, 2, 4. A counter (1, 1, 1) and a pointer
+/// walking (4, 4, 4) do not converge; a loop that does only stays unrolled
+/// for logarithmically many turns.
+fn converges<'s>(stores: impl Iterator<Item = &'s Store>, locs: &[GenLoc]) -> bool {
+    let known: Vec<Vec<u32>> = stores
+        .map_while(|s| locs.iter().map(|&g| constant_at(s, g)).collect())
+        .collect();
+    if known.len() < 3 {
+        return false;
+    }
+    let mut shrinking = false;
+    for i in 0..locs.len() {
+        let steps: Vec<u32> = known
+            .windows(2)
+            .map(|w| (w[0][i].wrapping_sub(w[1][i]) as i32).unsigned_abs())
+            .collect();
+        if steps.windows(2).any(|w| w[0] > w[1]) {
+            return false;
+        }
+        shrinking |= steps[0].saturating_mul(2) <= steps[steps.len() - 1];
+    }
+    shrinking
+}
+
+/// The constant `store` knows at `loc`, if it knows one.
+fn constant_at(store: &Store, loc: GenLoc) -> Option<u32> {
+    match loc {
+        GenLoc::Reg(r) => match store.reg(r)?.value {
+            SVal::Const(c) => Some(c as u32),
+            SVal::Addr(..) => None,
+        },
+        GenLoc::Flag(_) => None,
+        GenLoc::Word(region, off) => {
+            let bytes: Option<Vec<crate::state::Byte>> = (0..4)
+                .map(|i| store.mem.get((region, off + i)).map(|k| k.value))
+                .collect();
+            match crate::state::join_bytes(&bytes?)? {
+                SVal::Const(c) => Some(c as u32),
+                SVal::Addr(..) => None,
+            }
+        }
+    }
 }
 
 /// Drops the registers and flags dead on entry to `info` (with the copy
