@@ -200,14 +200,39 @@ impl RunState {
         let (Some(from), Some(ids)) = (from, self.by_point.get(point)) else {
             return Vec::new();
         };
-        let depth = self.entries[from].depth;
-        ids.iter()
-            .rev()
-            .filter(|&&id| id <= from && self.entries[id].depth <= depth)
-            .filter(|&&id| self.ancestor_at(from, self.entries[id].depth) == id)
-            .take(most)
-            .copied()
-            .collect()
+        // A loop's head has its visits close together on the path: walk it
+        // back a little first. Scanning the point's visits instead costs an
+        // ancestor test for each, and in a tree unrolled through dynamic
+        // branches most of them lie on other paths.
+        let mut near = Vec::new();
+        let mut cur = Some(from);
+        for _ in 0..PATH_WALK {
+            let Some(id) = cur else {
+                return near; // the whole path was walked
+            };
+            if self.entries[id].point == *point {
+                near.push(id);
+                if near.len() == most {
+                    return near;
+                }
+            }
+            cur = self.entries[id].parent;
+        }
+        // The rest of the path lies at or above `rest`, whose ancestors
+        // were all created before it: only older visits are candidates.
+        let Some(rest) = cur else { return near };
+        let depth = self.entries[rest].depth;
+        let older = ids.partition_point(|&id| id <= rest);
+        near.extend(
+            ids[..older]
+                .iter()
+                .rev()
+                .filter(|&&id| self.entries[id].depth <= depth)
+                .filter(|&&id| self.ancestor_at(rest, self.entries[id].depth) == id)
+                .take(most - near.len())
+                .copied(),
+        );
+        near
     }
 }
 
@@ -224,6 +249,10 @@ struct Visit<'a> {
     /// Residual items when the visit was made.
     items: usize,
 }
+
+/// Points of the path walked back before the visits of a point are looked
+/// up by ancestor tests instead (see `RunState::visits_on_path`).
+const PATH_WALK: usize = 256;
 
 /// Most locations one whistle generalizes at once (a loop's counters and
 /// the values derived from them).
