@@ -21,7 +21,8 @@
 //!    `imul` from a register that holds it.
 //! 3. **Dead-code elimination** ([`cleanup`]): items whose results are never
 //!    read go.
-//! 4. **Peepholes** ([`stack`], [`peephole`]): merged stack-pointer
+//! 4. **Peepholes** ([`address`], [`stack`], [`peephole`]): address
+//!    computations folded into memory operands, merged stack-pointer
 //!    adjustments, values passed through the stack as moves, register
 //!    swaps, two-address arithmetic, redundant `test`s, folded loads and
 //!    address arithmetic.
@@ -57,6 +58,7 @@
 //! the residual to an observer after each one (by the names in
 //! [`PASS_NAMES`]); the processor tests check every intermediate residual.
 
+mod address;
 mod affine;
 mod borrow;
 mod branches;
@@ -128,6 +130,7 @@ pub const PASS_NAMES: &[&str] = &[
     "affine",
     "dead",
     "overwritten_parts",
+    "address",
     "stack",
     "peephole",
     "offsets",
@@ -326,7 +329,9 @@ fn clean_up(
         }) | step(residual, observe, "overwritten_parts", |r| {
             cleanup::eliminate_overwritten_parts(r, calc)
         });
-        let rewritten = step(residual, observe, "stack", stack::run)
+        let rewritten = step(residual, observe, "address", |r| {
+            address::fold_addresses(r, calc)
+        }) | step(residual, observe, "stack", stack::run)
             | step(residual, observe, "peephole", |r| peephole::run(r, calc))
             | step(residual, observe, "offsets", |r| {
                 offsets::fold_offsets(r, calc)

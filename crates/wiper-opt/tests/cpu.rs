@@ -1735,8 +1735,10 @@ fn affine_rewrites_agree_with_the_originals_on_the_processor() {
     passes_fired(
         &changes,
         // observed on 2026-12-04: affine 283, overwritten_parts 553,
-        // dead 782, offsets 203, copies 226, peephole 29, unframe 24
+        // dead 782, offsets 203, copies 226, peephole 29, unframe 24;
+        // with the address folding: address 653, affine 755
         &[
+            ("address", 555),
             ("affine", 240),
             ("overwritten_parts", 470),
             ("dead", 664),

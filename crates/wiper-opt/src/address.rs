@@ -1,0 +1,263 @@
+//! Addressing-mode folding, local to a block. The specializer computes
+//! addresses the way the original code at -O0 did, one operation at a time
+//! (`imul edx,ebp,4; mov eax,ebx; add eax,edx; mov eax,[eax]`); when a
+//! memory operand's base register holds `base + index*scale + disp` of
+//! registers that still hold their values, the operand becomes that
+//! address (`mov eax,[ebx+ebp*4]`) and the computation is left to
+//! dead-code elimination.
+//!
+//! A register's address form comes from `mov r,s`, `lea r,[...]`, `imul
+//! r,s,k` (k = 1, 2, 4 or 8), and `add r,s` or `add`/`sub r,imm` on a
+//! register that has one; any other write forgets it, and a form is used
+//! only while none of its registers was written since.
+
+use iced_x86::{Code, Instruction, OpKind, Register};
+use wiper_residual::{Item, Residual};
+use wiper_x86::Reg;
+
+use crate::effects::{displacement_size, memory_operand, EffectsOf};
+
+/// `base + index*scale + disp`, with the write counts of its registers when
+/// it was formed.
+#[derive(Clone, Copy, Debug)]
+struct Form {
+    base: Option<(Register, u32)>,
+    index: Option<(Register, u32, u32)>,
+    disp: i32,
+}
+
+/// The forms of the eight registers and how often each was written.
+#[derive(Default)]
+struct Forms {
+    form: [Option<Form>; 8],
+    writes: [u32; 8],
+}
+
+/// The index of a 32-bit general register other than `esp`.
+fn slot(r: Register) -> Option<usize> {
+    if !r.is_gpr32() || r == Register::ESP {
+        return None;
+    }
+    Reg::from_iced(r).map(Reg::index)
+}
+
+impl Forms {
+    /// `r` as a base operand, stamped with its write count.
+    fn reg(&self, r: Register) -> Option<(Register, u32)> {
+        slot(r).map(|i| (r, self.writes[i]))
+    }
+
+    /// Whether every register of `f` still holds the value it had.
+    fn valid(&self, f: &Form) -> bool {
+        let holds = |r: Register, w: u32| slot(r).is_some_and(|i| self.writes[i] == w);
+        f.base.is_none_or(|(r, w)| holds(r, w)) && f.index.is_none_or(|(r, _, w)| holds(r, w))
+    }
+
+    /// The form of `r`, or `r` itself as a base.
+    fn of(&self, r: Register) -> Option<Form> {
+        let i = slot(r)?;
+        match self.form[i] {
+            Some(f) if self.valid(&f) => Some(f),
+            _ => Some(Form {
+                base: self.reg(r),
+                index: None,
+                disp: 0,
+            }),
+        }
+    }
+
+    /// The form `ins` gives its destination, if it is one of the forms
+    /// the module docs list.
+    fn formed(&self, ins: &Instruction) -> Option<Form> {
+        let dst = ins.op0_register();
+        match ins.code() {
+            Code::Mov_r32_rm32 | Code::Mov_rm32_r32 if ins.op1_kind() == OpKind::Register => {
+                self.of(ins.op1_register())
+            }
+            Code::Lea_r32_m => {
+                let base = match ins.memory_base() {
+                    Register::None => None,
+                    b => Some(self.reg(b)?),
+                };
+                let index = match ins.memory_index() {
+                    Register::None => None,
+                    i => Some((i, ins.memory_index_scale(), self.reg(i)?.1)),
+                };
+                Some(Form {
+                    base,
+                    index,
+                    disp: ins.memory_displacement32() as i32,
+                })
+            }
+            Code::Imul_r32_rm32_imm8 | Code::Imul_r32_rm32_imm32
+                if ins.op1_kind() == OpKind::Register
+                    && matches!(ins.immediate(2), 1 | 2 | 4 | 8) =>
+            {
+                let s = ins.op1_register();
+                Some(Form {
+                    base: None,
+                    index: Some((s, ins.immediate(2) as u32, self.reg(s)?.1)),
+                    disp: 0,
+                })
+            }
+            Code::Add_r32_rm32 | Code::Add_rm32_r32 if ins.op1_kind() == OpKind::Register => {
+                let f = self.of(dst)?;
+                let s = ins.op1_register();
+                let other = self.of(s)?;
+                add_forms(f, other)
+            }
+            Code::Add_rm32_imm8 | Code::Add_rm32_imm32 | Code::Add_EAX_imm32 => {
+                let f = self.of(dst)?;
+                Some(Form {
+                    disp: f.disp.wrapping_add(ins.immediate(1) as i32),
+                    ..f
+                })
+            }
+            Code::Sub_rm32_imm8 | Code::Sub_rm32_imm32 | Code::Sub_EAX_imm32 => {
+                let f = self.of(dst)?;
+                Some(Form {
+                    disp: f.disp.wrapping_sub(ins.immediate(1) as i32),
+                    ..f
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `a + b` as one address form, if it has at most a base and a scaled
+/// index.
+fn add_forms(a: Form, b: Form) -> Option<Form> {
+    let disp = a.disp.wrapping_add(b.disp);
+    let as_index = |f: &Form| -> Option<(Register, u32, u32)> {
+        match (f.base, f.index) {
+            (Some((r, w)), None) => Some((r, 1, w)),
+            (None, Some(i)) => Some(i),
+            _ => None,
+        }
+    };
+    match (a.base, a.index, b.base, b.index) {
+        (Some(base), None, _, _) => Some(Form {
+            base: Some(base),
+            index: Some(as_index(&b)?),
+            disp,
+        }),
+        (None, Some(index), Some(base), None) => Some(Form {
+            base: Some(base),
+            index: Some(index),
+            disp,
+        }),
+        (None, None, _, _) => Some(Form { disp, ..b }),
+        _ => None,
+    }
+}
+
+/// `ins` with its memory operand `[r + d]` replaced by `f + d`, when the
+/// operand is just a base register `r` and a displacement.
+fn folded(ins: &Instruction, forms: &Forms) -> Option<Instruction> {
+    memory_operand(ins)?;
+    let r = ins.memory_base();
+    if ins.memory_index() != Register::None || slot(r).is_none() {
+        return None;
+    }
+    let f = forms.form[slot(r)?].filter(|f| forms.valid(f))?;
+    if f.index.is_some_and(|(i, _, _)| i == Register::ESP) || f.base.is_none() && f.index.is_none()
+    {
+        return None;
+    }
+    let disp = f.disp.wrapping_add(ins.memory_displacement32() as i32);
+    let mut new = *ins;
+    new.set_memory_base(f.base.map_or(Register::None, |b| b.0));
+    let (index, scale) = f.index.map_or((Register::None, 1), |(i, s, _)| (i, s));
+    new.set_memory_index(index);
+    new.set_memory_index_scale(scale);
+    new.set_memory_displacement32(disp as u32);
+    new.set_memory_displ_size(if f.base.is_none() {
+        4 // no base: always a 32-bit displacement
+    } else {
+        displacement_size(disp)
+    });
+    Some(new)
+}
+
+/// Folds address computations into memory operands (see the module docs);
+/// returns whether anything changed.
+pub fn fold_addresses(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
+    let mut changed = false;
+    for block in &mut residual.blocks {
+        let mut forms = Forms::default();
+        for item in &mut block.items {
+            if let Item::Instr(ins, _) = item {
+                if let Some(new) = folded(ins, &forms) {
+                    *ins = new;
+                    changed = true;
+                }
+            }
+            let formed = match item {
+                Item::Instr(ins, _) => forms.formed(ins).map(|f| (ins.op0_register(), f)),
+                _ => None,
+            };
+            let defs = calc.item(item, None).defs;
+            for i in 0..8 {
+                if defs & (1 << i) != 0 {
+                    forms.writes[i] += 1;
+                    forms.form[i] = None;
+                }
+            }
+            if let Some((dst, f)) = formed {
+                if let Some(i) = slot(dst) {
+                    forms.form[i] = Some(f);
+                }
+            }
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::{after, function};
+
+    #[test]
+    fn an_address_computed_step_by_step_becomes_an_operand() {
+        let f = function(|a| {
+            a.imul_3(edx, ebp, 4)?;
+            a.mov(eax, ebx)?;
+            a.add(eax, edx)?;
+            a.mov(ecx, dword_ptr(eax))?;
+            a.lea(edx, ptr(ebp + 1))?;
+            a.mov(dword_ptr(edx), ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_addresses), @"
+        L0:
+          imul edx,ebp,4
+          mov eax,ebx
+          add eax,edx
+          mov ecx,[ebx+ebp*4]
+          lea edx,[ebp+1]
+          mov [ebp+1],ecx
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: a register of the form is written before the use, and
+    /// a product by 3 is no scale.
+    #[test]
+    fn stale_or_unencodable_forms_stay() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            a.add(eax, edx)?;
+            a.inc(ebx)?;
+            a.mov(ecx, dword_ptr(eax))?;
+            a.imul_3(edx, ebp, 3)?;
+            a.mov(ecx, dword_ptr(edx))?;
+            a.ret()
+        });
+        let text = crate::testutil::listing(&f);
+        assert_eq!(after(f, super::fold_addresses), text);
+    }
+}
