@@ -50,7 +50,7 @@ impl Forms {
     /// Whether every register of `f` still holds the value it had.
     fn valid(&self, f: &Form) -> bool {
         let holds = |r: Register, w: u32| slot(r).is_some_and(|i| self.writes[i] == w);
-        f.base.is_none_or(|(r, w)| holds(r, w)) && f.index.is_none_or(|(r, _, w)| holds(r, w))
+        f.base.map_or(true, |(r, w)| holds(r, w)) && f.index.map_or(true, |(r, _, w)| holds(r, w))
     }
 
     /// The form of `r`, or `r` itself as a base.
