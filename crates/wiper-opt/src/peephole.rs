@@ -14,6 +14,8 @@
 //!   flags are dead after;
 //! - `movzx r,x; OP rl; mov x,rl` becomes `OP x` and `movzx r,x; test rl,rl`
 //!   becomes `test x,x` (or `cmp byte x,0`) when `r` is dead after;
+//! - `movzx r,b; X` with `X` reading only `rl` reads `b` instead when `r`
+//!   is dead after `X`;
 //! - `movzx r,rl` (the low byte of `r` itself) goes when the next
 //!   instruction reads only that byte of `r` and `r` is dead after it.
 
@@ -135,6 +137,41 @@ fn rewrite(s: &Site<'_>, calc: &mut EffectsOf, keep: &mut Vec<Item>) -> Option<u
         .or_else(|| add_into_address(s, calc, keep))
         .or_else(|| drop_redundant_test(s, keep))
         .or_else(|| imul_by_one(s, keep))
+        .or_else(|| extended_byte_source(s, calc, keep))
+}
+
+/// `movzx r,b; X` where `X` reads only the low byte of `r` becomes `X`
+/// reading the byte register `b` itself, when `r` is dead after `X` and `X`
+/// names the low byte as an explicit register operand (`movzx ecx,al;
+/// movzx edx,cl` is `movzx edx,al`; `movzx edx,al; mov [ebp],dl` is
+/// `mov [ebp],al`).
+fn extended_byte_source(s: &Site<'_>, calc: &mut EffectsOf, keep: &mut Vec<Item>) -> Option<usize> {
+    let [Item::Instr(ext, _), Item::Instr(x, origin), ..] = s.window else {
+        return None;
+    };
+    if ext.code() != Code::Movzx_r32_rm8 || ext.op1_kind() != OpKind::Register {
+        return None;
+    }
+    let (r, b) = (ext.op0_register(), ext.op1_register());
+    let rl = low_byte(r)?;
+    if is_live(s.out[s.k + 1], r) || !reads_only_low_byte(calc, x, r) {
+        return None;
+    }
+    let mut new = *x;
+    let mut named = false;
+    for k in 0..x.op_count() {
+        if x.op_kind(k) == OpKind::Register && x.op_register(k) == rl {
+            new.set_op_register(k, b);
+            named = true;
+        }
+    }
+    let in_address =
+        x.memory_base().full_register32() == r || x.memory_index().full_register32() == r;
+    if !named || in_address {
+        return None;
+    }
+    keep.push(Item::Instr(new, *origin));
+    Some(2)
 }
 
 /// `mov t,a; mov a,b; mov b,t` becomes `xchg a,b` (plus `mov t,b` if `t` is live).
@@ -796,6 +833,31 @@ mod tests {
         L0:
           mov eax,ebx
           mov edx,[esi+8]
+          ret
+          exit
+        ");
+    }
+
+    #[test]
+    fn a_zero_extended_byte_is_read_where_it_came_from() {
+        let f = function(|a| {
+            a.movzx(ecx, al)?;
+            a.movzx(edx, cl)?;
+            a.mov(byte_ptr(ebp), dl)?;
+            a.movzx(ecx, bl)?;
+            a.add(cl, 1)?;
+            a.mov(byte_ptr(ebp + 1), cl)?;
+            a.ret()
+        });
+        // One rewrite per run (the optimizer repeats it); `add cl,1`
+        // writes the byte, so `bl` cannot stand for it.
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          movzx edx,al
+          mov [ebp],dl
+          movzx ecx,bl
+          add cl,1
+          mov [ebp+1],cl
           ret
           exit
         ");
