@@ -34,7 +34,14 @@
 //!    and self-loops with a known small trip count are unrolled
 //!    ([`unroll`]); they alternate with passes 0 and 2 to 4 while they
 //!    change things.
-//! 8. **Offset folding** ([`offsets`]) and **powers** ([`powers`]), with
+//! 8. **Register moves** ([`moves`]) and **loop headers** ([`tails`]):
+//!    from here on the clean-up (passes 2 to 4) also re-emits each run of
+//!    register copies, swaps and additions in a block as the fewest
+//!    instructions that leave the same values (a parallel assignment), and
+//!    a rotated loop's small header is copied into the body block that
+//!    jumps to it where that makes the loop shorter (the loop is then one
+//!    block); then pass 7 again.
+//! 9. **Offset folding** ([`offsets`]) and **powers** ([`powers`]), with
 //!    the peepholes: pointer increments move into the displacements of the
 //!    loads that follow, and chains of products become square-and-multiply.
 //!
@@ -59,11 +66,13 @@ mod counted;
 mod effects;
 mod frame;
 mod liveness;
+mod moves;
 mod offsets;
 mod peephole;
 mod powers;
 mod promote;
 mod scratch;
+mod tails;
 mod unframe;
 mod unroll;
 
@@ -94,6 +103,10 @@ pub struct OptStats {
     pub unrolled_loops: usize,
     /// Recomputations removed and writes strength-reduced by [`affine`].
     pub affine_rewrites: usize,
+    /// Runs of register moves re-emitted shorter by [`moves`].
+    pub recompacted_runs: usize,
+    /// Loop headers copied into the body that jumps to them ([`tails`]).
+    pub duplicated_headers: usize,
     /// Residual items before.
     pub items_before: usize,
     /// Residual items after.
@@ -114,6 +127,7 @@ pub const PASS_NAMES: &[&str] = &[
     "promote",
     "copies",
     "affine",
+    "moves",
     "dead",
     "overwritten_parts",
     "peephole",
@@ -122,6 +136,7 @@ pub const PASS_NAMES: &[&str] = &[
     "unframe",
     "scratch",
     "branches",
+    "tails",
     "constants",
     "unroll_distances",
     "counted",
@@ -176,7 +191,8 @@ pub fn optimize_observed(
     });
     // Promotion and clean-up repeat while slots move: copies removed in one
     // round free registers for the next.
-    let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) = (0, 0, 0);
+    let (mut promoted_slots, mut promoted_byte_slots) = (0, 0);
+    let mut rewrites = Rewrites::default();
     for _ in 0..4 {
         let (words, bytes) = step(residual, observe, "promote", |r| {
             frame::analyze(r)
@@ -185,7 +201,7 @@ pub fn optimize_observed(
         });
         promoted_slots += words;
         promoted_byte_slots += bytes;
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        clean_up(residual, &mut calc, observe, &mut rewrites);
         if words == 0 {
             break;
         }
@@ -199,7 +215,7 @@ pub fn optimize_observed(
         frame::analyze(r).is_some_and(|f| unframe::eliminate_frame(r, &f, &mut calc))
     });
     if unframed {
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        clean_up(residual, &mut calc, observe, &mut rewrites);
     }
     // The save is looked for in the entry block.
     step(residual, observe, "cfg", cfg::simplify);
@@ -207,38 +223,33 @@ pub fn optimize_observed(
         scratch::free_saved_registers(r, &mut calc)
     });
     if freed_registers > 0 {
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        clean_up(residual, &mut calc, observe, &mut rewrites);
     }
     let decided_branches = step(residual, observe, "branches", |r| {
         branches::decide_repeated_tests(r, &mut calc)
     });
     if decided_branches > 0 {
         step(residual, observe, "cfg", cfg::simplify);
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        clean_up(residual, &mut calc, observe, &mut rewrites);
     }
-    // Constants and closed loops feed each other: a closed inner loop
-    // leaves its counter known, which may close the loop around it.
-    let (mut folded_constants, mut closed_loops, mut unrolled_loops) = (0, 0, 0);
-    for _ in 0..8 {
-        let folded = step(residual, observe, "constants", |r| {
-            constants::propagate(r, &mut calc)
-        }) + step(residual, observe, "unroll_distances", |r| {
-            unroll::decide_distances(r, &mut calc)
-        });
-        let closed = step(residual, observe, "counted", |r| {
-            counted::close_loops(r, &mut calc)
-        });
-        let unrolled = step(residual, observe, "unroll", |r| {
-            unroll::unroll_loops(r, &mut calc)
-        });
-        if folded + closed + unrolled == 0 {
-            break;
-        }
-        folded_constants += folded;
-        closed_loops += closed;
-        unrolled_loops += unrolled;
+    // Constants and closed loops, then register moves recompacted (after
+    // the constants, which fold more of the code as the specializer wrote
+    // it) and loop headers copied where that pays, then constants and
+    // closed loops again for what those changed.
+    let mut folding = fold_and_close(residual, &mut calc, observe, &mut rewrites);
+    rewrites.recompact = true;
+    let loops = paying_loops(residual);
+    let duplicated_headers = step(residual, observe, "tails", |r| tails::duplicate(r, &loops));
+    if duplicated_headers > 0 {
         step(residual, observe, "cfg", cfg::simplify);
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+    }
+    let moves_before = rewrites.moves;
+    clean_up(residual, &mut calc, observe, &mut rewrites);
+    if duplicated_headers > 0 || rewrites.moves > moves_before {
+        let again = fold_and_close(residual, &mut calc, observe, &mut rewrites);
+        folding.folded += again.folded;
+        folding.closed += again.closed;
+        folding.unrolled += again.unrolled;
     }
     OptStats {
         promoted_slots,
@@ -246,29 +257,116 @@ pub fn optimize_observed(
         unframed,
         decided_branches,
         freed_registers,
-        folded_constants,
-        closed_loops,
-        unrolled_loops,
-        affine_rewrites,
+        folded_constants: folding.folded,
+        closed_loops: folding.closed,
+        unrolled_loops: folding.unrolled,
+        affine_rewrites: rewrites.affine,
+        recompacted_runs: rewrites.moves,
+        duplicated_headers,
         items_before,
         items_after: count(residual),
     }
 }
 
-/// Copy propagation, affine value numbering, dead-code elimination and
-/// peepholes until nothing changes (at most 16 rounds); returns the affine
-/// rewrites.
+/// What [`fold_and_close`] did.
+struct Folding {
+    /// Items and branches rewritten by constant propagation.
+    folded: usize,
+    /// Counted loops closed.
+    closed: usize,
+    /// Loops unrolled.
+    unrolled: usize,
+}
+
+/// Constant propagation, closed counted loops and unrolled loops, with
+/// [`clean_up`] after each round that changed something, until a round
+/// changes nothing (at most 8 rounds). Constants and closed loops feed
+/// each other: a closed inner loop leaves its counter known, which may
+/// close the loop around it.
+fn fold_and_close(
+    residual: &mut Residual,
+    calc: &mut effects::EffectsOf,
+    observe: &mut dyn FnMut(&str, &Residual),
+    rewrites: &mut Rewrites,
+) -> Folding {
+    let mut out = Folding {
+        folded: 0,
+        closed: 0,
+        unrolled: 0,
+    };
+    for _ in 0..8 {
+        let folded = step(residual, observe, "constants", |r| {
+            constants::propagate(r, calc)
+        }) + step(residual, observe, "unroll_distances", |r| {
+            unroll::decide_distances(r, calc)
+        });
+        let closed = step(residual, observe, "counted", |r| {
+            counted::close_loops(r, calc)
+        });
+        let unrolled = step(residual, observe, "unroll", |r| {
+            unroll::unroll_loops(r, calc)
+        });
+        if folded + closed + unrolled == 0 {
+            break;
+        }
+        out.folded += folded;
+        out.closed += closed;
+        out.unrolled += unrolled;
+        step(residual, observe, "cfg", cfg::simplify);
+        clean_up(residual, calc, observe, rewrites);
+    }
+    out
+}
+
+/// The rotated loops whose header copy into the body pays
+/// ([`tails::paying`], with the control-flow cleanup and [`clean_up`] as
+/// the passes that follow; they run on copies of `residual`, unobserved).
+fn paying_loops(residual: &Residual) -> Vec<(wiper_residual::Label, wiper_residual::Label)> {
+    let loops = tails::rotated_loops(residual);
+    if loops.is_empty() {
+        return loops;
+    }
+    let mut calc = effects::EffectsOf::for_residual(residual);
+    tails::paying(residual, &loops, |r| {
+        cfg::simplify(r);
+        let mut rewrites = Rewrites {
+            recompact: true,
+            ..Rewrites::default()
+        };
+        clean_up(r, &mut calc, &mut |_, _| {}, &mut rewrites);
+    })
+}
+
+/// What [`clean_up`] rewrote, summed over its calls.
+#[derive(Default)]
+struct Rewrites {
+    /// Affine rewrites ([`affine::run`]).
+    affine: usize,
+    /// Runs of register moves recompacted ([`moves::run`]).
+    moves: usize,
+    /// Whether [`moves::run`] runs.
+    recompact: bool,
+}
+
+/// Copy propagation, affine value numbering, recompaction of register
+/// moves (once `rewrites.recompact` is set), dead-code elimination and
+/// peepholes until nothing changes (at most 16 rounds); adds the affine
+/// and move rewrites to `rewrites`.
 fn clean_up(
     residual: &mut Residual,
     calc: &mut effects::EffectsOf,
     observe: &mut dyn FnMut(&str, &Residual),
-) -> usize {
-    let mut affine_rewrites = 0;
+    rewrites: &mut Rewrites,
+) {
     for _ in 0..16 {
         let copied = step(residual, observe, "copies", |r| {
             cleanup::propagate_copies(r, calc)
         });
         let reduced = step(residual, observe, "affine", |r| affine::run(r, calc));
+        let recompacted = match rewrites.recompact {
+            true => step(residual, observe, "moves", |r| moves::run(r, calc)),
+            false => 0,
+        };
         let removed = step(residual, observe, "dead", |r| {
             cleanup::eliminate_dead(r, calc, None)
         }) | step(residual, observe, "overwritten_parts", |r| {
@@ -281,10 +379,10 @@ fn clean_up(
             | step(residual, observe, "powers", |r| {
                 powers::shorten_power_chains(r, calc)
             });
-        affine_rewrites += reduced;
-        if !copied && reduced == 0 && !removed && !rewritten {
+        rewrites.affine += reduced;
+        rewrites.moves += recompacted;
+        if !copied && reduced == 0 && recompacted == 0 && !removed && !rewritten {
             break;
         }
     }
-    affine_rewrites
 }
