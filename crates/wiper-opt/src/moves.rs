@@ -209,10 +209,12 @@ fn kept(run: &Run<'_>) -> Vec<Instruction> {
 type Code = Vec<(Origin, Instruction)>;
 
 /// What a run computes: the forms it leaves, its opaque instruction (with
-/// its origin), and the origin of each register's last writer.
+/// its origin, and the origin of the value of its first operand), and
+/// where each register's value was computed (copies and swaps pass their
+/// source's origin on; `None` for an entry value).
 struct Effect {
     regs: [Linear; 8],
-    opaque: Option<(Opaque, Origin)>,
+    opaque: Option<(Opaque, Origin, Option<Origin>)>,
     origin: [Option<Origin>; 8],
 }
 
@@ -225,14 +227,27 @@ fn effect(items: &[Item]) -> Option<Effect> {
         let Item::Instr(ins, o) = item else {
             return None;
         };
-        let before = regs;
+        let before = (regs, origin);
         if interpret(&mut regs, ins).is_none() {
             let op = Opaque::of(ins, &regs)?;
+            let first = gpr(ins.op0_register()).and_then(|r| origin[r]);
             op.step(&mut regs, ins)?;
-            opaque = Some((op, *o));
+            opaque = Some((op, *o, first));
         }
-        for r in (0..8).filter(|&r| regs[r] != before[r]) {
-            origin[r] = Some(*o);
+        let source = |k: u32| match ins.op_kind(k) {
+            OpKind::Register => gpr(ins.op_register(k)),
+            _ => None,
+        };
+        let copied = match ins.mnemonic() {
+            Mnemonic::Mov | Mnemonic::Xchg => source(1).zip(source(0)),
+            _ => None,
+        };
+        for r in (0..8).filter(|&r| regs[r] != before.0[r]) {
+            origin[r] = match copied {
+                Some((s, d)) if r == d => before.1[s].or(Some(*o)),
+                Some((s, d)) if r == s => before.1[d].or(Some(*o)),
+                _ => Some(*o),
+            };
         }
     }
     Some(Effect {
@@ -308,7 +323,7 @@ fn recompact(run: &Run<'_>, calc: &mut EffectsOf, encoder: &mut Encoder) -> Opti
 /// holding its second operand.
 fn starts(effect: &Effect, flags_free: bool) -> Vec<(Code, [Linear; 8])> {
     let entry = entry_forms();
-    let Some((op, origin)) = effect.opaque else {
+    let Some((op, origin, first_origin)) = effect.opaque else {
         return vec![(Vec::new(), entry)];
     };
     let mut out = Vec::new();
@@ -322,7 +337,7 @@ fn starts(effect: &Effect, flags_free: bool) -> Vec<(Code, [Linear; 8])> {
             let Some(ins) = one_step(r, op.first, &entry, flags_free).into_iter().next() else {
                 continue;
             };
-            prefix.push((origin, ins));
+            prefix.push((first_origin.unwrap_or(origin), ins));
         }
         let mut regs = entry;
         regs[r] = op.first;
