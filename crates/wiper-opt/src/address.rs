@@ -156,6 +156,9 @@ fn add_forms(a: Form, b: Form) -> Option<Form> {
 /// operand is just a base register `r` and a displacement.
 fn folded(ins: &Instruction, forms: &Forms) -> Option<Instruction> {
     memory_operand(ins)?;
+    if ins.code() == Code::Lea_r32_m {
+        return None; // an address, not an access: the affine passes' domain
+    }
     let r = ins.memory_base();
     if ins.memory_index() != Register::None || slot(r).is_none() {
         return None;

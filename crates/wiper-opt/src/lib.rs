@@ -39,10 +39,17 @@
 //!    only add constants become their closed form,
 //!    and self-loops with a known small trip count are unrolled
 //!    ([`unroll`]); they alternate with passes 0 and 2 to 4 while they
-//!    change things. Then callee-saved registers saved by `push`/`pop`
-//!    (borrowed ones included) give way to caller-saved registers free over
-//!    their live ranges ([`pushed`]).
-//! 8. **Offset folding** ([`offsets`]) and **powers** ([`powers`]), with
+//!    change things.
+//! 8. **Register moves** ([`moves`]) and **loop headers** ([`tails`]):
+//!    from here on the clean-up (passes 2 to 4) also re-emits each run of
+//!    register copies, swaps and additions in a block as the fewest
+//!    instructions that leave the same values (a parallel assignment), and
+//!    a rotated loop's small header is copied into the body block that
+//!    jumps to it where that makes the loop shorter (the loop is then one
+//!    block); then pass 7 again. Last, callee-saved registers saved by
+//!    `push`/`pop` (borrowed ones included) give way to caller-saved
+//!    registers free over their live ranges ([`pushed`]).
+//! 9. **Offset folding** ([`offsets`]) and **powers** ([`powers`]), with
 //!    the peepholes: pointer increments move into the displacements of the
 //!    loads that follow, and chains of products become square-and-multiply.
 //!
@@ -69,6 +76,7 @@ mod counted;
 mod effects;
 mod frame;
 mod liveness;
+mod moves;
 mod offsets;
 mod peephole;
 mod powers;
@@ -76,6 +84,7 @@ mod promote;
 mod pushed;
 mod scratch;
 mod stack;
+mod tails;
 mod unframe;
 mod unroll;
 
@@ -107,6 +116,10 @@ pub struct OptStats {
     pub unrolled_loops: usize,
     /// Recomputations removed and writes strength-reduced by [`affine`].
     pub affine_rewrites: usize,
+    /// Runs of register moves re-emitted shorter by [`moves`].
+    pub recompacted_runs: usize,
+    /// Loop headers copied into the body that jumps to them ([`tails`]).
+    pub duplicated_headers: usize,
     /// Residual items before.
     pub items_before: usize,
     /// Residual items after.
@@ -128,6 +141,7 @@ pub const PASS_NAMES: &[&str] = &[
     "borrow",
     "copies",
     "affine",
+    "moves",
     "dead",
     "overwritten_parts",
     "address",
@@ -139,6 +153,7 @@ pub const PASS_NAMES: &[&str] = &[
     "scratch",
     "pushed",
     "branches",
+    "tails",
     "constants",
     "unroll_distances",
     "counted",
@@ -191,8 +206,9 @@ pub fn optimize_observed(
             cleanup::eliminate_dead(r, &mut calc, Some(&f.slot_of));
         }
     });
-    let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) =
-        promote_slots(residual, &mut calc, observe);
+    let mut rewrites = Rewrites::default();
+    let (mut promoted_slots, mut promoted_byte_slots) =
+        promote_slots(residual, &mut calc, observe, &mut rewrites);
     // Slots that loops still access in memory may take a callee-saved
     // register the residual does not use, saved around the function.
     // One register at a time, while the promotion takes them.
@@ -203,10 +219,9 @@ pub fn optimize_observed(
         if !borrowed {
             break;
         }
-        let (words, bytes, rewrites) = promote_slots(residual, &mut calc, observe);
+        let (words, bytes) = promote_slots(residual, &mut calc, observe, &mut rewrites);
         promoted_slots += words;
         promoted_byte_slots += bytes;
-        affine_rewrites += rewrites;
         if words == 0 {
             break;
         }
@@ -215,7 +230,7 @@ pub fn optimize_observed(
         frame::analyze(r).is_some_and(|f| unframe::eliminate_frame(r, &f, &mut calc))
     });
     if unframed {
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        clean_up(residual, &mut calc, observe, &mut rewrites);
     }
     // The save is looked for in the entry block.
     step(residual, observe, "cfg", cfg::simplify);
@@ -223,38 +238,33 @@ pub fn optimize_observed(
         scratch::free_saved_registers(r, &mut calc)
     });
     if freed_registers > 0 {
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        clean_up(residual, &mut calc, observe, &mut rewrites);
     }
     let decided_branches = step(residual, observe, "branches", |r| {
         branches::decide_repeated_tests(r, &mut calc)
     });
     if decided_branches > 0 {
         step(residual, observe, "cfg", cfg::simplify);
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        clean_up(residual, &mut calc, observe, &mut rewrites);
     }
-    // Constants and closed loops feed each other: a closed inner loop
-    // leaves its counter known, which may close the loop around it.
-    let (mut folded_constants, mut closed_loops, mut unrolled_loops) = (0, 0, 0);
-    for _ in 0..8 {
-        let folded = step(residual, observe, "constants", |r| {
-            constants::propagate(r, &mut calc)
-        }) + step(residual, observe, "unroll_distances", |r| {
-            unroll::decide_distances(r, &mut calc)
-        });
-        let closed = step(residual, observe, "counted", |r| {
-            counted::close_loops(r, &mut calc)
-        });
-        let unrolled = step(residual, observe, "unroll", |r| {
-            unroll::unroll_loops(r, &mut calc)
-        });
-        if folded + closed + unrolled == 0 {
-            break;
-        }
-        folded_constants += folded;
-        closed_loops += closed;
-        unrolled_loops += unrolled;
+    // Constants and closed loops, then register moves recompacted (after
+    // the constants, which fold more of the code as the specializer wrote
+    // it) and loop headers copied where that pays, then constants and
+    // closed loops again for what those changed.
+    let mut folding = fold_and_close(residual, &mut calc, observe, &mut rewrites);
+    rewrites.recompact = true;
+    let loops = paying_loops(residual);
+    let duplicated_headers = step(residual, observe, "tails", |r| tails::duplicate(r, &loops));
+    if duplicated_headers > 0 {
         step(residual, observe, "cfg", cfg::simplify);
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+    }
+    let moves_before = rewrites.moves;
+    clean_up(residual, &mut calc, observe, &mut rewrites);
+    if duplicated_headers > 0 || rewrites.moves > moves_before {
+        let again = fold_and_close(residual, &mut calc, observe, &mut rewrites);
+        folding.folded += again.folded;
+        folding.closed += again.closed;
+        folding.unrolled += again.unrolled;
     }
     // Saves by push and pop, the registers lent to slots among them, give
     // way to caller-saved registers that the closed loops left free.
@@ -262,7 +272,7 @@ pub fn optimize_observed(
         pushed::free_pushed_registers(r, &mut calc)
     });
     if pushed > 0 {
-        affine_rewrites += clean_up(residual, &mut calc, observe);
+        clean_up(residual, &mut calc, observe, &mut rewrites);
     }
     OptStats {
         promoted_slots,
@@ -270,25 +280,107 @@ pub fn optimize_observed(
         unframed,
         decided_branches,
         freed_registers: freed_registers + pushed,
-        folded_constants,
-        closed_loops,
-        unrolled_loops,
-        affine_rewrites,
+        folded_constants: folding.folded,
+        closed_loops: folding.closed,
+        unrolled_loops: folding.unrolled,
+        affine_rewrites: rewrites.affine,
+        recompacted_runs: rewrites.moves,
+        duplicated_headers,
         items_before,
         items_after: count(residual),
     }
 }
 
+/// What [`fold_and_close`] did.
+struct Folding {
+    /// Items and branches rewritten by constant propagation.
+    folded: usize,
+    /// Counted loops closed.
+    closed: usize,
+    /// Loops unrolled.
+    unrolled: usize,
+}
+
+/// Constant propagation, closed counted loops and unrolled loops, with
+/// [`clean_up`] after each round that changed something, until a round
+/// changes nothing (at most 8 rounds). Constants and closed loops feed
+/// each other: a closed inner loop leaves its counter known, which may
+/// close the loop around it.
+fn fold_and_close(
+    residual: &mut Residual,
+    calc: &mut effects::EffectsOf,
+    observe: &mut dyn FnMut(&str, &Residual),
+    rewrites: &mut Rewrites,
+) -> Folding {
+    let mut out = Folding {
+        folded: 0,
+        closed: 0,
+        unrolled: 0,
+    };
+    for _ in 0..8 {
+        let folded = step(residual, observe, "constants", |r| {
+            constants::propagate(r, calc)
+        }) + step(residual, observe, "unroll_distances", |r| {
+            unroll::decide_distances(r, calc)
+        });
+        let closed = step(residual, observe, "counted", |r| {
+            counted::close_loops(r, calc)
+        });
+        let unrolled = step(residual, observe, "unroll", |r| {
+            unroll::unroll_loops(r, calc)
+        });
+        if folded + closed + unrolled == 0 {
+            break;
+        }
+        out.folded += folded;
+        out.closed += closed;
+        out.unrolled += unrolled;
+        step(residual, observe, "cfg", cfg::simplify);
+        clean_up(residual, calc, observe, rewrites);
+    }
+    out
+}
+
+/// The rotated loops whose header copy into the body pays
+/// ([`tails::paying`], with the control-flow cleanup and [`clean_up`] as
+/// the passes that follow; they run on copies of `residual`, unobserved).
+fn paying_loops(residual: &Residual) -> Vec<(wiper_residual::Label, wiper_residual::Label)> {
+    let loops = tails::rotated_loops(residual);
+    if loops.is_empty() {
+        return loops;
+    }
+    let mut calc = effects::EffectsOf::for_residual(residual);
+    tails::paying(residual, &loops, |r| {
+        cfg::simplify(r);
+        let mut rewrites = Rewrites {
+            recompact: true,
+            ..Rewrites::default()
+        };
+        clean_up(r, &mut calc, &mut |_, _| {}, &mut rewrites);
+    })
+}
+
+/// What [`clean_up`] rewrote, summed over its calls.
+#[derive(Default)]
+struct Rewrites {
+    /// Affine rewrites ([`affine::run`]).
+    affine: usize,
+    /// Runs of register moves recompacted ([`moves::run`]).
+    moves: usize,
+    /// Whether [`moves::run`] runs.
+    recompact: bool,
+}
+
 /// Stack-slot promotion and clean-up, repeated while slots move (copies
 /// removed in one round free registers for the next; at most 4 rounds);
-/// returns the slots promoted, the byte slots among them, and the affine
-/// rewrites.
+/// returns the slots promoted and the byte slots among them.
 fn promote_slots(
     residual: &mut Residual,
     calc: &mut effects::EffectsOf,
     observe: &mut dyn FnMut(&str, &Residual),
-) -> (usize, usize, usize) {
-    let (mut promoted_slots, mut promoted_byte_slots, mut affine_rewrites) = (0, 0, 0);
+    rewrites: &mut Rewrites,
+) -> (usize, usize) {
+    let (mut promoted_slots, mut promoted_byte_slots) = (0, 0);
     for _ in 0..4 {
         let (words, bytes) = step(residual, observe, "promote", |r| {
             frame::analyze(r)
@@ -297,7 +389,7 @@ fn promote_slots(
         });
         promoted_slots += words;
         promoted_byte_slots += bytes;
-        affine_rewrites += clean_up(residual, calc, observe);
+        clean_up(residual, calc, observe, rewrites);
         if words == 0 {
             break;
         }
@@ -307,23 +399,28 @@ fn promote_slots(
             }
         });
     }
-    (promoted_slots, promoted_byte_slots, affine_rewrites)
+    (promoted_slots, promoted_byte_slots)
 }
 
-/// Copy propagation, affine value numbering, dead-code elimination and
-/// peepholes until nothing changes (at most 16 rounds); returns the affine
-/// rewrites.
+/// Copy propagation, affine value numbering, recompaction of register
+/// moves (once `rewrites.recompact` is set), dead-code elimination and
+/// peepholes until nothing changes (at most 16 rounds); adds the affine
+/// and move rewrites to `rewrites`.
 fn clean_up(
     residual: &mut Residual,
     calc: &mut effects::EffectsOf,
     observe: &mut dyn FnMut(&str, &Residual),
-) -> usize {
-    let mut affine_rewrites = 0;
+    rewrites: &mut Rewrites,
+) {
     for _ in 0..16 {
         let copied = step(residual, observe, "copies", |r| {
             cleanup::propagate_copies(r, calc)
         });
         let reduced = step(residual, observe, "affine", |r| affine::run(r, calc));
+        let recompacted = match rewrites.recompact {
+            true => step(residual, observe, "moves", |r| moves::run(r, calc)),
+            false => 0,
+        };
         let removed = step(residual, observe, "dead", |r| {
             cleanup::eliminate_dead(r, calc, None)
         }) | step(residual, observe, "overwritten_parts", |r| {
@@ -339,10 +436,10 @@ fn clean_up(
             | step(residual, observe, "powers", |r| {
                 powers::shorten_power_chains(r, calc)
             });
-        affine_rewrites += reduced;
-        if !copied && reduced == 0 && !removed && !rewritten {
+        rewrites.affine += reduced;
+        rewrites.moves += recompacted;
+        if !copied && reduced == 0 && recompacted == 0 && !removed && !rewritten {
             break;
         }
     }
-    affine_rewrites
 }
