@@ -161,6 +161,9 @@ fn extended_byte_source(s: &Site<'_>, calc: &mut EffectsOf, keep: &mut Vec<Item>
     let mut named = false;
     for k in 0..x.op_count() {
         if x.op_kind(k) == OpKind::Register && x.op_register(k) == rl {
+            if is_fixed_register(x, k) {
+                return None; // `shl edx, cl`: the count is `cl` or nothing
+            }
             new.set_op_register(k, b);
             named = true;
         }
@@ -847,10 +850,13 @@ mod tests {
             a.movzx(ecx, bl)?;
             a.add(cl, 1)?;
             a.mov(byte_ptr(ebp + 1), cl)?;
+            a.movzx(ecx, al)?;
+            a.shl(edx, cl)?;
             a.ret()
         });
         // One rewrite per run (the optimizer repeats it); `add cl,1`
-        // writes the byte, so `bl` cannot stand for it.
+        // writes the byte, so `bl` cannot stand for it; a shift counts by
+        // `cl` only.
         insta::assert_snapshot!(peep(f), @"
         L0:
           movzx edx,al
@@ -858,6 +864,8 @@ mod tests {
           movzx ecx,bl
           add cl,1
           mov [ebp+1],cl
+          movzx ecx,al
+          shl edx,cl
           ret
           exit
         ");
