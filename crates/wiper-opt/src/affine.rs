@@ -33,11 +33,12 @@
 //! memory operands (never fixed by an encoding) of existing ones are
 //! rewritten, so no register of a fixed-register encoding is renamed.
 
-use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Mnemonic, OpKind, Register};
+use iced_x86::{Code, Encoder, Instruction, Mnemonic, OpKind, Register};
 use wiper_residual::{Item, Residual};
 use wiper_sem::wiper_qfbv::bv;
 use wiper_x86::Reg;
 
+use crate::build::{add_imm as add, checked as instruction, lea, mov};
 use crate::effects::{
     displacement_size, memory_operand, reg_of_bit, Effects, EffectsOf, Locs, ALL_FLAGS, ALL_REGS,
 };
@@ -689,39 +690,6 @@ pub fn from_register(
         _ => vec![imul, lea(r, r, none, 1, b)],
     });
     out
-}
-
-/// Unwraps an instruction the pass builds from registers it checked.
-fn instruction(ins: Result<Instruction, iced_x86::IcedError>) -> Instruction {
-    ins.expect("a replacement instruction is well-formed")
-}
-
-/// `mov r, s`.
-fn mov(r: Register, s: Register) -> Instruction {
-    instruction(Instruction::with2(Code::Mov_r32_rm32, r, s))
-}
-
-/// `add r, b`.
-fn add(r: Register, b: u32) -> Instruction {
-    let imm = b as i32;
-    let code = if i8::try_from(imm).is_ok() {
-        Code::Add_rm32_imm8
-    } else {
-        Code::Add_rm32_imm32
-    };
-    instruction(Instruction::with2(code, r, imm))
-}
-
-/// `lea r, [base + index*scale + disp]`.
-fn lea(r: Register, base: Register, index: Register, scale: u32, disp: u32) -> Instruction {
-    let disp = disp as i32;
-    let size = if base == Register::None {
-        4
-    } else {
-        displacement_size(disp)
-    };
-    let memory = MemoryOperand::new(base, index, scale, disp as i64, size, false, Register::None);
-    instruction(Instruction::with2(Code::Lea_r32_m, r, memory))
 }
 
 #[cfg(test)]

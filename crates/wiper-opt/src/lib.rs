@@ -69,6 +69,7 @@ mod address;
 mod affine;
 mod borrow;
 mod branches;
+mod build;
 mod cfg;
 mod cleanup;
 mod constants;

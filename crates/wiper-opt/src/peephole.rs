@@ -23,6 +23,7 @@ use iced_x86::{Code, Instruction, Mnemonic, OpKind, Register, RflagsBits};
 use wiper_residual::{Item, Residual};
 use wiper_x86::Reg;
 
+use crate::build::mov;
 use crate::effects::{
     displacement_size, flag_bits, is_fixed_register, low_byte, reg_bit, reg_move, zero_test,
     Effects, EffectsOf, Locs, ALL_FLAGS,
@@ -32,11 +33,6 @@ use crate::liveness::liveness;
 /// Whether `reg` is in `live`.
 fn is_live(live: Locs, reg: Register) -> bool {
     reg_bit(reg).is_some_and(|b| live & b != 0)
-}
-
-/// A register-to-register `mov`.
-fn mov(dst: Register, src: Register) -> Instruction {
-    Instruction::with2(Code::Mov_r32_rm32, dst, src).expect("mov r32, r32 is encodable")
 }
 
 /// Two-operand arithmetic `OP a, c` that reads and writes `a` (a register)

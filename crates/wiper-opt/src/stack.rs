@@ -18,6 +18,8 @@
 use iced_x86::{Code, Instruction, MemoryOperand, Register};
 use wiper_residual::{Item, Residual};
 
+use crate::build::mov;
+
 /// The displacement of `lea esp,[esp+d]`.
 fn esp_adjustment(item: &Item) -> Option<i32> {
     let Item::Instr(ins, _) = item else {
@@ -58,11 +60,6 @@ fn store_at_esp(item: &Item) -> Option<Register> {
         && ins.segment_prefix() == Register::None
         && ins.op1_register() != Register::ESP)
         .then(|| ins.op1_register())
-}
-
-/// `mov dst,src` between 32-bit registers.
-fn mov(dst: Register, src: Register) -> Instruction {
-    Instruction::with2(Code::Mov_r32_rm32, dst, src).expect("mov r32,r32")
 }
 
 /// Whether `item` neither reads nor moves the stack pointer, nor touches

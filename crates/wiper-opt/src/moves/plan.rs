@@ -2,10 +2,11 @@
 //! short code that leaves each destination its form (see the module docs
 //! of [`crate::moves`]).
 
-use iced_x86::{Code, Encoder, Instruction, MemoryOperand, Register};
+use iced_x86::{Code, Encoder, Instruction, Register};
 
 use super::forms::{interpret, Linear, ESP};
-use crate::effects::{displacement_size, reg_of_bit};
+use crate::build::{add_imm, checked as build, lea, mov};
+use crate::effects::reg_of_bit;
 
 /// Steps of one plan at most (each computes a destination, swaps or saves
 /// a value).
@@ -271,37 +272,4 @@ fn options(
         }
     }
     false
-}
-
-/// Unwraps an instruction built from registers the pass checked.
-fn build(ins: Result<Instruction, iced_x86::IcedError>) -> Instruction {
-    ins.expect("a recompacted instruction is well-formed")
-}
-
-/// `mov r, s`.
-fn mov(r: Register, s: Register) -> Instruction {
-    build(Instruction::with2(Code::Mov_r32_rm32, r, s))
-}
-
-/// `add r, c`.
-fn add_imm(r: Register, c: u32) -> Instruction {
-    let imm = c as i32;
-    let code = if i8::try_from(imm).is_ok() {
-        Code::Add_rm32_imm8
-    } else {
-        Code::Add_rm32_imm32
-    };
-    build(Instruction::with2(code, r, imm))
-}
-
-/// `lea r, [base + index*scale + disp]`.
-fn lea(r: Register, base: Register, index: Register, scale: u32, disp: u32) -> Instruction {
-    let disp = disp as i32;
-    let size = if base == Register::None {
-        4
-    } else {
-        displacement_size(disp)
-    };
-    let memory = MemoryOperand::new(base, index, scale, disp as i64, size, false, Register::None);
-    build(Instruction::with2(Code::Lea_r32_m, r, memory))
 }
