@@ -10,7 +10,8 @@
 //! runs), so it is ignored in a default `cargo test` and run with
 //! `cargo test --release --test real_identity -- --ignored --nocapture`
 //! (`.ci/run` runs it); `WIPER_REAL_LIMIT=N` takes every k-th function so
-//! that about N are tried. The figures are in docs/real-binaries.md.
+//! that about N are tried, and `WIPER_REAL_PROGRAMS=A,B` only the programs
+//! named. The figures are in docs/real-binaries.md.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -168,9 +169,11 @@ fn every_function_reachable_from_main_specializes_to_a_residual_that_behaves_lik
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX);
+    let only = std::env::var("WIPER_REAL_PROGRAMS").ok();
+    let chosen = |p: &str| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == p));
     let files = file_set();
     let mut wrong = Vec::new();
-    for &program in PROGRAMS {
+    for &program in PROGRAMS.iter().filter(|p| chosen(p)) {
         let f = check_program(program, &files, limit);
         println!(
             "{}: {} functions tried, {} specialized, {} behave like the original, {} differ",

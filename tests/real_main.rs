@@ -2,8 +2,9 @@
 //! nothing static and with a static `argc` of 2 (everything else dynamic),
 //! must behave like the original on the same jobs: the compressors compress
 //! each file of a set (`-c`) and decompress the original's output (`-dc`),
-//! one argument each so that `argc` is 2; Lua runs scripts from standard
-//! input (`-`). Output bytes, standard error and exit status must be equal.
+//! one argument each so that `argc` is 2, under the program's own name and
+//! under the names that make it decompress (`bunzip2 -c`, `zcat -c`); Lua
+//! runs scripts from standard input (`-`). Output bytes, standard error and exit status must be equal.
 //!
 //! Slow (each `main` inlines much of the program), so ignored in a default
 //! `cargo test`: `cargo test --release --test real_main -- --ignored
@@ -17,8 +18,10 @@ use wiper_testkit::{real_bin, scratch_file, testdata_dir, REAL_BINARIES};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One run: its arguments and standard input.
+/// One run: the name it runs under (`argv[0]`), its arguments and
+/// standard input.
 struct Job {
+    argv0: &'static str,
     args: Vec<&'static str>,
     stdin: Vec<u8>,
 }
@@ -49,13 +52,33 @@ const LUA_SCRIPTS: &[&str] = &[
     "print(undefined_var.field)",
 ];
 
+/// The name a real program runs under: its own (`bzip2-glibc` and
+/// `debian/bzip2` run as `bzip2`). The compressors read it.
+fn own_name(program: &'static str) -> &'static str {
+    let file = program.rsplit('/').next().unwrap_or(program);
+    file.split('-').next().unwrap_or(file)
+}
+
+/// The names under which a compressor decompresses (`bunzip2`, `zcat`):
+/// each compares its `argv[0]` with strings of its own.
+fn decompressing_names(name: &str) -> &'static [&'static str] {
+    match name {
+        "bzip2" => &["bunzip2", "bzcat"],
+        "gzip" => &["gunzip", "zcat"],
+        _ => &[],
+    }
+}
+
 /// The jobs of `program`, for its original: compress each file, and
-/// decompress what the original made of it.
-fn jobs(program: &str, original: &Path, env: &[(&str, &str)]) -> Vec<Job> {
+/// decompress what the original made of it, with `-d` and under the names
+/// that decompress.
+fn jobs(program: &'static str, original: &Path, env: &[(&str, &str)]) -> Vec<Job> {
+    let argv0 = own_name(program);
     if program.starts_with("lua") {
         return LUA_SCRIPTS
             .iter()
             .map(|s| Job {
+                argv0,
                 args: vec!["-"],
                 stdin: s.as_bytes().to_vec(),
             })
@@ -66,6 +89,7 @@ fn jobs(program: &str, original: &Path, env: &[(&str, &str)]) -> Vec<Job> {
         let packed = run_job(
             original,
             &Job {
+                argv0,
                 args: vec!["-c"],
                 stdin: file.clone(),
             },
@@ -73,16 +97,26 @@ fn jobs(program: &str, original: &Path, env: &[(&str, &str)]) -> Vec<Job> {
         )
         .stdout;
         out.push(Job {
+            argv0,
             args: vec!["-c"],
             stdin: file,
         });
+        for &name in decompressing_names(argv0) {
+            out.push(Job {
+                argv0: name,
+                args: vec!["-c"],
+                stdin: packed.clone(),
+            });
+        }
         out.push(Job {
+            argv0,
             args: vec!["-dc"],
             stdin: packed,
         });
     }
     // Not compressed data: an error.
     out.push(Job {
+        argv0,
         args: vec!["-dc"],
         stdin: b"this is not compressed".to_vec(),
     });
@@ -92,7 +126,7 @@ fn jobs(program: &str, original: &Path, env: &[(&str, &str)]) -> Vec<Job> {
 fn run_job(path: &Path, job: &Job, env: &[(&str, &str)]) -> RunOutput {
     let inv = Invocation {
         path,
-        argv0: Some(Path::new("prog")),
+        argv0: Some(Path::new(job.argv0)),
         args: &job.args,
         stdin: &job.stdin,
         env,
@@ -100,7 +134,12 @@ fn run_job(path: &Path, job: &Job, env: &[(&str, &str)]) -> RunOutput {
     };
     match run(&inv).unwrap() {
         Outcome::Finished(out) => out,
-        Outcome::TimedOut(t) => panic!("{} {:?} ran longer than {t:?}", path.display(), job.args),
+        Outcome::TimedOut(t) => panic!(
+            "{} as {} {:?} ran longer than {t:?}",
+            path.display(),
+            job.argv0,
+            job.args
+        ),
     }
 }
 
@@ -150,8 +189,8 @@ fn main_of_every_real_program_behaves_like_the_original() {
                     same += 1;
                 } else {
                     failures.push(format!(
-                        "{label}: {:?} differs: {got:?} vs {want:?}",
-                        job.args
+                        "{label}: {} {:?} differs: {got:?} vs {want:?}",
+                        job.argv0, job.args
                     ));
                 }
             }

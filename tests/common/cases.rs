@@ -1909,6 +1909,51 @@ fn fill_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// search.c: `search NEEDLE HAYSTACK SEED K` prints find(HAYSTACK, NEEDLE)
+/// and shuffle(SEED, K), both built to clear and copy with `rep stosd` and
+/// `rep movsd` as glibc is. find specialized to a static needle: its shift
+/// table on the stack (glibc strstr's shape) is cleared and filled at
+/// specialization time and read at dynamic indices. shuffle specialized to
+/// a static K: a structure of dynamic words copied by `rep movsd`.
+fn search_cases(out: &mut Vec<Case>) {
+    const HAYSTACK: &str = "{str:acostz:0..16}";
+    for o in LEVELS {
+        let bin = format!("search-{o}");
+        for needle in ["zcat", "tacos", "z"] {
+            out.push(
+                Case::new(
+                    &bin,
+                    "find",
+                    vec![format!("arg1=@str:{needle}")],
+                    "a static needle: a shift table cleared by `rep stosd`, read at dynamic indices",
+                    move |r| {
+                        let hay = r.each_or(&words_up_to(b"zcat", 2), |r| r.word(b"acostz", 0, 16));
+                        Input::argv(vec![needle.into(), hay, r.any_arg(), r.any_arg()])
+                    },
+                )
+                .check(&[needle, HAYSTACK, "{int}", "{int}"]),
+            );
+        }
+        for k in [5, -3] {
+            out.push(
+                Case::new(
+                    &bin,
+                    "shuffle",
+                    vec![format!("arg1={k}")],
+                    "a structure of dynamic words copied by `rep movsd`",
+                    move |r| Input::argv(vec!["z".into(), "a".into(), r.edge_arg(), k.to_string()]),
+                )
+                .check_owned(vec![
+                    "z".into(),
+                    "a".into(),
+                    "{int}".into(),
+                    k.to_string(),
+                ]),
+            );
+        }
+    }
+}
+
 /// divide.c: `divide A B` prints sdiv, srem, sdivrem, udivrem and
 /// smod_sum of A and B. Each function specialized to a static divisor B
 /// (positive, negative, a power of two; -1 and 0 take the guarded paths):
@@ -1987,6 +2032,7 @@ pub fn all_cases() -> Vec<Case> {
     fpu_cases(&mut out);
     canary_cases(&mut out);
     fill_cases(&mut out);
+    search_cases(&mut out);
     divide_cases(&mut out);
     globals_cases(&mut out);
     libc_cases(&mut out);

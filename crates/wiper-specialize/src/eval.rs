@@ -313,14 +313,23 @@ impl<'a> Evaluator<'a> {
         local.iter().find(|(l, _)| *l == loc).map(|(_, s)| *s)
     }
 
-    /// Applies a memory effect: a chain of stores over `mem`.
+    /// Applies a memory effect: a chain of stores over `mem`, under `ite`s
+    /// whose condition is static (a `rep` step's `ecx == 0` guard). Any
+    /// other shape (a dynamic condition) sends the instruction to the
+    /// fallback, each of its stores a store through an unknown pointer.
     fn store_chain(&mut self, e: ExprId, is_call: bool) {
+        let Some(e) = self.static_arm(e) else {
+            return self.unknown_stores(e);
+        };
         let mut chain = Vec::new();
         let mut cur = e;
         while self.pool.op(cur) == Op::Store {
             let args = self.pool.args(cur).to_vec();
             chain.push((args[1], args[2]));
             cur = args[0];
+        }
+        if cur != self.mem_var {
+            return self.unknown_stores(e);
         }
         chain.reverse();
         for (addr, value) in chain {
@@ -372,6 +381,42 @@ impl<'a> Evaluator<'a> {
                     self.out.mem = Some(self.cur_mem);
                 }
             }
+        }
+    }
+
+    /// The memory `e` is once the static conditions of the `ite`s around
+    /// it pick their arms; `None` when a condition is dynamic.
+    fn static_arm(&mut self, mut e: ExprId) -> Option<ExprId> {
+        while self.pool.op(e) == Op::Ite {
+            let args = self.pool.args(e).to_vec();
+            match self.spec(args[0]) {
+                SExpr::Known(SVal::Const(c)) => e = if c & 1 == 1 { args[1] } else { args[2] },
+                _ => return None,
+            }
+        }
+        Some(e)
+    }
+
+    /// A memory effect that is not a plain chain of stores: the original
+    /// instruction runs (the fallback), and every store in `e` counts as a
+    /// store through an unknown pointer, so the bytes it may reach are in
+    /// memory before and forgotten after.
+    fn unknown_stores(&mut self, e: ExprId) {
+        self.out.needs_fallback = true;
+        let mut todo = vec![e];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(x) = todo.pop() {
+            if x == self.mem_var || !seen.insert(x) {
+                continue;
+            }
+            let args = self.pool.args(x).to_vec();
+            if self.pool.op(x) == Op::Store {
+                let a = self.spec(args[1]);
+                let a = self.as_formula(a, 32);
+                let nbytes = self.pool.width(args[2]) / 8;
+                self.out.dyn_writes.push((a, nbytes));
+            }
+            todo.extend(args);
         }
     }
 

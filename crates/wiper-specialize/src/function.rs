@@ -240,6 +240,13 @@ impl FunctionInfo {
                     let (rr, rf, wr, wf) = uses[&ins.ip32()];
                     let (wide_r, wide_k, narrow) = wide[&ins.ip32()];
                     let info = instrs.get_mut(&ins.ip32()).expect("lifted");
+                    if info.lifted.is_rep_loop() {
+                        // A `rep` step is followed by the next step: what
+                        // the instruction reads is live after it too.
+                        r |= rr;
+                        f |= rf;
+                        w |= wide_r;
+                    }
                     info.live_regs_out = r;
                     info.live_flags_out = f;
                     info.free_narrow_write = narrow.filter(|n| w & (1 << n.index()) == 0);

@@ -99,6 +99,13 @@ pub struct Known<T> {
     pub synced: bool,
 }
 
+/// The direction flag at a function's entry and after a call returns:
+/// what the ABI says, and the machine holds it.
+pub const ABI_DIRECTION_FLAG: Known<bool> = Known {
+    value: wiper_x86::abi::DIRECTION_FLAG_AT_CALLS,
+    synced: true,
+};
+
 /// The static store at one point of the residual program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Store {
@@ -126,16 +133,19 @@ pub struct Store {
 }
 
 impl Store {
-    /// The store at entry: everything dynamic but `esp = stack + 0`.
+    /// The store at entry: everything dynamic but `esp = stack + 0` and
+    /// the direction flag, which the ABI has clear at every call.
     pub fn entry() -> Store {
         let mut regs = [None; 8];
         regs[Reg::Esp.index()] = Some(Known {
             value: SVal::Addr(Base::Stack, 0),
             synced: true,
         });
+        let mut flags = [None; 7];
+        flags[Flag::Df.index()] = Some(ABI_DIRECTION_FLAG);
         Store {
             regs,
-            flags: [None; 7],
+            flags,
             mem: Memory::default(),
             real_esp: 0,
             escaped: false,
@@ -701,6 +711,8 @@ mod tests {
                 "esp=esp0",
                 "esi=esp0-0x8",
                 "zf=1",
+                // The ABI's clear direction flag, known from the entry.
+                "df=0",
                 "[0x804c010]=0x1234",
                 "[esp0-0x4]=?? 07 ?? ??",
                 "frame escaped=yes",

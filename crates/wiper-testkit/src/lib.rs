@@ -47,6 +47,8 @@ const RT_PROGRAMS: &[&str] = &[
     "fmt",
     "arrays",
     "modpow",
+    // glibc's `rep stosd`/`rep movsd` shapes (docs/specialization.md).
+    "search",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.

@@ -16,6 +16,10 @@ pub const CALLEE_SAVED: [Reg; 4] = [Reg::Ebx, Reg::Esi, Reg::Edi, Reg::Ebp];
 /// half of a 64-bit result (`edx:eax`).
 pub const RETURN: [Reg; 2] = [Reg::Eax, Reg::Edx];
 
+/// The direction flag at every call and return: clear (0), so string
+/// instructions count up.
+pub const DIRECTION_FLAG_AT_CALLS: bool = false;
+
 /// Bytes of one stack argument slot.
 pub const ARG_SIZE: u32 = 4;
 

@@ -1,7 +1,9 @@
 //! An independent re-computation of binding times, for comparison with the
 //! graph-based slice: a forward fixpoint over the part-level CFG that tracks
 //! which locations are dynamic (registers, flags, temporaries, memory
-//! regions with the public may-alias relation), with control dependences
+//! regions with the public may-alias relation; an exact location written
+//! with a static value is static until a dynamic write may reach it, even
+//! inside a wider dynamic region), with control dependences
 //! from naively computed post-dominator sets, iterated globally until the
 //! set of dynamic branches is stable. It uses only the public API: the
 //! parts' formulas, their classified accesses, the stack states, the call
@@ -26,6 +28,10 @@ struct St {
     locs: BTreeSet<Loc>,
     taint: BTreeSet<Reg>,
     mem: BTreeSet<Region>,
+    /// Exact locations last written with a static value after every
+    /// dynamic write that may reach them: static whatever wider dynamic
+    /// region holds them (a strong update).
+    clean: BTreeSet<AbstractLoc>,
 }
 
 impl St {
@@ -33,6 +39,24 @@ impl St {
         self.locs.extend(o.locs.iter().copied());
         self.taint.extend(o.taint.iter().copied());
         self.mem.extend(o.mem.iter().copied());
+        self.clean.retain(|c| o.clean.contains(c));
+    }
+
+    /// A dynamic write may reach `l`: it is dynamic memory, and the clean
+    /// locations it may reach are clean no more.
+    fn write_dynamic(&mut self, l: AbstractLoc, escaped: bool) {
+        self.mem.insert(Region::Loc(l));
+        self.clean.retain(|c| !c.may_alias(&l, escaped));
+    }
+}
+
+/// Whether the exact location `c` holds all of `l`.
+fn covers(c: AbstractLoc, l: AbstractLoc) -> bool {
+    match (range(c), range(l)) {
+        (Some((s1, k1, a1, b1)), Some((s2, k2, a2, b2))) => {
+            s1 == s2 && k1 == k2 && a1 <= a2 && b2 <= b1
+        }
+        _ => false,
     }
 }
 
@@ -236,6 +260,7 @@ pub fn check(a: &Analysis, static_args: &[u32]) -> Vec<Option<bool>> {
         locs: BTreeSet::new(),
         taint: BTreeSet::new(),
         mem: BTreeSet::new(),
+        clean: BTreeSet::new(),
     };
     for r in Reg::ALL {
         if r != Reg::Esp {
@@ -275,6 +300,9 @@ pub fn check(a: &Analysis, static_args: &[u32]) -> Vec<Option<bool>> {
         _ => false,
     };
     let mem_dyn = |st: &St, l: AbstractLoc| {
+        if l.is_exact() && st.clean.iter().any(|&c| covers(c, l)) {
+            return false;
+        }
         st.mem.iter().any(|r| match r {
             Region::Other => l == AbstractLoc::Unknown,
             Region::Loc(x) => {
@@ -361,10 +389,11 @@ pub fn check(a: &Analysis, static_args: &[u32]) -> Vec<Option<bool>> {
             for x in &a.accesses[p] {
                 match x.kind {
                     AccessKind::Read => {}
-                    _ if dynamic => {
-                        out.mem.insert(Region::Loc(x.loc));
-                    }
+                    _ if dynamic => out.write_dynamic(x.loc, escaped),
                     AccessKind::Write => {
+                        if x.loc.is_exact() {
+                            out.clean.insert(x.loc);
+                        }
                         if let Some((sp, k, lo, hi)) = range(x.loc) {
                             let old: Vec<Region> = out.mem.iter().copied().collect();
                             out.mem.clear();
@@ -422,7 +451,7 @@ pub fn check(a: &Analysis, static_args: &[u32]) -> Vec<Option<bool>> {
                         }
                         CallOutput::Mem(l) => {
                             if d {
-                                out.mem.insert(Region::Loc(*l));
+                                out.write_dynamic(*l, escaped);
                             }
                         }
                     }

@@ -3,7 +3,7 @@
 
 use iced_x86::{Code, Instruction};
 use wiper_residual::{Item, Origin};
-use wiper_sem::Reg;
+use wiper_sem::{Flag, Reg};
 use wiper_x86::abi;
 
 use super::block::Next;
@@ -11,7 +11,7 @@ use super::exit::ret_slots;
 use super::{Frame, Specializer, State, Stop, UNKNOWN_ARGS};
 use crate::eval::SExpr;
 use crate::function::InstrInfo;
-use crate::state::{Base, Byte, Known, Region, SVal, Store};
+use crate::state::{Base, Byte, Known, Region, SVal, Store, ABI_DIRECTION_FLAG};
 use crate::SpecializeError;
 
 impl Specializer<'_> {
@@ -136,6 +136,7 @@ impl Specializer<'_> {
             state.store.set_reg(r, None);
         }
         state.store.flags = [None; 7];
+        state.store.flags[Flag::Df.index()] = Some(ABI_DIRECTION_FLAG);
         let frame = state.store.escaped;
         if !frame {
             // The callee owns its argument area (but not the return

@@ -681,7 +681,9 @@ fn constant_at(store: &Store, loc: GenLoc) -> Option<u32> {
 }
 
 /// Drops the registers and flags dead on entry to `info` (with the copy
-/// facts on them: a dead register holds garbage).
+/// facts on them: a dead register holds garbage). The direction flag
+/// stays: it is the ABI's clear flag almost everywhere, and a callee
+/// inlined later reads it.
 fn drop_dead(store: &mut Store, info: &InstrInfo) {
     for r in Reg::ALL {
         if r != Reg::Esp && info.live_regs_in & (1 << r.index()) == 0 {
@@ -691,7 +693,7 @@ fn drop_dead(store: &mut Store, info: &InstrInfo) {
         }
     }
     for fl in Flag::ALL {
-        if info.live_flags_in & (1 << fl.index()) == 0 {
+        if fl != Flag::Df && info.live_flags_in & (1 << fl.index()) == 0 {
             store.flags[fl.index()] = None;
         }
     }

@@ -28,6 +28,7 @@ mod memo;
 mod reach;
 mod realign;
 mod relate;
+mod rep;
 mod residual;
 mod step;
 mod warn;

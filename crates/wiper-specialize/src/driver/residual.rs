@@ -251,6 +251,30 @@ impl Specializer<'_> {
         info: &InstrInfo,
         items: &mut Vec<Item>,
     ) -> Result<(), Stop> {
+        let frame = self.emit_whole(state, info, items)?;
+        for w in &info.writes {
+            match *w {
+                Loc::Reg(r) if r != Reg::Esp => state.store.set_reg(r, None),
+                Loc::Flag(f) => state.store.flags[f.index()] = None,
+                _ => {}
+            }
+        }
+        if info.writes.contains(&Loc::Mem) {
+            self.forget_reachable(state, frame);
+        }
+        Ok(())
+    }
+
+    /// Emits the original instruction `info` after putting all known memory
+    /// and the registers and flags it reads into the machine; whether it
+    /// may reach the frame (a register it reads holds a frame address, or
+    /// the frame escaped).
+    pub(super) fn emit_whole(
+        &mut self,
+        state: &mut State,
+        info: &InstrInfo,
+        items: &mut Vec<Item>,
+    ) -> Result<bool, Stop> {
         let ins = info.instruction;
         let addr = ins.ip32();
         let frame_address = |store: &Store, r: Reg| {
@@ -271,17 +295,7 @@ impl Specializer<'_> {
         self.stats.materialized += em.materialized;
         items.push(Item::Instr(ins, Origin::Original(addr)));
         state.store.copies.clear();
-        for w in &info.writes {
-            match *w {
-                Loc::Reg(r) if r != Reg::Esp => state.store.set_reg(r, None),
-                Loc::Flag(f) => state.store.flags[f.index()] = None,
-                _ => {}
-            }
-        }
-        if info.writes.contains(&Loc::Mem) {
-            self.forget_reachable(state, frame);
-        }
-        Ok(())
+        Ok(frame)
     }
 
     /// Puts every known register, flag and memory byte the instruction

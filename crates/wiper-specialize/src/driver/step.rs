@@ -151,9 +151,13 @@ impl Specializer<'_> {
         if ins.flow_control() == FlowControl::Return {
             return self.ret(state, &ins, post, &ev, items);
         }
-        if info.lifted.is_rep_loop() && matches!(ev.eip, Some(SExpr::Dyn(_))) {
-            // A `rep` string instruction with a dynamic count runs as it is.
-            self.pass_through(state, info, items)?;
+        if info.lifted.is_rep_loop()
+            && (matches!(ev.eip, Some(SExpr::Dyn(_))) || ev.has_residual() || ev.needs_fallback)
+        {
+            // A `rep` string instruction with a dynamic count, or one of
+            // whose steps leaves residual code, runs as it is, whole: the
+            // machine has no instruction for one step.
+            self.pass_rep(state, info, items)?;
             return Ok(Next::Continue(next));
         }
         self.note_outcome(decision, &state.store, &ev);
