@@ -99,8 +99,9 @@ pub enum EmitError {
     #[error("function entry {0:#x} is not in a file-backed executable segment")]
     EntryNotMapped(u32),
     /// The function to patch is shorter than the 5-byte `jmp rel32` written
-    /// over its entry (by its symbol's size, or by its decoded instructions).
-    #[error("function at {addr:#x} is {size} bytes long, too short for the 5-byte jmp to its specialized code")]
+    /// over its entry (by its symbol's size, or by its decoded instructions),
+    /// and no direct `call` of it could be pointed at the residual instead.
+    #[error("function at {addr:#x} is {size} bytes long, too short for the 5-byte jmp to its specialized code, and no direct call of it can be redirected")]
     FunctionTooShort {
         /// Function entry.
         addr: u32,

@@ -104,7 +104,9 @@ impl Shdr {
 /// The output ELF: the input with the residual's segment mapped by a new
 /// `PT_LOAD` (flags RWX, align 0x1000; a reused `PT_NOTE` entry, else an
 /// entry of the table moved to the end of the file), `function_entry`
-/// patched with a `jmp rel32` to `encoded.entry_vaddr`, and sections `.wiper`
+/// patched with a `jmp rel32` to `encoded.entry_vaddr` (or, for a function
+/// shorter than that, its direct calls pointed there: `redirect_calls`),
+/// and sections `.wiper`
 /// (thunks and code) and `.wiper.data` (data, if any) plus the symbols
 /// `symbol_name` (a global function at the entry, as big as the residual code),
 /// `symbol_name.pc_thunk.REG` per PC thunk and `symbol_name.data` (if there is
@@ -116,7 +118,8 @@ impl Shdr {
 /// of `write_elf`. Fails when `input` is not the file `binary` was parsed
 /// from, when `plan` and `encoded` do not match, when `symbol_name` is empty
 /// or holds a NUL, when the function is not in a file-backed executable
-/// segment or is shorter than 5 bytes, or (without a `PT_NOTE`) when the
+/// segment or is shorter than 5 bytes with no direct call to redirect, or
+/// (without a `PT_NOTE`) when the
 /// program header table cannot grow by two entries or be placed below 4 GiB.
 pub fn write_elf(
     input: &[u8],
@@ -252,7 +255,7 @@ fn patch_entry(out: &mut [u8], binary: &Binary, entry: u32, target: u32) -> Resu
         .map_or(0, |f| f.entry_run());
     let size = symbol_size.min(decoded);
     if size < 5 {
-        return Err(EmitError::FunctionTooShort { addr: entry, size });
+        return redirect_calls(out, binary, entry, target, size);
     }
     let at = (seg.offset + (entry - seg.vaddr)) as usize;
     let rel = target.wrapping_sub(entry.wrapping_add(5));
@@ -262,6 +265,50 @@ fn patch_entry(out: &mut [u8], binary: &Binary, entry: u32, target: u32) -> Resu
     patch[0] = 0xe9;
     patch[1..].copy_from_slice(&rel.to_le_bytes());
     Ok(())
+}
+
+/// Reaches the residual code at `target` from a function too short (`size`
+/// bytes) for the 5-byte `jmp` over its entry: every direct `call rel32` of
+/// it that the decoded code of the binary's function symbols holds is
+/// pointed at `target` instead. Calls through pointers, jumps to it, and
+/// calls in code no symbol covers still reach the original function, which
+/// behaves like the residual for the inputs the residual was made for, and
+/// correctly for any other. With no call to redirect, the function cannot be
+/// reached: [`EmitError::FunctionTooShort`].
+fn redirect_calls(
+    out: &mut [u8],
+    binary: &Binary,
+    entry: u32,
+    target: u32,
+    size: u32,
+) -> Result<(), EmitError> {
+    let mut dis = wiper_x86::Disassembler::new(binary);
+    let mut redirected = 0;
+    for call in wiper_x86::callsites::direct_calls(&mut dis, entry) {
+        let Some(at) = file_offset(binary, call.site) else {
+            continue;
+        };
+        // `e8 rel32` only (not a `call rel16`).
+        let Some([0xe8, rel @ ..]) = out.get_mut(at..at + 5) else {
+            continue;
+        };
+        let to = target.wrapping_sub(call.site.wrapping_add(5));
+        rel.copy_from_slice(&to.to_le_bytes());
+        redirected += 1;
+    }
+    if redirected == 0 {
+        return Err(EmitError::FunctionTooShort { addr: entry, size });
+    }
+    Ok(())
+}
+
+/// The file offset of the byte at `vaddr`, in a segment's file bytes.
+fn file_offset(binary: &Binary, vaddr: u32) -> Option<usize> {
+    binary
+        .segments
+        .iter()
+        .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.file_size)
+        .map(|s| (s.offset + (vaddr - s.vaddr)) as usize)
 }
 
 /// Appends `name` and a NUL to a string table; returns its offset.

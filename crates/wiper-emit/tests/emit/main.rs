@@ -1065,14 +1065,16 @@ fn bad_patch_targets_are_refused() {
     let other_plan = plan(&other, 0).unwrap();
     let err = write_elf(&bytes, &binary, &other_plan, &r, &enc, 0x80490a0, "x").unwrap_err();
     assert!(matches!(err, EmitError::Mismatch(_)), "{err}");
-    // A function whose symbol is shorter than the jmp: shrink power's symbol.
-    let small = with_symbol_size(&bytes, &binary, "power", 4);
+    // A function shorter than the jmp that nothing calls directly: shrink
+    // `_start`'s symbol (the kernel enters it; no `call` does).
+    let start = symbol(&binary, "_start");
+    let small = with_symbol_size(&bytes, &binary, "_start", 4);
     let shrunk = Binary::parse(small.clone()).unwrap();
-    let err = write_elf(&small, &shrunk, &p, &r, &enc, 0x80490a0, "x").unwrap_err();
+    let err = write_elf(&small, &shrunk, &p, &r, &enc, start, "x").unwrap_err();
     assert_eq!(
         err,
         EmitError::FunctionTooShort {
-            addr: 0x80490a0,
+            addr: start,
             size: 4
         }
     );
@@ -1080,10 +1082,27 @@ fn bad_patch_targets_are_refused() {
 }
 
 #[test]
-fn a_function_shorter_than_the_jump_is_refused_without_a_symbol_size() {
+fn the_calls_of_a_function_shorter_than_the_jump_reach_the_residual() {
+    // power's symbol shrunk to 4 bytes: no jmp is written over its entry;
+    // main's `call power` calls the residual (x*x) instead, and power's
+    // own bytes stay as they were.
+    let (bytes, binary) = load("power-O2");
+    let power = symbol(&binary, "power");
+    let small = with_symbol_size(&bytes, &binary, "power", 4);
+    let shrunk = Binary::parse(small.clone()).unwrap();
+    let e = emit_at("power-O2.short", small, shrunk, power, square_first);
+    let at = file_offset(&e.binary, power);
+    assert_eq!(e.output[at..at + 8], e.input[at..at + 8]);
+    assert_eq!(e.run(&["7", "0", "0"]).stdout_str(), "49\n");
+    assert_eq!(e.run(&["-3", "5", "9"]).stdout_str(), "9\n");
+}
+
+#[test]
+fn a_function_shorter_than_the_jump_is_measured_without_a_symbol_size() {
     // As in a stripped binary: `__x86.get_pc_thunk.dx` (4 bytes, then the
     // padding before `step`) with no size to say so. The decoded
-    // instructions do: a jump written there would run into what follows.
+    // instructions do: no jump is written there (it would run into what
+    // follows); the thunk's direct calls are pointed at the residual.
     let (bytes, binary) = load("pie_switch-O2");
     let thunk = symbol(&binary, "__x86.get_pc_thunk.dx");
     let sizeless = with_symbol_size(&bytes, &binary, "__x86.get_pc_thunk.dx", 0);
@@ -1091,17 +1110,30 @@ fn a_function_shorter_than_the_jump_is_refused_without_a_symbol_size() {
     let p = plan(&binary, 0).unwrap();
     let r = square_first(0, &binary);
     let enc = encode(&p, &r).unwrap();
-    let err = write_elf(&sizeless, &binary, &p, &r, &enc, thunk, "x").unwrap_err();
-    assert_eq!(
-        err,
-        EmitError::FunctionTooShort {
-            addr: thunk,
-            size: 4
-        }
-    );
-    // `step`, right after it, is long enough.
+    let out = write_elf(&sizeless, &binary, &p, &r, &enc, thunk, "x").unwrap();
+    let at = file_offset(&binary, thunk);
+    assert_eq!(out[at..at + 4], sizeless[at..at + 4]);
+    let calls =
+        wiper_x86::callsites::direct_calls(&mut wiper_x86::Disassembler::new(&binary), thunk);
+    assert!(!calls.is_empty());
+    for c in calls {
+        let at = file_offset(&binary, c.site);
+        let rel = u32::from_le_bytes(out[at + 1..at + 5].try_into().unwrap());
+        assert_eq!(c.site.wrapping_add(5).wrapping_add(rel), enc.entry_vaddr);
+    }
+    // `step`, right after it, is long enough for the jmp.
     let step = symbol(&binary, "step");
     write_elf(&sizeless, &binary, &p, &r, &enc, step, "x").unwrap();
+}
+
+/// The file offset of `vaddr` in `binary`'s file-backed segments.
+fn file_offset(binary: &Binary, vaddr: u32) -> usize {
+    let s = binary
+        .segments
+        .iter()
+        .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.file_size)
+        .expect("a file-backed address");
+    (s.offset + (vaddr - s.vaddr)) as usize
 }
 
 /// `bytes` (the file of `binary`) with the size of symbol `name` in
