@@ -59,8 +59,12 @@ impl Specializer<'_> {
         items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
         state.store.set_reg(Reg::Eax, None);
         // The vsyscall entry (`call DWORD PTR gs:0x10`) is code too: its
-        // flags are not the kernel's promise.
+        // flags are not the kernel's promise, but for the direction flag,
+        // which it leaves clear like any function (the ABI) and the kernel
+        // leaves as it was.
+        let df = state.store.flags[Flag::Df.index()];
         state.store.flags = [None; 7];
+        state.store.flags[Flag::Df.index()] = df;
         let frame = state.store.escaped;
         self.forget_reachable(state, frame);
         Ok(())

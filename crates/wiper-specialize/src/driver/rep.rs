@@ -22,6 +22,22 @@ struct RepOutcome {
     written: Option<(Region, u32, u32)>,
 }
 
+/// The most bytes a `rep` instruction with a known count may move or store
+/// step by step at specialization time (glibc's `strstr` clears a 256-byte
+/// table); a longer one runs whole, so that its bytes are not materialized
+/// one word at a time afterwards.
+pub(super) const EVALUATED_BYTES: u32 = 256;
+
+/// Whether `ins`, a `rep` instruction, has a known count of more than
+/// [`EVALUATED_BYTES`] bytes left in `store`.
+pub(super) fn too_long_to_evaluate(store: &Store, ins: &Instruction) -> bool {
+    let width = ins.memory_size().size() as u64;
+    matches!(
+        store.reg(Reg::Ecx).map(|k| k.value),
+        Some(SVal::Const(n)) if n.saturating_mul(width) > u64::from(EVALUATED_BYTES)
+    )
+}
+
 impl RepOutcome {
     /// The outcome of `ins` run whole from `store`; `None` when anything it
     /// depends on is dynamic, or for `repe`/`repne` (`cmps`, `scas`), which
@@ -157,6 +173,18 @@ mod tests {
         assert_eq!(out.regs[1], (Reg::Edi, SVal::Addr(Base::Stack, 0xfc)));
         // Bytes 0xfd..=0x100 are stored, the first at 0x100.
         assert_eq!(out.written, Some((Region::Of(Base::Stack), 0xfd, 4)));
+    }
+
+    #[test]
+    fn only_short_reps_are_evaluated_step_by_step() {
+        let stosd = decode(&[0xf3, 0xab]);
+        let stosb = decode(&[0xf3, 0xaa]);
+        assert!(!too_long_to_evaluate(&store(64, false), &stosd));
+        assert!(too_long_to_evaluate(&store(65, false), &stosd));
+        assert!(!too_long_to_evaluate(&store(256, false), &stosb));
+        let mut s = store(1000, false);
+        s.set_reg(Reg::Ecx, None);
+        assert!(!too_long_to_evaluate(&s, &stosd));
     }
 
     #[test]

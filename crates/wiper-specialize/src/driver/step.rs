@@ -152,11 +152,14 @@ impl Specializer<'_> {
             return self.ret(state, &ins, post, &ev, items);
         }
         if info.lifted.is_rep_loop()
-            && (matches!(ev.eip, Some(SExpr::Dyn(_))) || ev.has_residual() || ev.needs_fallback)
+            && (matches!(ev.eip, Some(SExpr::Dyn(_)))
+                || ev.has_residual()
+                || ev.needs_fallback
+                || super::rep::too_long_to_evaluate(&state.store, &ins))
         {
             // A `rep` string instruction with a dynamic count, or one of
-            // whose steps leaves residual code, runs as it is, whole: the
-            // machine has no instruction for one step.
+            // whose steps leaves residual code, or a long one, runs as it
+            // is, whole: the machine has no instruction for one step.
             self.pass_rep(state, info, items)?;
             return Ok(Next::Continue(next));
         }
