@@ -30,7 +30,7 @@ use wiper_sem::{Flag, Lifted, MachineState};
 use wiper_x86::reg::is_high_byte;
 use wiper_x86::Reg;
 
-use crate::effects::{info32, reg_bit, Effects, EffectsOf, ALL_FLAGS};
+use crate::effects::{flag_bits, info32, reg_bit, Effects, EffectsOf, Locs, ALL_FLAGS};
 use crate::liveness::{block_index, liveness};
 
 /// Known bits of the eight 32-bit registers: bit `i` of `value[r]` is
@@ -446,6 +446,29 @@ fn with_immediate(ins: &Instruction, v: u32) -> Option<Instruction> {
     Instruction::with2(code, dst, imm).ok()
 }
 
+/// `cmp k, r` or `test k, r` whose first register `k` is known: `cmp r, imm`
+/// (`test r, imm`). `test` is symmetric in every flag; `cmp` computes
+/// `r - k` instead of `k - r`, which keeps only ZF, so it is swapped only
+/// when `live_flags` (those read afterwards) are at most ZF.
+fn swapped_immediate(ins: &Instruction, known: &Known, live_flags: Locs) -> Option<Instruction> {
+    if ins.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let v = known.get(ins.op0_register())?;
+    let keeps_flags = match ins.mnemonic() {
+        Mnemonic::Test => true,
+        Mnemonic::Cmp => live_flags & !flag_bits(RflagsBits::ZF) == 0,
+        _ => false,
+    };
+    if !keeps_flags {
+        return None;
+    }
+    let mut swapped = *ins;
+    swapped.set_op0_register(ins.op1_register());
+    swapped.set_op1_register(ins.op0_register());
+    with_immediate(&swapped, v)
+}
+
 /// `mov reg, v`.
 fn move_immediate(reg: Register, v: u32) -> Option<Instruction> {
     let code = if reg.is_gpr8() {
@@ -516,10 +539,12 @@ pub fn propagate(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
                 }
             }
             if !e.side_effect && ins.op_count() == 2 && ins.op1_kind() == OpKind::Register {
-                if let Some(new) = before
-                    .get(ins.op1_register())
-                    .and_then(|v| with_immediate(&ins, v))
-                {
+                let live_flags = e.defs & ALL_FLAGS & live.live_out[b][k];
+                let new = match before.get(ins.op1_register()) {
+                    Some(v) => with_immediate(&ins, v),
+                    None => swapped_immediate(&ins, &before, live_flags),
+                };
+                if let Some(new) = new {
                     keep.push(Item::Instr(new, origin));
                     changed += 1;
                     continue;
@@ -683,6 +708,63 @@ mod rewrite_tests {
           add eax,ecx
           jmp L3
         L3:
+          ret
+          exit
+        ");
+    }
+
+    /// A known first operand of a compare whose ZF alone is read swaps
+    /// places with the other (`r - k` and `k - r` agree on ZF only); `test`
+    /// is symmetric in every flag. Near miss: `jb` reads CF, which the swap
+    /// would invert, so that `cmp` stays.
+    #[test]
+    fn a_known_first_operand_of_a_compare_becomes_an_immediate() {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.mov(ecx, 0x61)?;
+                    a.cmp(cl, al)
+                }),
+                branch(Cc::e, 1, 2),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.mov(edx, 8)?;
+                    a.test(edx, ebx)
+                }),
+                branch(Cc::l, 2, 3),
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.mov(ecx, 7)?;
+                    a.cmp(ecx, eax)
+                }),
+                branch(Cc::b, 3, 4),
+            ),
+            ret(3),
+            ret(4),
+        ]);
+        insta::assert_snapshot!(after(r, super::propagate), @"
+        L0:
+          mov ecx,61h
+          cmp al,61h
+          je L1 else L2
+        L1:
+          mov edx,8
+          test ebx,8
+          jl L2 else L3
+        L2:
+          mov ecx,7
+          cmp ecx,eax
+          jb L3 else L4
+        L3:
+          ret
+          exit
+        L4:
           ret
           exit
         ");
