@@ -420,3 +420,24 @@ fn every_sequence_is_well_formed() {
     // generator (83%).
     assert!(decoupled >= 300, "{decoupled} decoupled sequences seen");
 }
+
+/// Only a string instruction with a repeat prefix is a loop back to itself:
+/// the specializer steps it and its liveness counts its reads as live after
+/// it (a plain `movsd`, a `rep`-prefixed non-string instruction and an
+/// ordinary `add` are not).
+#[test]
+fn only_repeated_string_instructions_are_rep_loops() {
+    let mut pool = ExprPool::new();
+    for (bytes, rep) in [
+        (&[0xf3, 0xa5][..], true), // rep movsd
+        (&[0xf3, 0xab], true),     // rep stosd
+        (&[0xf3, 0xa6], true),     // repe cmpsb
+        (&[0xf2, 0xae], true),     // repne scasb
+        (&[0xa5], false),          // movsd
+        (&[0xf3, 0x90], false),    // pause (rep nop)
+        (&[0x01, 0xd8], false),    // add eax,ebx
+    ] {
+        let lifted = lift(&mut pool, &decode(bytes)).unwrap();
+        assert_eq!(lifted.is_rep_loop(), rep, "{bytes:02x?}");
+    }
+}
