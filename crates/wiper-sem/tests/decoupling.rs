@@ -441,3 +441,15 @@ fn only_repeated_string_instructions_are_rep_loops() {
         assert_eq!(lifted.is_rep_loop(), rep, "{bytes:02x?}");
     }
 }
+
+/// `execute` stops a `rep` that runs past its iteration bound with an
+/// error instead of running on (`rep stosb` with `ecx` one past it).
+#[test]
+fn a_rep_past_the_iteration_bound_is_an_error() {
+    let count = wiper_sem::MAX_REP_ITERATIONS as u32 + 1;
+    let st = state(&[(Reg::Ecx, count), (Reg::Edi, 0x10_0000), (Reg::Eax, 0)]);
+    match run(&[0xf3, 0xaa], &st) {
+        Err(ExecError::IterationLimit { addr }) => assert_eq!(addr, IP),
+        other => panic!("expected the iteration limit, got {other:?}"),
+    }
+}

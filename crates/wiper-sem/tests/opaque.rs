@@ -379,7 +379,7 @@ fn opaque_parts_show_their_footprint() {
 
 #[test]
 fn what_cannot_be_passed_through_is_an_error_with_its_reason() {
-    let cases: [(&[u8], &str); 6] = [
+    let cases: [(&[u8], &str); 7] = [
         (
             &[0x8e, 0xd8],
             "mov ds, ax: it writes the segment register ds",
@@ -391,6 +391,8 @@ fn what_cannot_be_passed_through_is_an_error_with_its_reason() {
             "jmp far: it transfers control",
         ),
         (&[0x67, 0xdb, 0x00], "fild [bx+si]: 16-bit addressing"),
+        // A form that has semantics, with 16-bit addressing.
+        (&[0x67, 0x8b, 0x00], "mov eax,[bx+si]: 16-bit addressing"),
         (
             &[0x0f, 0xae, 0x20],
             "xsave: a memory operand of unknown size",
