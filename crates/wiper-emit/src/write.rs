@@ -285,7 +285,7 @@ fn redirect_calls(
     let mut dis = wiper_x86::Disassembler::new(binary);
     let mut redirected = 0;
     for call in wiper_x86::callsites::direct_calls(&mut dis, entry) {
-        let Some(at) = file_offset(binary, call.site) else {
+        let Some(at) = binary.file_offset(call.site) else {
             continue;
         };
         // `e8 rel32` only (not a `call rel16`).
@@ -300,15 +300,6 @@ fn redirect_calls(
         return Err(EmitError::FunctionTooShort { addr: entry, size });
     }
     Ok(())
-}
-
-/// The file offset of the byte at `vaddr`, in a segment's file bytes.
-fn file_offset(binary: &Binary, vaddr: u32) -> Option<usize> {
-    binary
-        .segments
-        .iter()
-        .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.file_size)
-        .map(|s| (s.offset + (vaddr - s.vaddr)) as usize)
 }
 
 /// Appends `name` and a NUL to a string table; returns its offset.

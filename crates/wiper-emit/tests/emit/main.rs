@@ -1091,7 +1091,7 @@ fn the_calls_of_a_function_shorter_than_the_jump_reach_the_residual() {
     let small = with_symbol_size(&bytes, &binary, "power", 4);
     let shrunk = Binary::parse(small.clone()).unwrap();
     let e = emit_at("power-O2.short", small, shrunk, power, square_first);
-    let at = file_offset(&e.binary, power);
+    let at = e.binary.file_offset(power).unwrap();
     assert_eq!(e.output[at..at + 8], e.input[at..at + 8]);
     assert_eq!(e.run(&["7", "0", "0"]).stdout_str(), "49\n");
     assert_eq!(e.run(&["-3", "5", "9"]).stdout_str(), "9\n");
@@ -1111,29 +1111,19 @@ fn a_function_shorter_than_the_jump_is_measured_without_a_symbol_size() {
     let r = square_first(0, &binary);
     let enc = encode(&p, &r).unwrap();
     let out = write_elf(&sizeless, &binary, &p, &r, &enc, thunk, "x").unwrap();
-    let at = file_offset(&binary, thunk);
+    let at = binary.file_offset(thunk).unwrap();
     assert_eq!(out[at..at + 4], sizeless[at..at + 4]);
     let calls =
         wiper_x86::callsites::direct_calls(&mut wiper_x86::Disassembler::new(&binary), thunk);
     assert!(!calls.is_empty());
     for c in calls {
-        let at = file_offset(&binary, c.site);
+        let at = binary.file_offset(c.site).unwrap();
         let rel = u32::from_le_bytes(out[at + 1..at + 5].try_into().unwrap());
         assert_eq!(c.site.wrapping_add(5).wrapping_add(rel), enc.entry_vaddr);
     }
     // `step`, right after it, is long enough for the jmp.
     let step = symbol(&binary, "step");
     write_elf(&sizeless, &binary, &p, &r, &enc, step, "x").unwrap();
-}
-
-/// The file offset of `vaddr` in `binary`'s file-backed segments.
-fn file_offset(binary: &Binary, vaddr: u32) -> usize {
-    let s = binary
-        .segments
-        .iter()
-        .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.file_size)
-        .expect("a file-backed address");
-    (s.offset + (vaddr - s.vaddr)) as usize
 }
 
 /// `bytes` (the file of `binary`) with the size of symbol `name` in

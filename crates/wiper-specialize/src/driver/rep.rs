@@ -6,6 +6,7 @@ use iced_x86::{Instruction, Mnemonic};
 use wiper_residual::Item;
 use wiper_sem::{Flag, Reg};
 
+use super::residual::forget_written_registers;
 use super::{Specializer, State, Stop};
 use crate::function::InstrInfo;
 use crate::state::{Known, Region, SVal, Store};
@@ -104,6 +105,9 @@ impl Specializer<'_> {
             return self.pass_through(state, info, items);
         };
         self.emit_whole(state, info, items)?;
+        // What it writes is dynamic (`lods` leaves its last element in
+        // `eax`), but for the registers whose outcome is known.
+        forget_written_registers(&mut state.store, info);
         for (r, value) in outcome.regs {
             state.store.set_reg(
                 r,

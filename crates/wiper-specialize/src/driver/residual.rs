@@ -252,13 +252,7 @@ impl Specializer<'_> {
         items: &mut Vec<Item>,
     ) -> Result<(), Stop> {
         let frame = self.emit_whole(state, info, items)?;
-        for w in &info.writes {
-            match *w {
-                Loc::Reg(r) if r != Reg::Esp => state.store.set_reg(r, None),
-                Loc::Flag(f) => state.store.flags[f.index()] = None,
-                _ => {}
-            }
-        }
+        forget_written_registers(&mut state.store, info);
         if info.writes.contains(&Loc::Mem) {
             self.forget_reachable(state, frame);
         }
@@ -451,6 +445,17 @@ fn edx_holds_sign_of_eax(items: &[Item]) -> bool {
         }
     }
     false
+}
+
+/// Makes every register (but `esp`) and flag `info` writes dynamic.
+pub(super) fn forget_written_registers(store: &mut Store, info: &InstrInfo) {
+    for w in &info.writes {
+        match *w {
+            Loc::Reg(r) if r != Reg::Esp => store.set_reg(r, None),
+            Loc::Flag(f) => store.flags[f.index()] = None,
+            _ => {}
+        }
+    }
 }
 
 /// Drops the copy facts on whatever the instruction writes (registers, known
