@@ -3,13 +3,17 @@
 //! zero again, `r` unchanged, always goes the same way. Its conditional
 //! branch becomes a jump. (Specialization makes these: an interpreter's
 //! `if (c)` and its loop test `while (c)` on the same value end up next to
-//! each other in the residual code.)
+//! each other in the residual code.) And a branch around setting a
+//! register to the value it was just found unequal to goes: the register
+//! holds that value on both arms.
 
-use iced_x86::{ConditionCode, Register};
-use wiper_residual::{Item, Residual, Terminator};
+use std::collections::HashMap;
+
+use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
+use wiper_residual::{Item, Label, Residual, Terminator};
 
 use crate::effects::{reg_bit, zero_test, EffectsOf, ALL_FLAGS};
-use crate::liveness::{block_index, successors};
+use crate::liveness::{block_index, liveness, successors};
 
 /// For a block ending in `je`/`jne`: the register its flags come from, when
 /// the last item that writes flags is a zero test of it and nothing after
@@ -34,10 +38,9 @@ fn block_zero_test(
     None
 }
 
-/// Decides the branches that a single predecessor's branch on the same
-/// zero test already decided; returns how many.
-pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
-    let index = block_index(residual);
+/// How many ways each block (by index) is entered: its predecessors'
+/// edges, plus one for the entry block.
+fn entry_counts(residual: &Residual, index: &HashMap<Label, usize>) -> Vec<usize> {
     let mut preds = vec![0usize; residual.blocks.len()];
     for b in &residual.blocks {
         for l in successors(&b.terminator) {
@@ -49,6 +52,14 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
     if let Some(i) = residual.entry.and_then(|l| index.get(&l)) {
         preds[*i] += 1;
     }
+    preds
+}
+
+/// Decides the branches that a single predecessor's branch on the same
+/// zero test already decided; returns how many.
+pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let index = block_index(residual);
+    let preds = entry_counts(residual, &index);
     let mut decided = Vec::new();
     for (b, block) in residual.blocks.iter().enumerate() {
         let Terminator::Branch {
@@ -99,6 +110,111 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
     let count = decided.len();
     for (s, t) in decided {
         residual.blocks[s].terminator = t;
+    }
+    count
+}
+
+/// The register and value of an equality test `cmp r,k` or `test r,r`
+/// (k = 0), `k` truncated to the register's width.
+fn equality_test(ins: &Instruction) -> Option<(Register, u32)> {
+    if ins.op_count() != 2 || ins.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let r = ins.op0_register();
+    let k = match ins.mnemonic() {
+        Mnemonic::Test if ins.op1_kind() == OpKind::Register && ins.op1_register() == r => 0,
+        Mnemonic::Cmp => immediate(ins)?,
+        _ => return None,
+    };
+    Some((r, k & width_mask(r)?))
+}
+
+/// The immediate second operand of `ins`, if it has one.
+fn immediate(ins: &Instruction) -> Option<u32> {
+    use OpKind as K;
+    matches!(
+        ins.op1_kind(),
+        K::Immediate8 | K::Immediate16 | K::Immediate32 | K::Immediate8to16 | K::Immediate8to32
+    )
+    .then(|| ins.immediate(1) as u32)
+}
+
+/// All ones in the width of a general-purpose register.
+fn width_mask(r: Register) -> Option<u32> {
+    match r.size() {
+        1 => Some(0xff),
+        2 => Some(0xffff),
+        4 => Some(!0),
+        _ => None,
+    }
+}
+
+/// Whether `item` is `mov r,k` (an immediate, truncated to `r`'s width).
+fn sets_to(item: &Item, r: Register, k: u32) -> bool {
+    let Item::Instr(ins, _) = item else {
+        return false;
+    };
+    ins.mnemonic() == Mnemonic::Mov
+        && ins.op0_kind() == OpKind::Register
+        && ins.op0_register() == r
+        && immediate(ins)
+            .zip(width_mask(r))
+            .is_some_and(|(v, m)| v & m == k)
+}
+
+/// `cmp r,k; jne B` (or `je` around B) where B, entered only there, is
+/// just `mov r,k` and goes on where the other arm does: whichever way the
+/// branch goes, `r` is `k` after it, so the compare and branch become the
+/// move and a jump, when no flag is read at the join. (Closing `while (c)
+/// c--` leaves this shape: an interpreter's `[-]`.) Returns how many.
+pub fn set_known_values(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let index = block_index(residual);
+    let preds = entry_counts(residual, &index);
+    let fx = calc.residual(residual);
+    let live = liveness(residual, &fx);
+    let mut rewrites = Vec::new();
+    for (a, block) in residual.blocks.iter().enumerate() {
+        let Terminator::Branch {
+            cc,
+            taken,
+            not_taken,
+            origin,
+        } = block.terminator
+        else {
+            continue;
+        };
+        let (set, join) = match cc {
+            ConditionCode::e => (not_taken, taken),
+            ConditionCode::ne => (taken, not_taken),
+            _ => continue,
+        };
+        let Some(Item::Instr(test, _)) = block.items.last() else {
+            continue;
+        };
+        let (Some((r, k)), Some(&b), Some(&j)) =
+            (equality_test(test), index.get(&set), index.get(&join))
+        else {
+            continue;
+        };
+        let arm = &residual.blocks[b];
+        let joins = matches!(arm.terminator, Terminator::Jump(l, _) if l == join);
+        if b != a
+            && set != join
+            && preds[b] == 1
+            && joins
+            && arm.items.len() == 1
+            && sets_to(&arm.items[0], r, k)
+            && live.live_in[j] & ALL_FLAGS == 0
+        {
+            rewrites.push((a, arm.items[0].clone(), Terminator::Jump(join, origin)));
+        }
+    }
+    let count = rewrites.len();
+    for (a, set, jump) in rewrites {
+        let block = &mut residual.blocks[a];
+        block.items.pop();
+        block.items.push(set);
+        block.terminator = jump;
     }
     count
 }
@@ -251,5 +367,76 @@ mod tests {
           ret
           exit
         ");
+    }
+
+    /// L0 compares `bl` with `k` and skips L1 (`set`) when equal; both
+    /// join at L2, which runs `join` and returns.
+    fn guarded(
+        k: u32,
+        set: Vec<iced_x86::Instruction>,
+        join: Vec<iced_x86::Instruction>,
+    ) -> wiper_residual::Residual {
+        residual(vec![
+            block(0, asm(|a| a.cmp(bl, k)), branch(Cc::e, 2, 1)),
+            block(1, set, jump(2)),
+            block(2, join, Terminator::Exit),
+        ])
+    }
+
+    /// `if (bl != 7) bl = 7` is `bl = 7`.
+    #[test]
+    fn a_register_set_to_the_value_it_was_compared_with_is_set_always() {
+        let r = guarded(7, asm(|a| a.mov(bl, 7)), asm(|a| a.ret()));
+        insta::assert_snapshot!(after(r, super::set_known_values), @"
+        L0:
+          mov bl,7
+          jmp L2
+        L1:
+          mov bl,7
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: another value, another register, a second item in
+    /// the arm, and the flags of the compare read after the join (`setb`).
+    #[test]
+    fn a_guard_that_changes_something_stays() {
+        let cases = [
+            guarded(7, asm(|a| a.mov(bl, 8)), asm(|a| a.ret())),
+            guarded(7, asm(|a| a.mov(cl, 7)), asm(|a| a.ret())),
+            guarded(
+                7,
+                asm(|a| {
+                    a.mov(bl, 7)?;
+                    a.inc(eax)
+                }),
+                asm(|a| a.ret()),
+            ),
+            guarded(
+                7,
+                asm(|a| a.mov(bl, 7)),
+                asm(|a| {
+                    a.setb(al)?;
+                    a.ret()
+                }),
+            ),
+        ];
+        for r in cases {
+            let before = crate::testutil::listing(&r);
+            assert_eq!(after(r, super::set_known_values), before);
+        }
+    }
+
+    /// Near miss: the arm is also entered from elsewhere (here it is the
+    /// entry too), where `bl` may be anything.
+    #[test]
+    fn a_guarded_set_entered_elsewhere_stays() {
+        let mut r = guarded(0, asm(|a| a.mov(bl, 0)), asm(|a| a.ret()));
+        r.entry = Some(wiper_residual::Label(1));
+        let before = crate::testutil::listing(&r);
+        assert_eq!(after(r, super::set_known_values), before);
     }
 }

@@ -38,8 +38,9 @@
 //!    counted loops (a self-loop, or a rotated loop of two blocks) that
 //!    only add constants become their closed form,
 //!    and self-loops with a known small trip count are unrolled
-//!    ([`unroll`]); they alternate with passes 0 and 2 to 4 while they
-//!    change things.
+//!    ([`unroll`]); a branch around `mov r,k` taken when `r == k` becomes
+//!    the move ([`branches`], the shape a closed `while (c) c--` leaves);
+//!    they alternate with passes 0 and 2 to 4 while they change things.
 //! 8. **Register moves** ([`moves`]) and **loop headers** ([`tails`]):
 //!    from here on the clean-up (passes 2 to 4) also re-emits each run of
 //!    register copies, swaps and additions in a block as the fewest
@@ -154,6 +155,7 @@ pub const PASS_NAMES: &[&str] = &[
     "scratch",
     "pushed",
     "branches",
+    "known_values",
     "tails",
     "constants",
     "unroll_distances",
@@ -327,6 +329,11 @@ fn fold_and_close(
         let closed = step(residual, observe, "counted", |r| {
             counted::close_loops(r, calc)
         });
+        // (closed loops leave `if (c != k) c = k`)
+        let folded = folded
+            + step(residual, observe, "known_values", |r| {
+                branches::set_known_values(r, calc)
+            });
         let unrolled = step(residual, observe, "unroll", |r| {
             unroll::unroll_loops(r, calc)
         });

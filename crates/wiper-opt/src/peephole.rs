@@ -1,7 +1,8 @@
 //! Peepholes over a few neighbouring items, using liveness:
 //! - `mov t,a; mov a,b; mov b,t` becomes `xchg a,b` (plus `mov t,b` if `t`
 //!   is still read);
-//! - `mov a,b; OP a,c; mov b,a` becomes `OP b,c` when `a` is dead after;
+//! - `mov a,b; OP a,c; mov b,a` becomes `OP b,c` when `a` is dead after,
+//!   and so does `mov a,c; OP a,b; mov b,a` for a commutative `OP`;
 //! - `mov t,a; mov a,b; OP a,t` becomes `OP a,b` for a commutative `OP`
 //!   when `t` is dead after;
 //! - `test r,r` or `cmp r,0` right after an arithmetic instruction that
@@ -197,7 +198,9 @@ fn moves_to_xchg(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
     Some(3)
 }
 
-/// `mov a,b; OP a,c; mov b,a` becomes `OP b,c` when `a` is dead after.
+/// `mov a,b; OP a,c; mov b,a` becomes `OP b,c` when `a` is dead after;
+/// so does `mov a,c; OP a,b; mov b,a` for a commutative `OP` (the result
+/// lands in the operand that was not copied).
 fn op_on_source(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
     let [m1, Item::Instr(op, origin), m3, ..] = s.window else {
         return None;
@@ -205,9 +208,9 @@ fn op_on_source(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
     let (Some((a, b1)), Some((b3, a3))) = (reg_move(m1), reg_move(m3)) else {
         return None;
     };
-    if !(b3 == b1
-        && a3 == a
+    if !(a3 == a
         && a != b1
+        && a != b3
         && two_address(op)
         && op.op0_register() == a
         && !is_live(s.out[s.k + 2], a))
@@ -215,9 +218,16 @@ fn op_on_source(s: &Site<'_>, keep: &mut Vec<Item>) -> Option<usize> {
         return None;
     }
     let mut new = *op;
-    new.set_op0_register(b1);
-    if new.op1_kind() == OpKind::Register && new.op1_register() == a {
+    if b3 == b1 {
+        new.set_op0_register(b1);
+        if new.op1_kind() == OpKind::Register && new.op1_register() == a {
+            new.set_op1_register(b1);
+        }
+    } else if commutative(op) && op.op1_kind() == OpKind::Register && op.op1_register() == b3 {
+        new.set_op0_register(b3);
         new.set_op1_register(b1);
+    } else {
+        return None;
     }
     keep.push(Item::Instr(new, *origin));
     Some(3)
@@ -1214,6 +1224,44 @@ mod tests {
           xchg ebx,eax
           mov ecx,ebx
           mov esi,ecx
+          ret
+          exit
+        ");
+    }
+
+    /// `mov ecx,esi; imul ecx,ebx; mov ebx,ecx` is `ebx = esi * ebx`
+    /// (vm_fact's accumulator at -O0).
+    #[test]
+    fn commutative_arithmetic_through_a_copy_lands_in_its_other_operand() {
+        let f = function(|a| {
+            a.mov(ecx, esi)?;
+            a.imul_2(ecx, ebx)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          imul ebx,esi
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `sub` is not commutative (`esi - ebx` is not
+    /// `ebx - esi`).
+    #[test]
+    fn non_commutative_arithmetic_through_a_copy_into_its_other_operand_stays() {
+        let f = function(|a| {
+            a.mov(ecx, esi)?;
+            a.sub(ecx, ebx)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          mov ecx,esi
+          sub ecx,ebx
+          mov ebx,ecx
           ret
           exit
         ");
