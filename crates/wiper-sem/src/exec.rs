@@ -36,22 +36,6 @@ impl MachineState {
     pub fn flag(&self, f: Flag) -> bool {
         self.flags[f.index()]
     }
-
-    /// The modelled flags as EFLAGS bits.
-    pub fn eflags(&self) -> u32 {
-        Flag::ALL
-            .iter()
-            .filter(|f| self.flag(**f))
-            .map(|f| f.eflags_bit())
-            .sum()
-    }
-
-    /// Sets the modelled flags from EFLAGS bits (others are ignored).
-    pub fn set_eflags(&mut self, eflags: u32) {
-        for f in Flag::ALL {
-            self.flags[f.index()] = eflags & f.eflags_bit() != 0;
-        }
-    }
 }
 
 /// The result of [`execute`].

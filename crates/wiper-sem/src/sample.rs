@@ -551,6 +551,29 @@ impl Instance {
 mod tests {
     use super::*;
 
+    /// The edge immediates follow the operand's width: a shift count's
+    /// edges are the width's (w - 1, w, w + 1) besides 32, 33 and 255, and
+    /// a sign-extended byte's are its values extended to the operand.
+    #[test]
+    fn edge_immediates_follow_the_operand_width() {
+        let shift = |w: u32| vec![0, 1, 2, w - 1, w, w + 1, 32, 33, 255];
+        assert_eq!(edge_immediates(Code::Shl_rm8_imm8, 1), shift(8));
+        assert_eq!(edge_immediates(Code::Shl_rm16_imm8, 1), shift(16));
+        // (32 and 33 once)
+        assert_eq!(
+            edge_immediates(Code::Shl_rm32_imm8, 1),
+            vec![0, 1, 2, 31, 32, 33, 255]
+        );
+        assert_eq!(
+            edge_immediates(Code::Add_rm16_imm8, 1),
+            vec![0, 1, 0xffff, 0xff80, 0x7f]
+        );
+        assert_eq!(
+            edge_immediates(Code::Add_rm32_imm8, 1),
+            vec![0, 1, u32::MAX, 0xffff_ff80, 0x7f]
+        );
+    }
+
     #[test]
     fn every_supported_form_has_instances() {
         let mut rng = Rng::new(1);
