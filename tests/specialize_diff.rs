@@ -384,7 +384,7 @@ fn compare(s: &Specialized) -> Option<String> {
     for (k, input) in inputs.iter().enumerate() {
         let args = input.arg_strs();
         let want = match run_binary(&original, &args, &input.stdin) {
-            Ok(run) if valid_run(&run) => run,
+            Ok(run) if valid_run(case, &run) => run,
             Ok(run) => {
                 problems.push(format!(
                     "the original rejects or crashes on {} (a case-table bug): {}",
@@ -528,14 +528,17 @@ const REJECTIONS: [&str; 4] = ["usage", "out of range", "no such", "bad "];
 /// canary.c smashes its stack on purpose for long words, and then aborts.
 const SMASHED_STACK: &str = "*** stack smashing detected ***";
 
-/// Whether an original's run shows a valid command line: it exits, prints
-/// no rejection and nothing on stderr; or it aborts (SIGABRT) because the
-/// stack protector caught a smashed stack ([`SMASHED_STACK`]).
-fn valid_run(run: &RunOutput) -> bool {
+/// Whether an original's run of `case` shows a valid command line: it
+/// exits, prints no rejection and nothing on stderr; or it aborts (SIGABRT)
+/// because the stack protector caught a smashed stack ([`SMASHED_STACK`]);
+/// or it faults (SIGSEGV) where the case says its program does.
+fn valid_run(case: &Case, run: &RunOutput) -> bool {
     let text = run.stdout_str();
     let smashed = run.status == wiper_testkit::Termination::Signaled(6)
         && run.stderr_str().starts_with(SMASHED_STACK);
+    let faulted = case.faults && run.status == wiper_testkit::Termination::Signaled(11);
     smashed
+        || faulted
         || run.status.code().is_some()
             && !REJECTIONS.iter().any(|r| text.contains(r))
             && run.stderr.is_empty()
@@ -559,7 +562,7 @@ fn case_table_inputs_run_on_originals() {
             match run_binary(&original, &input.arg_strs(), &input.stdin) {
                 Err(e) => problems.push(format!("{}: {e}", shown_input(&input))),
                 Ok(run) => {
-                    if !valid_run(&run) {
+                    if !valid_run(case, &run) {
                         problems.push(format!("{}: {}", shown_input(&input), shown_run(&run)));
                     }
                 }

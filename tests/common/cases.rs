@@ -300,6 +300,10 @@ pub struct Case {
     generator: Generator,
     /// The same inputs as `wiper check` templates (see [`Case::check`]).
     check: Option<CheckTemplates>,
+    /// Whether the program faults (SIGSEGV) on some of the inputs by
+    /// design, so that such a run of the original is valid (the residual
+    /// must fault too).
+    pub faults: bool,
 }
 
 /// A case's inputs as `wiper check` generates them (docs/usage.md): one
@@ -338,7 +342,14 @@ impl Case {
             what,
             generator: Arc::new(generator),
             check: None,
+            faults: false,
         }
+    }
+
+    /// The case, whose program faults (SIGSEGV) on some inputs by design.
+    pub fn faulting(mut self) -> Case {
+        self.faults = true;
+        self
     }
 
     /// The case with its inputs as `wiper check` argument templates (one
@@ -1954,6 +1965,37 @@ fn search_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// weak.c: `weak X MODE` prints hooked(X, MODE), which calls an undefined
+/// weak function (`call 0`, a fault) when MODE > 0: the residual must fault
+/// there too (killed by SIGSEGV, as the original is).
+fn weak_cases(out: &mut Vec<Case>) {
+    for o in LEVELS {
+        let bin = format!("weak-{o}");
+        out.push(
+            Case::new(
+                &bin,
+                "hooked",
+                vec![],
+                "nothing static: a call to address 0 behind a dynamic test",
+                |r| Input::argv(vec![r.edge_arg(), r.each_in_arg(-1, 2)]),
+            )
+            .faulting()
+            .check(&["{int}", "{int:-1..2}"]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "hooked",
+                vec!["arg0=7".into()],
+                "a static X: the call to address 0 stays behind the dynamic MODE",
+                |r| Input::argv(vec!["7".into(), r.each_in_arg(-1, 2)]),
+            )
+            .faulting()
+            .check(&["7", "{int:-1..2}"]),
+        );
+    }
+}
+
 /// divide.c: `divide A B` prints sdiv, srem, sdivrem, udivrem and
 /// smod_sum of A and B. Each function specialized to a static divisor B
 /// (positive, negative, a power of two; -1 and 0 take the guarded paths):
@@ -2033,6 +2075,7 @@ pub fn all_cases() -> Vec<Case> {
     canary_cases(&mut out);
     fill_cases(&mut out);
     search_cases(&mut out);
+    weak_cases(&mut out);
     divide_cases(&mut out);
     globals_cases(&mut out);
     libc_cases(&mut out);

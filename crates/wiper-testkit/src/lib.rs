@@ -49,6 +49,8 @@ const RT_PROGRAMS: &[&str] = &[
     "modpow",
     // glibc's `rep stosd`/`rep movsd` shapes (docs/specialization.md).
     "search",
+    // A call to an undefined weak function (`call 0`) behind a test.
+    "weak",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.

@@ -309,7 +309,12 @@ fn call_target(binary: &Binary, ins: &Instruction) -> CallTarget {
         return CallTarget::Indirect;
     }
     let t = ins.near_branch32();
-    if t == 0 && ins.flow_control() == FlowControl::Call {
+    if t == 0
+        && matches!(
+            ins.flow_control(),
+            FlowControl::Call | FlowControl::UnconditionalBranch
+        )
+    {
         return CallTarget::Absent;
     }
     match binary.plt.get(&t) {
@@ -382,6 +387,11 @@ fn decode_run(
             }
             FlowControl::Exception => Some(vec![Successor::Halt]),
             FlowControl::Return => Some(vec![Successor::Return]),
+            // `jmp 0`: a tail call to an undefined weak function (gcc -O2's
+            // `return hook(x)`); it faults, as `call 0` does.
+            FlowControl::UnconditionalBranch if call_target(binary, &ins) == CallTarget::Absent => {
+                Some(vec![Successor::TailCall(CallTarget::Absent)])
+            }
             FlowControl::UnconditionalBranch => {
                 let to = branch_target(binary, &ins, "jump")?;
                 if scope.is_tail_call(binary, to) {

@@ -149,6 +149,14 @@ const PARTLY_DECODED: &[(&str, &str, &str)] = &[
          into the shared `jmp ebx`: decoded from the targets only when the \
          specializer knows them",
     ),
+    (
+        "weak-O0",
+        "hooked",
+        "gcc's code after `call 0` (an undefined weak function, which \
+         faults) is never reached, so it is not decoded",
+    ),
+    ("weak-O1", "hooked", "as weak-O0"),
+    ("weak-O2", "hooked", "as weak-O0"),
 ];
 
 /// Whether `name` in the binary at `path` is in [`PARTLY_DECODED`].

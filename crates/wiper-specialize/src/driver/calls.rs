@@ -12,7 +12,6 @@ use super::{Frame, Specializer, State, Stop, UNKNOWN_ARGS};
 use crate::eval::SExpr;
 use crate::function::InstrInfo;
 use crate::state::{Base, Byte, Known, Region, SVal, Store, ABI_DIRECTION_FLAG};
-use crate::SpecializeError;
 
 impl Specializer<'_> {
     /// Bytes of stack arguments the function at `entry` reads (from the
@@ -24,6 +23,22 @@ impl Specializer<'_> {
                 .map(|n| abi::ARG_SIZE * n)
                 .unwrap_or(UNKNOWN_ARGS)
         })
+    }
+
+    /// Control goes to address 0 (an undefined weak function, `call 0` or
+    /// `jmp 0` at `addr`), where the original faults: the residual syncs
+    /// everything into the machine and makes the same transfer (`code`).
+    pub(super) fn fault_at_zero(
+        &mut self,
+        state: &mut State,
+        addr: u32,
+        code: Code,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        self.sync_all(state, addr, UNKNOWN_ARGS, items)?;
+        let transfer = Instruction::with_branch(code, 0).expect("a direct transfer to 0");
+        items.push(Item::Instr(transfer, Origin::Original(addr)));
+        Ok(())
     }
 
     /// A call: inlined, specialized as a clone, or kept.
@@ -43,12 +58,11 @@ impl Specializer<'_> {
         };
         if target == Some(0) {
             // `CallTarget::Absent`: the original faults here, and the code
-            // after the call is what gcc compiled, not what runs.
-            return Err(SpecializeError::Unsupported {
-                address: addr,
-                reason: "a call to 0x0 (an undefined weak function), which faults".into(),
-            }
-            .into());
+            // after the call is what gcc compiled, not what runs. The
+            // residual makes the same call, with the machine as the
+            // original has it, and ends there.
+            self.fault_at_zero(state, addr, Code::Call_rel32_32, items)?;
+            return Ok(Next::Exit);
         }
         // A call the decoder found never returns (`exit`, `abort`,
         // `__stack_chk_fail`, ...) ends the block as a real call: nothing

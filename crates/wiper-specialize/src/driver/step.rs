@@ -167,7 +167,14 @@ impl Specializer<'_> {
         self.apply(state, info, post, &ev, items)?;
         match ev.eip {
             None => Ok(Next::Continue(next)),
-            Some(SExpr::Known(v)) => Ok(Next::Continue(self.code_addr(v, addr)?)),
+            Some(SExpr::Known(v)) => match self.code_addr(v, addr)? {
+                // `jmp 0`: a tail call to an undefined weak function.
+                0 if ins.code() == Code::Jmp_rel32_32 || ins.code() == Code::Jmp_rel8_32 => {
+                    self.fault_at_zero(state, addr, Code::Jmp_rel32_32, items)?;
+                    Ok(Next::Exit)
+                }
+                target => Ok(Next::Continue(target)),
+            },
             Some(SExpr::Dyn(_)) => self.dynamic_jump(state, info, &ev, items),
         }
     }
