@@ -10,8 +10,9 @@
 //! runs), so it is ignored in a default `cargo test` and run with
 //! `cargo test --release --test real_identity -- --ignored --nocapture`
 //! (`.ci/run` runs it); `WIPER_REAL_LIMIT=N` takes every k-th function so
-//! that about N are tried, and `WIPER_REAL_PROGRAMS=A,B` only the programs
-//! named. The figures are in docs/real-binaries.md.
+//! that about N are tried, `WIPER_REAL_PROGRAMS=A,B` only the programs
+//! named, and `WIPER_REAL_FUNCTIONS=F,G` only the functions so named. The
+//! figures are in docs/real-binaries.md.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -116,7 +117,14 @@ fn check_program(program: &str, files: &[(&str, Vec<u8>)], limit: usize) -> Figu
         })
         .collect();
     let reference = behaviour(&path, files, &compressed);
-    let functions = reachable_from_main(&binary);
+    let mut functions = reachable_from_main(&binary);
+    if let Ok(names) = std::env::var("WIPER_REAL_FUNCTIONS") {
+        functions.retain(|&f| {
+            binary
+                .name_of(f)
+                .is_some_and(|n| names.split(',').any(|x| x == n))
+        });
+    }
     let step = functions.len().div_ceil(limit.max(1)).max(1);
     let mut figures = Figures::default();
     let options = wiper_specialize::Options::default();

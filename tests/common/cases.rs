@@ -1996,6 +1996,52 @@ fn weak_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// A size for vla.c: the boundaries of its clamping (-1 to 2, 63 to 66,
+/// enumerated) or any in -1..=66.
+fn vla_size(r: &mut Rng) -> String {
+    r.each_or(&[-1, 0, 1, 2, 63, 64, 65, 66], |r| r.range(-1, 66))
+        .to_string()
+}
+
+/// vla.c: `vla N K` prints weights(N, K), which keeps N entries in a
+/// variable-length array (`sub esp, eax`): with N dynamic the stack pointer
+/// gets a fresh base below the frame; with N static it is static.
+fn vla_cases(out: &mut Vec<Case>) {
+    for o in LEVELS {
+        let bin = format!("vla-{o}");
+        out.push(
+            Case::new(
+                &bin,
+                "weights",
+                vec![],
+                "nothing static: a variable-length array of dynamic size",
+                |r| Input::argv(vec![vla_size(r), r.edge_arg()]),
+            )
+            .check(&["{int:-1..66}", "{int}"]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "weights",
+                vec!["arg1=3".into()],
+                "a static K: the array's size stays dynamic, its fill partly static",
+                |r| Input::argv(vec![vla_size(r), "3".into()]),
+            )
+            .check(&["{int:-1..66}", "3"]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "weights",
+                vec!["arg0=5".into()],
+                "a static N: `sub esp, eax` with a known size",
+                |r| Input::argv(vec!["5".into(), r.edge_arg()]),
+            )
+            .check(&["5", "{int}"]),
+        );
+    }
+}
+
 /// divide.c: `divide A B` prints sdiv, srem, sdivrem, udivrem and
 /// smod_sum of A and B. Each function specialized to a static divisor B
 /// (positive, negative, a power of two; -1 and 0 take the guarded paths):
@@ -2076,6 +2122,7 @@ pub fn all_cases() -> Vec<Case> {
     fill_cases(&mut out);
     search_cases(&mut out);
     weak_cases(&mut out);
+    vla_cases(&mut out);
     divide_cases(&mut out);
     globals_cases(&mut out);
     libc_cases(&mut out);

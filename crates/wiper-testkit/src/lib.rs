@@ -51,6 +51,8 @@ const RT_PROGRAMS: &[&str] = &[
     "search",
     // A call to an undefined weak function (`call 0`) behind a test.
     "weak",
+    // A variable-length array (`sub esp, eax`).
+    "vla",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.

@@ -1,5 +1,7 @@
 //! Stack realignment: `and esp, -16` (gcc's `main`) and its undoing
-//! (`lea esp,[ecx-0x4]`, `lea esp,[ebp-0xc]`).
+//! (`lea esp,[ecx-0x4]`, `lea esp,[ebp-0xc]`); and, the same way, a
+//! dynamic stack allocation (`sub esp, eax`: alloca, a variable-length
+//! array) and its undoing (`mov esp, ebx`, `lea esp,[ebp-0xc]`).
 //!
 //! The realigned stack pointer has an unknown distance from the entry one,
 //! so it becomes a fresh base: what was relative to the entry stack pointer
@@ -33,6 +35,16 @@ pub(super) fn is_realignment(ins: &Instruction) -> bool {
         && ins.op0_register() == Register::ESP
         && alignment >= 4
         && alignment.is_power_of_two()
+}
+
+/// Whether `ins` allocates stack space of a run-time size: `sub esp, r`
+/// (alloca, a variable-length array), which leaves `esp` at an unknown
+/// distance below the frame, as a realignment does.
+pub(super) fn is_dynamic_allocation(ins: &Instruction) -> bool {
+    ins.mnemonic() == Mnemonic::Sub
+        && ins.op0_kind() == OpKind::Register
+        && ins.op0_register() == Register::ESP
+        && ins.op1_kind() == OpKind::Register
 }
 
 /// Whether anything in `store` is relative to `base`.
@@ -76,6 +88,27 @@ fn rebase(store: &mut Store, from: Base, to: Base) {
     store.copies.clear();
 }
 
+/// Forgets the frame at [`Base::Stack`] (its bytes are in the machine):
+/// its known bytes, and registers and bytes that point into it.
+fn drop_frame(store: &mut Store) {
+    for r in Reg::ALL {
+        if matches!(
+            store.reg(r),
+            Some(Known {
+                value: SVal::Addr(Base::Stack, _),
+                ..
+            })
+        ) {
+            store.set_reg(r, None);
+        }
+    }
+    store.mem = store.mem.remap(|(region, off), v| {
+        let stale =
+            region == Region::Of(Base::Stack) || matches!(v.value, Byte::Part(Base::Stack, ..));
+        (!stale).then_some(((region, off), v))
+    });
+}
+
 /// Marks every known location of `store` as held by the machine.
 fn all_synced(store: &mut Store) {
     for r in Reg::ALL {
@@ -92,14 +125,16 @@ fn all_synced(store: &mut Store) {
 }
 
 impl Specializer<'_> {
-    /// `and esp, -2^n`: everything into the machine, the instruction, then
-    /// the entry frame moves to [`Base::Entry`] and the realigned stack
-    /// pointer is the new [`Base::Stack`].
+    /// `and esp, -2^n` (or `sub esp, r` with a dynamic `r`, `what` says
+    /// which): everything into the machine, the instruction, then the
+    /// entry frame moves to [`Base::Entry`] and the new stack pointer is
+    /// the new [`Base::Stack`].
     pub(super) fn realign(
         &mut self,
         state: &mut State,
         info: &InstrInfo,
         items: &mut Vec<Item>,
+        what: &str,
     ) -> Result<(), Stop> {
         let ins = info.instruction;
         let addr = ins.ip32();
@@ -110,15 +145,25 @@ impl Specializer<'_> {
             })
         };
         if !state.ctx.is_empty() {
-            return Err(unsupported("a stack realignment inside an inlined call"));
+            return Err(unsupported(&format!("a {what} inside an inlined call")));
         }
-        if uses_base(&state.store, Base::Entry) {
-            return Err(unsupported("a second stack realignment"));
+        let again = uses_base(&state.store, Base::Entry);
+        if again && !is_dynamic_allocation(&ins) {
+            return Err(unsupported(&format!(
+                "a {what} while the stack is realigned or allocated"
+            )));
         }
         self.sync_all(state, addr, 0, items)?;
         items.push(Item::Instr(ins, Origin::Original(addr)));
         let store = &mut state.store;
-        rebase(store, Base::Stack, Base::Entry);
+        if again {
+            // Another allocation below the first: the frame between them
+            // (in the machine now) is forgotten, with what points into it;
+            // the entry frame stays.
+            drop_frame(store);
+        } else {
+            rebase(store, Base::Stack, Base::Entry);
+        }
         store.set_reg(
             Reg::Esp,
             Some(Known {
@@ -127,7 +172,7 @@ impl Specializer<'_> {
             }),
         );
         store.real_esp = 0;
-        // `and` sets the status flags from the unknown result.
+        // `and` and `sub` set the status flags from the unknown result.
         let df = store.flags[wiper_sem::Flag::Df.index()];
         store.flags = [None; 7];
         store.flags[wiper_sem::Flag::Df.index()] = df;
@@ -154,22 +199,7 @@ impl Specializer<'_> {
         all_synced(&mut store);
         // The realigned frame is below the stack pointer now: dead. What
         // points into it is left to the machine.
-        for r in Reg::ALL {
-            if matches!(
-                store.reg(r),
-                Some(Known {
-                    value: SVal::Addr(Base::Stack, _),
-                    ..
-                })
-            ) {
-                store.set_reg(r, None);
-            }
-        }
-        store.mem = store.mem.remap(|(region, off), v| {
-            let stale =
-                region == Region::Of(Base::Stack) || matches!(v.value, Byte::Part(Base::Stack, ..));
-            (!stale).then_some(((region, off), v))
-        });
+        drop_frame(&mut store);
         rebase(&mut store, Base::Entry, Base::Stack);
         store.set_reg(
             Reg::Esp,

@@ -377,9 +377,20 @@ impl Specializer<'_> {
             }
             effects.push((l, e));
         }
+        // Live: dynamic registers read later, and those holding an address
+        // the residual cannot compute again (the entry frame's, while the
+        // stack is realigned or allocated), whose machine copy is the only one.
         let mut live_regs = 1u8 << Reg::Esp.index();
         for r in Reg::ALL {
-            if info.live_regs_out & (1 << r.index()) != 0 && post.reg(r).is_none() {
+            let live_out = info.live_regs_out & (1 << r.index()) != 0;
+            let irreplaceable = matches!(
+                state.store.reg(r),
+                Some(Known {
+                    value: SVal::Addr(Base::Entry, _),
+                    synced: true,
+                })
+            );
+            if live_out && (post.reg(r).is_none() || irreplaceable) {
                 live_regs |= 1 << r.index();
             }
         }

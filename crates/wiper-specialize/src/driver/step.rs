@@ -7,7 +7,7 @@ use wiper_sem::Reg;
 
 use super::block::{Next, Target};
 use super::bta::Decision;
-use super::realign::is_realignment;
+use super::realign::{is_dynamic_allocation, is_realignment};
 use super::residual::purge_copies;
 use super::{Specializer, State, Stop, UNKNOWN_ARGS};
 use crate::eval::{Evaluated, Evaluator, SExpr};
@@ -96,7 +96,7 @@ impl Specializer<'_> {
             return self.call(state, info, items);
         }
         if is_realignment(&ins) {
-            self.realign(state, info, items)?;
+            self.realign(state, info, items, "stack realignment")?;
             return Ok(Next::Continue(next));
         }
         let decision = self.decide(state, info);
@@ -137,6 +137,10 @@ impl Specializer<'_> {
         let (post, ev) = self.evaluate(&state.store, info);
         if let Some(k) = ev.esp_entry {
             self.leave_realigned(state, info, post, k, items)?;
+            return Ok(Next::Continue(next));
+        }
+        if ev.esp_lost && is_dynamic_allocation(&ins) {
+            self.realign(state, info, items, "dynamic stack allocation")?;
             return Ok(Next::Continue(next));
         }
         if ev.esp_lost {
