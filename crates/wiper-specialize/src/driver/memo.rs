@@ -149,6 +149,9 @@ pub(super) struct MemoEntry {
     /// [`RunState::ancestor_at`] takes logarithmic steps (Myers' skew-binary
     /// jump pointers).
     jump: usize,
+    /// The nearest visit of the same point before this one on its path:
+    /// following these gives the point's visits on the path, newest first.
+    previous_visit: Option<usize>,
 }
 
 impl MemoEntry {
@@ -195,44 +198,72 @@ impl RunState {
     }
 
     /// The visits of `point` on the path up to entry `from` (included),
-    /// newest first, at most `most` of them.
+    /// newest first, at most `most` of them: the newest, then the chain of
+    /// [`MemoEntry::previous_visit`]s.
     fn visits_on_path(&self, point: &Point, from: Option<usize>, most: usize) -> Vec<usize> {
-        let (Some(from), Some(ids)) = (from, self.by_point.get(point)) else {
-            return Vec::new();
-        };
+        let mut visits = Vec::new();
+        let mut next = self.newest_visit_on_path(point, from);
+        while let Some(id) = next {
+            if visits.len() == most {
+                break;
+            }
+            visits.push(id);
+            next = self.entries[id].previous_visit;
+        }
+        visits
+    }
+
+    /// The points the path from entry `from` back passes between its
+    /// visits `visits` (entries on it, newest first): element j holds
+    /// those strictly between visit j - 1 (for j = 0: the state after
+    /// `from`) and visit j, newest first.
+    fn paths_between(&self, from: Option<usize>, visits: &[usize]) -> Vec<Vec<&Point>> {
+        let mut paths = vec![Vec::new()];
+        let mut cur = from;
+        while let (Some(id), Some(&next)) = (cur, visits.get(paths.len() - 1)) {
+            if id == next {
+                if paths.len() == visits.len() {
+                    break;
+                }
+                paths.push(Vec::new());
+            } else {
+                paths
+                    .last_mut()
+                    .expect("a path")
+                    .push(&self.entries[id].point);
+            }
+            cur = self.entries[id].parent;
+        }
+        paths
+    }
+
+    /// The newest visit of `point` on the path up to entry `from`
+    /// (included).
+    fn newest_visit_on_path(&self, point: &Point, from: Option<usize>) -> Option<usize> {
+        let (from, ids) = (from?, self.by_point.get(point)?);
         // A loop's head has its visits close together on the path: walk it
         // back a little first. Scanning the point's visits instead costs an
         // ancestor test for each, and in a tree unrolled through dynamic
         // branches most of them lie on other paths.
-        let mut near = Vec::new();
         let mut cur = Some(from);
         for _ in 0..PATH_WALK {
-            let Some(id) = cur else {
-                return near; // the whole path was walked
-            };
+            let id = cur?; // (the whole path was walked)
             if self.entries[id].point == *point {
-                near.push(id);
-                if near.len() == most {
-                    return near;
-                }
+                return Some(id);
             }
             cur = self.entries[id].parent;
         }
         // The rest of the path lies at or above `rest`, whose ancestors
         // were all created before it: only older visits are candidates.
-        let Some(rest) = cur else { return near };
+        let rest = cur?;
         let depth = self.entries[rest].depth;
         let older = ids.partition_point(|&id| id <= rest);
-        near.extend(
-            ids[..older]
-                .iter()
-                .rev()
-                .filter(|&&id| self.entries[id].depth <= depth)
-                .filter(|&&id| self.ancestor_at(rest, self.entries[id].depth) == id)
-                .take(most - near.len())
-                .copied(),
-        );
-        near
+        ids[..older]
+            .iter()
+            .rev()
+            .filter(|&&id| self.entries[id].depth <= depth)
+            .find(|&&id| self.ancestor_at(rest, self.entries[id].depth) == id)
+            .copied()
     }
 }
 
@@ -243,9 +274,6 @@ struct Visit<'a> {
     store: &'a Store,
     /// Dynamic branches on the path to the visit.
     dyn_branches: u32,
-    /// How many points the walk back from the current state had passed
-    /// when it met this visit (`usize::MAX` for the current state itself).
-    walked: usize,
     /// Residual items when the visit was made.
     items: usize,
 }
@@ -328,6 +356,7 @@ impl Specializer<'_> {
         let label = self.new_label();
         let point_key = point.clone();
         let (depth, jump) = self.run.depth_and_jump(state.parent, id);
+        let previous_visit = self.run.newest_visit_on_path(&point, state.parent);
         self.run.entries.push(MemoEntry {
             point,
             store: state.store.clone(),
@@ -337,6 +366,7 @@ impl Specializer<'_> {
             items_at: self.run.items,
             depth,
             jump,
+            previous_visit,
         });
         self.run.by_point.entry(point_key).or_default().push(id);
         self.run.memo.entry(hash).or_default().push(id);
@@ -436,43 +466,30 @@ impl Specializer<'_> {
     pub(super) fn whistle(&self, point: &Point, state: &State) -> Option<Vec<GenLoc>> {
         let k = self.options.generalize_after.max(1);
         let most = k.max(UNEVEN_PATH_VISITS);
-        // The chain needs k earlier visits of the point on this path; the
-        // walk back goes no further than the oldest one it may use.
+        // The chain needs k earlier visits of the point on this path.
         let earlier = self.run.visits_on_path(point, state.parent, most);
-        let &oldest = earlier.get(k - 1..)?.last()?;
-        // The visits, newest first, with the index in `walked` of each
-        // (the current state has none: it is not an entry yet).
+        if earlier.len() < k {
+            return None;
+        }
+        // The visits, newest first (the current state is not an entry
+        // yet), each reached from the one before through a dynamic branch.
         let mut chain = vec![Visit {
             store: &state.store,
             dyn_branches: state.dyn_branches,
-            walked: usize::MAX,
             items: self.run.items,
         }];
-        let mut walked: Vec<&Point> = Vec::new();
-        let mut cur = state.parent;
-        while let Some(id) = cur {
+        let mut ids = Vec::new();
+        for &id in &earlier {
             let e = &self.run.entries[id];
-            if e.point == *point {
-                // Each visit must be reached from the one before through a
-                // dynamic branch.
-                if e.dyn_branches >= chain[chain.len() - 1].dyn_branches {
-                    break;
-                }
-                chain.push(Visit {
-                    store: &e.store,
-                    dyn_branches: e.dyn_branches,
-                    walked: walked.len(),
-                    items: e.items_at,
-                });
-                if chain.len() > most {
-                    break;
-                }
-            }
-            walked.push(&e.point);
-            cur = e.parent;
-            if id == oldest {
+            if e.dyn_branches >= chain[chain.len() - 1].dyn_branches {
                 break;
             }
+            chain.push(Visit {
+                store: &e.store,
+                dyn_branches: e.dyn_branches,
+                items: e.items_at,
+            });
+            ids.push(id);
         }
         if chain.len() <= k {
             return None;
@@ -483,11 +500,8 @@ impl Specializer<'_> {
             .take_while(|w| static_diff(w[0].store, w[1].store).as_ref() == Some(&d))
             .count();
         // The points passed between visit j and visit j + 1.
-        let path = |j: usize| {
-            let from = chain[j].walked.wrapping_add(1);
-            &walked[from..chain[j + 1].walked]
-        };
-        let same_path = (1..k).all(|j| path(j) == path(0));
+        let paths = self.run.paths_between(state.parent, &ids[..k]);
+        let same_path = (1..k).all(|j| paths[j] == paths[0]);
         if same_diff < k || (!same_path && same_diff < UNEVEN_PATH_VISITS) {
             return None;
         }
@@ -527,38 +541,24 @@ impl Specializer<'_> {
         if earlier.len() + 1 < UNROLL_MIN_VISITS.max(k + 2) {
             return None;
         }
-        let oldest = *earlier.last()?;
-        // Visits newest first: the store, the index in `walked` where the
-        // walk met it, and the residual items then.
-        let mut visits: Vec<(&Store, usize, usize)> =
-            vec![(&state.store, usize::MAX, self.run.items)];
-        let mut walked: Vec<&Point> = Vec::new();
-        let mut cur = state.parent;
-        while let Some(id) = cur {
-            let e = &self.run.entries[id];
-            if e.point == *point {
-                visits.push((&e.store, walked.len(), e.items_at));
-                if visits.len() > UNROLL_WINDOW {
-                    break;
-                }
-            }
-            walked.push(&e.point);
-            cur = e.parent;
-            if id == oldest {
-                break;
-            }
-        }
+        // Visits newest first: the store and the residual items then.
+        let mut visits: Vec<(&Store, usize)> = vec![(&state.store, self.run.items)];
+        visits.extend(
+            earlier
+                .iter()
+                .map(|&id| (&self.run.entries[id].store, self.run.entries[id].items_at)),
+        );
         // The code the unrolling has cost so far, estimated from the turns
         // so far and the code per turn over the window.
-        let window = self.run.items.saturating_sub(visits.last()?.2);
+        let window = self.run.items.saturating_sub(visits.last()?.1);
         if turns * window / (visits.len() - 1) <= UNROLL_CODE_BUDGET {
             return None;
         }
         let d = static_diff(visits[0].0, visits[1].0).filter(|d| !d.is_empty())?;
         let same_diff =
             (1..=k).all(|j| static_diff(visits[j].0, visits[j + 1].0).as_ref() == Some(&d));
-        let path = |j: usize| &walked[visits[j].1.wrapping_add(1)..visits[j + 1].1];
-        let same_path = (1..=k).all(|j| path(j) == path(0));
+        let paths = self.run.paths_between(state.parent, &earlier[..=k]);
+        let same_path = (1..=k).all(|j| paths[j] == paths[0]);
         if !same_diff || !same_path || holds_stack_address(visits.iter().map(|v| v.0), &d) {
             return None;
         }
