@@ -37,7 +37,7 @@ pub(crate) fn build(dis: &mut Disassembler<'_>, entry: u32) -> Result<Function, 
     if !binary.is_executable(entry) {
         return Err(DecodeError::NotExecutable(entry));
     }
-    let scope = Scope::of(binary, entry);
+    let mut scope = Scope::of(binary, entry);
     // The tables of the last decoding that succeeded, and those to try next.
     let mut decoded: BTreeMap<u32, JumpTable> = BTreeMap::new();
     let mut tables: BTreeMap<u32, JumpTable> = BTreeMap::new();
@@ -65,7 +65,17 @@ pub(crate) fn build(dis: &mut Disassembler<'_>, entry: u32) -> Result<Function, 
         let found = resolve_tables(dis, &scope, &blocks, &refused);
         refused.extend(tables.keys().filter(|j| !found.contains_key(j)));
         if found == tables {
-            break blocks;
+            // A call whose fall-through another path enters at another
+            // stack height does not return there: decode again without it.
+            let pops = call_pops(dis, &blocks);
+            let stuck = jumptable::calls_that_cannot_return(&blocks, scope.entry, &|call| {
+                pops.get(&call).copied().flatten()
+            });
+            if stuck.is_subset(&scope.stuck_calls) {
+                break blocks;
+            }
+            scope.stuck_calls.extend(stuck);
+            continue;
         }
         tables = found;
     };
@@ -136,22 +146,7 @@ fn resolve_tables(
     refused: &BTreeSet<u32>,
 ) -> BTreeMap<u32, JumpTable> {
     let binary = dis.binary();
-    // What each call pops on return: a known callee's `ret N`; calls through
-    // pointers and to imports are taken to follow the usual convention.
-    let mut pops = BTreeMap::new();
-    for b in blocks.values() {
-        let target = b.successors.iter().find_map(|s| match s {
-            Successor::Call(t) => Some(t),
-            _ => None,
-        });
-        if let (Some(t), Some(call)) = (target, b.instructions.last()) {
-            let popped = match t {
-                CallTarget::Function(f) => dis.callee_pops(*f),
-                _ => Some(0),
-            };
-            pops.insert(call.ip32(), popped);
-        }
-    }
+    let pops = call_pops(dis, blocks);
     let graph = Graph::new(binary, blocks, scope.entry, pops);
     let accept = |t: u32| scope.holds(binary, t);
     blocks
@@ -167,9 +162,36 @@ fn resolve_tables(
         .collect()
 }
 
+/// What each call of `blocks` pops on return, by the call's address: a
+/// known callee's `ret N`; calls through pointers and to imports are taken
+/// to follow the usual convention.
+fn call_pops(
+    dis: &mut Disassembler<'_>,
+    blocks: &BTreeMap<u32, Block>,
+) -> BTreeMap<u32, Option<u32>> {
+    let mut pops = BTreeMap::new();
+    for b in blocks.values() {
+        let target = b.successors.iter().find_map(|s| match s {
+            Successor::Call(t) => Some(t),
+            _ => None,
+        });
+        if let (Some(t), Some(call)) = (target, b.instructions.last()) {
+            let popped = match t {
+                CallTarget::Function(f) => dis.callee_pops(*f),
+                _ => Some(0),
+            };
+            pops.insert(call.ip32(), popped);
+        }
+    }
+    pops
+}
+
 /// What belongs to the function: used to tell tail calls from local jumps.
 struct Scope {
     entry: u32,
+    /// Calls found not to return where they are, though their callee may
+    /// ([`jumptable::calls_that_cannot_return`]).
+    stuck_calls: BTreeSet<u32>,
     /// `[start, end)` of the function's symbol, when it has a size.
     range: Option<(u32, u32)>,
     name: Option<String>,
@@ -180,6 +202,7 @@ impl Scope {
         let sym = binary.function_at(entry);
         Scope {
             entry,
+            stuck_calls: BTreeSet::new(),
             range: sym
                 .filter(|s| s.size > 0)
                 .map(|s| (s.addr, s.addr.wrapping_add(s.size))),
@@ -439,6 +462,7 @@ fn decode_run(
                     .unwind_end(scope.entry)
                     .is_some_and(|end| (scope.entry..end).contains(&pc) && next >= end);
                 let returns = !ends_range
+                    && !scope.stuck_calls.contains(&pc)
                     && (target == CallTarget::Function(scope.entry) || dis.call_returns(&target));
                 let mut succs = vec![Successor::Call(target)];
                 if returns {

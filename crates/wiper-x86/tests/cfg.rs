@@ -337,6 +337,50 @@ fn a_call_to_address_zero_is_an_absent_callee() {
     assert!(!f.blocks.contains_key(&(entry + 5)));
 }
 
+/// `test eax,eax; jne L; ARGS; call print_nl; L: mov eax,[esp+4]; ret`
+/// over `power`, with `args` two bytes; and `print_nl`'s address.
+fn call_falling_into_a_join(args: [u8; 2]) -> (Binary, u32, u32) {
+    let callee = load("power-O2").functions_named("print_nl")[0].addr;
+    let (binary, entry) = power_with_code(|entry| {
+        let mut code = vec![0x85, 0xc0, 0x75, 0x07, args[0], args[1], 0xe8];
+        code.extend(callee.wrapping_sub(entry + 11).to_le_bytes());
+        code.extend([0x8b, 0x44, 0x24, 0x04, 0xc3]);
+        code
+    });
+    (binary, entry, callee)
+}
+
+#[test]
+fn a_call_whose_fall_through_another_path_enters_at_another_height_does_not_return() {
+    // After `push 1; call` the stack is 4 bytes lower than along the `jne`
+    // into the same block: gcc knew the callee does not return there (it
+    // emitted no `add esp, 4`), as glibc's malloc calls `__libc_message`.
+    let (binary, entry, callee) = call_falling_into_a_join([0x6a, 0x01]);
+    let f = Disassembler::new(&binary).function(entry).unwrap();
+    let call_block = &f.blocks[&(entry + 4)];
+    assert_eq!(
+        call_block.successors,
+        vec![Successor::Call(CallTarget::Function(callee))]
+    );
+    // The join is still code, entered by the `jne`.
+    assert!(f.blocks.contains_key(&(entry + 11)));
+}
+
+#[test]
+fn a_call_whose_fall_through_meets_the_same_height_returns() {
+    // Near miss: `nop; nop` instead of the push leaves the heights equal.
+    let (binary, entry, _) = call_falling_into_a_join([0x90, 0x90]);
+    let f = Disassembler::new(&binary).function(entry).unwrap();
+    let call_block = &f.blocks[&(entry + 4)];
+    assert!(
+        call_block
+            .successors
+            .contains(&Successor::FallThrough(entry + 11)),
+        "{:?}",
+        call_block.successors
+    );
+}
+
 #[test]
 fn a_jump_over_a_lock_prefix_gives_two_blocks_with_one_end() {
     // `je 1f; lock; 1: inc DWORD PTR [eax]; ret`: glibc's single-threaded

@@ -23,7 +23,7 @@
 //! the highest height at which the function allocates. Without a frame
 //! pointer such an address leaves every slot unknown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use iced_x86::{
     FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
@@ -98,6 +98,78 @@ struct Write {
     at: (u32, usize),
     /// The register a `mov [slot], r32` stores.
     source: Option<Register>,
+}
+
+/// The calls among `blocks` (by address) after which the code that follows
+/// cannot run: the block the call falls through to is also entered by
+/// another edge, at another stack height than the call leaves. gcc knew the
+/// callee does not return there (`__libc_message` in glibc's malloc: no
+/// `add esp, 16` after the call, and the next instruction starts a block
+/// of another path). Heights come from the other edges only; `pops` says
+/// how many bytes the call at an address pops on return.
+pub(crate) fn calls_that_cannot_return(
+    blocks: &BTreeMap<u32, Block>,
+    entry: u32,
+    pops: &dyn Fn(u32) -> Option<u32>,
+) -> BTreeSet<u32> {
+    let call_of = |b: &Block| {
+        let last = b.instructions.last()?;
+        let falls = b.successors.iter().find_map(|s| match s {
+            crate::Successor::FallThrough(f) => Some(*f),
+            _ => None,
+        })?;
+        (last.flow_control() == FlowControl::Call
+            || last.flow_control() == FlowControl::IndirectCall)
+            .then_some((last.ip32(), falls))
+    };
+    // Blocks entered both by a call's fall-through and by another edge.
+    let mut entries: BTreeMap<u32, usize> = BTreeMap::new();
+    for b in blocks.values() {
+        for t in b.local_successors() {
+            *entries.entry(t).or_default() += 1;
+        }
+    }
+    let shared = |t: u32| entries.get(&t).is_some_and(|&n| n > 1) || t == entry;
+    let mut heights: BTreeMap<u32, Height> = BTreeMap::new();
+    let mut work = vec![(entry, Height::At(0), Height::General)];
+    while let Some((start, esp, ebp)) = work.pop() {
+        let Some(block) = blocks.get(&start) else {
+            continue;
+        };
+        let esp = match heights.get(&start) {
+            None => esp,
+            Some(&old) if old.merge(esp) == old => continue,
+            Some(&old) => old.merge(esp),
+        };
+        heights.insert(start, esp);
+        let mut h = (esp, ebp);
+        for ins in &block.instructions {
+            h = height_after(ins, h, pops);
+        }
+        let skipped = call_of(block).map(|(_, f)| f).filter(|&f| shared(f));
+        for s in block.local_successors().filter(|&s| Some(s) != skipped) {
+            work.push((s, h.0, h.1));
+        }
+    }
+    let mut cannot = BTreeSet::new();
+    for block in blocks.values() {
+        let Some((call, falls)) = call_of(block).filter(|&(_, f)| shared(f)) else {
+            continue;
+        };
+        let (Some(&start), Some(&there)) = (heights.get(&block.start), heights.get(&falls)) else {
+            continue;
+        };
+        let mut h = (start, Height::General);
+        for ins in &block.instructions {
+            h = height_after(ins, h, pops);
+        }
+        if let (Some(after), Some(there)) = (h.0.known(), there.known()) {
+            if after != there {
+                cannot.insert(call);
+            }
+        }
+    }
+    cannot
 }
 
 /// What the function does to its stack frame.

@@ -57,6 +57,7 @@ use iced_x86::Instruction;
 use range::Circ;
 use wiper_elf::{Binary, Symbol, SymbolKind};
 
+pub(crate) use frame::calls_that_cannot_return;
 pub(crate) use search::Graph;
 use search::{search, Step};
 use shape::{shape, Outcome, Shape};
