@@ -259,6 +259,10 @@ mod tests {
         let o = pool.as_var(o).unwrap();
         assert!(is_opaque_var(&pool, o) && !is_undefined_var(&pool, o));
         assert_eq!(Loc::of_var(&pool, o), None);
+        // Neither a location's variable nor an undefined value is opaque.
+        let eax = loc_var(&mut pool, Loc::Reg(Reg::Eax));
+        assert!(!is_opaque_var(&pool, pool.as_var(eax).unwrap()));
+        assert!(!is_opaque_var(&pool, pool.as_var(u).unwrap()));
     }
 
     #[test]

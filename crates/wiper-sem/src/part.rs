@@ -125,11 +125,6 @@ impl Part {
     pub fn writes(&self) -> BTreeSet<Loc> {
         self.effects.iter().map(|e| e.dst).collect()
     }
-
-    /// The effect assigning `dst`, if any.
-    pub fn effect(&self, dst: Loc) -> Option<&Effect> {
-        self.effects.iter().find(|e| e.dst == dst)
-    }
 }
 
 /// An instruction and its decoupled sequence.
