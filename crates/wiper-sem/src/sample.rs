@@ -572,6 +572,14 @@ mod tests {
             edge_immediates(Code::Add_rm32_imm8, 1),
             vec![0, 1, u32::MAX, 0xffff_ff80, 0x7f]
         );
+        assert_eq!(
+            edge_immediates(Code::Add_rm16_imm16, 1),
+            vec![0, 1, 0xffff, 0x8000, 0x7fff]
+        );
+        assert_eq!(
+            edge_immediates(Code::Add_rm8_imm8, 1),
+            vec![0, 1, 0xff, 0x80, 0x7f]
+        );
     }
 
     #[test]

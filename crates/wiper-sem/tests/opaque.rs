@@ -380,7 +380,7 @@ fn opaque_parts_show_their_footprint() {
 #[test]
 fn what_cannot_be_passed_through_is_an_error_with_its_reason() {
     // (bytes, the mnemonic the error names, its reason)
-    let cases: [(&[u8], &str, &str); 7] = [
+    let cases: [(&[u8], &str, &str); 8] = [
         (&[0x8e, 0xd8], "mov", "it writes the segment register ds"),
         (&[0xcd, 0x21], "int", "only `int 0x80`"),
         (&[0xf3, 0x6c], "rep insb", "a repeated string instruction"),
@@ -390,9 +390,10 @@ fn what_cannot_be_passed_through_is_an_error_with_its_reason() {
             "it transfers control",
         ),
         (&[0x67, 0xdb, 0x00], "fild", "16-bit addressing"),
-        // A form that has semantics (`mov eax,[bx+si]`), with 16-bit
-        // addressing.
+        // A form that has semantics (`mov eax,[bx+si]`, `mov eax,[bx]`),
+        // with 16-bit addressing.
         (&[0x67, 0x8b, 0x00], "mov", "16-bit addressing"),
+        (&[0x67, 0x8b, 0x07], "mov", "16-bit addressing"),
         (
             &[0x0f, 0xae, 0x20],
             "xsave",
@@ -410,6 +411,25 @@ fn what_cannot_be_passed_through_is_an_error_with_its_reason() {
         let named = format!("unsupported instruction {mnemonic} at 0x8049000: ");
         assert!(text.starts_with(&named), "{text}");
     }
+}
+
+/// String instructions with and without `rep` have semantics; `repne`
+/// means something only on the compares.
+#[test]
+fn string_instructions_lift_with_their_repeat_prefixes() {
+    for code in [
+        &[0xa5][..],
+        &[0xf3, 0xa5],
+        &[0xf3, 0xab],
+        &[0xaa],
+        &[0xf3, 0xa6],
+        &[0xf2, 0xae],
+    ] {
+        let lifted = lift_bytes(code).unwrap_or_else(|e| panic!("{code:x?}: {e}"));
+        assert!(!lifted.is_opaque(), "{code:x?} is opaque");
+    }
+    // `repne movsd` is refused.
+    assert!(lift_bytes(&[0xf2, 0xa5]).is_err() || lift_bytes(&[0xf2, 0xa5]).unwrap().is_opaque());
 }
 
 #[test]
