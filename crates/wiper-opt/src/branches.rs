@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
 use wiper_residual::{Item, Label, Residual, Terminator};
 
+use crate::constants::{equal_when_zero, width};
 use crate::effects::{reg_bit, zero_test, EffectsOf, ALL_FLAGS};
 use crate::liveness::{block_index, liveness, successors};
 
@@ -114,39 +115,12 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
     count
 }
 
-/// The register and value of an equality test `cmp r,k` or `test r,r`
-/// (k = 0), `k` truncated to the register's width.
-fn equality_test(ins: &Instruction) -> Option<(Register, u32)> {
-    if ins.op_count() != 2 || ins.op0_kind() != OpKind::Register {
-        return None;
-    }
-    let r = ins.op0_register();
-    let k = match ins.mnemonic() {
-        Mnemonic::Test if ins.op1_kind() == OpKind::Register && ins.op1_register() == r => 0,
-        Mnemonic::Cmp => immediate(ins)?,
-        _ => return None,
-    };
-    Some((r, k & width_mask(r)?))
-}
-
-/// The immediate second operand of `ins`, if it has one.
-fn immediate(ins: &Instruction) -> Option<u32> {
-    use OpKind as K;
-    matches!(
-        ins.op1_kind(),
-        K::Immediate8 | K::Immediate16 | K::Immediate32 | K::Immediate8to16 | K::Immediate8to32
-    )
-    .then(|| ins.immediate(1) as u32)
-}
-
-/// All ones in the width of a general-purpose register.
-fn width_mask(r: Register) -> Option<u32> {
-    match r.size() {
-        1 => Some(0xff),
-        2 => Some(0xffff),
-        4 => Some(!0),
-        _ => None,
-    }
+/// The register and value a `cmp r,k` or `test r,r` (k = 0) compares,
+/// `k` truncated to the register's width.
+fn compared(ins: &Instruction) -> Option<(Register, u32)> {
+    matches!(ins.mnemonic(), Mnemonic::Cmp | Mnemonic::Test)
+        .then(|| equal_when_zero(ins))
+        .flatten()
 }
 
 /// Whether `item` is `mov r,k` (an immediate, truncated to `r`'s width).
@@ -157,9 +131,8 @@ fn sets_to(item: &Item, r: Register, k: u32) -> bool {
     ins.mnemonic() == Mnemonic::Mov
         && ins.op0_kind() == OpKind::Register
         && ins.op0_register() == r
-        && immediate(ins)
-            .zip(width_mask(r))
-            .is_some_and(|(v, m)| v & m == k)
+        && !matches!(ins.op1_kind(), OpKind::Register | OpKind::Memory)
+        && ins.immediate(1) as u32 & width(r) == k
 }
 
 /// `cmp r,k; jne B` (or `je` around B) where B, entered only there, is
@@ -192,7 +165,7 @@ pub fn set_known_values(residual: &mut Residual, calc: &mut EffectsOf) -> usize 
             continue;
         };
         let (Some((r, k)), Some(&b), Some(&j)) =
-            (equality_test(test), index.get(&set), index.get(&join))
+            (compared(test), index.get(&set), index.get(&join))
         else {
             continue;
         };

@@ -58,7 +58,7 @@ fn place(reg: Register) -> Option<(usize, u32, u32)> {
 }
 
 /// The width mask of a register operand.
-fn width(reg: Register) -> u32 {
+pub(crate) fn width(reg: Register) -> u32 {
     place(reg).map_or(!0, |(_, _, m)| m)
 }
 
@@ -277,7 +277,7 @@ fn transfer(
 /// The register a `je` taken (ZF set) after `ins` shows to be zero, with
 /// the value it has then: `test r,r` and arithmetic on `r` make it 0,
 /// `cmp r,imm` makes it `imm`.
-fn equal_when_zero(ins: &Instruction) -> Option<(Register, u32)> {
+pub(crate) fn equal_when_zero(ins: &Instruction) -> Option<(Register, u32)> {
     use Mnemonic as M;
     if ins.op_count() == 0 || ins.op0_kind() != OpKind::Register {
         return None;

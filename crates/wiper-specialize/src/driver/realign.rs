@@ -125,19 +125,22 @@ fn all_synced(store: &mut Store) {
 }
 
 impl Specializer<'_> {
-    /// `and esp, -2^n` (or `sub esp, r` with a dynamic `r`, `what` says
-    /// which): everything into the machine, the instruction, then the
-    /// entry frame moves to [`Base::Entry`] and the new stack pointer is
-    /// the new [`Base::Stack`].
+    /// `and esp, -2^n` (or `sub esp, r` with a dynamic `r`): everything
+    /// into the machine, the instruction, then the entry frame moves to
+    /// [`Base::Entry`] and the new stack pointer is the new [`Base::Stack`].
     pub(super) fn realign(
         &mut self,
         state: &mut State,
         info: &InstrInfo,
         items: &mut Vec<Item>,
-        what: &str,
     ) -> Result<(), Stop> {
         let ins = info.instruction;
         let addr = ins.ip32();
+        let allocation = is_dynamic_allocation(&ins);
+        let what = match allocation {
+            true => "dynamic stack allocation",
+            false => "stack realignment",
+        };
         let unsupported = |reason: &str| {
             Stop::Fail(SpecializeError::Unsupported {
                 address: addr,
@@ -148,7 +151,7 @@ impl Specializer<'_> {
             return Err(unsupported(&format!("a {what} inside an inlined call")));
         }
         let again = uses_base(&state.store, Base::Entry);
-        if again && !is_dynamic_allocation(&ins) {
+        if again && !allocation {
             return Err(unsupported(&format!(
                 "a {what} while the stack is realigned or allocated"
             )));

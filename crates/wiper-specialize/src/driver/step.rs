@@ -96,7 +96,7 @@ impl Specializer<'_> {
             return self.call(state, info, items);
         }
         if is_realignment(&ins) {
-            self.realign(state, info, items, "stack realignment")?;
+            self.realign(state, info, items)?;
             return Ok(Next::Continue(next));
         }
         let decision = self.decide(state, info);
@@ -140,7 +140,7 @@ impl Specializer<'_> {
             return Ok(Next::Continue(next));
         }
         if ev.esp_lost && is_dynamic_allocation(&ins) {
-            self.realign(state, info, items, "dynamic stack allocation")?;
+            self.realign(state, info, items)?;
             return Ok(Next::Continue(next));
         }
         if ev.esp_lost {
