@@ -270,13 +270,17 @@ pub struct Summary {
     pub proved: usize,
     /// Instructions the fallback emitted.
     pub fallbacks: usize,
+    /// Jumps into the original code where a program point had spent its
+    /// budget of variants (docs/specialization.md).
+    pub left: usize,
     /// Time spent specializing and optimizing (varies from run to run).
     pub time: Duration,
 }
 
 impl fmt::Display for Summary {
     /// `specialized power: 17 -> 6 instructions, 15 bytes, 2 reduced (2
-    /// proved), 0 fallbacks, 0.02 s`.
+    /// proved), 0 fallbacks, 0.02 s`, then `, 3 jumps into the original
+    /// code` when some program point spent its budget of variants.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -289,7 +293,11 @@ impl fmt::Display for Summary {
             self.proved,
             self.fallbacks,
             self.time.as_secs_f64()
-        )
+        )?;
+        if self.left > 0 {
+            write!(f, ", {} jumps into the original code", self.left)?;
+        }
+        Ok(())
     }
 }
 
@@ -375,6 +383,7 @@ impl Residual {
             reduced: st.reduced,
             proved: st.proved,
             fallbacks: st.fallbacks,
+            left: st.left,
             time: st.time,
         }
     }

@@ -158,6 +158,7 @@ pub(crate) fn summary(sp: &Residual) -> Value {
         "reduced": s.reduced,
         "proved": s.proved,
         "fallbacks": s.fallbacks,
+        "jumps_into_original": s.left,
         "seconds": s.time.as_secs_f64(),
         "load_address": hex(sp.encoded.load_vaddr),
         "pie": sp.plan.pie,

@@ -148,7 +148,8 @@ fn report(what: &str, failures: &[String], total: usize) {
 }
 
 /// The numbers of the line `wiper specialize` prints on stderr:
-/// `wiper: specialized NAME: N -> M instructions, B bytes, R reduced (P proved), F fallbacks, T s`.
+/// `wiper: specialized NAME: N -> M instructions, B bytes, R reduced (P proved), F fallbacks, T s`
+/// (then `, J jumps into the original code` when J > 0).
 #[derive(Debug, Clone, PartialEq)]
 struct Summary {
     /// NAME.
@@ -179,7 +180,15 @@ fn parse_summary(line: &str) -> Result<Summary, String> {
         .strip_prefix("wiper: specialized ")
         .ok_or_else(|| bad("prefix"))?;
     let (function, rest) = rest.rsplit_once(": ").ok_or_else(|| bad("`NAME: `"))?;
-    let parts: Vec<&str> = rest.split(", ").collect();
+    let mut parts: Vec<&str> = rest.split(", ").collect();
+    // `, J jumps into the original code` follows when J > 0.
+    if let Some(jumps) = parts
+        .last()
+        .and_then(|p| p.strip_suffix(" jumps into the original code"))
+    {
+        jumps.parse::<u64>().map_err(|_| bad("J"))?;
+        parts.pop();
+    }
     let [counts, bytes, reduced, fallbacks, seconds] = parts[..] else {
         return Err(bad("five comma-separated fields"));
     };
@@ -903,6 +912,15 @@ fn summary_line_parses() {
             warnings: Vec::new(),
         }
     );
+    let left = parse_summary(
+        "wiper: specialized f: 17 -> 9 instructions, 31 bytes, 4 reduced (4 proved), 0 fallbacks, 0.12 s, 3 jumps into the original code",
+    )
+    .unwrap();
+    assert_eq!((left.after, left.seconds), (9, 0.12));
+    assert!(parse_summary(
+        "wiper: specialized f: 17 -> 9 instructions, 31 bytes, 4 reduced (4 proved), 0 fallbacks, 0.12 s, x jumps into the original code"
+    )
+    .is_err());
     assert!(parse_summary("wiper: specialized power: 17 -> 9 instructions").is_err());
     assert!(parse_summary(
         "wiper: specialized power: 17 -> x instructions, 31 bytes, 4 reduced (4 proved), 0 fallbacks, 0.12 s"

@@ -2042,6 +2042,57 @@ fn vla_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// codelen.c: `codelen N SEED V BASE` prints code_lengths(N, SEED) and
+/// to_digits(V, BASE). With N dynamic, building the heap is a loop under
+/// dynamic control whose turns move static heap entries under dynamic
+/// compares: no whistle generalizes it, and the specializer leaves for the
+/// original code once the loop's head has spent its budget of variants
+/// (docs/specialization.md); the residual must behave on every N, past
+/// the turns it specialized too. With N static the heap is built at
+/// specialization time as far as the weights allow.
+fn codelen_cases(out: &mut Vec<Case>) {
+    fn n(r: &mut Rng) -> String {
+        r.each_or(&[-1, 0, 2, 3, 17, 299, 300, 301], |r| r.range(1, 300))
+            .to_string()
+    }
+    for o in LEVELS {
+        let bin = format!("codelen-{o}");
+        out.push(
+            Case::new(
+                &bin,
+                "code_lengths",
+                vec![],
+                "nothing static: a heap in local arrays under dynamic compares",
+                |r| Input::argv(vec![n(r), r.edge_arg(), "5".into(), "10".into()]),
+            )
+            .check(&["{int:-1..301}", "{int}", "5", "10"]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "code_lengths",
+                vec!["arg0=9".into()],
+                "a static N: the heap's moves still depend on the dynamic weights",
+                |r| Input::argv(vec!["9".into(), r.edge_arg(), "5".into(), "10".into()]),
+            )
+            .check(&["9", "{int}", "5", "10"]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "to_digits",
+                vec![],
+                "nothing static: a digit buffer filled from its end",
+                |r| {
+                    let base = r.each_in_arg(1, 17);
+                    Input::argv(vec!["2".into(), "1".into(), r.edge_arg(), base])
+                },
+            )
+            .check(&["2", "1", "{int}", "{int:1..17}"]),
+        );
+    }
+}
+
 /// divide.c: `divide A B` prints sdiv, srem, sdivrem, udivrem and
 /// smod_sum of A and B. Each function specialized to a static divisor B
 /// (positive, negative, a power of two; -1 and 0 take the guarded paths):
@@ -2123,6 +2174,7 @@ pub fn all_cases() -> Vec<Case> {
     search_cases(&mut out);
     weak_cases(&mut out);
     vla_cases(&mut out);
+    codelen_cases(&mut out);
     divide_cases(&mut out);
     globals_cases(&mut out);
     libc_cases(&mut out);

@@ -144,6 +144,9 @@ pub struct Stats {
     pub fallbacks: usize,
     /// Materializing instructions.
     pub materialized: usize,
+    /// Jumps into the original code where a program point had spent its
+    /// budget of variants (see docs/specialization.md).
+    pub left: usize,
     /// Specialization points (memo entries).
     pub points: usize,
     /// Restarts after generalizing locations.

@@ -53,6 +53,9 @@ const RT_PROGRAMS: &[&str] = &[
     "weak",
     // A variable-length array (`sub esp, eax`).
     "vla",
+    // Loops under dynamic control leaving static data in ever new
+    // combinations (a heap in local arrays, a digit buffer).
+    "codelen",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.

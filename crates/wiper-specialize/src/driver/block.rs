@@ -69,7 +69,10 @@ impl Specializer<'_> {
                     state.func,
                     state.ctx.iter().map(|f| f.callee).collect::<Vec<_>>()
                 );
-                return Err(self.failure_in(&state, e));
+                return Err(match self.failure_in(&state, e) {
+                    Stop::Fail(e) => self.spend_at_bound().map_or(Stop::Fail(e), Stop::Spend),
+                    stop => stop,
+                });
             }
             self.run.inlining = state.outermost_callee();
             if let Some(callee) = self.run.inlining {

@@ -213,6 +213,23 @@ impl RunState {
         visits
     }
 
+    /// How many of the last `most` visits of `point` on the path to
+    /// `state` were each reached from the one before (the newest: from
+    /// `state`) through a dynamic branch.
+    pub(super) fn dynamic_visit_chain(&self, point: &Point, state: &State, most: usize) -> usize {
+        let mut branches = state.dyn_branches;
+        let mut chain = 0;
+        for id in self.visits_on_path(point, state.parent, most) {
+            let earlier = self.entries[id].dyn_branches;
+            if earlier >= branches {
+                break;
+            }
+            branches = earlier;
+            chain += 1;
+        }
+        chain
+    }
+
     /// The points the path from entry `from` back passes between its
     /// visits `visits` (entries on it, newest first): element j holds
     /// those strictly between visit j - 1 (for j = 0: the state after
@@ -351,6 +368,12 @@ impl Specializer<'_> {
                 addr,
                 locs,
             }));
+        }
+        if self.should_leave(&point) {
+            return self.leave(state, addr, glue);
+        }
+        if self.drifts(&point, &state) {
+            return Err(Stop::Spend(vec![point]));
         }
         let id = self.run.entries.len();
         let label = self.new_label();

@@ -24,6 +24,7 @@ mod bta;
 mod calls;
 mod entry;
 mod exit;
+mod leave;
 mod memo;
 mod reach;
 mod realign;
@@ -123,6 +124,9 @@ enum Stop {
     /// Specializing an inlined call of this function failed (with this
     /// error): run again with its calls kept as calls to the original code.
     Keep(u32, SpecializeError),
+    /// These points have spent their budget of variants (`leave`): run
+    /// again, leaving them for the original code after a few variants.
+    Spend(Vec<memo::Point>),
 }
 
 impl From<SpecializeError> for Stop {
@@ -243,6 +247,16 @@ pub fn specialize(
                 }
                 sp.reset_run_stats();
             }
+            Err(Stop::Spend(points)) => {
+                sp.stats.restarts += 1;
+                if sp.stats.restarts > MAX_RESTARTS {
+                    return Err(SpecializeError::TooLarge {
+                        limit: sp.options.max_residual,
+                    });
+                }
+                sp.spent.extend(points);
+                sp.reset_run_stats();
+            }
             Err(Stop::Restart(restart)) => {
                 sp.stats.restarts += 1;
                 if sp.stats.restarts > MAX_RESTARTS {
@@ -264,6 +278,7 @@ impl Specializer<'_> {
         self.stats.proved = 0;
         self.stats.fallbacks = 0;
         self.stats.materialized = 0;
+        self.stats.left = 0;
         self.stats.bta = BtaStats {
             contexts: self.stats.bta.contexts,
             ..BtaStats::default()
@@ -358,6 +373,12 @@ struct Specializer<'a> {
     /// inlined nor cloned): specializing an inlined call of them failed in
     /// an earlier run.
     kept: HashSet<u32>,
+    /// Whether the original code may call the specialized function's
+    /// entry again (`leave`), once computed.
+    reenters: Option<bool>,
+    /// Program points that spent their budget of variants in an earlier
+    /// run (`leave`).
+    spent: HashSet<memo::Point>,
 }
 
 /// Stack argument bytes assumed for a callee we cannot analyse.
@@ -387,6 +408,8 @@ impl<'a> Specializer<'a> {
             times: HashMap::new(),
             bta: wiper_bta::Session::new(binary),
             kept: HashSet::new(),
+            reenters: None,
+            spent: HashSet::new(),
         }
     }
 
