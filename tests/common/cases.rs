@@ -2093,6 +2093,38 @@ fn codelen_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// scatter.c: `scatter AT V N SCALE` stores at cells[AT] with AT
+/// unchecked, then folds N cells with SCALE. With N and SCALE static the
+/// residual checks that the store stays among the bytes the specializer
+/// does not know and otherwise runs the original code from the store on;
+/// AT reaches past the array into saved registers, the return address and
+/// the arguments (the original then faults, or folds with the N or SCALE
+/// the store changed, and the residual must do the same).
+fn scatter_cases(out: &mut Vec<Case>) {
+    for o in LEVELS {
+        let bin = format!("scatter-{o}");
+        out.push(
+            Case::new(
+                &bin,
+                "scatter",
+                specs(&["arg2=5", "arg3=3"]),
+                "a store at an unchecked index beside static arguments",
+                |r| {
+                    // Every index from -8 to 44 but 24, which at -O1 is the
+                    // return address's low byte: the return then lands in
+                    // main's usage message (exit 2), which the harness takes
+                    // for a rejected input.
+                    let at = r.each_in(-8, 43);
+                    let at = if at >= 24 { at + 1 } else { at };
+                    Input::argv(vec![at.to_string(), r.edge_arg(), "5".into(), "3".into()])
+                },
+            )
+            .faulting()
+            .check(&["{int:-8..23}", "{int}", "5", "3"]),
+        );
+    }
+}
+
 /// divide.c: `divide A B` prints sdiv, srem, sdivrem, udivrem and
 /// smod_sum of A and B. Each function specialized to a static divisor B
 /// (positive, negative, a power of two; -1 and 0 take the guarded paths):
@@ -2175,6 +2207,7 @@ pub fn all_cases() -> Vec<Case> {
     weak_cases(&mut out);
     vla_cases(&mut out);
     codelen_cases(&mut out);
+    scatter_cases(&mut out);
     divide_cases(&mut out);
     globals_cases(&mut out);
     libc_cases(&mut out);

@@ -56,6 +56,9 @@ const RT_PROGRAMS: &[&str] = &[
     // Loops under dynamic control leaving static data in ever new
     // combinations (a heap in local arrays, a digit buffer).
     "codelen",
+    // A store at an unchecked index beside a static argument (guarded
+    // stores).
+    "scatter",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.

@@ -29,6 +29,11 @@ pub(super) enum Next {
     },
     /// The block ends with what was emitted (a return, a tail call).
     Exit,
+    /// A store into the frame at an unknown index, after the check that it
+    /// writes inside its window (`guard`): outside, the original code runs
+    /// the store; inside, the same instruction is specialized again,
+    /// knowing the window.
+    Guard(super::guard::Window),
     /// A jump through a table with a dynamic index: compare the target
     /// (computed into `ecx`, saved first) with each case.
     Table {
@@ -154,6 +159,27 @@ impl Specializer<'_> {
                 }
                 Next::Table { jump, cases, state } => {
                     self.table(label, items, jump, &cases, *state)?;
+                    return Ok(());
+                }
+                Next::Guard(window) => {
+                    let outside = self.leave(state.clone(), window.addr, Vec::new())?;
+                    let inside = self.new_label();
+                    state.guarded = Some(window);
+                    self.run.worklist.push(super::Pending {
+                        label: inside,
+                        addr: window.addr,
+                        state,
+                    });
+                    self.finish(
+                        label,
+                        items,
+                        Terminator::Branch {
+                            cc: super::guard::OUTSIDE,
+                            taken: outside.label,
+                            not_taken: inside,
+                            origin: Origin::Glue(window.addr),
+                        },
+                    );
                     return Ok(());
                 }
                 Next::Branch {

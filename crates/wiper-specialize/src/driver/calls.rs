@@ -247,6 +247,7 @@ impl Specializer<'_> {
             parent: state.parent,
             times: None,
             caller_times: Vec::new(),
+            guarded: None,
         }
     }
 }

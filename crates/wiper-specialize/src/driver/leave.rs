@@ -134,7 +134,7 @@ impl Specializer<'_> {
         items.push(Item::Instr(jump, Origin::Original(addr)));
         self.finish(label, items, Terminator::Exit);
         self.stats.left += 1;
-        tracing::debug!("{addr:#x}: variant budget spent, leaving for the original code");
+        tracing::debug!("{addr:#x}: leaving for the original code");
         Ok(Arrival { label, glue })
     }
 
@@ -144,7 +144,7 @@ impl Specializer<'_> {
     /// only for the spec's static inputs. With nothing static it is right
     /// for every input, so nothing is checked. Calls through pointers are
     /// not followed (docs/limitations.md).
-    fn original_may_reenter(&mut self) -> bool {
+    pub(super) fn original_may_reenter(&mut self) -> bool {
         if self.spec.entries.is_empty() {
             return false;
         }

@@ -24,6 +24,7 @@ mod bta;
 mod calls;
 mod entry;
 mod exit;
+mod guard;
 mod leave;
 mod memo;
 mod reach;
@@ -105,6 +106,9 @@ struct State {
     times: Option<Rc<InstructionTimes>>,
     /// The same for the callers of `ctx`, outermost first.
     caller_times: Vec<Option<Rc<InstructionTimes>>>,
+    /// The window the store at its address writes in, checked by the
+    /// residual just before (`guard`); set for that instruction only.
+    guarded: Option<guard::Window>,
 }
 
 impl State {
@@ -191,6 +195,7 @@ pub fn specialize(
         parent: None,
         times,
         caller_times: Vec::new(),
+        guarded: None,
     };
     loop {
         sp.run = RunState::default();

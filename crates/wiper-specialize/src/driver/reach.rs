@@ -43,6 +43,15 @@ pub(super) fn frame_reach(
     (stack_seen && spread < 1 << 31).then_some((lo, lo + spread + i64::from(width)))
 }
 
+/// The terms (variable, scale) and the constant of `e` when it is a sum of
+/// variables times small constants and constants.
+pub(super) fn terms(pool: &ExprPool, e: ExprId) -> Option<(Vec<(VarId, u32)>, u32)> {
+    let mut terms = Vec::new();
+    let mut constant = 0u32;
+    collect_terms(pool, e, 1, &mut terms, &mut constant)?;
+    Some((terms, constant))
+}
+
 /// Adds `scale` times the terms of `e` (a sum of variables times
 /// constants and constants) to `terms` and `constant`; `None` for any
 /// other shape.

@@ -205,7 +205,8 @@ impl Specializer<'_> {
     /// Forgets the known bytes that the stores through unknown pointers
     /// `writes` (address, width) may reach. A store at the frame plus a
     /// constant plus registers the residual block `before` bounds reaches
-    /// only those frame bytes ([`reach::frame_reach`]); any other store
+    /// only those frame bytes ([`reach::frame_reach`]), and a guarded one
+    /// only its window (`guard`); any other store
     /// through a frame address reaches the whole frame, and a store through
     /// any other pointer the frame only when a frame address escaped.
     fn forget_written(&mut self, state: &mut State, writes: &[(ExprId, u32)], before: &[Item]) {
@@ -215,7 +216,9 @@ impl Specializer<'_> {
         let mut ranges = Vec::new();
         for &(a, width) in writes {
             let on_frame = self.frame_based(a);
-            let reach = stack_var.and_then(|s| reach::frame_reach(&self.pool, a, s, before, width));
+            let reach = stack_var
+                .and_then(|s| reach::frame_reach(&self.pool, a, s, before, width))
+                .or_else(|| state.guarded.map(|w| (w.lo, w.hi)));
             match (on_frame, reach) {
                 (true, Some(r)) => ranges.push(r),
                 (true, None) => {

@@ -167,8 +167,15 @@ impl Specializer<'_> {
             self.pass_rep(state, info, items)?;
             return Ok(Next::Continue(next));
         }
+        let guarded = state.guarded.is_some_and(|w| w.addr == addr);
+        if !guarded && ev.has_residual() {
+            if let Some(window) = self.store_window(state, info, &ev, items) {
+                return self.guard_store(state, info, window, items);
+            }
+        }
         self.note_outcome(decision, &state.store, &ev);
         self.apply(state, info, post, &ev, items)?;
+        state.guarded = None;
         match ev.eip {
             None => Ok(Next::Continue(next)),
             Some(SExpr::Known(v)) => match self.code_addr(v, addr)? {
