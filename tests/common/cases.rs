@@ -2125,6 +2125,36 @@ fn scatter_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// loststack.c: `loststack X` prints through_slot(&slot, &slot, X), which
+/// stores the stack pointer through one pointer and loads it back through
+/// the other: the specializer cannot follow `esp` and leaves for the
+/// original code there.
+fn loststack_cases(out: &mut Vec<Case>) {
+    for o in LEVELS {
+        let bin = format!("loststack-{o}");
+        out.push(
+            Case::new(
+                &bin,
+                "through_slot",
+                vec![],
+                "nothing static: a stack pointer loaded from unknown memory",
+                |r| Input::argv(vec![r.edge_arg()]),
+            )
+            .check(&["{int}"]),
+        );
+        out.push(
+            Case::new(
+                &bin,
+                "through_slot",
+                vec!["arg2=4".into()],
+                "a static X, known before the stack pointer is lost",
+                |_| Input::argv(vec!["4".into()]),
+            )
+            .check(&["4"]),
+        );
+    }
+}
+
 /// divide.c: `divide A B` prints sdiv, srem, sdivrem, udivrem and
 /// smod_sum of A and B. Each function specialized to a static divisor B
 /// (positive, negative, a power of two; -1 and 0 take the guarded paths):
@@ -2208,6 +2238,7 @@ pub fn all_cases() -> Vec<Case> {
     vla_cases(&mut out);
     codelen_cases(&mut out);
     scatter_cases(&mut out);
+    loststack_cases(&mut out);
     divide_cases(&mut out);
     globals_cases(&mut out);
     libc_cases(&mut out);

@@ -59,6 +59,8 @@ const RT_PROGRAMS: &[&str] = &[
     // A store at an unchecked index beside a static argument (guarded
     // stores).
     "scatter",
+    // A stack pointer loaded from memory the specializer does not know.
+    "loststack",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.

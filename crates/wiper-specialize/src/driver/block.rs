@@ -103,6 +103,13 @@ impl Specializer<'_> {
                     }
                     None => match self.function_reaching(state.func, addr) {
                         Some(with_target) => f = with_target,
+                        None if !self.can_keep(&state) && self.can_leave_at(addr) => {
+                            // Code the decoder does not know: the original
+                            // runs it.
+                            self.leave_here(&mut state, addr, &mut items)?;
+                            self.finish(label, items, Terminator::Exit);
+                            return Ok(());
+                        }
                         None => {
                             let e = SpecializeError::Unsupported {
                                 address: addr,
@@ -231,6 +238,13 @@ impl Specializer<'_> {
     fn keep_candidate(&self, state: &State) -> Option<u32> {
         let clone = (state.func != self.top).then_some(state.func);
         state.outermost_callee().or(clone)
+    }
+
+    /// Whether a failure in `state` would restart the run with a callee
+    /// kept as a call (see [`Specializer::failure`]).
+    pub(super) fn can_keep(&self, state: &State) -> bool {
+        self.keep_candidate(state)
+            .is_some_and(|callee| !self.kept.contains(&callee))
     }
 
     /// A failure stopping the run: a restart keeping `candidate`, if there

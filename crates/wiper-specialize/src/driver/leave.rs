@@ -117,6 +117,32 @@ impl Specializer<'_> {
             && self.run.by_point.get(point).map_or(0, Vec::len) >= SPENT_VARIANTS
     }
 
+    /// Whether the residual may jump into the original code at `addr`: it
+    /// is not among the bytes the residual binary overwrites, and the
+    /// original code cannot reach the patched entry with other inputs.
+    pub(super) fn can_leave_at(&mut self, addr: u32) -> bool {
+        addr.wrapping_sub(self.top) >= PATCHED_ENTRY_BYTES && !self.original_may_reenter()
+    }
+
+    /// Ends the residual block `items` with a jump into the original code
+    /// at `addr`, everything known written into the machine first: where
+    /// the specializer cannot follow the original (a stack pointer it
+    /// loses track of, control it cannot place), the original runs on.
+    pub(super) fn leave_here(
+        &mut self,
+        state: &mut State,
+        addr: u32,
+        items: &mut Vec<Item>,
+    ) -> Result<(), Stop> {
+        self.sync_all(state, addr, 0, items)?;
+        let jump = Instruction::with_branch(Code::Jmp_rel32_32, u64::from(addr))
+            .expect("a direct jump is encodable");
+        items.push(Item::Instr(jump, Origin::Original(addr)));
+        self.stats.left += 1;
+        tracing::debug!("{addr:#x}: leaving for the original code");
+        Ok(())
+    }
+
     /// The arrival at `addr` in `state` as a block of its own that writes
     /// everything known into the machine and jumps to the original
     /// instruction at `addr`; `glue` runs before it.
@@ -128,13 +154,8 @@ impl Specializer<'_> {
     ) -> Result<Arrival, Stop> {
         let label = self.new_label();
         let mut items = Vec::new();
-        self.sync_all(&mut state, addr, 0, &mut items)?;
-        let jump = Instruction::with_branch(Code::Jmp_rel32_32, u64::from(addr))
-            .expect("a direct jump is encodable");
-        items.push(Item::Instr(jump, Origin::Original(addr)));
+        self.leave_here(&mut state, addr, &mut items)?;
         self.finish(label, items, Terminator::Exit);
-        self.stats.left += 1;
-        tracing::debug!("{addr:#x}: leaving for the original code");
         Ok(Arrival { label, glue })
     }
 

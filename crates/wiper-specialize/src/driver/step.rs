@@ -143,6 +143,11 @@ impl Specializer<'_> {
             self.realign(state, info, items)?;
             return Ok(Next::Continue(next));
         }
+        if ev.esp_lost && !self.can_keep(state) && self.can_leave_at(addr) {
+            // The original runs on from here, with its own stack pointer.
+            self.leave_here(state, addr, items)?;
+            return Ok(Next::Exit);
+        }
         if ev.esp_lost {
             return Err(Stop::Fail(SpecializeError::Unsupported {
                 address: addr,
