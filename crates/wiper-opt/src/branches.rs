@@ -1,6 +1,9 @@
 //! Branches decided by the branch before them: a block entered only along
 //! the edge of a branch on `r == 0` (or on `r != 0`) that tests `r` against
-//! zero again, `r` unchanged, always goes the same way. Its conditional
+//! zero again, `r` unchanged, always goes the same way; so does one after a
+//! branch on a byte or dword in memory being zero that loads it unchanged
+//! into a register and tests that (`cmp BYTE PTR [ecx], 0; je ...` then
+//! `movzx edx, BYTE PTR [ecx]; cmp dl, 0; jne ...`). Its conditional
 //! branch becomes a jump. (Specialization makes these: an interpreter's
 //! `if (c)` and its loop test `while (c)` on the same value end up next to
 //! each other in the residual code.) And a branch around setting a
@@ -9,11 +12,14 @@
 
 use std::collections::HashMap;
 
-use iced_x86::{ConditionCode, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{
+    Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess,
+    OpKind, Register,
+};
 use wiper_residual::{Item, Label, Residual, Terminator};
 
 use crate::constants::{equal_when_zero, width};
-use crate::effects::{reg_bit, zero_test, EffectsOf, ALL_FLAGS};
+use crate::effects::{memory_operand, reg_bit, zero_test, EffectsOf, Locs, ALL_FLAGS};
 use crate::liveness::{block_index, liveness, successors};
 
 /// For a block ending in `je`/`jne`: the register its flags come from, when
@@ -56,9 +62,133 @@ fn entry_counts(residual: &Residual, index: &HashMap<Label, usize>) -> Vec<usize
     preds
 }
 
+/// What a block's zero test tests.
+enum Tested {
+    /// A register.
+    Reg(Register),
+    /// Memory (a byte or a dword).
+    Mem(MemKey),
+}
+
+/// A memory operand, as compared: base, index, scale, displacement, size.
+type MemKey = (Register, Register, u32, u32, usize);
+
+/// The memory operand of `ins` when it has one in the default segment.
+fn memory_key(ins: &Instruction) -> Option<MemKey> {
+    (memory_operand(ins).is_some() && ins.segment_prefix() == Register::None).then(|| {
+        (
+            ins.memory_base(),
+            ins.memory_index(),
+            ins.memory_index_scale(),
+            ins.memory_displacement32(),
+            ins.memory_size().size(),
+        )
+    })
+}
+
+/// Whether `item` may write memory (or is not an instruction).
+fn writes_memory(item: &Item, factory: &mut InstructionInfoFactory) -> bool {
+    let Item::Instr(ins, _) = item else {
+        return true;
+    };
+    if ins.flow_control() != FlowControl::Next {
+        return true;
+    }
+    let info = factory.info(ins);
+    info.used_memory().iter().any(|m| {
+        !matches!(
+            m.access(),
+            OpAccess::Read | OpAccess::CondRead | OpAccess::NoMemAccess
+        )
+    })
+}
+
+/// Whether `defs` (location bits) write a register of the address of `m`.
+fn writes_address_of(defs: Locs, m: &MemKey) -> bool {
+    [m.0, m.1]
+        .into_iter()
+        .filter_map(reg_bit)
+        .any(|bit| defs & bit != 0)
+}
+
+/// For a block ending in `je`/`jne`: the byte or dword in memory its flags
+/// come from, when the last item that writes flags is `cmp BYTE PTR [m],
+/// 0` or `cmp DWORD PTR [m], 0` and nothing after it writes memory or the
+/// registers of the address.
+fn block_memory_zero_test(
+    items: &[Item],
+    cc: ConditionCode,
+    calc: &mut EffectsOf,
+    factory: &mut InstructionInfoFactory,
+) -> Option<MemKey> {
+    if !matches!(cc, ConditionCode::e | ConditionCode::ne) {
+        return None;
+    }
+    let k = items
+        .iter()
+        .rposition(|item| calc.item(item, None).defs & ALL_FLAGS != 0)?;
+    let Item::Instr(ins, _) = &items[k] else {
+        return None;
+    };
+    let compares_zero = matches!(
+        ins.code(),
+        Code::Cmp_rm8_imm8 | Code::Cmp_rm32_imm8 | Code::Cmp_rm32_imm32
+    ) && ins.op0_kind() == OpKind::Memory
+        && ins.immediate(1) == 0;
+    let m = memory_key(ins).filter(|_| compares_zero)?;
+    let untouched = items[k + 1..].iter().all(|item| {
+        !writes_memory(item, factory) && !writes_address_of(calc.item(item, None).defs, &m)
+    });
+    untouched.then_some(m)
+}
+
+/// Whether, after `items[..k]` run, register `r` is zero exactly when the
+/// memory at `m` was zero before them: an item loads `m` into the register
+/// (`movzx r32, BYTE PTR [m]`, `mov r8, BYTE PTR [m]`, `mov r32, DWORD PTR
+/// [m]`), nothing before it writes memory or the address's registers, and
+/// nothing after it writes the register.
+fn holds_copy_of(
+    items: &[Item],
+    r: Register,
+    m: &MemKey,
+    calc: &mut EffectsOf,
+    factory: &mut InstructionInfoFactory,
+) -> bool {
+    let Some(full) = reg_bit(r.full_register32()) else {
+        return false;
+    };
+    let mut copy = false;
+    for item in items {
+        let defs = calc.item(item, None).defs;
+        if let Item::Instr(ins, _) = item {
+            if memory_key(ins).as_ref() == Some(m) && ins.op0_kind() == OpKind::Register {
+                let dst = ins.op0_register();
+                let loads = match ins.code() {
+                    Code::Movzx_r32_rm8 => m.4 == 1 && dst == r.full_register32(),
+                    Code::Mov_r8_rm8 => m.4 == 1 && dst == r,
+                    Code::Mov_r32_rm32 => m.4 == 4 && dst == r,
+                    _ => false,
+                };
+                if loads {
+                    copy = true;
+                    continue;
+                }
+            }
+        }
+        if !copy && (writes_memory(item, factory) || writes_address_of(defs, m)) {
+            return false; // the memory may differ from what was tested
+        }
+        if defs & full != 0 {
+            copy = false;
+        }
+    }
+    copy && (r == r.full_register32()) == (m.4 == 4)
+}
+
 /// Decides the branches that a single predecessor's branch on the same
 /// zero test already decided; returns how many.
 pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let mut factory = InstructionInfoFactory::new();
     let index = block_index(residual);
     let preds = entry_counts(residual, &index);
     let mut decided = Vec::new();
@@ -72,8 +202,12 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
         else {
             continue;
         };
-        let Some((r, _)) = block_zero_test(&block.items, cc, calc) else {
-            continue;
+        let tested = match block_zero_test(&block.items, cc, calc) {
+            Some((r, _)) => Tested::Reg(r),
+            None => match block_memory_zero_test(&block.items, cc, calc, &mut factory) {
+                Some(m) => Tested::Mem(m),
+                None => continue,
+            },
         };
         // Along `taken`, `r == 0` holds iff the branch is `je`.
         for (target, zero) in [
@@ -99,10 +233,16 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
             let Some((r2, k)) = block_zero_test(&next.items, cc2, calc) else {
                 continue;
             };
-            let unchanged = next.items[..k]
-                .iter()
-                .all(|item| calc.item(item, None).defs & reg_bit(r).unwrap_or(!0) == 0);
-            if r2 == r && unchanged {
+            let same = match &tested {
+                Tested::Reg(r) => {
+                    *r == r2
+                        && next.items[..k]
+                            .iter()
+                            .all(|item| calc.item(item, None).defs & reg_bit(*r).unwrap_or(!0) == 0)
+                }
+                Tested::Mem(m) => holds_copy_of(&next.items[..k], r2, m, calc, &mut factory),
+            };
+            if same {
                 let holds = (cc2 == ConditionCode::e) == zero;
                 decided.push((s, Terminator::Jump(if holds { t2 } else { n2 }, origin)));
             }
@@ -234,6 +374,87 @@ mod tests {
           ret
           exit
         ");
+    }
+
+    /// `cmp BYTE PTR [ecx],0; je L1 else L3`, then L1 runs `second` and
+    /// branches on its flags: L0 -> L1 -> L2 or L3.
+    fn repeated_byte(second: Vec<iced_x86::Instruction>) -> wiper_residual::Residual {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        residual(vec![
+            block(0, asm(|a| a.cmp(byte_ptr(ecx), 0)), branch(Cc::ne, 1, 3)),
+            block(1, second, branch(Cc::ne, 2, 3)),
+            ret(2),
+            ret(3),
+        ])
+    }
+
+    /// Decided: L1 loads the byte L0 found not zero and tests it again
+    /// (bf_nested's `[` after `,`), so its `jne` always jumps.
+    #[test]
+    fn a_byte_tested_again_through_a_register_is_decided() {
+        let r = repeated_byte(asm(|a| {
+            a.movzx(edx, byte_ptr(ecx))?;
+            a.mov(eax, 1)?;
+            a.cmp(dl, 0)
+        }));
+        insta::assert_snapshot!(after(r, super::decide_repeated_tests), @"
+        L0:
+          cmp byte [ecx],0
+          jne L1 else L3
+        L1:
+          movzx edx,byte [ecx]
+          mov eax,1
+          cmp dl,0
+          jmp L2
+        L2:
+          ret
+          exit
+        L3:
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: a store before the load (it may change the byte), the
+    /// address register changed before the load, the loaded register
+    /// changed after it, another address, and a byte load tested as a
+    /// dword (the upper bits are not the byte's).
+    #[test]
+    fn a_byte_that_may_have_changed_is_tested_again() {
+        let cases = [
+            asm(|a| {
+                a.mov(byte_ptr(ebx), 0)?;
+                a.movzx(edx, byte_ptr(ecx))?;
+                a.test(dl, dl)
+            }),
+            asm(|a| {
+                a.inc(ecx)?;
+                a.movzx(edx, byte_ptr(ecx))?;
+                a.test(dl, dl)
+            }),
+            asm(|a| {
+                a.movzx(edx, byte_ptr(ecx))?;
+                a.dec(dl)?;
+                a.test(dl, dl)
+            }),
+            asm(|a| {
+                a.movzx(edx, byte_ptr(ecx + 1))?;
+                a.test(dl, dl)
+            }),
+            asm(|a| {
+                a.mov(dl, byte_ptr(ecx))?;
+                a.test(edx, edx)
+            }),
+        ];
+        for second in cases {
+            let before = repeated_byte(second.clone());
+            let r = repeated_byte(second);
+            let listing = after(r, super::decide_repeated_tests);
+            assert!(
+                listing.contains("jne L2 else L3"),
+                "{listing}\n(from {before:?})"
+            );
+        }
     }
 
     /// Near miss: `mov ah,1` changes `eax` between the tests.

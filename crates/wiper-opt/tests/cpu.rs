@@ -890,10 +890,32 @@ fn random_function(r: &mut Rng, instruction: Generator) -> Residual {
             items.push(one(|x| x.ret()));
         } else if test_here {
             if r.below(3) == 0 {
-                // a byte tested through a scratch register
-                let m8 = byte_slot(r);
-                items.push(one(|x| x.movzx(ecx, m8)));
-                items.push(one(|x| x.test(cl, cl)));
+                // a byte tested in memory, or through a scratch register
+                // (of either width: `test ecx, ecx` after `mov cl, m` is a
+                // near miss). The form follows from the slot and the block
+                // (the random stream stays as the floors below were
+                // measured with): an even block tests a global byte in
+                // memory, the next one tests it through a register, so
+                // that a branch on it may be decided by the one before.
+                let slot = r.below(4);
+                let global = slot % 2 == 1;
+                let m8 = if global {
+                    // global memory, which no pass promotes to a register
+                    byte_ptr(GLOBAL + slot)
+                } else {
+                    byte_ptr(esp + BYTES + slot as i32)
+                };
+                match (global, i % 2 == 0, slot) {
+                    (true, true, _) => items.push(one(|x| x.cmp(m8, 0))),
+                    (true, false, 3) => {
+                        items.push(one(|x| x.mov(cl, m8)));
+                        items.push(one(|x| x.test(ecx, ecx)));
+                    }
+                    _ => {
+                        items.push(one(|x| x.movzx(ecx, m8)));
+                        items.push(one(|x| x.test(cl, cl)));
+                    }
+                }
             } else {
                 items.push(zero_test_near(r, test_kind));
             }
@@ -1571,7 +1593,9 @@ fn optimized_functions_agree_with_the_originals_on_the_processor() {
         ],
     );
     at_least("slots promoted", promoted, 855); // observed 1006 on 2026-12-04
-    at_least("byte slots promoted", bytes, 113); // observed 133 on 2026-12-04
+                                               // observed 133 on 2026-12-04; 115 on 2026-12-05, when half of the
+                                               // generator's tested byte slots moved to global memory (not promoted)
+    at_least("byte slots promoted", bytes, 100);
     at_least("branches decided", decided, 5); // observed 7 on 2026-12-04
     at_least("frames removed", unframed, 65); // observed 77 on 2026-12-04
     at_least("affine rewrites", affine, 526); // observed 619 on 2026-12-04
@@ -1753,7 +1777,9 @@ fn affine_rewrites_agree_with_the_originals_on_the_processor() {
         &changes,
         // observed on 2026-12-04: affine 283, overwritten_parts 553,
         // dead 782, offsets 203, copies 226, peephole 29, unframe 24;
-        // with the address folding: address 653, affine 755
+        // with the address folding: address 653, affine 755; on
+        // 2026-12-05 (byte tests in global memory): address 764, affine
+        // 912, peephole 24
         &[
             ("address", 555),
             ("affine", 240),
@@ -1761,7 +1787,7 @@ fn affine_rewrites_agree_with_the_originals_on_the_processor() {
             ("dead", 664),
             ("offsets", 172),
             ("copies", 192),
-            ("peephole", 24),
+            ("peephole", 20),
             ("unframe", 20),
         ],
     );
