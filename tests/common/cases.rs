@@ -2155,6 +2155,39 @@ fn loststack_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// framereg.c: `framereg AT V N MODE` fills 16 local cells from N, writes
+/// V through an address into them that MODE sends through registers (a
+/// helper's argument, a helper's result, a global, a walking pointer, a
+/// pointer difference, a local slot), then folds the cells. With N and
+/// MODE static the cells are known until the write, which must make every
+/// cell it may reach dynamic again.
+fn framereg_cases(out: &mut Vec<Case>) {
+    for o in LEVELS {
+        for mode in 0..=6 {
+            let bin = format!("framereg-{o}");
+            let statics = vec!["arg2=5".to_string(), format!("arg3={mode}")];
+            out.push(
+                Case::new(
+                    &bin,
+                    "framereg",
+                    statics,
+                    "a write through a frame address held in a register",
+                    move |r| {
+                        let at = r.each_in_arg(-1, 16);
+                        Input::argv(vec![at, r.edge_arg(), "5".into(), mode.to_string()])
+                    },
+                )
+                .check_owned(vec![
+                    "{int:-1..16}".into(),
+                    "{int}".into(),
+                    "5".into(),
+                    mode.to_string(),
+                ]),
+            );
+        }
+    }
+}
+
 /// divide.c: `divide A B` prints sdiv, srem, sdivrem, udivrem and
 /// smod_sum of A and B. Each function specialized to a static divisor B
 /// (positive, negative, a power of two; -1 and 0 take the guarded paths):
@@ -2239,6 +2272,7 @@ pub fn all_cases() -> Vec<Case> {
     codelen_cases(&mut out);
     scatter_cases(&mut out);
     loststack_cases(&mut out);
+    framereg_cases(&mut out);
     divide_cases(&mut out);
     globals_cases(&mut out);
     libc_cases(&mut out);

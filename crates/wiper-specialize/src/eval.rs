@@ -263,13 +263,19 @@ impl<'a> Evaluator<'a> {
                         _ => self.out.esp_lost = true,
                     }
                 } else {
-                    self.store.set_reg(
-                        r,
-                        known.map(|value| Known {
-                            value,
-                            synced: false,
-                        }),
-                    );
+                    match known {
+                        Some(value) => self.store.set_reg(
+                            r,
+                            Some(Known {
+                                value,
+                                synced: false,
+                            }),
+                        ),
+                        None => {
+                            let frame = dynamic.and_then(|e| self.frame_value(e));
+                            self.store.set_dynamic(r, frame);
+                        }
+                    }
                     // An entry-relative value cannot be rebuilt later: the
                     // instruction computes it into the machine too.
                     let dynamic = match known {
@@ -277,7 +283,6 @@ impl<'a> Evaluator<'a> {
                         _ => dynamic,
                     };
                     if let Some(e) = dynamic {
-                        self.note_escape(e);
                         self.out.regs.push((r, e));
                     }
                 }
@@ -289,7 +294,6 @@ impl<'a> Evaluator<'a> {
                     synced: false,
                 });
                 if let Some(e) = dynamic {
-                    self.note_escape(e);
                     self.out.flags.push((f, e));
                 }
             }
@@ -624,26 +628,46 @@ impl<'a> Evaluator<'a> {
         SExpr::Dyn(self.pool.load(self.cur_mem, ae, n as u8))
     }
 
-    /// Records that a residual value computes a stack address.
+    /// Records that a value stored to memory may be a frame address (the
+    /// frame escapes).
     fn note_escape(&mut self, e: ExprId) {
-        let frames: Vec<_> = [Base::Stack, Base::Entry]
+        if self.frame_value(e).is_some() {
+            self.out.escapes = true;
+        }
+    }
+
+    /// Whether the residual value `e` may be a frame address: it is
+    /// computed from a stack base or from a register holding a frame
+    /// address (through a load only by its memory: the value at an address
+    /// is not the address). Then the stack offset it most likely points
+    /// near (`k` of `stack + k + dynamic terms`, else 0), a hint for the
+    /// window of a guarded store.
+    fn frame_value(&mut self, e: ExprId) -> Option<u32> {
+        let mut frames: Vec<(VarId, u32)> = [Base::Stack, Base::Entry]
             .into_iter()
             .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
+            .map(|v| (v, 0))
             .collect();
-        if frames.is_empty() {
-            return;
+        for r in Reg::ALL {
+            if let Some(k) = self.before.frame_reg(r) {
+                let v = loc_var(self.pool, Loc::Reg(r));
+                frames.extend(self.pool.as_var(v).map(|v| (v, k)));
+            }
         }
-        // Addresses of loads and stores do not escape; values do.
+        if frames.is_empty() {
+            return None;
+        }
         let mut todo = vec![e];
         let mut seen = std::collections::HashSet::new();
+        let mut found = false;
         while let Some(x) = todo.pop() {
             if !seen.insert(x) {
                 continue;
             }
             match self.pool.op(x) {
-                Op::Var(w) if frames.contains(&w) => {
-                    self.out.escapes = true;
-                    return;
+                Op::Var(w) if frames.iter().any(|f| f.0 == w) => {
+                    found = true;
+                    break;
                 }
                 Op::Load(_) => todo.push(self.pool.args(x)[0]),
                 Op::Store => {
@@ -654,6 +678,15 @@ impl<'a> Evaluator<'a> {
                 _ => todo.extend(self.pool.args(x).iter().copied()),
             }
         }
+        if !found {
+            return None;
+        }
+        let (terms, constant) = crate::linear::terms(self.pool, e).unwrap_or_default();
+        let base = terms
+            .iter()
+            .filter(|t| t.1 == 1)
+            .find_map(|t| frames.iter().find(|f| f.0 == t.0).map(|f| f.1));
+        Some(base.map_or(0, |k| k.wrapping_add(constant)))
     }
 
     /// A byte of a read-only segment of the binary at a region offset.

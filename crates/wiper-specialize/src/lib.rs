@@ -31,6 +31,7 @@
 mod driver;
 mod eval;
 mod function;
+mod linear;
 mod materialize;
 pub mod relations;
 pub mod state;

@@ -119,9 +119,17 @@ pub struct Store {
     pub mem: Memory,
     /// The machine's `esp` as an offset from [`Base::Stack`].
     pub real_esp: u32,
-    /// Whether a stack address has reached residual code (so an unknown
-    /// pointer or a callee may reach the frame).
+    /// Whether a stack address has reached memory or code the specializer
+    /// does not follow (so an unknown pointer or a callee may reach the
+    /// frame).
     pub escaped: bool,
+    /// Dynamic registers (by [`Reg::index`]) that may hold an address in
+    /// the frame (a residual value computed from a stack address, `buf +
+    /// i`), each with the stack offset it was computed from: a load or
+    /// store through one may reach the frame. The offsets are hints (the
+    /// window of a guarded store); memo keys compare only which registers
+    /// are marked.
+    pub frame_regs: [Option<u32>; 8],
     /// Copies: the dynamic 4-byte stack slot at this offset holds the same
     /// value as the dynamic register (the residual code just stored or
     /// loaded it). Not part of memo keys: cleared at specialization points.
@@ -149,6 +157,7 @@ impl Store {
             mem: Memory::default(),
             real_esp: 0,
             escaped: false,
+            frame_regs: [None; 8],
             copies: Vec::new(),
             rels: Relations::default(),
         }
@@ -180,9 +189,46 @@ impl Store {
         self.flags[f.index()]
     }
 
-    /// Sets a register (`None`: dynamic).
+    /// Sets a register (`None`: dynamic). A known value clears the
+    /// register's frame mark; a register made dynamic keeps it, and one
+    /// that held a frame address gets it (its machine value is that
+    /// address): a value computed elsewhere sets the mark with
+    /// [`Store::set_dynamic`].
     pub fn set_reg(&mut self, r: Reg, v: Option<Known<SVal>>) {
-        self.regs[r.index()] = v;
+        let old = std::mem::replace(&mut self.regs[r.index()], v);
+        let mark = &mut self.frame_regs[r.index()];
+        match (v, old) {
+            (Some(_), _) => *mark = None,
+            (
+                None,
+                Some(Known {
+                    value: SVal::Addr(b, k),
+                    ..
+                }),
+            ) if b.is_frame() => *mark = Some(k),
+            (None, _) => {}
+        }
+    }
+
+    /// Makes a register dynamic with a value computed from a frame address
+    /// at stack offset `frame` (`Some`), or from anything else (`None`).
+    pub fn set_dynamic(&mut self, r: Reg, frame: Option<u32>) {
+        self.regs[r.index()] = None;
+        self.frame_regs[r.index()] = frame;
+    }
+
+    /// The stack offset a dynamic register's frame address was computed
+    /// from, if it may hold one (see [`Store::frame_regs`]).
+    pub fn frame_reg(&self, r: Reg) -> Option<u32> {
+        self.frame_regs[r.index()]
+    }
+
+    /// Whether any of `regs` holds a frame address, known or dynamic.
+    pub fn holds_frame_address(&self, regs: &[Reg]) -> bool {
+        regs.iter().any(|&r| {
+            self.frame_reg(r).is_some()
+                || matches!(self.reg(r), Some(k) if matches!(k.value, SVal::Addr(b, _) if b.is_frame()))
+        })
     }
 
     /// Marks a known register or flag as synced or not (nothing for a
@@ -192,11 +238,10 @@ impl Store {
     pub fn set_synced(&mut self, loc: Loc, synced: bool) {
         match loc {
             Loc::Reg(r) if r != Reg::Esp => {
-                let slot = &mut self.regs[r.index()];
-                if let Some(k) = slot {
+                if let Some(k) = &mut self.regs[r.index()] {
                     k.synced = synced;
-                    if !synced && matches!(k.value, SVal::Addr(Base::Entry, _)) {
-                        *slot = None;
+                    if let (false, SVal::Addr(Base::Entry, _)) = (synced, k.value) {
+                        self.set_reg(r, None);
                     }
                 }
             }
@@ -210,13 +255,15 @@ impl Store {
     }
 
     /// Hashes the static part of the store (what memo keys compare):
-    /// the known values of registers, flags and memory, and `escaped`;
+    /// the known values of registers, flags and memory, `escaped` and
+    /// which registers hold frame addresses;
     /// not whether they are synced, nor the machine's esp, nor copies.
     pub fn hash_static<H: Hasher>(&self, h: &mut H) {
         self.regs.map(|r| r.map(|k| k.value)).hash(h);
         self.flags.map(|f| f.map(|k| k.value)).hash(h);
         self.mem.hash_values(h);
         self.escaped.hash(h);
+        self.frame_regs.map(|m| m.is_some()).hash(h);
     }
 
     /// Whether two stores have the same static part (see
@@ -225,6 +272,7 @@ impl Store {
         self.regs.map(|r| r.map(|k| k.value)) == other.regs.map(|r| r.map(|k| k.value))
             && self.flags.map(|f| f.map(|k| k.value)) == other.flags.map(|f| f.map(|k| k.value))
             && self.escaped == other.escaped
+            && self.frame_regs.map(|m| m.is_some()) == other.frame_regs.map(|m| m.is_some())
             && self.mem.same_values(&other.mem)
     }
 }
@@ -234,8 +282,9 @@ impl Store {
     /// `(location, value)` pairs, in a fixed order: the known registers
     /// (`esp` too), the known flags, the known memory by aligned 4-byte word
     /// (`[esp0-0x8]`, `[0x804c010]`, a word only partly known shows `??`
-    /// for its dynamic bytes), and `frame escaped` when a stack address has
-    /// reached residual code, then the relations between dynamic locations
+    /// for its dynamic bytes), `frame escaped` when a stack address has
+    /// reached residual code, the dynamic registers holding frame
+    /// addresses, then the relations between dynamic locations
     /// (`edi`, `= [esp0+0x10] + 0xc`), which memo entries also differ in.
     /// Two stores with the same static part and relations give the same
     /// pairs, and two that differ in either different ones.
@@ -263,6 +312,12 @@ impl Store {
         out.extend(word.map(word_text));
         if self.escaped {
             out.push(("frame escaped".to_owned(), "yes".to_owned()));
+        }
+        for r in Reg::ALL
+            .into_iter()
+            .filter(|&r| self.frame_reg(r).is_some())
+        {
+            out.push((r.name().to_owned(), "a frame address".to_owned()));
         }
         out.extend(self.rels.describe(|loc| match loc {
             RelLoc::Reg(r) => r.name().to_owned(),

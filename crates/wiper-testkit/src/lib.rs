@@ -61,6 +61,8 @@ const RT_PROGRAMS: &[&str] = &[
     "scatter",
     // A stack pointer loaded from memory the specializer does not know.
     "loststack",
+    // Addresses into a local array that travel through registers.
+    "framereg",
 ];
 
 /// The optimization levels every rt program (and `libc_demo`) is built at.

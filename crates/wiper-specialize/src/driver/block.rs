@@ -65,29 +65,7 @@ impl Specializer<'_> {
         let mut items = Vec::new();
         let mut first = true;
         loop {
-            if self.run.size + items.len() > self.options.max_residual {
-                let e = SpecializeError::TooLarge {
-                    limit: self.options.max_residual,
-                };
-                tracing::debug!(
-                    "residual bound reached at {addr:#x} of {:#x}, inlined in {:x?}",
-                    state.func,
-                    state.ctx.iter().map(|f| f.callee).collect::<Vec<_>>()
-                );
-                return Err(match self.failure_in(&state, e) {
-                    Stop::Fail(e) => self.spend_at_bound().map_or(Stop::Fail(e), Stop::Spend),
-                    stop => stop,
-                });
-            }
-            self.run.inlining = state.outermost_callee();
-            if let Some(callee) = self.run.inlining {
-                let limit = self.options.max_residual / INLINE_SHARE;
-                let used = self.run.inlined_size.get(&callee).copied().unwrap_or(0);
-                if used + items.len() > limit {
-                    let e = SpecializeError::InlineTooLarge { callee, limit };
-                    return Err(self.failure_in(&state, e));
-                }
-            }
+            self.within_bounds(&state, addr, items.len())?;
             let mut f = self.function(state.func)?;
             if !f.instrs.contains_key(&addr) {
                 // A jump into another function (a tail call): it runs in
@@ -168,61 +146,109 @@ impl Specializer<'_> {
                     self.table(label, items, jump, &cases, *state)?;
                     return Ok(());
                 }
-                Next::Guard(window) => {
-                    let outside = self.leave(state.clone(), window.addr, Vec::new())?;
-                    let inside = self.new_label();
-                    state.guarded = Some(window);
-                    self.run.worklist.push(super::Pending {
-                        label: inside,
-                        addr: window.addr,
-                        state,
-                    });
-                    self.finish(
-                        label,
-                        items,
-                        Terminator::Branch {
-                            cc: super::guard::OUTSIDE,
-                            taken: outside.label,
-                            not_taken: inside,
-                            origin: Origin::Glue(window.addr),
-                        },
-                    );
-                    return Ok(());
-                }
-                Next::Branch {
-                    cc,
-                    mut taken,
-                    mut not_taken,
-                    address,
-                    restore_flags,
-                } => {
-                    taken.state.dyn_branches += 1;
-                    not_taken.state.dyn_branches += 1;
-                    let prefix = || -> Vec<Item> {
-                        let popfd =
-                            Item::Instr(Instruction::with(Code::Popfd), Origin::Glue(address));
-                        if restore_flags {
-                            vec![popfd]
-                        } else {
-                            Vec::new()
-                        }
-                    };
-                    let t = self.edge(taken.state, taken.addr, prefix())?;
-                    let n = self.edge(not_taken.state, not_taken.addr, prefix())?;
-                    self.finish(
-                        label,
-                        items,
-                        Terminator::Branch {
-                            cc,
-                            taken: t,
-                            not_taken: n,
-                            origin: Origin::Original(address),
-                        },
-                    );
-                    return Ok(());
-                }
+                Next::Guard(window) => return self.finish_guarded(label, items, window, state),
+                branch @ Next::Branch { .. } => return self.finish_branch(label, items, branch),
             }
         }
+    }
+
+    /// Stops the run when the residual (or the inlined callee's share of
+    /// it) would pass its bound with the `pending` items of the block
+    /// being built at `addr`.
+    fn within_bounds(&mut self, state: &State, addr: u32, pending: usize) -> Result<(), Stop> {
+        if self.run.size + pending > self.options.max_residual {
+            let e = SpecializeError::TooLarge {
+                limit: self.options.max_residual,
+            };
+            tracing::debug!(
+                "residual bound reached at {addr:#x} of {:#x}, inlined in {:x?}",
+                state.func,
+                state.ctx.iter().map(|f| f.callee).collect::<Vec<_>>()
+            );
+            return Err(match self.failure_in(state, e) {
+                Stop::Fail(e) => self.spend_at_bound().map_or(Stop::Fail(e), Stop::Spend),
+                stop => stop,
+            });
+        }
+        self.run.inlining = state.outermost_callee();
+        if let Some(callee) = self.run.inlining {
+            let limit = self.options.max_residual / INLINE_SHARE;
+            let used = self.run.inlined_size.get(&callee).copied().unwrap_or(0);
+            if used + pending > limit {
+                let e = SpecializeError::InlineTooLarge { callee, limit };
+                return Err(self.failure_in(state, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the block `label` with a guarded store's check: outside the
+    /// window the original code runs the store, inside the specializer
+    /// goes on with it.
+    fn finish_guarded(
+        &mut self,
+        label: Label,
+        items: Vec<Item>,
+        window: super::guard::Window,
+        mut state: State,
+    ) -> Result<(), Stop> {
+        let outside = self.leave(state.clone(), window.addr, Vec::new())?;
+        let inside = self.new_label();
+        state.guarded = Some(window);
+        self.run.worklist.push(super::Pending {
+            label: inside,
+            addr: window.addr,
+            state,
+        });
+        self.finish(
+            label,
+            items,
+            Terminator::Branch {
+                cc: super::guard::OUTSIDE,
+                taken: outside.label,
+                not_taken: inside,
+                origin: Origin::Glue(window.addr),
+            },
+        );
+        Ok(())
+    }
+
+    /// Ends the block `label` with a dynamic branch (`Next::Branch`) to
+    /// both of its targets.
+    fn finish_branch(&mut self, label: Label, items: Vec<Item>, branch: Next) -> Result<(), Stop> {
+        let Next::Branch {
+            cc,
+            mut taken,
+            mut not_taken,
+            address,
+            restore_flags,
+        } = branch
+        else {
+            unreachable!("finish_branch takes a branch");
+        };
+        taken.state.dyn_branches += 1;
+        not_taken.state.dyn_branches += 1;
+        let prefix = || -> Vec<Item> {
+            let popfd = Item::Instr(Instruction::with(Code::Popfd), Origin::Glue(address));
+            if restore_flags {
+                vec![popfd]
+            } else {
+                Vec::new()
+            }
+        };
+        let t = self.edge(taken.state, taken.addr, prefix())?;
+        let n = self.edge(not_taken.state, not_taken.addr, prefix())?;
+        self.finish(
+            label,
+            items,
+            Terminator::Branch {
+                cc,
+                taken: t,
+                not_taken: n,
+                origin: Origin::Original(address),
+            },
+        );
+        Ok(())
     }
 
     /// How a failure in `state` stops the run: inside an inlined call (or a

@@ -177,7 +177,8 @@ impl Specializer<'_> {
         for w in &info.writes {
             match *w {
                 Loc::Reg(r) => {
-                    store.set_reg(r, None);
+                    // (From registers holding no frame address.)
+                    store.set_dynamic(r, None);
                     store.copies.retain(|c| c.1 != r);
                 }
                 Loc::Flag(f) => store.flags[f.index()] = None,
@@ -207,10 +208,11 @@ fn registers_and_flags_only(info: &InstrInfo) -> bool {
 
 /// Whether the store knows a flag or a register other than `esp` that
 /// `info` reads; a register holding a stack address (a frame pointer, which
-/// the BTA too takes as a static address, not a value) counts only with
-/// `addresses`.
+/// the BTA too takes as a static address, not a value), or a dynamic one
+/// holding a frame address, counts only with `addresses`.
 fn reads_known(store: &Store, info: &InstrInfo, addresses: bool) -> bool {
     info.reads.iter().any(|l| match *l {
+        Loc::Reg(r) if r != Reg::Esp && store.frame_reg(r).is_some() => addresses,
         Loc::Reg(r) if r != Reg::Esp => match store.reg(r) {
             Some(Known {
                 value: SVal::Addr(b, _),

@@ -147,7 +147,7 @@ impl Specializer<'_> {
             return Ok(Next::Exit);
         }
         for r in abi::CALLER_SAVED {
-            state.store.set_reg(r, None);
+            state.store.set_dynamic(r, None);
         }
         state.store.flags = [None; 7];
         state.store.flags[Flag::Df.index()] = Some(ABI_DIRECTION_FLAG);

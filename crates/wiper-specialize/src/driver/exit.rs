@@ -11,7 +11,7 @@ use wiper_x86::abi;
 use super::{Specializer, State, Stop};
 use crate::function::{InstrInfo, ALL_FLAGS};
 use crate::materialize::Emitter;
-use crate::state::{Base, Byte, Known, Region, SVal};
+use crate::state::{Base, Byte, Known, Region};
 
 impl Specializer<'_> {
     /// Function exit: what the caller can observe goes into the machine,
@@ -83,18 +83,7 @@ impl Specializer<'_> {
     ) -> Result<(), Stop> {
         state.store.copies.clear();
         let esp = state.store.esp();
-        let stack_addr = |v: Option<Known<SVal>>| {
-            matches!(
-                v,
-                Some(Known {
-                    value: SVal::Addr(b, _),
-                    ..
-                }) if b.is_frame()
-            )
-        };
-        if abi::CALLER_SAVED
-            .iter()
-            .any(|r| stack_addr(state.store.reg(*r)))
+        if state.store.holds_frame_address(&abi::CALLER_SAVED)
             || state.store.mem.iter().any(|((region, off), k)| {
                 matches!(k.value, Byte::Part(b, ..) if b.is_frame())
                     && (region != Region::Of(Base::Stack) || off.wrapping_sub(esp) < args)

@@ -16,10 +16,10 @@
 //! and nothing is forgotten.
 
 use iced_x86::{Code, ConditionCode, Instruction, MemoryOperand, OpKind, Register};
+use wiper_qfbv::ExprId;
 use wiper_residual::{Item, Origin};
 use wiper_sem::{loc_var, Loc, Reg};
 
-use super::block::Next;
 use super::{reach, Specializer, State, Stop};
 use crate::eval::{base_var_name, Evaluated};
 use crate::function::InstrInfo;
@@ -72,24 +72,11 @@ impl Specializer<'_> {
         if reach::frame_reach(&self.pool, a, stack, before, width).is_some() {
             return None; // bounded already: `forget_written` narrows
         }
-        let (terms, constant) = reach::terms(&self.pool, a)?;
-        let esp = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
-        let esp = self.pool.as_var(esp);
-        let entry = self.pool.lookup_var(base_var_name(Base::Entry));
-        let stacks = terms.iter().filter(|t| t.0 == stack).count();
-        let others_dynamic = terms
-            .iter()
-            .all(|t| t.0 == stack || (Some(t.0) != esp && Some(t.0) != entry));
-        if stacks != 1 || terms.len() < 2 || !others_dynamic {
-            return None;
-        }
-        if terms.iter().any(|t| t.0 == stack && t.1 != 1) {
-            return None;
-        }
+        let at = self.index_zero_offset(state, a)?;
         if !forgetting_loses_something(state) {
             return None; // a guard would cost code for nothing
         }
-        let (lo, hi) = unknown_run(state, i64::from(constant as i32))?;
+        let (lo, hi) = unknown_run(state, i64::from(at as i32))?;
         if hi - lo < i64::from(width) || ins.ip32().wrapping_sub(self.top) < 5 {
             return None;
         }
@@ -103,17 +90,50 @@ impl Specializer<'_> {
         })
     }
 
+    /// The stack offset of the address at index 0 of a store at `a`, when
+    /// `a` is the frame plus a constant plus dynamic terms: one term is the
+    /// stack base or a register holding a frame address (then its offset
+    /// hint), with scale 1; the others are dynamic values that are neither
+    /// (the index). `None` for any other shape.
+    fn index_zero_offset(&mut self, state: &State, a: ExprId) -> Option<u32> {
+        let (terms, constant) = crate::linear::terms(&self.pool, a)?;
+        let stack = self.pool.lookup_var(base_var_name(Base::Stack))?;
+        let esp = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
+        let esp = self.pool.as_var(esp);
+        let entry = self.pool.lookup_var(base_var_name(Base::Entry));
+        let mut base = None;
+        let mut others = 0;
+        for &(v, scale) in &terms {
+            let marked = match Loc::of_var(&self.pool, v) {
+                Some(Loc::Reg(r)) => state.store.frame_reg(r),
+                _ => None,
+            };
+            let at = if v == stack { Some(0) } else { marked };
+            match at {
+                Some(k) if scale == 1 && base.is_none() => base = Some(k),
+                Some(_) => return None,
+                None if Some(v) == esp || Some(v) == entry => return None,
+                None => others += 1,
+            }
+        }
+        let needs_index = base == Some(0) && terms.iter().any(|t| t.0 == stack);
+        if needs_index && others == 0 {
+            return None; // a constant frame address
+        }
+        base.map(|k| k.wrapping_add(constant))
+    }
+
     /// Emits the check that the store `info` writes inside `window` (`lea
     /// r, [address + k]; sub r, esp; cmp r, span` in a free register, else
     /// in `eax` saved around it, with `ja` to the original code as the
-    /// block's branch) and says so to the block.
+    /// block's branch, `Next::Guard`).
     pub(super) fn guard_store(
         &mut self,
         state: &mut State,
         info: &InstrInfo,
         window: Window,
         items: &mut Vec<Item>,
-    ) -> Result<Next, Stop> {
+    ) -> Result<(), Stop> {
         let ins = info.instruction;
         let addr = ins.ip32();
         let mut em = Emitter::new(items, addr);
@@ -171,7 +191,7 @@ impl Specializer<'_> {
         for i in check {
             items.push(Item::Instr(i.expect("the guard is encodable"), glue));
         }
-        Ok(Next::Guard(window))
+        Ok(())
     }
 }
 

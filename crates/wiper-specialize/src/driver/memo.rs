@@ -416,15 +416,7 @@ impl Specializer<'_> {
         for g in gens {
             match g {
                 GenLoc::Reg(r) if r != Reg::Esp => {
-                    if let Some(Known {
-                        value: SVal::Addr(b, _),
-                        ..
-                    }) = state.store.reg(r)
-                    {
-                        if b.is_frame() {
-                            state.store.escaped = true;
-                        }
-                    }
+                    // (A frame address stays marked: `Store::set_reg`.)
                     em.register(&mut state.store, r);
                     state.store.set_reg(r, None);
                     state.store.copies.retain(|c| c.1 != r);
@@ -636,8 +628,9 @@ impl Specializer<'_> {
 /// of `stores`: the stack pointer and the frame pointer are never
 /// generalized, since code moves esp back from them. Other registers
 /// holding frame addresses (a pointer walking a local buffer) are: the
-/// frame then counts as escaped, and code that later moves such a register
-/// into `esp` stops with an error, never a wrong residual.
+/// register is then marked as holding a frame address
+/// ([`Store::frame_regs`]), and code that later moves it into `esp` leaves
+/// for the original code or stops with an error, never a wrong residual.
 fn holds_stack_address<'s>(stores: impl Iterator<Item = &'s Store>, locs: &[GenLoc]) -> bool {
     let stores: Vec<&Store> = stores.collect();
     locs.iter().any(|g| match g {
@@ -710,7 +703,7 @@ fn constant_at(store: &Store, loc: GenLoc) -> Option<u32> {
 fn drop_dead(store: &mut Store, info: &InstrInfo) {
     for r in Reg::ALL {
         if r != Reg::Esp && info.live_regs_in & (1 << r.index()) == 0 {
-            store.set_reg(r, None);
+            store.set_dynamic(r, None);
             store.copies.retain(|c| c.1 != r);
             store.rels.forget(RelLoc::Reg(r));
         }

@@ -17,6 +17,7 @@ use iced_x86::{
 };
 use wiper_residual::Item;
 use wiper_sem::{Flag, Reg};
+use wiper_x86::abi;
 
 use crate::relations::{RelLoc, Relations};
 use crate::state::{Base, Known, Region, SVal, Store};
@@ -63,9 +64,7 @@ fn frame_offset(
 fn may_reach_frame(store: &Store, base: Register) -> bool {
     store.escaped
         || base == Register::ESP
-        || Reg::from_iced(base.full_register32())
-            .and_then(|r| store.reg(r))
-            .is_some_and(|k| matches!(k.value, SVal::Addr(b, _) if b.is_frame()))
+        || Reg::from_iced(base.full_register32()).is_some_and(|r| store.holds_frame_address(&[r]))
 }
 
 /// Whether `access` leaves the location as it was.
@@ -184,7 +183,7 @@ impl Follower<'_> {
             FlowControl::Call | FlowControl::IndirectCall
         ) {
             regs.extend([Reg::Eax, Reg::Ecx, Reg::Edx]);
-            anywhere |= store.escaped;
+            anywhere |= store.escaped || store.holds_frame_address(&abi::CALLER_SAVED);
         }
         (regs, frame, anywhere)
     }
@@ -297,7 +296,7 @@ pub(super) fn follow(
                 }
             }
             Item::CallLabel(..) => {
-                let escaped = f.store.escaped;
+                let escaped = f.store.escaped || f.store.holds_frame_address(&abi::CALLER_SAVED);
                 f.rels.forget_where(|l| {
                     matches!(l, RelLoc::Reg(Reg::Eax | Reg::Ecx | Reg::Edx))
                         || escaped && matches!(l, RelLoc::Word(_))

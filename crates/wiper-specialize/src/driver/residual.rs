@@ -103,7 +103,10 @@ impl Specializer<'_> {
                 .dyn_reads
                 .iter()
                 .chain(first.dyn_writes.iter().map(|w| &w.0));
-            let frame = state.store.escaped || addresses.into_iter().any(|&a| self.frame_based(a));
+            let frame = state.store.escaped
+                || addresses
+                    .into_iter()
+                    .any(|&a| self.frame_based(&state.store, a));
             em.all_memory(&mut state.store, |r, _| {
                 frame || !matches!(r, Region::Of(b) if b.is_frame())
             })?;
@@ -191,15 +194,21 @@ impl Specializer<'_> {
     }
 
     /// Whether the dynamic address `a` is computed from a frame address
-    /// (the stack or entry base, or the machine's `esp`).
-    fn frame_based(&mut self, a: ExprId) -> bool {
+    /// (the stack or entry base, the machine's `esp`, or a register of
+    /// `store` holding a frame address).
+    fn frame_based(&mut self, store: &Store, a: ExprId) -> bool {
         let vars = self.pool.vars(a);
-        let esp_var = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
-        [Base::Stack, Base::Entry]
+        let mut frame_vars: Vec<_> = [Base::Stack, Base::Entry]
             .into_iter()
             .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
-            .chain(self.pool.as_var(esp_var))
-            .any(|v| vars.contains(&v))
+            .collect();
+        for r in Reg::ALL {
+            if r == Reg::Esp || store.frame_reg(r).is_some() {
+                let v = loc_var(&mut self.pool, Loc::Reg(r));
+                frame_vars.extend(self.pool.as_var(v));
+            }
+        }
+        frame_vars.iter().any(|v| vars.contains(v))
     }
 
     /// Forgets the known bytes that the stores through unknown pointers
@@ -215,7 +224,7 @@ impl Specializer<'_> {
         let mut elsewhere = false;
         let mut ranges = Vec::new();
         for &(a, width) in writes {
-            let on_frame = self.frame_based(a);
+            let on_frame = self.frame_based(&state.store, a);
             let reach = stack_var
                 .and_then(|s| reach::frame_reach(&self.pool, a, s, before, width))
                 .or_else(|| state.guarded.map(|w| (w.lo, w.hi)));
@@ -274,17 +283,12 @@ impl Specializer<'_> {
     ) -> Result<bool, Stop> {
         let ins = info.instruction;
         let addr = ins.ip32();
-        let frame_address = |store: &Store, r: Reg| {
-            store
-                .reg(r)
-                .is_some_and(|k| matches!(k.value, SVal::Addr(b, _) if b.is_frame()))
-        };
         let mut frame = state.store.escaped;
         let mut em = Emitter::new(items, addr);
         em.all_memory(&mut state.store, |_, _| true)?;
         for l in &info.reads {
             if let Loc::Reg(r) = *l {
-                frame |= frame_address(&state.store, r);
+                frame |= state.store.holds_frame_address(&[r]);
                 em.register(&mut state.store, r);
             }
         }

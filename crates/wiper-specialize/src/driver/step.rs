@@ -175,7 +175,8 @@ impl Specializer<'_> {
         let guarded = state.guarded.is_some_and(|w| w.addr == addr);
         if !guarded && ev.has_residual() {
             if let Some(window) = self.store_window(state, info, &ev, items) {
-                return self.guard_store(state, info, window, items);
+                self.guard_store(state, info, window, items)?;
+                return Ok(Next::Guard(window));
             }
         }
         self.note_outcome(decision, &state.store, &ev);
