@@ -243,7 +243,9 @@ impl<'a> Emitter<'a> {
     }
 
     /// Writes the unsynced group of bytes around `(region, a)`: a whole
-    /// 4-byte value when the bytes form one, else single bytes.
+    /// 4-byte value when the bytes form one, else single bytes (a byte of
+    /// an address whose other bytes were overwritten is that byte of the
+    /// address, computed and shifted down).
     fn memory_at(
         &mut self,
         store: &mut Store,
@@ -251,7 +253,7 @@ impl<'a> Emitter<'a> {
         a: u32,
     ) -> Result<(), SpecializeError> {
         let byte = store.mem.get((region, a)).expect("a known byte").value;
-        let (start, value, width) = match byte {
+        let (start, value, width, shift) = match byte {
             Byte::Part(b, o, idx) => {
                 let start = a.wrapping_sub(u32::from(idx));
                 let all = (0..4).all(|i| {
@@ -261,13 +263,11 @@ impl<'a> Emitter<'a> {
                         .map(|k| k.value)
                         == Some(Byte::Part(b, o, i as u8))
                 });
-                if !all {
-                    return Err(SpecializeError::Unsupported {
-                        address: self.address,
-                        reason: "a partly overwritten static address in memory".into(),
-                    });
+                if all {
+                    (start, SVal::Addr(b, o), 4, 0)
+                } else {
+                    (a, SVal::Addr(b, o), 1, 8 * u32::from(idx))
                 }
-                (start, SVal::Addr(b, o), 4)
             }
             Byte::Const(c) => {
                 // The whole aligned word when its 4 bytes are constants,
@@ -281,8 +281,8 @@ impl<'a> Emitter<'a> {
                     })
                     .collect();
                 match bytes.as_deref().and_then(join_bytes) {
-                    Some(v @ SVal::Const(_)) => (a & !3, v, 4),
-                    _ => (a, SVal::Const(u64::from(c)), 1),
+                    Some(v @ SVal::Const(_)) => (a & !3, v, 4, 0),
+                    _ => (a, SVal::Const(u64::from(c)), 1, 0),
                 }
             }
         };
@@ -291,14 +291,15 @@ impl<'a> Emitter<'a> {
             // below it is safe, and the scratch pushes use it).
             self.lower_real_esp(store, start);
         }
-        self.store_value(store, region, start, value, width);
+        self.store_value(store, region, start, value, width, shift);
         for i in 0..width {
             store.mem.mark_synced((region, start.wrapping_add(i)));
         }
         Ok(())
     }
 
-    /// `mov [region+off], value` for 1 or 4 bytes.
+    /// `mov [region+off], value` for 4 bytes, or for 1 byte: the value
+    /// shifted right by `shift` bits.
     fn store_value(
         &mut self,
         store: &mut Store,
@@ -306,6 +307,7 @@ impl<'a> Emitter<'a> {
         off: u32,
         value: SVal,
         width: u32,
+        shift: u32,
     ) {
         let needs_scratch = matches!(value, SVal::Addr(..)) || region == Region::Of(Base::Load);
         if !needs_scratch {
@@ -349,6 +351,13 @@ impl<'a> Emitter<'a> {
         if width == 4 {
             self.push(ins2(Code::Mov_rm32_r32, mem, value_reg));
         } else {
+            if shift > 0 {
+                // The byte through the stack (`shr` would change flags):
+                // push ecx; mov cl, [esp + shift/8]; lea esp, [esp+4].
+                self.push(Instruction::with1(Code::Push_r32, value_reg).expect("valid"));
+                self.push(ins2(Code::Mov_r8_rm8, Register::CL, esp_mem((shift / 8) as i32)));
+                self.push(lea_esp(4));
+            }
             self.push(ins2(Code::Mov_rm8_r8, mem, Register::CL));
         }
         self.push(Instruction::with1(Code::Pop_r32, value_reg).expect("valid"));
