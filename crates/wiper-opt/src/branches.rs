@@ -16,7 +16,7 @@ use iced_x86::{
     Code, ConditionCode, FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess,
     OpKind, Register,
 };
-use wiper_residual::{Item, Label, Residual, Terminator};
+use wiper_residual::{Block, Item, Label, Residual, Terminator};
 
 use crate::constants::{equal_when_zero, width};
 use crate::effects::{memory_operand, reg_bit, zero_test, EffectsOf, Locs, ALL_FLAGS};
@@ -185,6 +185,86 @@ fn holds_copy_of(
     copy && (r == r.full_register32()) == (m.4 == 4)
 }
 
+/// The zero test a block ending in a `je`/`jne` branch makes: of a
+/// register or of memory.
+fn block_test(
+    items: &[Item],
+    cc: ConditionCode,
+    calc: &mut EffectsOf,
+    factory: &mut InstructionInfoFactory,
+) -> Option<Tested> {
+    match block_zero_test(items, cc, calc) {
+        Some((r, _)) => Some(Tested::Reg(r)),
+        None => block_memory_zero_test(items, cc, calc, factory).map(Tested::Mem),
+    }
+}
+
+/// Where `next` (a block) goes when it is entered with what `tested` tests
+/// being zero (`zero`) or not: its branch, when it zero-tests the same
+/// register unchanged or a register it loads from the same memory.
+fn decided_target(
+    tested: &Tested,
+    zero: bool,
+    next: &Block,
+    calc: &mut EffectsOf,
+    factory: &mut InstructionInfoFactory,
+) -> Option<Terminator> {
+    let Terminator::Branch {
+        cc,
+        taken,
+        not_taken,
+        origin,
+    } = next.terminator
+    else {
+        return None;
+    };
+    let (r2, k) = block_zero_test(&next.items, cc, calc)?;
+    let same = match tested {
+        Tested::Reg(r) => {
+            *r == r2
+                && next.items[..k]
+                    .iter()
+                    .all(|item| calc.item(item, None).defs & reg_bit(*r).unwrap_or(!0) == 0)
+        }
+        Tested::Mem(m) => holds_copy_of(&next.items[..k], r2, m, calc, factory),
+    };
+    let holds = (cc == ConditionCode::e) == zero;
+    same.then(|| Terminator::Jump(if holds { taken } else { not_taken }, origin))
+}
+
+/// The blocks a branch on a zero test enters, each with whether the tested
+/// value is zero along that edge (`je` taken, or `jne` not taken), when
+/// the block is entered only there.
+fn tested_edges(
+    residual: &Residual,
+    b: usize,
+    index: &HashMap<Label, usize>,
+    preds: &[usize],
+) -> Vec<(usize, bool)> {
+    let Terminator::Branch {
+        cc,
+        taken,
+        not_taken,
+        ..
+    } = residual.blocks[b].terminator
+    else {
+        return Vec::new();
+    };
+    if taken == not_taken {
+        return Vec::new();
+    }
+    [
+        (taken, cc == ConditionCode::e),
+        (not_taken, cc != ConditionCode::e),
+    ]
+    .into_iter()
+    .filter_map(|(target, zero)| {
+        let s = *index.get(&target)?;
+        (s != b && preds[s] == 1).then_some((s, zero))
+    })
+    .collect()
+}
+
 /// Decides the branches that a single predecessor's branch on the same
 /// zero test already decided; returns how many.
 pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
@@ -193,58 +273,16 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
     let preds = entry_counts(residual, &index);
     let mut decided = Vec::new();
     for (b, block) in residual.blocks.iter().enumerate() {
-        let Terminator::Branch {
-            cc,
-            taken,
-            not_taken,
-            ..
-        } = block.terminator
-        else {
+        let Terminator::Branch { cc, .. } = block.terminator else {
             continue;
         };
-        let tested = match block_zero_test(&block.items, cc, calc) {
-            Some((r, _)) => Tested::Reg(r),
-            None => match block_memory_zero_test(&block.items, cc, calc, &mut factory) {
-                Some(m) => Tested::Mem(m),
-                None => continue,
-            },
+        let Some(tested) = block_test(&block.items, cc, calc, &mut factory) else {
+            continue;
         };
-        // Along `taken`, `r == 0` holds iff the branch is `je`.
-        for (target, zero) in [
-            (taken, cc == ConditionCode::e),
-            (not_taken, cc != ConditionCode::e),
-        ] {
-            let Some(&s) = index.get(&target) else {
-                continue;
-            };
-            if s == b || preds[s] != 1 || taken == not_taken {
-                continue;
-            }
+        for (s, zero) in tested_edges(residual, b, &index, &preds) {
             let next = &residual.blocks[s];
-            let Terminator::Branch {
-                cc: cc2,
-                taken: t2,
-                not_taken: n2,
-                origin,
-            } = next.terminator
-            else {
-                continue;
-            };
-            let Some((r2, k)) = block_zero_test(&next.items, cc2, calc) else {
-                continue;
-            };
-            let same = match &tested {
-                Tested::Reg(r) => {
-                    *r == r2
-                        && next.items[..k]
-                            .iter()
-                            .all(|item| calc.item(item, None).defs & reg_bit(*r).unwrap_or(!0) == 0)
-                }
-                Tested::Mem(m) => holds_copy_of(&next.items[..k], r2, m, calc, &mut factory),
-            };
-            if same {
-                let holds = (cc2 == ConditionCode::e) == zero;
-                decided.push((s, Terminator::Jump(if holds { t2 } else { n2 }, origin)));
+            if let Some(t) = decided_target(&tested, zero, next, calc, &mut factory) {
+                decided.push((s, t));
             }
         }
     }
@@ -253,6 +291,75 @@ pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> u
         residual.blocks[s].terminator = t;
     }
     count
+}
+
+/// Largest block whose repeated zero test [`thread_repeated_tests`] copies.
+pub const MAX_THREADED_ITEMS: usize = 4;
+
+/// Threads jumps through repeated zero tests: a block `p` entered only
+/// along an edge of a branch on a zero test, that changes neither the
+/// tested register (nor, for memory, any memory or the address's
+/// registers) and jumps to a block `s` of at most [`MAX_THREADED_ITEMS`]
+/// items that tests the same again (with other ways in, so that
+/// [`decide_repeated_tests`] cannot decide it): `s`'s items are copied to
+/// the end of `p`, which then jumps where `s` goes along that edge.
+/// (Closing an interpreter's loops leaves `if (c) ... ; while (c)` joined
+/// from both arms.) Returns how many.
+pub fn thread_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
+    let mut factory = InstructionInfoFactory::new();
+    let index = block_index(residual);
+    let preds = entry_counts(residual, &index);
+    let mut threaded = Vec::new();
+    for (b, block) in residual.blocks.iter().enumerate() {
+        let Terminator::Branch { cc, .. } = block.terminator else {
+            continue;
+        };
+        let Some(tested) = block_test(&block.items, cc, calc, &mut factory) else {
+            continue;
+        };
+        for (p, zero) in tested_edges(residual, b, &index, &preds) {
+            let between = &residual.blocks[p];
+            let Terminator::Jump(target, _) = between.terminator else {
+                continue;
+            };
+            let Some(&s) = index.get(&target) else {
+                continue;
+            };
+            let next = &residual.blocks[s];
+            if s == p || next.items.len() > MAX_THREADED_ITEMS {
+                continue;
+            }
+            if !keeps_tested(&between.items, &tested, calc, &mut factory) {
+                continue;
+            }
+            if let Some(t) = decided_target(&tested, zero, next, calc, &mut factory) {
+                threaded.push((p, next.items.clone(), t));
+            }
+        }
+    }
+    let count = threaded.len();
+    for (p, items, t) in threaded {
+        residual.blocks[p].items.extend(items);
+        residual.blocks[p].terminator = t;
+    }
+    count
+}
+
+/// Whether `items` leave what `tested` tests unchanged: no write of the
+/// register; for memory, no write of memory or of the address's registers.
+fn keeps_tested(
+    items: &[Item],
+    tested: &Tested,
+    calc: &mut EffectsOf,
+    factory: &mut InstructionInfoFactory,
+) -> bool {
+    items.iter().all(|item| {
+        let defs = calc.item(item, None).defs;
+        match tested {
+            Tested::Reg(r) => defs & reg_bit(*r).unwrap_or(!0) == 0,
+            Tested::Mem(m) => !writes_memory(item, factory) && !writes_address_of(defs, m),
+        }
+    })
 }
 
 /// The register and value a `cmp r,k` or `test r,r` (k = 0) compares,
@@ -504,6 +611,82 @@ mod tests {
 
     /// Near miss: L1 is also entered by a jump from L4, where `eax` is
     /// not known to be zero.
+    /// The two arms of a test of `eax` set `ebx` and join at a block that
+    /// tests `eax` again: each arm gets the test and jumps where it goes.
+    #[test]
+    fn a_jump_into_a_repeated_test_is_threaded() {
+        let mut r = repeated(asm(|a| a.test(eax, eax)));
+        r.blocks[0].terminator = branch(Cc::e, 4, 5);
+        r.blocks.push(block(4, asm(|a| a.mov(ebx, 1)), jump(1)));
+        r.blocks.push(block(5, asm(|a| a.mov(ebx, 2)), jump(1)));
+        insta::assert_snapshot!(after(r, super::thread_repeated_tests), @"
+        L0:
+          test eax,eax
+          je L4 else L5
+        L1:
+          test eax,eax
+          jne L2 else L3
+        L2:
+          ret
+          exit
+        L3:
+          ret
+          exit
+        L4:
+          mov ebx,1
+          test eax,eax
+          jmp L3
+        L5:
+          mov ebx,2
+          test eax,eax
+          jmp L2
+        ");
+    }
+
+    /// Near misses: an arm that changes `eax` keeps its jump, and so does
+    /// one joining a block too long to copy.
+    #[test]
+    fn a_jump_into_a_test_of_a_changed_or_long_block_stays() {
+        let mut r = repeated(asm(|a| a.test(eax, eax)));
+        r.blocks[0].terminator = branch(Cc::e, 4, 5);
+        r.blocks.push(block(4, asm(|a| a.mov(eax, 1)), jump(1)));
+        r.blocks.push(block(5, asm(|a| a.mov(ebx, 2)), jump(6)));
+        let long = asm(|a| {
+            for k in 0..4 {
+                a.mov(ecx, k)?;
+            }
+            a.test(eax, eax)
+        });
+        r.blocks.push(block(6, long, branch(Cc::ne, 2, 3)));
+        insta::assert_snapshot!(after(r, super::thread_repeated_tests), @"
+        L0:
+          test eax,eax
+          je L4 else L5
+        L1:
+          test eax,eax
+          jne L2 else L3
+        L2:
+          ret
+          exit
+        L3:
+          ret
+          exit
+        L4:
+          mov eax,1
+          jmp L1
+        L5:
+          mov ebx,2
+          jmp L6
+        L6:
+          mov ecx,0
+          mov ecx,1
+          mov ecx,2
+          mov ecx,3
+          test eax,eax
+          jne L2 else L3
+        ");
+    }
+
     #[test]
     fn a_block_with_two_ways_in_stays() {
         let mut r = repeated(asm(|a| a.test(eax, eax)));

@@ -333,6 +333,9 @@ fn fold_and_close(
         let folded = folded
             + step(residual, observe, "known_values", |r| {
                 branches::set_known_values(r, calc)
+            })
+            + step(residual, observe, "threads", |r| {
+                branches::thread_repeated_tests(r, calc)
             });
         let unrolled = step(residual, observe, "unroll", |r| {
             unroll::unroll_loops(r, calc)

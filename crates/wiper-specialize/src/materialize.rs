@@ -355,7 +355,11 @@ impl<'a> Emitter<'a> {
                 // The byte through the stack (`shr` would change flags):
                 // push ecx; mov cl, [esp + shift/8]; lea esp, [esp+4].
                 self.push(Instruction::with1(Code::Push_r32, value_reg).expect("valid"));
-                self.push(ins2(Code::Mov_r8_rm8, Register::CL, esp_mem((shift / 8) as i32)));
+                self.push(ins2(
+                    Code::Mov_r8_rm8,
+                    Register::CL,
+                    esp_mem((shift / 8) as i32),
+                ));
                 self.push(lea_esp(4));
             }
             self.push(ins2(Code::Mov_rm8_r8, mem, Register::CL));
