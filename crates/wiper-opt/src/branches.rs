@@ -63,6 +63,7 @@ fn entry_counts(residual: &Residual, index: &HashMap<Label, usize>) -> Vec<usize
 }
 
 /// What a block's zero test tests.
+#[derive(Clone, Copy)]
 enum Tested {
     /// A register.
     Reg(Register),
@@ -229,61 +230,62 @@ fn decided_target(
         Tested::Mem(m) => holds_copy_of(&next.items[..k], r2, m, calc, factory),
     };
     let holds = (cc == ConditionCode::e) == zero;
-    same.then(|| Terminator::Jump(if holds { taken } else { not_taken }, origin))
+    same.then_some(Terminator::Jump(
+        if holds { taken } else { not_taken },
+        origin,
+    ))
 }
 
-/// The blocks a branch on a zero test enters, each with whether the tested
-/// value is zero along that edge (`je` taken, or `jne` not taken), when
-/// the block is entered only there.
+/// The blocks that branches on a zero test enter, each with the test and
+/// whether the tested value is zero along that edge (`je` taken, or `jne`
+/// not taken), when the block is entered only there.
 fn tested_edges(
     residual: &Residual,
-    b: usize,
-    index: &HashMap<Label, usize>,
-    preds: &[usize],
-) -> Vec<(usize, bool)> {
-    let Terminator::Branch {
-        cc,
-        taken,
-        not_taken,
-        ..
-    } = residual.blocks[b].terminator
-    else {
-        return Vec::new();
-    };
-    if taken == not_taken {
-        return Vec::new();
+    calc: &mut EffectsOf,
+    factory: &mut InstructionInfoFactory,
+) -> Vec<(usize, bool, Tested)> {
+    let index = block_index(residual);
+    let preds = entry_counts(residual, &index);
+    let mut out = Vec::new();
+    for (b, block) in residual.blocks.iter().enumerate() {
+        let Terminator::Branch {
+            cc,
+            taken,
+            not_taken,
+            ..
+        } = block.terminator
+        else {
+            continue;
+        };
+        if taken == not_taken {
+            continue;
+        }
+        let Some(tested) = block_test(&block.items, cc, calc, factory) else {
+            continue;
+        };
+        for (target, zero) in [
+            (taken, cc == ConditionCode::e),
+            (not_taken, cc != ConditionCode::e),
+        ] {
+            if let Some(&s) = index.get(&target) {
+                if s != b && preds[s] == 1 {
+                    out.push((s, zero, tested));
+                }
+            }
+        }
     }
-    [
-        (taken, cc == ConditionCode::e),
-        (not_taken, cc != ConditionCode::e),
-    ]
-    .into_iter()
-    .filter_map(|(target, zero)| {
-        let s = *index.get(&target)?;
-        (s != b && preds[s] == 1).then_some((s, zero))
-    })
-    .collect()
+    out
 }
 
 /// Decides the branches that a single predecessor's branch on the same
 /// zero test already decided; returns how many.
 pub fn decide_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
     let mut factory = InstructionInfoFactory::new();
-    let index = block_index(residual);
-    let preds = entry_counts(residual, &index);
     let mut decided = Vec::new();
-    for (b, block) in residual.blocks.iter().enumerate() {
-        let Terminator::Branch { cc, .. } = block.terminator else {
-            continue;
-        };
-        let Some(tested) = block_test(&block.items, cc, calc, &mut factory) else {
-            continue;
-        };
-        for (s, zero) in tested_edges(residual, b, &index, &preds) {
-            let next = &residual.blocks[s];
-            if let Some(t) = decided_target(&tested, zero, next, calc, &mut factory) {
-                decided.push((s, t));
-            }
+    for (s, zero, tested) in tested_edges(residual, calc, &mut factory) {
+        let next = &residual.blocks[s];
+        if let Some(t) = decided_target(&tested, zero, next, calc, &mut factory) {
+            decided.push((s, t));
         }
     }
     let count = decided.len();
@@ -308,33 +310,24 @@ pub const MAX_THREADED_ITEMS: usize = 4;
 pub fn thread_repeated_tests(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
     let mut factory = InstructionInfoFactory::new();
     let index = block_index(residual);
-    let preds = entry_counts(residual, &index);
     let mut threaded = Vec::new();
-    for (b, block) in residual.blocks.iter().enumerate() {
-        let Terminator::Branch { cc, .. } = block.terminator else {
+    for (p, zero, tested) in tested_edges(residual, calc, &mut factory) {
+        let between = &residual.blocks[p];
+        let Terminator::Jump(target, _) = between.terminator else {
             continue;
         };
-        let Some(tested) = block_test(&block.items, cc, calc, &mut factory) else {
+        let Some(&s) = index.get(&target) else {
             continue;
         };
-        for (p, zero) in tested_edges(residual, b, &index, &preds) {
-            let between = &residual.blocks[p];
-            let Terminator::Jump(target, _) = between.terminator else {
-                continue;
-            };
-            let Some(&s) = index.get(&target) else {
-                continue;
-            };
-            let next = &residual.blocks[s];
-            if s == p || next.items.len() > MAX_THREADED_ITEMS {
-                continue;
-            }
-            if !keeps_tested(&between.items, &tested, calc, &mut factory) {
-                continue;
-            }
-            if let Some(t) = decided_target(&tested, zero, next, calc, &mut factory) {
-                threaded.push((p, next.items.clone(), t));
-            }
+        let next = &residual.blocks[s];
+        if s == p || next.items.len() > MAX_THREADED_ITEMS {
+            continue;
+        }
+        if !keeps_tested(&between.items, &tested, calc, &mut factory) {
+            continue;
+        }
+        if let Some(t) = decided_target(&tested, zero, next, calc, &mut factory) {
+            threaded.push((p, next.items.clone(), t));
         }
     }
     let count = threaded.len();
