@@ -89,6 +89,7 @@ mod stack;
 mod tails;
 mod unframe;
 mod unroll;
+mod widen;
 
 #[cfg(test)]
 mod testutil;
@@ -154,7 +155,9 @@ pub const PASS_NAMES: &[&str] = &[
     "unframe",
     "scratch",
     "pushed",
+    "widen",
     "branches",
+    "threads",
     "known_values",
     "tails",
     "constants",
@@ -271,6 +274,14 @@ pub fn optimize_observed(
     }
     // Saves by push and pop, the registers lent to slots among them, give
     // way to caller-saved registers that the closed loops left free.
+    // Byte moves whose register's upper bits are dead write it whole, so
+    // that the saves of registers only their low bytes served can go.
+    if step(residual, observe, "widen", |r| {
+        widen::widen_byte_moves(r, &mut calc)
+    }) > 0
+    {
+        clean_up(residual, &mut calc, observe, &mut rewrites);
+    }
     let pushed = step(residual, observe, "pushed", |r| {
         pushed::free_pushed_registers(r, &mut calc)
     });

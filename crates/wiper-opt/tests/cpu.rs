@@ -1899,10 +1899,18 @@ fn borrowed_saved_registers_agree_with_the_processor() {
     }
     eprintln!("{promoted} slots promoted, {before} -> {after} items");
     // observed on 2026-12-04: borrow 185, promote 1164, pushed 44 (the
-    // borrowed registers given back when a scratch register is free)
+    // borrowed registers given back when a scratch register is free); on
+    // 2026-12-05 widen 196 (byte moves into registers whose upper bits are
+    // dead; a widening that ignores a read of them fails 6 to 8 of the
+    // processor tests, checked)
     passes_fired(
         &changes,
-        &[("borrow", 157), ("promote", 989), ("pushed", 37)],
+        &[
+            ("borrow", 157),
+            ("promote", 989),
+            ("pushed", 37),
+            ("widen", 167),
+        ],
     );
 }
 
