@@ -65,7 +65,13 @@ impl Specializer<'_> {
         let mut items = Vec::new();
         let mut first = true;
         loop {
-            self.within_bounds(&state, addr, items.len())?;
+            if !self.within_bounds(&state, addr, items.len())? {
+                // An inlined callee over its share that can no longer be
+                // kept as a call: the original runs it on.
+                self.leave_here(&mut state, addr, &mut items)?;
+                self.finish(label, items, Terminator::Exit);
+                return Ok(());
+            }
             let mut f = self.function(state.func)?;
             if !f.instrs.contains_key(&addr) {
                 // A jump into another function (a tail call): it runs in
@@ -154,8 +160,10 @@ impl Specializer<'_> {
 
     /// Stops the run when the residual (or the inlined callee's share of
     /// it) would pass its bound with the `pending` items of the block
-    /// being built at `addr`.
-    fn within_bounds(&mut self, state: &State, addr: u32, pending: usize) -> Result<(), Stop> {
+    /// being built at `addr`; `false` when the callee's share is spent
+    /// but the specializer may leave for the original code at `addr`
+    /// instead (no restart may keep the callee as a call).
+    fn within_bounds(&mut self, state: &State, addr: u32, pending: usize) -> Result<bool, Stop> {
         if self.run.size + pending > self.options.max_residual {
             let e = SpecializeError::TooLarge {
                 limit: self.options.max_residual,
@@ -175,11 +183,14 @@ impl Specializer<'_> {
             let limit = self.options.max_residual / INLINE_SHARE;
             let used = self.run.inlined_size.get(&callee).copied().unwrap_or(0);
             if used + pending > limit {
+                if !self.can_keep(state) && self.can_leave_at(addr) {
+                    return Ok(false);
+                }
                 let e = SpecializeError::InlineTooLarge { callee, limit };
                 return Err(self.failure_in(state, e));
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Ends the block `label` with a guarded store's check: outside the
@@ -270,14 +281,21 @@ impl Specializer<'_> {
     /// kept as a call (see [`Specializer::failure`]).
     pub(super) fn can_keep(&self, state: &State) -> bool {
         self.keep_candidate(state)
-            .is_some_and(|callee| !self.kept.contains(&callee))
+            .is_some_and(|callee| self.may_keep(callee))
+    }
+
+    /// Whether a restart may keep `callee` as a call: it is not kept yet
+    /// and restarts are left (in the last run, places the specializer
+    /// cannot follow leave for the original code where they can).
+    fn may_keep(&self, callee: u32) -> bool {
+        !self.kept.contains(&callee) && self.stats.restarts < super::MAX_RESTARTS
     }
 
     /// A failure stopping the run: a restart keeping `candidate`, if there
     /// is one not kept yet.
     fn failure(&self, candidate: Option<u32>, e: SpecializeError) -> Stop {
         match candidate {
-            Some(callee) if !self.kept.contains(&callee) => Stop::Keep(callee, e),
+            Some(callee) if self.may_keep(callee) => Stop::Keep(callee, e),
             _ => Stop::Fail(e),
         }
     }

@@ -85,18 +85,26 @@ impl Specializer<'_> {
     /// The points to spend when the residual reaches `--max-residual`
     /// (static data split into ever new combinations on many paths, which
     /// no one point's visits on one path show): every point not spent yet
-    /// with [`VARIANT_BUDGET`] variants or more; `None` when there is none
-    /// (the bound is then an error, as before).
+    /// with [`VARIANT_BUDGET`] variants or more; when there is none (the
+    /// points spent before were not enough), those with at least half as
+    /// many variants as the most-specialized point not spent yet, if that
+    /// is more than a spent point keeps ([`SPENT_VARIANTS`]); `None` when
+    /// there is none (the bound is then an error, as before).
     pub(super) fn spend_at_bound(&mut self) -> Option<Vec<Point>> {
-        let mut points: Vec<Point> = self
+        let eligible: Vec<(&Point, usize)> = self
             .run
             .by_point
             .iter()
-            .filter(|(p, ids)| {
-                ids.len() >= VARIANT_BUDGET
-                    && !self.spent.contains(*p)
-                    && p.addr.wrapping_sub(self.top) >= PATCHED_ENTRY_BYTES
+            .filter(|(p, _)| {
+                !self.spent.contains(*p) && p.addr.wrapping_sub(self.top) >= PATCHED_ENTRY_BYTES
             })
+            .map(|(p, ids)| (p, ids.len()))
+            .collect();
+        let most = eligible.iter().map(|e| e.1).max().unwrap_or(0);
+        let least = VARIANT_BUDGET.min((most / 2).max(SPENT_VARIANTS + 1));
+        let mut points: Vec<Point> = eligible
+            .into_iter()
+            .filter(|e| e.1 >= least)
             .map(|(p, _)| p.clone())
             .collect();
         if points.is_empty() || self.original_may_reenter() {

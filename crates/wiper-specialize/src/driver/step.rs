@@ -329,6 +329,12 @@ impl Specializer<'_> {
         if ins.mnemonic() == Mnemonic::Jecxz {
             return Ok(self.dynamic_jecxz(state, addr, ins, items));
         }
+        if !is_jcc && !self.can_keep(state) && self.can_leave_at(addr) {
+            // A computed jump (into an unrolled loop, glibc's `jmp eax`
+            // after a PC thunk): the original makes it and runs on.
+            self.leave_here(state, addr, items)?;
+            return Ok(Next::Exit);
+        }
         if !is_jcc {
             return Err(Stop::Fail(SpecializeError::Unsupported {
                 address: addr,
