@@ -16,7 +16,7 @@
 //! - `movzx r,x; OP rl; mov x,rl` becomes `OP x` and `movzx r,x; test rl,rl`
 //!   becomes `test x,x` (or `cmp byte x,0`) when `r` is dead after;
 //! - `movzx r,b; X` with `X` reading only `rl` reads `b` instead when `r`
-//!   is dead after `X`;
+//!   is dead after `X` (a byte in memory for `b` when `X` extends `rl`);
 //! - `movzx r,rl` (the low byte of `r` itself) goes when the next
 //!   instruction reads only that byte of `r` and `r` is dead after it.
 
@@ -141,19 +141,34 @@ fn rewrite(s: &Site<'_>, calc: &mut EffectsOf, keep: &mut Vec<Item>) -> Option<u
 /// reading the byte register `b` itself, when `r` is dead after `X` and `X`
 /// names the low byte as an explicit register operand (`movzx ecx,al;
 /// movzx edx,cl` is `movzx edx,al`; `movzx edx,al; mov [ebp],dl` is
-/// `mov [ebp],al`).
+/// `mov [ebp],al`); with a byte in memory for `b`, when `X` extends the
+/// low byte (`movzx edx,[esi]; movzx ecx,dl` is `movzx ecx,[esi]`).
 fn extended_byte_source(s: &Site<'_>, calc: &mut EffectsOf, keep: &mut Vec<Item>) -> Option<usize> {
     let [Item::Instr(ext, _), Item::Instr(x, origin), ..] = s.window else {
         return None;
     };
-    if ext.code() != Code::Movzx_r32_rm8 || ext.op1_kind() != OpKind::Register {
+    if ext.code() != Code::Movzx_r32_rm8 {
         return None;
     }
-    let (r, b) = (ext.op0_register(), ext.op1_register());
+    let r = ext.op0_register();
     let rl = low_byte(r)?;
     if is_live(s.out[s.k + 1], r) || !reads_only_low_byte(calc, x, r) {
         return None;
     }
+    if ext.op1_kind() == OpKind::Memory {
+        // `movzx r,[m]; movzx s,rl` is `movzx s,[m]` (and so for `movsx`).
+        let extends = matches!(x.code(), Code::Movzx_r32_rm8 | Code::Movsx_r32_rm8);
+        if !extends || x.op1_kind() != OpKind::Register || x.op1_register() != rl {
+            return None;
+        }
+        zero_extended_byte(ext)?; // the address does not use `r`
+        let mut new = *ext;
+        new.set_code(x.code());
+        new.set_op0_register(x.op0_register());
+        keep.push(Item::Instr(new, *origin));
+        return Some(2);
+    }
+    let b = ext.op1_register();
     let mut new = *x;
     let mut named = false;
     for k in 0..x.op_count() {
@@ -872,6 +887,39 @@ mod tests {
           mov [ebp+1],cl
           movzx ecx,al
           shl edx,cl
+          ret
+          exit
+        ");
+    }
+
+    /// A byte loaded from memory and extended again is loaded into the
+    /// second register; near misses: the first register read after, and
+    /// a load whose address is the register itself.
+    #[test]
+    fn a_byte_loaded_and_extended_again_is_loaded_into_the_second_register() {
+        let f = function(|a| {
+            a.movzx(edx, byte_ptr(esi - 1))?;
+            a.movsx(ecx, dl)?;
+            a.mov(byte_ptr(ebp), cl)?;
+            a.movzx(edx, byte_ptr(esi))?;
+            a.movzx(ecx, dl)?;
+            a.mov(byte_ptr(ebp + 1), dl)?;
+            a.movzx(edx, byte_ptr(edx))?;
+            a.movzx(ecx, dl)?;
+            a.mov(byte_ptr(ebp + 2), cl)?;
+            a.ret()
+        });
+        // (The last `movzx ecx,dl` goes by the register rule: the store
+        // reads `dl` itself.)
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          movsx ecx,byte [esi-1]
+          mov [ebp],cl
+          movzx edx,byte [esi]
+          movzx ecx,dl
+          mov [ebp+1],dl
+          movzx edx,byte [edx]
+          mov [ebp+2],dl
           ret
           exit
         ");
