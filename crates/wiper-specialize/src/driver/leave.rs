@@ -85,8 +85,8 @@ impl Specializer<'_> {
     /// The points to spend when the residual reaches `--max-residual`
     /// (static data split into ever new combinations on many paths, which
     /// no one point's visits on one path show): every point not spent yet
-    /// with [`VARIANT_BUDGET`] variants or more; when there is none (the
-    /// points spent before were not enough), those with at least half as
+    /// with [`VARIANT_BUDGET`] variants or more; when there is none and
+    /// points were spent before (they were not enough), those with at least half as
     /// many variants as the most-specialized point not spent yet, if that
     /// is more than a spent point keeps ([`SPENT_VARIANTS`]); `None` when
     /// there is none (the bound is then an error, as before).
@@ -101,7 +101,10 @@ impl Specializer<'_> {
             .map(|(p, ids)| (p, ids.len()))
             .collect();
         let most = eligible.iter().map(|e| e.1).max().unwrap_or(0);
-        let least = VARIANT_BUDGET.min((most / 2).max(SPENT_VARIANTS + 1));
+        let least = match self.spent.is_empty() {
+            true => VARIANT_BUDGET,
+            false => VARIANT_BUDGET.min((most / 2).max(SPENT_VARIANTS + 1)),
+        };
         let mut points: Vec<Point> = eligible
             .into_iter()
             .filter(|e| e.1 >= least)
