@@ -21,17 +21,17 @@
 
 static char *volatile kept;
 
-__attribute__((noinline)) static void poke(char *p, int v)
+static __attribute__((noinline)) void poke(char *p, int v)
 {
 	p[0] = (char)v;
 }
 
-__attribute__((noinline)) static char *pass(char *p)
+static __attribute__((noinline)) char *pass(char *p)
 {
 	return p + 1;
 }
 
-__attribute__((noinline)) static void poke_kept(int v)
+static __attribute__((noinline)) void poke_kept(int v)
 {
 	kept[0] = (char)v;
 }
