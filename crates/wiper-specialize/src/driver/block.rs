@@ -66,8 +66,8 @@ impl Specializer<'_> {
         let mut first = true;
         loop {
             if !self.within_bounds(&state, addr, items.len())? {
-                // An inlined callee over its share that can no longer be
-                // kept as a call: the original runs it on.
+                // Over a bound that no restart can deal with any more: the
+                // original runs on.
                 self.leave_here(&mut state, addr, &mut items)?;
                 self.finish(label, items, Terminator::Exit);
                 return Ok(());
@@ -160,9 +160,10 @@ impl Specializer<'_> {
 
     /// Stops the run when the residual (or the inlined callee's share of
     /// it) would pass its bound with the `pending` items of the block
-    /// being built at `addr`; `false` when the callee's share is spent
-    /// but the specializer may leave for the original code at `addr`
-    /// instead (no restart may keep the callee as a call).
+    /// being built at `addr`; `false` when the specializer leaves for the
+    /// original code at `addr` instead: an inlined callee's share is spent
+    /// and no restart may keep it as a call, or the residual bound is
+    /// reached in the last run the restart budget allows.
     fn within_bounds(&mut self, state: &State, addr: u32, pending: usize) -> Result<bool, Stop> {
         if self.run.size + pending > self.options.max_residual {
             let e = SpecializeError::TooLarge {
@@ -173,6 +174,12 @@ impl Specializer<'_> {
                 state.func,
                 state.ctx.iter().map(|f| f.callee).collect::<Vec<_>>()
             );
+            let last_run = self.stats.restarts >= super::MAX_RESTARTS;
+            if last_run && self.can_leave_at(addr) {
+                // No restart is left to spend points or keep calls in:
+                // from here on the original code runs what is pending.
+                return Ok(false);
+            }
             return Err(match self.failure_in(state, e) {
                 Stop::Fail(e) => self.spend_at_bound().map_or(Stop::Fail(e), Stop::Spend),
                 stop => stop,

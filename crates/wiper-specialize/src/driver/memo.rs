@@ -361,6 +361,13 @@ impl Specializer<'_> {
         let whistle = self
             .whistle(&point, &state)
             .or_else(|| self.unroll_whistle(&point, &state));
+        let last_run = self.stats.restarts >= super::MAX_RESTARTS;
+        if last_run && self.can_leave_at(addr) && (whistle.is_some() || self.drifts(&point, &state))
+        {
+            // No restart is left to generalize or spend in: the original
+            // code runs the loop.
+            return self.leave(state, addr, glue);
+        }
         if let Some(locs) = whistle {
             tracing::debug!("whistle at {addr:#x}: generalizing {locs:?}, restarting");
             return Err(Stop::Restart(Restart {
