@@ -23,6 +23,24 @@ pub enum SExpr {
     Dyn(ExprId),
 }
 
+/// The formula variables that stand for frame addresses in `store`: the
+/// stack and entry bases (with offset hint 0) and the registers it marks
+/// as holding frame addresses (with their hints, [`Store::frame_regs`]).
+pub(crate) fn frame_vars(pool: &mut ExprPool, store: &Store) -> Vec<(VarId, u32)> {
+    let mut frames: Vec<(VarId, u32)> = [Base::Stack, Base::Entry]
+        .into_iter()
+        .filter_map(|b| pool.lookup_var(base_var_name(b)))
+        .map(|v| (v, 0))
+        .collect();
+    for r in Reg::ALL {
+        if let Some(k) = store.frame_reg(r) {
+            let v = loc_var(pool, Loc::Reg(r));
+            frames.extend(pool.as_var(v).map(|v| (v, k)));
+        }
+    }
+    frames
+}
+
 /// The name of the formula variable standing for a symbolic base.
 pub fn base_var_name(b: Base) -> &'static str {
     match b {
@@ -643,17 +661,7 @@ impl<'a> Evaluator<'a> {
     /// near (`k` of `stack + k + dynamic terms`, else 0), a hint for the
     /// window of a guarded store.
     fn frame_value(&mut self, e: ExprId) -> Option<u32> {
-        let mut frames: Vec<(VarId, u32)> = [Base::Stack, Base::Entry]
-            .into_iter()
-            .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
-            .map(|v| (v, 0))
-            .collect();
-        for r in Reg::ALL {
-            if let Some(k) = self.before.frame_reg(r) {
-                let v = loc_var(self.pool, Loc::Reg(r));
-                frames.extend(self.pool.as_var(v).map(|v| (v, k)));
-            }
-        }
+        let frames = frame_vars(self.pool, self.before);
         if frames.is_empty() {
             return None;
         }

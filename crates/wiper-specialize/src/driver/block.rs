@@ -174,8 +174,7 @@ impl Specializer<'_> {
                 state.func,
                 state.ctx.iter().map(|f| f.callee).collect::<Vec<_>>()
             );
-            let last_run = self.stats.restarts >= super::MAX_RESTARTS;
-            if last_run && self.can_leave_at(addr) {
+            if self.leaves_instead_of_restarting(addr) {
                 // No restart is left to spend points or keep calls in:
                 // from here on the original code runs what is pending.
                 return Ok(false);
@@ -295,7 +294,7 @@ impl Specializer<'_> {
     /// and restarts are left (in the last run, places the specializer
     /// cannot follow leave for the original code where they can).
     fn may_keep(&self, callee: u32) -> bool {
-        !self.kept.contains(&callee) && self.stats.restarts < super::MAX_RESTARTS
+        !self.kept.contains(&callee) && !self.last_run()
     }
 
     /// A failure stopping the run: a restart keeping `candidate`, if there

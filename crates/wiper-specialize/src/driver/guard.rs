@@ -101,26 +101,31 @@ impl Specializer<'_> {
         let esp = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
         let esp = self.pool.as_var(esp);
         let entry = self.pool.lookup_var(base_var_name(Base::Entry));
-        let mut base = None;
+        // (offset hint, whether it is the stack base itself)
+        let mut base: Option<(u32, bool)> = None;
         let mut others = 0;
         for &(v, scale) in &terms {
             let marked = match Loc::of_var(&self.pool, v) {
                 Some(Loc::Reg(r)) => state.store.frame_reg(r),
                 _ => None,
             };
-            let at = if v == stack { Some(0) } else { marked };
+            let at = if v == stack {
+                Some((0, true))
+            } else {
+                marked.map(|k| (k, false))
+            };
             match at {
-                Some(k) if scale == 1 && base.is_none() => base = Some(k),
+                Some(b) if scale == 1 && base.is_none() => base = Some(b),
                 Some(_) => return None,
                 None if Some(v) == esp || Some(v) == entry => return None,
                 None => others += 1,
             }
         }
-        let needs_index = base == Some(0) && terms.iter().any(|t| t.0 == stack);
-        if needs_index && others == 0 {
+        let (k, stack_base) = base?;
+        if stack_base && others == 0 {
             return None; // a constant frame address
         }
-        base.map(|k| k.wrapping_add(constant))
+        Some(k.wrapping_add(constant))
     }
 
     /// Emits the check that the store `info` writes inside `window` (`lea

@@ -128,6 +128,18 @@ impl Specializer<'_> {
             && self.run.by_point.get(point).map_or(0, Vec::len) >= SPENT_VARIANTS
     }
 
+    /// Whether this run is the last the restart budget allows (no
+    /// generalization, spending or kept call can restart it).
+    pub(super) fn last_run(&self) -> bool {
+        self.stats.restarts >= super::MAX_RESTARTS
+    }
+
+    /// Whether what would restart the run at `addr` leaves for the
+    /// original code there instead: the run is the last, and it may.
+    pub(super) fn leaves_instead_of_restarting(&mut self, addr: u32) -> bool {
+        self.last_run() && self.can_leave_at(addr)
+    }
+
     /// Whether the residual may jump into the original code at `addr`: it
     /// is not among the bytes the residual binary overwrites, and the
     /// original code cannot reach the patched entry with other inputs.

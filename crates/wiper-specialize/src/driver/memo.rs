@@ -361,9 +361,8 @@ impl Specializer<'_> {
         let whistle = self
             .whistle(&point, &state)
             .or_else(|| self.unroll_whistle(&point, &state));
-        let last_run = self.stats.restarts >= super::MAX_RESTARTS;
-        if last_run && self.can_leave_at(addr) && (whistle.is_some() || self.drifts(&point, &state))
-        {
+        let restarts = whistle.is_some() || self.last_run() && self.drifts(&point, &state);
+        if restarts && self.leaves_instead_of_restarting(addr) {
             // No restart is left to generalize or spend in: the original
             // code runs the loop.
             return self.leave(state, addr, glue);

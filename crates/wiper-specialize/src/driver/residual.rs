@@ -16,7 +16,7 @@ use wiper_sem::{loc_var, Flag, Loc, Reg};
 use wiper_synth::{Goal, Synthesized};
 
 use super::{reach, Specializer, State, Stop};
-use crate::eval::{base_var_name, Evaluated};
+use crate::eval::{base_var_name, frame_vars, Evaluated};
 use crate::function::{InstrInfo, ALL_FLAGS};
 use crate::materialize::Emitter;
 use crate::state::{Base, Known, Region, SVal, Store};
@@ -198,17 +198,12 @@ impl Specializer<'_> {
     /// `store` holding a frame address).
     fn frame_based(&mut self, store: &Store, a: ExprId) -> bool {
         let vars = self.pool.vars(a);
-        let mut frame_vars: Vec<_> = [Base::Stack, Base::Entry]
-            .into_iter()
-            .filter_map(|b| self.pool.lookup_var(base_var_name(b)))
-            .collect();
-        for r in Reg::ALL {
-            if r == Reg::Esp || store.frame_reg(r).is_some() {
-                let v = loc_var(&mut self.pool, Loc::Reg(r));
-                frame_vars.extend(self.pool.as_var(v));
-            }
-        }
-        frame_vars.iter().any(|v| vars.contains(v))
+        let esp = loc_var(&mut self.pool, Loc::Reg(Reg::Esp));
+        let esp = self.pool.as_var(esp);
+        esp.is_some_and(|v| vars.contains(&v))
+            || frame_vars(&mut self.pool, store)
+                .iter()
+                .any(|f| vars.contains(&f.0))
     }
 
     /// Forgets the known bytes that the stores through unknown pointers
