@@ -85,6 +85,7 @@ mod powers;
 mod promote;
 mod pushed;
 mod scratch;
+mod sink;
 mod stack;
 mod tails;
 mod unframe;
@@ -156,6 +157,7 @@ pub const PASS_NAMES: &[&str] = &[
     "scratch",
     "pushed",
     "widen",
+    "sink",
     "branches",
     "threads",
     "known_values",
@@ -274,12 +276,16 @@ pub fn optimize_observed(
     }
     // Saves by push and pop, the registers lent to slots among them, give
     // way to caller-saved registers that the closed loops left free.
-    // Byte moves whose register's upper bits are dead write it whole, so
-    // that the saves of registers only their low bytes served can go.
-    if step(residual, observe, "widen", |r| {
+    // Byte moves and byte arithmetic whose register's upper bits are dead
+    // write it whole, so that the saves of registers only their low bytes
+    // served can go.
+    // Values read on one path only then move onto it, next to the code
+    // that reads them.
+    let widened = step(residual, observe, "widen", |r| {
         widen::widen_byte_moves(r, &mut calc)
-    }) > 0
-    {
+    });
+    let sunk = step(residual, observe, "sink", |r| sink::sink(r, &mut calc));
+    if widened + sunk > 0 {
         clean_up(residual, &mut calc, observe, &mut rewrites);
     }
     let pushed = step(residual, observe, "pushed", |r| {

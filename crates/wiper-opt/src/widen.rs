@@ -11,6 +11,14 @@
 //! register. Neither `mov` nor `movzx` touches the flags, and the low byte
 //! is the same; only bits nobody reads change.
 //!
+//! Byte arithmetic between low byte registers and immediates (`add dl,
+//! cl`, `sub al, 3`, `neg bl`, `shl cl, 2`, with `and`, `or`, `xor`,
+//! `inc`, `dec`, `not`) is widened the same way when the flags it sets are
+//! dead too: the low byte of `add edx, ecx` is `dl + cl` whatever bits 8
+//! to 31 held, so the upper bits it reads only reach upper bits nobody
+//! reads. Widened, `mov edx, 0; add dl, cl; add dl, cl` is affine
+//! arithmetic on whole registers ([`crate::affine`]).
+//!
 //! The upper bits' liveness is the ordinary backward analysis over
 //! "upper-bit" locations: an item reads the upper bits of a register when
 //! it reads the register at 16 or 32 bits (addresses included) or its
@@ -23,7 +31,7 @@
 use iced_x86::{Code, InstructionInfoFactory, OpAccess, OpKind, Register};
 use wiper_residual::{Item, Residual};
 
-use crate::effects::{reg_bit, Effects, EffectsOf, ALL_REGS};
+use crate::effects::{reg_bit, Effects, EffectsOf, ALL_FLAGS, ALL_REGS};
 use crate::liveness::liveness;
 
 /// Widens every byte move whose register's upper bits are dead after it;
@@ -41,11 +49,16 @@ pub fn widen_byte_moves(residual: &mut Residual, calc: &mut EffectsOf) -> usize 
         })
         .collect();
     let live = liveness(residual, &fx);
+    let whole_fx = calc.residual(residual);
+    let whole = liveness(residual, &whole_fx);
     let mut widened = 0;
     for (b, block) in residual.blocks.iter_mut().enumerate() {
         for (k, item) in block.items.iter_mut().enumerate() {
             let Item::Instr(ins, _) = item else { continue };
-            let Some(wide) = widened_move(ins) else {
+            let flags_dead = whole.live_out[b][k] & ALL_FLAGS == 0;
+            let Some(wide) =
+                widened_move(ins).or_else(|| flags_dead.then(|| widened_arithmetic(ins)).flatten())
+            else {
                 continue;
             };
             let r = wide.op0_register();
@@ -56,6 +69,57 @@ pub fn widen_byte_moves(residual: &mut Residual, calc: &mut EffectsOf) -> usize 
         }
     }
     widened
+}
+
+/// Whether `r` is a low byte register (`al`, `cl`, `dl`, `bl`).
+fn is_low_byte(r: Register) -> bool {
+    matches!(r, Register::AL | Register::CL | Register::DL | Register::BL)
+}
+
+/// The 32-bit form of byte arithmetic on a low byte register whose low
+/// byte is the same whatever the upper bits of its operands hold: `add`,
+/// `sub`, `and`, `or`, `xor` with a low byte register or an immediate,
+/// `inc`, `dec`, `neg`, `not`, and `shl` by an immediate or 1; `None` for
+/// anything else (a memory operand, `ah`, a right shift).
+fn widened_arithmetic(ins: &iced_x86::Instruction) -> Option<iced_x86::Instruction> {
+    use iced_x86::Instruction as I;
+    if ins.op0_kind() != OpKind::Register || !is_low_byte(ins.op0_register()) {
+        return None;
+    }
+    let r32 = ins.op0_register().full_register32();
+    let binary = |reg: Code, imm: Code| -> Option<I> {
+        match ins.op1_kind() {
+            OpKind::Register if is_low_byte(ins.op1_register()) => {
+                I::with2(reg, r32, ins.op1_register().full_register32()).ok()
+            }
+            OpKind::Immediate8 => I::with2(imm, r32, i32::from(ins.immediate8() as i8)).ok(),
+            _ => None,
+        }
+    };
+    match ins.code() {
+        Code::Add_r8_rm8 | Code::Add_rm8_r8 | Code::Add_rm8_imm8 | Code::Add_AL_imm8 => {
+            binary(Code::Add_r32_rm32, Code::Add_rm32_imm8)
+        }
+        Code::Sub_r8_rm8 | Code::Sub_rm8_r8 | Code::Sub_rm8_imm8 | Code::Sub_AL_imm8 => {
+            binary(Code::Sub_r32_rm32, Code::Sub_rm32_imm8)
+        }
+        Code::And_r8_rm8 | Code::And_rm8_r8 | Code::And_rm8_imm8 | Code::And_AL_imm8 => {
+            binary(Code::And_r32_rm32, Code::And_rm32_imm8)
+        }
+        Code::Or_r8_rm8 | Code::Or_rm8_r8 | Code::Or_rm8_imm8 | Code::Or_AL_imm8 => {
+            binary(Code::Or_r32_rm32, Code::Or_rm32_imm8)
+        }
+        Code::Xor_r8_rm8 | Code::Xor_rm8_r8 | Code::Xor_rm8_imm8 | Code::Xor_AL_imm8 => {
+            binary(Code::Xor_r32_rm32, Code::Xor_rm32_imm8)
+        }
+        Code::Shl_rm8_imm8 => I::with2(Code::Shl_rm32_imm8, r32, u32::from(ins.immediate8())).ok(),
+        Code::Shl_rm8_1 => I::with2(Code::Shl_rm32_1, r32, 1u32).ok(),
+        Code::Inc_rm8 => I::with1(Code::Inc_rm32, r32).ok(),
+        Code::Dec_rm8 => I::with1(Code::Dec_rm32, r32).ok(),
+        Code::Neg_rm8 => I::with1(Code::Neg_rm32, r32).ok(),
+        Code::Not_rm8 => I::with1(Code::Not_rm32, r32).ok(),
+        _ => None,
+    }
 }
 
 /// What `item` does to the upper bits (8 to 31) of registers, as
@@ -93,10 +157,7 @@ fn upper_effects(
         let Some(bit) = reg_bit(reg.full_register32()) else {
             continue;
         };
-        let low_byte = matches!(
-            reg,
-            Register::AL | Register::CL | Register::DL | Register::BL
-        );
+        let low_byte = is_low_byte(reg);
         match used.access() {
             OpAccess::Write | OpAccess::CondWrite | OpAccess::None => {}
             _ if low_byte => {}
@@ -109,12 +170,7 @@ fn upper_effects(
 /// The widened form of a move into a low byte register (`al`, `cl`, `dl`,
 /// `bl`): `mov r32, imm` or `movzx r32, src`; `None` for anything else.
 fn widened_move(ins: &iced_x86::Instruction) -> Option<iced_x86::Instruction> {
-    if ins.op0_kind() != OpKind::Register
-        || !matches!(
-            ins.op0_register(),
-            Register::AL | Register::CL | Register::DL | Register::BL
-        )
-    {
+    if ins.op0_kind() != OpKind::Register || !is_low_byte(ins.op0_register()) {
         return None;
     }
     let r32 = ins.op0_register().full_register32();
@@ -141,8 +197,9 @@ mod tests {
 
     use crate::testutil::{after, function};
 
-    /// `bl` is set and stored, then `ebx` is restored whole: its upper
-    /// bits are dead, and the move kills `ebx`; `cl`'s are dead too (`ecx`
+    /// `bl` is set, added to and stored, then `ebx` is restored whole:
+    /// its upper bits are dead, and the move kills `ebx` (the `add`, whose
+    /// flags are dead, writes it whole too); `cl`'s are dead too (`ecx`
     /// is scratch at `ret`), `al`'s are the return value's.
     #[test]
     fn byte_moves_whose_upper_bits_are_dead_are_widened() {
@@ -161,7 +218,7 @@ mod tests {
           push ebx
           mov ebx,0
           movzx ecx,byte [esp+8]
-          add bl,cl
+          add ebx,ecx
           mov [esp+0Ch],bl
           mov al,7
           pop ebx
@@ -196,6 +253,53 @@ mod tests {
           mov ah,1
           mov [esp+8],ah
           mov eax,0
+          ret
+          exit
+        ");
+    }
+
+    /// Byte arithmetic whose result's upper bits are dead is widened
+    /// unless it reads memory (`add cl, [esp+4]`), a high byte (`sub dl,
+    /// ah`), shifts right (`shr bl, 1`) or its flags are read (`add al,
+    /// 1` before `setc`); `xor bl, dl` stays because `ret` reads `ebx`
+    /// whole.
+    #[test]
+    fn byte_arithmetic_widens_only_where_the_low_byte_is_all_that_counts() {
+        let f = function(|a| {
+            a.mov(ecx, 0)?;
+            a.add(cl, byte_ptr(esp + 4))?;
+            a.sub(dl, ah)?;
+            a.neg(dl)?;
+            a.shl(dl, 2)?;
+            a.shr(bl, 1)?;
+            a.xor(bl, dl)?;
+            a.mov(byte_ptr(esp + 8), cl)?;
+            a.mov(byte_ptr(esp + 12), dl)?;
+            a.mov(byte_ptr(esp + 16), bl)?;
+            a.add(al, 1)?;
+            a.setc(byte_ptr(esp + 20))?;
+            a.mov(eax, 0)?;
+            a.mov(edx, 0)?;
+            a.mov(ecx, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::widen_byte_moves), @"
+        L0:
+          mov ecx,0
+          add cl,[esp+4]
+          sub dl,ah
+          neg edx
+          shl edx,2
+          shr bl,1
+          xor bl,dl
+          mov [esp+8],cl
+          mov [esp+0Ch],dl
+          mov [esp+10h],bl
+          add al,1
+          setb [esp+14h]
+          mov eax,0
+          mov edx,0
+          mov ecx,0
           ret
           exit
         ");

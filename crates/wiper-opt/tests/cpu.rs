@@ -2138,8 +2138,11 @@ fn duplicated_loop_headers_agree_with_the_processor() {
     }
     eprintln!("{copied} headers copied, {runs} runs recompacted, {self_loops} self-loops left");
     // observed on 2026-12-04: tails 95, moves 126; 95 headers copied, 185
-    // runs recompacted, 95 self-loops left
-    passes_fired(&changes, &[("tails", 80), ("moves", 107)]);
+    // runs recompacted, 95 self-loops left; on 2026-12-05 sink 57 (values
+    // a copied header computes for one of its exits; a sink that ignores
+    // a later read or a second way into the target fails 8 and 13 of the
+    // processor tests, checked)
+    passes_fired(&changes, &[("tails", 80), ("moves", 107), ("sink", 46)]);
     at_least("headers copied", copied, 80);
     at_least("runs recompacted", runs, 157);
     at_least("self-loops", self_loops, 80);
