@@ -381,4 +381,80 @@ mod tests {
           exit
         ");
     }
+
+    /// A block that received an item is looked at with its new items:
+    /// `mov edx, 2` in L1 stays in front of `mov esi, edx`, which reads
+    /// it, until that move has gone on into L2 too. (Taken with L1's
+    /// effects from before `mov ecx, 1` arrived, the effects of `mov esi,
+    /// edx` stand beside `mov edx, 2`, which then moves past its reader.)
+    #[test]
+    fn a_block_that_received_items_is_seen_with_them() {
+        let clear = |a: &mut CodeAssembler| {
+            a.xor(ecx, ecx)?;
+            a.xor(edx, edx)?;
+            a.mov(esi, 0)?;
+            a.ret()
+        };
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.mov(ecx, 1)?;
+                    a.test(eax, eax)
+                }),
+                branch(ConditionCode::e, 1, 4),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.mov(edx, 2)?;
+                    a.mov(esi, edx)?;
+                    a.test(ebx, ebx)
+                }),
+                branch(ConditionCode::e, 2, 3),
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.lea(eax, dword_ptr(esi + ecx))?;
+                    a.add(eax, edx)?;
+                    clear(a)
+                }),
+                Terminator::Exit,
+            ),
+            block(3, asm(clear), Terminator::Exit),
+            block(4, asm(clear), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(after(r, super::sink), @"
+        L0:
+          test eax,eax
+          je L1 else L4
+        L1:
+          test ebx,ebx
+          je L2 else L3
+        L2:
+          mov ecx,1
+          mov edx,2
+          mov esi,edx
+          lea eax,[esi+ecx]
+          add eax,edx
+          xor ecx,ecx
+          xor edx,edx
+          mov esi,0
+          ret
+          exit
+        L3:
+          xor ecx,ecx
+          xor edx,edx
+          mov esi,0
+          ret
+          exit
+        L4:
+          xor ecx,ecx
+          xor edx,edx
+          mov esi,0
+          ret
+          exit
+        ");
+    }
 }
