@@ -133,6 +133,12 @@ fn footprint(pool: &ExprPool, lifted: &Lifted) -> Footprint {
         esp: None,
     };
     for e in &part.effects {
+        // Every register value is 32 bits wide, every flag 1 bit.
+        match (e.dst, e.value) {
+            (Loc::Reg(r), Value::Expr(x)) => assert_eq!(pool.width(x), 32, "{r:?}'s value"),
+            (Loc::Flag(f), Value::Expr(x)) => assert_eq!(pool.width(x), 1, "{f:?}'s value"),
+            _ => {}
+        }
         match (e.dst, e.value) {
             (Loc::Flag(f), Value::Undefined) => {
                 fp.undefined.insert(f);
@@ -361,6 +367,41 @@ fn opaque_parts_show_their_footprint() {
                                         fpu := fpu'
     ");
     insta::assert_snapshot!(lines(&[0x0f, 0xa2]), @"
+    cpuid                               opaque, reads eax, ecx, fpu
+                                        eax := eax'
+                                        ecx := ecx'
+                                        edx := edx'
+                                        ebx := ebx'
+                                        fpu := fpu'
+    ");
+    // popad and enter 16,1 (if they are opaque): esp moves by iced's
+    // increment, the other registers they write get opaque values.
+    insta::assert_snapshot!(lines(&[0x61]), @"
+    popad                               opaque, reads esp, load32(mem, esp), load32(mem, esp + 0x4), load32(mem, esp + 0x8), load32(mem, esp + 0x10), load32(mem, esp + 0x14), load32(mem, esp + 0x18), load32(mem, esp + 0x1c), fpu
+                                        eax := eax'
+                                        ecx := ecx'
+                                        edx := edx'
+                                        ebx := ebx'
+                                        esp := esp + 0x20
+                                        ebp := ebp'
+                                        esi := esi'
+                                        edi := edi'
+                                        fpu := fpu'
+    ");
+    insta::assert_snapshot!(lines(&[0xc8, 0x10, 0x00, 0x01]), @"
+    enter  0x10,0x1                     opaque, reads esp, ebp, fpu
+                                        esp := esp - 0x18
+                                        ebp := ebp'
+                                        mem := store32(store32(mem, esp - 0x4, mem0_32'), esp - 0x8, mem1_32')
+                                        fpu := fpu'
+    ");
+    // pause (rep nop) and rep cpuid: a repeat prefix on an instruction
+    // that is not a string instruction passes through.
+    insta::assert_snapshot!(lines(&[0xf3, 0x90]), @"
+    pause                               opaque, reads fpu
+                                        fpu := fpu'
+    ");
+    insta::assert_snapshot!(lines(&[0xf3, 0x0f, 0xa2]), @"
     cpuid                               opaque, reads eax, ecx, fpu
                                         eax := eax'
                                         ecx := ecx'

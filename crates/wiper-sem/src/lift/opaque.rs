@@ -257,3 +257,24 @@ fn address(seq: &mut Seq, m: &UsedMemory) -> ExprId {
     }
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::Register::*;
+
+    use super::widest;
+
+    /// Two different bytes of one register make its low word; otherwise
+    /// the wider of the two (the first on a tie), or the only one.
+    #[test]
+    fn the_widest_write_of_a_register_covers_every_part_written() {
+        assert_eq!(widest(Some(AL), AH), AX);
+        assert_eq!(widest(Some(CH), CL), CX);
+        assert_eq!(widest(Some(DL), DH), DX);
+        assert_eq!(widest(Some(BH), BL), BX);
+        assert_eq!(widest(Some(AX), AL), AX);
+        assert_eq!(widest(Some(AL), EAX), EAX);
+        assert_eq!(widest(Some(AH), AH), AH);
+        assert_eq!(widest(Option::None, AH), AH);
+    }
+}
