@@ -395,6 +395,11 @@ fn opaque_parts_show_their_footprint() {
                                         mem := store32(store32(mem, esp - 0x4, mem0_32'), esp - 0x8, mem1_32')
                                         fpu := fpu'
     ");
+    // fld TBYTE PTR [esp+4]: a 10-byte operand is read as 8 bytes and 2.
+    insta::assert_snapshot!(lines(&[0xdb, 0x6c, 0x24, 0x04]), @"
+    fld    TBYTE PTR [esp+0x4]          opaque, reads esp, load64(mem, esp + 0x4), load16(mem, esp + 0xc), fpu
+                                        fpu := fpu'
+    ");
     // pause (rep nop) and rep cpuid: a repeat prefix on an instruction
     // that is not a string instruction passes through.
     insta::assert_snapshot!(lines(&[0xf3, 0x90]), @"
