@@ -72,10 +72,10 @@ enum Tested {
 }
 
 /// A memory operand, as compared: base, index, scale, displacement, size.
-type MemKey = (Register, Register, u32, u32, usize);
+pub(crate) type MemKey = (Register, Register, u32, u32, usize);
 
 /// The memory operand of `ins` when it has one in the default segment.
-fn memory_key(ins: &Instruction) -> Option<MemKey> {
+pub(crate) fn memory_key(ins: &Instruction) -> Option<MemKey> {
     (memory_operand(ins).is_some() && ins.segment_prefix() == Register::None).then(|| {
         (
             ins.memory_base(),

@@ -242,6 +242,31 @@ impl Evaluator {
     }
 }
 
+/// Whether `cc` holds after `items` run from a state where only the
+/// registers `start` are known (with those values), by the same concrete
+/// evaluation as the propagation; `None` when the flags `cc` reads are not
+/// known then.
+pub(crate) fn holds_after(
+    calc: &mut EffectsOf,
+    items: &[Item],
+    start: &[(Register, u32)],
+    cc: ConditionCode,
+) -> Option<bool> {
+    let mut eval = Evaluator::default();
+    let mut known = Known::default();
+    for &(r, v) in start {
+        known.set(r, v);
+    }
+    let mut flags = None;
+    for item in items {
+        let fx = calc.item(item, None);
+        if let Some(f) = transfer(&mut eval, calc, item, &fx, &mut known) {
+            flags = Some(f);
+        }
+    }
+    flags?.holds(cc)
+}
+
 /// What the item with effects `fx` does to `known`; returns the flags it
 /// sets when it writes flags.
 fn transfer(

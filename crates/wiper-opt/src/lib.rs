@@ -85,8 +85,10 @@ mod powers;
 mod promote;
 mod pushed;
 mod scratch;
+mod settest;
 mod sink;
 mod stack;
+mod subsumed;
 mod tails;
 mod unframe;
 mod unroll;
@@ -160,6 +162,8 @@ pub const PASS_NAMES: &[&str] = &[
     "sink",
     "branches",
     "threads",
+    "subsumed",
+    "settest",
     "known_values",
     "tails",
     "constants",
@@ -353,6 +357,12 @@ fn fold_and_close(
             })
             + step(residual, observe, "threads", |r| {
                 branches::thread_repeated_tests(r, calc)
+            })
+            + step(residual, observe, "subsumed", |r| {
+                subsumed::drop_subsumed_zero_tests(r, calc)
+            })
+            + step(residual, observe, "settest", |r| {
+                settest::fold_set_and_test(r, calc)
             });
         let unrolled = step(residual, observe, "unroll", |r| {
             unroll::unroll_loops(r, calc)

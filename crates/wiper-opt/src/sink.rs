@@ -52,7 +52,7 @@ pub fn sink(residual: &mut Residual, calc: &mut EffectsOf) -> usize {
 
 /// How many ways into each block (by index): branches and jumps to it,
 /// calls of it, and the entry.
-fn predecessor_counts(residual: &Residual) -> Vec<usize> {
+pub(crate) fn predecessor_counts(residual: &Residual) -> Vec<usize> {
     let index = block_index(residual);
     let mut count = vec![0; residual.blocks.len()];
     let mut add = |l: &Label| {

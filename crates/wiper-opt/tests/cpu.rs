@@ -17,7 +17,7 @@
 //! writes of registers and slots, and stores in loops.
 
 use iced_x86::code_asm::*;
-use iced_x86::{ConditionCode, Instruction, RflagsBits};
+use iced_x86::{Code, ConditionCode, Instruction, Register, RflagsBits};
 use wiper_emit::Plan;
 use wiper_oracle::{fallthrough_address, CpuState, Rng, CODE_BASE, ESP, SCRATCH_BASE};
 use wiper_residual::{Block, Item, Label, Origin, Residual, Terminator};
@@ -2339,6 +2339,276 @@ fn rejoined_test_function(r: &mut Rng) -> Residual {
         data_vaddr: 0,
         edx_dead_at_return: false,
     }
+}
+
+/// A zero test (of a register, or of a global byte in memory, made 0 or
+/// 1 first so that both edges run) whose nonzero edge leads to a block
+/// that compares the same value (the register, or the byte loaded into a
+/// register) with a constant and branches, one of its targets the zero
+/// edge's block (`if (c == 0) goto out; if (c != 'z') goto out;`). Near
+/// misses: the constant 0, conditions other than `je`/`jne` (decided or
+/// not by a zero value), a compare of another byte, a compare block that
+/// writes a register the zero target reads, changes the value first or
+/// reads the carry the zero test left.
+fn compared_after_zero_test_function(r: &mut Rng) -> Residual {
+    let o = Origin::Original(0);
+    let mut setup = vec![one(|x| x.lea(esp, ptr(esp - FRAME)))];
+    for _ in 0..r.range(0, 3) {
+        setup.extend(random_instruction(r, 0));
+    }
+    let (w, w8) = reg_with_low(r);
+    let k = r.below(4);
+    let byte = byte_ptr(GLOBAL + k);
+    let in_memory = r.coin();
+    let read_by_exit = reg_except(r, &[w, esp]);
+    // Flags unlike the zero test's before it (from an `add` whose result
+    // the exits store), for a compare block that reads the carry (a near
+    // miss).
+    let other_flags = one(|x| x.add(read_by_exit, 0x8000_0000u32 as i32));
+    if in_memory {
+        setup.push(one(|x| x.and(byte, 1)));
+        setup.push(other_flags);
+        setup.push(one(|x| x.cmp(byte, 0)));
+    } else {
+        setup.push(one(|x| x.and(w, 0x100 | r.below(2))));
+        setup.push(other_flags);
+        setup.push(match r.below(3) {
+            0 => one(|x| x.test(w8, w8)),
+            1 => one(|x| x.cmp(w, 0)),
+            _ => one(|x| x.test(w, w)),
+        });
+    }
+    let mut compare = Vec::new();
+    if r.below(5) == 0 {
+        compare.push(one(|x| x.mov(read_by_exit, 7)));
+    }
+    if r.below(6) == 0 {
+        compare.push(one(|x| x.dec(w)));
+    }
+    let (t, t8) = if in_memory { reg_with_low(r) } else { (w, w8) };
+    // `ecx` is read by the other exit only.
+    if w != ecx && t != ecx && read_by_exit != ecx && r.coin() {
+        compare.push(one(|x| x.setb(cl)));
+    }
+    if in_memory {
+        let m = if r.below(5) == 0 {
+            byte_ptr(GLOBAL + (k + 1) % 4)
+        } else {
+            byte
+        };
+        compare.push(match r.below(3) {
+            0 => one(|x| x.movsx(t, m)),
+            _ => one(|x| x.movzx(t, m)),
+        });
+    }
+    let imm = *r.choose(&[0, 0x7a, 0x61, 1, 0xff, 0x80]);
+    compare.push(if r.coin() {
+        one(|x| x.cmp(t8, imm))
+    } else {
+        one(|x| x.cmp(t, imm))
+    });
+    use ConditionCode as C;
+    let cc2 = *r.choose(&[C::e, C::ne, C::e, C::ne, C::b, C::a, C::l, C::g, C::s]);
+    let exit = |r: &mut Rng, k: i32| {
+        let mut items = vec![one(|x| x.mov(dword_ptr(GLOBAL + 20), k))];
+        items.push(one(|x| x.mov(dword_ptr(GLOBAL + 24), read_by_exit)));
+        items.extend(random_instruction(r, 0));
+        items.push(one(|x| x.lea(esp, ptr(esp + FRAME))));
+        items.push(one(|x| x.ret()));
+        items
+    };
+    let (out, mut other) = (exit(r, 1), exit(r, 2));
+    other.insert(0, one(|x| x.mov(dword_ptr(GLOBAL + 28), ecx)));
+    let block = |label, items, terminator| Block {
+        label: Label(label),
+        items: instrs(items),
+        terminator,
+    };
+    let branch = |cc, taken, not_taken| Terminator::Branch {
+        cc,
+        taken: Label(taken),
+        not_taken: Label(not_taken),
+        origin: o,
+    };
+    let first = if r.coin() {
+        branch(C::e, 2, 1)
+    } else {
+        branch(C::ne, 1, 2)
+    };
+    let second = if r.coin() {
+        branch(cc2, 2, 3)
+    } else {
+        branch(cc2, 3, 2)
+    };
+    Residual {
+        entry: Some(Label(0)),
+        blocks: vec![
+            block(0, setup, first),
+            block(1, compare, second),
+            block(2, out, Terminator::Exit),
+            block(3, other, Terminator::Exit),
+        ],
+        data: Vec::new(),
+        data_vaddr: 0,
+        edx_dead_at_return: false,
+    }
+}
+
+#[test]
+fn zero_tests_before_compares_agree_with_the_processor() {
+    let mut rng = Rng::new(0x050b_50ed);
+    let mut changes = Changes::new();
+    for case in 0..cases(200) {
+        let original = compared_after_zero_test_function(&mut rng);
+        optimize_counted(&mut rng, case, &original, &mut changes);
+    }
+    eprintln!("code changed by pass: {changes:?}");
+    // observed on 2026-12-05: subsumed 20 (of 200 cases; the others are
+    // near misses). A drop that ignores what the zero target reads, takes
+    // a compare that goes elsewhere, or lets the compare block read the
+    // test's flags fails the processor check (checked).
+    passes_fired(&changes, &[("subsumed", 16)]);
+}
+
+/// A condition turned into a byte (`setCC`), perhaps extended into its
+/// register, and tested against zero by the block's branch, with items
+/// between that store to memory or set another register. Near misses: an
+/// item between that writes the flags or the register, an exit that reads
+/// the register or the flags (`adc`), an extension of another byte.
+fn condition_value_test_function(r: &mut Rng) -> Residual {
+    use ConditionCode as C;
+    let o = Origin::Original(0);
+    let mut setup = vec![one(|x| x.lea(esp, ptr(esp - FRAME)))];
+    for _ in 0..r.range(0, 3) {
+        setup.extend(random_instruction(r, 0));
+    }
+    let (w, w8) = reg_with_low(r);
+    let (a, b) = (reg_except(r, &[esp]), reg_except(r, &[esp]));
+    let imm = r.interesting_u32() as i32;
+    setup.push(if r.coin() {
+        one(|x| x.cmp(a, b))
+    } else {
+        one(|x| x.cmp(a, imm))
+    });
+    let cc = *r.choose(&[
+        C::e,
+        C::ne,
+        C::b,
+        C::ae,
+        C::be,
+        C::a,
+        C::l,
+        C::ge,
+        C::le,
+        C::g,
+        C::s,
+        C::o,
+        C::p,
+    ]);
+    setup.push(Instruction::with1(set_code(cc), Register::from(w8)).expect("setCC"));
+    let extended = r.below(3) != 0;
+    if extended {
+        let v8 = if r.below(6) == 0 {
+            reg_with_low(r).1
+        } else {
+            w8
+        };
+        setup.push(match r.coin() {
+            true => one(|x| x.movzx(w, v8)),
+            false => one(|x| x.movsx(w, v8)),
+        });
+    }
+    let other = reg_except(r, &[w, esp]);
+    match r.below(6) {
+        0 => setup.push(one(|x| x.add(other, 3))),
+        1 => setup.push(one(|x| x.inc(w))),
+        2 | 3 => setup.push(one(|x| x.mov(dword_ptr(GLOBAL + 4 * r.below(4)), other))),
+        _ => {}
+    }
+    setup.push(match (extended, r.below(3)) {
+        (true, 0) => one(|x| x.cmp(w, 0)),
+        (true, _) => one(|x| x.test(w, w)),
+        (false, 0) => one(|x| x.cmp(w8, 0)),
+        (false, _) => one(|x| x.test(w8, w8)),
+    });
+    let exit = |r: &mut Rng, k: i32| {
+        let mut items = vec![one(|x| x.mov(dword_ptr(GLOBAL + 20), k))];
+        match r.below(6) {
+            0 => items.push(one(|x| x.mov(dword_ptr(GLOBAL + 24), w))),
+            1 => items.push(one(|x| x.adc(dword_ptr(GLOBAL + 24), 0))),
+            _ => {}
+        }
+        items.extend(random_instruction(r, 0));
+        items.push(one(|x| x.lea(esp, ptr(esp + FRAME))));
+        items.push(one(|x| x.ret()));
+        items
+    };
+    let (e1, e2) = (exit(r, 1), exit(r, 2));
+    let block = |label, items, terminator| Block {
+        label: Label(label),
+        items: instrs(items),
+        terminator,
+    };
+    Residual {
+        entry: Some(Label(0)),
+        blocks: vec![
+            block(
+                0,
+                setup,
+                Terminator::Branch {
+                    cc: *r.choose(&[C::e, C::ne]),
+                    taken: Label(1),
+                    not_taken: Label(2),
+                    origin: o,
+                },
+            ),
+            block(1, e1, Terminator::Exit),
+            block(2, e2, Terminator::Exit),
+        ],
+        data: Vec::new(),
+        data_vaddr: 0,
+        edx_dead_at_return: false,
+    }
+}
+
+/// The `setCC r/m8` code of condition `cc`.
+fn set_code(cc: ConditionCode) -> Code {
+    use ConditionCode as C;
+    match cc {
+        C::o => Code::Seto_rm8,
+        C::no => Code::Setno_rm8,
+        C::b => Code::Setb_rm8,
+        C::ae => Code::Setae_rm8,
+        C::e => Code::Sete_rm8,
+        C::ne => Code::Setne_rm8,
+        C::be => Code::Setbe_rm8,
+        C::a => Code::Seta_rm8,
+        C::s => Code::Sets_rm8,
+        C::ns => Code::Setns_rm8,
+        C::p => Code::Setp_rm8,
+        C::np => Code::Setnp_rm8,
+        C::l => Code::Setl_rm8,
+        C::ge => Code::Setge_rm8,
+        C::le => Code::Setle_rm8,
+        C::g | C::None => Code::Setg_rm8,
+    }
+}
+
+#[test]
+fn tested_condition_values_agree_with_the_processor() {
+    let mut rng = Rng::new(0x5e7_7e57);
+    let mut changes = Changes::new();
+    for case in 0..cases(200) {
+        let original = condition_value_test_function(&mut rng);
+        optimize_counted(&mut rng, case, &original, &mut changes);
+    }
+    eprintln!("code changed by pass: {changes:?}");
+    // observed on 2026-12-05: settest 16 (of 200 cases; the others are
+    // near misses or lose the `setCC` as dead code first). A fold that
+    // ignores the register or the flags read after the branch, keeps the
+    // condition for `je`, or lets an item between write the flags fails
+    // the processor check (checked).
+    passes_fired(&changes, &[("settest", 13)]);
 }
 
 #[test]
