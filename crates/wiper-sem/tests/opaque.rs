@@ -474,6 +474,14 @@ fn string_instructions_lift_with_their_repeat_prefixes() {
         let lifted = lift_bytes(code).unwrap_or_else(|e| panic!("{code:x?}: {e}"));
         assert!(!lifted.is_opaque(), "{code:x?} is opaque");
     }
+    // The parts of `rep movsw` name their operands' width.
+    insta::assert_snapshot!(lines(&[0x66, 0xf3, 0xa5]), @"
+    if ecx: mov    WORD PTR es:[edi],WORD PTR [esi]  mem := (ecx == 0x0) ? mem : store16(mem, edi, load16(mem, esi))
+    if ecx: lea    esi,[esi±0x2]        esi := (ecx == 0x0) ? esi : (df ? (esi - 0x2) : (esi + 0x2))
+    if ecx: lea    edi,[edi±0x2]        edi := (ecx == 0x0) ? edi : (df ? (edi - 0x2) : (edi + 0x2))
+    if ecx: lea    ecx,[ecx-0x1]        ecx := (ecx == 0x0) ? ecx : (ecx - 0x1)
+    jrep   0x8049000                    eip := (ecx == 0x0) ? 0x8049003 : 0x8049000
+    ");
     // `repne movsd` is refused.
     assert!(lift_bytes(&[0xf2, 0xa5]).is_err() || lift_bytes(&[0xf2, 0xa5]).unwrap().is_opaque());
 }
