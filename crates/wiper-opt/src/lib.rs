@@ -84,6 +84,7 @@ mod peephole;
 mod powers;
 mod promote;
 mod pushed;
+mod saves;
 mod scratch;
 mod settest;
 mod sink;
@@ -152,6 +153,7 @@ pub const PASS_NAMES: &[&str] = &[
     "overwritten_parts",
     "address",
     "stack",
+    "saves",
     "peephole",
     "offsets",
     "powers",
@@ -467,6 +469,9 @@ fn clean_up(
         let rewritten = step(residual, observe, "address", |r| {
             address::fold_addresses(r, calc)
         }) | step(residual, observe, "stack", stack::run)
+            | step(residual, observe, "saves", |r| {
+                saves::drop_local_saves(r, calc) > 0
+            })
             | step(residual, observe, "peephole", |r| peephole::run(r, calc))
             | step(residual, observe, "offsets", |r| {
                 offsets::fold_offsets(r, calc)

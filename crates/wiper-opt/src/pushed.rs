@@ -136,6 +136,9 @@ fn rename_pushed(
             }
         }
     }
+    if touches_slot(residual, frame, &save) {
+        return false; // the saved word is read or written while saved
+    }
     let mut edits = Vec::new();
     for (b, block) in residual.blocks.iter().enumerate() {
         for (k, item) in block.items.iter().enumerate() {
@@ -160,6 +163,35 @@ fn rename_pushed(
         residual.blocks[b].items.remove(k);
     }
     true
+}
+
+/// Whether an item other than the save's `push` and `pop`s reads or
+/// writes the saved word: an explicit `[esp+d]` operand that overlaps it,
+/// or a `push` or `pop` of another value at its place.
+fn touches_slot(residual: &Residual, frame: &Frame, save: &Save) -> bool {
+    let overlaps = |at: i32, size: i32| at < save.slot + 4 && at + size > save.slot;
+    for (b, (block, esps)) in residual.blocks.iter().zip(&frame.esp).enumerate() {
+        for (k, (item, &esp)) in block.items.iter().zip(esps).enumerate() {
+            let Item::Instr(ins, _) = item else { continue };
+            if save.push == (b, k) || save.pops.contains(&(b, k)) {
+                continue;
+            }
+            let explicit = memory_operand(ins).is_some()
+                && ins.mnemonic() != iced_x86::Mnemonic::Lea
+                && ins.memory_base() == Register::ESP;
+            if explicit {
+                let at = esp.wrapping_add(ins.memory_displacement32() as i32);
+                if overlaps(at, ins.memory_size().size() as i32) {
+                    return true;
+                }
+            }
+            let inc = ins.stack_pointer_increment();
+            if inc < 0 && overlaps(esp + inc, -inc) || inc > 0 && overlaps(esp, inc) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Gives `d - 4` to every explicit `[esp+d]` operand executed while the

@@ -163,6 +163,10 @@ impl Specializer<'_> {
         if !saved {
             state.store.copies.retain(|c| c.1 != r);
             state.store.rels.forget(crate::relations::RelLoc::Reg(r));
+            // A known value stays known; the machine no longer holds it.
+            if let Some(k) = state.store.regs[r.index()].as_mut() {
+                k.synced = false;
+            }
         }
         let below = if saved { 4 } else { 0 };
         // r = address + k - esp = offset - lo, the machine esp being stack
@@ -200,15 +204,20 @@ impl Specializer<'_> {
     }
 }
 
-/// A register other than `esp` that is dynamic, not read by the store
-/// `info` and dead after it: free for the guard's check.
+/// A register other than `esp` that the store `info` does not read and
+/// that is dead after it: free for the guard's check. A dynamic one
+/// first; else one whose value is known (it stays known, and the machine
+/// need not hold it: nothing reads it before writing it).
 fn dead_register(state: &State, info: &InstrInfo) -> Option<Reg> {
-    Reg::ALL.into_iter().find(|&r| {
+    let free = |r: Reg| {
         r != Reg::Esp
-            && state.store.reg(r).is_none()
             && info.live_regs_out & (1 << r.index()) == 0
             && !info.reads.contains(&Loc::Reg(r))
-    })
+    };
+    let dynamic = Reg::ALL
+        .into_iter()
+        .find(|&r| free(r) && state.store.reg(r).is_none());
+    dynamic.or_else(|| Reg::ALL.into_iter().find(|&r| free(r)))
 }
 
 /// Whether forgetting the frame (`forget_reachable`) would forget a known
