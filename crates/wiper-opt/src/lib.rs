@@ -84,6 +84,7 @@ mod peephole;
 mod powers;
 mod promote;
 mod pushed;
+mod pushes;
 mod saves;
 mod scratch;
 mod settest;
@@ -154,6 +155,7 @@ pub const PASS_NAMES: &[&str] = &[
     "address",
     "stack",
     "saves",
+    "pushes",
     "peephole",
     "offsets",
     "powers",
@@ -471,6 +473,9 @@ fn clean_up(
         }) | step(residual, observe, "stack", stack::run)
             | step(residual, observe, "saves", |r| {
                 saves::drop_local_saves(r, calc) > 0
+            })
+            | step(residual, observe, "pushes", |r| {
+                pushes::move_pushes(r, calc) > 0
             })
             | step(residual, observe, "peephole", |r| peephole::run(r, calc))
             | step(residual, observe, "offsets", |r| {

@@ -2629,6 +2629,116 @@ fn tested_condition_values_agree_with_the_processor() {
     passes_fired(&changes, &[("settest", 13)]);
 }
 
+/// Saves that one arm of a branch undoes at once (an inlined callee's
+/// entry): two blocks that push the same registers and jump to a block
+/// that compares and branches; one arm pops them straight away, the other
+/// reads a pushed word and pops them later. Near misses: pushes that
+/// differ between the two ways in, a compare block that changes a pushed
+/// register, pops in the other order.
+fn undone_saves_function(r: &mut Rng) -> Residual {
+    let o = Origin::Original(0);
+    let mut setup = vec![one(|x| x.lea(esp, ptr(esp - FRAME)))];
+    for _ in 0..r.range(0, 3) {
+        setup.extend(random_instruction(r, 0));
+    }
+    setup.push(one(|x| x.test(eax, eax)));
+    let r1 = reg_except(r, &[esp]);
+    let r2 = reg_except(r, &[esp, r1]);
+    let other = if r.below(6) == 0 {
+        reg_except(r, &[esp, r1])
+    } else {
+        r2
+    };
+    let way_in = |r: &mut Rng, second: AsmRegister32| {
+        let mut items = random_instruction(r, 0);
+        items.push(one(|x| x.push(r1)));
+        items.push(one(|x| x.push(second)));
+        items
+    };
+    let (in1, in2) = (way_in(r, r2), way_in(r, other));
+    let mut compare = Vec::new();
+    if r.below(6) == 0 {
+        compare.push(one(|x| x.inc(r1)));
+    }
+    let c = reg_except(r, &[esp]);
+    let imm = r.interesting_u32() as i32;
+    compare.push(one(|x| x.cmp(c, imm)));
+    let swapped = r.below(6) == 0;
+    let pops = |items: &mut Vec<Instruction>| {
+        if swapped {
+            items.push(one(|x| x.pop(r1)));
+            items.push(one(|x| x.pop(r2)));
+        } else {
+            items.push(one(|x| x.pop(r2)));
+            items.push(one(|x| x.pop(r1)));
+        }
+    };
+    let exit = |items: &mut Vec<Instruction>, k: i32| {
+        items.push(one(|x| x.mov(dword_ptr(GLOBAL + 20), k)));
+        items.push(one(|x| x.mov(dword_ptr(GLOBAL + 24), r1)));
+        items.push(one(|x| x.mov(dword_ptr(GLOBAL + 28), r2)));
+        items.push(one(|x| x.lea(esp, ptr(esp + FRAME))));
+        items.push(one(|x| x.ret()));
+    };
+    let mut undo = Vec::new();
+    pops(&mut undo);
+    exit(&mut undo, 1);
+    let mut keep = vec![one(|x| x.mov(dword_ptr(GLOBAL + 16), r2))];
+    let y = reg_except(r, &[esp, r1, r2]);
+    keep.push(one(|x| x.mov(y, dword_ptr(esp + 4))));
+    keep.push(one(|x| x.add(dword_ptr(GLOBAL + 32), y)));
+    pops(&mut keep);
+    exit(&mut keep, 2);
+    use ConditionCode as C;
+    let block = |label, items, terminator| Block {
+        label: Label(label),
+        items: instrs(items),
+        terminator,
+    };
+    let branch = |cc, taken, not_taken| Terminator::Branch {
+        cc,
+        taken: Label(taken),
+        not_taken: Label(not_taken),
+        origin: o,
+    };
+    let cc = *r.choose(&[C::e, C::ne, C::l, C::b]);
+    let mut blocks = vec![
+        block(0, setup, branch(C::e, 1, 2)),
+        block(1, in1, Terminator::Jump(Label(3), o)),
+        block(2, in2, Terminator::Jump(Label(3), o)),
+        block(3, compare, branch(cc, 4, 5)),
+        block(4, undo, Terminator::Exit),
+        block(5, keep, Terminator::Exit),
+    ];
+    if r.coin() {
+        blocks[3].terminator = branch(cc, 5, 4);
+    }
+    Residual {
+        entry: Some(Label(0)),
+        blocks,
+        data: Vec::new(),
+        data_vaddr: 0,
+        edx_dead_at_return: false,
+    }
+}
+
+#[test]
+fn undone_saves_agree_with_the_processor() {
+    let mut rng = Rng::new(0x0005_a7e5);
+    let mut changes = Changes::new();
+    for case in 0..cases(200) {
+        let original = undone_saves_function(&mut rng);
+        optimize_counted(&mut rng, case, &original, &mut changes);
+    }
+    eprintln!("code changed by pass: {changes:?}");
+    // observed on 2026-12-05: pushes 177 (joins and sinks), saves 142. A
+    // sink that ignores a compare block writing a pushed register, pops in
+    // the other order, or a join of pushes that differ fails the processor
+    // check (checked). The generator has no arm with another way in, so a
+    // sink into such an arm is not caught here (docs/reliability.md).
+    passes_fired(&changes, &[("pushes", 141), ("saves", 113)]);
+}
+
 #[test]
 fn threaded_repeated_tests_agree_with_the_processor() {
     let mut rng = Rng::new(0x7e_5a7ed);
