@@ -1524,6 +1524,20 @@ fn screening() -> bool {
     std::env::var_os("WIPER_OPT_CPU_CASES").is_some()
 }
 
+/// Optimizes the first `cases(200)` functions `generate` draws from
+/// `seed`, each intermediate residual checked on the processor; the code
+/// changes by pass (printed).
+fn changes_over(seed: u64, generate: fn(&mut Rng) -> Residual) -> Changes {
+    let mut rng = Rng::new(seed);
+    let mut changes = Changes::new();
+    for case in 0..cases(200) {
+        let original = generate(&mut rng);
+        optimize_counted(&mut rng, case, &original, &mut changes);
+    }
+    eprintln!("code changed by pass: {changes:?}");
+    changes
+}
+
 /// Asserts for each `(pass, floor)` that the pass changed the code at
 /// least `floor` times (see [`at_least`]); prints them all.
 fn passes_fired(changes: &Changes, floors: &[(&str, usize)]) {
@@ -2249,13 +2263,7 @@ fn guarded_set_function(r: &mut Rng) -> Residual {
 
 #[test]
 fn guarded_sets_agree_with_the_processor() {
-    let mut rng = Rng::new(0x6a_4d5e7);
-    let mut changes = Changes::new();
-    for case in 0..cases(200) {
-        let original = guarded_set_function(&mut rng);
-        optimize_counted(&mut rng, case, &original, &mut changes);
-    }
-    eprintln!("code changed by pass: {changes:?}");
+    let changes = changes_over(0x6a_4d5e7, guarded_set_function);
     // observed on 2026-12-04: known_values 55 (of 200 cases; the others
     // are near misses or decided before)
     passes_fired(&changes, &[("known_values", 47)]);
@@ -2474,13 +2482,7 @@ fn compared_after_zero_test_function(r: &mut Rng) -> Residual {
 
 #[test]
 fn zero_tests_before_compares_agree_with_the_processor() {
-    let mut rng = Rng::new(0x050b_50ed);
-    let mut changes = Changes::new();
-    for case in 0..cases(200) {
-        let original = compared_after_zero_test_function(&mut rng);
-        optimize_counted(&mut rng, case, &original, &mut changes);
-    }
-    eprintln!("code changed by pass: {changes:?}");
+    let changes = changes_over(0x050b_50ed, compared_after_zero_test_function);
     // observed on 2026-12-05: subsumed 20 (of 200 cases; the others are
     // near misses). A drop that ignores what the zero target reads, takes
     // a compare that goes elsewhere, or lets the compare block read the
@@ -2614,13 +2616,7 @@ fn set_code(cc: ConditionCode) -> Code {
 
 #[test]
 fn tested_condition_values_agree_with_the_processor() {
-    let mut rng = Rng::new(0x5e7_7e57);
-    let mut changes = Changes::new();
-    for case in 0..cases(200) {
-        let original = condition_value_test_function(&mut rng);
-        optimize_counted(&mut rng, case, &original, &mut changes);
-    }
-    eprintln!("code changed by pass: {changes:?}");
+    let changes = changes_over(0x5e7_7e57, condition_value_test_function);
     // observed on 2026-12-05: settest 16 (of 200 cases; the others are
     // near misses or lose the `setCC` as dead code first). A fold that
     // ignores the register or the flags read after the branch, keeps the
@@ -2724,13 +2720,7 @@ fn undone_saves_function(r: &mut Rng) -> Residual {
 
 #[test]
 fn undone_saves_agree_with_the_processor() {
-    let mut rng = Rng::new(0x0005_a7e5);
-    let mut changes = Changes::new();
-    for case in 0..cases(200) {
-        let original = undone_saves_function(&mut rng);
-        optimize_counted(&mut rng, case, &original, &mut changes);
-    }
-    eprintln!("code changed by pass: {changes:?}");
+    let changes = changes_over(0x0005_a7e5, undone_saves_function);
     // observed on 2026-12-05: pushes 177 (joins and sinks), saves 142. A
     // sink that ignores a compare block writing a pushed register, pops in
     // the other order, or a join of pushes that differ fails the processor
@@ -2741,13 +2731,7 @@ fn undone_saves_agree_with_the_processor() {
 
 #[test]
 fn threaded_repeated_tests_agree_with_the_processor() {
-    let mut rng = Rng::new(0x7e_5a7ed);
-    let mut changes = Changes::new();
-    for case in 0..cases(200) {
-        let original = rejoined_test_function(&mut rng);
-        optimize_counted(&mut rng, case, &original, &mut changes);
-    }
-    eprintln!("code changed by pass: {changes:?}");
+    let changes = changes_over(0x7e_5a7ed, rejoined_test_function);
     // observed on 2026-12-05: threads 82 (of 200 cases; the others are
     // near misses), peephole 141 (the exits' bytes loaded and extended
     // again). A threaded jump that ignores a changed register or takes the
