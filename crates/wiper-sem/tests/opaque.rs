@@ -400,6 +400,16 @@ fn opaque_parts_show_their_footprint() {
     fld    TBYTE PTR [esp+0x4]          opaque, reads esp, load64(mem, esp + 0x4), load16(mem, esp + 0xc), fpu
                                         fpu := fpu'
     ");
+    // fld DWORD PTR gs:[eax], fld DWORD PTR fs:[eax]: addressed from the
+    // segment's base.
+    insta::assert_snapshot!(lines(&[0x65, 0xd9, 0x00]), @"
+    fld    DWORD PTR gs:[eax]           opaque, reads eax, load32(mem, eax + gs_base), fpu
+                                        fpu := fpu'
+    ");
+    insta::assert_snapshot!(lines(&[0x64, 0xd9, 0x00]), @"
+    fld    DWORD PTR fs:[eax]           opaque, reads eax, load32(mem, eax + fs_base), fpu
+                                        fpu := fpu'
+    ");
     // pause (rep nop) and rep cpuid: a repeat prefix on an instruction
     // that is not a string instruction passes through.
     insta::assert_snapshot!(lines(&[0xf3, 0x90]), @"
@@ -481,6 +491,15 @@ fn string_instructions_lift_with_their_repeat_prefixes() {
     if ecx: lea    edi,[edi±0x2]        edi := (ecx == 0x0) ? edi : (df ? (edi - 0x2) : (edi + 0x2))
     if ecx: lea    ecx,[ecx-0x1]        ecx := (ecx == 0x0) ? ecx : (ecx - 0x1)
     jrep   0x8049000                    eip := (ecx == 0x0) ? 0x8049003 : 0x8049000
+    ");
+    // Without `rep`, `stosw` and `lodsw` are native word moves.
+    insta::assert_snapshot!(lines(&[0x66, 0xab]), @"
+    mov    WORD PTR [edi],ax            mem := store16(mem, edi, eax[15:0])
+    lea    edi,[edi±0x2]                edi := df ? (edi - 0x2) : (edi + 0x2)
+    ");
+    insta::assert_snapshot!(lines(&[0x66, 0xad]), @"
+    mov    ax,WORD PTR [esi]            eax := eax[31:16] ++ load16(mem, esi)
+    lea    esi,[esi±0x2]                esi := df ? (esi - 0x2) : (esi + 0x2)
     ");
     // `repne movsd` is refused.
     assert!(lift_bytes(&[0xf2, 0xa5]).is_err() || lift_bytes(&[0xf2, 0xa5]).unwrap().is_opaque());
