@@ -191,9 +191,7 @@ fn moves_into_without_reading(item: &Item, part: Register) -> bool {
         }
         _ => false,
     });
-    (ins.mnemonic() == iced_x86::Mnemonic::Mov
-        || ins.condition_code() != iced_x86::ConditionCode::None && ins.op_count() == 1)
-        && !other_reads
+    (ins.mnemonic() == iced_x86::Mnemonic::Mov || crate::effects::is_setcc(ins)) && !other_reads
 }
 
 /// Removes writes of part of a register (a byte register) that the same

@@ -225,6 +225,11 @@ pub fn zero_test(item: &Item) -> Option<Register> {
     }
 }
 
+/// Whether `ins` is a `setCC` (the one-operand form with a condition).
+pub fn is_setcc(ins: &Instruction) -> bool {
+    ins.condition_code() != ConditionCode::None && ins.op_count() == 1
+}
+
 /// `(dst, src)` of a 32-bit register-to-register `mov`.
 pub fn reg_move(item: &Item) -> Option<(Register, Register)> {
     let Item::Instr(ins, _) = item else {

@@ -47,7 +47,7 @@ pub fn renamed(item: &Item, from: Register, to: Register) -> Option<Item> {
             let m = ins.mnemonic();
             let explicit = ARITHMETIC.contains(&m)
                 || matches!(m, Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Lea)
-                || ins.condition_code() != iced_x86::ConditionCode::None && ins.op_count() == 1;
+                || crate::effects::is_setcc(ins);
             // One-operand `mul`/`imul` read and write eax and edx.
             let implicit = matches!(m, Mnemonic::Imul | Mnemonic::Mul) && ins.op_count() == 1;
             if !explicit || implicit {

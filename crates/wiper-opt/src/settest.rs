@@ -8,62 +8,14 @@
 //! `movsx` extended that byte into, with only items between them that
 //! write no flag and neither read nor write `r`'s register, and whose
 //! register and flags are dead on both edges, loses the `setCC`, the
-//! extension and the test, and branches on `CC` itself (for `jne`: the
-//! value is nonzero when `CC` held) or on its negation (for `je`).
+//! extension and the test, and branches on `CC` itself (for `je` with
+//! its arms swapped: the value is zero where `CC` did not hold).
 
-use iced_x86::{Code, ConditionCode, Mnemonic, OpKind};
+use iced_x86::{Code, ConditionCode, OpKind};
 use wiper_residual::{Item, Residual, Terminator};
 
-use crate::effects::{reg_bit, zero_test, EffectsOf, Locs, ALL_FLAGS};
+use crate::effects::{is_setcc, reg_bit, zero_test, EffectsOf, Locs, ALL_FLAGS};
 use crate::liveness::{block_index, liveness};
-
-/// The condition that holds exactly when `cc` does not.
-pub fn negated(cc: ConditionCode) -> ConditionCode {
-    use ConditionCode as C;
-    match cc {
-        C::o => C::no,
-        C::no => C::o,
-        C::b => C::ae,
-        C::ae => C::b,
-        C::e => C::ne,
-        C::ne => C::e,
-        C::be => C::a,
-        C::a => C::be,
-        C::s => C::ns,
-        C::ns => C::s,
-        C::p => C::np,
-        C::np => C::p,
-        C::l => C::ge,
-        C::ge => C::l,
-        C::le => C::g,
-        C::g => C::le,
-        C::None => C::None,
-    }
-}
-
-/// Whether `m` is a `setCC`.
-fn is_set(m: Mnemonic) -> bool {
-    use Mnemonic as M;
-    matches!(
-        m,
-        M::Seto
-            | M::Setno
-            | M::Setb
-            | M::Setae
-            | M::Sete
-            | M::Setne
-            | M::Setbe
-            | M::Seta
-            | M::Sets
-            | M::Setns
-            | M::Setp
-            | M::Setnp
-            | M::Setl
-            | M::Setge
-            | M::Setle
-            | M::Setg
-    )
-}
 
 /// What [`set_then_test`] finds.
 struct SetThenTest {
@@ -90,7 +42,7 @@ fn set_then_test(items: &[Item], calc: &mut EffectsOf) -> Option<SetThenTest> {
         let writes_wanted = ins.op_count() > 0
             && ins.op0_kind() == OpKind::Register
             && ins.op0_register() == wanted;
-        if writes_wanted && is_set(ins.mnemonic()) && wanted.size() == 1 {
+        if writes_wanted && is_setcc(ins) && wanted.size() == 1 {
             found.push(k);
             return Some(SetThenTest {
                 items: found,
@@ -152,13 +104,14 @@ pub fn fold_set_and_test(residual: &mut Residual, calc: &mut EffectsOf) -> usize
             k += 1;
             !found.items.contains(&(k - 1))
         });
-        let cc = if cc == ConditionCode::ne {
-            found.cc
+        // `jne` goes where `CC` held; `je` where it did not: its arms swap.
+        let (taken, not_taken) = if cc == ConditionCode::ne {
+            (taken, not_taken)
         } else {
-            negated(found.cc)
+            (not_taken, taken)
         };
         block.terminator = Terminator::Branch {
-            cc,
+            cc: found.cc,
             taken,
             not_taken,
             origin,
@@ -178,7 +131,7 @@ mod tests {
 
     /// `cmp byte [edx], 0; sete dl; movzx edx, dl; pop ebx; test edx, edx;
     /// jne` becomes `cmp byte [edx], 0; pop ebx; je`; `setl cl; test cl,
-    /// cl; je` becomes `jge`.
+    /// cl; je L2 else L3` becomes `jl L3 else L2`.
     #[test]
     fn a_tested_condition_value_becomes_the_branch_condition() {
         let exit = |l| {
@@ -220,7 +173,7 @@ mod tests {
           je L1 else L2
         L1:
           cmp eax,5
-          jge L2 else L3
+          jl L3 else L2
         L2:
           xor eax,eax
           xor edx,edx
