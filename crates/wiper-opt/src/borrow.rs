@@ -273,4 +273,16 @@ mod tests {
         assert_eq!(borrowed(straight), None);
         assert_eq!(borrowed(counting(|a| a.mov(ebx, 1))), None);
     }
+
+    #[test]
+    fn a_register_an_address_item_writes_is_not_borrowed() {
+        let mut r = counting(|_| Ok(()));
+        r.blocks[0].items.push(Item::Address {
+            reg: iced_x86::Register::EBX,
+            addr: 0x0804_9000,
+            origin: wiper_residual::Origin::Materialized(0),
+        });
+        // (`ebx` is the only callee-saved register with a low byte.)
+        assert_eq!(borrowed(r), None);
+    }
 }

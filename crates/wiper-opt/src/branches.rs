@@ -557,6 +557,84 @@ mod tests {
         }
     }
 
+    /// L0 runs `first` and branches to L1 on `cc`; L1 runs `second` and
+    /// branches on its flags: L0 -> L1 -> L2 or L3.
+    fn tested_in(
+        first: Vec<iced_x86::Instruction>,
+        cc: Cc,
+        second: Vec<iced_x86::Instruction>,
+    ) -> String {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        let r = residual(vec![
+            block(0, first, branch(cc, 1, 3)),
+            block(1, second, branch(Cc::ne, 2, 3)),
+            ret(2),
+            ret(3),
+        ]);
+        after(r, super::decide_repeated_tests)
+    }
+
+    /// Decided: writes of registers that are not the address's, after the
+    /// compare and before the load, leave the byte as it was tested; a
+    /// dword loaded into the register tested is the dword tested.
+    #[test]
+    fn unrelated_writes_and_dword_copies_keep_the_test_decided() {
+        let byte = tested_in(
+            asm(|a| {
+                a.cmp(byte_ptr(ecx), 0)?;
+                a.mov(eax, 2)
+            }),
+            Cc::ne,
+            asm(|a| {
+                a.mov(ebx, 1)?;
+                a.movzx(edx, byte_ptr(ecx))?;
+                a.test(dl, dl)
+            }),
+        );
+        assert!(byte.contains("test dl,dl\n  jmp L2"), "{byte}");
+        let dword = tested_in(
+            asm(|a| a.cmp(dword_ptr(ecx), 0)),
+            Cc::e,
+            asm(|a| {
+                a.mov(edx, dword_ptr(ecx))?;
+                a.test(edx, edx)
+            }),
+        );
+        assert!(dword.contains("test edx,edx\n  jmp L3"), "{dword}");
+    }
+
+    /// Near misses: a dword loaded into another register than the one
+    /// tested, and flags that do not say whether the memory is zero
+    /// (`test [m],0` always sets ZF; `adc [m],0` adds the carry), though
+    /// their operands look like a compare with zero.
+    #[test]
+    fn other_registers_and_other_zero_immediates_stay() {
+        let cases = [
+            (
+                asm(|a| a.cmp(dword_ptr(ecx), 0)),
+                asm(|a| {
+                    a.mov(eax, dword_ptr(ecx))?;
+                    a.test(edx, edx)
+                }),
+            ),
+            (
+                asm(|a| a.test(byte_ptr(ecx), 0)),
+                asm(|a| {
+                    a.movzx(edx, byte_ptr(ecx))?;
+                    a.test(dl, dl)
+                }),
+            ),
+            (
+                asm(|a| a.adc(byte_ptr(ecx), 0)),
+                asm(|a| a.cmp(byte_ptr(ecx), 0)),
+            ),
+        ];
+        for (first, second) in cases {
+            let listing = tested_in(first, Cc::e, second);
+            assert!(listing.contains("jne L2 else L3"), "{listing}");
+        }
+    }
+
     /// Near miss: `mov ah,1` changes `eax` between the tests.
     #[test]
     fn a_zero_test_of_a_changed_register_stays() {

@@ -266,6 +266,31 @@ mod tests {
         ");
     }
 
+    /// The clean-up loop runs again only on what a pass reports: a read
+    /// made through a copy's source is a change, a block with no copy to
+    /// propagate is not.
+    #[test]
+    fn copy_propagation_reports_its_changes() {
+        let report = |f: wiper_residual::Residual| {
+            let mut r = f;
+            let mut calc = crate::effects::EffectsOf::for_residual(&r);
+            super::propagate_copies(&mut r, &mut calc)
+        };
+        let read_through = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.add(eax, ecx)?;
+            a.ret()
+        });
+        let nothing = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.inc(ebx)?;
+            a.add(eax, ecx)?;
+            a.ret()
+        });
+        assert!(report(read_through));
+        assert!(!report(nothing));
+    }
+
     /// Near miss: the source changes (wholly, or one byte of it) before
     /// the copy is read.
     #[test]

@@ -414,7 +414,9 @@ fn solve(
 }
 
 /// The immediate form of a register-source instruction, for sources known
-/// to hold `v`: `OP r, src` becomes `OP r, imm`.
+/// to hold `v`: `OP r, src` becomes `OP r, imm`. (A move from a known
+/// register has a known result: [`propagate`] writes it as `mov r, imm`
+/// before it asks for this.)
 fn with_immediate(ins: &Instruction, v: u32) -> Option<Instruction> {
     use Code as C;
     if ins.op_count() != 2
@@ -425,8 +427,6 @@ fn with_immediate(ins: &Instruction, v: u32) -> Option<Instruction> {
     }
     let dst = ins.op0_register();
     let code = match (ins.mnemonic(), dst.is_gpr8(), dst.is_gpr32()) {
-        (Mnemonic::Mov, true, _) => C::Mov_r8_imm8,
-        (Mnemonic::Mov, _, true) => C::Mov_r32_imm32,
         (m, true, _) => match m {
             Mnemonic::Add => C::Add_rm8_imm8,
             Mnemonic::Sub => C::Sub_rm8_imm8,
@@ -682,6 +682,26 @@ mod rewrite_tests {
           add eax,5
           mov ecx,6
           mov edx,6
+          ret
+          exit
+        ");
+    }
+
+    /// Byte registers known from their dword become immediates too: the
+    /// byte move and the byte arithmetic take `cl`'s value.
+    #[test]
+    fn known_byte_registers_become_immediates() {
+        let f = function(|a| {
+            a.mov(ecx, 0x1234)?;
+            a.mov(bl, cl)?;
+            a.add(dl, cl)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::propagate), @"
+        L0:
+          mov ecx,1234h
+          mov bl,34h
+          add dl,34h
           ret
           exit
         ");

@@ -139,6 +139,30 @@ pub fn optimize(residual: &mut Residual) -> OptStats {
     optimize_observed(residual, |_, _| {})
 }
 
+/// What one more round of control-flow simplification and clean-up
+/// (copies, affine values, moves, dead code, peepholes) would make of
+/// `residual`, or `None` when it would change nothing. [`optimize`] ends
+/// with the clean-up its last passes called for, so its output gives
+/// `None`; the processor tests check that, so a skipped clean-up round is
+/// noticed even when it leaves the code correct.
+pub fn left_to_clean(residual: &Residual) -> Option<Residual> {
+    let mut again = residual.clone();
+    let mut calc = effects::EffectsOf::for_residual(&again);
+    simplify_and_clean(&mut again, &mut calc);
+    (again != *residual).then_some(again)
+}
+
+/// Control-flow simplification, then [`clean_up`] with moves recompacted,
+/// unobserved: the passes that follow the optimizer's last rewrites.
+fn simplify_and_clean(residual: &mut Residual, calc: &mut effects::EffectsOf) {
+    cfg::simplify(residual);
+    let mut rewrites = Rewrites {
+        recompact: true,
+        ..Rewrites::default()
+    };
+    clean_up(residual, calc, &mut |_, _| {}, &mut rewrites);
+}
+
 /// Names of the passes [`optimize_observed`] reports, in no particular
 /// order (each may run many times).
 pub const PASS_NAMES: &[&str] = &[
@@ -299,9 +323,7 @@ pub fn optimize_observed(
     let pushed = step(residual, observe, "pushed", |r| {
         pushed::free_pushed_registers(r, &mut calc)
     });
-    if pushed > 0 {
-        clean_up(residual, &mut calc, observe, &mut rewrites);
-    }
+    settle(residual, &mut calc, observe, &mut rewrites);
     OptStats {
         promoted_slots,
         promoted_byte_slots,
@@ -383,6 +405,25 @@ fn fold_and_close(
     out
 }
 
+/// Control-flow simplification and [`clean_up`] in turn until neither
+/// changes the code (at most 4 rounds): the last passes leave blocks that
+/// their clean-up emptied, and branches whose arms then meet.
+fn settle(
+    residual: &mut Residual,
+    calc: &mut effects::EffectsOf,
+    observe: &mut dyn FnMut(&str, &Residual),
+    rewrites: &mut Rewrites,
+) {
+    for _ in 0..4 {
+        let before = residual.clone();
+        step(residual, observe, "cfg", cfg::simplify);
+        clean_up(residual, calc, observe, rewrites);
+        if *residual == before {
+            break;
+        }
+    }
+}
+
 /// The rotated loops whose header copy into the body pays
 /// ([`tails::paying`], with the control-flow cleanup and [`clean_up`] as
 /// the passes that follow; they run on copies of `residual`, unobserved).
@@ -392,14 +433,7 @@ fn paying_loops(residual: &Residual) -> Vec<(wiper_residual::Label, wiper_residu
         return loops;
     }
     let mut calc = effects::EffectsOf::for_residual(residual);
-    tails::paying(residual, &loops, |r| {
-        cfg::simplify(r);
-        let mut rewrites = Rewrites {
-            recompact: true,
-            ..Rewrites::default()
-        };
-        clean_up(r, &mut calc, &mut |_, _| {}, &mut rewrites);
-    })
+    tails::paying(residual, &loops, |r| simplify_and_clean(r, &mut calc))
 }
 
 /// What [`clean_up`] rewrote, summed over its calls.

@@ -220,6 +220,39 @@ mod tests {
         ");
     }
 
+    /// Near misses: `cdq` and `xlatb` read `eax` and `ebx` without naming
+    /// them: the offsets folded into the loads before them are added
+    /// before them, not moved past them.
+    #[test]
+    fn a_pending_offset_is_added_before_an_implicit_read() {
+        let f = function(|a| {
+            a.add(eax, 4)?;
+            a.mov(edx, dword_ptr(eax))?;
+            a.add(eax, 4)?;
+            a.mov(ecx, dword_ptr(eax))?;
+            a.cdq()?;
+            a.add(ebx, 1)?;
+            a.mov(ecx, dword_ptr(ebx))?;
+            a.add(ebx, 1)?;
+            a.mov(edi, dword_ptr(ebx))?;
+            a.xlatb()?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_offsets), @"
+        L0:
+          mov edx,[eax+4]
+          mov ecx,[eax+8]
+          lea eax,[eax+8]
+          cdq
+          mov ecx,[ebx+1]
+          mov edi,[ebx+2]
+          lea ebx,[ebx+2]
+          xlatb
+          ret
+          exit
+        ");
+    }
+
     /// `mov ecx,esi` reads `esi`: it gets the pending offset by one `lea`
     /// just before.
     #[test]

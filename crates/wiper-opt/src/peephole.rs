@@ -925,6 +925,50 @@ mod tests {
         ");
     }
 
+    /// `mov ecx,ebx; add ecx,ecx; mov ebx,ecx` doubles `ebx` in place:
+    /// both operands of the `add` become `ebx`.
+    #[test]
+    fn an_operation_of_a_copy_on_itself_is_done_on_the_source() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.add(ecx, ecx)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          add ebx,ebx
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: a zero-extended byte that is stored, or added to
+    /// another byte register, is not an extension of a loaded byte: the
+    /// load stays (it is not folded into an instruction that does not
+    /// extend).
+    #[test]
+    fn a_loaded_byte_used_without_extending_it_stays() {
+        let f = function(|a| {
+            a.movzx(ecx, byte_ptr(esi))?;
+            a.mov(byte_ptr(edi), cl)?;
+            a.movzx(edx, byte_ptr(esi + 1))?;
+            a.add(bl, dl)?;
+            a.mov(eax, ebx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          movzx ecx,byte [esi]
+          mov [edi],cl
+          movzx edx,byte [esi+1]
+          add bl,dl
+          mov eax,ebx
+          ret
+          exit
+        ");
+    }
+
     /// Near miss: `adc` reads the carry `imul` clears.
     #[test]
     fn imul_by_one_whose_flags_are_read_stays() {
@@ -1226,6 +1270,25 @@ mod tests {
         insta::assert_snapshot!(peep(f), @"
         L0:
           add al,cl
+          ret
+          exit
+        ");
+    }
+
+    /// So it goes before an instruction that reads the byte without
+    /// naming it (`stosb` stores `al`).
+    #[test]
+    fn a_zero_extension_of_itself_read_implicitly_as_a_byte_goes() {
+        let f = function(|a| {
+            a.movzx(eax, al)?;
+            a.stosb()?;
+            a.xor(eax, eax)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          stosb
+          xor eax,eax
           ret
           exit
         ");

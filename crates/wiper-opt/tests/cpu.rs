@@ -1468,6 +1468,15 @@ fn optimize_counted(
         }
         last = (pass.to_string(), residual.clone());
     });
+    if let Some(cleaner) = wiper_opt::left_to_clean(&optimized) {
+        panic!(
+            "case {case}: the optimizer left work for its clean-up:\n\
+             original:\n{}optimized:\n{}cleaned up again:\n{}",
+            listing(original),
+            listing(&optimized),
+            listing(&cleaner)
+        );
+    }
     (stats, optimized)
 }
 
