@@ -247,6 +247,25 @@ mod tests {
         ");
     }
 
+    /// A sum of two plain registers is a base and an index of scale 1.
+    #[test]
+    fn a_sum_of_two_registers_becomes_base_and_index() {
+        let f = function(|a| {
+            a.mov(eax, ebx)?;
+            a.add(eax, ecx)?;
+            a.mov(edx, dword_ptr(eax + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_addresses), @"
+        L0:
+          mov eax,ebx
+          add eax,ecx
+          mov edx,[ebx+ecx+8]
+          ret
+          exit
+        ");
+    }
+
     /// Near misses: a register of the form is written before the use, and
     /// a product by 3 is no scale.
     #[test]

@@ -274,6 +274,44 @@ mod tests {
         assert_eq!(borrowed(counting(|a| a.mov(ebx, 1))), None);
     }
 
+    /// The entry block is the loop: the save goes in a new block before
+    /// it, not at its top (where every iteration would push again).
+    #[test]
+    fn a_loop_at_the_entry_is_saved_around_once() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.inc(byte_ptr(esp + 4))?;
+                    a.dec(cl)
+                }),
+                branch(ConditionCode::ne, 0, 1),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.movzx(eax, byte_ptr(esp + 4))?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        insta::assert_snapshot!(borrowed(r).unwrap_or_default(), @"
+        L2:
+          push ebx
+          jmp L0
+        L0:
+          inc byte [esp+8]
+          dec cl
+          jne L0 else L1
+        L1:
+          movzx eax,byte [esp+8]
+          pop ebx
+          ret
+          exit
+        ");
+    }
+
     #[test]
     fn a_register_an_address_item_writes_is_not_borrowed() {
         let mut r = counting(|_| Ok(()));

@@ -227,6 +227,23 @@ mod tests {
 
     use crate::testutil::{after, asm, block, branch, jump, residual};
 
+    /// A loop while not zero is `jne` back to itself or `je` out; any
+    /// other branch, to itself or not, is not one.
+    #[test]
+    fn loops_while_not_zero_are_told_from_other_branches() {
+        let exit_of = |cc, taken, not_taken| {
+            let b = block(1, asm(|a| a.dec(ecx)), branch(cc, taken, not_taken));
+            super::loop_while_not_zero(&b).map(|(l, _)| l.0)
+        };
+        assert_eq!(exit_of(Cc::ne, 1, 2), Some(2));
+        assert_eq!(exit_of(Cc::e, 2, 1), Some(2));
+        assert_eq!(exit_of(Cc::e, 1, 2), None);
+        assert_eq!(exit_of(Cc::ne, 2, 1), None);
+        assert_eq!(exit_of(Cc::e, 2, 3), None);
+        assert_eq!(exit_of(Cc::ne, 2, 3), None);
+        assert_eq!(exit_of(Cc::b, 1, 2), None);
+    }
+
     /// The listing after [`super::simplify`].
     fn simplified(r: wiper_residual::Residual) -> String {
         after(r, |r, _| super::simplify(r))

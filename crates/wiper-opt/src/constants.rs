@@ -731,6 +731,28 @@ mod rewrite_tests {
         ");
     }
 
+    /// The equality survives writes of other registers between the
+    /// compare and the branch, and not a write of the compared register
+    /// (`mov cl,1` leaves `ecx` unknown).
+    #[test]
+    fn an_equality_outlives_writes_of_other_registers_only() {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        let with_between = |between: Vec<iced_x86::Instruction>| {
+            let mut first = asm(|a| a.cmp(ecx, 3));
+            first.extend(between);
+            let r = residual(vec![
+                block(0, first, branch(Cc::e, 1, 2)),
+                block(1, asm(|a| a.add(eax, ecx)), crate::testutil::jump(2)),
+                ret(2),
+            ]);
+            after(r, super::propagate)
+        };
+        let other = with_between(asm(|a| a.mov(edx, 1)));
+        assert!(other.contains("add eax,3"), "{other}");
+        let same = with_between(asm(|a| a.mov(cl, 1)));
+        assert!(same.contains("add eax,ecx"), "{same}");
+    }
+
     /// `cmp ecx,3; je` shows `ecx` is 3 along the taken edge only: L1's
     /// read of it folds, L2's (the `jne` side) does not.
     #[test]

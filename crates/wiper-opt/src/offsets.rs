@@ -151,7 +151,9 @@ pub fn fold_offsets(residual: &mut Residual, calc: &mut EffectsOf) -> bool {
 mod tests {
     use iced_x86::code_asm::*;
 
-    use crate::testutil::{after, function};
+    use wiper_residual::Terminator;
+
+    use crate::testutil::{after, asm, block, function, jump, residual};
 
     /// Increments of `eax` move into the displacements; `eax`, live at
     /// `ret`, gets their sum once at the end.
@@ -196,6 +198,45 @@ mod tests {
           inc esi
           mov ecx,esi
           add edx,[esi]
+          ret
+          exit
+        ");
+    }
+
+    /// `ecx` is dead where the block ends (the next one overwrites it):
+    /// its increments only move into the displacements, and no `lea` adds
+    /// their sum.
+    #[test]
+    fn increments_of_a_register_dead_at_the_end_vanish() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.mov(edx, dword_ptr(ecx))?;
+                    a.add(ecx, 4)?;
+                    a.add(edx, dword_ptr(ecx))?;
+                    a.add(ecx, 4)
+                }),
+                jump(1),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.mov(ecx, 0)?;
+                    a.mov(eax, edx)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        insta::assert_snapshot!(after(r, super::fold_offsets), @"
+        L0:
+          mov edx,[ecx]
+          add edx,[ecx+4]
+          jmp L1
+        L1:
+          mov ecx,0
+          mov eax,edx
           ret
           exit
         ");

@@ -243,6 +243,47 @@ mod tests {
         ");
     }
 
+    /// The save need not open the function: items before it that touch
+    /// neither register stay where they are.
+    #[test]
+    fn a_save_after_other_work_gives_way_too() {
+        let f = function(|a| {
+            a.mov(edx, dword_ptr(esp + 8))?;
+            a.push(edi)?;
+            a.mov(edi, dword_ptr(esp + 8))?;
+            a.mov(eax, dword_ptr(edi))?;
+            a.add(eax, edx)?;
+            a.pop(edi)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::free_pushed_registers), @"
+        L0:
+          mov edx,[esp+8]
+          mov ecx,[esp+4]
+          mov eax,[ecx]
+          add eax,edx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the save is dropped from the stack and another `push`
+    /// lands in its place, so the restoring `pop` reads that value.
+    #[test]
+    fn a_save_overwritten_by_another_push_stays() {
+        let f = function(|a| {
+            a.push(edi)?;
+            a.mov(edi, dword_ptr(esp + 8))?;
+            a.mov(eax, dword_ptr(edi))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.push(eax)?;
+            a.pop(edi)?;
+            a.ret()
+        });
+        let text = crate::testutil::listing(&f);
+        assert_eq!(after(f, super::free_pushed_registers), text);
+    }
+
     /// Near misses: every caller-saved register is live while `edi` is,
     /// and in the second function the restore is not a `pop`.
     #[test]
