@@ -969,6 +969,44 @@ mod tests {
         ");
     }
 
+    /// A dword read, changed by `or` with a register and written back is
+    /// changed in place; a dword loaded and compared with is compared in
+    /// place.
+    #[test]
+    fn or_through_and_compare_with_a_loaded_dword_use_the_memory() {
+        let f = function(|a| {
+            a.mov(ecx, dword_ptr(esi))?;
+            a.or(ecx, edx)?;
+            a.mov(dword_ptr(esi), ecx)?;
+            a.mov(ecx, dword_ptr(edi))?;
+            a.cmp(ebx, ecx)?;
+            a.setb(al)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(peep(f), @"
+        L0:
+          or [esi],edx
+          cmp ebx,[edi]
+          setb al
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: the first instruction adds the dword to the register
+    /// instead of loading it, so the sum is not the dword's new value.
+    #[test]
+    fn a_dword_added_to_a_register_and_written_back_stays() {
+        let f = function(|a| {
+            a.add(ecx, dword_ptr(esi))?;
+            a.add(ecx, 1)?;
+            a.mov(dword_ptr(esi), ecx)?;
+            a.ret()
+        });
+        let text = crate::testutil::listing(&f);
+        assert_eq!(peep(f), text);
+    }
+
     /// Near miss: `adc` reads the carry `imul` clears.
     #[test]
     fn imul_by_one_whose_flags_are_read_stays() {

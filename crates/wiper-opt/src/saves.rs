@@ -194,4 +194,36 @@ mod tests {
           exit
         ");
     }
+
+    /// Near misses: the first write of the saved register between the
+    /// pair reads the value saved (`lea ecx,[ecx+1]`), or writes only its
+    /// low byte: a renamed register (`edx`, free after the `pop`) would
+    /// not hold that value.
+    #[test]
+    fn a_save_whose_value_is_used_between_stays() {
+        for f in [
+            function(|a| {
+                a.push(ecx)?;
+                a.lea(ecx, ptr(ecx + 1))?;
+                a.mov(dword_ptr(esi), ecx)?;
+                a.pop(ecx)?;
+                a.mov(edx, 0)?;
+                a.ret()
+            }),
+            function(|a| {
+                a.push(ecx)?;
+                a.mov(cl, 1)?;
+                a.mov(dword_ptr(esi), ecx)?;
+                a.pop(ecx)?;
+                a.mov(edx, 0)?;
+                a.ret()
+            }),
+        ] {
+            let text = listing(&f);
+            let mut r = f;
+            let mut calc = crate::effects::EffectsOf::for_residual(&r);
+            super::drop_local_saves(&mut r, &mut calc);
+            assert_eq!(listing(&r), text);
+        }
+    }
 }

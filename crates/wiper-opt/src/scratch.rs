@@ -195,6 +195,22 @@ mod tests {
         ");
     }
 
+    /// Near miss: a call between may change `ecx` (caller-saved), which
+    /// would then hold the temporaries the callee must keep in `ebx`.
+    #[test]
+    fn a_saved_register_across_a_call_stays() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.lea(ebx, ptr(eax + 5))?;
+            a.call(0x0804_9000u64)?;
+            a.imul_3(eax, ebx, 3)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        let text = crate::testutil::listing(&f);
+        assert_eq!(after(f, super::free_saved_registers), text);
+    }
+
     /// Near misses: `ecx` is written elsewhere, and in the second
     /// function the entry value of `ebx` is read again after the save.
     #[test]
