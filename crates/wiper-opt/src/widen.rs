@@ -304,4 +304,40 @@ mod tests {
           exit
         ");
     }
+
+    /// Every byte operation the pass knows widens on a register whose
+    /// upper bits and flags are dead.
+    #[test]
+    fn each_widened_operation_keeps_its_operator() {
+        let f = function(|a| {
+            a.mov(dl, byte_ptr(esp + 4))?;
+            a.inc(dl)?;
+            a.dec(dl)?;
+            a.not(dl)?;
+            a.shl(dl, 1)?;
+            a.and(dl, 0x7e)?;
+            a.or(dl, cl)?;
+            a.xor(dl, 0x11)?;
+            a.sub(dl, cl)?;
+            a.mov(byte_ptr(esp + 8), dl)?;
+            a.mov(edx, 0)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::widen_byte_moves), @"
+        L0:
+          movzx edx,byte [esp+4]
+          inc edx
+          dec edx
+          not edx
+          shl edx,1
+          and edx,7Eh
+          or edx,ecx
+          xor edx,11h
+          sub edx,ecx
+          mov [esp+8],dl
+          mov edx,0
+          ret
+          exit
+        ");
+    }
 }
