@@ -440,6 +440,62 @@ mod tests {
         ])
     }
 
+    /// Constants are forms: a constant moved through a register it does
+    /// not stay in is loaded where it ends.
+    #[test]
+    fn constants_moved_around_are_loaded_where_they_end() {
+        let f = function(|a| {
+            a.mov(eax, 5)?;
+            a.mov(ebx, eax)?;
+            a.mov(eax, 1)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(moved(f), @"
+        L0:
+          mov eax,1
+          mov ebx,5
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss of the opaque instruction moved to the register that
+    /// holds its operand: `and eax,imm32` in its accumulator encoding
+    /// names `eax` by its opcode, so it cannot run on `ebx`; with the
+    /// general encoding it can.
+    #[test]
+    fn an_opaque_instruction_with_a_fixed_register_stays() {
+        use iced_x86::{Code, Instruction, Register};
+        use wiper_residual::{Item, Origin};
+        let with_and = |code| {
+            let and = Instruction::with2(code, Register::EAX, 0x1234_5678u32).expect("and");
+            let mut f = function(|a| {
+                a.mov(eax, ebx)?;
+                a.mov(ebx, eax)?;
+                a.mov(eax, 0)?;
+                a.ret()
+            });
+            f.blocks[0]
+                .items
+                .insert(1, Item::Instr(and, Origin::Original(0)));
+            moved(f)
+        };
+        insta::assert_snapshot!(with_and(Code::And_EAX_imm32) + &with_and(Code::And_rm32_imm32), @"
+        L0:
+          mov eax,ebx
+          and eax,12345678h
+          mov ebx,eax
+          mov eax,0
+          ret
+          exit
+        L0:
+          and ebx,12345678h
+          mov eax,0
+          ret
+          exit
+        ");
+    }
+
     /// A three-register rotation through `ecx` (dead after): two swaps.
     #[test]
     fn a_rotation_becomes_swaps() {
