@@ -688,13 +688,15 @@ mod rewrite_tests {
     }
 
     /// Byte registers known from their dword become immediates too: the
-    /// byte move and the byte arithmetic take `cl`'s value.
+    /// byte move and the byte arithmetic take `cl`'s value, the last move
+    /// `ch`'s.
     #[test]
     fn known_byte_registers_become_immediates() {
         let f = function(|a| {
             a.mov(ecx, 0x1234)?;
             a.mov(bl, cl)?;
             a.add(dl, cl)?;
+            a.mov(al, ch)?;
             a.ret()
         });
         insta::assert_snapshot!(after(f, super::propagate), @"
@@ -702,6 +704,31 @@ mod rewrite_tests {
           mov ecx,1234h
           mov bl,34h
           add dl,34h
+          mov al,12h
+          ret
+          exit
+        ");
+    }
+
+    /// `xor ecx,ecx` makes `ecx` zero whatever it held; near miss: `xor
+    /// edx,ebx` of a known `edx` and an unknown `ebx` is unknown.
+    #[test]
+    fn a_zero_idiom_is_known_and_a_xor_of_another_register_is_not() {
+        let f = function(|a| {
+            a.xor(ecx, ecx)?;
+            a.add(eax, ecx)?;
+            a.mov(edx, 5)?;
+            a.xor(edx, ebx)?;
+            a.add(eax, edx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::propagate), @"
+        L0:
+          xor ecx,ecx
+          add eax,0
+          mov edx,5
+          xor edx,ebx
+          add eax,edx
           ret
           exit
         ");
