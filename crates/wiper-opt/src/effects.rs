@@ -672,4 +672,21 @@ mod tests {
           exit
         ");
     }
+
+    /// Near miss: a shift by 0 (or 32, masked to 0) leaves the flags as
+    /// they were, so the `sub` whose carry `adc` reads stays.
+    #[test]
+    fn a_shift_by_a_masked_zero_keeps_the_flags() {
+        for count in [0, 32] {
+            let f = function(|a| {
+                a.sub(eax, ebx)?;
+                a.shl(esi, count)?;
+                a.adc(edx, 0)?;
+                a.mov(eax, 0)?;
+                a.ret()
+            });
+            let out = after(f, |r, c| crate::cleanup::eliminate_dead(r, c, None));
+            assert!(out.contains("sub eax,ebx"), "{out}");
+        }
+    }
 }
