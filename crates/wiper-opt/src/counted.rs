@@ -109,12 +109,10 @@ fn closed_form(items: &[Item], fx: &[Effects], free: u128) -> Option<Vec<Item>> 
     if !sets_zf_of(&items[flag_source?], counter) {
         return None;
     }
-    let written_after = items[flag_source? + 1..]
-        .iter()
-        .zip(&fx[flag_source? + 1..]);
+    let written_after = &fx[flag_source? + 1..];
     if written_after
-        .clone()
-        .any(|(_, e)| reg_bit(counter).is_some_and(|b| e.defs & b != 0))
+        .iter()
+        .any(|e| reg_bit(counter).is_some_and(|b| e.defs & b != 0))
     {
         return None;
     }
