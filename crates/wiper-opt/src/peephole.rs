@@ -993,6 +993,30 @@ mod tests {
         ");
     }
 
+    /// Near misses: the dword is addressed through the register it is
+    /// loaded into (as the base, or as the index), so the store goes to
+    /// another address than the load.
+    #[test]
+    fn a_dword_addressed_through_its_own_register_stays() {
+        for f in [
+            function(|a| {
+                a.mov(ecx, dword_ptr(ecx))?;
+                a.add(ecx, 1)?;
+                a.mov(dword_ptr(ecx), ecx)?;
+                a.ret()
+            }),
+            function(|a| {
+                a.mov(ecx, dword_ptr(esi + ecx))?;
+                a.add(ecx, 1)?;
+                a.mov(dword_ptr(esi + ecx), ecx)?;
+                a.ret()
+            }),
+        ] {
+            let text = crate::testutil::listing(&f);
+            assert_eq!(peep(f), text);
+        }
+    }
+
     /// Near miss: the first instruction adds the dword to the register
     /// instead of loading it, so the sum is not the dword's new value.
     #[test]

@@ -267,6 +267,32 @@ mod tests {
         ");
     }
 
+    /// Near miss: `edi`'s entry value is read before the save, so no
+    /// other register may stand for `edi` there.
+    #[test]
+    fn a_register_read_before_its_save_stays() {
+        let f = function(|a| {
+            a.mov(eax, edi)?;
+            a.push(edi)?;
+            a.mov(edi, dword_ptr(esp + 8))?;
+            a.mov(edx, dword_ptr(edi))?;
+            a.add(eax, edx)?;
+            a.pop(edi)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::free_pushed_registers), @"
+        L0:
+          mov eax,edi
+          push edi
+          mov edi,[esp+8]
+          mov edx,[edi]
+          add eax,edx
+          pop edi
+          ret
+          exit
+        ");
+    }
+
     /// Near miss: the save is dropped from the stack and another `push`
     /// lands in its place, so the restoring `pop` reads that value.
     #[test]
