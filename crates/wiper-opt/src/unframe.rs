@@ -253,6 +253,34 @@ mod tests {
         ");
     }
 
+    /// Items after the restore that leave `ebx` alone do not keep the
+    /// frame: the restore still becomes a `pop` right before `ret`.
+    #[test]
+    fn work_after_a_restore_that_leaves_the_register_alone_is_no_obstacle() {
+        let f = function(|a| {
+            a.push(ebx)?;
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(ebx, dword_ptr(esp + 16))?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.mov(edx, 0)?;
+            a.lea(esp, ptr(esp + 12))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(unframed(f), @"
+        L1:
+          push ebx
+          jmp L0
+        L0:
+          mov ebx,[esp+8]
+          mov eax,ebx
+          mov edx,0
+          pop ebx
+          ret
+          exit
+        ");
+    }
+
     /// Near misses: a local slot (`[esp]` below the entry stack pointer)
     /// is more than bookkeeping; in the second function the changed `ebx`
     /// is read after its restore, so the restore cannot become a `pop`
