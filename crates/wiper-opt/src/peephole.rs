@@ -1017,6 +1017,46 @@ mod tests {
         }
     }
 
+    /// Each two-operand operation with a register source changes a dword
+    /// read and written back in place.
+    #[test]
+    fn every_register_operation_through_a_dword_is_done_in_place() {
+        let ops: [(
+            &str,
+            fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>,
+        ); 5] = [
+            ("add", |a| a.add(ecx, edx)),
+            ("sub", |a| a.sub(ecx, edx)),
+            ("and", |a| a.and(ecx, edx)),
+            ("or", |a| a.or(ecx, edx)),
+            ("xor", |a| a.xor(ecx, edx)),
+        ];
+        for (name, op) in ops {
+            let f = function(|a| {
+                a.mov(ecx, dword_ptr(esi))?;
+                op(a)?;
+                a.mov(dword_ptr(esi), ecx)?;
+                a.ret()
+            });
+            let out = peep(f);
+            assert!(out.contains(&format!("  {name} [esi],edx\n  ret")), "{out}");
+        }
+    }
+
+    /// Near miss: the store of the byte is addressed through the register
+    /// that zero-extended it, so the extension stays.
+    #[test]
+    fn a_byte_stored_through_its_extended_register_stays() {
+        let f = function(|a| {
+            a.movzx(ecx, bl)?;
+            a.mov(byte_ptr(ecx), cl)?;
+            a.mov(ecx, 0)?;
+            a.ret()
+        });
+        let text = crate::testutil::listing(&f);
+        assert_eq!(peep(f), text);
+    }
+
     /// Near miss: the first instruction adds the dword to the register
     /// instead of loading it, so the sum is not the dword's new value.
     #[test]
