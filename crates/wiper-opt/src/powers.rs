@@ -93,7 +93,7 @@ pub fn shorten_power_chains(residual: &mut Residual, calc: &mut EffectsOf) -> bo
 mod tests {
     use iced_x86::code_asm::*;
 
-    use crate::testutil::{after, function};
+    use crate::testutil::{after, asm, function};
 
     /// `ebx^6` by five products becomes square-and-multiply.
     #[test]
@@ -137,6 +137,57 @@ mod tests {
           imul eax,ebx
           imul eax,ebx
           adc edx,0
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: a product by a third register, and a product of
+    /// another register by the chain's, end the chain (neither is a
+    /// squaring): `b^6` before them is squared, the product after stays.
+    #[test]
+    fn a_product_by_another_register_ends_the_chain() {
+        let mut out = String::new();
+        for other in [asm(|a| a.imul_2(eax, ecx)), asm(|a| a.imul_2(ecx, eax))] {
+            let mut body = asm(|a| {
+                a.mov(eax, ebx)?;
+                for _ in 0..5 {
+                    a.imul_2(eax, ebx)?;
+                }
+                Ok(())
+            });
+            body.extend(other);
+            body.extend(asm(|a| {
+                a.imul_2(eax, ebx)?;
+                a.mov(edx, ecx)?;
+                a.ret()
+            }));
+            let f = crate::testutil::residual(vec![crate::testutil::block(
+                0,
+                body,
+                wiper_residual::Terminator::Exit,
+            )]);
+            out += &after(f, super::shorten_power_chains);
+        }
+        insta::assert_snapshot!(out, @"
+        L0:
+          mov eax,ebx
+          imul eax,eax
+          imul eax,ebx
+          imul eax,eax
+          imul eax,ecx
+          imul eax,ebx
+          mov edx,ecx
+          ret
+          exit
+        L0:
+          mov eax,ebx
+          imul eax,eax
+          imul eax,ebx
+          imul eax,eax
+          imul ecx,eax
+          imul eax,ebx
+          mov edx,ecx
           ret
           exit
         ");
