@@ -1021,10 +1021,8 @@ mod tests {
     /// read and written back in place.
     #[test]
     fn every_register_operation_through_a_dword_is_done_in_place() {
-        let ops: [(
-            &str,
-            fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>,
-        ); 5] = [
+        type Op = fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>;
+        let ops: [(&str, Op); 5] = [
             ("add", |a| a.add(ecx, edx)),
             ("sub", |a| a.sub(ecx, edx)),
             ("and", |a| a.and(ecx, edx)),
