@@ -177,11 +177,8 @@ impl Evaluator {
         {
             return None;
         }
-        // `xor r,r` and `sub r,r` do not depend on r.
-        let zero_idiom = matches!(ins.mnemonic(), Mnemonic::Xor | Mnemonic::Sub)
-            && ins.op_count() == 2
-            && ins.op1_kind() == OpKind::Register
-            && ins.op1_register() == ins.op0_register();
+        // (iced reports `xor r,r` and `sub r,r` as writing `r` without
+        // reading it, so zero idioms evaluate whatever `r` held.)
         let mut writes = Vec::new();
         for used in info.used_registers() {
             let r = used.register();
@@ -193,7 +190,7 @@ impl Evaluator {
                 used.access(),
                 OpAccess::Read | OpAccess::CondRead | OpAccess::ReadWrite
             );
-            if reads && !zero_idiom && known.get(r).is_none() {
+            if reads && known.get(r).is_none() {
                 return None;
             }
             match used.access() {
