@@ -1012,8 +1012,7 @@ mod tests {
                 a.ret()
             }),
         ] {
-            let text = crate::testutil::listing(&f);
-            assert_eq!(peep(f), text);
+            crate::testutil::assert_unchanged(f, super::run);
         }
     }
 
@@ -1051,8 +1050,7 @@ mod tests {
             a.mov(ecx, 0)?;
             a.ret()
         });
-        let text = crate::testutil::listing(&f);
-        assert_eq!(peep(f), text);
+        crate::testutil::assert_unchanged(f, super::run);
     }
 
     /// Near miss: the first instruction adds the dword to the register
@@ -1065,8 +1063,7 @@ mod tests {
             a.mov(dword_ptr(esi), ecx)?;
             a.ret()
         });
-        let text = crate::testutil::listing(&f);
-        assert_eq!(peep(f), text);
+        crate::testutil::assert_unchanged(f, super::run);
     }
 
     /// Near miss: `adc` reads the carry `imul` clears.

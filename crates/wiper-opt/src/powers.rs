@@ -93,7 +93,7 @@ pub fn shorten_power_chains(residual: &mut Residual, calc: &mut EffectsOf) -> bo
 mod tests {
     use iced_x86::code_asm::*;
 
-    use crate::testutil::{after, asm, function};
+    use crate::testutil::{after, function};
 
     /// `ebx^6` by five products becomes square-and-multiply.
     #[test]
@@ -147,28 +147,25 @@ mod tests {
     /// squaring): `b^6` before them is squared, the product after stays.
     #[test]
     fn a_product_by_another_register_ends_the_chain() {
-        let mut out = String::new();
-        for other in [asm(|a| a.imul_2(eax, ecx)), asm(|a| a.imul_2(ecx, eax))] {
-            let mut body = asm(|a| {
+        let chain_then = |other: fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>| {
+            function(|a| {
                 a.mov(eax, ebx)?;
                 for _ in 0..5 {
                     a.imul_2(eax, ebx)?;
                 }
-                Ok(())
-            });
-            body.extend(other);
-            body.extend(asm(|a| {
+                other(a)?;
                 a.imul_2(eax, ebx)?;
                 a.mov(edx, ecx)?;
                 a.ret()
-            }));
-            let f = crate::testutil::residual(vec![crate::testutil::block(
-                0,
-                body,
-                wiper_residual::Terminator::Exit,
-            )]);
-            out += &after(f, super::shorten_power_chains);
-        }
+            })
+        };
+        let out = after(
+            chain_then(|a| a.imul_2(eax, ecx)),
+            super::shorten_power_chains,
+        ) + &after(
+            chain_then(|a| a.imul_2(ecx, eax)),
+            super::shorten_power_chains,
+        );
         insta::assert_snapshot!(out, @"
         L0:
           mov eax,ebx

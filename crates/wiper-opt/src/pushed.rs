@@ -306,8 +306,7 @@ mod tests {
             a.pop(edi)?;
             a.ret()
         });
-        let text = crate::testutil::listing(&f);
-        assert_eq!(after(f, super::free_pushed_registers), text);
+        crate::testutil::assert_unchanged(f, super::free_pushed_registers);
     }
 
     /// Near misses: every caller-saved register is live while `edi` is,

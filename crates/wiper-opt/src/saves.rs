@@ -219,11 +219,7 @@ mod tests {
                 a.ret()
             }),
         ] {
-            let text = listing(&f);
-            let mut r = f;
-            let mut calc = crate::effects::EffectsOf::for_residual(&r);
-            super::drop_local_saves(&mut r, &mut calc);
-            assert_eq!(listing(&r), text);
+            crate::testutil::assert_unchanged(f, super::drop_local_saves);
         }
     }
 }

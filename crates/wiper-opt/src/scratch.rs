@@ -207,8 +207,7 @@ mod tests {
             a.mov(ebx, ecx)?;
             a.ret()
         });
-        let text = crate::testutil::listing(&f);
-        assert_eq!(after(f, super::free_saved_registers), text);
+        crate::testutil::assert_unchanged(f, super::free_saved_registers);
     }
 
     /// Near misses: `ecx` is written elsewhere, and in the second

@@ -86,3 +86,17 @@ pub fn after<T>(
     pass(&mut residual, &mut calc);
     listing(&residual)
 }
+
+/// Asserts that `pass`, run once on `residual` with a fresh [`EffectsOf`],
+/// leaves its listing as it was: a near miss the pass must refuse.
+pub fn assert_unchanged<T>(
+    residual: Residual,
+    pass: impl FnOnce(&mut Residual, &mut EffectsOf) -> T,
+) {
+    let before = listing(&residual);
+    assert_eq!(
+        after(residual, pass),
+        before,
+        "the pass changed a near miss"
+    );
+}
