@@ -1199,6 +1199,25 @@ mod tests {
         ");
     }
 
+    /// Near miss: `mul byte [eax+8]` multiplies `al` and writes `ax`
+    /// without naming them; its carry (read by `setc`) depends on the
+    /// incremented `al`, though `eax` itself is dead after it.
+    #[test]
+    fn an_increment_read_implicitly_as_a_byte_stays() {
+        let add =
+            iced_x86::Instruction::with2(iced_x86::Code::Add_rm32_imm8, iced_x86::Register::EAX, 4)
+                .expect("add eax,4");
+        let mut code = vec![add];
+        code.extend(asm(|a| {
+            a.mul(byte_ptr(eax + 8))?;
+            a.mov(eax, 0)?;
+            a.setc(al)?;
+            a.ret()
+        }));
+        let f = residual(vec![block(0, code, Terminator::Exit)]);
+        crate::testutil::assert_unchanged(f, super::run);
+    }
+
     #[test]
     fn a_byte_changed_through_a_register_is_changed_in_place() {
         let f = function(|a| {

@@ -393,6 +393,38 @@ mod tests {
         ");
     }
 
+    /// The entry block need not be the first: an argument slot is loaded
+    /// after the entry's own register saves, wherever it is laid out.
+    #[test]
+    fn an_argument_slot_is_loaded_after_the_saves_of_an_entry_laid_out_second() {
+        use crate::testutil::{asm, block, jump, residual};
+        let ret = block(1, asm(|a| a.ret()), wiper_residual::Terminator::Exit);
+        let entry = block(
+            0,
+            asm(|a| {
+                a.push(ebx)?;
+                a.mov(eax, dword_ptr(esp + 8))?;
+                a.add(eax, dword_ptr(esp + 8))?;
+                a.pop(ebx)
+            }),
+            jump(1),
+        );
+        let mut f = residual(vec![ret, entry]);
+        f.entry = Some(wiper_residual::Label(0));
+        insta::assert_snapshot!(promoted(f), @"
+        L1:
+          ret
+          exit
+        L0:
+          push ebx
+          mov eax,[esp+8]
+          mov eax,eax
+          add eax,eax
+          pop ebx
+          jmp L1
+        ");
+    }
+
     /// Near miss: `[esp]` on entry is the return address, never a slot.
     #[test]
     fn the_return_address_stays_in_memory() {

@@ -166,6 +166,10 @@ mod tests {
             exit(2),
             exit(3),
         ]);
+        let mut counted = r.clone();
+        let mut calc = crate::effects::EffectsOf::for_residual(&counted);
+        let folded = super::fold_set_and_test(&mut counted, &mut calc);
+        assert_eq!(folded, 2, "both branches are counted as folded");
         insta::assert_snapshot!(after(r, super::fold_set_and_test), @"
         L0:
           cmp byte [edx],0

@@ -304,6 +304,91 @@ mod tests {
         ");
     }
 
+    /// A stack load passes a later load into another register (`mov
+    /// edx, [ebx]`, which stays: both arms read it).
+    #[test]
+    fn a_stack_load_passes_a_load_of_another_register() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.mov(ecx, dword_ptr(esp + 4))?;
+                    a.mov(edx, dword_ptr(ebx))?;
+                    a.test(eax, eax)
+                }),
+                branch(ConditionCode::e, 1, 2),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.lea(eax, dword_ptr(ecx + edx))?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.mov(eax, edx)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        insta::assert_snapshot!(after(r, super::sink), @"
+        L0:
+          mov edx,[ebx]
+          test eax,eax
+          je L1 else L2
+        L1:
+          mov ecx,[esp+4]
+          lea eax,[ecx+edx]
+          ret
+          exit
+        L2:
+          mov eax,edx
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses of a stack load: a load through another base (`[ebx]`)
+    /// or with an index may fault, so it must stay on the path that does
+    /// not read it; `fs:[esp+4]` is not the stack.
+    #[test]
+    fn loads_that_are_not_stack_words_stay() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.mov(ecx, dword_ptr(ebx))?;
+                    a.mov(edx, dword_ptr(esp + eax * 4 + 4))?;
+                    a.mov(ebp, dword_ptr(esp + 4).fs())?;
+                    a.test(eax, eax)
+                }),
+                branch(ConditionCode::e, 1, 2),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.lea(eax, dword_ptr(ecx + edx))?;
+                    a.add(eax, ebp)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.xor(eax, eax)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        crate::testutil::assert_unchanged(r, super::sink);
+    }
+
     /// Values move on through a chain of blocks: `mov ecx, 1` and `mov
     /// edx, 2` first into L1, the only way on for both, then each into
     /// the one arm of L1 that reads it. The stack load (`mov esi,

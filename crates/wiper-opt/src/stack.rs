@@ -205,4 +205,23 @@ mod tests {
         assert!(!super::run(&mut f));
         assert_eq!(listing(&f), before);
     }
+
+    /// Near misses: an adjustment does not move across a copy of the
+    /// stack pointer (`mov eax,esp`) or an address computed from it (`lea
+    /// ecx,[esp+4]`).
+    #[test]
+    fn adjustments_stay_apart_across_reads_of_the_stack_pointer() {
+        for read in [
+            |a: &mut CodeAssembler| a.mov(eax, esp),
+            |a: &mut CodeAssembler| a.lea(ecx, ptr(esp + 4)),
+        ] {
+            let f = function(|a| {
+                a.lea(esp, ptr(esp - 8))?;
+                read(a)?;
+                a.lea(esp, ptr(esp + 8))?;
+                a.ret()
+            });
+            crate::testutil::assert_unchanged(f, |r, _| super::run(r));
+        }
+    }
 }
