@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use wiper_x86::Disassembler;
 
 pub use wiper_specialize::Options;
+/// A command line fixed at extraction time ([`extract`]).
+pub use wiper_specialize::ProcessImage;
 /// A warning of meaning about a spec: probably not what was meant, but
 /// never an error (docs/usage.md, "Warnings", lists each one). Its
 /// `Display` is the one-line message the CLI prints after `wiper: warning:`.
@@ -64,6 +66,10 @@ pub enum Error {
     /// The residual program could not be laid out, encoded or written as ELF.
     #[error(transparent)]
     Emit(#[from] wiper_emit::EmitError),
+    /// A dynamically linked executable whose `main` cannot be found
+    /// (extraction starts there).
+    #[error("cannot extract: no `main` found (neither a symbol nor from the entry point's call of __libc_start_main)")]
+    NoMain,
     /// An output file could not be written.
     #[error("cannot write {path}: {message}")]
     Write {
@@ -253,6 +259,32 @@ pub fn specialize_with(
     )
 }
 
+/// Extracts the component of `binary` that the command line `image`
+/// selects (`wiper extract`, docs/extraction.md): a statically linked
+/// executable is specialized from its entry point as Linux starts it with
+/// that command line, a dynamically linked one from `main`.
+pub fn extract(
+    binary: &Binary,
+    image: &ProcessImage,
+    options: &Options,
+) -> Result<Residual, Error> {
+    let elf = &binary.inner;
+    let (entry, start) = if elf.interpreter.is_none() {
+        (elf.entry, wiper_specialize::Start::Process(image))
+    } else {
+        let main = wiper_x86::find_main(elf).ok_or(Error::NoMain)?;
+        (main, wiper_specialize::Start::Main(image))
+    };
+    let name = elf
+        .function_at(entry)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| format!("fn_{entry:x}"));
+    let function = Function { entry, name };
+    let mut residual = Residual::build_from(binary.inner.clone(), function, start, options)?;
+    residual.symbol_suffix = "extracted";
+    Ok(residual)
+}
+
 /// The figures of the summary line of `wiper specialize`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
@@ -312,6 +344,8 @@ pub struct Residual {
     /// highest label left, which may be one a specialization point had):
     /// noted only when the points are recorded.
     pub(crate) made_labels: BTreeSet<wiper_residual::Label>,
+    /// The output's symbol for the residual code is `NAME.SUFFIX`.
+    pub(crate) symbol_suffix: &'static str,
 }
 
 impl Residual {
@@ -322,7 +356,19 @@ impl Residual {
         spec: &wiper_bta::StaticSpec,
         options: &Options,
     ) -> Result<Residual, Error> {
-        let mut result = wiper_specialize::specialize(&binary, function.entry, spec, options)?;
+        let start = wiper_specialize::Start::Function(spec);
+        Residual::build_from(binary, function, start, options)
+    }
+
+    /// The pipeline from `start`.
+    pub(crate) fn build_from(
+        binary: Arc<wiper_elf::Binary>,
+        function: Function,
+        start: wiper_specialize::Start<'_>,
+        options: &Options,
+    ) -> Result<Residual, Error> {
+        let mut result =
+            wiper_specialize::specialize_from(&binary, function.entry, start, options)?;
         let started = Instant::now();
         let made_labels = if options.record_points {
             optimize_noting_new_labels(&mut result.residual)
@@ -340,6 +386,7 @@ impl Residual {
             plan,
             encoded,
             made_labels,
+            symbol_suffix: "specialized",
         })
     }
 
@@ -407,7 +454,7 @@ impl Residual {
     /// jumping to the residual code in a new segment, and a symbol
     /// `NAME.specialized`.
     pub fn elf_bytes(&self) -> Result<Vec<u8>, Error> {
-        let symbol = format!("{}.specialized", self.function.name);
+        let symbol = format!("{}.{}", self.function.name, self.symbol_suffix);
         Ok(wiper_emit::write_elf(
             self.binary.file_bytes(),
             &self.binary,

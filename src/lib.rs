@@ -24,10 +24,12 @@ mod api;
 pub mod callgrind;
 pub mod check;
 pub mod commands;
+pub mod extract;
 pub mod info;
 mod json;
 pub mod report;
 
 pub use api::{
-    specialize, specialize_with, Binary, Error, Function, Options, Residual, Spec, Summary, Warning,
+    extract, specialize, specialize_with, Binary, Error, Function, Options, ProcessImage, Residual,
+    Spec, Summary, Warning,
 };

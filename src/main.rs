@@ -147,6 +147,28 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormatArg::Text)]
         format: ReportFormatArg,
     },
+    /// Extract the component a command line selects: specialize the whole program
+    /// (a static executable from its entry point, a dynamic one from main) for that
+    /// argv and environment, and write a runnable ELF.
+    Extract {
+        #[command(flatten)]
+        binary: BinaryArgs,
+        /// The command line, split like a shell splits it (argv[0] first), e.g. 'gzip -d'.
+        #[arg(long, value_name = "LINE")]
+        argv: String,
+        /// An environment variable of the extracted program, NAME=VALUE (repeatable;
+        /// default: an empty environment).
+        #[arg(long, value_name = "NAME=VALUE", action = clap::ArgAction::Append)]
+        env: Vec<String>,
+        /// The output file (never the input).
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+        /// What to write: the runnable ELF, or the annotated residual listing.
+        #[arg(long, value_enum, default_value_t = EmitArg::Elf)]
+        emit: EmitArg,
+        #[command(flatten)]
+        options: SpecializeOptions,
+    },
     /// Specialize, print the original and the residual code, and run both binaries
     /// on the same program arguments.
     Compare {
@@ -351,7 +373,18 @@ fn main() -> ExitCode {
             .init();
     }
     let cli = Cli::parse();
-    let result = match cli.command {
+    match run(cli.command).and_then(print) {
+        Ok(status) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("wiper: error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs `command`: what it has to print, or why it failed.
+fn run(command: Command) -> anyhow::Result<Report> {
+    match command {
         Command::Info {
             binary,
             functions,
@@ -406,6 +439,23 @@ fn main() -> ExitCode {
                 emit: emit.into(),
                 syntax: syntax.into(),
                 format: format.into(),
+            },
+            &options.options(),
+        ),
+        Command::Extract {
+            binary,
+            argv,
+            env,
+            output,
+            emit,
+            options,
+        } => wiper::extract::extract(
+            &binary.binary,
+            &wiper::extract::Request {
+                argv: &argv,
+                env: &env,
+                output: &output,
+                emit: emit.into(),
             },
             &options.options(),
         ),
@@ -474,13 +524,6 @@ fn main() -> ExitCode {
                 },
             )
         }),
-    };
-    match result.and_then(print) {
-        Ok(status) => ExitCode::from(status),
-        Err(e) => {
-            eprintln!("wiper: error: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(2)
-        }
     }
 }
 

@@ -408,6 +408,8 @@ impl EffectsOf {
                 let writes = !matches!(used.access(), OpAccess::Read | OpAccess::CondRead);
                 if reg.full_register32() == Register::ESP && writes {
                     fx.side_effect = true; // the stack pointer is tracked apart
+                } else if reg.is_segment_register() && writes {
+                    fx.side_effect = true; // `mov gs, edx`: a new thread pointer
                 } else if !reg.is_segment_register() && reg.full_register32() != Register::ESP {
                     fx.side_effect = true; // FPU, SSE, ...: outside the universe
                 }

@@ -57,6 +57,7 @@ pub fn part_text(pool: &ExprPool, part: &Part, max_len: usize) -> PartText {
     let barrier = part.barrier.map(|b| match b {
         Barrier::Syscall => "system call",
         Barrier::Halt => "halt",
+        Barrier::SegmentBase => "segment base change",
     });
     let kind = match (&part.opaque, barrier) {
         (Some(_), _) => "opaque",

@@ -41,6 +41,11 @@ pub enum Barrier {
     /// `hlt` (privileged: faults in user mode), `ud2` (an invalid opcode)
     /// or `int3` (a breakpoint): the process stops with a signal.
     Halt,
+    /// `mov fs, r/m` or `mov gs, r/m`: the segment selects another base
+    /// from now on (the C library installing its thread pointer after
+    /// `set_thread_area`); memory relative to the old base is not the
+    /// new one's.
+    SegmentBase,
 }
 
 /// What wiper knows of an instruction it has no formulas for (x87, SSE,

@@ -86,7 +86,8 @@ form a parallel assignment. `wiper lift BINARY --function NAME` prints them.
   control block holds; any `call` through a `gs` operand), `hlt`, `ud2` and
   `int3` lift to a single part without effects, marked `Part::barrier`
   (`Barrier::Syscall`, `Barrier::Halt` for the three that stop the process
-  with a signal). Their
+  with a signal); so does a write to `fs` or `gs` (`mov gs, edx`: the C
+  library installing its thread pointer), `Barrier::SegmentBase`. Their
   effect is outside the model: later stages must treat a barrier as reading
   and writing everything. `execute` refuses them (`ExecError::Barrier`).
 * **Opaque instructions.** Every other instruction that falls through (x87,

@@ -175,6 +175,13 @@ impl FunctionInfo {
                         rf = 0;
                         (wide_r, wide_k) = (ALL_REGS, 0);
                     }
+                    // A barrier (`int 0x80`, `mov gs, edx`) may read any
+                    // register.
+                    _ if lifted.barrier().is_some() => {
+                        rr = ALL_REGS;
+                        wr = 0;
+                        (wide_r, wide_k) = (ALL_REGS, 0);
+                    }
                     FlowControl::Interrupt => {
                         rr = ALL_REGS;
                         wr = 0;

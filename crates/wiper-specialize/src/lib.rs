@@ -33,6 +33,7 @@ mod eval;
 mod function;
 mod linear;
 mod materialize;
+mod memory;
 pub mod relations;
 pub mod state;
 mod warnings;
@@ -54,7 +55,46 @@ pub fn specialize(
     spec: &StaticSpec,
     options: &Options,
 ) -> Result<Specialization, SpecializeError> {
-    driver::specialize(binary, entry, spec, options)
+    driver::specialize(binary, entry, Start::Function(spec), options)
+}
+
+/// Specializes the code at `entry` of `binary` as `start` enters it: a
+/// function with a spec ([`specialize`]), or a whole process with a fixed
+/// command line (component extraction; docs/extraction.md).
+pub fn specialize_from(
+    binary: &Binary,
+    entry: u32,
+    start: Start<'_>,
+    options: &Options,
+) -> Result<Specialization, SpecializeError> {
+    driver::specialize(binary, entry, start, options)
+}
+
+/// How the specialized code is entered, and what is static there.
+#[derive(Debug, Clone, Copy)]
+pub enum Start<'a> {
+    /// A function called with the static inputs of a spec.
+    Function(&'a StaticSpec),
+    /// The ELF entry point of a statically linked executable, as Linux
+    /// starts a process: the general registers 0, the argument and
+    /// environment vectors and an auxiliary vector on the stack, all
+    /// static (the strings in the residual's data), and the initial image
+    /// of the writable segments static (see [`ProcessImage`]).
+    Process(&'a ProcessImage),
+    /// `main` of a dynamically linked executable, after the dynamic linker
+    /// and the C library's start-up ran: `argc`, `argv` and `envp` static
+    /// (the vectors and strings in the residual's data); memory dynamic.
+    Main(&'a ProcessImage),
+}
+
+/// A command line fixed at specialization time: the argument vector and
+/// the environment the extracted program behaves as if started with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessImage {
+    /// The arguments, `argv[0]` first, each without its terminating NUL.
+    pub argv: Vec<Vec<u8>>,
+    /// The environment: `NAME=VALUE` strings, without NULs.
+    pub envp: Vec<Vec<u8>>,
 }
 
 /// Why a function could not be specialized. Every message is one line.

@@ -17,8 +17,7 @@ use crate::jumptable::{self, Graph, JumpTable};
 use crate::{Block, CallTarget, DecodeError, Disassembler, Function, Successor, MAX_INSTRUCTIONS};
 
 /// Linux i386 system call numbers that end the process.
-const SYS_EXIT: u32 = 1;
-const SYS_EXIT_GROUP: u32 = 252;
+use crate::syscalls::{SYS_EXIT, SYS_EXIT_GROUP};
 
 /// How many times a function is decoded again with the jump tables found.
 const MAX_ROUNDS: usize = 16;
@@ -455,6 +454,14 @@ fn decode_run(
                     branch_target(binary, &ins, "call")?;
                 }
                 let target = call_target(binary, &ins);
+                // `call $+5` pushes its own end and goes on there: a way to
+                // read `eip` (musl's `_start`), not a call.
+                if target == CallTarget::Function(next) {
+                    follow(d, next);
+                    d.exits
+                        .insert(pc, (vec![Successor::FallThrough(next)], None));
+                    return Ok(());
+                }
                 // A call that ends the function's `.eh_frame` range is one
                 // the compiler knew does not return (`__libc_message`): what
                 // follows is padding or another function.

@@ -18,6 +18,7 @@ pub mod jumptable;
 mod locate;
 pub mod reg;
 pub mod rng;
+pub mod syscalls;
 pub mod unwritten;
 
 use std::collections::{BTreeMap, BTreeSet};

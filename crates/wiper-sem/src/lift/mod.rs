@@ -31,7 +31,9 @@ use crate::SemError;
 /// `movs`/`stos`/`lods`) becomes one opaque part ([`crate::Opaque`]) when it
 /// falls through; it fails with [`SemError::Unsupported`], naming the
 /// reason, when it cannot be passed through (a control transfer, `int`
-/// other than `int 0x80`, a write to a segment register, ...). A `call`
+/// other than `int 0x80`, a write to a segment register other than `fs`
+/// and `gs`, ...). A write to `fs` or `gs` is a
+/// [`crate::Barrier::SegmentBase`]. A `call`
 /// through a `gs`-relative pointer (`call DWORD PTR gs:0x10`) is a system
 /// call: a [`crate::Barrier::Syscall`], like `int 0x80`.
 pub fn lift(pool: &mut ExprPool, ins: &Instruction) -> Result<Lifted, SemError> {
@@ -44,6 +46,16 @@ pub fn lift(pool: &mut ExprPool, ins: &Instruction) -> Result<Lifted, SemError> 
             ins,
             "only `int 0x80` (a Linux system call) is supported",
         ));
+    }
+    if ins.mnemonic() == Mnemonic::Mov
+        && ins.op0_kind() == iced_x86::OpKind::Register
+        && matches!(ins.op0_register(), Register::FS | Register::GS)
+    {
+        seq.barrier(Barrier::SegmentBase);
+        return Ok(Lifted {
+            original: *ins,
+            parts: seq.finish(),
+        });
     }
     if !is_liftable(ins.code()) || !supported_form(ins) {
         opaque::lift(&mut seq).map_err(|reason| unsupported(ins, &reason))?;

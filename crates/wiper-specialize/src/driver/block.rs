@@ -184,7 +184,7 @@ impl Specializer<'_> {
                 stop => stop,
             });
         }
-        self.run.inlining = state.outermost_callee();
+        self.run.inlining = self.responsible_callee(state);
         if let Some(callee) = self.run.inlining {
             let limit = self.options.max_residual / INLINE_SHARE;
             let used = self.run.inlined_size.get(&callee).copied().unwrap_or(0);
@@ -277,10 +277,28 @@ impl Specializer<'_> {
     }
 
     /// The function to keep as a call when specialization fails in
-    /// `state`: the outermost inlined callee, or the clone's function.
+    /// `state`: the outermost inlined callee (in a whole program the
+    /// innermost: its outermost callee is the C library's start-up, which
+    /// holds the whole program), or the clone's function.
     fn keep_candidate(&self, state: &State) -> Option<u32> {
         let clone = (state.func != self.top).then_some(state.func);
-        state.outermost_callee().or(clone)
+        self.responsible_callee(state).or(clone)
+    }
+
+    /// The inlined callee answerable for the code specialized in `state`:
+    /// the outermost, or in a whole program the innermost that is not a PC
+    /// thunk (which is never kept: a kept thunk would hand the residual's
+    /// own address to the code after it).
+    pub(super) fn responsible_callee(&self, state: &State) -> Option<u32> {
+        if !self.whole_program {
+            return state.outermost_callee();
+        }
+        state
+            .ctx
+            .iter()
+            .rev()
+            .map(|f| f.callee)
+            .find(|&c| wiper_x86::pc_thunk_register(self.binary, c).is_none())
     }
 
     /// Whether a failure in `state` would restart the run with a callee

@@ -64,16 +64,27 @@ impl Specializer<'_> {
             self.fault_at_zero(state, addr, Code::Call_rel32_32, items)?;
             return Ok(Next::Exit);
         }
+        if target == Some(next) {
+            // `call $+5` pushes its own end and goes on there (a way to read
+            // `eip`): nothing is called.
+            state.store = post;
+            return Ok(Next::Continue(next));
+        }
         // A call the decoder found never returns (`exit`, `abort`,
         // `__stack_chk_fail`, ...) ends the block as a real call: nothing
         // after it is specialized, and its error paths are not worth
-        // inlining.
+        // inlining. But in a whole program such a call may be the program
+        // itself (`__libc_start_main`, `exit` running the `atexit`
+        // handlers): it is inlined, within the inlining budget, and so is
+        // code called where no function symbol starts (`_init`).
         let returns = self.call_returns(state.func, addr)?;
+        let whole = self.whole_program;
         let internal = target.filter(|t| {
-            returns
+            (returns || whole)
                 && !self.kept.contains(t)
                 && !self.binary.plt.contains_key(t)
                 && (self.binary.function_at(*t).is_some_and(|s| s.addr == *t)
+                    || (whole && self.binary.is_executable(*t))
                     || wiper_x86::pc_thunk_register(self.binary, *t).is_some())
                 && self.function(*t).is_ok()
         });
@@ -119,6 +130,10 @@ impl Specializer<'_> {
             }
         }
         // A real call: everything into the machine.
+        tracing::trace!(
+            "{addr:#x}: call of {target:x?} stays a call (returns: {returns}, internal: {})",
+            internal.is_some()
+        );
         let args = match internal {
             Some(t) => self.arg_bytes(t),
             None => UNKNOWN_ARGS,
@@ -238,6 +253,7 @@ impl Specializer<'_> {
                 }
             }
         }
+        s.mem.inherit_image(&state.store.mem);
         s.escaped = true;
         State {
             store: s,

@@ -56,8 +56,9 @@ impl DataLayout {
 /// unknown pointers (an assumption), so their bytes stay known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct BufferRange {
-    /// The stack argument that points to it.
-    pub(super) arg: u32,
+    /// The stack argument that points to it (none for the strings and
+    /// vectors of a process's command line).
+    pub(super) arg: Option<u32>,
     /// The region (absolute, or load-relative in a PIE).
     pub(super) region: Region,
     /// The first byte.
@@ -144,7 +145,7 @@ pub(super) fn entry_store(
             );
         }
         buffer_ranges.push(BufferRange {
-            arg: buf.arg,
+            arg: Some(buf.arg),
             region: region_of_data,
             start: addr,
             end: addr + buf.bytes.len() as u32,
@@ -157,7 +158,7 @@ pub(super) fn entry_store(
 }
 
 /// Writes the 4-byte `value` at `off` of `region` as known bytes.
-fn write_known(store: &mut Store, region: Region, off: u32, value: SVal, synced: bool) {
+pub(super) fn write_known(store: &mut Store, region: Region, off: u32, value: SVal, synced: bool) {
     for (i, b) in value_bytes(value, 4).into_iter().enumerate() {
         store
             .mem

@@ -11,7 +11,7 @@ use wiper_x86::abi;
 use super::{Specializer, State, Stop};
 use crate::function::{InstrInfo, ALL_FLAGS};
 use crate::materialize::Emitter;
-use crate::state::{Base, Byte, Known, Region};
+use crate::state::{Base, Byte, Known, Region, SVal, Store};
 
 impl Specializer<'_> {
     /// Function exit: what the caller can observe goes into the machine,
@@ -47,7 +47,9 @@ impl Specializer<'_> {
 
     /// A system call or other barrier: everything into the machine first;
     /// afterwards `eax` and the flags are dynamic, and memory the kernel
-    /// may write is forgotten.
+    /// may write is forgotten: the ranges the call's known number and
+    /// arguments say (`wiper_x86::syscalls`), else everything a callee
+    /// could reach.
     pub(super) fn barrier(
         &mut self,
         state: &mut State,
@@ -55,6 +57,22 @@ impl Specializer<'_> {
         items: &mut Vec<Item>,
     ) -> Result<(), Stop> {
         let ins = info.instruction;
+        if info.lifted.barrier() == Some(wiper_sem::Barrier::SegmentBase) {
+            // `mov gs, edx`: what was known relative to the old base is not
+            // the new one's.
+            self.sync_all(state, ins.ip32(), 0, items)?;
+            items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
+            let base = match ins.op0_register() {
+                iced_x86::Register::FS => Base::Fs,
+                _ => Base::Gs,
+            };
+            state.store.mem.retain(|(r, _), _| r != Region::Of(base));
+            return Ok(());
+        }
+        let written = match info.lifted.barrier() {
+            Some(wiper_sem::Barrier::Syscall) => syscall_writes(&state.store),
+            _ => None,
+        };
         self.sync_all(state, ins.ip32(), 0, items)?;
         items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
         state.store.set_reg(Reg::Eax, None);
@@ -65,8 +83,20 @@ impl Specializer<'_> {
         let df = state.store.flags[Flag::Df.index()];
         state.store.flags = [None; 7];
         state.store.flags[Flag::Df.index()] = df;
-        let frame = state.store.escaped;
-        self.forget_reachable(state, frame);
+        match written {
+            Some(ranges) => {
+                for (region, start, len) in ranges {
+                    state
+                        .store
+                        .mem
+                        .retain(|(r, off), _| r != region || off.wrapping_sub(start) >= len);
+                }
+            }
+            None => {
+                let frame = state.store.escaped;
+                self.forget_reachable(state, frame);
+            }
+        }
         Ok(())
     }
 
@@ -152,4 +182,33 @@ pub(super) fn ret_slots(state: &State) -> HashSet<u32> {
         }
     }
     slots
+}
+
+/// The memory a system call may write, as `(region, first offset,
+/// length)` ranges, when the store knows its number and the arguments
+/// that say where (`wiper_x86::syscalls::memory_written`); `None` when it
+/// may write anything.
+fn syscall_writes(store: &Store) -> Option<Vec<(Region, u32, u32)>> {
+    use wiper_x86::syscalls::{memory_written, Size, ARGS};
+    let known = |r: Reg| store.reg(r).map(|k| k.value);
+    let constant = |r: Reg| match known(r) {
+        Some(SVal::Const(c)) => Some(c as u32),
+        _ => None,
+    };
+    let number = constant(Reg::Eax)?;
+    let mut ranges = Vec::new();
+    for w in memory_written(number, ARGS.map(constant))? {
+        let pointer = known(ARGS[w.pointer])?;
+        if pointer == SVal::Const(0) {
+            continue;
+        }
+        let len = match w.size {
+            Size::Fixed(n) => n,
+            Size::Arg(k) => constant(ARGS[k])?,
+            Size::ArgTimes(k, n) => constant(ARGS[k])?.checked_mul(n)?,
+        };
+        let (region, start) = Region::of(pointer);
+        ranges.push((region, start, len));
+    }
+    Some(ranges)
 }

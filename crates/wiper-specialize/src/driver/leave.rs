@@ -189,7 +189,7 @@ impl Specializer<'_> {
     /// for every input, so nothing is checked. Calls through pointers are
     /// not followed (docs/limitations.md).
     pub(super) fn original_may_reenter(&mut self) -> bool {
-        if self.spec.entries.is_empty() {
+        if self.spec.entries.is_empty() && !self.whole_program {
             return false;
         }
         if let Some(known) = self.reenters {

@@ -27,6 +27,7 @@ mod exit;
 mod guard;
 mod leave;
 mod memo;
+mod process;
 mod reach;
 mod realign;
 mod relate;
@@ -51,7 +52,7 @@ use crate::eval::Scratch;
 use crate::function::FunctionInfo;
 use crate::state::{FxHashMap, Region, Store};
 use crate::warnings::binary_warnings;
-use crate::{BtaStats, Options, Specialization, SpecializeError, Stats, Warning};
+use crate::{BtaStats, Options, Specialization, SpecializeError, Start, Stats, Warning};
 use entry::{entry_store, BufferRange, DataLayout, EntryStore};
 use memo::{Generalization, MemoEntry, Restart};
 
@@ -159,21 +160,37 @@ const MAX_RESTARTS: usize = 64;
 pub fn specialize(
     binary: &Binary,
     entry: u32,
-    spec: &StaticSpec,
+    start_as: Start<'_>,
     options: &Options,
 ) -> Result<Specialization, SpecializeError> {
     let start = Instant::now();
     let pie = binary.file_type == FileType::PositionIndependent;
     let mut sp = Specializer::new(binary, entry, pie, options);
+    let no_spec = StaticSpec::default();
+    let spec = match start_as {
+        Start::Function(spec) => spec,
+        Start::Process(_) | Start::Main(_) => &no_spec,
+    };
+    sp.whole_program = !matches!(start_as, Start::Function(_));
+    if matches!(start_as, Start::Process(_)) {
+        sp.stack_alignment = 16;
+    }
     sp.bta.check(entry, spec)?;
-    let mut layout = DataLayout::new(spec);
     let data_vaddr = wiper_residual::data_address(binary).ok_or(SpecializeError::NoRoom)?;
     let top = sp.function(entry)?;
     sp.stats.original_instructions = top.instrs.len();
+    let (mut data, entry_store) = match start_as {
+        Start::Function(spec) => {
+            let layout = DataLayout::new(spec);
+            let store = entry_store(spec, &layout, data_vaddr, pie);
+            (layout.data, store)
+        }
+        _ => process::process_entry(binary, start_as, data_vaddr, pie),
+    };
     let EntryStore {
         store,
         buffer_ranges,
-    } = entry_store(spec, &layout, data_vaddr, pie);
+    } = entry_store;
     sp.buffer_ranges = buffer_ranges;
     sp.spec = spec.clone();
     sp.data_range = (
@@ -183,7 +200,7 @@ pub fn specialize(
             Region::Abs
         },
         data_vaddr,
-        data_vaddr.saturating_add(layout.data.len() as u32),
+        data_vaddr.saturating_add(data.len() as u32),
     );
     let times = sp.times_at_entry(entry, &store);
     let entry_times = times.as_deref().cloned();
@@ -204,7 +221,7 @@ pub fn specialize(
                 let residual = Residual {
                     entry: Some(label),
                     blocks: std::mem::take(&mut sp.run.blocks),
-                    data: std::mem::take(&mut layout.data),
+                    data: std::mem::take(&mut data),
                     data_vaddr,
                     edx_dead_at_return: !sp.run.edx_live_at_exit,
                 };
@@ -384,6 +401,13 @@ struct Specializer<'a> {
     /// Program points that spent their budget of variants in an earlier
     /// run (`leave`).
     spent: HashSet<memo::Point>,
+    /// Whether a whole program is specialized from its start
+    /// ([`Start::Process`], [`Start::Main`]): calls that never return are
+    /// then inlined on its main line (`calls`).
+    whole_program: bool,
+    /// The alignment of the stack base (a power of two), 0 when unknown:
+    /// 16 at a process's entry.
+    stack_alignment: u32,
 }
 
 /// Stack argument bytes assumed for a callee we cannot analyse.
@@ -415,6 +439,8 @@ impl<'a> Specializer<'a> {
             kept: HashSet::new(),
             reenters: None,
             spent: HashSet::new(),
+            whole_program: false,
+            stack_alignment: 0,
         }
     }
 

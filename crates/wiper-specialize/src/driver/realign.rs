@@ -125,6 +125,29 @@ fn all_synced(store: &mut Store) {
 }
 
 impl Specializer<'_> {
+    /// `and esp, -2^n` where the stack base's alignment is known to be at
+    /// least `2^n` (a process's entry: Linux starts it with `esp` 16-byte
+    /// aligned) and no flag it writes is read: the new stack pointer is a
+    /// known `stack + k`, as after `sub esp, k`. Whether it was.
+    pub(super) fn realign_statically(&self, state: &mut State, info: &InstrInfo) -> bool {
+        let ins = info.instruction;
+        let mask = ins.immediate(1) as u32;
+        let aligned = self.stack_alignment != 0 && mask.wrapping_neg() <= self.stack_alignment;
+        let flags_read = info.live_flags_out & !(1 << wiper_sem::Flag::Df.index()) != 0;
+        let esp = state.store.reg(Reg::Esp).map(|k| k.value);
+        let (true, false, Some(SVal::Addr(Base::Stack, k))) = (aligned, flags_read, esp) else {
+            return false;
+        };
+        state.store.set_reg(
+            Reg::Esp,
+            Some(Known {
+                value: SVal::Addr(Base::Stack, k & mask),
+                synced: true,
+            }),
+        );
+        true
+    }
+
     /// `and esp, -2^n` (or `sub esp, r` with a dynamic `r`): everything
     /// into the machine, the instruction, then the entry frame moves to
     /// [`Base::Entry`] and the new stack pointer is the new [`Base::Stack`].

@@ -77,6 +77,11 @@ impl Specializer<'_> {
         let ins = info.instruction;
         let addr = ins.ip32();
         let next = ins.next_ip32();
+        tracing::trace!(
+            depth = state.ctx.len(),
+            items = items.len(),
+            "{addr:#x} {ins}"
+        );
         if let Some(barrier) = info.lifted.barrier() {
             // A system call (`int 0x80`, `call DWORD PTR gs:0x10`) or a trap.
             self.barrier(state, info, items)?;
@@ -96,7 +101,9 @@ impl Specializer<'_> {
             return self.call(state, info, items);
         }
         if is_realignment(&ins) {
-            self.realign(state, info, items)?;
+            if !self.realign_statically(state, info) {
+                self.realign(state, info, items)?;
+            }
             return Ok(Next::Continue(next));
         }
         let decision = self.decide(state, info);
@@ -329,9 +336,11 @@ impl Specializer<'_> {
         if ins.mnemonic() == Mnemonic::Jecxz {
             return Ok(self.dynamic_jecxz(state, addr, ins, items));
         }
-        if !is_jcc && !self.can_keep(state) && self.can_leave_at(addr) {
+        if !is_jcc && (self.whole_program || !self.can_keep(state)) && self.can_leave_at(addr) {
             // A computed jump (into an unrolled loop, glibc's `jmp eax`
-            // after a PC thunk): the original makes it and runs on.
+            // after a PC thunk): the original makes it and runs on. (In a
+            // whole program that beats keeping a callee: the path that
+            // lost track is often an error path.)
             self.leave_here(state, addr, items)?;
             return Ok(Next::Exit);
         }

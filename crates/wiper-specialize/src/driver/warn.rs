@@ -77,11 +77,10 @@ impl Specializer<'_> {
         if inside_other || start < buffer_end || start >= buffer_end + NEAR {
             return None;
         }
-        let input = self
-            .spec
-            .entries
-            .iter()
-            .find(|e| matches!(e, StaticInput::Arg { index, .. } if *index == buffer.arg))?;
+        let input =
+            self.spec.entries.iter().find(
+                |e| matches!(e, StaticInput::Arg { index, .. } if Some(*index) == buffer.arg),
+            )?;
         Some(Warning::ReadPastEnd {
             input: input_text(input),
             at,
