@@ -161,6 +161,15 @@ impl Specializer<'_> {
         if !returns {
             return Ok(Next::Exit);
         }
+        self.after_real_call(state, args);
+        Ok(Next::Continue(next))
+    }
+
+    /// The store after a real call whose callee reads `args` bytes of stack
+    /// arguments: `eax`, `ecx`, `edx` and the flags dynamic (the direction
+    /// flag clear), the argument area (or, when the frame escaped, the
+    /// frame) and known global memory forgotten.
+    pub(super) fn after_real_call(&mut self, state: &mut State, args: u32) {
         for r in abi::CALLER_SAVED {
             state.store.set_dynamic(r, None);
         }
@@ -181,7 +190,64 @@ impl Specializer<'_> {
             });
         }
         self.forget_reachable(state, frame);
-        Ok(Next::Continue(next))
+    }
+
+    /// An inlined callee's tail call through a pointer known only at run
+    /// time (`jmp eax` with the stack at the callee's return address, musl's
+    /// `f->write` in `__fwritex`): the residual calls the target in place
+    /// of the return address, then goes on as after the callee's `ret`.
+    /// `None` when the jump is not such a tail call.
+    pub(super) fn inlined_tail_call(
+        &mut self,
+        state: &mut State,
+        ins: &Instruction,
+        items: &mut Vec<Item>,
+    ) -> Result<Option<Next>, Stop> {
+        let addr = ins.ip32();
+        let Some(ret_slot) = state.ctx.last().map(|f| f.ret_slot) else {
+            return Ok(None);
+        };
+        let esp = state.store.esp();
+        let uses_esp = ins.memory_base() == iced_x86::Register::ESP
+            || ins.memory_index() == iced_x86::Register::ESP
+            || (ins.op0_kind() == iced_x86::OpKind::Register
+                && ins.op0_register() == iced_x86::Register::ESP);
+        if ins.code() != Code::Jmp_rm32 || esp != ret_slot || uses_esp {
+            return Ok(None);
+        }
+        let ret_bytes: Option<Vec<Byte>> = (0..4)
+            .map(|i| {
+                let at = (Region::Of(Base::Stack), esp.wrapping_add(i));
+                state.store.mem.get(at).map(|k| k.value)
+            })
+            .collect();
+        let Some(ret) = ret_bytes.as_deref().and_then(crate::state::join_bytes) else {
+            return Ok(None);
+        };
+        let back = self.code_addr(ret, addr)?;
+        // The call pushes its own return address where the callee's was.
+        for i in 0..4 {
+            state
+                .store
+                .mem
+                .remove((Region::Of(Base::Stack), esp.wrapping_add(i)));
+        }
+        state.store.set_reg(
+            Reg::Esp,
+            Some(crate::state::Known {
+                value: SVal::Addr(Base::Stack, esp.wrapping_add(4)),
+                synced: true,
+            }),
+        );
+        let frame = state.ctx.pop().expect("an inlined call");
+        state.func = frame.caller;
+        state.times = state.caller_times.pop().flatten();
+        self.sync_all(state, addr, UNKNOWN_ARGS, items)?;
+        let mut call = *ins;
+        call.set_code(Code::Call_rm32);
+        items.push(Item::Instr(call, Origin::Original(addr)));
+        self.after_real_call(state, UNKNOWN_ARGS);
+        Ok(Some(Next::Continue(back)))
     }
 
     /// Whether control may come back from the call at `addr` in the

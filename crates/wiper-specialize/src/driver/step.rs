@@ -336,6 +336,9 @@ impl Specializer<'_> {
         if ins.mnemonic() == Mnemonic::Jecxz {
             return Ok(self.dynamic_jecxz(state, addr, ins, items));
         }
+        if let Some(next) = self.inlined_tail_call(state, &ins, items)? {
+            return Ok(next);
+        }
         if !is_jcc && (self.whole_program || !self.can_keep(state)) && self.can_leave_at(addr) {
             // A computed jump (into an unrolled loop, glibc's `jmp eax`
             // after a PC thunk): the original makes it and runs on. (In a
