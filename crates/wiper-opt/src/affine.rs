@@ -796,6 +796,12 @@ mod tests {
         ] {
             assert_eq!(f.interpret(&ins), None, "{ins}");
         }
+        // A product by a register holding a constant is a scaling.
+        f.regs[Reg::Ecx.index()] = Affine::constant(3);
+        for ins in [one(|a| a.imul_2(eax, ecx)), one(|a| a.imul_2(ecx, eax))] {
+            let (_, got) = f.interpret(&ins).unwrap_or_else(|| panic!("{ins}"));
+            assert_eq!(got, x.offset_by(2).scaled(3), "{ins}");
+        }
     }
 
     #[test]

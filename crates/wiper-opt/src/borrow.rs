@@ -51,13 +51,13 @@ pub fn borrow_saved_register(residual: &mut Residual, frame: &Frame, calc: &mut 
     true
 }
 
-/// The callee-saved registers no item of `residual` reads or writes (`ret`
-/// aside), in [`CALLEE_SAVED`] order.
+/// The callee-saved registers no item of `residual` reads or writes, in
+/// [`CALLEE_SAVED`] order (`ret` uses only `esp`).
 fn unused_callee_saved(residual: &Residual, calc: &mut EffectsOf) -> Vec<Reg> {
     let mut used = Vec::new();
     for item in residual.blocks.iter().flat_map(|b| &b.items) {
         match item {
-            Item::Instr(ins, _) if ins.mnemonic() != Mnemonic::Ret => {
+            Item::Instr(ins, _) => {
                 let info = calc.factory().info(ins);
                 used.extend(info.used_registers().iter().map(|u| u.register()));
                 used.extend(info.used_memory().iter().map(|m| m.base()));

@@ -227,6 +227,35 @@ mod tests {
 
     use crate::testutil::{after, asm, block, branch, jump, residual};
 
+    /// A clone's entry (called by `CallLabel`) is never merged into the one
+    /// block that jumps to it: the call needs its label.
+    #[test]
+    fn a_called_block_keeps_its_label() {
+        let mut r = residual(vec![
+            block(0, asm(|a| a.nop()), jump(1)),
+            block(1, asm(|a| a.xor(eax, eax)), jump(2)),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        let call = wiper_residual::Item::CallLabel(
+            wiper_residual::Label(2),
+            wiper_residual::Origin::Original(0),
+        );
+        r.blocks[0].items.insert(0, call);
+        let mut simplified = r.clone();
+        super::simplify(&mut simplified);
+        assert_eq!(simplified.verify(), Ok(()));
+        insta::assert_snapshot!(crate::testutil::listing(&simplified), @"
+        L0:
+          call L2
+          nop
+          xor eax,eax
+          jmp L2
+        L2:
+          ret
+          exit
+        ");
+    }
+
     /// A loop while not zero is `jne` back to itself or `je` out; any
     /// other branch, to itself or not, is not one.
     #[test]

@@ -393,6 +393,18 @@ mod tests {
         ");
     }
 
+    /// Near miss: `mov al,al` reads the byte it writes, so the `mov al,1`
+    /// before it is not overwritten unread.
+    #[test]
+    fn a_byte_moved_onto_itself_keeps_its_write() {
+        let f = function(|a| {
+            a.mov(al, 1)?;
+            a.mov(al, al)?;
+            a.ret()
+        });
+        crate::testutil::assert_unchanged(f, super::eliminate_overwritten_parts);
+    }
+
     /// A copy read as an address register reads its source; a move back
     /// into the source becomes `mov ebx,ebx`, which goes.
     #[test]

@@ -662,6 +662,79 @@ mod rewrite_tests {
 
     use crate::testutil::{after, asm, block, branch, function, residual, two_way};
 
+    /// What `je` taken after an instruction shows: `test r,r`, arithmetic
+    /// on `r` and `cmp r,imm` (the immediate at `r`'s width); near misses:
+    /// a test of two registers, a move, a compare with a register.
+    #[test]
+    fn a_taken_je_shows_a_register_value() {
+        use iced_x86::Register as R;
+        let cases = [
+            (asm(|a| a.test(eax, eax)), Some((R::EAX, 0))),
+            (asm(|a| a.add(eax, ecx)), Some((R::EAX, 0))),
+            (asm(|a| a.sub(ebx, 3)), Some((R::EBX, 0))),
+            (asm(|a| a.and(dl, 1)), Some((R::DL, 0))),
+            (asm(|a| a.dec(esi)), Some((R::ESI, 0))),
+            (asm(|a| a.neg(ecx)), Some((R::ECX, 0))),
+            (asm(|a| a.cmp(eax, 5)), Some((R::EAX, 5))),
+            (asm(|a| a.cmp(al, -1)), Some((R::AL, 0xff))),
+            (asm(|a| a.test(eax, ecx)), None),
+            (asm(|a| a.mov(eax, 0)), None),
+            (asm(|a| a.cmp(eax, ecx)), None),
+        ];
+        for (ins, want) in cases {
+            assert_eq!(super::equal_when_zero(&ins[0]), want, "{}", ins[0]);
+        }
+    }
+
+    /// Every operation with a known register source has its immediate
+    /// form, in bytes and dwords, short and long: it computes the same on
+    /// the processor's terms (the same mnemonic, destination and value).
+    #[test]
+    fn every_operation_has_its_immediate_form() {
+        use iced_x86::Mnemonic as M;
+        let ops = [M::Add, M::Sub, M::And, M::Or, M::Xor, M::Cmp, M::Test];
+        use iced_x86::Register;
+        for (dst, src) in [(Register::EAX, Register::ECX), (Register::BL, Register::DL)] {
+            for v in [5u32, 0xfffffff0, 0x12345] {
+                for m in ops {
+                    let ins = asm(|a| {
+                        let (d8, s8) = (gpr8::bl, gpr8::dl);
+                        let (d, s) = (gpr32::eax, gpr32::ecx);
+                        match (m, dst == Register::BL) {
+                            (M::Add, false) => a.add(d, s),
+                            (M::Sub, false) => a.sub(d, s),
+                            (M::And, false) => a.and(d, s),
+                            (M::Or, false) => a.or(d, s),
+                            (M::Xor, false) => a.xor(d, s),
+                            (M::Cmp, false) => a.cmp(d, s),
+                            (M::Test, false) => a.test(d, s),
+                            (M::Add, true) => a.add(d8, s8),
+                            (M::Sub, true) => a.sub(d8, s8),
+                            (M::And, true) => a.and(d8, s8),
+                            (M::Or, true) => a.or(d8, s8),
+                            (M::Xor, true) => a.xor(d8, s8),
+                            (M::Cmp, true) => a.cmp(d8, s8),
+                            _ => a.test(d8, s8),
+                        }
+                    })[0];
+                    assert_eq!(ins.op1_register(), src);
+                    let got = super::with_immediate(&ins, v)
+                        .unwrap_or_else(|| panic!("{ins} with {v:#x}"));
+                    let want = if dst.is_gpr8() { v & 0xff } else { v };
+                    assert_eq!(
+                        (
+                            got.mnemonic(),
+                            got.op0_register(),
+                            got.immediate(1) as u32 & super::width(dst)
+                        ),
+                        (m, dst, want),
+                        "{ins} with {v:#x}: {got}"
+                    );
+                }
+            }
+        }
+    }
+
     /// A known `ecx` becomes an immediate; `add ecx,1` with dead flags
     /// becomes `mov ecx,6`.
     #[test]

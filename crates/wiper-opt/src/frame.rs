@@ -318,6 +318,41 @@ mod tests {
         })
     }
 
+    /// A block reached with two stack depths (after a `push` on one path
+    /// only) has no frame; an address computed from another register
+    /// (`lea eax,[ebx+4]`) is no obstacle, one from `esp` is.
+    #[test]
+    fn frames_need_one_depth_per_block_and_no_escaping_address() {
+        use crate::testutil::{asm, block, branch, jump, residual};
+        use wiper_residual::Terminator;
+        let ret = || block(2, asm(|a| a.ret()), Terminator::Exit);
+        let depth = |pushed: bool| {
+            residual(vec![
+                block(
+                    0,
+                    asm(|a| a.test(eax, eax)),
+                    branch(iced_x86::ConditionCode::e, 1, 2),
+                ),
+                block(
+                    1,
+                    asm(|a| if pushed { a.push(ebx) } else { a.mov(ebx, 1) }),
+                    jump(2),
+                ),
+                ret(),
+            ])
+        };
+        assert!(super::analyze(&depth(false)).is_some());
+        assert!(super::analyze(&depth(true)).is_none());
+        let address = |base: AsmRegister32| {
+            function(|a| {
+                a.lea(eax, ptr(base + 4))?;
+                a.ret()
+            })
+        };
+        assert!(super::analyze(&address(ebx)).is_some());
+        assert!(super::analyze(&address(esp)).is_none());
+    }
+
     #[test]
     fn a_dword_constant_over_byte_slots_is_split() {
         let f = function(|a| {
