@@ -102,8 +102,19 @@ impl Specializer<'_> {
             let esp = post.esp();
             let key = arg_key(&post, esp, nargs);
             let args_known = key.iter().all(|b| matches!(b, Some(Byte::Const(_))));
+            // In a whole program, a recursion that repeats after a dynamic
+            // branch (musl's `free` through `nontrivial_free`) is under
+            // dynamic control: unfolding it follows every path to the
+            // depth bound, so it calls a clone instead.
+            let dynamic_control = || {
+                self.whole_program
+                    && activations(state)
+                        .iter()
+                        .any(|a| a.func == t && a.dyn_at_entry != state.dyn_branches)
+            };
             let progresses = || {
                 key.iter().any(Option::is_some)
+                    && !dynamic_control()
                     && activations(state)
                         .into_iter()
                         .filter(|a| a.func == t)
@@ -113,7 +124,7 @@ impl Specializer<'_> {
                         })
             };
             if state.ctx.len() < self.options.max_inline_depth
-                && (!recursive || args_known || progresses())
+                && (!recursive || (args_known && !dynamic_control()) || progresses())
             {
                 state.store = post;
                 state.ctx.push(Frame {
@@ -121,6 +132,7 @@ impl Specializer<'_> {
                     callee: t,
                     ret_slot: esp,
                     entered_with: recursion_fingerprint(&state.store, esp, esp, nargs),
+                    dyn_at_entry: state.dyn_branches,
                 });
                 state.func = t;
                 let times = self.times_at_entry(t, &state.store);
@@ -380,6 +392,9 @@ struct Activation {
     /// The fingerprint of its static state on entry (`None` for the
     /// outermost function, which was not entered by an inlined call).
     entered_with: Option<u64>,
+    /// The path's dynamic branches when it was entered (0 for the
+    /// outermost function).
+    dyn_at_entry: u32,
 }
 
 /// The activations on the inlining stack of `state`, outermost first: each
@@ -394,16 +409,17 @@ fn activations(state: &State) -> Vec<Activation> {
         .map(|f| f.caller)
         .chain(std::iter::once(state.func));
     let root = state.ctx.first().map_or(state.func, |f| f.caller);
-    std::iter::once((root, 0, None))
+    std::iter::once((root, 0, None, 0))
         .chain(
             callees
                 .zip(state.ctx.iter())
-                .map(|(func, f)| (func, f.ret_slot, Some(f.entered_with))),
+                .map(|(func, f)| (func, f.ret_slot, Some(f.entered_with), f.dyn_at_entry)),
         )
-        .map(|(func, ret_slot, entered_with)| Activation {
+        .map(|(func, ret_slot, entered_with, dyn_at_entry)| Activation {
             func,
             ret_slot,
             entered_with,
+            dyn_at_entry,
         })
         .collect()
 }

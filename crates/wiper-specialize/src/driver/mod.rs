@@ -72,6 +72,10 @@ struct Frame {
     ret_slot: u32,
     /// The fingerprint of the static state the callee was entered with.
     entered_with: u64,
+    /// How many dynamic branches the path had taken when the callee was
+    /// entered (a recursion that repeats after one is under dynamic
+    /// control).
+    dyn_at_entry: u32,
 }
 
 impl PartialEq for Frame {
