@@ -508,9 +508,10 @@ impl<'a> Evaluator<'a> {
             },
             Loc::Mem => SExpr::Dyn(self.cur_mem),
             Loc::Fpu => SExpr::Dyn(e),
-            // A segment base is a symbolic base the machine always holds.
+            // A segment base is a symbolic base the machine always holds
+            // (the thread pointer once the C library installed it).
             Loc::FsBase => SExpr::Known(SVal::Addr(Base::Fs, 0)),
-            Loc::GsBase => SExpr::Known(SVal::Addr(Base::Gs, 0)),
+            Loc::GsBase => SExpr::Known(self.before.gs_base.unwrap_or(SVal::Addr(Base::Gs, 0))),
             // A temporary read before written: cannot happen in a lifted
             // sequence; keep it residual so the fallback handles it.
             Loc::Temp(_) | Loc::Eip => {

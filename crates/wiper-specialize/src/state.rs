@@ -137,6 +137,13 @@ pub struct Store {
     /// keys: a point specialized with some relations is reached from
     /// stores where they hold.
     pub rels: Relations,
+    /// The thread pointer: the `gs` segment's base when it is known (after
+    /// the C library installed its own, `mov gs, edx` after
+    /// `set_thread_area`); `None` while it is the symbolic [`Base::Gs`].
+    pub gs_base: Option<SVal>,
+    /// The base address in the descriptor the last `set_thread_area` (or
+    /// `modify_ldt`) installed, when known: what a `mov gs` then selects.
+    pub tls_descriptor: Option<SVal>,
 }
 
 impl Store {
@@ -159,6 +166,8 @@ impl Store {
             frame_regs: [None; 8],
             copies: Vec::new(),
             rels: Relations::default(),
+            gs_base: None,
+            tls_descriptor: None,
         }
     }
 
@@ -263,6 +272,7 @@ impl Store {
         self.mem.hash_values(h);
         self.escaped.hash(h);
         self.frame_regs.map(|m| m.is_some()).hash(h);
+        (self.gs_base, self.tls_descriptor).hash(h);
     }
 
     /// Whether two stores have the same static part (see
@@ -272,6 +282,7 @@ impl Store {
             && self.flags.map(|f| f.map(|k| k.value)) == other.flags.map(|f| f.map(|k| k.value))
             && self.escaped == other.escaped
             && self.frame_regs.map(|m| m.is_some()) == other.frame_regs.map(|m| m.is_some())
+            && (self.gs_base, self.tls_descriptor) == (other.gs_base, other.tls_descriptor)
             && self.mem.same_values(&other.mem)
     }
 }
@@ -309,6 +320,9 @@ impl Store {
             bytes[(off & 3) as usize] = Some(k.value);
         }
         out.extend(word.map(word_text));
+        if let Some(b) = self.gs_base {
+            out.push(("gs base".to_owned(), sval_text(b)));
+        }
         if self.escaped {
             out.push(("frame escaped".to_owned(), "yes".to_owned()));
         }

@@ -73,14 +73,17 @@ impl Specializer<'_> {
         // A call the decoder found never returns (`exit`, `abort`,
         // `__stack_chk_fail`, ...) ends the block as a real call: nothing
         // after it is specialized, and its error paths are not worth
-        // inlining. But in a whole program such a call may be the program
-        // itself (`__libc_start_main`, `exit` running the `atexit`
-        // handlers): it is inlined, within the inlining budget, and so is
-        // code called where no function symbol starts (`_init`).
+        // inlining. But in a whole program, on its spine (every call on the
+        // way here never returns: `_start_c` calling `__libc_start_main`,
+        // which calls `main` and then `exit`), such a call is the program
+        // itself: it is inlined, within the inlining budget. Off the spine
+        // (inside `main`) it is an error exit and stays a call. Code called
+        // where no function symbol starts (`_init`) is inlined too.
         let returns = self.call_returns(state.func, addr)?;
         let whole = self.whole_program;
+        let spine = whole && state.ctx.iter().all(|f| f.never_returns);
         let internal = target.filter(|t| {
-            (returns || whole)
+            (returns || spine)
                 && !self.kept.contains(t)
                 && !self.binary.plt.contains_key(t)
                 && (self.binary.function_at(*t).is_some_and(|s| s.addr == *t)
@@ -133,6 +136,7 @@ impl Specializer<'_> {
                     ret_slot: esp,
                     entered_with: recursion_fingerprint(&state.store, esp, esp, nargs),
                     dyn_at_entry: state.dyn_branches,
+                    never_returns: !returns,
                 });
                 state.func = t;
                 let times = self.times_at_entry(t, &state.store);
@@ -332,6 +336,8 @@ impl Specializer<'_> {
             }
         }
         s.mem.inherit_image(&state.store.mem);
+        s.gs_base = state.store.gs_base;
+        s.tls_descriptor = state.store.tls_descriptor;
         s.escaped = true;
         State {
             store: s,

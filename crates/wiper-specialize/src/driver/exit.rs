@@ -67,12 +67,18 @@ impl Specializer<'_> {
                 _ => Base::Gs,
             };
             state.store.mem.retain(|(r, _), _| r != Region::Of(base));
+            if base == Base::Gs {
+                // The selector is the one the C library just installed
+                // (an assumption: docs/extraction.md).
+                state.store.gs_base = state.store.tls_descriptor;
+            }
             return Ok(());
         }
-        let written = match info.lifted.barrier() {
-            Some(wiper_sem::Barrier::Syscall) => syscall_writes(&state.store),
-            _ => None,
-        };
+        let syscall = info.lifted.barrier() == Some(wiper_sem::Barrier::Syscall);
+        let written = syscall.then(|| syscall_writes(&state.store)).flatten();
+        let descriptor = syscall
+            .then(|| installed_descriptor(&state.store))
+            .flatten();
         self.sync_all(state, ins.ip32(), 0, items)?;
         items.push(Item::Instr(ins, Origin::Original(ins.ip32())));
         state.store.set_reg(Reg::Eax, None);
@@ -83,6 +89,9 @@ impl Specializer<'_> {
         let df = state.store.flags[Flag::Df.index()];
         state.store.flags = [None; 7];
         state.store.flags[Flag::Df.index()] = df;
+        if descriptor.is_some() {
+            state.store.tls_descriptor = descriptor;
+        }
         match written {
             Some(ranges) => {
                 for (region, start, len) in ranges {
@@ -137,6 +146,9 @@ impl Specializer<'_> {
     /// frame of a realigned stack) when it escaped (keeping the return
     /// addresses of inlined calls and saved entry-frame addresses).
     pub(super) fn forget_reachable(&mut self, state: &mut State, frame: bool) {
+        if state.store.mem.has_image() {
+            tracing::trace!("the initial image is forgotten");
+        }
         let slots = ret_slots(state);
         let buffers = &self.buffer_ranges;
         state.store.mem.retain(|(region, off), k| {
@@ -211,4 +223,27 @@ fn syscall_writes(store: &Store) -> Option<Vec<(Region, u32, u32)>> {
         ranges.push((region, start, len));
     }
     Some(ranges)
+}
+
+/// The base address of the segment descriptor a system call installs:
+/// `set_thread_area(u_info)` (243) and `modify_ldt(1 or 0x11, ptr, size)`
+/// (123) take a `struct user_desc` whose second word is the base; when
+/// the store knows it.
+fn installed_descriptor(store: &Store) -> Option<SVal> {
+    let known = |r: Reg| store.reg(r).map(|k| k.value);
+    let desc = match known(Reg::Eax)? {
+        SVal::Const(243) => known(Reg::Ebx)?,
+        SVal::Const(123) if matches!(known(Reg::Ebx)?, SVal::Const(1 | 0x11)) => known(Reg::Ecx)?,
+        _ => return None,
+    };
+    let (region, off) = Region::of(desc);
+    let bytes: Option<Vec<Byte>> = (4..8)
+        .map(|i| {
+            store
+                .mem
+                .get((region, off.wrapping_add(i)))
+                .map(|k| k.value)
+        })
+        .collect();
+    crate::state::join_bytes(&bytes?)
 }

@@ -76,6 +76,9 @@ struct Frame {
     /// entered (a recursion that repeats after one is under dynamic
     /// control).
     dyn_at_entry: u32,
+    /// Whether the decoder found that the call never returns (a frame of
+    /// a whole program's spine: `_start_c`, `__libc_start_main`).
+    never_returns: bool,
 }
 
 impl PartialEq for Frame {
