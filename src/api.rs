@@ -285,6 +285,78 @@ pub fn extract(
     Ok(residual)
 }
 
+/// One function of the original program in an extracted one: kept (and
+/// why) or dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionFate {
+    /// Its entry address.
+    pub addr: u32,
+    /// Its symbol name, or `fn_ADDR`.
+    pub name: String,
+    /// Its size in bytes (its symbol's, else up to the next function).
+    pub size: u32,
+    /// Why it may still run, or `None` when it cannot.
+    pub kept: Option<wiper_x86::reach::Kept>,
+}
+
+impl Residual {
+    /// Where the residual enters the original code: the targets of its
+    /// direct calls and jumps outside itself, and the constants in its
+    /// instructions (a function pointer it passes on).
+    pub fn original_entries(&self) -> Vec<u32> {
+        let code = self.encoded.load_vaddr;
+        let end = code.saturating_add(self.encoded.code.len() as u32);
+        let mut out = Vec::new();
+        for item in self.result.residual.blocks.iter().flat_map(|b| &b.items) {
+            let wiper_residual::Item::Instr(ins, _) = item else {
+                continue;
+            };
+            for value in wiper_x86::reach::constants(ins, None) {
+                if !(code..end).contains(&value) && self.binary.is_executable(value) {
+                    out.push(value);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Every function of the original program, kept or dropped, when
+    /// control enters the original code only where the residual does
+    /// (`wiper_x86::reach`).
+    pub fn function_fates(&self) -> Vec<FunctionFate> {
+        let mut dis = Disassembler::new(&self.binary);
+        let kept = wiper_x86::reach::kept_functions(&mut dis, &self.original_entries());
+        let starts: Vec<u32> = kept.keys().copied().collect();
+        let text_end = |a: u32| {
+            self.binary
+                .segment_at(a)
+                .map_or(a, |s| s.vaddr + s.mem_size)
+        };
+        kept.iter()
+            .enumerate()
+            .map(|(i, (&addr, why))| {
+                let symbol = self.binary.function_at(addr).filter(|s| s.size > 0);
+                let next = starts
+                    .get(i + 1)
+                    .copied()
+                    .unwrap_or(u32::MAX)
+                    .min(text_end(addr));
+                FunctionFate {
+                    addr,
+                    name: self
+                        .binary
+                        .name_of(addr)
+                        .unwrap_or_else(|| format!("fn_{addr:x}")),
+                    size: symbol.map_or(next.saturating_sub(addr), |s| s.size),
+                    kept: *why,
+                }
+            })
+            .collect()
+    }
+}
+
 /// The figures of the summary line of `wiper specialize`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {

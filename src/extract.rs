@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::commands::{check_output, load, stderr_lines, EmitKind, Report};
-use crate::ProcessImage;
+use crate::{FunctionFate, ProcessImage};
+use wiper_x86::reach::Kept;
 
 /// Splits `line` into words as a POSIX shell does, without expansions:
 /// blanks separate words; `'...'` is literal; in `"..."` a backslash
@@ -99,6 +100,9 @@ pub struct Request<'a> {
     pub output: &'a Path,
     /// What to write: the ELF or the listing (`--emit bin` is refused).
     pub emit: EmitKind,
+    /// Where to write the list of the original functions, kept or
+    /// dropped (`--report`).
+    pub report: Option<&'a Path>,
 }
 
 /// `wiper extract`: specializes the program at `path` for the command line
@@ -114,11 +118,13 @@ pub fn extract(
         env,
         output,
         emit,
+        report,
     } = *request;
     if emit == EmitKind::Bin {
         bail!("wiper extract writes --emit elf or --emit asm");
     }
     check_output(path, Some(output))?;
+    check_output(path, report)?;
     let image = process_image(argv_line, env)?;
     let binary = crate::Binary::from_loaded(path, load(path)?);
     let residual = crate::extract(&binary, &image, options)
@@ -129,10 +135,49 @@ pub fn extract(
     };
     crate::api::write_executable(output, &bytes)
         .with_context(|| format!("cannot write {}", output.display()))?;
+    let fates = residual.function_fates();
+    if let Some(file) = report {
+        std::fs::write(file, fates_text(&fates))
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    let mut stderr = stderr_lines(&residual);
+    stderr.insert(1, reach_line(&fates));
     Ok(Report {
-        stderr: stderr_lines(&residual),
+        stderr,
         ..Default::default()
     })
+}
+
+/// `wiper: original functions still reachable: K of N (B of A bytes)`.
+fn reach_line(fates: &[FunctionFate]) -> String {
+    let kept: Vec<&FunctionFate> = fates.iter().filter(|f| f.kept.is_some()).collect();
+    let bytes = |fs: &mut dyn Iterator<Item = &FunctionFate>| -> u64 {
+        fs.map(|f| u64::from(f.size)).sum()
+    };
+    format!(
+        "wiper: original functions still reachable: {} of {} ({} of {} bytes)",
+        kept.len(),
+        fates.len(),
+        bytes(&mut kept.iter().copied()),
+        bytes(&mut fates.iter())
+    )
+}
+
+/// The `--report` file: a line per original function, by address: its
+/// address, size and name, then `kept` and why, or `dropped`.
+pub fn fates_text(fates: &[FunctionFate]) -> String {
+    let mut out = String::new();
+    for f in fates {
+        let why = match f.kept {
+            None => "dropped".to_owned(),
+            Some(Kept::Entered) => "kept: the residual code enters it".to_owned(),
+            Some(Kept::CalledBy(c)) => format!("kept: called by {c:#010x}"),
+            Some(Kept::AddressIn(c)) => format!("kept: its address is in the code of {c:#010x}"),
+            Some(Kept::AddressInData(d)) => format!("kept: its address is in data at {d:#010x}"),
+        };
+        out.push_str(&format!("{:#010x} {:6} {} {why}\n", f.addr, f.size, f.name));
+    }
+    out
 }
 
 #[cfg(test)]

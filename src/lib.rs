@@ -30,6 +30,6 @@ mod json;
 pub mod report;
 
 pub use api::{
-    extract, specialize, specialize_with, Binary, Error, Function, Options, ProcessImage, Residual,
-    Spec, Summary, Warning,
+    extract, specialize, specialize_with, Binary, Error, Function, FunctionFate, Options,
+    ProcessImage, Residual, Spec, Summary, Warning,
 };

@@ -166,6 +166,9 @@ enum Command {
         /// What to write: the runnable ELF, or the annotated residual listing.
         #[arg(long, value_enum, default_value_t = EmitArg::Elf)]
         emit: EmitArg,
+        /// Also write every original function, kept (and why) or dropped, to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
         #[command(flatten)]
         options: SpecializeOptions,
     },
@@ -448,6 +451,7 @@ fn run(command: Command) -> anyhow::Result<Report> {
             env,
             output,
             emit,
+            report,
             options,
         } => wiper::extract::extract(
             &binary.binary,
@@ -456,6 +460,7 @@ fn run(command: Command) -> anyhow::Result<Report> {
                 env: &env,
                 output: &output,
                 emit: emit.into(),
+                report: report.as_deref(),
             },
             &options.options(),
         ),

@@ -16,6 +16,7 @@ mod cfg;
 pub mod format;
 pub mod jumptable;
 mod locate;
+pub mod reach;
 pub mod reg;
 pub mod rng;
 pub mod syscalls;
