@@ -259,3 +259,88 @@ fn initial_image(binary: &Binary, pie: bool) -> Image {
         .collect();
     Image::new(region, ranges)
 }
+
+#[cfg(test)]
+mod tests {
+    use wiper_testkit::testdata_bin;
+
+    use super::*;
+    use crate::ProcessImage;
+
+    /// The 32-bit word at `off` of `region`, when all its bytes are known.
+    fn word(store: &Store, region: Region, off: u32) -> Option<SVal> {
+        let bytes: Option<Vec<Byte>> = (0..4)
+            .map(|i| store.mem.get((region, off + i)).map(|k| k.value))
+            .collect();
+        crate::state::join_bytes(&bytes?)
+    }
+
+    /// The NUL-terminated string at `addr` of the data that starts at
+    /// `vaddr`.
+    fn string(data: &[u8], vaddr: u32, addr: SVal) -> &[u8] {
+        let SVal::Const(a) = addr else {
+            panic!("{addr:?}")
+        };
+        let start = (a as u32 - vaddr) as usize;
+        let len = data[start..].iter().position(|&b| b == 0).unwrap();
+        &data[start..start + len]
+    }
+
+    /// The stack at a process's entry is Linux's: `argc`, the `argv`
+    /// pointers and a null, the `envp` pointers and a null, the auxiliary
+    /// vector to `AT_NULL`; the strings are in the data; the registers are
+    /// 0 and the writable image is known.
+    #[test]
+    fn a_process_starts_with_linux_s_stack() {
+        let binary = wiper_elf::Binary::open(&testdata_bin("libc_demo-O2")).unwrap();
+        let image = ProcessImage {
+            argv: vec![b"demo".to_vec(), b"-x".to_vec()],
+            envp: vec![b"A=1".to_vec()],
+        };
+        let vaddr = 0x0900_0000;
+        let (data, entry) = process_entry(&binary, Start::Process(&image), vaddr, false);
+        let store = &entry.store;
+        let stack = |i: u32| word(store, Region::Of(Base::Stack), 4 * i).unwrap();
+        assert_eq!(stack(0), SVal::Const(2));
+        assert_eq!(string(&data, vaddr, stack(1)), b"demo");
+        assert_eq!(string(&data, vaddr, stack(2)), b"-x");
+        assert_eq!(stack(3), SVal::Const(0));
+        assert_eq!(string(&data, vaddr, stack(4)), b"A=1");
+        assert_eq!(stack(5), SVal::Const(0));
+        let mut aux = std::collections::BTreeMap::new();
+        let mut i = 6;
+        while stack(i) != SVal::Const(0) {
+            aux.insert(stack(i), stack(i + 1));
+            i += 2;
+        }
+        let c = |v: u32| SVal::Const(u64::from(v));
+        assert_eq!(aux[&c(at::PAGESZ)], c(4096));
+        assert_eq!(aux[&c(at::ENTRY)], c(binary.entry));
+        let file = binary.file_bytes();
+        let phnum = u16::from_le_bytes([file[44], file[45]]);
+        assert_eq!(aux[&c(at::PHNUM)], c(u32::from(phnum)));
+        assert_eq!(aux[&c(at::PHENT)], c(32));
+        assert_eq!(string(&data, vaddr, aux[&c(at::EXECFN)]), b"demo");
+        let SVal::Const(random) = aux[&c(at::RANDOM)] else {
+            panic!()
+        };
+        let at = (random as u32 - vaddr) as usize;
+        assert_eq!(data[at..at + 16], RANDOM_BYTES);
+        assert!(!aux.contains_key(&c(32)), "no AT_SYSINFO");
+        for r in wiper_sem::Reg::ALL
+            .into_iter()
+            .filter(|&r| r != wiper_sem::Reg::Esp)
+        {
+            assert_eq!(store.reg(r).map(|k| k.value), Some(SVal::Const(0)), "{r:?}");
+        }
+        let writable = binary.segments.iter().find(|s| s.perms.write).unwrap();
+        let first = binary.read(writable.vaddr, 1).unwrap()[0];
+        assert_eq!(
+            store
+                .mem
+                .get((Region::Abs, writable.vaddr))
+                .map(|k| k.value),
+            Some(Byte::Const(first))
+        );
+    }
+}
