@@ -1040,6 +1040,41 @@ mod tests {
         }
     }
 
+    /// A loaded dword used once as a source is read in place by every
+    /// operation that has a memory source form: `mov eax,[esi+8]; OP
+    /// ecx,eax` is `OP ecx,[esi+8]`.
+    #[test]
+    fn every_operation_reads_a_loaded_dword_in_place() {
+        type Op = fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>;
+        let ops: [(iced_x86::Mnemonic, Op); 10] = [
+            (iced_x86::Mnemonic::Mov, |a| a.mov(ecx, eax)),
+            (iced_x86::Mnemonic::Add, |a| a.add(ecx, eax)),
+            (iced_x86::Mnemonic::Sub, |a| a.sub(ecx, eax)),
+            (iced_x86::Mnemonic::And, |a| a.and(ecx, eax)),
+            (iced_x86::Mnemonic::Or, |a| a.or(ecx, eax)),
+            (iced_x86::Mnemonic::Xor, |a| a.xor(ecx, eax)),
+            (iced_x86::Mnemonic::Adc, |a| a.adc(ecx, eax)),
+            (iced_x86::Mnemonic::Sbb, |a| a.sbb(ecx, eax)),
+            (iced_x86::Mnemonic::Cmp, |a| a.cmp(ecx, eax)),
+            (iced_x86::Mnemonic::Imul, |a| a.imul_2(ecx, eax)),
+        ];
+        let load = asm(|a| a.mov(eax, dword_ptr(esi + 8)))[0];
+        for (m, op) in ops {
+            let op = asm(op)[0];
+            let folded = super::fold_load(&load, &op, 0).unwrap_or_else(|| panic!("{op}"));
+            assert_eq!(folded.mnemonic(), m, "{op}: {folded}");
+            assert_eq!(
+                (
+                    folded.op0_register(),
+                    folded.memory_base(),
+                    folded.memory_displacement32()
+                ),
+                (iced_x86::Register::ECX, iced_x86::Register::ESI, 8),
+                "{op}: {folded}"
+            );
+        }
+    }
+
     /// Near miss: the store of the byte is addressed through the register
     /// that zero-extended it, so the extension stays.
     #[test]

@@ -145,6 +145,20 @@ mod tests {
     /// Near misses: a product by a third register, and a product of
     /// another register by the chain's, end the chain (neither is a
     /// squaring): `b^6` before them is squared, the product after stays.
+    /// Near miss: after `mov eax,eax` each `imul eax,eax` squares; it is
+    /// no product by a base that stays (`eax^16`, not `eax^5`).
+    #[test]
+    fn a_move_of_a_register_onto_itself_starts_no_chain() {
+        let f = function(|a| {
+            a.mov(eax, eax)?;
+            for _ in 0..4 {
+                a.imul_2(eax, eax)?;
+            }
+            a.ret()
+        });
+        crate::testutil::assert_unchanged(f, super::shorten_power_chains);
+    }
+
     #[test]
     fn a_product_by_another_register_ends_the_chain() {
         let chain_then = |other: fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>| {
