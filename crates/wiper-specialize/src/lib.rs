@@ -33,7 +33,6 @@ mod eval;
 mod function;
 mod linear;
 mod materialize;
-mod memory;
 pub mod relations;
 pub mod state;
 mod warnings;

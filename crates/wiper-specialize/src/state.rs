@@ -12,8 +12,10 @@ use std::hash::{Hash, Hasher};
 
 use wiper_sem::{Flag, Loc, Reg};
 
-pub use crate::memory::{Image, Memory};
+mod memory;
+
 use crate::relations::{RelLoc, Relations};
+pub use memory::{Image, Memory};
 
 pub use wiper_qfbv::{FxHashMap, FxHasher};
 

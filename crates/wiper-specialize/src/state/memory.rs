@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
-use crate::state::{Base, Byte, FxHasher, Known, Region};
+use super::{Base, Byte, FxHasher, Known, Region};
 
 /// Bytes per page of [`Memory`]: a multiple of 4, so an aligned word never
 /// straddles two pages.
