@@ -1,11 +1,12 @@
-//! `wiper extract`: the command line's errors (fast), and `gzip -d`
-//! extracted from the musl-built gzip, judged against the original on a
-//! corpus the original makes (slow: ignored in a default run; `.ci/run`
-//! runs it in release: `cargo test --release --test extract -- --ignored`).
+//! `wiper extract`: the command line's errors (fast), and `gzip -d` and
+//! `bzip2 -d` extracted from each real compressor (the source-built ones,
+//! static; Debian's, dynamic), judged against the original on a corpus
+//! the original makes (slow: ignored in a default run; `.ci/run` runs them
+//! in release: `cargo test --release --test extract -- --ignored`).
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use wiper_run::{run, Invocation, Outcome, RunOutput, Termination};
@@ -15,14 +16,21 @@ use common::{assert_fails, wiper};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs `path` as `argv0 args...` on `stdin`.
-fn run_as(path: &Path, argv0: &str, args: &[&str], stdin: &[u8]) -> RunOutput {
+/// Runs `path` as `argv0 args...` on `stdin`, with `env` added to the
+/// environment.
+fn run_as(
+    path: &Path,
+    argv0: &str,
+    args: &[&str],
+    stdin: &[u8],
+    env: &[(&str, &str)],
+) -> RunOutput {
     let inv = Invocation {
         path,
         argv0: Some(Path::new(argv0)),
         args,
         stdin,
-        env: &[],
+        env,
         timeout: TIMEOUT,
     };
     match run(&inv).expect("the program runs") {
@@ -62,76 +70,153 @@ fn bad_command_lines_are_one_line_errors_and_write_nothing() {
     assert!(std::fs::read(&gzip).unwrap().starts_with(b"\x7fELF"));
 }
 
-/// The decompressor's corpus, compressed by `gzip` itself: empty input,
-/// one byte, text, every byte value, random bytes, at levels 1, 6 and 9;
-/// two members in one file; and bad input: not compressed, truncated, a
-/// flipped bit in the data and one in the CRC, trailing garbage.
-fn corpus(gzip: &Path) -> Vec<(String, Vec<u8>)> {
-    let text: Vec<u8> = (0..2000)
-        .flat_map(|i| format!("line {i} of a text to compress\n").into_bytes())
-        .collect();
-    let mut rng = wiper_x86::Rng::new(0x5eed);
-    let random: Vec<u8> = (0..256 * 1024).map(|_| rng.next_u32() as u8).collect();
-    let plain = [
-        ("empty", Vec::new()),
-        ("one", b"x".to_vec()),
-        ("text", text.clone()),
-        ("bytes", (0..=255u8).cycle().take(4096).collect()),
-        ("random", random),
-    ];
-    let pack = |level: &str, data: &[u8]| -> Vec<u8> {
-        let out = run_as(gzip, "gzip", &[level, "-c"], data);
-        assert_eq!(out.status, Termination::Exited(0), "gzip {level} -c");
-        out.stdout
-    };
-    let mut files = Vec::new();
-    for (name, data) in &plain {
-        for level in ["-1", "-6", "-9"] {
-            files.push((format!("{name}{level}"), pack(level, data)));
-        }
+/// A compressor of the real test bed: the file, the name it runs under
+/// (`gzip`, `bzip2`), and the environment it needs (Debian's bzip2 finds
+/// `libbz2.so.1.0` beside it).
+struct Compressor {
+    path: PathBuf,
+    name: &'static str,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Compressor {
+    fn new(program: &str) -> Compressor {
+        let path = real_bin(program);
+        let name = if program.contains("bzip2") {
+            "bzip2"
+        } else {
+            "gzip"
+        };
+        let dir = path
+            .parent()
+            .expect("a directory")
+            .to_string_lossy()
+            .into_owned();
+        let env = match program.starts_with("debian/") {
+            true => vec![("LD_LIBRARY_PATH", dir)],
+            false => Vec::new(),
+        };
+        Compressor { path, name, env }
     }
-    let packed = pack("-6", &text);
-    let mut two = packed.clone();
-    two.extend(pack("-6", b"second member\n"));
-    files.push(("two-members".into(), two));
-    files.push(("not-compressed".into(), text.clone()));
-    files.push(("truncated".into(), packed[..packed.len() / 2].to_vec()));
-    let mut flipped = packed.clone();
-    flipped[packed.len() / 2] ^= 0x10;
-    files.push(("flipped-data".into(), flipped));
-    let mut crc = packed.clone();
-    let at = packed.len() - 6;
-    crc[at] ^= 1;
-    files.push(("flipped-crc".into(), crc));
-    let mut trailing = packed;
-    trailing.extend(b"trailing garbage");
-    files.push(("trailing".into(), trailing));
-    files
+
+    /// Runs `program` (this compressor or its extracted `-d`) as this
+    /// compressor's name with `args` on `stdin`.
+    fn run(&self, program: &Path, args: &[&str], stdin: &[u8]) -> RunOutput {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_as(program, self.name, args, stdin, &env)
+    }
+
+    /// The decompressor's corpus, compressed by the compressor itself:
+    /// empty input, one byte, text, every byte value, random bytes, at
+    /// levels 1, 6 and 9; two members (streams) in one file; and bad
+    /// input: not compressed, truncated, a flipped bit in the data and one
+    /// near the end (gzip's CRC, bzip2's stream CRC), trailing garbage.
+    fn corpus(&self) -> Vec<(String, Vec<u8>)> {
+        let text: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("line {i} of a text to compress\n").into_bytes())
+            .collect();
+        let mut rng = wiper_x86::Rng::new(0x5eed);
+        let random: Vec<u8> = (0..256 * 1024).map(|_| rng.next_u32() as u8).collect();
+        let plain = [
+            ("empty", Vec::new()),
+            ("one", b"x".to_vec()),
+            ("text", text.clone()),
+            ("bytes", (0..=255u8).cycle().take(4096).collect()),
+            ("random", random),
+        ];
+        let pack = |level: &str, data: &[u8]| -> Vec<u8> {
+            let out = self.run(&self.path, &[level, "-c"], data);
+            assert_eq!(
+                out.status,
+                Termination::Exited(0),
+                "{} {level} -c",
+                self.name
+            );
+            out.stdout
+        };
+        let mut files = Vec::new();
+        for (name, data) in &plain {
+            for level in ["-1", "-6", "-9"] {
+                files.push((format!("{name}{level}"), pack(level, data)));
+            }
+        }
+        let packed = pack("-6", &text);
+        let mut two = packed.clone();
+        two.extend(pack("-6", b"second member\n"));
+        files.push(("two-members".into(), two));
+        files.push(("not-compressed".into(), text.clone()));
+        files.push(("truncated".into(), packed[..packed.len() / 2].to_vec()));
+        let mut flipped = packed.clone();
+        flipped[packed.len() / 2] ^= 0x10;
+        files.push(("flipped-data".into(), flipped));
+        let mut crc = packed.clone();
+        let at = packed.len() - 6;
+        crc[at] ^= 1;
+        files.push(("flipped-crc".into(), crc));
+        let mut trailing = packed;
+        trailing.extend(b"trailing garbage");
+        files.push(("trailing".into(), trailing));
+        files
+    }
+}
+
+/// Extracts `NAME -d` from `program` and runs it against the original
+/// with `-d` on the corpus: standard output, standard error and how it
+/// ended must be equal.
+fn judge(program: &str) {
+    let c = Compressor::new(program);
+    let extracted = scratch_file(&format!("{}-d", c.name), b"");
+    let o = wiper(&[
+        "extract",
+        c.path.to_str().unwrap(),
+        "--argv",
+        &format!("{} -d", c.name),
+        "-o",
+        extracted.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (name, data) in c.corpus() {
+        let want = c.run(&c.path, &["-d"], &data);
+        // The extracted program has its command line built in.
+        let got = c.run(&extracted, &[], &data);
+        assert_eq!(
+            (got.status, got.stderr_str()),
+            (want.status, want.stderr_str()),
+            "{program}: {name}: how it ended, standard error"
+        );
+        assert!(
+            got.stdout == want.stdout,
+            "{program}: {name}: standard output differs"
+        );
+    }
 }
 
 #[test]
 #[ignore = "slow: extracts from a whole program (release: about 2 minutes on 2 loaded cores)"]
 fn gzip_d_extracted_from_musl_gzip_behaves_like_gzip_d() {
-    let gzip = real_bin("gzip-musl");
-    let extracted = scratch_file("gzip-d", b"");
-    let o = wiper(&[
-        "extract",
-        gzip.to_str().unwrap(),
-        "--argv",
-        "gzip -d",
-        "-o",
-        extracted.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for (name, data) in corpus(&gzip) {
-        let want = run_as(&gzip, "gzip", &["-d"], &data);
-        // The extracted program has its command line built in.
-        let got = run_as(&extracted, "gzip", &[], &data);
-        assert_eq!(
-            (got.status, got.stderr_str()),
-            (want.status, want.stderr_str()),
-            "{name}: how it ended, standard error"
-        );
-        assert!(got.stdout == want.stdout, "{name}: standard output differs");
-    }
+    judge("gzip-musl");
+}
+
+#[test]
+#[ignore = "slow: extracts from a whole program"]
+fn gzip_d_extracted_from_glibc_gzip_behaves_like_gzip_d() {
+    judge("gzip-glibc");
+}
+
+#[test]
+#[ignore = "slow: extracts from a whole program"]
+fn bzip2_d_extracted_from_glibc_bzip2_behaves_like_bzip2_d() {
+    judge("bzip2-glibc");
+}
+
+#[test]
+#[ignore = "slow: extracts from main of a dynamically linked program"]
+fn gzip_d_extracted_from_debian_s_gzip_behaves_like_gzip_d() {
+    judge("debian/gzip");
+}
+
+#[test]
+#[ignore = "slow: extracts from main of a dynamically linked program"]
+fn bzip2_d_extracted_from_debian_s_bzip2_behaves_like_bzip2_d() {
+    judge("debian/bzip2");
 }
