@@ -129,6 +129,35 @@ mod tests {
 
     use crate::testutil::{after, asm, block, branch, residual};
 
+    /// Near miss: the tested value is copied (`mov ebx,eax`) before the
+    /// test, so the `sete` and the `movzx` must stay for the copy.
+    #[test]
+    fn a_tested_value_copied_before_the_test_stays() {
+        let ret = |l| {
+            let items = asm(|a| {
+                a.xor(eax, eax)?;
+                a.ret()
+            });
+            block(l, items, Terminator::Exit)
+        };
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.cmp(ecx, 3)?;
+                    a.sete(al)?;
+                    a.movzx(eax, al)?;
+                    a.mov(ebx, eax)?;
+                    a.test(eax, eax)
+                }),
+                branch(ConditionCode::ne, 1, 2),
+            ),
+            ret(1),
+            ret(2),
+        ]);
+        crate::testutil::assert_unchanged(r, super::fold_set_and_test);
+    }
+
     /// `cmp byte [edx], 0; sete dl; movzx edx, dl; pop ebx; test edx, edx;
     /// jne` becomes `cmp byte [edx], 0; pop ebx; je`; `setl cl; test cl,
     /// cl; je L2 else L3` becomes `jl L3 else L2`.

@@ -243,3 +243,42 @@ impl Opaque {
 pub fn step(regs: &mut [Linear; 8], ins: &Instruction, op: Option<&Opaque>) -> Option<()> {
     interpret(regs, ins).or_else(|| op?.step(regs, ins))
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+
+    use crate::testutil::asm;
+
+    /// Which instructions may be a run's one non-linear instruction:
+    /// `OP r,s` and `OP r,imm` of the listed operations on free registers,
+    /// and `not r`; not three operands, memory, a count in `cl` or the
+    /// accumulator form of `and eax,imm32`.
+    #[test]
+    fn opaque_instructions_are_register_or_immediate_operations() {
+        type Op = fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>;
+        let yes: [Op; 6] = [
+            |a| a.and(ecx, 0xff),
+            |a| a.xor(ecx, edx),
+            |a| a.imul_2(ebx, esi),
+            |a| a.shr(edx, 3),
+            |a| a.rol(esi, 1),
+            |a| a.not(edi),
+        ];
+        let no: [Op; 5] = [
+            |a| a.imul_3(ebx, esi, 3),
+            |a| a.and(ecx, dword_ptr(esi)),
+            |a| a.shr(edx, cl),
+            |a| a.add(ecx, 1),
+            |a| a.not(dword_ptr(esi)),
+        ];
+        for op in yes {
+            let ins = asm(op)[0];
+            assert!(super::is_opaque(&ins), "{ins}");
+        }
+        for op in no {
+            let ins = asm(op)[0];
+            assert!(!super::is_opaque(&ins), "{ins}");
+        }
+    }
+}
