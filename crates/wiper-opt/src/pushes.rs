@@ -246,6 +246,12 @@ mod tests {
             ),
             exit(6),
         ]);
+        let mut counted = r.clone();
+        let mut calc = crate::effects::EffectsOf::for_residual(&counted);
+        assert!(
+            super::move_pushes(&mut counted, &mut calc) > 0,
+            "moves are counted"
+        );
         insta::assert_snapshot!(after(r, super::move_pushes), @"
         L0:
           test ecx,ecx

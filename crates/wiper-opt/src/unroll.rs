@@ -212,6 +212,34 @@ mod tests {
         ");
     }
 
+    /// The unrolled body may have up to `MAX_ITEMS` items: 16 turns of a
+    /// 6-item body (96) are unrolled, of a 7-item body (112) not.
+    #[test]
+    fn a_walk_is_unrolled_up_to_the_bound() {
+        let unrolled = |padding: usize| {
+            let r = residual(vec![
+                block(0, asm(|a| a.lea(ecx, ptr(eax + 64))), jump(1)),
+                block(
+                    1,
+                    asm(|a| {
+                        for _ in 0..padding {
+                            a.add(esi, dword_ptr(eax))?;
+                        }
+                        a.add(edx, dword_ptr(eax))?;
+                        a.add(eax, 4)?;
+                        a.cmp(eax, ecx)
+                    }),
+                    branch(Cc::ne, 1, 2),
+                ),
+                block(2, asm(|a| a.ret()), Terminator::Exit),
+            ]);
+            !after(r, super::unroll_loops).contains("jne L1")
+        };
+        assert_eq!((super::MAX_TURNS, super::MAX_ITEMS), (16, 96));
+        assert!(unrolled(3));
+        assert!(!unrolled(4));
+    }
+
     /// Near miss: the end is loaded, not related to the pointer.
     #[test]
     fn a_walk_to_an_unknown_end_stays() {

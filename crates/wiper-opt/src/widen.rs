@@ -227,6 +227,27 @@ mod tests {
         ");
     }
 
+    /// Near miss: a call of a clone (`CallLabel`) may read every register
+    /// whole, so `cl`'s upper bits are live at it.
+    #[test]
+    fn a_byte_move_before_a_clone_call_stays() {
+        use crate::testutil::{asm, block, residual};
+        use wiper_residual::{Item, Label, Origin, Terminator};
+        let mut entry = block(
+            0,
+            asm(|a| {
+                a.mov(cl, 1)?;
+                a.ret()
+            }),
+            Terminator::Exit,
+        );
+        entry
+            .items
+            .insert(1, Item::CallLabel(Label(1), Origin::Original(0)));
+        let clone = block(1, asm(|a| a.ret()), Terminator::Exit);
+        crate::testutil::assert_unchanged(residual(vec![entry, clone]), super::widen_byte_moves);
+    }
+
     /// Near misses: the upper bits are read later (`add ecx, 1`, an
     /// address through `edx`), the high byte is written (`mov ah, 1`), or
     /// the register is `ah` itself.
