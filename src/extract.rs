@@ -150,16 +150,19 @@ pub fn extract(
 
 /// `wiper: original functions still reachable: K of N (B of A bytes)`.
 fn reach_line(fates: &[FunctionFate]) -> String {
-    let kept: Vec<&FunctionFate> = fates.iter().filter(|f| f.kept.is_some()).collect();
-    let bytes = |fs: &mut dyn Iterator<Item = &FunctionFate>| -> u64 {
-        fs.map(|f| u64::from(f.size)).sum()
+    let bytes = |kept_only: bool| -> u64 {
+        fates
+            .iter()
+            .filter(|f| !kept_only || f.kept.is_some())
+            .map(|f| u64::from(f.size))
+            .sum()
     };
     format!(
         "wiper: original functions still reachable: {} of {} ({} of {} bytes)",
-        kept.len(),
+        fates.iter().filter(|f| f.kept.is_some()).count(),
         fates.len(),
-        bytes(&mut kept.iter().copied()),
-        bytes(&mut fates.iter())
+        bytes(true),
+        bytes(false)
     )
 }
 

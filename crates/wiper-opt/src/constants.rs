@@ -691,43 +691,27 @@ mod rewrite_tests {
     /// the processor's terms (the same mnemonic, destination and value).
     #[test]
     fn every_operation_has_its_immediate_form() {
-        use iced_x86::Mnemonic as M;
-        let ops = [M::Add, M::Sub, M::And, M::Or, M::Xor, M::Cmp, M::Test];
-        use iced_x86::Register;
-        for (dst, src) in [(Register::EAX, Register::ECX), (Register::BL, Register::DL)] {
-            for v in [5u32, 0xfffffff0, 0x12345] {
-                for m in ops {
-                    let ins = asm(|a| {
-                        let (d8, s8) = (gpr8::bl, gpr8::dl);
-                        let (d, s) = (gpr32::eax, gpr32::ecx);
-                        match (m, dst == Register::BL) {
-                            (M::Add, false) => a.add(d, s),
-                            (M::Sub, false) => a.sub(d, s),
-                            (M::And, false) => a.and(d, s),
-                            (M::Or, false) => a.or(d, s),
-                            (M::Xor, false) => a.xor(d, s),
-                            (M::Cmp, false) => a.cmp(d, s),
-                            (M::Test, false) => a.test(d, s),
-                            (M::Add, true) => a.add(d8, s8),
-                            (M::Sub, true) => a.sub(d8, s8),
-                            (M::And, true) => a.and(d8, s8),
-                            (M::Or, true) => a.or(d8, s8),
-                            (M::Xor, true) => a.xor(d8, s8),
-                            (M::Cmp, true) => a.cmp(d8, s8),
-                            _ => a.test(d8, s8),
-                        }
-                    })[0];
-                    assert_eq!(ins.op1_register(), src);
+        use iced_x86::{Code as C, Instruction, Register as R};
+        // (dword form, byte form) of each register-source operation.
+        let forms = [
+            (C::Add_rm32_r32, C::Add_rm8_r8),
+            (C::Sub_rm32_r32, C::Sub_rm8_r8),
+            (C::And_rm32_r32, C::And_rm8_r8),
+            (C::Or_rm32_r32, C::Or_rm8_r8),
+            (C::Xor_rm32_r32, C::Xor_rm8_r8),
+            (C::Cmp_rm32_r32, C::Cmp_rm8_r8),
+            (C::Test_rm32_r32, C::Test_rm8_r8),
+        ];
+        for (dword, byte) in forms {
+            for (code, dst, src) in [(dword, R::EAX, R::ECX), (byte, R::BL, R::DL)] {
+                let ins = Instruction::with2(code, dst, src).expect("a register form");
+                for v in [5u32, 0xfffffff0, 0x12345] {
                     let got = super::with_immediate(&ins, v)
                         .unwrap_or_else(|| panic!("{ins} with {v:#x}"));
-                    let want = if dst.is_gpr8() { v & 0xff } else { v };
+                    let imm = got.immediate(1) as u32 & super::width(dst);
                     assert_eq!(
-                        (
-                            got.mnemonic(),
-                            got.op0_register(),
-                            got.immediate(1) as u32 & super::width(dst)
-                        ),
-                        (m, dst, want),
+                        (got.mnemonic(), got.op0_register(), imm),
+                        (ins.mnemonic(), dst, v & super::width(dst)),
                         "{ins} with {v:#x}: {got}"
                     );
                 }

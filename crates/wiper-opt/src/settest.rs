@@ -133,28 +133,24 @@ mod tests {
     /// test, so the `sete` and the `movzx` must stay for the copy.
     #[test]
     fn a_tested_value_copied_before_the_test_stays() {
-        let ret = |l| {
-            let items = asm(|a| {
+        let ret = || {
+            asm(|a| {
                 a.xor(eax, eax)?;
                 a.ret()
-            });
-            block(l, items, Terminator::Exit)
+            })
         };
-        let r = residual(vec![
-            block(
-                0,
-                asm(|a| {
-                    a.cmp(ecx, 3)?;
-                    a.sete(al)?;
-                    a.movzx(eax, al)?;
-                    a.mov(ebx, eax)?;
-                    a.test(eax, eax)
-                }),
-                branch(ConditionCode::ne, 1, 2),
-            ),
-            ret(1),
-            ret(2),
-        ]);
+        let r = crate::testutil::diamond(
+            asm(|a| {
+                a.cmp(ecx, 3)?;
+                a.sete(al)?;
+                a.movzx(eax, al)?;
+                a.mov(ebx, eax)?;
+                a.test(eax, eax)
+            }),
+            ConditionCode::ne,
+            ret(),
+            ret(),
+        );
         crate::testutil::assert_unchanged(r, super::fold_set_and_test);
     }
 

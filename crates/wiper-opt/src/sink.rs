@@ -188,7 +188,7 @@ mod tests {
     use iced_x86::ConditionCode;
     use wiper_residual::Terminator;
 
-    use crate::testutil::{after, asm, block, branch, jump, residual};
+    use crate::testutil::{after, asm, block, branch, diamond, jump, residual};
 
     /// `mov edx, 0` is read only where the branch is not taken (the other
     /// path clears `edx` before it returns): it moves there, in front of
@@ -196,37 +196,26 @@ mod tests {
     /// 1` is read on both paths and stays.
     #[test]
     fn a_value_read_on_one_path_moves_to_it() {
-        let r = residual(vec![
-            block(
-                0,
-                asm(|a| {
-                    a.mov(ebx, 1)?;
-                    a.mov(edx, 0)?;
-                    a.mov(ecx, 5)?;
-                    a.test(eax, eax)
-                }),
-                branch(ConditionCode::e, 1, 2),
-            ),
-            block(
-                1,
-                asm(|a| {
-                    a.mov(eax, ebx)?;
-                    a.xor(edx, edx)?;
-                    a.ret()
-                }),
-                Terminator::Exit,
-            ),
-            block(
-                2,
-                asm(|a| {
-                    a.add(edx, ecx)?;
-                    a.add(edx, ecx)?;
-                    a.lea(eax, dword_ptr(edx + ebx))?;
-                    a.ret()
-                }),
-                Terminator::Exit,
-            ),
-        ]);
+        let r = diamond(
+            asm(|a| {
+                a.mov(ebx, 1)?;
+                a.mov(edx, 0)?;
+                a.mov(ecx, 5)?;
+                a.test(eax, eax)
+            }),
+            ConditionCode::e,
+            asm(|a| {
+                a.mov(eax, ebx)?;
+                a.xor(edx, edx)?;
+                a.ret()
+            }),
+            asm(|a| {
+                a.add(edx, ecx)?;
+                a.add(edx, ecx)?;
+                a.lea(eax, dword_ptr(edx + ebx))?;
+                a.ret()
+            }),
+        );
         insta::assert_snapshot!(after(r, super::sink), @"
         L0:
           mov ebx,1
@@ -308,33 +297,22 @@ mod tests {
     /// edx, [ebx]`, which stays: both arms read it).
     #[test]
     fn a_stack_load_passes_a_load_of_another_register() {
-        let r = residual(vec![
-            block(
-                0,
-                asm(|a| {
-                    a.mov(ecx, dword_ptr(esp + 4))?;
-                    a.mov(edx, dword_ptr(ebx))?;
-                    a.test(eax, eax)
-                }),
-                branch(ConditionCode::e, 1, 2),
-            ),
-            block(
-                1,
-                asm(|a| {
-                    a.lea(eax, dword_ptr(ecx + edx))?;
-                    a.ret()
-                }),
-                Terminator::Exit,
-            ),
-            block(
-                2,
-                asm(|a| {
-                    a.mov(eax, edx)?;
-                    a.ret()
-                }),
-                Terminator::Exit,
-            ),
-        ]);
+        let r = diamond(
+            asm(|a| {
+                a.mov(ecx, dword_ptr(esp + 4))?;
+                a.mov(edx, dword_ptr(ebx))?;
+                a.test(eax, eax)
+            }),
+            ConditionCode::e,
+            asm(|a| {
+                a.lea(eax, dword_ptr(ecx + edx))?;
+                a.ret()
+            }),
+            asm(|a| {
+                a.mov(eax, edx)?;
+                a.ret()
+            }),
+        );
         insta::assert_snapshot!(after(r, super::sink), @"
         L0:
           mov edx,[ebx]
@@ -357,35 +335,24 @@ mod tests {
     /// not read it; `fs:[esp+4]` is not the stack.
     #[test]
     fn loads_that_are_not_stack_words_stay() {
-        let r = residual(vec![
-            block(
-                0,
-                asm(|a| {
-                    a.mov(ecx, dword_ptr(ebx))?;
-                    a.mov(edx, dword_ptr(esp + eax * 4 + 4))?;
-                    a.mov(ebp, dword_ptr(esp + 4).fs())?;
-                    a.test(eax, eax)
-                }),
-                branch(ConditionCode::e, 1, 2),
-            ),
-            block(
-                1,
-                asm(|a| {
-                    a.lea(eax, dword_ptr(ecx + edx))?;
-                    a.add(eax, ebp)?;
-                    a.ret()
-                }),
-                Terminator::Exit,
-            ),
-            block(
-                2,
-                asm(|a| {
-                    a.xor(eax, eax)?;
-                    a.ret()
-                }),
-                Terminator::Exit,
-            ),
-        ]);
+        let r = diamond(
+            asm(|a| {
+                a.mov(ecx, dword_ptr(ebx))?;
+                a.mov(edx, dword_ptr(esp + eax * 4 + 4))?;
+                a.mov(ebp, dword_ptr(esp + 4).fs())?;
+                a.test(eax, eax)
+            }),
+            ConditionCode::e,
+            asm(|a| {
+                a.lea(eax, dword_ptr(ecx + edx))?;
+                a.add(eax, ebp)?;
+                a.ret()
+            }),
+            asm(|a| {
+                a.xor(eax, eax)?;
+                a.ret()
+            }),
+        );
         crate::testutil::assert_unchanged(r, super::sink);
     }
 

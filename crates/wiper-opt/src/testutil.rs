@@ -45,11 +45,23 @@ pub fn branch(cc: ConditionCode, taken: u32, not_taken: u32) -> Terminator {
 /// A residual of three blocks: L0 runs `instructions` and branches on
 /// `cc` to L1, else to L2; both return.
 pub fn two_way(instructions: Vec<Instruction>, cc: ConditionCode) -> Residual {
-    let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+    let ret = || asm(|a| a.ret());
+    diamond(instructions, cc, ret(), ret())
+}
+
+/// A residual of three blocks: L0 runs `entry` and branches on `cc` to L1,
+/// else to L2; L1 runs `taken` and L2 `not_taken` (each should end in a
+/// `ret`), then [`Terminator::Exit`].
+pub fn diamond(
+    entry: Vec<Instruction>,
+    cc: ConditionCode,
+    taken: Vec<Instruction>,
+    not_taken: Vec<Instruction>,
+) -> Residual {
     residual(vec![
-        block(0, instructions, branch(cc, 1, 2)),
-        ret(1),
-        ret(2),
+        block(0, entry, branch(cc, 1, 2)),
+        block(1, taken, Terminator::Exit),
+        block(2, not_taken, Terminator::Exit),
     ])
 }
 

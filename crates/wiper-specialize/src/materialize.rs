@@ -6,7 +6,7 @@ use iced_x86::{Code, Instruction, MemoryOperand, Register};
 use wiper_residual::{Item, Origin};
 use wiper_sem::{Flag, Reg};
 
-use crate::state::{join_bytes, Base, Byte, Known, Region, SVal, Store};
+use crate::state::{Base, Byte, Known, Region, SVal, Store};
 use crate::SpecializeError;
 
 fn ins2(code: Code, a: impl Into<Op2>, b: impl Into<Op2>) -> Instruction {
@@ -272,15 +272,7 @@ impl<'a> Emitter<'a> {
             Byte::Const(c) => {
                 // The whole aligned word when its 4 bytes are constants,
                 // else this byte alone.
-                let bytes: Option<Vec<Byte>> = (0..4)
-                    .map(|i| {
-                        store
-                            .mem
-                            .get((region, (a & !3).wrapping_add(i)))
-                            .map(|k| k.value)
-                    })
-                    .collect();
-                match bytes.as_deref().and_then(join_bytes) {
+                match store.mem.word((region, a & !3)) {
                     Some(v @ SVal::Const(_)) => (a & !3, v, 4, 0),
                     _ => (a, SVal::Const(u64::from(c)), 1, 0),
                 }

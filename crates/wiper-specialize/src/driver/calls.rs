@@ -231,13 +231,7 @@ impl Specializer<'_> {
         if ins.code() != Code::Jmp_rm32 || esp != ret_slot || uses_esp {
             return Ok(None);
         }
-        let ret_bytes: Option<Vec<Byte>> = (0..4)
-            .map(|i| {
-                let at = (Region::Of(Base::Stack), esp.wrapping_add(i));
-                state.store.mem.get(at).map(|k| k.value)
-            })
-            .collect();
-        let Some(ret) = ret_bytes.as_deref().and_then(crate::state::join_bytes) else {
+        let Some(ret) = state.store.mem.word((Region::Of(Base::Stack), esp)) else {
             return Ok(None);
         };
         let back = self.code_addr(ret, addr)?;

@@ -237,13 +237,5 @@ fn installed_descriptor(store: &Store) -> Option<SVal> {
         _ => return None,
     };
     let (region, off) = Region::of(desc);
-    let bytes: Option<Vec<Byte>> = (4..8)
-        .map(|i| {
-            store
-                .mem
-                .get((region, off.wrapping_add(i)))
-                .map(|k| k.value)
-        })
-        .collect();
-    crate::state::join_bytes(&bytes?)
+    store.mem.word((region, off.wrapping_add(4)))
 }

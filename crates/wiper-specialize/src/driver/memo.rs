@@ -690,15 +690,10 @@ fn constant_at(store: &Store, loc: GenLoc) -> Option<u32> {
             SVal::Addr(..) => None,
         },
         GenLoc::Flag(_) => None,
-        GenLoc::Word(region, off) => {
-            let bytes: Option<Vec<crate::state::Byte>> = (0..4)
-                .map(|i| store.mem.get((region, off + i)).map(|k| k.value))
-                .collect();
-            match crate::state::join_bytes(&bytes?)? {
-                SVal::Const(c) => Some(c as u32),
-                SVal::Addr(..) => None,
-            }
-        }
+        GenLoc::Word(region, off) => match store.mem.word((region, off))? {
+            SVal::Const(c) => Some(c as u32),
+            SVal::Addr(..) => None,
+        },
     }
 }
 

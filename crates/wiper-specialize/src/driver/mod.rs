@@ -192,7 +192,8 @@ pub fn specialize(
             let store = entry_store(spec, &layout, data_vaddr, pie);
             (layout.data, store)
         }
-        _ => process::process_entry(binary, start_as, data_vaddr, pie),
+        Start::Process(image) => process::process_entry(binary, image, true, data_vaddr, pie),
+        Start::Main(image) => process::process_entry(binary, image, false, data_vaddr, pie),
     };
     let EntryStore {
         store,

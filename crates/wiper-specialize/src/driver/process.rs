@@ -8,7 +8,7 @@ use wiper_x86::abi;
 
 use super::entry::{write_known, BufferRange, EntryStore};
 use crate::state::{value_bytes, Base, Byte, Image, Known, Memory, Region, SVal, Store};
-use crate::Start;
+use crate::ProcessImage;
 
 /// Auxiliary vector types (Linux's `<elf.h>`).
 mod at {
@@ -64,20 +64,22 @@ impl DataBuilder {
         }
     }
 
-    /// Places `bytes` (aligned to 4) and makes them known; their address.
-    fn place(&mut self, bytes: &[u8]) -> SVal {
-        self.place_words_or_bytes(bytes.iter().map(|b| Byte::Const(*b)).collect())
+    /// Places the constant `bytes` (aligned to 4) and makes them known;
+    /// their address.
+    fn place_bytes(&mut self, bytes: &[u8]) -> SVal {
+        self.place(bytes.iter().map(|b| Byte::Const(*b)).collect())
     }
 
     /// Places the 32-bit `words` (aligned to 4) and makes them known;
-    /// their address. A load-relative word is not in the file's data: the
-    /// residual writes it where code that is not specialized may read it.
+    /// their address.
     fn place_words(&mut self, words: &[SVal]) -> SVal {
-        let bytes = words.iter().flat_map(|w| value_bytes(*w, 4)).collect();
-        self.place_words_or_bytes(bytes)
+        self.place(words.iter().flat_map(|w| value_bytes(*w, 4)).collect())
     }
 
-    fn place_words_or_bytes(&mut self, bytes: Vec<Byte>) -> SVal {
+    /// Places `bytes` (aligned to 4) and makes them known; their address.
+    /// A byte of a load-relative address is not in the file's data: the
+    /// residual writes it where code that is not specialized may read it.
+    fn place(&mut self, bytes: Vec<Byte>) -> SVal {
         while self.data.len() % 4 != 0 {
             self.data.push(0);
         }
@@ -110,26 +112,23 @@ impl DataBuilder {
             .map(|s| {
                 let mut bytes = s.clone();
                 bytes.push(0);
-                self.place(&bytes)
+                self.place_bytes(&bytes)
             })
             .collect()
     }
 }
 
-/// The residual's data and the entry store for a process started as
-/// `start` says (`Start::Process` or `Start::Main`), the data placed at
+/// The residual's data and the entry store for a process with the
+/// command line `image`, entered at its ELF entry point (`whole`:
+/// `Start::Process`) or at `main` (`Start::Main`), the data placed at
 /// `data_vaddr` (load-relative in a PIE).
 pub(super) fn process_entry(
     binary: &Binary,
-    start: Start<'_>,
+    image: &ProcessImage,
+    whole: bool,
     data_vaddr: u32,
     pie: bool,
 ) -> (Vec<u8>, EntryStore) {
-    let (image, whole) = match start {
-        Start::Process(image) => (image, true),
-        Start::Main(image) => (image, false),
-        Start::Function(_) => unreachable!("a function start has a spec"),
-    };
     let mut b = DataBuilder {
         data: Vec::new(),
         vaddr: data_vaddr,
@@ -213,9 +212,9 @@ fn auxiliary_vector(binary: &Binary, b: &mut DataBuilder, argv0: Option<SVal>) -
     pairs.push((at::CLKTCK, c(100)));
     pairs.push((at::HWCAP, c(0)));
     pairs.push((at::SECURE, c(0)));
-    let platform = b.place(b"i686\0");
+    let platform = b.place_bytes(b"i686\0");
     pairs.push((at::PLATFORM, platform));
-    let random = b.place(&RANDOM_BYTES);
+    let random = b.place_bytes(&RANDOM_BYTES);
     pairs.push((at::RANDOM, random));
     if let Some(name) = argv0 {
         pairs.push((at::EXECFN, name));
@@ -265,15 +264,6 @@ mod tests {
     use wiper_testkit::testdata_bin;
 
     use super::*;
-    use crate::ProcessImage;
-
-    /// The 32-bit word at `off` of `region`, when all its bytes are known.
-    fn word(store: &Store, region: Region, off: u32) -> Option<SVal> {
-        let bytes: Option<Vec<Byte>> = (0..4)
-            .map(|i| store.mem.get((region, off + i)).map(|k| k.value))
-            .collect();
-        crate::state::join_bytes(&bytes?)
-    }
 
     /// The NUL-terminated string at `addr` of the data that starts at
     /// `vaddr`.
@@ -298,9 +288,9 @@ mod tests {
             envp: vec![b"A=1".to_vec()],
         };
         let vaddr = 0x0900_0000;
-        let (data, entry) = process_entry(&binary, Start::Process(&image), vaddr, false);
+        let (data, entry) = process_entry(&binary, &image, true, vaddr, false);
         let store = &entry.store;
-        let stack = |i: u32| word(store, Region::Of(Base::Stack), 4 * i).unwrap();
+        let stack = |i: u32| store.mem.word((Region::Of(Base::Stack), 4 * i)).unwrap();
         assert_eq!(stack(0), SVal::Const(2));
         assert_eq!(string(&data, vaddr, stack(1)), b"demo");
         assert_eq!(string(&data, vaddr, stack(2)), b"-x");

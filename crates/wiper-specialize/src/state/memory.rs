@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
-use super::{Base, Byte, FxHasher, Known, Region};
+use super::{Base, Byte, FxHasher, Known, Region, SVal};
 
 /// Bytes per page of [`Memory`]: a multiple of 4, so an aligned word never
 /// straddles two pages.
@@ -256,6 +256,15 @@ impl Memory {
             Slot::Cleared => None,
             Slot::Default => self.image_byte(loc),
         }
+    }
+
+    /// The 32-bit value of the 4 bytes from `loc`, when all are known and
+    /// form one (a constant, or the four bytes of one address).
+    pub fn word(&self, (region, off): (Region, u32)) -> Option<SVal> {
+        let bytes: Option<Vec<Byte>> = (0..4)
+            .map(|i| self.get((region, off.wrapping_add(i))).map(|k| k.value))
+            .collect();
+        super::join_bytes(&bytes?)
     }
 
     /// Whether the byte at `loc` is known.
