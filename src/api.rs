@@ -302,19 +302,49 @@ pub struct FunctionFate {
 impl Residual {
     /// Where the residual enters the original code: the targets of its
     /// direct calls and jumps outside itself, and the constants in its
-    /// instructions (a function pointer it passes on).
+    /// instructions (a function pointer it passes on). A return address
+    /// of an original call that the residual stores on the stack (into the
+    /// return address slot of an inlined call) is not an entry when the
+    /// residual never jumps into the original code: only code that left
+    /// for the original could return through that slot.
     pub fn original_entries(&self) -> Vec<u32> {
         let code = self.encoded.load_vaddr;
         let end = code.saturating_add(self.encoded.code.len() as u32);
+        let outside = |v: u32| !(code..end).contains(&v) && self.binary.is_executable(v);
+        let instructions = || {
+            self.result
+                .residual
+                .blocks
+                .iter()
+                .flat_map(|b| &b.items)
+                .filter_map(|item| match item {
+                    wiper_residual::Item::Instr(ins, _) => Some(ins),
+                    _ => None,
+                })
+        };
+        let leaves = instructions().any(|ins| {
+            ins.flow_control() != iced_x86::FlowControl::Call
+                && ins.flow_control() != iced_x86::FlowControl::IndirectCall
+                && (ins.flow_control() == iced_x86::FlowControl::IndirectBranch
+                    || wiper_x86::reach::constants(ins, None)
+                        .first()
+                        .is_some_and(|&t| {
+                            ins.op0_kind() == iced_x86::OpKind::NearBranch32 && outside(t)
+                        }))
+        });
+        let mut dis = Disassembler::new(&self.binary);
+        let starts: BTreeSet<u32> = dis.discover_functions().into_iter().collect();
         let mut out = Vec::new();
-        for item in self.result.residual.blocks.iter().flat_map(|b| &b.items) {
-            let wiper_residual::Item::Instr(ins, _) = item else {
-                continue;
-            };
+        for ins in instructions() {
+            let stack_store = ins.code() == iced_x86::Code::Mov_rm32_imm32
+                && ins.memory_base() == iced_x86::Register::ESP;
             for value in wiper_x86::reach::constants(ins, None) {
-                if !(code..end).contains(&value) && self.binary.is_executable(value) {
-                    out.push(value);
+                if !outside(value)
+                    || (stack_store && !leaves && is_return_address(&mut dis, &starts, value))
+                {
+                    continue;
                 }
+                out.push(value);
             }
         }
         out.sort_unstable();
@@ -327,7 +357,13 @@ impl Residual {
     /// (`wiper_x86::reach`).
     pub fn function_fates(&self) -> Vec<FunctionFate> {
         let mut dis = Disassembler::new(&self.binary);
-        let kept = wiper_x86::reach::kept_functions(&mut dis, &self.original_entries());
+        // The program starts at its entry point: the specialized function
+        // itself (its entry jumps to the residual), or `_start` calling
+        // the specialized `main`.
+        let mut entries = self.original_entries();
+        entries.push(self.binary.entry);
+        let replaced = [self.function.entry];
+        let kept = wiper_x86::reach::kept_functions(&mut dis, &entries, &replaced);
         let starts: Vec<u32> = kept.keys().copied().collect();
         let text_end = |a: u32| {
             self.binary
@@ -356,6 +392,22 @@ impl Residual {
             .collect()
     }
 }
+
+/// Whether `addr` follows a call instruction of the function that holds
+/// it (of those starting at `starts`): a return address.
+fn is_return_address(dis: &mut Disassembler, starts: &BTreeSet<u32>, addr: u32) -> bool {
+    let Some(&start) = starts.range(..addr).next_back() else {
+        return false;
+    };
+    dis.function(start).is_ok_and(|f| {
+        f.instructions()
+            .any(|i| (i.is_call_near() || i.is_call_near_indirect()) && i.next_ip32() == addr)
+    })
+}
+
+/// The alignment gcc gives functions: fewer bytes than this between the
+/// end of a dropped function and the next function are its padding.
+const FUNCTION_ALIGN: u32 = 16;
 
 /// The figures of the summary line of `wiper specialize`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -536,6 +588,76 @@ impl Residual {
             self.function.entry,
             &symbol,
         )?)
+    }
+
+    /// The compact ELF of an extraction: [`Residual::elf_bytes`] without
+    /// the original functions that cannot run (`function_fates`), the
+    /// replaced function's body after its entry's jump, and `.eh_frame`
+    /// and `.eh_frame_hdr` when no code that may run refers to them (an
+    /// extracted program does not unwind its stack).
+    pub fn compact_elf_bytes(&self) -> Result<Vec<u8>, Error> {
+        let full = self.elf_bytes()?;
+        let fates = self.function_fates();
+        let mut ranges = Vec::new();
+        for (k, f) in fates.iter().enumerate() {
+            // Alignment padding after a dropped function goes with it.
+            let end = f.addr.saturating_add(f.size);
+            let next = fates.get(k + 1).map_or(end, |n| n.addr);
+            let end = if next > end && next - end < FUNCTION_ALIGN {
+                next
+            } else {
+                end
+            };
+            match f.kept {
+                None => ranges.push((f.addr, end)),
+                Some(wiper_x86::reach::Kept::Replaced) if f.size > 5 => {
+                    ranges.push((f.addr + 5, end))
+                }
+                _ => {}
+            }
+        }
+        ranges.extend(self.unused_unwind_tables(&fates));
+        Ok(wiper_emit::compact_elf(
+            &full,
+            &wiper_emit::Dropped { ranges },
+        )?)
+    }
+
+    /// The address ranges of `.eh_frame` and `.eh_frame_hdr` when no code
+    /// that may run (the residual, the kept functions) holds an address in
+    /// them.
+    fn unused_unwind_tables(&self, fates: &[FunctionFate]) -> Vec<wiper_emit::Range> {
+        let tables: Vec<wiper_emit::Range> = self
+            .binary
+            .sections
+            .iter()
+            .filter(|s| s.name == ".eh_frame" || s.name == ".eh_frame_hdr")
+            .map(|s| (s.addr, s.addr.saturating_add(s.size)))
+            .collect();
+        let mut dis = Disassembler::new(&self.binary);
+        let got = self.binary.got;
+        let residual = self.result.residual.blocks.iter().flat_map(|b| &b.items);
+        let mut constants: Vec<u32> = residual
+            .filter_map(|item| match item {
+                wiper_residual::Item::Instr(ins, _) => Some(wiper_x86::reach::constants(ins, None)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for f in fates.iter().filter(|f| f.kept.is_some()) {
+            if let Ok(function) = dis.function(f.addr) {
+                constants.extend(
+                    function
+                        .instructions()
+                        .flat_map(|i| wiper_x86::reach::constants(i, got)),
+                );
+            }
+        }
+        let referenced = |&(a, b): &wiper_emit::Range| constants.iter().any(|c| (a..b).contains(c));
+        if tables.iter().any(referenced) {
+            return Vec::new();
+        }
+        tables
     }
 
     /// Writes [`Residual::elf_bytes`] to `path` and makes it executable.

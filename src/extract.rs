@@ -131,7 +131,7 @@ pub fn extract(
         .with_context(|| format!("{}: extracting `{argv_line}`", path.display()))?;
     let bytes = match emit {
         EmitKind::Asm => residual.listing().into_bytes(),
-        _ => residual.elf_bytes().map_err(|e| anyhow!(e))?,
+        _ => residual.compact_elf_bytes().map_err(|e| anyhow!(e))?,
     };
     crate::api::write_executable(output, &bytes)
         .with_context(|| format!("cannot write {}", output.display()))?;
@@ -177,6 +177,9 @@ pub fn fates_text(fates: &[FunctionFate]) -> String {
             Some(Kept::CalledBy(c)) => format!("kept: called by {c:#010x}"),
             Some(Kept::AddressIn(c)) => format!("kept: its address is in the code of {c:#010x}"),
             Some(Kept::AddressInData(d)) => format!("kept: its address is in data at {d:#010x}"),
+            Some(Kept::Replaced) => {
+                "replaced: only the jump at its entry to the residual code is kept".to_owned()
+            }
         };
         out.push_str(&format!("{:#010x} {:6} {} {why}\n", f.addr, f.size, f.name));
     }

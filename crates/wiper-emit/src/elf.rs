@@ -184,3 +184,90 @@ impl Phdr {
         out
     }
 }
+
+/// `SHT_PROGBITS`: a section with file contents.
+pub(crate) const SHT_PROGBITS: u32 = 1;
+/// `SHT_SYMTAB`: the symbol table.
+pub(crate) const SHT_SYMTAB: u32 = 2;
+/// `SHT_STRTAB`: a string table.
+pub(crate) const SHT_STRTAB: u32 = 3;
+/// `SHT_NOBITS`: a section without file contents (`.bss`).
+pub(crate) const SHT_NOBITS: u32 = 8;
+/// `SHF_WRITE`: writable at run time.
+pub(crate) const SHF_WRITE: u32 = 1;
+/// `SHF_ALLOC`: in memory at run time.
+pub(crate) const SHF_ALLOC: u32 = 2;
+/// `SHF_EXECINSTR`: code.
+pub(crate) const SHF_EXECINSTR: u32 = 4;
+/// `STB_GLOBAL`: a global symbol.
+pub(crate) const STB_GLOBAL: u8 = 1;
+/// `STT_OBJECT`: a data symbol.
+pub(crate) const STT_OBJECT: u8 = 1;
+/// `STT_FUNC`: a function symbol.
+pub(crate) const STT_FUNC: u8 = 2;
+/// The first reserved section index.
+pub(crate) const SHN_LORESERVE: usize = 0xff00;
+/// Size of one ELF32 symbol.
+pub(crate) const SYM_SIZE: usize = 16;
+
+/// One section header, as raw fields.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Shdr {
+    pub name: u32,
+    pub kind: u32,
+    pub flags: u32,
+    pub addr: u32,
+    pub offset: u32,
+    pub size: u32,
+    pub link: u32,
+    pub info: u32,
+    pub align: u32,
+    pub entsize: u32,
+}
+
+impl Shdr {
+    /// The section header at `at` in `d`.
+    pub fn read(d: &[u8], at: usize) -> Option<Shdr> {
+        let [name, kind, flags, addr, offset, size, link, info, align, entsize] = words(d, at)?;
+        Some(Shdr {
+            name,
+            kind,
+            flags,
+            addr,
+            offset,
+            size,
+            link,
+            info,
+            align,
+            entsize,
+        })
+    }
+
+    /// The header as it is stored.
+    pub fn bytes(&self) -> [u8; SHDR_SIZE] {
+        let mut out = [0u8; SHDR_SIZE];
+        let fields = [
+            self.name,
+            self.kind,
+            self.flags,
+            self.addr,
+            self.offset,
+            self.size,
+            self.link,
+            self.info,
+            self.align,
+            self.entsize,
+        ];
+        put_words(&mut out, &fields);
+        out
+    }
+
+    /// The section's bytes in the file.
+    pub fn contents<'a>(&self, d: &'a [u8]) -> Result<&'a [u8], EmitError> {
+        let start = self.offset as usize;
+        start
+            .checked_add(self.size as usize)
+            .and_then(|end| d.get(start..end))
+            .ok_or_else(|| malformed("a symbol or string table lies outside the file"))
+    }
+}

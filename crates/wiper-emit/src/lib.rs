@@ -20,6 +20,7 @@
 //! [`listing`] prints the encoded code like `objdump -d -M intel`, with the origin
 //! of every instruction.
 
+mod compact;
 mod elf;
 mod encode;
 mod layout;
@@ -27,6 +28,7 @@ mod listing;
 mod phdrs;
 mod write;
 
+pub use compact::{compact_elf, Dropped, Range, JOIN_GAP};
 pub use encode::{encode, Encoded, Line};
 pub use listing::{listing, listing_in, listing_items, ListingItem};
 pub use write::write_elf;
@@ -125,6 +127,10 @@ pub enum EmitError {
         /// Zero bytes between the end of the file and the table.
         padding: u64,
     },
+    /// The compact output of an extraction cannot be laid out (see
+    /// [`compact_elf`]).
+    #[error("cannot write the compact output: {0}")]
+    Compact(String),
     /// The input's ELF headers are not what [`wiper_elf::Binary`] accepted.
     #[error("malformed input ELF: {0}")]
     Malformed(String),

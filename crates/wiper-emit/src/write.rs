@@ -23,83 +23,13 @@
 use wiper_elf::Binary;
 
 use crate::elf::{
-    malformed, put_u16, put_u32, put_words, words, ElfHeader, Phdr, PF_R, PF_W, PF_X, SHDR_SIZE,
+    malformed, put_u16, put_u32, ElfHeader, Phdr, Shdr, PF_R, PF_W, PF_X, SHDR_SIZE, SHF_ALLOC,
+    SHF_EXECINSTR, SHF_WRITE, SHN_LORESERVE, SHT_PROGBITS, SHT_STRTAB, SHT_SYMTAB, STB_GLOBAL,
+    STT_FUNC, STT_OBJECT, SYM_SIZE,
 };
 use crate::{EmitError, Encoded, Plan};
 use wiper_residual::Residual;
 use wiper_residual::PAGE_SIZE;
-
-const SHT_PROGBITS: u32 = 1;
-const SHT_SYMTAB: u32 = 2;
-const SHT_STRTAB: u32 = 3;
-const SHF_WRITE: u32 = 1;
-const SHF_ALLOC: u32 = 2;
-const SHF_EXECINSTR: u32 = 4;
-const STB_GLOBAL: u8 = 1;
-const STT_OBJECT: u8 = 1;
-const STT_FUNC: u8 = 2;
-const SHN_LORESERVE: usize = 0xff00;
-const SYM_SIZE: usize = 16;
-
-/// One section header, as raw fields.
-#[derive(Clone, Copy, Default)]
-struct Shdr {
-    name: u32,
-    kind: u32,
-    flags: u32,
-    addr: u32,
-    offset: u32,
-    size: u32,
-    link: u32,
-    info: u32,
-    align: u32,
-    entsize: u32,
-}
-
-impl Shdr {
-    fn read(d: &[u8], at: usize) -> Option<Shdr> {
-        let [name, kind, flags, addr, offset, size, link, info, align, entsize] = words(d, at)?;
-        Some(Shdr {
-            name,
-            kind,
-            flags,
-            addr,
-            offset,
-            size,
-            link,
-            info,
-            align,
-            entsize,
-        })
-    }
-
-    fn bytes(&self) -> [u8; SHDR_SIZE] {
-        let mut out = [0u8; SHDR_SIZE];
-        let fields = [
-            self.name,
-            self.kind,
-            self.flags,
-            self.addr,
-            self.offset,
-            self.size,
-            self.link,
-            self.info,
-            self.align,
-            self.entsize,
-        ];
-        put_words(&mut out, &fields);
-        out
-    }
-
-    /// The section's bytes in the file.
-    fn contents<'a>(&self, d: &'a [u8]) -> Result<&'a [u8], EmitError> {
-        let start = self.offset as usize;
-        start
-            .checked_add(self.size as usize)
-            .and_then(|end| d.get(start..end))
-            .ok_or_else(|| malformed("a symbol or string table lies outside the file"))
-    }
-}
 
 /// The output ELF: the input with the residual's segment mapped by a new
 /// `PT_LOAD` (flags RWX, align 0x1000; a reused `PT_NOTE` entry, else an

@@ -8,7 +8,7 @@
 //! direct transfers, constants in its instructions (also relative to the
 //! GOT, for position-independent code) and words of data.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use iced_x86::OpKind;
 
@@ -25,53 +25,121 @@ pub enum Kept {
     AddressIn(u32),
     /// The data word at this address holds its address.
     AddressInData(u32),
+    /// Control reaches it only at its entry, which jumps to the residual
+    /// code that replaces it: only that jump is kept.
+    Replaced,
 }
 
 /// Every function start of the program (see
 /// [`Disassembler::discover_functions`]) with why it is kept, or `None`
-/// when it cannot run once control enters only at `entries` (addresses
-/// inside functions: each keeps the function that contains it).
-pub fn kept_functions(dis: &mut Disassembler, entries: &[u32]) -> BTreeMap<u32, Option<Kept>> {
+/// when it cannot run once control enters only at `entries`. An address
+/// inside a function (an entry, or a code address in kept code or in
+/// data: a handler that is not a discovered start) keeps the function
+/// that holds it, and the code reached from there counts too. The
+/// functions in `replaced` jump to residual code at their entry: one
+/// reached only at its entry is [`Kept::Replaced`] and what its body
+/// reaches does not count; entered anywhere else, it is kept whole.
+pub fn kept_functions(
+    dis: &mut Disassembler,
+    entries: &[u32],
+    replaced: &[u32],
+) -> BTreeMap<u32, Option<Kept>> {
     let starts: BTreeSet<u32> = dis.discover_functions().into_iter().collect();
-    let mut kept: BTreeMap<u32, Option<Kept>> = starts.iter().map(|&s| (s, None)).collect();
-    let mut work = Vec::new();
-    let mut keep = |f: u32, why: Kept, work: &mut Vec<u32>| {
-        if let Some(slot @ None) = kept.get_mut(&f) {
-            *slot = Some(why);
-            work.push(f);
-        }
+    let mut reach = Reach {
+        kept: starts.iter().map(|&s| (s, None)).collect(),
+        starts: &starts,
+        work: Vec::new(),
+        scanned: BTreeSet::new(),
+        covered: HashSet::new(),
+        replaced,
     };
     for &e in entries {
-        if let Some(&f) = starts.range(..=e).next_back() {
-            keep(f, Kept::Entered, &mut work);
-        }
+        reach.keep(e, Kept::Entered);
     }
     for (word_at, value) in data_words(dis) {
-        if starts.contains(&value) {
-            keep(value, Kept::AddressInData(word_at), &mut work);
+        if dis.binary().is_executable(value) {
+            reach.keep(value, Kept::AddressInData(word_at));
         }
     }
     let got = dis.binary().got;
-    while let Some(f) = work.pop() {
-        let Ok(function) = dis.function(f) else {
+    while let Some((f, at)) = reach.work.pop() {
+        if reach.covered.contains(&at) {
+            // Code scanned from an earlier address holds it, and all it
+            // reaches.
+            continue;
+        }
+        let Ok(function) = dis.function(at) else {
             continue;
         };
+        reach
+            .covered
+            .extend(function.instructions().map(|i| i.ip32()));
         for s in function.blocks.values().flat_map(|b| &b.successors) {
-            if let Successor::Call(CallTarget::Function(t))
-            | Successor::TailCall(CallTarget::Function(t)) = s
+            // A PLT stub (IFUNCs of a static glibc too) is kept like a
+            // function: its code is the jump to what it imports.
+            if let Successor::Call(CallTarget::Function(t) | CallTarget::Import { addr: t, .. })
+            | Successor::TailCall(
+                CallTarget::Function(t) | CallTarget::Import { addr: t, .. },
+            ) = s
             {
-                keep(*t, Kept::CalledBy(f), &mut work);
+                reach.keep(*t, Kept::CalledBy(f));
             }
         }
         for ins in function.instructions() {
             for c in constants(ins, got) {
-                if starts.contains(&c) {
-                    keep(c, Kept::AddressIn(f), &mut work);
+                if dis.binary().is_executable(c) {
+                    reach.keep(c, Kept::AddressIn(f));
                 }
             }
         }
     }
-    kept
+    reach.kept
+}
+
+/// The state of [`kept_functions`]: each function's fate so far, and the
+/// addresses whose code is still to be scanned, with the function start
+/// that holds each.
+struct Reach<'a> {
+    /// Each function's fate so far.
+    kept: BTreeMap<u32, Option<Kept>>,
+    /// The function starts.
+    starts: &'a BTreeSet<u32>,
+    /// Code addresses to scan, with the start of the function holding each.
+    work: Vec<(u32, u32)>,
+    /// The addresses ever queued.
+    scanned: BTreeSet<u32>,
+    /// The addresses of the instructions scanned so far.
+    covered: HashSet<u32>,
+    /// The functions replaced by residual code.
+    replaced: &'a [u32],
+}
+
+impl Reach<'_> {
+    /// Keeps the function holding the code address `at` for `why`: whole,
+    /// with the code from `at` queued for scanning, unless it is replaced
+    /// and `at` is its entry, then as [`Kept::Replaced`].
+    fn keep(&mut self, at: u32, why: Kept) {
+        let Some(&f) = self.starts.range(..=at).next_back() else {
+            return;
+        };
+        let why = if self.replaced.contains(&f) && at == f {
+            Kept::Replaced
+        } else {
+            why
+        };
+        let slot = self.kept.get_mut(&f).expect("a start");
+        match (*slot, why) {
+            (None, _) | (Some(Kept::Replaced), _) if why != Kept::Replaced => *slot = Some(why),
+            (None, Kept::Replaced) => *slot = Some(why),
+            _ => {}
+        }
+        if why != Kept::Replaced && self.scanned.insert(at) {
+            self.work.push((f, at));
+            if at != f && self.scanned.insert(f) {
+                self.work.push((f, f));
+            }
+        }
+    }
 }
 
 /// The constants an instruction holds that may be code addresses: its

@@ -15,7 +15,7 @@ use wiper_x86::Disassembler;
 fn fates(binary: &wiper_elf::Binary, entry: &str) -> BTreeMap<String, Option<Kept>> {
     let at = |name: &str| wiper_x86::resolve_function(binary, name).unwrap();
     let mut dis = Disassembler::new(binary);
-    let kept = kept_functions(&mut dis, &[at(entry)]);
+    let kept = kept_functions(&mut dis, &[at(entry)], &[]);
     ["sort_and_sum", "qsort", "cmp_int", "power", "classify"]
         .iter()
         .map(|n| (n.to_string(), kept[&at(n)]))
@@ -38,5 +38,31 @@ fn what_runs_is_what_is_called_or_has_its_address_taken() {
         assert_eq!(from_power["sort_and_sum"], None, "{level}: {from_power:?}");
         assert_eq!(from_power["cmp_int"], None, "{level}");
         assert_eq!(from_power["classify"], None, "{level}");
+    }
+}
+
+#[test]
+fn a_replaced_function_keeps_only_its_entry_unless_entered_inside() {
+    for level in ["O0", "O2"] {
+        let binary = wiper_elf::Binary::open(&testdata_bin(&format!("libc_demo-{level}"))).unwrap();
+        let at = |name: &str| wiper_x86::resolve_function(&binary, name).unwrap();
+        let sort = at("sort_and_sum");
+        let mut dis = Disassembler::new(&binary);
+        let kept = kept_functions(&mut dis, &[sort], &[sort]);
+        assert_eq!(kept[&sort], Some(Kept::Replaced), "{level}");
+        // Only the body of `sort_and_sum` takes `cmp_int`'s address.
+        assert_eq!(kept[&at("cmp_int")], None, "{level}");
+        // Entered past its entry (a jump into the original code), its
+        // body runs: everything it reaches is kept.
+        let inside = dis
+            .function(sort)
+            .unwrap()
+            .instructions()
+            .nth(3)
+            .unwrap()
+            .ip32();
+        let kept = kept_functions(&mut dis, &[inside], &[sort]);
+        assert_eq!(kept[&sort], Some(Kept::Entered), "{level}");
+        assert_eq!(kept[&at("cmp_int")], Some(Kept::AddressIn(sort)), "{level}");
     }
 }

@@ -245,6 +245,8 @@ impl Specializer<'_> {
         };
         taken.state.dyn_branches += 1;
         not_taken.state.dyn_branches += 1;
+        taken.state.active_dyn += 1;
+        not_taken.state.active_dyn += 1;
         let prefix = || -> Vec<Item> {
             let popfd = Item::Instr(Instruction::with(Code::Popfd), Origin::Glue(address));
             if restore_flags {
@@ -365,6 +367,7 @@ impl Specializer<'_> {
         let mut cur = (label, items);
         let mut state = state;
         state.dyn_branches += 1;
+        state.active_dyn += 1;
         for t in cases {
             let arrival = self.goto(state.clone(), *t)?;
             let edge = self.new_label();

@@ -91,6 +91,9 @@ impl Specializer<'_> {
                     || wiper_x86::pc_thunk_register(self.binary, *t).is_some())
                 && self.function(*t).is_ok()
         });
+        // In a whole program, off its spine, a call whose inlining cannot
+        // pay calls the original code instead (see `inlining_pays`).
+        let internal = internal.filter(|&t| !whole || spine || self.inlining_pays(state, &post, t));
         if let Some(t) = internal {
             let recursive = t == state.func || state.ctx.iter().any(|f| f.caller == t);
             // A recursive call is inlined when all its arguments are known
@@ -137,6 +140,7 @@ impl Specializer<'_> {
                     entered_with: recursion_fingerprint(&state.store, esp, esp, nargs),
                     dyn_at_entry: state.dyn_branches,
                     never_returns: !returns,
+                    active_dyn_at_entry: state.active_dyn,
                 });
                 state.func = t;
                 let times = self.times_at_entry(t, &state.store);
@@ -251,6 +255,7 @@ impl Specializer<'_> {
         );
         let frame = state.ctx.pop().expect("an inlined call");
         state.func = frame.caller;
+        state.active_dyn = frame.active_dyn_at_entry;
         state.times = state.caller_times.pop().flatten();
         self.sync_all(state, addr, UNKNOWN_ARGS, items)?;
         let mut call = *ins;
@@ -258,6 +263,39 @@ impl Specializer<'_> {
         items.push(Item::Instr(call, Origin::Original(addr)));
         self.after_real_call(state, UNKNOWN_ARGS);
         Ok(Some(Next::Continue(back)))
+    }
+
+    /// Whether specializing a call of `t` (off a whole program's spine)
+    /// can pay, with `post` the store after the call instruction: the
+    /// caller and its inlined callers have taken no dynamic branch
+    /// (`State::active_dyn`; branches in callees that returned do not
+    /// count), so the program still runs on what is known (its start-up,
+    /// its option parsing); or every argument is known (the stack
+    /// arguments the binding-time analysis counts, or, for a callee
+    /// without any, `eax`, `ecx` and `edx` where it reads them first, as
+    /// gcc passes arguments to local functions). Otherwise the callee runs
+    /// on what the input decides, and one shared original copy is smaller
+    /// than a specialized copy at every call site. PC thunks are always
+    /// specialized (a kept one would hand the residual's own address on).
+    fn inlining_pays(&mut self, state: &State, post: &Store, t: u32) -> bool {
+        if state.active_dyn == 0 || wiper_x86::pc_thunk_register(self.binary, t).is_some() {
+            return true;
+        }
+        let nargs = self.arg_bytes(t);
+        let stack_known = arg_key(post, post.esp(), nargs).iter().all(Option::is_some);
+        // Registers read before written at the entry (all of them when
+        // the decoder could not follow the function: then none counts).
+        let live_in = self
+            .function(t)
+            .ok()
+            .and_then(|f| f.instrs.get(&t).map(|i| i.live_regs_in))
+            .unwrap_or(u8::MAX);
+        let reg_args: Vec<Reg> = abi::CALLER_SAVED
+            .into_iter()
+            .filter(|r| nargs == 0 && live_in != u8::MAX && live_in & (1 << r.index()) != 0)
+            .collect();
+        let regs_known = reg_args.iter().all(|&r| post.reg(r).is_some());
+        (nargs > 0 || !reg_args.is_empty()) && stack_known && regs_known
     }
 
     /// Whether control may come back from the call at `addr` in the
@@ -338,6 +376,7 @@ impl Specializer<'_> {
             func: t,
             ctx: Vec::new(),
             dyn_branches: state.dyn_branches,
+            active_dyn: state.active_dyn,
             parent: state.parent,
             times: None,
             caller_times: Vec::new(),

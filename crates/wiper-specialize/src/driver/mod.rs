@@ -79,6 +79,9 @@ struct Frame {
     /// Whether the decoder found that the call never returns (a frame of
     /// a whole program's spine: `_start_c`, `__libc_start_main`).
     never_returns: bool,
+    /// The caller's [`State::active_dyn`] at the call, restored when the
+    /// callee returns.
+    active_dyn_at_entry: u32,
 }
 
 impl PartialEq for Frame {
@@ -107,6 +110,10 @@ struct State {
     /// Dynamic branches on the path from the entry (for the whistle:
     /// only a loop under dynamic control needs generalization).
     dyn_branches: u32,
+    /// Dynamic branches taken in the code of the running function and of
+    /// its inlined callers (not in callees that returned since): while it
+    /// is 0, the running code still follows one path whatever the input.
+    active_dyn: u32,
     /// The last specialization point on the path.
     parent: Option<usize>,
     /// The BTA's instruction times for the running function in the context
@@ -217,6 +224,7 @@ pub fn specialize(
         func: entry,
         ctx: Vec::new(),
         dyn_branches: 0,
+        active_dyn: 0,
         parent: None,
         times,
         caller_times: Vec::new(),

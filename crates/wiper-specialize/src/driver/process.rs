@@ -76,12 +76,14 @@ impl DataBuilder {
         self.place(words.iter().flat_map(|w| value_bytes(*w, 4)).collect())
     }
 
-    /// Places `bytes` (aligned to 4) and makes them known; their address.
-    /// A byte of a load-relative address is not in the file's data: the
-    /// residual writes it where code that is not specialized may read it.
-    fn place(&mut self, bytes: Vec<Byte>) -> SVal {
-        while self.data.len() % 4 != 0 {
-            self.data.push(0);
+    /// Places `bytes` (aligned to 4, then zeros to the next multiple of 4,
+    /// known too: `strlen` reads whole aligned words) and makes them
+    /// known; their address. A byte of a load-relative address is not in
+    /// the file's data: the residual writes it where code that is not
+    /// specialized may read it.
+    fn place(&mut self, mut bytes: Vec<Byte>) -> SVal {
+        while bytes.len() % 4 != 0 {
+            bytes.push(Byte::Const(0));
         }
         let offset = self.data.len();
         let region = self.region();

@@ -260,6 +260,7 @@ impl Specializer<'_> {
             state.store = post;
             if let Some(fr) = state.ctx.pop() {
                 state.func = fr.caller;
+                state.active_dyn = fr.active_dyn_at_entry;
                 state.times = state.caller_times.pop().flatten();
             }
             return Ok(Next::Continue(target));
