@@ -129,9 +129,21 @@ pub fn extract(
     let binary = crate::Binary::from_loaded(path, load(path)?);
     let residual = crate::extract(&binary, &image, options)
         .with_context(|| format!("{}: extracting `{argv_line}`", path.display()))?;
+    let mut fallback = None;
     let bytes = match emit {
         EmitKind::Asm => residual.listing().into_bytes(),
-        _ => residual.compact_elf_bytes().map_err(|e| anyhow!(e))?,
+        // A file the compact writer cannot lay out (no section headers,
+        // no room for its program header table) is written whole: the
+        // input with the residual appended.
+        _ => residual
+            .compact_elf_bytes()
+            .or_else(|e| {
+                fallback = Some(format!(
+                    "wiper: warning: {e}; the output is the input with the residual code appended"
+                ));
+                residual.elf_bytes()
+            })
+            .map_err(|e| anyhow!(e))?,
     };
     crate::api::write_executable(output, &bytes)
         .with_context(|| format!("cannot write {}", output.display()))?;
@@ -142,6 +154,7 @@ pub fn extract(
     }
     let mut stderr = stderr_lines(&residual);
     stderr.insert(1, reach_line(&fates));
+    stderr.extend(fallback);
     Ok(Report {
         stderr,
         ..Default::default()

@@ -295,3 +295,45 @@ fn gzip_d_extracted_from_debian_s_gzip_behaves_like_gzip_d() {
 fn bzip2_d_extracted_from_debian_s_bzip2_behaves_like_bzip2_d() {
     judge("debian/bzip2", false);
 }
+
+#[test]
+#[ignore = "slow: extracts from a whole program"]
+fn a_program_without_section_headers_is_written_whole_with_a_warning() {
+    // gzip-musl with its section header table cut off (`e_shoff`,
+    // `e_shnum`, `e_shstrndx` zero): the compact writer has no sections to
+    // split, so the output is the input with the residual appended.
+    let mut bytes = std::fs::read(real_bin("gzip-musl")).unwrap();
+    bytes[32..36].fill(0);
+    bytes[48..52].fill(0);
+    let input = scratch_file("gzip-nosections", &bytes);
+    let mut perms = std::fs::metadata(&input).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&input, perms).unwrap();
+    let out = scratch_file("gzip-nosections-d", b"");
+    let o = wiper(&[
+        "extract",
+        input.to_str().unwrap(),
+        "--argv",
+        "gzip -d",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: cannot write the compact output: the output has no section headers"
+        ),
+        "{stderr}"
+    );
+    let c = Compressor::new("gzip-musl");
+    for (name, data) in c.corpus().into_iter().take(6) {
+        let want = c.run(&input, &["-d"], &data);
+        let got = c.run(&out, &[], &data);
+        assert_eq!(
+            (got.status, got.stderr_str(), &got.stdout),
+            (want.status, want.stderr_str(), &want.stdout),
+            "{name}"
+        );
+    }
+}
