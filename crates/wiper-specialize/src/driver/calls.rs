@@ -270,7 +270,8 @@ impl Specializer<'_> {
     /// caller and its inlined callers have taken no dynamic branch
     /// (`State::active_dyn`; branches in callees that returned do not
     /// count), so the program still runs on what is known (its start-up,
-    /// its option parsing); or every argument is known (the stack
+    /// its option parsing); or, when the process's initial image is
+    /// static, every argument is known (the stack
     /// arguments the binding-time analysis counts, or, for a callee
     /// without any, `eax`, `ecx` and `edx` where it reads them first, as
     /// gcc passes arguments to local functions). Otherwise the callee runs
@@ -280,6 +281,12 @@ impl Specializer<'_> {
     fn inlining_pays(&mut self, state: &State, post: &Store, t: u32) -> bool {
         if state.active_dyn == 0 || wiper_x86::pc_thunk_register(self.binary, t).is_some() {
             return true;
+        }
+        if !self.image_static {
+            // With global memory dynamic (from `main` of a dynamically
+            // linked program), what the callee reads there decides its
+            // branches, whatever its arguments.
+            return false;
         }
         let nargs = self.arg_bytes(t);
         let stack_known = arg_key(post, post.esp(), nargs).iter().all(Option::is_some);

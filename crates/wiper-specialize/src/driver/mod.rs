@@ -188,6 +188,7 @@ pub fn specialize(
     sp.whole_program = !matches!(start_as, Start::Function(_));
     if matches!(start_as, Start::Process(_)) {
         sp.stack_alignment = 16;
+        sp.image_static = true;
     }
     sp.bta.check(entry, spec)?;
     let data_vaddr = wiper_residual::data_address(binary).ok_or(SpecializeError::NoRoom)?;
@@ -424,6 +425,9 @@ struct Specializer<'a> {
     /// The alignment of the stack base (a power of two), 0 when unknown:
     /// 16 at a process's entry.
     stack_alignment: u32,
+    /// Whether the initial image of the writable segments is static (a
+    /// whole process from its entry point, [`Start::Process`]).
+    image_static: bool,
 }
 
 /// Stack argument bytes assumed for a callee we cannot analyse.
@@ -457,6 +461,7 @@ impl<'a> Specializer<'a> {
             spent: HashSet::new(),
             whole_program: false,
             stack_alignment: 0,
+            image_static: false,
         }
     }
 
