@@ -338,7 +338,12 @@ impl Residual {
         for ins in instructions() {
             let stack_store = ins.code() == iced_x86::Code::Mov_rm32_imm32
                 && ins.memory_base() == iced_x86::Register::ESP;
-            for value in wiper_x86::reach::constants(ins, None) {
+            // With the GOT's address added to displacements: code that is
+            // position-independent computes a function's address from the
+            // GOT pointer (`lea eax, [ebp - 0x11671]` in musl's start-up,
+            // `ebp` reloaded from the stack), and the residual keeps such
+            // instructions when the GOT pointer is dynamic there.
+            for value in wiper_x86::reach::constants(ins, self.binary.got) {
                 if !outside(value)
                     || (stack_store && !leaves && is_return_address(&mut dis, &starts, value))
                 {
@@ -639,7 +644,9 @@ impl Residual {
         let residual = self.result.residual.blocks.iter().flat_map(|b| &b.items);
         let mut constants: Vec<u32> = residual
             .filter_map(|item| match item {
-                wiper_residual::Item::Instr(ins, _) => Some(wiper_x86::reach::constants(ins, None)),
+                wiper_residual::Item::Instr(ins, _) => {
+                    Some(wiper_x86::reach::constants(ins, self.binary.got))
+                }
                 _ => None,
             })
             .flatten()

@@ -270,6 +270,30 @@ fn gzip_d_extracted_from_musl_gzip_behaves_like_gzip_d() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no residual size in {summary}"));
     assert!(residual < 4_000, "{residual} residual instructions");
+    // `main` is specialized (its option parsing ran at extraction time:
+    // no call of `getopt_long` is left), and what the input decides runs
+    // as the original code (`treat_stdin` is called, not inlined).
+    let listing = scratch_file("gzip-d.s", b"");
+    let o = wiper(&[
+        "extract",
+        real_bin("gzip-musl").to_str().unwrap(),
+        "--argv",
+        "gzip -d",
+        "--emit",
+        "asm",
+        "-o",
+        listing.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listing = std::fs::read_to_string(&listing).unwrap();
+    assert!(
+        !listing.contains("<rpl_getopt_long>"),
+        "getopt_long is still called"
+    );
+    assert!(
+        listing.contains("<treat_stdin>"),
+        "treat_stdin is not called"
+    );
 }
 
 #[test]
