@@ -302,7 +302,10 @@ pub struct FunctionFate {
 impl Residual {
     /// Where the residual enters the original code: the targets of its
     /// direct calls and jumps outside itself, and the constants in its
-    /// instructions (a function pointer it passes on). A return address
+    /// instructions (a function pointer it passes on), with the addresses
+    /// of the GOT slots it reads (what `wiper_x86::reach` counts of them
+    /// is for it to decide: every constant outside the residual is
+    /// returned but the return addresses below). A return address
     /// of an original call that the residual stores on the stack (into the
     /// return address slot of an inlined call) is not an entry when the
     /// residual never jumps into the original code: only code that left
@@ -310,7 +313,7 @@ impl Residual {
     pub fn original_entries(&self) -> Vec<u32> {
         let code = self.encoded.load_vaddr;
         let end = code.saturating_add(self.encoded.code.len() as u32);
-        let outside = |v: u32| !(code..end).contains(&v) && self.binary.is_executable(v);
+        let outside = |v: u32| !(code..end).contains(&v);
         let instructions = || {
             self.result
                 .residual
@@ -345,7 +348,10 @@ impl Residual {
             // instructions when the GOT pointer is dynamic there.
             for value in wiper_x86::reach::constants(ins, self.binary.got) {
                 if !outside(value)
-                    || (stack_store && !leaves && is_return_address(&mut dis, &starts, value))
+                    || (stack_store
+                        && !leaves
+                        && self.binary.is_executable(value)
+                        && is_return_address(&mut dis, &starts, value))
                 {
                     continue;
                 }
@@ -361,6 +367,13 @@ impl Residual {
     /// control enters the original code only where the residual does
     /// (`wiper_x86::reach`).
     pub fn function_fates(&self) -> Vec<FunctionFate> {
+        self.reached().0
+    }
+
+    /// [`Residual::function_fates`], with every constant of the residual
+    /// and of the kept functions (what else the code that may run may
+    /// address).
+    fn reached(&self) -> (Vec<FunctionFate>, BTreeSet<u32>) {
         let mut dis = Disassembler::new(&self.binary);
         // The program starts at its entry point: the specialized function
         // itself (its entry jumps to the residual), or `_start` calling
@@ -368,14 +381,16 @@ impl Residual {
         let mut entries = self.original_entries();
         entries.push(self.binary.entry);
         let replaced = [self.function.entry];
-        let kept = wiper_x86::reach::kept_functions(&mut dis, &entries, &replaced);
+        let reached = wiper_x86::reach::kept_functions(&mut dis, &entries, &replaced);
+        let kept = reached.fates;
         let starts: Vec<u32> = kept.keys().copied().collect();
         let text_end = |a: u32| {
             self.binary
                 .segment_at(a)
                 .map_or(a, |s| s.vaddr + s.mem_size)
         };
-        kept.iter()
+        let fates = kept
+            .iter()
             .enumerate()
             .map(|(i, (&addr, why))| {
                 let symbol = self.binary.function_at(addr).filter(|s| s.size > 0);
@@ -394,7 +409,8 @@ impl Residual {
                     kept: *why,
                 }
             })
-            .collect()
+            .collect();
+        (fates, reached.constants)
     }
 }
 
@@ -602,7 +618,7 @@ impl Residual {
     /// extracted program does not unwind its stack).
     pub fn compact_elf_bytes(&self) -> Result<Vec<u8>, Error> {
         let full = self.elf_bytes()?;
-        let fates = self.function_fates();
+        let (fates, constants) = self.reached();
         let mut ranges = Vec::new();
         for (k, f) in fates.iter().enumerate() {
             // Alignment padding after a dropped function goes with it.
@@ -621,7 +637,7 @@ impl Residual {
                 _ => {}
             }
         }
-        ranges.extend(self.unused_unwind_tables(&fates));
+        ranges.extend(self.unused_unwind_tables(&constants));
         Ok(wiper_emit::compact_elf(
             &full,
             &wiper_emit::Dropped { ranges },
@@ -629,9 +645,9 @@ impl Residual {
     }
 
     /// The address ranges of `.eh_frame` and `.eh_frame_hdr` when no code
-    /// that may run (the residual, the kept functions) holds an address in
-    /// them.
-    fn unused_unwind_tables(&self, fates: &[FunctionFate]) -> Vec<wiper_emit::Range> {
+    /// that may run (the residual, the kept functions: their `constants`)
+    /// holds an address in them.
+    fn unused_unwind_tables(&self, constants: &BTreeSet<u32>) -> Vec<wiper_emit::Range> {
         let tables: Vec<wiper_emit::Range> = self
             .binary
             .sections
@@ -639,28 +655,7 @@ impl Residual {
             .filter(|s| s.name == ".eh_frame" || s.name == ".eh_frame_hdr")
             .map(|s| (s.addr, s.addr.saturating_add(s.size)))
             .collect();
-        let mut dis = Disassembler::new(&self.binary);
-        let got = self.binary.got;
-        let residual = self.result.residual.blocks.iter().flat_map(|b| &b.items);
-        let mut constants: Vec<u32> = residual
-            .filter_map(|item| match item {
-                wiper_residual::Item::Instr(ins, _) => {
-                    Some(wiper_x86::reach::constants(ins, self.binary.got))
-                }
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        for f in fates.iter().filter(|f| f.kept.is_some()) {
-            if let Ok(function) = dis.function(f.addr) {
-                constants.extend(
-                    function
-                        .instructions()
-                        .flat_map(|i| wiper_x86::reach::constants(i, got)),
-                );
-            }
-        }
-        let referenced = |&(a, b): &wiper_emit::Range| constants.iter().any(|c| (a..b).contains(c));
+        let referenced = |&(a, b): &wiper_emit::Range| constants.range(a..b).next().is_some();
         if tables.iter().any(referenced) {
             return Vec::new();
         }

@@ -30,7 +30,8 @@ use std::collections::BTreeMap;
 
 use crate::elf::{
     malformed, put_u16, put_u32, ElfHeader, Phdr, Shdr, PF_X, PHDR_SIZE, PT_LOAD, PT_NOTE, PT_PHDR,
-    SHDR_SIZE, SHF_ALLOC, SHN_LORESERVE, SHT_NOBITS, SHT_STRTAB, SHT_SYMTAB, SYM_SIZE,
+    SHDR_SIZE, SHF_ALLOC, SHN_LORESERVE, SHT_NOBITS, SHT_REL, SHT_RELA, SHT_STRTAB, SHT_SYMTAB,
+    SYM_SIZE,
 };
 use crate::EmitError;
 use wiper_residual::PAGE_SIZE;
@@ -184,19 +185,10 @@ fn merge(mut ranges: Vec<Range>) -> Vec<Range> {
 /// memory beyond its file bytes.
 fn segment_pieces(full: &[u8], p: &Phdr, holes: &[Range]) -> Result<Vec<Piece>, EmitError> {
     let (start, end) = (p.vaddr, p.vaddr + p.filesz);
-    let mut runs: Vec<Range> = Vec::new();
-    let mut at = start;
-    for &(a, b) in holes {
-        if b <= at || a >= end {
-            continue;
-        }
-        if a > at {
-            runs.push((at, a));
-        }
-        at = at.max(b);
-    }
-    if at < end || runs.is_empty() && p.memsz > p.filesz {
-        runs.push((at.min(end), end));
+    let mut runs = kept_parts((start, end), holes);
+    if runs.is_empty() && p.memsz > p.filesz {
+        // Nothing of the file is kept, but the memory past it is.
+        runs.push((end, end));
     }
     let page = |a: u32| a / PAGE_SIZE;
     let mut joined: Vec<Range> = Vec::new();
@@ -448,8 +440,9 @@ fn write_sections(
                 .map_or(0, |m| u32::from(m.0))
         };
         s.link = remap(s.link);
-        if s.kind == 4 || s.kind == 9 {
-            s.info = remap(s.info); // SHT_RELA, SHT_REL: the section they apply to
+        if s.kind == SHT_RELA || s.kind == SHT_REL {
+            // The section the relocations apply to.
+            s.info = remap(s.info);
         }
     }
     let (symtab, strtab, locals) = symbols(full, sections, &map)?;

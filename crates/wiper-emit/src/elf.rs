@@ -191,8 +191,12 @@ pub(crate) const SHT_PROGBITS: u32 = 1;
 pub(crate) const SHT_SYMTAB: u32 = 2;
 /// `SHT_STRTAB`: a string table.
 pub(crate) const SHT_STRTAB: u32 = 3;
+/// `SHT_RELA`: relocations with explicit addends.
+pub(crate) const SHT_RELA: u32 = 4;
 /// `SHT_NOBITS`: a section without file contents (`.bss`).
 pub(crate) const SHT_NOBITS: u32 = 8;
+/// `SHT_REL`: relocations without addends.
+pub(crate) const SHT_REL: u32 = 9;
 /// `SHF_WRITE`: writable at run time.
 pub(crate) const SHF_WRITE: u32 = 1;
 /// `SHF_ALLOC`: in memory at run time.

@@ -588,13 +588,7 @@ fn functions() -> Vec<Subject> {
         let bin = Binary::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut entries = Vec::new();
         // The glibc programs: their own functions only.
-        let own: &[&str] = if name.starts_with("libc_demo") {
-            &["main", "sort_and_sum", "classify", "power", "cmp_int"]
-        } else if name.starts_with("canary") {
-            &["main", "checksum", "bump"]
-        } else {
-            &[]
-        };
+        let own = wiper_testkit::own_functions(&name).unwrap_or_default();
         if !own.is_empty() {
             for &f in own {
                 if let Some(s) = bin.functions_named(f).first() {

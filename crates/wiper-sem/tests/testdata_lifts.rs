@@ -12,11 +12,7 @@ use wiper_x86::Disassembler;
 
 /// The entries of the functions of `bin` (named `name`) the test covers.
 fn own_functions(name: &str, bin: &Binary) -> Vec<u32> {
-    let own: &[&str] = if name.starts_with("libc_demo") {
-        &["main", "sort_and_sum", "classify", "power", "cmp_int"]
-    } else if name.starts_with("canary") {
-        &["main", "checksum", "bump"]
-    } else {
+    let Some(own) = wiper_testkit::own_functions(name) else {
         return bin.function_symbol_addrs();
     };
     let named: Vec<u32> = own

@@ -167,6 +167,22 @@ pub fn all_binaries() -> Vec<PathBuf> {
     files
 }
 
+/// The functions the source of a testdata program linked with the C
+/// library defines, by the binary's file name (`libc_demo-O2`): in a
+/// static one everything else is glibc's. `None` for the rt programs, whose
+/// every function is their own.
+pub fn own_functions(binary_name: &str) -> Option<&'static [&'static str]> {
+    if binary_name.starts_with("libc_demo") {
+        Some(&["main", "sort_and_sum", "classify", "power", "cmp_int"])
+    } else if binary_name.starts_with("canary") {
+        Some(&["main", "checksum", "bump"])
+    } else if binary_name.starts_with("stackprobe") {
+        Some(&["main", "print_entry"])
+    } else {
+        None
+    }
+}
+
 pub use wiper_run::{run_binary_with_timeout, ChildIo, Outcome, RunOutput, Termination};
 
 /// Runs the executable at `path` natively with `args`, feeding it `stdin`,

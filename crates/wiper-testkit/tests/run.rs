@@ -261,6 +261,8 @@ fn testdata_layout() {
     }
     // The warnings' program, built at -O0 only.
     expected.push("uncalled-O0".to_owned());
+    // The process-stack probe of the extraction tests.
+    expected.push("stackprobe".to_owned());
     expected.sort();
     assert_eq!(names, expected);
 }

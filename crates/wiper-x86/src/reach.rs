@@ -6,7 +6,8 @@
 //! handler, stdio's callbacks, `work = unzip`). Conservative: a function
 //! not kept cannot run, as long as code reaches functions only through
 //! direct transfers, constants in its instructions (also relative to the
-//! GOT, for position-independent code) and words of data.
+//! GOT, for position-independent code) and words of data. A word of the
+//! GOT counts only once reachable code or data refers to its slot.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -30,21 +31,31 @@ pub enum Kept {
     Replaced,
 }
 
-/// Every function start of the program (see
-/// [`Disassembler::discover_functions`]) with why it is kept, or `None`
-/// when it cannot run once control enters only at `entries`. An address
+/// What [`kept_functions`] finds.
+#[derive(Clone, Debug, Default)]
+pub struct Reached {
+    /// Every function start of the program (see
+    /// [`Disassembler::discover_functions`]) with why it is kept, or `None`
+    /// when it cannot run.
+    pub fates: BTreeMap<u32, Option<Kept>>,
+    /// Every constant of the code that may run and of the entries (see
+    /// [`constants`]), code addresses or not: what else that code may
+    /// address (the unwind tables, say).
+    pub constants: BTreeSet<u32>,
+}
+
+/// Which functions may run once control enters only at `entries`. An address
 /// inside a function (an entry, or a code address in kept code or in
 /// data: a handler that is not a discovered start) keeps the function
 /// that holds it, and the code reached from there counts too. The
 /// functions in `replaced` jump to residual code at their entry: one
 /// reached only at its entry is [`Kept::Replaced`] and what its body
 /// reaches does not count; entered anywhere else, it is kept whole.
-pub fn kept_functions(
-    dis: &mut Disassembler,
-    entries: &[u32],
-    replaced: &[u32],
-) -> BTreeMap<u32, Option<Kept>> {
+pub fn kept_functions(dis: &mut Disassembler, entries: &[u32], replaced: &[u32]) -> Reached {
     let starts: BTreeSet<u32> = dis.discover_functions().into_iter().collect();
+    let (slots, words): (Vec<_>, Vec<_>) = data_words(dis)
+        .into_iter()
+        .partition(|&(at, _)| in_got(dis.binary(), at));
     let mut reach = Reach {
         kept: starts.iter().map(|&s| (s, None)).collect(),
         starts: &starts,
@@ -52,14 +63,15 @@ pub fn kept_functions(
         scanned: BTreeSet::new(),
         covered: HashSet::new(),
         replaced,
+        slots: slots.into_iter().collect(),
+        constants: BTreeSet::new(),
     };
     for &e in entries {
-        reach.keep(e, Kept::Entered);
+        reach.constants.insert(e);
+        reach.refer(dis.binary(), e, Kept::Entered);
     }
-    for (word_at, value) in data_words(dis) {
-        if dis.binary().is_executable(value) {
-            reach.keep(value, Kept::AddressInData(word_at));
-        }
+    for (word_at, value) in words {
+        reach.refer(dis.binary(), value, Kept::AddressInData(word_at));
     }
     let got = dis.binary().got;
     while let Some((f, at)) = reach.work.pop() {
@@ -87,13 +99,15 @@ pub fn kept_functions(
         }
         for ins in function.instructions() {
             for c in constants(ins, got) {
-                if dis.binary().is_executable(c) {
-                    reach.keep(c, Kept::AddressIn(f));
-                }
+                reach.constants.insert(c);
+                reach.refer(dis.binary(), c, Kept::AddressIn(f));
             }
         }
     }
-    reach.kept
+    Reached {
+        fates: reach.kept,
+        constants: reach.constants,
+    }
 }
 
 /// The state of [`kept_functions`]: each function's fate so far, and the
@@ -112,9 +126,28 @@ struct Reach<'a> {
     covered: HashSet<u32>,
     /// The functions replaced by residual code.
     replaced: &'a [u32],
+    /// The words of the GOT not referred to yet, by address: what one
+    /// holds counts only once code or data refers to the slot.
+    slots: BTreeMap<u32, u32>,
+    /// The constants of the entries and of the code scanned so far.
+    constants: BTreeSet<u32>,
 }
 
 impl Reach<'_> {
+    /// Counts a constant of reachable code or data (or an entry) for
+    /// `why`: a code address keeps its function; the address of a GOT
+    /// slot makes what the slot holds count.
+    fn refer(&mut self, binary: &wiper_elf::Binary, value: u32, why: Kept) {
+        if binary.is_executable(value) {
+            self.keep(value, why);
+        }
+        if let Some(held) = self.slots.remove(&value) {
+            if binary.is_executable(held) {
+                self.keep(held, Kept::AddressInData(value));
+            }
+        }
+    }
+
     /// Keeps the function holding the code address `at` for `why`: whole,
     /// with the code from `at` queued for scanning, unless it is replaced
     /// and `at` is its entry, then as [`Kept::Replaced`].
@@ -164,6 +197,21 @@ pub fn constants(ins: &iced_x86::Instruction, got: Option<u32>) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Whether `addr` is in the GOT (`.got` or `.got.plt`). Code reads a GOT
+/// slot only through its address (a displacement from the GOT pointer in
+/// position-independent code, an absolute address in a PLT stub of a
+/// fixed executable), and the loader finds the slots it fills through
+/// the `r_offset` words of relocations, which are data words: a slot
+/// that nothing refers to is never read, and the function address it
+/// holds (`main`'s, for a `_start` that is dropped) does not count.
+fn in_got(binary: &wiper_elf::Binary, addr: u32) -> bool {
+    binary
+        .sections
+        .iter()
+        .filter(|s| s.name == ".got" || s.name == ".got.plt")
+        .any(|s| addr.wrapping_sub(s.addr) < s.size)
 }
 
 /// Every aligned 32-bit word of the loaded data: of the allocated

@@ -229,3 +229,35 @@ fn static_glibc_bzip2_runs_with_its_note_reused_or_its_table_moved() {
         compare(&wrong.path, &original, &unpack, &packed, false);
     }
 }
+
+/// Debian's gzip (a PIE that ld.so loads through `AT_PHDR`) compacted:
+/// `bi_reverse`'s body after the jump to its replacement and the unwind
+/// tables left out. The new program header table must be mapped where
+/// `PT_PHDR` says, which is where the kernel's `AT_PHDR` points (before
+/// and after Linux 5.18), and the program must still compress as the
+/// original does.
+#[test]
+fn a_compacted_pie_loads_its_new_program_header_table_and_runs() {
+    let name = "debian/gzip";
+    let (kind, bytes) = variants(name).remove(0);
+    let binary = Binary::parse(bytes.clone()).unwrap();
+    let entry = bi_reverse(&binary);
+    let full = write(name, kind, bytes, entry, reverse_without_loop(0));
+    let body_end = binary
+        .read(entry, 256)
+        .unwrap()
+        .iter()
+        .position(|&b| b == 0xc3)
+        .expect("bi_reverse returns") as u32;
+    let mut ranges = vec![(entry + 5, entry + body_end + 1)];
+    for name in [".eh_frame_hdr", ".eh_frame"] {
+        let s = binary.section(name).unwrap();
+        ranges.push((s.addr, s.addr + s.size));
+    }
+    let compact = wiper_emit::compact_elf(&full.output, &wiper_emit::Dropped { ranges }).unwrap();
+    assert!(compact.len() < full.output.len());
+    check_loadable(&compact);
+    let path = scratch_file("debian-gzip-compacted", &compact);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    compare(&path, &real_bin(name), &["-c", "-n"], &corpus(), true);
+}
