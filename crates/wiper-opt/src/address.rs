@@ -266,6 +266,94 @@ mod tests {
         ");
     }
 
+    /// A scaled index plus a base register (the index computed first) is
+    /// an operand too.
+    #[test]
+    fn a_scaled_index_plus_a_register_becomes_an_operand() {
+        let f = function(|a| {
+            a.imul_3(edx, ebp, 4)?;
+            a.add(edx, ebx)?;
+            a.mov(ecx, dword_ptr(edx + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_addresses), @"
+        L0:
+          imul edx,ebp,4
+          add edx,ebx
+          mov ecx,[ebx+ebp*4+8]
+          ret
+          exit
+        ");
+    }
+
+    /// A constant address plus a register keeps both displacements.
+    #[test]
+    fn a_constant_plus_a_register_keeps_the_constant() {
+        let f = function(|a| {
+            a.lea(eax, ptr(0x100))?;
+            a.add(eax, ebx)?;
+            a.mov(ecx, dword_ptr(eax + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_addresses), @"
+        L0:
+          lea eax,[100h]
+          add eax,ebx
+          mov ecx,[ebx+108h]
+          ret
+          exit
+        ");
+    }
+
+    /// A register whose own form went stale (`ecx` changed) still holds
+    /// its value: a copy of it is that register as a base.
+    #[test]
+    fn a_copy_of_a_register_with_a_stale_form_is_that_register() {
+        let f = function(|a| {
+            a.lea(ebx, ptr(ecx + 4))?;
+            a.inc(ecx)?;
+            a.mov(eax, ebx)?;
+            a.mov(edx, dword_ptr(eax + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_addresses), @"
+        L0:
+          lea ebx,[ecx+4]
+          inc ecx
+          mov eax,ebx
+          mov edx,[ebx+8]
+          ret
+          exit
+        ");
+    }
+
+    /// Near misses: a call of a residual block (`CallLabel`) and a call
+    /// into the original code may change every register, so `eax` after
+    /// them need not be `ebx+4`.
+    #[test]
+    fn an_address_form_does_not_cross_a_call() {
+        use crate::testutil::{asm, block, residual};
+        use wiper_residual::{Item, Label, Origin, Terminator};
+        let calls = [
+            Item::CallLabel(Label(1), Origin::Original(0)),
+            Item::Instr(asm(|a| a.call(0x0804_9000u64))[0], Origin::Original(0)),
+        ];
+        for call in calls {
+            let mut entry = block(
+                0,
+                asm(|a| {
+                    a.lea(eax, ptr(ebx + 4))?;
+                    a.mov(ecx, dword_ptr(eax))?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            );
+            entry.items.insert(1, call);
+            let clone = block(1, asm(|a| a.ret()), Terminator::Exit);
+            crate::testutil::assert_unchanged(residual(vec![entry, clone]), super::fold_addresses);
+        }
+    }
+
     /// Near misses: a register of the form is written before the use, and
     /// a product by 3 is no scale.
     #[test]

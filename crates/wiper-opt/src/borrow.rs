@@ -256,6 +256,21 @@ mod tests {
         ");
     }
 
+    /// The loop may span blocks: L1 increments the byte and jumps to L3,
+    /// which counts down and branches back to L1.
+    #[test]
+    fn a_byte_slot_in_a_loop_of_two_blocks_borrows_ebx() {
+        let mut r = counting(|_| Ok(()));
+        r.blocks[1] = block(1, asm(|a| a.inc(byte_ptr(esp + 1))), jump(3));
+        r.blocks.push(block(
+            3,
+            asm(|a| a.dec(cl)),
+            branch(ConditionCode::ne, 1, 2),
+        ));
+        let listing = borrowed(r).unwrap_or_default();
+        assert!(listing.contains("push ebx"), "{listing}");
+    }
+
     #[test]
     fn no_loop_or_no_free_register_borrows_nothing() {
         let straight = residual(vec![block(

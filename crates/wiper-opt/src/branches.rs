@@ -817,6 +817,88 @@ mod tests {
         ");
     }
 
+    /// Decided: L0's zero test need not be its last item, when what
+    /// follows writes neither the flags nor `eax`.
+    #[test]
+    fn a_zero_test_followed_by_a_move_decides_the_next_one() {
+        let listing = tested_in(
+            asm(|a| {
+                a.test(eax, eax)?;
+                a.mov(ebx, 1)
+            }),
+            Cc::e,
+            asm(|a| a.test(eax, eax)),
+        );
+        assert!(listing.contains("test eax,eax\n  jmp L3"), "{listing}");
+    }
+
+    /// Decided: a byte loaded with `mov r8` (not `movzx`) and tested as
+    /// that byte is the byte L0 tested.
+    #[test]
+    fn a_byte_loaded_into_a_byte_register_is_tested_again() {
+        let listing = tested_in(
+            asm(|a| a.cmp(byte_ptr(ecx), 0)),
+            Cc::e,
+            asm(|a| {
+                a.mov(dl, byte_ptr(ecx))?;
+                a.test(dl, dl)
+            }),
+        );
+        assert!(listing.contains("test dl,dl\n  jmp L3"), "{listing}");
+    }
+
+    /// Near miss: the byte is zero-extended into `eax`, but `dl` is
+    /// tested.
+    #[test]
+    fn a_byte_loaded_into_another_register_than_the_tested_one_stays() {
+        let listing = tested_in(
+            asm(|a| a.cmp(byte_ptr(ecx), 0)),
+            Cc::e,
+            asm(|a| {
+                a.movzx(eax, byte_ptr(ecx))?;
+                a.test(dl, dl)
+            }),
+        );
+        assert!(listing.contains("jne L2 else L3"), "{listing}");
+    }
+
+    /// L0 tests the byte at `[ecx]` and goes to L4 when it is zero, else
+    /// to L5; L4 runs `between` and joins L5 at L1, which loads the byte,
+    /// tests it again and branches to L2 or L3.
+    fn memory_test_joined(between: Vec<iced_x86::Instruction>) -> String {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        let r = residual(vec![
+            block(0, asm(|a| a.cmp(byte_ptr(ecx), 0)), branch(Cc::e, 4, 5)),
+            block(
+                1,
+                asm(|a| {
+                    a.movzx(edx, byte_ptr(ecx))?;
+                    a.test(dl, dl)
+                }),
+                branch(Cc::ne, 2, 3),
+            ),
+            ret(2),
+            ret(3),
+            block(4, between, jump(1)),
+            block(5, asm(|a| a.mov(ebx, 2)), jump(1)),
+        ]);
+        after(r, super::thread_repeated_tests)
+    }
+
+    /// Threaded: an arm that writes neither memory nor `ecx` gets the
+    /// test; near misses: an arm that stores a byte (it may be the one
+    /// tested), and one that moves the address register, keep their jump.
+    #[test]
+    fn a_memory_test_is_threaded_only_through_arms_that_keep_the_byte() {
+        let kept = memory_test_joined(asm(|a| a.mov(ebx, 1)));
+        assert!(kept.contains("mov ebx,1\n  movzx"), "{kept}");
+        assert_eq!(kept.matches("jmp L1").count(), 0, "{kept}");
+        for between in [asm(|a| a.mov(byte_ptr(ebx), 1)), asm(|a| a.inc(ecx))] {
+            let listing = memory_test_joined(between);
+            assert_eq!(listing.matches("jmp L1").count(), 1, "{listing}");
+        }
+    }
+
     /// L0 compares `bl` with `k` and skips L1 (`set`) when equal; both
     /// join at L2, which runs `join` and returns.
     fn guarded(

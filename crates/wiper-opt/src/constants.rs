@@ -741,6 +741,28 @@ mod rewrite_tests {
         ");
     }
 
+    /// Known results of register arithmetic that is no zero idiom (`sub`
+    /// of another register, `add` of the register to itself) become moves.
+    #[test]
+    fn known_register_arithmetic_becomes_a_move() {
+        let f = function(|a| {
+            a.mov(eax, 3)?;
+            a.mov(ecx, 1)?;
+            a.sub(eax, ecx)?;
+            a.add(eax, eax)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::propagate), @"
+        L0:
+          mov eax,3
+          mov ecx,1
+          mov eax,2
+          mov eax,4
+          ret
+          exit
+        ");
+    }
+
     /// Byte registers known from their dword become immediates too: the
     /// byte move and the byte arithmetic take `cl`'s value, the last move
     /// `ch`'s.

@@ -506,6 +506,36 @@ mod tests {
         );
     }
 
+    /// The product may go to a register without a low byte: here `esi`,
+    /// which the exit overwrites, is the only free one.
+    #[test]
+    fn a_product_may_use_a_register_without_a_low_byte() {
+        let r = counted(
+            asm(|a| {
+                a.add(ebx, 5)?;
+                a.dec(ecx)
+            }),
+            asm(|a| a.mov(esi, 1)),
+        );
+        let listing = after(r, super::close_loops);
+        assert!(
+            listing.contains("imul esi,ecx,5\n  add ebx,esi"),
+            "{listing}"
+        );
+    }
+
+    /// Near miss: a step with a `lock` prefix (which faults on a register
+    /// operand) is no plain step; the loop stays.
+    #[test]
+    fn a_loop_with_a_prefixed_step_stays() {
+        let mut body = asm(|a| {
+            a.inc(dl)?;
+            a.dec(cl)
+        });
+        body[0].set_has_lock_prefix(true);
+        crate::testutil::assert_unchanged(counted(body, Vec::new()), super::close_loops);
+    }
+
     /// A step of 2 is the counter added twice: no free register needed
     /// (`edx` is read at return here).
     #[test]

@@ -353,6 +353,60 @@ mod tests {
         assert!(super::analyze(&address(esp)).is_none());
     }
 
+    /// The stack pointer copied into a register (`mov ecx,esp`) or pushed
+    /// (`push esp`, then popped into `ecx`) lets the frame's address
+    /// escape: no frame.
+    #[test]
+    fn a_copied_or_pushed_stack_pointer_has_no_frame() {
+        let copied = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.mov(ecx, esp)?;
+            a.mov(dword_ptr(ecx), edx)?;
+            a.add(eax, dword_ptr(esp))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        let pushed = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.push(esp)?;
+            a.pop(ecx)?;
+            a.mov(dword_ptr(ecx), edx)?;
+            a.add(eax, dword_ptr(esp))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        assert!(super::analyze(&copied).is_none());
+        assert!(super::analyze(&pushed).is_none());
+    }
+
+    /// A frame of more slots than the location sets have bits for (120
+    /// dwords): the analysis keeps as many as fit, and dead stores to
+    /// them still go (the first store to `[esp]`, overwritten unread).
+    #[test]
+    fn a_frame_with_more_slots_than_location_bits_is_cleaned_up() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 0x1e0))?;
+            a.mov(dword_ptr(esp), 1)?;
+            for k in 0..120 {
+                a.mov(dword_ptr(esp + 4 * k), eax)?;
+            }
+            for k in 0..120 {
+                a.add(ebx, dword_ptr(esp + 4 * k))?;
+            }
+            a.lea(esp, ptr(esp + 0x1e0))?;
+            a.ret()
+        });
+        let before = f.blocks[0].items.len();
+        let mut r = f;
+        let frame = super::analyze(&r).expect("a frame");
+        let mut calc = crate::effects::EffectsOf::for_residual(&r);
+        crate::cleanup::eliminate_dead(&mut r, &mut calc, Some(&frame.slot_of));
+        assert_eq!(r.blocks[0].items.len(), before - 1);
+        assert!(!crate::testutil::listing(&r).contains("],1\n"));
+    }
+
     #[test]
     fn a_dword_constant_over_byte_slots_is_split() {
         let f = function(|a| {

@@ -525,3 +525,199 @@ fn clean_up(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::code_asm::*;
+    use iced_x86::ConditionCode as Cc;
+    use wiper_residual::{Residual, Terminator};
+
+    use crate::testutil::{asm, block, branch, jump, listing, residual};
+
+    /// A dword slot that a loop adds `eax` to while `ecx` counts down and
+    /// `edx` is read: every caller-saved register is busy in the loop and
+    /// the callee-saved ones are live at `ret`, so the slot gets a
+    /// register only once one is borrowed.
+    fn crowded_loop() -> Residual {
+        residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.sub(esp, 4)?;
+                    a.mov(dword_ptr(esp), 0)
+                }),
+                jump(1),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.add(dword_ptr(esp), eax)?;
+                    a.add(eax, edx)?;
+                    a.dec(ecx)
+                }),
+                branch(Cc::ne, 1, 2),
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.mov(eax, dword_ptr(esp))?;
+                    a.add(esp, 4)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ])
+    }
+
+    /// `[>+<-]` in L1, then L2 rotates `esi`, `ebx` and `edi` through
+    /// `ecx` (dead after), which the recompaction of moves rewrites, so
+    /// that constants and closed loops run again.
+    fn closed_then_rotated() -> Residual {
+        residual(vec![
+            block(0, asm(|a| a.mov(eax, 1)), jump(1)),
+            block(
+                1,
+                asm(|a| {
+                    a.inc(dl)?;
+                    a.dec(cl)
+                }),
+                branch(Cc::ne, 1, 2),
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.mov(ecx, esi)?;
+                    a.mov(esi, ebx)?;
+                    a.mov(ebx, edi)?;
+                    a.mov(edi, ecx)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ])
+    }
+
+    /// A walk from `eax` to `ecx = eax+8` by 4, laid out rotated: L0 jumps
+    /// to the header L2 (`cmp eax,ecx`), which branches to the body L1 or
+    /// out; L1 jumps back to L2.
+    fn rotated_walk() -> Residual {
+        let mut r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.mov(edx, eax)?;
+                    a.lea(ecx, ptr(eax + 12))
+                }),
+                jump(2),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.add(ebx, dword_ptr(eax))?;
+                    a.mov(edx, eax)
+                }),
+                jump(2),
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.lea(eax, ptr(edx + 4))?;
+                    a.cmp(eax, ecx)
+                }),
+                branch(Cc::ne, 1, 3),
+            ),
+            block(3, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        r.edx_dead_at_return = true;
+        r
+    }
+
+    /// A walk of known length (`ecx = eax+8`) as a self-loop, then L2
+    /// rotates `esi`, `ebx` and `edi` through `ecx` (dead after).
+    fn walk_then_rotated() -> Residual {
+        residual(vec![
+            block(0, asm(|a| a.lea(ecx, ptr(eax + 8))), jump(1)),
+            block(
+                1,
+                asm(|a| {
+                    a.add(edx, dword_ptr(eax))?;
+                    a.add(eax, 4)?;
+                    a.cmp(eax, ecx)
+                }),
+                branch(Cc::ne, 1, 2),
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.mov(ecx, esi)?;
+                    a.mov(esi, ebx)?;
+                    a.mov(ebx, edi)?;
+                    a.mov(edi, ecx)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ])
+    }
+
+    /// The slot is counted as promoted when the promotion that takes it
+    /// runs after a callee-saved register was borrowed.
+    #[test]
+    fn a_slot_promoted_after_borrowing_a_register_is_counted() {
+        let mut r = crowded_loop();
+        let stats = crate::optimize(&mut r);
+        let listing = listing(&r);
+        assert!(
+            listing.contains("push ebx") && !listing.contains("[esp]"),
+            "{listing}"
+        );
+        assert_eq!(stats.promoted_slots, 1, "{listing}");
+    }
+
+    /// A loop closed before the recompaction of moves stays counted when
+    /// constants and closed loops run again after it.
+    #[test]
+    fn a_loop_closed_before_moves_are_recompacted_is_counted() {
+        let mut r = closed_then_rotated();
+        let stats = crate::optimize(&mut r);
+        assert_eq!(
+            (stats.closed_loops, stats.recompacted_runs),
+            (1, 1),
+            "{}",
+            listing(&r)
+        );
+    }
+
+    /// A walk unrolled before the recompaction of moves stays counted
+    /// when constants and closed loops run again after it.
+    #[test]
+    fn a_walk_unrolled_before_moves_are_recompacted_is_counted() {
+        let mut r = walk_then_rotated();
+        let stats = crate::optimize(&mut r);
+        assert_eq!(
+            (stats.unrolled_loops, stats.recompacted_runs),
+            (1, 1),
+            "{}",
+            listing(&r)
+        );
+    }
+
+    /// The rotated walk becomes a self-loop once its header is copied into
+    /// the body; the entry then meets the old header, which fixes the
+    /// turns (two), and the loop is unrolled: constants and loops run
+    /// again after the copy.
+    #[test]
+    fn a_rotated_walk_is_unrolled_once_its_header_is_copied() {
+        let mut r = rotated_walk();
+        let stats = crate::optimize(&mut r);
+        insta::assert_snapshot!(listing(&r), @"
+        L0:
+          add ebx,[eax+4]
+          add ebx,[eax+8]
+          lea eax,[eax+0Ch]
+          ret
+          exit
+        ");
+        assert_eq!((stats.duplicated_headers, stats.unrolled_loops), (1, 1));
+    }
+}

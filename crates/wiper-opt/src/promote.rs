@@ -309,6 +309,26 @@ mod tests {
         ");
     }
 
+    /// Sixteen slots that all hold copies of `ecx` share `ecx` (copies
+    /// into and out of slots past the flags' and registers' bits too).
+    #[test]
+    fn many_slots_copied_from_one_register_share_it() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 0x40))?;
+            for k in 0..16 {
+                a.mov(dword_ptr(esp + 4 * k), ecx)?;
+            }
+            a.mov(eax, 0)?;
+            for k in 0..16 {
+                a.add(eax, dword_ptr(esp + 4 * k))?;
+            }
+            a.lea(esp, ptr(esp + 0x40))?;
+            a.ret()
+        });
+        let listing = promoted(f);
+        assert_eq!(listing.matches("add eax,ecx").count(), 16, "{listing}");
+    }
+
     /// Near misses: a byte of the slot is written too (overlap), and in
     /// the second function the slot's address escapes into `ecx`.
     #[test]
