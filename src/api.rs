@@ -305,9 +305,9 @@ impl Residual {
     /// instructions (a function pointer it passes on), with the addresses
     /// of the GOT slots it reads (what `wiper_x86::reach` counts of them
     /// is for it to decide: every constant outside the residual is
-    /// returned but the return addresses below). A return address
-    /// of an original call that the residual stores on the stack (into the
-    /// return address slot of an inlined call) is not an entry when the
+    /// returned but the return addresses below). The return address of a
+    /// call the specializer inlined, stored on the stack (into the return
+    /// address slot of the inlined call), is not an entry when the
     /// residual never jumps into the original code: only code that left
     /// for the original could return through that slot.
     pub fn original_entries(&self) -> Vec<u32> {
@@ -332,11 +332,12 @@ impl Residual {
                     || wiper_x86::reach::constants(ins, None)
                         .first()
                         .is_some_and(|&t| {
-                            ins.op0_kind() == iced_x86::OpKind::NearBranch32 && outside(t)
+                            ins.op0_kind() == iced_x86::OpKind::NearBranch32
+                                && outside(t)
+                                && self.binary.is_executable(t)
                         }))
         });
-        let mut dis = Disassembler::new(&self.binary);
-        let starts: BTreeSet<u32> = dis.discover_functions().into_iter().collect();
+        let returns = &self.result.inlined_return_addresses;
         let mut out = Vec::new();
         for ins in instructions() {
             let stack_store = ins.code() == iced_x86::Code::Mov_rm32_imm32
@@ -347,12 +348,7 @@ impl Residual {
             // `ebp` reloaded from the stack), and the residual keeps such
             // instructions when the GOT pointer is dynamic there.
             for value in wiper_x86::reach::constants(ins, self.binary.got) {
-                if !outside(value)
-                    || (stack_store
-                        && !leaves
-                        && self.binary.is_executable(value)
-                        && is_return_address(&mut dis, &starts, value))
-                {
+                if !outside(value) || (stack_store && !leaves && returns.contains(&value)) {
                     continue;
                 }
                 out.push(value);
@@ -412,18 +408,6 @@ impl Residual {
             .collect();
         (fates, reached.constants)
     }
-}
-
-/// Whether `addr` follows a call instruction of the function that holds
-/// it (of those starting at `starts`): a return address.
-fn is_return_address(dis: &mut Disassembler, starts: &BTreeSet<u32>, addr: u32) -> bool {
-    let Some(&start) = starts.range(..addr).next_back() else {
-        return false;
-    };
-    dis.function(start).is_ok_and(|f| {
-        f.instructions()
-            .any(|i| (i.is_call_near() || i.is_call_near_indirect()) && i.next_ip32() == addr)
-    })
 }
 
 /// The alignment gcc gives functions: fewer bytes than this between the

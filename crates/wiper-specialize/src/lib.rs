@@ -245,6 +245,12 @@ pub struct Specialization {
     /// those of the binary first, then those found while specializing, in
     /// the order found. They change nothing else.
     pub warnings: Vec<Warning>,
+    /// The return addresses (in the original code) of the calls inlined
+    /// in the residual, and of the calls to their own end (`call $+5`,
+    /// which the specializer follows): the values the residual writes into
+    /// the return address slots of inlined frames, which only original
+    /// code running in those frames could return through.
+    pub inlined_return_addresses: std::collections::BTreeSet<u32>,
 }
 
 /// One specialization point of the final run: a program point (an

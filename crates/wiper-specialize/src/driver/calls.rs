@@ -66,8 +66,10 @@ impl Specializer<'_> {
         }
         if target == Some(next) {
             // `call $+5` pushes its own end and goes on there (a way to read
-            // `eip`): nothing is called.
+            // `eip`; musl's `_start` calls `_start_c` right after it so):
+            // nothing is called, but what it pushed is its return address.
             state.store = post;
+            self.run.return_addresses.insert(next);
             return Ok(Next::Continue(next));
         }
         // A call the decoder found never returns (`exit`, `abort`,
@@ -133,6 +135,7 @@ impl Specializer<'_> {
                 && (!recursive || (args_known && !dynamic_control()) || progresses())
             {
                 state.store = post;
+                self.run.return_addresses.insert(next);
                 state.ctx.push(Frame {
                     caller: state.func,
                     callee: t,

@@ -274,6 +274,7 @@ pub fn specialize(
                     points,
                     entry_times,
                     warnings,
+                    inlined_return_addresses: std::mem::take(&mut sp.run.return_addresses),
                 });
             }
             Err(Stop::Fail(e)) => return Err(e),
@@ -356,6 +357,8 @@ struct RunState {
     inlined_size: FxHashMap<u32, usize>,
     /// The warnings found so far (`warn`).
     warnings: Vec<Warning>,
+    /// The return addresses of the calls inlined so far.
+    return_addresses: BTreeSet<u32>,
 }
 
 /// The share of [`Options::max_residual`] that the inlined calls of one
