@@ -253,6 +253,52 @@ mod tests {
         ");
     }
 
+    /// `ebx` pushed twice (two slots) and changed: it keeps its saves (a
+    /// register saved twice is still saved).
+    #[test]
+    fn a_register_saved_twice_and_changed_keeps_its_saves() {
+        let f = function(|a| {
+            a.push(ebx)?;
+            a.push(ebx)?;
+            a.mov(ebx, 5)?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, dword_ptr(esp + 4))?;
+            a.lea(esp, ptr(esp + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(unframed(f), @"
+        L1:
+          push ebx
+          push ebx
+          jmp L0
+        L0:
+          mov ebx,5
+          mov eax,ebx
+          pop ebx
+          pop ebx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `inc ebx` after the restore reads and writes the
+    /// restored `ebx`, so the restore cannot become a `pop` before `ret`.
+    #[test]
+    fn an_update_after_the_restore_keeps_the_frame() {
+        let f = function(|a| {
+            a.push(ebx)?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, dword_ptr(esp))?;
+            a.inc(ebx)?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        crate::testutil::assert_unchanged(f, |r, c| {
+            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
+        });
+    }
+
     /// Items after the restore that leave `ebx` alone do not keep the
     /// frame: the restore still becomes a `pop` right before `ret`.
     #[test]
