@@ -696,6 +696,48 @@ mod tests {
         ");
     }
 
+    /// The opaque instruction may run where its result goes, after one
+    /// instruction that brings its first operand there: `esi` (read at
+    /// `ret`) must keep its value, so `imul` runs on `ebx`, not on `esi`.
+    #[test]
+    fn an_opaque_instruction_runs_where_its_result_goes() {
+        let f = function(|a| {
+            a.mov(ecx, esi)?;
+            a.imul_2(ecx, edx)?;
+            a.mov(ebx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(moved(f), @"
+        L0:
+          mov ebx,esi
+          imul ebx,edx
+          ret
+          exit
+        ");
+    }
+
+    /// `eax, ebx := eax-ebx, ebx-eax`: each difference is a `sub` in place
+    /// that destroys what the other needs, and no swap helps; a copy of
+    /// `eax` in the dead `ecx` does.
+    #[test]
+    fn a_cycle_of_differences_saves_a_value_in_a_scratch_register() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.sub(ecx, ebx)?;
+            a.sub(ebx, eax)?;
+            a.mov(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(moved(f), @"
+        L0:
+          mov ecx,eax
+          sub eax,ebx
+          sub ebx,ecx
+          ret
+          exit
+        ");
+    }
+
     /// Near miss: merging arithmetic is not this pass's job (`add ecx,4;
     /// add ecx,eax` stays for constant and offset folding).
     #[test]

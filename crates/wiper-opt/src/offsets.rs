@@ -294,6 +294,27 @@ mod tests {
         ");
     }
 
+    /// Near miss: `mov [eax],eax` addresses through `eax` but also stores
+    /// its value, which must hold the pending offset: `eax` gets it first.
+    #[test]
+    fn a_register_stored_through_itself_gets_its_offset_first() {
+        let f = function(|a| {
+            a.add(eax, 4)?;
+            a.mov(edx, dword_ptr(eax))?;
+            a.add(eax, 4)?;
+            a.mov(dword_ptr(eax), eax)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(after(f, super::fold_offsets), @"
+        L0:
+          mov edx,[eax+4]
+          lea eax,[eax+8]
+          mov [eax],eax
+          ret
+          exit
+        ");
+    }
+
     /// `mov ecx,esi` reads `esi`: it gets the pending offset by one `lea`
     /// just before.
     #[test]

@@ -1344,6 +1344,76 @@ mod tests {
         ");
     }
 
+    /// Near miss: the operation changes another byte register (`dl`), so
+    /// the byte goes back unchanged and `dl` changes: nothing to fold.
+    #[test]
+    fn a_byte_stored_back_unchanged_stays() {
+        let f = function(|a| {
+            a.movzx(ecx, byte_ptr(esi + 3))?;
+            a.dec(dl)?;
+            a.mov(byte_ptr(esi + 3), cl)?;
+            a.ret()
+        });
+        crate::testutil::assert_unchanged(f, super::run);
+    }
+
+    /// The short (`eax`) forms of `OP eax,imm32` change a dword read and
+    /// written back in place as the same operation.
+    #[test]
+    fn every_short_form_operation_through_a_dword_is_done_in_place() {
+        use iced_x86::{Code, Instruction, Register};
+        use wiper_residual::{Item, Origin};
+        let ops = [
+            (Code::Add_EAX_imm32, "add"),
+            (Code::Sub_EAX_imm32, "sub"),
+            (Code::And_EAX_imm32, "and"),
+            (Code::Or_EAX_imm32, "or"),
+            (Code::Xor_EAX_imm32, "xor"),
+        ];
+        for (code, name) in ops {
+            let op = Instruction::with2(code, Register::EAX, 0x1234_5678u32).expect("op");
+            let mut f = function(|a| {
+                a.mov(eax, dword_ptr(esi))?;
+                a.mov(dword_ptr(esi), eax)?;
+                a.mov(eax, 0)?;
+                a.ret()
+            });
+            f.blocks[0]
+                .items
+                .insert(1, Item::Instr(op, Origin::Original(0)));
+            let out = peep(f);
+            assert!(
+                out.contains(&format!("  {name} dword [esi],12345678h\n")),
+                "{out}"
+            );
+        }
+    }
+
+    /// `and eax,ecx; test eax,eax; js`: SF is read, which `and` set the
+    /// same as the test.
+    #[test]
+    fn a_zero_test_before_a_sign_branch_goes() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.and(eax, ecx)?;
+                    a.test(eax, eax)
+                }),
+                branch(Cc::s, 1, 1),
+            ),
+            block(1, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(peep(r), @"
+        L0:
+          and eax,ecx
+          js L1 else L1
+        L1:
+          ret
+          exit
+        ");
+    }
+
     /// Near miss: the byte goes back to the next address.
     #[test]
     fn a_byte_stored_elsewhere_stays() {

@@ -267,6 +267,37 @@ mod tests {
         ");
     }
 
+    /// Near miss: the entry block is a loop's head (L2 drops the saved
+    /// word and jumps back), so its `push` runs once per turn and cannot
+    /// go while the drop stays.
+    #[test]
+    fn a_save_in_a_loop_head_stays() {
+        use crate::testutil::{asm, block, branch, jump, residual};
+        use wiper_residual::Terminator;
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.push(edi)?;
+                    a.mov(edi, dword_ptr(esp + 8))?;
+                    a.mov(eax, dword_ptr(edi))?;
+                    a.test(eax, eax)
+                }),
+                branch(iced_x86::ConditionCode::ne, 2, 1),
+            ),
+            block(2, asm(|a| a.add(esp, 4)), jump(0)),
+            block(
+                1,
+                asm(|a| {
+                    a.pop(edi)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        crate::testutil::assert_unchanged(r, super::free_pushed_registers);
+    }
+
     /// Near miss: `edi`'s entry value is read before the save, so no
     /// other register may stand for `edi` there.
     #[test]

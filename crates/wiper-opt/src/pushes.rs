@@ -188,6 +188,41 @@ mod tests {
 
     use crate::testutil::{after, asm, block, branch, jump, residual};
 
+    /// Near miss: `mov eax,esp` after the push reads the stack pointer the
+    /// push lowered; the push cannot move past it into the other arm.
+    #[test]
+    fn a_push_before_a_copy_of_the_stack_pointer_stays() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.push(esi)?;
+                    a.mov(eax, esp)?;
+                    a.test(ecx, ecx)
+                }),
+                branch(ConditionCode::e, 1, 2),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.pop(esi)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.mov(eax, dword_ptr(eax))?;
+                    a.pop(esi)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        crate::testutil::assert_unchanged(r, super::move_pushes);
+    }
+
     /// Two ways into a test push `esi` and `ebx`; where the character is
     /// not `'a'` they are popped at once. The pushes join into the test's
     /// block, then sink into the arm that keeps them, and the pops go.

@@ -195,6 +195,21 @@ mod tests {
         ");
     }
 
+    /// Near miss: `mov ecx,esp` copies the stack pointer, which the push
+    /// had lowered by 4: the save stays.
+    #[test]
+    fn a_save_around_a_copy_of_the_stack_pointer_stays() {
+        let f = function(|a| {
+            a.push(eax)?;
+            a.mov(ecx, esp)?;
+            a.mov(dword_ptr(esi), ecx)?;
+            a.pop(eax)?;
+            a.mov(edx, 0)?;
+            a.ret()
+        });
+        crate::testutil::assert_unchanged(f, super::drop_local_saves);
+    }
+
     /// Near misses: the first write of the saved register between the
     /// pair reads the value saved (`lea ecx,[ecx+1]`), or writes only its
     /// low byte: a renamed register (`edx`, free after the `pop`) would

@@ -154,6 +154,30 @@ mod tests {
         crate::testutil::assert_unchanged(r, super::fold_set_and_test);
     }
 
+    /// Near miss: `movzx ecx,al` extends the tested byte into another
+    /// register, which both arms read: the `sete` and the extension stay.
+    #[test]
+    fn a_tested_byte_extended_into_another_register_stays() {
+        let ret = || {
+            asm(|a| {
+                a.mov(eax, ecx)?;
+                a.ret()
+            })
+        };
+        let r = crate::testutil::diamond(
+            asm(|a| {
+                a.cmp(edx, 3)?;
+                a.sete(al)?;
+                a.movzx(ecx, al)?;
+                a.test(al, al)
+            }),
+            ConditionCode::ne,
+            ret(),
+            ret(),
+        );
+        crate::testutil::assert_unchanged(r, super::fold_set_and_test);
+    }
+
     /// `cmp byte [edx], 0; sete dl; movzx edx, dl; pop ebx; test edx, edx;
     /// jne` becomes `cmp byte [edx], 0; pop ebx; je`; `setl cl; test cl,
     /// cl; je L2 else L3` becomes `jl L3 else L2`.

@@ -293,6 +293,58 @@ mod tests {
         ");
     }
 
+    /// `mov ecx, 5` moves on through a chain of blocks in one call: first
+    /// into L1 (whose arm L2 reads it), then, in a second round (L1 comes
+    /// first in the block list), into L2; both moves are counted.
+    #[test]
+    fn a_value_sinks_through_a_chain_of_blocks() {
+        let ret = |l| block(l, asm(|a| a.ret()), Terminator::Exit);
+        let mut r = residual(vec![
+            block(
+                2,
+                asm(|a| {
+                    a.mov(eax, ecx)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+            block(1, asm(|a| a.test(edx, edx)), branch(ConditionCode::e, 2, 4)),
+            block(
+                0,
+                asm(|a| {
+                    a.mov(ecx, 5)?;
+                    a.test(eax, eax)
+                }),
+                branch(ConditionCode::e, 1, 3),
+            ),
+            ret(3),
+            ret(4),
+        ]);
+        r.entry = Some(wiper_residual::Label(0));
+        let mut counted = r.clone();
+        let mut calc = crate::effects::EffectsOf::for_residual(&counted);
+        assert_eq!(super::sink(&mut counted, &mut calc), 2, "two moves");
+        insta::assert_snapshot!(after(r, super::sink), @"
+        L2:
+          mov ecx,5
+          mov eax,ecx
+          ret
+          exit
+        L1:
+          test edx,edx
+          je L2 else L4
+        L0:
+          test eax,eax
+          je L1 else L3
+        L3:
+          ret
+          exit
+        L4:
+          ret
+          exit
+        ");
+    }
+
     /// A stack load passes a later load into another register (`mov
     /// edx, [ebx]`, which stays: both arms read it).
     #[test]

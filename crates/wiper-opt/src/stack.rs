@@ -187,6 +187,27 @@ mod tests {
         ");
     }
 
+    /// `lea esp,[esp-4]; mov [esp],eax` is exactly a `push eax`.
+    #[test]
+    fn a_store_into_a_new_word_is_a_push() {
+        let mut f = function(|a| {
+            a.lea(esp, ptr(esp - 4))?;
+            a.mov(dword_ptr(esp), eax)?;
+            a.mov(eax, dword_ptr(esp + 8))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        assert!(super::run(&mut f));
+        insta::assert_snapshot!(listing(&f), @"
+        L0:
+          push eax
+          mov eax,[esp+8]
+          lea esp,[esp+4]
+          ret
+          exit
+        ");
+    }
+
     /// Near misses: a store at `[esp+4]` before the `pop`, a `push` and a
     /// `pop` apart, and adjustments of another register.
     #[test]

@@ -277,6 +277,96 @@ mod tests {
         ");
     }
 
+    /// `movzx edx, BYTE PTR [ebx]; test dl, dl; je` before `cmp edx, 'z'`:
+    /// the extended register is zero too where the byte is, so the
+    /// compare of the whole `edx` decides, and the zero test goes.
+    #[test]
+    fn a_zero_test_of_an_extended_byte_before_a_compare_of_the_whole_register_goes() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.movzx(edx, byte_ptr(ebx))?;
+                    a.test(dl, dl)
+                }),
+                branch(ConditionCode::e, 2, 1),
+            ),
+            block(
+                1,
+                asm(|a| a.cmp(edx, 0x7a)),
+                branch(ConditionCode::ne, 2, 3),
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.xor(eax, eax)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+            block(
+                3,
+                asm(|a| {
+                    a.mov(eax, 1)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        let out = after(r, super::drop_subsumed_zero_tests);
+        assert!(
+            out.starts_with("L0:\n  movzx edx,byte [ebx]\n  jmp L1\n"),
+            "{out}"
+        );
+    }
+
+    /// Near misses: the compare's block loads other memory (`[edx]`, not
+    /// the tested `[ecx]`), and, for a register test, it writes `eax`
+    /// twice (`mov`, `add`) where the zero target reads it (`ret`).
+    #[test]
+    fn zero_tests_whose_compare_loads_elsewhere_or_writes_a_live_register_stay() {
+        let exit = |l, value| {
+            let items = asm(|a| {
+                a.mov(eax, value)?;
+                a.ret()
+            });
+            block(l, items, Terminator::Exit)
+        };
+        let elsewhere = residual(vec![
+            block(
+                0,
+                asm(|a| a.cmp(byte_ptr(ecx), 0)),
+                branch(ConditionCode::e, 2, 1),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.movzx(eax, byte_ptr(edx))?;
+                    a.cmp(al, 0x7a)
+                }),
+                branch(ConditionCode::ne, 2, 3),
+            ),
+            exit(2, 0),
+            exit(3, 1),
+        ]);
+        crate::testutil::assert_unchanged(elsewhere, super::drop_subsumed_zero_tests);
+        let writes_twice = residual(vec![
+            block(0, asm(|a| a.test(ecx, ecx)), branch(ConditionCode::e, 2, 1)),
+            block(
+                1,
+                asm(|a| {
+                    a.mov(eax, ecx)?;
+                    a.add(eax, 5)?;
+                    a.cmp(eax, 5)
+                }),
+                branch(ConditionCode::ne, 3, 2),
+            ),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+            exit(3, 1),
+        ]);
+        crate::testutil::assert_unchanged(writes_twice, super::drop_subsumed_zero_tests);
+    }
+
     /// Near misses: the compare is with 0 itself (`cmp al, 0`: a zero
     /// byte goes the other way), the compare's block writes `ecx`, which
     /// the zero target reads, and a memory test whose compare reads a

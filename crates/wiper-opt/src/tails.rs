@@ -199,6 +199,18 @@ mod tests {
         assert!(super::rotated_loops(&single).is_empty());
     }
 
+    /// A header that is the function's entry has the entry as its other
+    /// way in: it is copied too.
+    #[test]
+    fn an_entry_header_is_copied() {
+        let r = residual(vec![
+            block(5, asm(|a| a.dec(edx)), branch(Cc::ne, 1, 2)),
+            block(1, asm(|a| a.inc(esi)), jump(5)),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        assert_eq!(super::rotated_loops(&r), vec![(Label(1), Label(5))]);
+    }
+
     /// Through the whole optimizer: the copy lets the swaps of body and
     /// header cancel, and the loop is one block of two instructions.
     #[test]

@@ -19,6 +19,7 @@ use wiper_residual::{Item, Residual, Terminator};
 use crate::cfg::{entry_glue_origin, prepend_to_entry};
 use crate::effects::{displacement_size, memory_operand, reg_bit, EffectsOf};
 use crate::frame::Frame;
+use crate::liveness::{block_index, successors};
 
 /// What to do with one item.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,10 @@ pub fn eliminate_frame(residual: &mut Residual, frame: &Frame, calc: &mut Effect
                     if ins.op0_kind() != OpKind::Register || !ins.op0_register().is_gpr32() {
                         return false;
                     }
-                    saved.insert(esp - 4, ins.op0_register());
+                    let r = ins.op0_register();
+                    if saved.insert(esp - 4, r).is_some_and(|other| other != r) {
+                        return false; // two paths save different registers there
+                    }
                     Action::Remove
                 }
                 Mnemonic::Pop | Mnemonic::Pushfd | Mnemonic::Popfd => return false,
@@ -111,7 +115,10 @@ pub fn eliminate_frame(residual: &mut Residual, frame: &Frame, calc: &mut Effect
         .map(|(&at, &r)| (at, r))
         .collect();
     kept.sort_by_key(|&(at, _)| std::cmp::Reverse(at));
-    if changed != 0 && !restores_only_at_exits(residual, &actions, changed, calc) {
+    if changed != 0
+        && (!restores_only_at_exits(residual, &actions, changed, calc)
+            || written_before_push(residual, &actions, changed, calc))
+    {
         return false;
     }
     let shift = 4 * kept.len() as i32;
@@ -179,6 +186,50 @@ fn restores_only_at_exits(
                     *a == Action::Remove || (fx.uses | fx.defs) & changed == 0
                 })
     })
+}
+
+/// Whether some path from the entry writes a register of `changed` (other
+/// than by a removed restore) before it reaches a `push` of it: that push
+/// saves a value other than the entry's, which the `push` the changed
+/// register keeps at the entry would not.
+fn written_before_push(
+    residual: &Residual,
+    actions: &[Vec<Action>],
+    changed: u128,
+    calc: &mut EffectsOf,
+) -> bool {
+    let index = block_index(residual);
+    let Some(&e) = residual.entry.and_then(|l| index.get(&l)) else {
+        return true;
+    };
+    // Per block, the changed registers some path into it has written.
+    let mut written_in: Vec<Option<u128>> = vec![None; residual.blocks.len()];
+    written_in[e] = Some(0);
+    let mut work = vec![e];
+    while let Some(b) = work.pop() {
+        let mut written = written_in[b].unwrap_or(0);
+        let block = &residual.blocks[b];
+        for (item, action) in block.items.iter().zip(&actions[b]) {
+            if let Item::Instr(ins, _) = item {
+                let pushed = ins.mnemonic() == Mnemonic::Push;
+                if pushed && reg_bit(ins.op0_register()).is_some_and(|r| written & r != 0) {
+                    return true;
+                }
+            }
+            if *action != Action::Remove {
+                written |= calc.item(item, None).defs & changed;
+            }
+        }
+        for s in successors(&block.terminator) {
+            let Some(&s) = index.get(&s) else { continue };
+            let grown = written_in[s].unwrap_or(0) | written;
+            if written_in[s] != Some(grown) {
+                written_in[s] = Some(grown);
+                work.push(s);
+            }
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -251,6 +302,101 @@ mod tests {
           ret
           exit
         ");
+    }
+
+    /// `ebx` pushed twice (two slots) and changed: it keeps its saves (a
+    /// register saved twice is still saved).
+    #[test]
+    fn a_register_saved_twice_and_changed_keeps_its_saves() {
+        let f = function(|a| {
+            a.push(ebx)?;
+            a.push(ebx)?;
+            a.mov(ebx, 5)?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, dword_ptr(esp + 4))?;
+            a.lea(esp, ptr(esp + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(unframed(f), @"
+        L1:
+          push ebx
+          push ebx
+          jmp L0
+        L0:
+          mov ebx,5
+          mov eax,ebx
+          pop ebx
+          pop ebx
+          ret
+          exit
+        ");
+    }
+
+    /// Near miss: `inc ebx` after the restore reads and writes the
+    /// restored `ebx`, so the restore cannot become a `pop` before `ret`.
+    #[test]
+    fn an_update_after_the_restore_keeps_the_frame() {
+        let f = function(|a| {
+            a.push(ebx)?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.mov(eax, ebx)?;
+            a.mov(ebx, dword_ptr(esp))?;
+            a.inc(ebx)?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        crate::testutil::assert_unchanged(f, |r, c| {
+            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
+        });
+    }
+
+    /// Near miss (a bug fixed with this test): two paths push different
+    /// registers to the same slot, and L1 reads its pushed `esi` back into
+    /// `eax`; that load is no restore of `eax`, though L2 saves `eax`
+    /// there.
+    #[test]
+    fn a_slot_saving_different_registers_on_two_paths_keeps_the_frame() {
+        use crate::testutil::{asm, block, branch, residual};
+        use wiper_residual::Terminator;
+        let ret = |l, pushed: AsmRegister32| {
+            let items = asm(|a| {
+                a.push(pushed)?;
+                a.mov(eax, dword_ptr(esp))?;
+                a.lea(esp, ptr(esp + 4))?;
+                a.ret()
+            });
+            block(l, items, Terminator::Exit)
+        };
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| a.test(ecx, ecx)),
+                branch(iced_x86::ConditionCode::e, 1, 2),
+            ),
+            ret(1, esi),
+            ret(2, eax),
+        ]);
+        crate::testutil::assert_unchanged(r, |r, c| {
+            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
+        });
+    }
+
+    /// Near miss (a bug fixed with this test): `eax` is written before its
+    /// push, which saves 5, not the entry value that a `push` at the entry
+    /// would save: the frame stays.
+    #[test]
+    fn a_register_written_before_its_push_keeps_the_frame() {
+        let f = function(|a| {
+            a.mov(eax, 5)?;
+            a.push(eax)?;
+            a.mov(ecx, dword_ptr(esp + 8))?;
+            a.mov(eax, dword_ptr(esp))?;
+            a.lea(esp, ptr(esp + 4))?;
+            a.ret()
+        });
+        crate::testutil::assert_unchanged(f, |r, c| {
+            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
+        });
     }
 
     /// Items after the restore that leave `ebx` alone do not keep the

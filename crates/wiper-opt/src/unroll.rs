@@ -259,6 +259,33 @@ mod tests {
         ");
     }
 
+    /// Near miss: `eax` doubles (plus 2) each turn after the compare, no
+    /// constant step: 0, 2, 6 meets `ebx` = 6 in the third turn, where
+    /// a step of 2 would take four.
+    #[test]
+    fn a_walk_whose_pointer_is_scaled_stays() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.mov(eax, 0)?;
+                    a.mov(ebx, 6)
+                }),
+                jump(1),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.cmp(eax, ebx)?;
+                    a.lea(eax, ptr(eax + eax + 2))
+                }),
+                branch(Cc::ne, 1, 2),
+            ),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        crate::testutil::assert_unchanged(r, super::unroll_loops);
+    }
+
     /// `je` after comparing `eax` with `eax+8`: never taken.
     #[test]
     fn a_compare_of_known_distance_is_decided() {
@@ -281,6 +308,21 @@ mod tests {
           ret
           exit
         ");
+    }
+
+    /// A decided compare is counted (the constant rounds go on while
+    /// something is).
+    #[test]
+    fn a_decided_compare_is_counted() {
+        let mut r = two_way(
+            asm(|a| {
+                a.lea(ecx, ptr(eax + 8))?;
+                a.cmp(eax, ecx)
+            }),
+            Cc::e,
+        );
+        let mut calc = crate::effects::EffectsOf::for_residual(&r);
+        assert_eq!(super::decide_distances(&mut r, &mut calc), 1);
     }
 
     /// Near miss: `ecx` is loaded, so the distance is unknown.

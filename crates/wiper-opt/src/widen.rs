@@ -227,6 +227,46 @@ mod tests {
         ");
     }
 
+    /// Each widened instruction is counted: `mov bl,0`, `mov cl,[esp+8]`
+    /// and `add bl,cl` of the function above (not `mov al,7`).
+    #[test]
+    fn widened_byte_moves_are_counted() {
+        let mut f = function(|a| {
+            a.push(ebx)?;
+            a.mov(bl, 0)?;
+            a.mov(cl, byte_ptr(esp + 8))?;
+            a.add(bl, cl)?;
+            a.mov(byte_ptr(esp + 12), bl)?;
+            a.mov(al, 7)?;
+            a.pop(ebx)?;
+            a.ret()
+        });
+        let mut calc = crate::effects::EffectsOf::for_residual(&f);
+        assert_eq!(super::widen_byte_moves(&mut f, &mut calc), 3);
+    }
+
+    /// An address load (`Item::Address`) writes `ecx` whole, so the upper
+    /// bits of `cl` are dead before it, though `mov eax, ecx` reads `ecx`
+    /// whole after it.
+    #[test]
+    fn an_address_load_kills_the_upper_bits() {
+        use wiper_residual::{Item, Origin};
+        let mut f = function(|a| {
+            a.mov(cl, 1)?;
+            a.mov(byte_ptr(esi), cl)?;
+            a.mov(eax, ecx)?;
+            a.ret()
+        });
+        let address = Item::Address {
+            reg: iced_x86::Register::ECX,
+            addr: 0x0804_a000,
+            origin: Origin::Original(0),
+        };
+        f.blocks[0].items.insert(2, address);
+        let out = after(f, super::widen_byte_moves);
+        assert!(out.starts_with("L0:\n  mov ecx,1\n"), "{out}");
+    }
+
     /// Near miss: a call of a clone (`CallLabel`) may read every register
     /// whole, so `cl`'s upper bits are live at it.
     #[test]

@@ -250,6 +250,18 @@ mod tests {
 
     use crate::testutil::asm;
 
+    /// `xor r,r` is the constant 0 to the runs (a linear instruction);
+    /// `xor r,s` of two registers is not linear.
+    #[test]
+    fn a_zeroing_xor_is_the_constant_zero() {
+        let mut regs = super::entry_forms();
+        let zero = asm(|a| a.xor(ecx, ecx))[0];
+        assert_eq!(super::interpret(&mut regs, &zero), Some(()));
+        assert_eq!(regs[1].as_constant(), Some(0));
+        let other = asm(|a| a.xor(ecx, edx))[0];
+        assert_eq!(super::interpret(&mut regs, &other), None);
+    }
+
     /// Which instructions may be a run's one non-linear instruction:
     /// `OP r,s` and `OP r,imm` of the listed operations on free registers,
     /// and `not r`; not three operands, memory, a count in `cl` or the
