@@ -262,6 +262,27 @@ mod tests {
         assert_eq!(super::interpret(&mut regs, &other), None);
     }
 
+    /// `shl r,k` and `sal r,k` multiply by 2^k, with the count masked
+    /// to 5 bits as the processor does (`shl ecx,33` doubles).
+    #[test]
+    fn a_left_shift_is_a_product_by_a_power_of_two() {
+        let entry = super::entry_forms();
+        let shifts = asm(|a| {
+            a.shl(eax, 3)?;
+            a.sal(ecx, 1)?;
+            a.shl(edx, 33)?;
+            a.shl(ebx, 0)
+        });
+        let mut regs = super::entry_forms();
+        for ins in &shifts {
+            assert_eq!(super::interpret(&mut regs, ins), Some(()), "{ins}");
+        }
+        assert_eq!(regs[0], entry[0].times(8));
+        assert_eq!(regs[1], entry[1].times(2));
+        assert_eq!(regs[2], entry[2].times(2));
+        assert_eq!(regs[3], entry[3]);
+    }
+
     /// Which instructions may be a run's one non-linear instruction:
     /// `OP r,s` and `OP r,imm` of the listed operations on free registers,
     /// and `not r`; not three operands, memory, a count in `cl` or the
