@@ -968,6 +968,41 @@ mod rewrite_tests {
         ");
     }
 
+    /// The pass reports what it did, which the clean-up loop runs again
+    /// on: a recomputation of `ecx+3` into `edx`, which still holds it,
+    /// goes and counts one; a block with nothing to rewrite counts none.
+    #[test]
+    fn a_recomputation_counts_one_and_nothing_counts_none() {
+        let run = |f: wiper_residual::Residual| {
+            let mut r = f;
+            let mut calc = crate::effects::EffectsOf::for_residual(&r);
+            let n = super::run(&mut r, &mut calc);
+            (n, crate::testutil::listing(&r))
+        };
+        let (n, listing) = run(function(|a| {
+            a.lea(edx, ptr(ecx + 3))?;
+            a.mov(dword_ptr(esi), edx)?;
+            a.mov(edx, ecx)?;
+            a.add(edx, 3)?;
+            a.mov(dword_ptr(edi), edx)?;
+            a.ret()
+        }));
+        assert_eq!(n, 1, "{listing}");
+        insta::assert_snapshot!(listing, @"
+        L0:
+          lea edx,[ecx+3]
+          mov [esi],edx
+          mov [edi],edx
+          ret
+          exit
+        ");
+        let (n, listing) = run(function(|a| {
+            a.mov(eax, ecx)?;
+            a.ret()
+        }));
+        assert_eq!(n, 0, "{listing}");
+    }
+
     /// Near miss for the shift: `adc` reads the carry of `cmp`, so only
     /// flag-free code (`lea`) may replace the `mov`.
     #[test]

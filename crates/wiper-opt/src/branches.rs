@@ -862,6 +862,29 @@ mod tests {
         assert!(listing.contains("jne L2 else L3"), "{listing}");
     }
 
+    /// Near misses: after L0's compare, and before its branch, a store
+    /// (it may be to the byte compared) or a move of the address register
+    /// (without writing flags), so L1's load may see another byte.
+    #[test]
+    fn a_byte_stored_to_or_moved_after_its_compare_is_tested_again() {
+        for after_compare in [
+            asm(|a| a.mov(byte_ptr(ebx), 1)),
+            asm(|a| a.lea(ecx, ptr(ecx + 1))),
+        ] {
+            let mut first = asm(|a| a.cmp(byte_ptr(ecx), 0));
+            first.extend(after_compare);
+            let listing = tested_in(
+                first,
+                Cc::e,
+                asm(|a| {
+                    a.movzx(edx, byte_ptr(ecx))?;
+                    a.test(dl, dl)
+                }),
+            );
+            assert!(listing.contains("jne L2 else L3"), "{listing}");
+        }
+    }
+
     /// L0 tests the byte at `[ecx]` and goes to L4 when it is zero, else
     /// to L5; L4 runs `between` and joins L5 at L1, which loads the byte,
     /// tests it again and branches to L2 or L3.
@@ -958,6 +981,20 @@ mod tests {
             let before = crate::testutil::listing(&r);
             assert_eq!(after(r, super::set_known_values), before);
         }
+    }
+
+    /// Near miss: `esp` is compared with 100h and the arm sets it to 200h,
+    /// another value (the width of `esp`, which has no place among the
+    /// known values, is still all 32 bits, not none).
+    #[test]
+    fn a_stack_pointer_set_to_another_value_stays() {
+        let r = residual(vec![
+            block(0, asm(|a| a.cmp(esp, 0x100)), branch(Cc::ne, 1, 2)),
+            block(1, asm(|a| a.mov(esp, 0x200)), jump(2)),
+            block(2, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        let before = crate::testutil::listing(&r);
+        assert_eq!(after(r, super::set_known_values), before);
     }
 
     /// Near miss: the arm is also entered from elsewhere (here it is the

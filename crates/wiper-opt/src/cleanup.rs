@@ -266,6 +266,27 @@ mod tests {
         ");
     }
 
+    /// An instruction that reads no register and writes neither the copy
+    /// nor its source (`mov edx,5`) keeps the copy: `add eax,ecx` after it
+    /// still reads `ebx`.
+    #[test]
+    fn a_copy_survives_writes_of_other_registers() {
+        let f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.mov(edx, 5)?;
+            a.add(eax, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(copies(f), @"
+        L0:
+          mov ecx,ebx
+          mov edx,5
+          add eax,ebx
+          ret
+          exit
+        ");
+    }
+
     /// The clean-up loop runs again only on what a pass reports: a read
     /// made through a copy's source is a change, a block with no copy to
     /// propagate is not.

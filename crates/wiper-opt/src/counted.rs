@@ -617,4 +617,39 @@ mod tests {
         "
         );
     }
+
+    /// The rotated loop's test may branch out on zero (`je L3 else L1`)
+    /// rather than back on not zero: the same loop, closed the same way.
+    #[test]
+    fn a_rotated_loop_leaving_on_zero_becomes_its_closed_form() {
+        let r = residual(vec![
+            block(0, asm(|a| a.mov(eax, 1)), jump(2)),
+            block(1, asm(|a| a.dec(cl)), jump(2)),
+            block(
+                2,
+                asm(|a| {
+                    a.inc(dl)?;
+                    a.test(cl, cl)
+                }),
+                branch(Cc::e, 3, 1),
+            ),
+            block(3, asm(|a| a.ret()), Terminator::Exit),
+        ]);
+        insta::assert_snapshot!(after(r, super::close_loops), @"
+        L0:
+          mov eax,1
+          jmp L2
+        L1:
+          add dl,cl
+          mov cl,0
+          jmp L3
+        L2:
+          inc dl
+          test cl,cl
+          je L3 else L1
+        L3:
+          ret
+          exit
+        ");
+    }
 }

@@ -674,6 +674,84 @@ mod tests {
         assert_eq!(stats.promoted_slots, 1, "{listing}");
     }
 
+    /// A byte slot is counted as a promoted byte slot when the promotion
+    /// that takes it runs after a callee-saved register was borrowed: `al`
+    /// and `edx` are read and `ecx` counts in the loop, `esi` and `edi`
+    /// have no low byte, so only the borrowed `ebx` can hold the byte.
+    #[test]
+    fn a_byte_slot_promoted_after_borrowing_a_register_is_counted() {
+        let mut r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.sub(esp, 4)?;
+                    a.mov(byte_ptr(esp), 0)
+                }),
+                jump(1),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.add(byte_ptr(esp), al)?;
+                    a.add(eax, edx)?;
+                    a.dec(ecx)
+                }),
+                branch(Cc::ne, 1, 2),
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.movzx(eax, byte_ptr(esp))?;
+                    a.add(esp, 4)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        let stats = crate::optimize(&mut r);
+        let listing = listing(&r);
+        assert!(
+            listing.contains("push ebx") && !listing.contains("[esp]"),
+            "{listing}"
+        );
+        assert_eq!(
+            (stats.promoted_slots, stats.promoted_byte_slots),
+            (1, 1),
+            "{listing}"
+        );
+    }
+
+    /// `pushed` runs on cleaned code after `widen`: the byte load into
+    /// `dl` becomes `movzx edx`, which leaves `inc edx` dead; until the
+    /// clean-up removes it, its read of `edx` keeps `edx` busy over `edi`'s
+    /// work (and `eax` is returned, `ecx` read), so `edi` and its save stay.
+    #[test]
+    fn a_register_a_widened_byte_frees_takes_over_a_pushed_one() {
+        let mut r = crate::testutil::function(|a| {
+            a.push(edi)?;
+            a.mov(edi, dword_ptr(esi + 4))?;
+            a.imul_2(edi, edi)?;
+            a.mov(dword_ptr(esi + 8), edi)?;
+            a.inc(edx)?;
+            a.mov(dl, byte_ptr(esi))?;
+            a.mov(byte_ptr(ecx), dl)?;
+            a.pop(edi)?;
+            a.ret()
+        });
+        r.edx_dead_at_return = true;
+        crate::optimize(&mut r);
+        insta::assert_snapshot!(listing(&r), @"
+        L0:
+          mov edx,[esi+4]
+          imul edx,edx
+          mov [esi+8],edx
+          movzx edx,byte [esi]
+          mov [ecx],dl
+          ret
+          exit
+        ");
+    }
+
     /// A loop closed before the recompaction of moves stays counted when
     /// constants and closed loops run again after it.
     #[test]

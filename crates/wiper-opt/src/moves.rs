@@ -496,6 +496,24 @@ mod tests {
         ");
     }
 
+    /// A shift by a constant is a scaling: `edx` gets `eax*4` through the
+    /// dead `ecx`, which one `lea` computes.
+    #[test]
+    fn a_shifted_copy_becomes_a_scaled_lea() {
+        let f = function(|a| {
+            a.mov(ecx, eax)?;
+            a.shl(ecx, 2)?;
+            a.mov(edx, ecx)?;
+            a.ret()
+        });
+        insta::assert_snapshot!(moved(f), @"
+        L0:
+          lea edx,[eax*4]
+          ret
+          exit
+        ");
+    }
+
     /// A three-register rotation through `ecx` (dead after): two swaps.
     #[test]
     fn a_rotation_becomes_swaps() {

@@ -309,6 +309,38 @@ mod tests {
         ");
     }
 
+    /// Two slots live at once and one free register (`ecx`: `eax`, `edx`
+    /// and the callee-saved registers are live to the `ret`): the slot
+    /// read three times gets it, not the one at the lower offset read
+    /// once. Slots are assigned most-accessed first.
+    #[test]
+    fn the_most_accessed_slot_gets_the_one_free_register() {
+        let f = function(|a| {
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(dword_ptr(esp), 5)?;
+            a.mov(dword_ptr(esp + 4), 7)?;
+            a.add(edx, dword_ptr(esp + 4))?;
+            a.add(edx, dword_ptr(esp + 4))?;
+            a.add(edx, dword_ptr(esp + 4))?;
+            a.add(edx, dword_ptr(esp))?;
+            a.lea(esp, ptr(esp + 8))?;
+            a.ret()
+        });
+        insta::assert_snapshot!(promoted(f), @"
+        L0:
+          lea esp,[esp-8]
+          mov dword [esp],5
+          mov ecx,7
+          add edx,ecx
+          add edx,ecx
+          add edx,ecx
+          add edx,[esp]
+          lea esp,[esp+8]
+          ret
+          exit
+        ");
+    }
+
     /// Sixteen slots that all hold copies of `ecx` share `ecx` (copies
     /// into and out of slots past the flags' and registers' bits too).
     #[test]

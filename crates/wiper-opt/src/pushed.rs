@@ -340,6 +340,23 @@ mod tests {
         crate::testutil::assert_unchanged(f, super::free_pushed_registers);
     }
 
+    /// Near miss: another `pop` reads the saved word (the entry `edi`,
+    /// returned in `eax`) before the stack pointer goes back over it for
+    /// the restore; without the save it would pop the return address.
+    #[test]
+    fn a_save_popped_into_another_register_stays() {
+        let f = function(|a| {
+            a.push(edi)?;
+            a.mov(edi, dword_ptr(esp + 8))?;
+            a.mov(edx, dword_ptr(edi))?;
+            a.pop(eax)?;
+            a.lea(esp, ptr(esp - 4))?;
+            a.pop(edi)?;
+            a.ret()
+        });
+        crate::testutil::assert_unchanged(f, super::free_pushed_registers);
+    }
+
     /// Near misses: every caller-saved register is live while `edi` is,
     /// and in the second function the restore is not a `pop`.
     #[test]

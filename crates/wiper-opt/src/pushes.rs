@@ -315,4 +315,50 @@ mod tests {
           exit
         ");
     }
+
+    /// Pushes that only join (L3 ends in a `ret`, so there is no arm to
+    /// sink them into) are counted too: the clean-up runs again on them.
+    #[test]
+    fn joined_pushes_are_counted() {
+        let r = residual(vec![
+            block(0, asm(|a| a.test(ecx, ecx)), branch(ConditionCode::e, 1, 2)),
+            block(
+                1,
+                asm(|a| {
+                    a.inc(ebx)?;
+                    a.push(esi)
+                }),
+                jump(3),
+            ),
+            block(2, asm(|a| a.push(esi)), jump(3)),
+            block(
+                3,
+                asm(|a| {
+                    a.mov(eax, dword_ptr(esp))?;
+                    a.pop(esi)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        let mut counted = r.clone();
+        let mut calc = crate::effects::EffectsOf::for_residual(&counted);
+        assert_eq!(super::move_pushes(&mut counted, &mut calc), 1);
+        insta::assert_snapshot!(after(r, super::move_pushes), @"
+        L0:
+          test ecx,ecx
+          je L1 else L2
+        L1:
+          inc ebx
+          jmp L3
+        L2:
+          jmp L3
+        L3:
+          push esi
+          mov eax,[esp]
+          pop esi
+          ret
+          exit
+        ");
+    }
 }

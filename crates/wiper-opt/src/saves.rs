@@ -237,4 +237,22 @@ mod tests {
             crate::testutil::assert_unchanged(f, super::drop_local_saves);
         }
     }
+
+    /// Near miss: `ecx` is written between the pair, and the only register
+    /// dead after the `pop` (`edx`, with `edx_dead_at_return`) is read and
+    /// written between it (`add edx,ecx`, whose carry `adc` reads): renamed
+    /// `edx`, `ecx` would clobber the addend.
+    #[test]
+    fn a_save_whose_only_free_register_is_updated_between_stays() {
+        let mut f = function(|a| {
+            a.push(ecx)?;
+            a.mov(ecx, dword_ptr(esp + 8))?;
+            a.add(edx, ecx)?;
+            a.pop(ecx)?;
+            a.adc(eax, 0)?;
+            a.ret()
+        });
+        f.edx_dead_at_return = true;
+        crate::testutil::assert_unchanged(f, super::drop_local_saves);
+    }
 }

@@ -245,4 +245,41 @@ mod tests {
             crate::testutil::assert_unchanged(f, |r, _| super::run(r));
         }
     }
+
+    /// An adjustment moves across an address computed from another
+    /// register (`lea ecx,[ebx+4]` touches no memory) and merges; near
+    /// misses: a store or a load through another register, which may
+    /// reach the words the adjustment reserves (below the stack pointer
+    /// once it moved), stays between the adjustments, and the pass
+    /// reports no change.
+    #[test]
+    fn adjustments_merge_across_addresses_but_not_across_memory() {
+        let mut f = function(|a| {
+            a.lea(esp, ptr(esp - 8))?;
+            a.lea(ecx, ptr(ebx + 4))?;
+            a.lea(esp, ptr(esp + 8))?;
+            a.ret()
+        });
+        assert!(super::run(&mut f));
+        insta::assert_snapshot!(listing(&f), @"
+        L0:
+          lea ecx,[ebx+4]
+          ret
+          exit
+        ");
+        for access in [
+            |a: &mut CodeAssembler| a.mov(dword_ptr(ebx), eax),
+            |a: &mut CodeAssembler| a.mov(eax, dword_ptr(ebx)),
+        ] {
+            let mut f = function(|a| {
+                a.lea(esp, ptr(esp - 8))?;
+                access(a)?;
+                a.lea(esp, ptr(esp + 8))?;
+                a.ret()
+            });
+            let before = listing(&f);
+            assert!(!super::run(&mut f), "{before}");
+            assert_eq!(listing(&f), before);
+        }
+    }
 }

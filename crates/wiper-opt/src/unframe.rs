@@ -265,6 +265,33 @@ mod tests {
         ");
     }
 
+    /// Near miss: an address item writes the saved `ebx` (it is not an
+    /// instruction, so only its effects say so): `ebx` changes, and a
+    /// frame whose changed register is written by such an item stays.
+    #[test]
+    fn a_saved_register_an_address_item_writes_keeps_the_frame() {
+        let mut f = function(|a| {
+            a.push(ebx)?;
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(eax, dword_ptr(esp + 16))?;
+            a.mov(dword_ptr(eax), ebx)?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.lea(esp, ptr(esp + 12))?;
+            a.ret()
+        });
+        f.blocks[0].items.insert(
+            2,
+            wiper_residual::Item::Address {
+                reg: iced_x86::Register::EBX,
+                addr: 0x0804_9000,
+                origin: wiper_residual::Origin::Materialized(0),
+            },
+        );
+        crate::testutil::assert_unchanged(f, |r, c| {
+            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
+        });
+    }
+
     /// Near misses: the restore is a `pop` (the pass wants none), and in
     /// the second function `ebx` changes, so its save stays as a
     /// `push`/`pop` pair.
