@@ -1006,4 +1006,57 @@ mod tests {
         let before = crate::testutil::listing(&r);
         assert_eq!(after(r, super::set_known_values), before);
     }
+
+    /// Near misses: a byte compared in another segment (`fs:`) than the one
+    /// loaded, either way round, may differ from it: the test stays. (In
+    /// the default segment both ways, it is decided.)
+    #[test]
+    fn a_byte_in_another_segment_is_tested_again() {
+        let cases = [
+            (byte_ptr(ecx).fs(), byte_ptr(ecx)),
+            (byte_ptr(ecx), byte_ptr(ecx).fs()),
+        ];
+        for (tested, loaded) in cases {
+            let listing = tested_in(
+                asm(|a| a.cmp(tested, 0)),
+                Cc::ne,
+                asm(|a| {
+                    a.movzx(edx, loaded)?;
+                    a.test(dl, dl)
+                }),
+            );
+            assert!(listing.contains("jne L2 else L3"), "{listing}");
+        }
+        let decided = tested_in(
+            asm(|a| a.cmp(byte_ptr(ecx), 0)),
+            Cc::ne,
+            asm(|a| {
+                a.movzx(edx, byte_ptr(ecx))?;
+                a.test(dl, dl)
+            }),
+        );
+        assert!(decided.contains("jmp L2"), "{decided}");
+    }
+
+    /// The join reached by the not-zero arm has [`super::MAX_THREADED_ITEMS`]
+    /// items (three moves and the test): it is short enough to copy.
+    #[test]
+    fn a_jump_into_a_test_of_a_block_of_the_largest_size_is_threaded() {
+        let mut r = repeated(asm(|a| a.test(eax, eax)));
+        r.blocks[0].terminator = branch(Cc::e, 4, 5);
+        r.blocks.push(block(4, asm(|a| a.mov(eax, 1)), jump(1)));
+        r.blocks.push(block(5, asm(|a| a.mov(ebx, 2)), jump(6)));
+        let largest = asm(|a| {
+            for k in 0..super::MAX_THREADED_ITEMS as u32 - 1 {
+                a.mov(ecx, k)?;
+            }
+            a.test(eax, eax)
+        });
+        r.blocks.push(block(6, largest, branch(Cc::ne, 2, 3)));
+        let listing = after(r, super::thread_repeated_tests);
+        assert!(
+            listing.contains("L5:\n  mov ebx,2\n  mov ecx,0\n  mov ecx,1\n  mov ecx,2\n  test eax,eax\n  jmp L2\n"),
+            "{listing}"
+        );
+    }
 }

@@ -38,3 +38,22 @@ pub fn lea(r: Register, base: Register, index: Register, scale: u32, disp: u32) 
     let memory = MemoryOperand::new(base, index, scale, disp as i64, size, false, Register::None);
     checked(Instruction::with2(Code::Lea_r32_m, r, memory))
 }
+
+#[cfg(test)]
+mod tests {
+    use iced_x86::{Encoder, Instruction, Register};
+
+    /// A `lea` with a base takes the shortest displacement (none for 0,
+    /// one byte for a small one, four else); one without a base takes four,
+    /// as it must.
+    #[test]
+    fn a_lea_takes_the_shortest_displacement() {
+        use Register::{None as NO, EAX, EBX, ECX};
+        let len = |ins: Instruction| Encoder::new(32).encode(&ins, 0).expect("encodes");
+        assert_eq!(len(super::lea(EAX, EBX, NO, 1, 0)), 2);
+        assert_eq!(len(super::lea(EAX, EBX, NO, 1, 5)), 3);
+        assert_eq!(len(super::lea(EAX, EBX, ECX, 2, -3i32 as u32)), 4);
+        assert_eq!(len(super::lea(EAX, EBX, ECX, 2, 0x100)), 7);
+        assert_eq!(len(super::lea(EAX, NO, ECX, 4, 5)), 7);
+    }
+}

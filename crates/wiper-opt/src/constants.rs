@@ -1083,4 +1083,20 @@ mod rewrite_tests {
           exit
         ");
     }
+
+    /// The removal of a write of the value its register already holds
+    /// counts as a change (the fold loop repeats while constants change the
+    /// code): `or ecx,1` after `mov ecx,5` is the only one here.
+    #[test]
+    fn the_write_of_a_held_value_counts_as_a_change() {
+        let mut r = function(|a| {
+            a.mov(ecx, 5)?;
+            a.or(ecx, 1)?;
+            a.ret()
+        });
+        let mut calc = crate::effects::EffectsOf::for_residual(&r);
+        assert_eq!(super::propagate(&mut r, &mut calc), 1);
+        let listing = crate::testutil::listing(&r);
+        assert!(!listing.contains("or ecx"), "{listing}");
+    }
 }

@@ -691,4 +691,25 @@ mod tests {
             assert!(out.contains("sub eax,ebx"), "{out}");
         }
     }
+
+    /// `jle` and `jg` read SF and OF as well as ZF: the `test` after `dec`
+    /// (which sets OF from the decrement where `test` clears it) stays
+    /// before them, and goes before `je`, which reads ZF only.
+    #[test]
+    fn a_zero_test_before_a_signed_compare_branch_stays() {
+        use iced_x86::ConditionCode as Cc;
+        let dec_test = || {
+            asm(|a| {
+                a.dec(eax)?;
+                a.test(eax, eax)
+            })
+        };
+        for cc in [Cc::le, Cc::g] {
+            let r = crate::testutil::two_way(dec_test(), cc);
+            crate::testutil::assert_unchanged(r, crate::peephole::run);
+        }
+        let r = crate::testutil::two_way(dec_test(), Cc::e);
+        let listing = after(r, crate::peephole::run);
+        assert!(!listing.contains("test"), "{listing}");
+    }
 }

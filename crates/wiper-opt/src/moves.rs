@@ -777,4 +777,32 @@ mod tests {
           exit
         ");
     }
+
+    /// The new code's instruction takes the origin of the instruction that
+    /// computed its value (the `add`, the second), not that of an
+    /// instruction after it that left the value alone.
+    #[test]
+    fn new_code_keeps_the_origin_of_what_computed_its_value() {
+        use wiper_residual::{Item, Origin};
+        let mut f = function(|a| {
+            a.mov(ecx, ebx)?;
+            a.add(ecx, 5)?;
+            a.mov(eax, ecx)?;
+            a.mov(edx, 7)?;
+            a.ret()
+        });
+        for (k, item) in f.blocks[0].items.iter_mut().enumerate() {
+            if let Item::Instr(_, o) = item {
+                *o = Origin::Original(k as u32 + 1);
+            }
+        }
+        let mut calc = crate::effects::EffectsOf::for_residual(&f);
+        super::run(&mut f, &mut calc);
+        let listing = crate::testutil::listing(&f);
+        let Some(Item::Instr(first, origin)) = f.blocks[0].items.first() else {
+            panic!("no instruction: {listing}");
+        };
+        assert_eq!(first.to_string(), "lea eax,[ebx+5]", "{listing}");
+        assert_eq!(*origin, Origin::Original(2), "{listing}");
+    }
 }

@@ -1790,4 +1790,26 @@ mod tests {
           exit
         ");
     }
+
+    /// The immediate forms on a register other than `eax` (`add ecx,5` is
+    /// `Add_rm32_imm8`, `and ecx,12345h` is `And_rm32_imm32`) change a
+    /// dword read and written back in place too.
+    #[test]
+    fn a_dword_changed_by_an_immediate_through_another_register_is_changed_in_place() {
+        type Op = fn(&mut CodeAssembler) -> Result<(), iced_x86::IcedError>;
+        let ops: [(&str, Op); 2] = [
+            ("add dword [esi+8],5", |a| a.add(ecx, 5)),
+            ("and dword [esi+8],12345h", |a| a.and(ecx, 0x12345)),
+        ];
+        for (done, op) in ops {
+            let f = function(|a| {
+                a.mov(ecx, dword_ptr(esi + 8))?;
+                op(a)?;
+                a.mov(dword_ptr(esi + 8), ecx)?;
+                a.ret()
+            });
+            let out = peep(f);
+            assert!(out.contains(&format!("L0:\n  {done}\n  ret")), "{out}");
+        }
+    }
 }

@@ -361,4 +361,55 @@ mod tests {
           exit
         ");
     }
+
+    /// A push before the test of a branch whose one arm pops it at once
+    /// sinks into the other arm (nothing to join), and the move is
+    /// counted: the clean-up runs again on it.
+    #[test]
+    fn a_push_before_one_test_sinks_and_is_counted() {
+        let r = residual(vec![
+            block(
+                0,
+                asm(|a| {
+                    a.push(esi)?;
+                    a.test(ecx, ecx)
+                }),
+                branch(ConditionCode::e, 1, 2),
+            ),
+            block(
+                1,
+                asm(|a| {
+                    a.mov(edx, dword_ptr(esp))?;
+                    a.pop(esi)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+            block(
+                2,
+                asm(|a| {
+                    a.pop(esi)?;
+                    a.ret()
+                }),
+                Terminator::Exit,
+            ),
+        ]);
+        let mut moved = r;
+        let mut calc = crate::effects::EffectsOf::for_residual(&moved);
+        assert_eq!(super::move_pushes(&mut moved, &mut calc), 1);
+        insta::assert_snapshot!(crate::testutil::listing(&moved), @"
+        L0:
+          test ecx,ecx
+          je L1 else L2
+        L1:
+          push esi
+          mov edx,[esp]
+          pop esi
+          ret
+          exit
+        L2:
+          ret
+          exit
+        ");
+    }
 }

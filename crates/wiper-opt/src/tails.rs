@@ -269,4 +269,17 @@ mod tests {
           exit
         ");
     }
+
+    /// A header a `call` names (a `CallLabel`, met here before the body's
+    /// jump) has that call as its other way in: it is copied too.
+    #[test]
+    fn a_called_header_is_copied() {
+        use wiper_residual::{Item, Origin};
+        let mut r = rotated(asm(|a| a.inc(esi)), asm(|a| a.dec(edx)));
+        r.blocks[0].terminator = jump(1);
+        r.blocks[0]
+            .items
+            .push(Item::CallLabel(Label(5), Origin::Glue(0)));
+        assert_eq!(super::rotated_loops(&r), vec![(Label(1), Label(5))]);
+    }
 }

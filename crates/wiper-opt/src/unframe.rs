@@ -499,4 +499,31 @@ mod tests {
           exit
         ");
     }
+
+    /// An address item that writes a register no slot saves (`ecx`) is no
+    /// obstacle: the frame of bookkeeping goes, as it does without the item.
+    #[test]
+    fn an_address_item_writing_an_unsaved_register_lets_the_frame_go() {
+        let mut f = function(|a| {
+            a.push(ebx)?;
+            a.lea(esp, ptr(esp - 8))?;
+            a.mov(eax, dword_ptr(esp + 16))?;
+            a.mov(ebx, dword_ptr(esp + 8))?;
+            a.lea(esp, ptr(esp + 12))?;
+            a.ret()
+        });
+        f.blocks[0].items.insert(
+            2,
+            wiper_residual::Item::Address {
+                reg: iced_x86::Register::ECX,
+                addr: 0x0804_9000,
+                origin: wiper_residual::Origin::Materialized(0),
+            },
+        );
+        let out = unframed(f);
+        assert!(
+            out.starts_with("L0:\n  mov ecx,&0x8049000\n  mov eax,[esp+4]\n  ret\n"),
+            "{out}"
+        );
+    }
 }

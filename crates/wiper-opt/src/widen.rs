@@ -401,4 +401,24 @@ mod tests {
           exit
         ");
     }
+
+    /// Near miss: an address load (`Item::Address`) writes only its own
+    /// register whole; the upper bits of `eax` it leaves alone are read at
+    /// `ret`, so `mov al,bl` before it stays a byte move.
+    #[test]
+    fn an_address_load_keeps_the_upper_bits_of_other_registers() {
+        use wiper_residual::{Item, Origin};
+        let mut f = function(|a| {
+            a.mov(al, bl)?;
+            a.ret()
+        });
+        let address = Item::Address {
+            reg: iced_x86::Register::ECX,
+            addr: 0x0804_a000,
+            origin: Origin::Original(0),
+        };
+        f.blocks[0].items.insert(1, address);
+        let out = after(f, super::widen_byte_moves);
+        assert!(out.starts_with("L0:\n  mov al,bl\n"), "{out}");
+    }
 }

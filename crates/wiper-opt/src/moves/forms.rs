@@ -314,4 +314,30 @@ mod tests {
             assert!(!super::is_opaque(&ins), "{ins}");
         }
     }
+
+    /// `neg r` is linear: the register times -1.
+    #[test]
+    fn a_negation_is_a_product_by_minus_one() {
+        let entry = super::entry_forms();
+        let mut regs = super::entry_forms();
+        let neg = asm(|a| a.neg(edx))[0];
+        assert_eq!(super::interpret(&mut regs, &neg), Some(()));
+        assert_eq!(regs[2], entry[2].times(u32::MAX));
+    }
+
+    /// The run's opaque instruction steps only over itself on the same
+    /// operand forms: `imul eax,ebx` (on the entry values) is neither
+    /// `imul eax,ecx` nor `imul ecx,ebx`.
+    #[test]
+    fn an_opaque_step_needs_both_operand_forms() {
+        let regs = super::entry_forms();
+        let imul = |r: AsmRegister32, s: AsmRegister32| asm(|a| a.imul_2(r, s))[0];
+        let op = super::Opaque::of(&imul(eax, ebx), &regs).expect("opaque");
+        for other in [imul(eax, ecx), imul(ecx, ebx)] {
+            let mut stepped = regs;
+            assert_eq!(op.step(&mut stepped, &other), None, "{other}");
+        }
+        let mut stepped = regs;
+        assert_eq!(op.step(&mut stepped, &imul(eax, ebx)), Some(()));
+    }
 }
