@@ -238,11 +238,14 @@ mod tests {
 
     use crate::testutil::{after, function};
 
-    /// Frame elimination after the frame analysis.
+    /// Frame elimination after the frame analysis: whether it changed `r`.
+    fn unframe(r: &mut wiper_residual::Residual, c: &mut crate::effects::EffectsOf) -> bool {
+        crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
+    }
+
+    /// The listing of `r` after [`unframe`].
     fn unframed(r: wiper_residual::Residual) -> String {
-        after(r, |r, c| {
-            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
-        })
+        after(r, unframe)
     }
 
     /// `ebx` is saved and restored but never changed; the argument read
@@ -287,9 +290,7 @@ mod tests {
                 origin: wiper_residual::Origin::Materialized(0),
             },
         );
-        crate::testutil::assert_unchanged(f, |r, c| {
-            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
-        });
+        crate::testutil::assert_unchanged(f, unframe);
     }
 
     /// Near misses: the restore is a `pop` (the pass wants none), and in
@@ -372,9 +373,7 @@ mod tests {
             a.lea(esp, ptr(esp + 4))?;
             a.ret()
         });
-        crate::testutil::assert_unchanged(f, |r, c| {
-            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
-        });
+        crate::testutil::assert_unchanged(f, unframe);
     }
 
     /// Near miss (a bug fixed with this test): two paths push different
@@ -403,9 +402,7 @@ mod tests {
             ret(1, esi),
             ret(2, eax),
         ]);
-        crate::testutil::assert_unchanged(r, |r, c| {
-            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
-        });
+        crate::testutil::assert_unchanged(r, unframe);
     }
 
     /// Near miss (a bug fixed with this test): `eax` is written before its
@@ -421,9 +418,7 @@ mod tests {
             a.lea(esp, ptr(esp + 4))?;
             a.ret()
         });
-        crate::testutil::assert_unchanged(f, |r, c| {
-            crate::frame::analyze(r).is_some_and(|f| super::eliminate_frame(r, &f, c))
-        });
+        crate::testutil::assert_unchanged(f, unframe);
     }
 
     /// Items after the restore that leave `ebx` alone do not keep the
